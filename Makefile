@@ -1,0 +1,122 @@
+# kiln — plain Makefile. Everything is built under build/.
+#   make            build/libkiln.so, build/libkiln.a, build/kiln
+#   make test       unit + integration + renderer tests; ends with "N passed, N failed"
+#   make demo       profile the examples, write their profiles and flamegraphs
+#   make bench      overhead ratios against unprofiled runs and peers
+#   make install PREFIX=/usr/local
+# Missing Debian packages are installed when run as root (see 'deps').
+
+PREFIX     ?= /usr/local
+CC         ?= cc
+CXX        ?= c++
+OPT        ?= -O2
+CFLAGS     ?= $(OPT) -g
+CXXFLAGS   ?= $(OPT) -g
+BUILD      ?= build
+# Sampling rate used by the demo.
+DEMO_HZ    ?= 999
+
+WARN       := -Wall -Wextra -Wpedantic
+KILN_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE \
+               -Iinclude -Iruntime -MMD -MP
+LIBS_RT    := -lunwind -lpthread -ldl
+
+# Debian packages: what building needs, and what the tests add.
+DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev
+DEPS_TEST  := libxml2-utils valgrind google-perftools libgoogle-perftools-dev \
+              libjemalloc2 libtcmalloc-minimal4 libcmocka-dev clang \
+              chromium golang-go golang-github-google-pprof-dev heaptrack \
+              python3
+
+RUNTIME_SRC := $(sort $(wildcard runtime/*.c))
+PRELOAD_SRC := $(sort $(wildcard preload/*.c))
+TOOLS_SRC   := $(sort $(wildcard tools/*.c))
+RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o)
+PRELOAD_OBJ := $(PRELOAD_SRC:%.c=$(BUILD)/%.o)
+TOOLS_OBJ   := $(TOOLS_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps deps-test test demo bench install clean asan tsan
+all: deps $(BUILD)/libkiln.so $(BUILD)/libkiln.a $(BUILD)/kiln
+
+# ---------------------------------------------------------------- deps
+# Installs what is missing with apt-get when root; otherwise says what to run.
+define kiln_install_pkgs
+@if command -v dpkg >/dev/null 2>&1; then \
+  missing=""; \
+  for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+  if [ -n "$$missing" ]; then \
+    if [ "$$(id -u)" = 0 ]; then \
+      echo "kiln: installing Debian packages:$$missing"; \
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+    else \
+      echo "kiln: missing Debian packages:$$missing (run: sudo apt-get install$$missing)" >&2; \
+      exit 1; \
+    fi; \
+  fi; \
+else \
+  echo "kiln: not a Debian system; make sure these are installed: $(1)" >&2; \
+fi
+endef
+
+$(BUILD)/.deps-build:
+	$(call kiln_install_pkgs,$(DEPS_BUILD))
+	@mkdir -p $(BUILD) && touch $@
+$(BUILD)/.deps-test: $(BUILD)/.deps-build
+	$(call kiln_install_pkgs,$(DEPS_TEST))
+	@touch $@
+deps: $(BUILD)/.deps-build
+deps-test: $(BUILD)/.deps-test
+
+# ---------------------------------------------------------------- libraries
+$(BUILD)/runtime/%.o: runtime/%.c | $(BUILD)/.deps-build
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KILN_CFLAGS) -c $< -o $@
+$(BUILD)/preload/%.o: preload/%.c | $(BUILD)/.deps-build
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(KILN_CFLAGS) -c $< -o $@
+
+$(BUILD)/libkiln.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ) preload/kiln.map
+	$(CC) -shared -o $@ $(RUNTIME_OBJ) $(PRELOAD_OBJ) \
+	  -Wl,--version-script=preload/kiln.map -Wl,-z,now $(LIBS_RT)
+$(BUILD)/libkiln.a: $(RUNTIME_OBJ) $(PRELOAD_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# ---------------------------------------------------------------- the tool
+$(BUILD)/tools/%.o: tools/%.c | $(BUILD)/.deps-build
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -MMD -MP -c $< -o $@
+$(BUILD)/kiln: $(TOOLS_OBJ)
+	$(CC) -o $@ $(TOOLS_OBJ) -lz -lm
+
+# ---------------------------------------------------------------- examples
+include examples/examples.mk
+
+# ---------------------------------------------------------------- tests
+include tests/tests.mk
+-include tools/render.mk
+
+test: all examples unit-tests $(BUILD)/.deps-test $(RENDER_TEST_DEPS)
+	@KILN_BUILD=$(BUILD) tests/run.sh
+
+demo: all examples
+	@KILN_BUILD=$(BUILD) DEMO_HZ=$(DEMO_HZ) tests/demo.sh
+
+bench: all examples $(BUILD)/.deps-test
+	@KILN_BUILD=$(BUILD) tests/bench/run.sh
+
+# ---------------------------------------------------------------- install
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/kiln $(DESTDIR)$(PREFIX)/bin/kiln
+	install -m 755 $(BUILD)/libkiln.so $(DESTDIR)$(PREFIX)/lib/libkiln.so
+	install -m 644 $(BUILD)/libkiln.a $(DESTDIR)$(PREFIX)/lib/libkiln.a
+	install -m 644 include/kiln.h $(DESTDIR)$(PREFIX)/include/kiln.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' kiln.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kiln.pc
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(RUNTIME_OBJ:.o=.d) $(PRELOAD_OBJ:.o=.d) $(TOOLS_OBJ:.o=.d)

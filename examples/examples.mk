@@ -1,0 +1,29 @@
+# Examples: each built twice, without frame pointers (NAME) and with (NAME.fp),
+# so both unwinders are tested on both kinds of binary.
+EXB := $(BUILD)/examples
+EX_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -pthread
+EX_CXXFLAGS := -O2 -g -std=c++17 -Wall -Wextra -pthread
+EX_C  := $(filter-out examples/plugin_%.c,$(sort $(wildcard examples/*.c)))
+EX_CC := $(sort $(wildcard examples/*.cc))
+EX_PLUGINS := $(patsubst examples/%.c,$(EXB)/%.so,$(sort $(wildcard examples/plugin_*.c)))
+EX_BINS := $(patsubst examples/%.c,$(EXB)/%,$(EX_C)) $(patsubst examples/%.cc,$(EXB)/%,$(EX_CC))
+EX_ALL := $(EX_BINS) $(EX_BINS:=.fp) $(EX_PLUGINS)
+
+.PHONY: examples
+examples: $(EX_ALL)
+
+$(EXB)/%: examples/%.c | $(BUILD)/.deps-build
+	@mkdir -p $(@D)
+	$(CC) $(EX_CFLAGS) -fomit-frame-pointer -o $@ $< -ldl -lm
+$(EXB)/%.fp: examples/%.c | $(BUILD)/.deps-build
+	@mkdir -p $(@D)
+	$(CC) $(EX_CFLAGS) -fno-omit-frame-pointer -o $@ $< -ldl -lm
+$(EXB)/%: examples/%.cc | $(BUILD)/.deps-build
+	@mkdir -p $(@D)
+	$(CXX) $(EX_CXXFLAGS) -fomit-frame-pointer -o $@ $<
+$(EXB)/%.fp: examples/%.cc | $(BUILD)/.deps-build
+	@mkdir -p $(@D)
+	$(CXX) $(EX_CXXFLAGS) -fno-omit-frame-pointer -o $@ $<
+$(EXB)/plugin_%.so: examples/plugin_%.c | $(BUILD)/.deps-build
+	@mkdir -p $(@D)
+	$(CC) $(EX_CFLAGS) -fPIC -shared -o $@ $<
