@@ -1,0 +1,150 @@
+/* diff.c — `kiln diff`: two profiles joined stack by stack into
+ * difffolded-compatible lines ("stack BEFORE AFTER"), the input of a
+ * differential flame graph. Both files go into one trie; the first file's
+ * per-stack counts are set aside before the second is read. */
+#include "kiln.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char kiln_diff_usage[] =
+    "usage: kiln diff [-n] [--strict] [-o FILE] BEFORE AFTER\n"
+    "\n"
+    "Writes one line per stack found in either profile: 'stack BEFORE AFTER'\n"
+    "(difffolded format), stacks in byte order. Draw it with\n"
+    "'kiln flamegraph': red frames grew, blue frames shrank.\n"
+    "\n"
+    "  -n, --normalize   scale BEFORE's counts to AFTER's total (rounded)\n"
+    "  -o, --output FILE write FILE (appears whole) instead of stdout\n"
+    "  --strict          a malformed input line is an error, not a warning\n"
+    "  -h, --help        this help\n";
+
+/* Writes every stack with a count in either profile, depth first in byte
+ * order of the frames, keeping the current stack text in one buffer. */
+static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *before,
+                           uint32_t nbefore, double scale)
+{
+    kiln_buf_t stack = {0}, line = {0};
+    uint32_t *kids = NULL;
+    size_t kids_cap = 0, top = 0, cap = 1024;
+    /* Entries: node << 1 | leaving; leaving entries restore the text length,
+     * kept in a parallel array. */
+    uint64_t *todo = kiln_util_xmalloc(cap * sizeof *todo);
+    size_t *lens = kiln_util_xmalloc(cap * sizeof *lens);
+    size_t k = kiln_profile_children(p, 0, &kids, &kids_cap);
+    if (k > cap) {
+        cap = k;
+        todo = kiln_util_xrealloc(todo, cap * sizeof *todo);
+        lens = kiln_util_xrealloc(lens, cap * sizeof *lens);
+    }
+    for (size_t i = k; i-- > 0;) {
+        lens[top] = 0;
+        todo[top++] = (uint64_t)kids[i] << 1;
+    }
+    while (top) {
+        top--;
+        uint32_t id = (uint32_t)(todo[top] >> 1);
+        stack.len = lens[top];
+        const kiln_node_t *n = &p->nodes[id];
+        const kiln_name_t *nm = &p->names.names[n->name];
+        if (stack.len)
+            kiln_buf_addc(&stack, ';');
+        kiln_buf_add(&stack, nm->str, nm->len);
+        double b = id < nbefore ? before[id] : 0, a = n->self;
+        if (b > 0 || a > 0) {
+            line.len = 0;
+            kiln_buf_add(&line, stack.data, stack.len);
+            kiln_buf_addc(&line, ' ');
+            kiln_util_fmt_count(&line, scale != 1 ? round(b * scale) : b, false);
+            kiln_buf_addc(&line, ' ');
+            kiln_util_fmt_count(&line, a, false);
+            kiln_buf_addc(&line, '\n');
+            fwrite(line.data, 1, line.len, out);
+        }
+        k = kiln_profile_children(p, id, &kids, &kids_cap);
+        if (top + k > cap) {
+            while (top + k > cap)
+                cap *= 2;
+            todo = kiln_util_xrealloc(todo, cap * sizeof *todo);
+            lens = kiln_util_xrealloc(lens, cap * sizeof *lens);
+        }
+        for (size_t i = k; i-- > 0;) {
+            lens[top] = stack.len;
+            todo[top++] = (uint64_t)kids[i] << 1;
+        }
+    }
+    free(todo);
+    free(lens);
+    free(kids);
+    kiln_buf_free(&stack);
+    kiln_buf_free(&line);
+}
+
+int kiln_diff_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"normalize", no_argument, NULL, 'n'},
+        {"output", required_argument, NULL, 'o'},
+        {"strict", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    kiln_folded_opts_t fo = {0};
+    bool normalize = false;
+    const char *output = NULL;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":no:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n': normalize = true; break;
+        case 'o': output = optarg; break;
+        case 's': fo.strict = true; break;
+        case 'h': fputs(kiln_diff_usage, stdout); return 0;
+        default: kiln_util_bad_option("diff", c, argv);
+        }
+    }
+    if (argc - optind != 2)
+        kiln_util_usage_error("diff", "needs two files, BEFORE and AFTER");
+    kiln_profile_t p;
+    kiln_profile_init(&p, false);
+    int rc = kiln_folded_read(&p, (const char *const *)argv + optind, 1, &fo);
+    double *before = NULL;
+    uint32_t nbefore = 0;
+    double total_before = 0;
+    if (rc == 0) {
+        if (p.has_delta) {
+            kiln_util_err("%s: already a differential profile (two counts per line)",
+                          argv[optind]);
+            rc = -1;
+        }
+        nbefore = p.count;
+        total_before = p.nodes[0].total;
+        before = kiln_util_xmalloc((size_t)nbefore * sizeof *before);
+        for (uint32_t i = 0; i < nbefore; i++) {
+            before[i] = p.nodes[i].self;
+            p.nodes[i].self = p.nodes[i].total = 0;
+        }
+    }
+    if (rc == 0)
+        rc = kiln_folded_read(&p, (const char *const *)argv + optind + 1, 1, &fo);
+    if (rc == 0 && p.has_delta) {
+        kiln_util_err("%s: already a differential profile (two counts per line)",
+                      argv[optind + 1]);
+        rc = -1;
+    }
+    if (rc == 0) {
+        double scale = normalize && total_before > 0 ? p.nodes[0].total / total_before : 1;
+        kiln_out_t out;
+        rc = kiln_out_open(&out, output);
+        if (rc == 0) {
+            kiln_diff_emit(out.fp, &p, before, nbefore, scale);
+            rc = kiln_out_commit(&out);
+        }
+    }
+    free(before);
+    kiln_profile_free(&p);
+    return rc == 0 ? 0 : KILN_EXIT_FAIL;
+}

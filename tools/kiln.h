@@ -1,0 +1,228 @@
+/* kiln.h — the internals of the offline `kiln` command, one section per file.
+ * Glossary first, then every cross-file function under the file that defines
+ * it. The tool shares only the folded text format with the runtime.
+ *
+ * Glossary
+ *   folded line   "frame;frame;frame COUNT" (root first), or with two counts
+ *                 "stack BEFORE AFTER" (difffolded output).
+ *   name id       index of a hash-consed frame name (kiln_names_t).
+ *   node          one frame in the profile trie: a name under a parent.
+ *                 total = samples of every stack through it, self = samples
+ *                 of the stacks that end at it. Node 0 is the root "all".
+ *   value         what a frame's width is made of: the count, or for a
+ *                 two-count line the second count (first with --negate).
+ *   delta         for two-count lines, after - before (negated with
+ *                 --negate); drives the differential colours.
+ */
+#ifndef KILN_TOOLS_H
+#define KILN_TOOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define KILN_VERSION "0.1.0"
+
+/* Exit codes: 0 ok, 1 runtime failure (bad input, I/O), 2 usage. */
+#define KILN_EXIT_FAIL 1
+#define KILN_EXIT_USAGE 2
+
+/* ------------------------------------------------------------ util.c */
+/* Errors, memory that never returns NULL, growable byte buffers, output
+ * files that appear whole. */
+void kiln_util_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void kiln_util_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "kiln: CMD: unknown option ..." style usage errors and exits 2. */
+_Noreturn void kiln_util_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void *kiln_util_xmalloc(size_t n);
+void *kiln_util_xcalloc(size_t n, size_t size);
+void *kiln_util_xrealloc(void *p, size_t n);
+char *kiln_util_xstrdup(const char *s);
+/* Parses a non-negative number ("12", "12.5", "12%"): 0 on success. */
+int kiln_util_parse_double(const char *s, double *out);
+int kiln_util_parse_long(const char *s, long min, long max, long *out);
+/* Shared getopt_long error reporting: call when getopt_long returns '?' or ':'. */
+_Noreturn void kiln_util_bad_option(const char *cmd, int c, char *const argv[]);
+
+typedef struct kiln_buf_s {
+    char *data;
+    size_t len, cap;
+} kiln_buf_t;
+void kiln_buf_reserve(kiln_buf_t *b, size_t extra);
+void kiln_buf_add(kiln_buf_t *b, const void *p, size_t n);
+void kiln_buf_adds(kiln_buf_t *b, const char *s);
+void kiln_buf_addc(kiln_buf_t *b, char c);
+void kiln_buf_printf(kiln_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kiln_buf_free(kiln_buf_t *b);
+
+/* An output destination: stdout, or PATH written through a temporary file in
+ * the same directory (O_CREAT|O_EXCL) and renamed on commit; abort unlinks
+ * it, so a failed run never leaves a partial file. */
+typedef struct kiln_out_s {
+    FILE *fp;
+    char *path, *tmp_path;
+} kiln_out_t;
+int kiln_out_open(kiln_out_t *o, const char *path); /* NULL or "-": stdout */
+int kiln_out_commit(kiln_out_t *o);                 /* 0, or -1 after a kiln: line */
+void kiln_out_abort(kiln_out_t *o);
+
+/* Appends a count as flamegraph.pl prints it: integer with thousands commas,
+ * or two decimals when fractional. */
+void kiln_util_fmt_count(kiln_buf_t *b, double v, bool commas);
+
+/* ------------------------------------------------------------ names.c */
+/* Hash-consed frame names: each distinct byte string is stored once. */
+typedef struct kiln_name_s {
+    const char *str;
+    uint32_t len;
+    uint32_t hash;
+} kiln_name_t;
+typedef struct kiln_names_s {
+    kiln_name_t *names;
+    uint32_t count, cap;
+    uint32_t *slots; /* open addressing: name id + 1, 0 = empty */
+    uint32_t mask;
+    char *chunk;     /* current arena chunk */
+    size_t chunk_used, chunk_cap;
+    char **chunks;
+    size_t nchunks;
+} kiln_names_t;
+void kiln_names_init(kiln_names_t *t);
+void kiln_names_free(kiln_names_t *t);
+uint32_t kiln_names_intern(kiln_names_t *t, const char *s, size_t len);
+/* -1, 0, 1 by byte order (shorter first on a common prefix). */
+int kiln_names_cmp(const kiln_names_t *t, uint32_t a, uint32_t b);
+
+/* ------------------------------------------------------------ profile.c */
+#define KILN_NONE UINT32_MAX
+
+typedef struct kiln_node_s {
+    uint32_t name, parent;
+    uint32_t child, sibling; /* children list, most recent first */
+    double total, self, delta;
+    double start;            /* flame chart: time of creation; layout: x */
+} kiln_node_t;
+
+typedef struct kiln_profile_s {
+    kiln_names_t names;
+    kiln_node_t *nodes;
+    uint32_t count, cap;
+    uint32_t *slots; /* (parent, name) -> node id + 1 */
+    uint32_t mask;
+    bool flamechart; /* merge only with the most recent child */
+    bool has_delta;  /* some line had two counts */
+    double cursor;   /* flame chart time */
+    double delta_max_abs;
+} kiln_profile_t;
+void kiln_profile_init(kiln_profile_t *p, bool flamechart);
+void kiln_profile_free(kiln_profile_t *p);
+/* The child of PARENT named NAME, created when missing. */
+uint32_t kiln_profile_child(kiln_profile_t *p, uint32_t parent, uint32_t name);
+/* Adds VALUE (and DELTA) to the path of nodes path[0..depth-1] (root not
+ * included; it is added to as well) and SELF to the last. */
+void kiln_profile_add(kiln_profile_t *p, const uint32_t *path, size_t depth, double value,
+                      double delta);
+/* Children of NODE in drawing order (alphabetical, or input order for a
+ * flame chart); returns the count, *out is reused between calls. */
+size_t kiln_profile_children(const kiln_profile_t *p, uint32_t node, uint32_t **out,
+                             size_t *out_cap);
+/* Children heaviest first (ties by name): tree and top. */
+size_t kiln_profile_children_by_weight(const kiln_profile_t *p, uint32_t node,
+                                       uint32_t **out, size_t *out_cap);
+static inline const kiln_name_t *kiln_profile_name(const kiln_profile_t *p, uint32_t node)
+{
+    return &p->names.names[p->nodes[node].name];
+}
+
+/* ------------------------------------------------------------ folded.c */
+typedef struct kiln_folded_opts_s {
+    bool strict;      /* a malformed line is fatal */
+    bool reverse;     /* merge from the leaves: frames reversed */
+    bool negate;      /* two-count lines: widths from the first count */
+    const char *base; /* keep only stacks through this frame, re-rooted */
+} kiln_folded_opts_t;
+/* Reads every path ("-" or none = stdin) into P. Malformed lines are reported
+ * as "kiln: FILE:LINE: what" (the first ten, then a count). Returns 0, or -1
+ * after a kiln: line (unreadable file, strict violation, no valid line). */
+int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
+                     const kiln_folded_opts_t *opts);
+/* Parses one line (no newline) into stack and counts. Returns NULL on
+ * success or a static description of what is wrong. *ncounts is 1 or 2.
+ * Exposed for the fuzzer. */
+const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_len,
+                                   double counts[2], int *ncounts);
+/* Guesses the profile kind from a folded file name:
+ * "cpu", "alloc_bytes", "alloc_count", "leak_bytes", "leak_count",
+ * "peak_bytes", or NULL. */
+const char *kiln_folded_kind(const char *path);
+
+/* ------------------------------------------------------------ escape.c */
+/* Appends NAME escaped for XML text and attributes: <>&"' as entities,
+ * control characters and invalid UTF-8 as U+FFFD. With max_chars > 0 and a
+ * longer name, keeps max_chars-2 characters and appends "..". */
+void kiln_escape_xml(kiln_buf_t *b, const char *s, size_t len, size_t max_chars);
+/* Appends NAME as a JSON string body (no quotes), invalid UTF-8 replaced. */
+void kiln_escape_json(kiln_buf_t *b, const char *s, size_t len);
+/* Number of characters (code points after repair) in S. */
+size_t kiln_escape_chars(const char *s, size_t len);
+
+/* ------------------------------------------------------------ color.c */
+typedef enum {
+    KILN_PAL_HOT, KILN_PAL_MEM, KILN_PAL_IO, KILN_PAL_RED, KILN_PAL_GREEN,
+    KILN_PAL_BLUE, KILN_PAL_AQUA, KILN_PAL_YELLOW, KILN_PAL_PURPLE,
+    KILN_PAL_ORANGE
+} kiln_palette_t;
+int kiln_color_palette(const char *name, kiln_palette_t *out);
+const char *kiln_color_palette_names(void);
+/* Writes "rgb(r,g,b)" for a frame. With hash, the colour depends only on the
+ * name; otherwise on a fixed-seed sequence (*seed), so output is stable. */
+void kiln_color_frame(kiln_buf_t *b, kiln_palette_t pal, bool hash, const char *name,
+                      size_t len, uint64_t *seed);
+/* Differential colour: red for growth, blue for shrink, by |delta|/max. */
+void kiln_color_diff(kiln_buf_t *b, double delta, double max_abs);
+
+/* ------------------------------------------------------------ svg.c */
+typedef struct kiln_svg_opts_s {
+    const char *title, *subtitle, *countname, *nametype, *notes;
+    double width, frame_height, font_size, font_width;
+    double minwidth;       /* pixels, or percent of the total with minwidth_pct */
+    bool minwidth_pct, minwidth_set;
+    double factor;
+    kiln_palette_t palette;
+    bool hash, inverted, negate;
+    long frame_budget;     /* when minwidth is not given: cap on frames drawn */
+} kiln_svg_opts_t;
+/* Draws P as a flamegraph.pl-compatible interactive SVG. 0 or -1. */
+int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o);
+
+/* ------------------------------------------------------------ svg_script.c */
+/* NULL-terminated lists of lines. */
+extern const char *const kiln_svg_script[];
+extern const char *const kiln_svg_style[];
+
+/* ------------------------------------------------------------ commands */
+int kiln_flamegraph_main(int argc, char **argv);  /* flamegraph.c */
+int kiln_diff_main(int argc, char **argv);        /* diff.c */
+int kiln_top_main(int argc, char **argv);         /* top.c */
+int kiln_tree_main(int argc, char **argv);        /* tree.c */
+int kiln_convert_main(int argc, char **argv);     /* convert.c */
+int kiln_record_main(int argc, char **argv);      /* record.c */
+
+/* top.c: prints the flat list of PATHS merged (one table): self and total
+ * count and share per function, sorted by self (or by total with
+ * KILN_TOP_BY_TOTAL), at most N rows (N <= 0: all). Malformed lines are
+ * reported on stderr (fatal with KILN_TOP_STRICT). 0, or -1 after a kiln:
+ * line. */
+#define KILN_TOP_BY_TOTAL 1u
+#define KILN_TOP_STRICT 2u
+int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsigned flags);
+
+/* speedscope.c / pprof.c: write P (read from a file of KIND, see
+ * kiln_folded_kind) in the converted format to OUT. 0 or -1. */
+int kiln_speedscope_write(FILE *out, const kiln_profile_t *p, const char *kind,
+                          const char *profile_name);
+int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind);
+
+#endif

@@ -1,0 +1,163 @@
+/* profile.c — the profile trie every view is drawn from: one node per frame
+ * under its parent, with total, self and delta counts. Built while the
+ * folded parser streams; child lookup goes through one hash table keyed by
+ * (parent, name id), so a line costs one probe per frame. */
+#include "kiln.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t kiln_profile_slot_hash(uint32_t parent, uint32_t name)
+{
+    uint64_t k = ((uint64_t)parent << 32 | name) * 0x9e3779b97f4a7c15ull;
+    return (uint32_t)(k >> 32) ^ (uint32_t)k;
+}
+
+static uint32_t kiln_profile_new_node(kiln_profile_t *p, uint32_t parent, uint32_t name)
+{
+    if (p->count == UINT32_MAX - 1)
+        kiln_util_die("too many frames in the profile");
+    if (p->count == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 4096;
+        p->nodes = kiln_util_xrealloc(p->nodes, (size_t)p->cap * sizeof *p->nodes);
+    }
+    uint32_t id = p->count++;
+    kiln_node_t *n = &p->nodes[id];
+    memset(n, 0, sizeof *n);
+    n->name = name;
+    n->parent = parent;
+    n->child = KILN_NONE;
+    n->sibling = KILN_NONE;
+    n->start = p->cursor;
+    if (parent != KILN_NONE) {
+        n->sibling = p->nodes[parent].child;
+        p->nodes[parent].child = id;
+    }
+    return id;
+}
+
+void kiln_profile_init(kiln_profile_t *p, bool flamechart)
+{
+    memset(p, 0, sizeof *p);
+    kiln_names_init(&p->names);
+    p->flamechart = flamechart;
+    p->mask = 4095;
+    p->slots = kiln_util_xcalloc(p->mask + 1, sizeof *p->slots);
+    kiln_profile_new_node(p, KILN_NONE, kiln_names_intern(&p->names, "all", 3));
+}
+
+void kiln_profile_free(kiln_profile_t *p)
+{
+    kiln_names_free(&p->names);
+    free(p->nodes);
+    free(p->slots);
+    memset(p, 0, sizeof *p);
+}
+
+static void kiln_profile_grow_slots(kiln_profile_t *p)
+{
+    uint32_t mask = p->mask * 2 + 1;
+    uint32_t *slots = kiln_util_xcalloc((size_t)mask + 1, sizeof *slots);
+    for (uint32_t id = 1; id < p->count; id++) {
+        uint32_t i = kiln_profile_slot_hash(p->nodes[id].parent, p->nodes[id].name) & mask;
+        while (slots[i])
+            i = (i + 1) & mask;
+        slots[i] = id + 1;
+    }
+    free(p->slots);
+    p->slots = slots;
+    p->mask = mask;
+}
+
+uint32_t kiln_profile_child(kiln_profile_t *p, uint32_t parent, uint32_t name)
+{
+    if (p->flamechart) {
+        /* A flame chart keeps time order: only the latest child can be
+         * extended, anything else starts a new frame. */
+        uint32_t last = p->nodes[parent].child;
+        if (last != KILN_NONE && p->nodes[last].name == name)
+            return last;
+        return kiln_profile_new_node(p, parent, name);
+    }
+    uint32_t i = kiln_profile_slot_hash(parent, name) & p->mask;
+    for (uint32_t id; (id = p->slots[i]) != 0; i = (i + 1) & p->mask) {
+        const kiln_node_t *n = &p->nodes[id - 1];
+        if (n->parent == parent && n->name == name)
+            return id - 1;
+    }
+    uint32_t id = kiln_profile_new_node(p, parent, name);
+    p->slots[i] = id + 1;
+    if ((uint64_t)p->count * 4 > (uint64_t)(p->mask + 1) * 3)
+        kiln_profile_grow_slots(p);
+    return id;
+}
+
+void kiln_profile_add(kiln_profile_t *p, const uint32_t *path, size_t depth, double value,
+                      double delta)
+{
+    p->nodes[0].total += value;
+    p->nodes[0].delta += delta;
+    for (size_t i = 0; i < depth; i++) {
+        p->nodes[path[i]].total += value;
+        p->nodes[path[i]].delta += delta;
+    }
+    p->nodes[depth ? path[depth - 1] : 0].self += value;
+    p->cursor += value;
+}
+
+static size_t kiln_profile_collect(const kiln_profile_t *p, uint32_t node, uint32_t **out,
+                                   size_t *out_cap)
+{
+    size_t n = 0;
+    for (uint32_t c = p->nodes[node].child; c != KILN_NONE; c = p->nodes[c].sibling) {
+        if (n == *out_cap) {
+            *out_cap = *out_cap ? *out_cap * 2 : 64;
+            *out = kiln_util_xrealloc(*out, *out_cap * sizeof **out);
+        }
+        (*out)[n++] = c;
+    }
+    return n;
+}
+
+static int kiln_profile_cmp_name(const void *a, const void *b, void *ctx)
+{
+    const kiln_profile_t *p = ctx;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    int c = kiln_names_cmp(&p->names, p->nodes[x].name, p->nodes[y].name);
+    return c ? c : (x < y ? -1 : x > y);
+}
+
+static int kiln_profile_cmp_weight(const void *a, const void *b, void *ctx)
+{
+    const kiln_profile_t *p = ctx;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    double tx = p->nodes[x].total, ty = p->nodes[y].total;
+    if (tx != ty)
+        return tx > ty ? -1 : 1;
+    return kiln_profile_cmp_name(a, b, ctx);
+}
+
+size_t kiln_profile_children(const kiln_profile_t *p, uint32_t node, uint32_t **out,
+                             size_t *out_cap)
+{
+    size_t n = kiln_profile_collect(p, node, out, out_cap);
+    if (p->flamechart) {
+        for (size_t i = 0; i < n / 2; i++) {
+            uint32_t t = (*out)[i];
+            (*out)[i] = (*out)[n - 1 - i];
+            (*out)[n - 1 - i] = t;
+        }
+    } else if (n > 1) {
+        qsort_r(*out, n, sizeof **out, kiln_profile_cmp_name, (void *)p);
+    }
+    return n;
+}
+
+size_t kiln_profile_children_by_weight(const kiln_profile_t *p, uint32_t node,
+                                       uint32_t **out, size_t *out_cap)
+{
+    size_t n = kiln_profile_collect(p, node, out, out_cap);
+    if (n > 1)
+        qsort_r(*out, n, sizeof **out, kiln_profile_cmp_weight, (void *)p);
+    return n;
+}

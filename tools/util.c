@@ -1,0 +1,274 @@
+/* util.c — what every `kiln` command shares: "kiln:" error lines, memory that
+ * never returns NULL (the tool exits on exhaustion), growable buffers, number
+ * parsing and output files that appear whole (temporary name, then rename). */
+#include "kiln.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void kiln_util_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kiln: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+_Noreturn void kiln_util_die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kiln: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(KILN_EXIT_FAIL);
+}
+
+_Noreturn void kiln_util_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "kiln: %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'kiln %s --help')\n", cmd);
+    va_end(ap);
+    exit(KILN_EXIT_USAGE);
+}
+
+_Noreturn void kiln_util_bad_option(const char *cmd, int c, char *const argv[])
+{
+    /* getopt_long leaves the offending word at argv[optind - 1]. */
+    const char *word = optind > 0 ? argv[optind - 1] : "?";
+    if (c == ':')
+        kiln_util_usage_error(cmd, "option '%s' needs a value", word);
+    if (optopt && optopt != '?' && !(word[0] == '-' && word[1] == '-'))
+        kiln_util_usage_error(cmd, "unknown option '-%c'", optopt);
+    kiln_util_usage_error(cmd, "unknown option '%s'", word);
+}
+
+void *kiln_util_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        kiln_util_die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+void *kiln_util_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        kiln_util_die("out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+void *kiln_util_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        kiln_util_die("out of memory (%zu bytes)", n);
+    return q;
+}
+
+char *kiln_util_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = kiln_util_xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+int kiln_util_parse_double(const char *s, double *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !isfinite(v) || v < 0)
+        return -1;
+    if (*end == '%' && end[1] == '\0')
+        end++;
+    if (*end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int kiln_util_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+void kiln_buf_reserve(kiln_buf_t *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    b->data = kiln_util_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void kiln_buf_add(kiln_buf_t *b, const void *p, size_t n)
+{
+    kiln_buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void kiln_buf_adds(kiln_buf_t *b, const char *s) { kiln_buf_add(b, s, strlen(s)); }
+
+void kiln_buf_addc(kiln_buf_t *b, char c)
+{
+    kiln_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void kiln_buf_printf(kiln_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    kiln_buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void kiln_buf_free(kiln_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void kiln_util_fmt_count(kiln_buf_t *b, double v, bool commas)
+{
+    char digits[64];
+    if (v != floor(v) || fabs(v) >= 1e18) {
+        kiln_buf_printf(b, "%.2f", v);
+        return;
+    }
+    int n = snprintf(digits, sizeof digits, "%.0f", v);
+    if (!commas || n <= 3) {
+        kiln_buf_add(b, digits, (size_t)n);
+        return;
+    }
+    int i = 0;
+    if (digits[0] == '-') {
+        kiln_buf_addc(b, '-');
+        i = 1;
+    }
+    for (; i < n; i++) {
+        kiln_buf_addc(b, digits[i]);
+        int left = n - i - 1;
+        if (left > 0 && left % 3 == 0)
+            kiln_buf_addc(b, ',');
+    }
+}
+
+int kiln_out_open(kiln_out_t *o, const char *path)
+{
+    memset(o, 0, sizeof *o);
+    if (!path || strcmp(path, "-") == 0) {
+        o->fp = stdout;
+        return 0;
+    }
+    size_t n = strlen(path);
+    o->path = kiln_util_xstrdup(path);
+    o->tmp_path = kiln_util_xmalloc(n + 32);
+    int fd = -1;
+    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+        snprintf(o->tmp_path, n + 32, "%s.tmp%ld.%d", path, (long)getpid(), attempt);
+        fd = open(o->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        kiln_util_err("%s: cannot create: %s", path, strerror(errno));
+        free(o->path);
+        free(o->tmp_path);
+        memset(o, 0, sizeof *o);
+        return -1;
+    }
+    o->fp = fdopen(fd, "w");
+    if (!o->fp) {
+        close(fd);
+        unlink(o->tmp_path);
+        kiln_util_die("%s: fdopen: %s", path, strerror(errno));
+    }
+    setvbuf(o->fp, NULL, _IOFBF, 1 << 16);
+    return 0;
+}
+
+int kiln_out_commit(kiln_out_t *o)
+{
+    int rc = 0;
+    if (!o->fp)
+        return -1;
+    if (o->fp == stdout) {
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            kiln_util_err("<stdout>: write error: %s", strerror(errno));
+            rc = -1;
+        }
+        o->fp = NULL;
+        return rc;
+    }
+    if (ferror(o->fp) | fflush(o->fp)) {
+        kiln_util_err("%s: write error: %s", o->path, strerror(errno));
+        rc = -1;
+    }
+    if (fclose(o->fp) != 0 && rc == 0) {
+        kiln_util_err("%s: write error: %s", o->path, strerror(errno));
+        rc = -1;
+    }
+    o->fp = NULL;
+    if (rc == 0 && rename(o->tmp_path, o->path) != 0) {
+        kiln_util_err("%s: cannot rename into place: %s", o->path, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0)
+        unlink(o->tmp_path);
+    free(o->path);
+    free(o->tmp_path);
+    o->path = o->tmp_path = NULL;
+    return rc;
+}
+
+void kiln_out_abort(kiln_out_t *o)
+{
+    if (o->fp && o->fp != stdout) {
+        fclose(o->fp);
+        unlink(o->tmp_path);
+    }
+    free(o->path);
+    free(o->tmp_path);
+    memset(o, 0, sizeof *o);
+}
