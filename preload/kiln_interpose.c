@@ -1,0 +1,194 @@
+/* kiln_interpose.c — the libc functions kiln wraps, each of which resolves
+ * the real one (kiln_libc), tells the runtime, and forwards:
+ *   pthread_create   new threads register and arm their timer first thing
+ *   dlopen/dlclose   the module list follows; unwinding is unsafe inside
+ *   dl_iterate_phdr  unwinding is unsafe inside (the loader's lock)
+ *   sigaction/signal a program that takes SIGPROF gets it; kiln steps aside
+ *   exec*            the profile so far is written and no kiln signal or
+ *                    timer survives into the new image
+ * Runs in whatever thread the program calls from; never in the handler. */
+#include "kiln_internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ----------------------------------------------------------- threads */
+
+/* Start records for new threads: a fixed pool from mmap (the profiler must
+ * not call the program's malloc here), claimed with a CAS. */
+typedef struct kiln_start_rec {
+  _Atomic int used;
+  void *(*fn)(void *);
+  void *arg;
+} kiln_start_rec_t;
+
+enum { KILN_START_RECS = 1024 };
+static kiln_start_rec_t *kiln_start_recs;
+static _Atomic unsigned kiln_start_hint;
+
+static kiln_start_rec_t *kiln_interpose_rec_claim(void) {
+  if (kiln_start_recs == NULL) {
+    kiln_start_rec_t *p = kiln_mem_map(sizeof(kiln_start_rec_t) * KILN_START_RECS);
+    kiln_start_rec_t *expect = NULL;
+    if (p == NULL) return NULL;
+    if (!atomic_compare_exchange_strong((_Atomic(kiln_start_rec_t *) *)&kiln_start_recs, &expect, p))
+      kiln_mem_unmap(p, sizeof(kiln_start_rec_t) * KILN_START_RECS);
+  }
+  for (unsigned k = 0; k < KILN_START_RECS; k++) {
+    unsigned i = atomic_fetch_add_explicit(&kiln_start_hint, 1, memory_order_relaxed) % KILN_START_RECS;
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&kiln_start_recs[i].used, &expect, 1)) return &kiln_start_recs[i];
+  }
+  return NULL;
+}
+
+static void *kiln_interpose_thread_start(void *p) {
+  kiln_start_rec_t *rec = p;
+  void *(*fn)(void *) = rec->fn;
+  void *arg = rec->arg;
+  atomic_store_explicit(&rec->used, 0, memory_order_release);
+  kiln_profiler_thread_begin();
+  return fn(arg);
+}
+
+KILN_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                               void *(*start)(void *), void *arg) {
+  kiln_libc_resolve();
+  if (!kiln_profiler_active()) return kiln_libc.pthread_create(thread, attr, start, arg);
+  kiln_start_rec_t *rec = kiln_interpose_rec_claim();
+  if (rec == NULL) return kiln_libc.pthread_create(thread, attr, start, arg);
+  rec->fn = start;
+  rec->arg = arg;
+  int rc = kiln_libc.pthread_create(thread, attr, kiln_interpose_thread_start, rec);
+  if (rc != 0) atomic_store(&rec->used, 0);
+  return rc;
+}
+
+/* ----------------------------------------------------------- the loader */
+
+KILN_EXPORT void *dlopen(const char *file, int mode) {
+  kiln_libc_resolve();
+  kiln_unwind_unsafe_enter();
+  void *h = kiln_libc.dlopen(file, mode);
+  kiln_unwind_unsafe_leave();
+  if (h != NULL && kiln_profiler_active()) kiln_modules_refresh();
+  return h;
+}
+
+KILN_EXPORT int dlclose(void *handle) {
+  kiln_libc_resolve();
+  /* Record the module while it is still mapped, so it can be named later. */
+  if (kiln_profiler_active()) kiln_modules_refresh();
+  kiln_unwind_unsafe_enter();
+  int rc = kiln_libc.dlclose(handle);
+  kiln_unwind_unsafe_leave();
+  if (kiln_profiler_active()) kiln_modules_refresh();
+  return rc;
+}
+
+KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data) {
+  kiln_libc_resolve();
+  kiln_unwind_unsafe_enter();
+  int rc = kiln_libc.dl_iterate_phdr(cb, data);
+  kiln_unwind_unsafe_leave();
+  return rc;
+}
+
+/* ----------------------------------------------------------- signals */
+
+KILN_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+  kiln_libc_resolve();
+  if (sig == SIGPROF) return kiln_sampler_program_sigaction(act, old, kiln_libc.sigaction);
+  return kiln_libc.sigaction(sig, act, old);
+}
+
+/* signal() with the given flags, through the SIGPROF logic above. */
+static sighandler_t kiln_interpose_signal(int sig, sighandler_t handler, int flags) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sa.sa_flags = flags;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(sig, &sa, &old) < 0) return SIG_ERR;
+  return old.sa_handler;
+}
+
+KILN_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
+  kiln_libc_resolve();
+  if (sig != SIGPROF) return kiln_libc.signal(sig, handler);
+  return kiln_interpose_signal(sig, handler, SA_RESTART); /* glibc: BSD semantics */
+}
+
+KILN_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler) { return signal(sig, handler); }
+
+KILN_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler) {
+  return kiln_interpose_signal(sig, handler, SA_RESETHAND | SA_NODEFER);
+}
+
+/* ----------------------------------------------------------- exec */
+
+extern char **environ;
+
+static int kiln_interpose_exec_done(int rc) {
+  int saved = errno;
+  kiln_profiler_exec_failed();
+  errno = saved;
+  return rc;
+}
+
+KILN_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+  kiln_libc_resolve();
+  kiln_profiler_before_exec();
+  return kiln_interpose_exec_done(kiln_libc.execve(path, argv, envp));
+}
+
+KILN_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
+  kiln_libc_resolve();
+  kiln_profiler_before_exec();
+  return kiln_interpose_exec_done(kiln_libc.execvpe(file, argv, envp));
+}
+
+KILN_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
+  kiln_libc_resolve();
+  kiln_profiler_before_exec();
+  return kiln_interpose_exec_done(kiln_libc.fexecve(fd, argv, envp));
+}
+
+KILN_EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+KILN_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+
+/* The list forms: count the arguments, then build argv on the stack. */
+#define KILN_EXEC_ARGV(first, ap, argv, envp_out)                                                  \
+  size_t argc_ = 1;                                                                                \
+  va_start(ap, first);                                                                             \
+  while (va_arg(ap, char *) != NULL) argc_++;                                                      \
+  va_end(ap);                                                                                      \
+  char *argv[argc_ + 1];                                                                           \
+  va_start(ap, first);                                                                             \
+  argv[0] = (char *)(first);                                                                       \
+  for (size_t i_ = 1; i_ <= argc_; i_++) argv[i_] = va_arg(ap, char *);                            \
+  envp_out;                                                                                        \
+  va_end(ap)
+
+KILN_EXPORT int execl(const char *path, const char *arg, ...) {
+  va_list ap;
+  KILN_EXEC_ARGV(arg, ap, argv, (void)0);
+  return execve(path, argv, environ);
+}
+
+KILN_EXPORT int execlp(const char *file, const char *arg, ...) {
+  va_list ap;
+  KILN_EXEC_ARGV(arg, ap, argv, (void)0);
+  return execvpe(file, argv, environ);
+}
+
+KILN_EXPORT int execle(const char *path, const char *arg, ...) {
+  va_list ap;
+  char **envp;
+  KILN_EXEC_ARGV(arg, ap, argv, envp = va_arg(ap, char **));
+  return execve(path, argv, envp);
+}

@@ -1,0 +1,277 @@
+/* kiln_internal.h — every cross-file function of the runtime, listed under
+ * the file that defines it, leaves first (memory, logging, options), then the
+ * middle (rings, threads, unwinding, stack table, modules, symbols), then the
+ * top (sampler, collector, output, profiler). Calls go one way: down.
+ * "[signal]" marks what may run in the SIGPROF handler (async-signal-safe).
+ */
+#ifndef KILN_INTERNAL_H
+#define KILN_INTERNAL_H
+
+#include "kiln_types.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <ucontext.h>
+
+/* ------------------------------------------------------------ kiln_mem.c */
+/* Anonymous, zeroed memory from mmap: the runtime never uses malloc. */
+void *kiln_mem_map(size_t bytes) KILN_INTERNAL;           /* NULL on failure */
+void kiln_mem_unmap(void *p, size_t bytes) KILN_INTERNAL;
+
+/* A lock-free bump arena reserved up front (MAP_NORESERVE); pages are touched
+ * only as they are used. Nothing is freed but the whole arena. */
+typedef struct kiln_arena {
+  char *base;
+  size_t cap;
+  _Atomic size_t used; /* bytes handed out (may pass cap when full) */
+} kiln_arena_t;
+int kiln_arena_init(kiln_arena_t *a, size_t cap) KILN_INTERNAL; /* 0 / -errno */
+void *kiln_arena_alloc(kiln_arena_t *a, size_t bytes) KILN_INTERNAL; /* [signal] NULL when full */
+void kiln_arena_destroy(kiln_arena_t *a) KILN_INTERNAL;
+
+/* A growable byte buffer on mmap (mremap), for dump-time text. */
+typedef struct kiln_buf {
+  char *data;
+  size_t len, cap;
+  bool failed; /* an allocation failed: contents incomplete */
+} kiln_buf_t;
+void kiln_buf_put(kiln_buf_t *b, const char *s, size_t n) KILN_INTERNAL;
+void kiln_buf_puts(kiln_buf_t *b, const char *s) KILN_INTERNAL;
+void kiln_buf_printf(kiln_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3))) KILN_INTERNAL;
+void *kiln_buf_reserve(kiln_buf_t *b, size_t n) KILN_INTERNAL; /* n bytes appended, uninitialised */
+void kiln_buf_free(kiln_buf_t *b) KILN_INTERNAL;
+/* In-place heapsort: no recursion, no allocation. */
+void kiln_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) KILN_INTERNAL;
+
+/* ------------------------------------------------------------ kiln_log.c */
+/* One "kiln: ..." line on stderr with write(2). Not for the handler. */
+void kiln_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))) KILN_INTERNAL;
+
+/* ----------------------------------------------------------- kiln_libc.c */
+/* libc's own versions of the functions kiln interposes. */
+struct dl_phdr_info;
+typedef struct kiln_libc {
+  int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+  void (*(*signal)(int, void (*)(int)))(int);
+  int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+  void *(*dlopen)(const char *, int);
+  int (*dlclose)(void *);
+  int (*dl_iterate_phdr)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
+  int (*execve)(const char *, char *const[], char *const[]);
+  int (*execvpe)(const char *, char *const[], char *const[]);
+  int (*fexecve)(int, char *const[], char *const[]);
+} kiln_libc_t;
+extern kiln_libc_t kiln_libc KILN_INTERNAL;
+/* Fills kiln_libc once (dlsym RTLD_NEXT). Normal context. */
+void kiln_libc_resolve(void) KILN_INTERNAL;
+
+/* -------------------------------------------------------- kiln_options.c */
+/* Fills cfg from the KILN_* environment (secure_getenv). Returns 0 when
+ * profiling should run, 1 when it is switched off (KILN_MODE=off), and
+ * -EINVAL after logging one line for a bad value. */
+int kiln_options_from_env(kiln_config_t *cfg) KILN_INTERNAL;
+/* Defaults: cpu mode, KILN_HZ_DEFAULT, KILN_DEPTH_DEFAULT, libunwind, ".". */
+void kiln_options_defaults(kiln_config_t *cfg) KILN_INTERNAL;
+/* Makes cfg->out_dir absolute (against the current directory). */
+int kiln_options_resolve_out(kiln_config_t *cfg) KILN_INTERNAL;
+
+/* ------------------------------------------------------------ kiln_ring.c */
+typedef struct kiln_ring {
+  _Atomic uint64_t head; /* next word the producer writes */
+  char pad0[56];
+  _Atomic uint64_t tail; /* next word the consumer reads */
+  char pad1[56];
+  uint64_t *words;
+  uint64_t mask; /* size - 1, size a power of two */
+} kiln_ring_t;
+/* A record is one header word (kiln_ring_header) and its pcs. */
+static inline uint64_t kiln_ring_header(unsigned npcs, unsigned flags, uint32_t weight) {
+  return (uint64_t)(npcs & 0xffff) | ((uint64_t)(flags & 0xff) << 16) | ((uint64_t)weight << 32);
+}
+void kiln_ring_init(kiln_ring_t *r, uint64_t *words, size_t nwords) KILN_INTERNAL;
+/* Producer: false (nothing written) when the record does not fit. */
+bool kiln_ring_push(kiln_ring_t *r, uint64_t header, const uint64_t *pcs,
+                    unsigned npcs) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* Consumer: the record's pc count (up to max, the rest skipped) or -1 if
+ * the ring is empty. */
+int kiln_ring_pop(kiln_ring_t *r, uint64_t *header, uint64_t *pcs, unsigned max) KILN_INTERNAL;
+
+/* --------------------------------------------------------- kiln_threads.c */
+enum { KILN_SLOT_FREE = 0, KILN_SLOT_CLAIMED, KILN_SLOT_ACTIVE, KILN_SLOT_EXITED };
+
+typedef struct kiln_thread {
+  _Atomic int state;          /* KILN_SLOT_* */
+  pid_t tid;
+  int perf_fd;                /* KILN_TIMER_PERF: the event, else -1 */
+  bool has_timer;             /* KILN_TIMER_POSIX: timer is armed */
+  timer_t timer;
+  bool own;                   /* registered by the thread itself (TLS set) */
+  uintptr_t stack_lo, stack_hi; /* for the fp walker; 0,0 when unknown */
+  kiln_ring_t ring;
+  uint64_t *scratch;          /* the handler's unwind buffer */
+  /* Written by the thread's handler, read by the collector. */
+  _Atomic uint64_t samples, dropped, truncated, skipped;
+} kiln_thread_t;
+
+extern __thread kiln_thread_t *kiln_tls_thread __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
+
+int kiln_threads_init(void) KILN_INTERNAL; /* 0 / -ENOMEM */
+/* Claims a slot for tid; self: the calling thread (TLS set, stack bounds
+ * known). NULL when KILN_THREADS_MAX are live (counted). */
+kiln_thread_t *kiln_threads_register(pid_t tid, bool self) KILN_INTERNAL;
+/* The thread is gone or stops being sampled: the collector drains its ring
+ * and frees the slot. */
+void kiln_threads_retire(kiln_thread_t *t) KILN_INTERNAL;
+/* The calling thread's slot, or NULL. */
+kiln_thread_t *kiln_threads_self(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* Slots in use are below this index. */
+int kiln_threads_high(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
+kiln_thread_t *kiln_threads_slot(int i) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* Called by the collector after draining an EXITED slot. */
+void kiln_threads_release(kiln_thread_t *t) KILN_INTERNAL;
+/* Counters of retired threads, added in when their slot is released. */
+typedef struct kiln_thread_totals {
+  uint64_t samples, dropped, truncated, skipped, threads, unregistered;
+} kiln_thread_totals_t;
+void kiln_threads_totals(kiln_thread_totals_t *out) KILN_INTERNAL;
+/* After fork, in the child: forget every slot of the parent (closing their
+ * event fds) and the rings' contents. */
+void kiln_threads_after_fork_child(void) KILN_INTERNAL;
+
+/* ---------------------------------------------------------- kiln_unwind.c */
+/* Per-thread depth of "unwinding is unsafe here" regions: inside the
+ * loader (dlopen, dlclose, dl_iterate_phdr) or inside libunwind outside the
+ * handler. The handler then records the leaf only (KILN_STACK_SKIPPED). */
+extern __thread int kiln_tls_unsafe __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
+static inline void kiln_unwind_unsafe_enter(void) { kiln_tls_unsafe++; }
+static inline void kiln_unwind_unsafe_leave(void) { kiln_tls_unsafe--; }
+
+/* Captures the stack interrupted by a signal, leaf first, into pcs (room
+ * for max); sets KILN_STACK_TRUNCATED in *flags when deeper. Returns the
+ * number of pcs (>= 1). scratch has room for max + KILN_UNWIND_SLACK. */
+typedef int (*kiln_unwind_fn)(const ucontext_t *uc, const kiln_thread_t *t, uint64_t *pcs,
+                              int max, unsigned *flags);
+/* Loads the backend; a missing libunwind falls back to fp (logged). */
+int kiln_unwind_init(kiln_unwind_kind_t *kind) KILN_INTERNAL;
+kiln_unwind_fn kiln_unwind_backend(kiln_unwind_kind_t kind) KILN_INTERNAL;
+/* Per-thread set-up, in the new thread before its timer is armed. */
+void kiln_unwind_thread_init(kiln_unwind_kind_t kind) KILN_INTERNAL;
+const char *kiln_unwind_name(kiln_unwind_kind_t kind) KILN_INTERNAL;
+
+/* -------------------------------------------------------- kiln_stacktab.c */
+/* Insert-only, lock-free hash table of stacks. Any thread may intern. */
+typedef struct kiln_stack {
+  uint64_t hash;
+  uint32_t depth;
+  uint32_t flags;                         /* KILN_STACK_* */
+  _Atomic uint64_t counts[KILN_COUNT_KINDS];
+  uint64_t pcs[];                         /* leaf first */
+} kiln_stack_t;
+
+int kiln_stacktab_init(size_t max_stacks) KILN_INTERNAL; /* 0 / -ENOMEM */
+/* The id of this stack, interned if new; when the table is full, the id of
+ * the "[kiln: table full]" stack (counted). Never 0. */
+uint32_t kiln_stacktab_intern(const uint64_t *pcs, unsigned depth, unsigned flags) KILN_INTERNAL;
+kiln_stack_t *kiln_stacktab_get(uint32_t id) KILN_INTERNAL;
+static inline void kiln_stacktab_add(kiln_stack_t *s, kiln_count_kind_t k, uint64_t v) {
+  atomic_fetch_add_explicit(&s->counts[k], v, memory_order_relaxed);
+}
+/* Calls fn for each interned stack (a snapshot; concurrent inserts may or
+ * may not be seen). */
+void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) KILN_INTERNAL;
+/* Zeroes every count (stacks stay interned). */
+void kiln_stacktab_clear_counts(void) KILN_INTERNAL;
+/* Drops everything: after fork in the child, or on reset. */
+int kiln_stacktab_reset(void) KILN_INTERNAL;
+typedef struct kiln_stacktab_stats { uint64_t stacks, full_hits, bytes; } kiln_stacktab_stats_t;
+void kiln_stacktab_stats(kiln_stacktab_stats_t *out) KILN_INTERNAL;
+
+/* --------------------------------------------------------- kiln_modules.c */
+typedef struct kiln_module {
+  const char *path;     /* file on disk ("" for none) */
+  const char *name;     /* basename, for module+0xOFF */
+  uintptr_t base;       /* load bias (dlpi_addr) */
+  uintptr_t lo, hi;     /* span of its PT_LOAD segments in memory */
+  const void *mem_ehdr; /* the vDSO: parse from memory */
+  bool closed;          /* dlclose'd (or no longer listed) */
+  uint64_t gen;         /* refresh in which it was first seen */
+} kiln_module_t;
+
+int kiln_modules_init(void) KILN_INTERNAL;
+/* Re-reads the loaded modules (dl_iterate_phdr); new ones are added, gone
+ * ones kept and marked closed. Any thread, not the handler. */
+void kiln_modules_refresh(void) KILN_INTERNAL;
+/* The module holding pc (open ones first), or NULL. Dump time. */
+const kiln_module_t *kiln_modules_find(uintptr_t pc) KILN_INTERNAL;
+void kiln_modules_after_fork_child(void) KILN_INTERNAL;
+
+/* --------------------------------------------------------- kiln_symbols.c */
+/* Names pc-1 (see the glossary) into out: "function", "module+0xOFF" or
+ * "[unknown]". Loads and caches each module's symbols on first use;
+ * demangles C++ names when the program has __cxa_demangle. Dump time only,
+ * under kiln_symbols_begin/end. */
+void kiln_symbols_begin(void) KILN_INTERNAL;
+void kiln_symbols_name(uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
+void kiln_symbols_end(void) KILN_INTERNAL;
+
+/* ---------------------------------------------------------- kiln_sampler.c */
+/* Installs the SIGPROF handler and picks the timer (cfg->timer, or the best
+ * that works: perf, posix, itimer). The only sigaction in the runtime. */
+int kiln_sampler_start(const kiln_config_t *cfg) KILN_INTERNAL;
+/* Arms/disarms the timer of one registered thread. */
+int kiln_sampler_thread_arm(kiln_thread_t *t) KILN_INTERNAL;
+void kiln_sampler_thread_disarm(kiln_thread_t *t) KILN_INTERNAL;
+/* Disarms every thread's timer; the handler ignores late signals. */
+void kiln_sampler_stop(void) KILN_INTERNAL;
+bool kiln_sampler_running(void) KILN_INTERNAL;
+kiln_timer_kind_t kiln_sampler_timer(void) KILN_INTERNAL;
+const char *kiln_sampler_timer_name(kiln_timer_kind_t k) KILN_INTERNAL;
+/* Before exec: disarm everything and discard pending SIGPROFs so none can
+ * reach the new image; after a failed exec, kiln_sampler_resume. */
+void kiln_sampler_quiesce(void) KILN_INTERNAL;
+void kiln_sampler_resume(void) KILN_INTERNAL;
+/* The program's sigaction(SIGPROF, ...): kiln steps aside for a program
+ * that installs its own disposition. real is libc's sigaction. */
+int kiln_sampler_program_sigaction(const struct sigaction *act, struct sigaction *old,
+                                   int (*real)(int, const struct sigaction *,
+                                               struct sigaction *)) KILN_INTERNAL;
+bool kiln_sampler_stepped_aside(void) KILN_INTERNAL;
+/* True on the calling thread while it is inside the handler (tests). */
+bool kiln_sampler_in_handler(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
+
+/* -------------------------------------------------------- kiln_collector.c */
+int kiln_collector_start(int hz) KILN_INTERNAL;
+void kiln_collector_stop(void) KILN_INTERNAL; /* joins; drains what is left */
+/* Drains every ring into the stack table now (any thread but the handler). */
+void kiln_collector_drain(void) KILN_INTERNAL;
+double kiln_collector_cpu_seconds(void) KILN_INTERNAL;
+void kiln_collector_after_fork_child(void) KILN_INTERNAL;
+
+/* ------------------------------------------------------------- kiln_out.c */
+/* Creates dir and its parents (0755). 0 / -errno. */
+int kiln_out_mkdirs(const char *dir) KILN_INTERNAL;
+/* Writes data to dir/name whole: a temporary created O_CREAT|O_EXCL|
+ * O_NOFOLLOW in dir, then renamed. 0 / -errno; nothing left on failure. */
+int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len) KILN_INTERNAL;
+
+/* ---------------------------------------------------------- kiln_folded.c */
+/* Renders the counts of kind as folded text (root first, merged, sorted).
+ * Returns the number of lines; *total gets the sum of counts. */
+size_t kiln_folded_render(kiln_count_kind_t kind, kiln_buf_t *out, uint64_t *total) KILN_INTERNAL;
+
+/* --------------------------------------------------------- kiln_profiler.c */
+/* Starts from the environment (the preload's constructor). */
+void kiln_profiler_start_env(void) KILN_INTERNAL;
+/* At exit: stop, dump, summary line. Idempotent. */
+void kiln_profiler_at_exit(void) KILN_INTERNAL;
+/* Thread lifecycle, from the preload's pthread_create wrapper. */
+void kiln_profiler_thread_begin(void) KILN_INTERNAL;
+void kiln_profiler_thread_end(void) KILN_INTERNAL;
+/* exec wrappers: dump, quiesce; on failure, resume. */
+void kiln_profiler_before_exec(void) KILN_INTERNAL;
+void kiln_profiler_exec_failed(void) KILN_INTERNAL;
+bool kiln_profiler_active(void) KILN_INTERNAL;
+
+#endif

@@ -1,0 +1,34 @@
+/* kiln_libc.c — the real libc functions behind the names kiln interposes.
+ * Both the runtime (its own sigaction and pthread_create must not reach
+ * the interposers) and the preload layer call through these pointers.
+ * Resolved with dlsym(RTLD_NEXT), which works whether kiln is preloaded,
+ * linked as a shared library or linked statically into the program.
+ * Resolution runs in normal context, before any handler is installed. */
+#include "kiln_internal.h"
+
+#include <dlfcn.h>
+
+kiln_libc_t kiln_libc;
+
+static void *kiln_libc_sym(const char *name) {
+  void *p = dlsym(RTLD_NEXT, name);
+  if (p == NULL) p = dlsym(RTLD_DEFAULT, name);
+  return p;
+}
+
+void kiln_libc_resolve(void) {
+  static _Atomic int done;
+  if (atomic_load_explicit(&done, memory_order_acquire)) return;
+  kiln_libc_t l;
+  *(void **)&l.sigaction = kiln_libc_sym("sigaction");
+  *(void **)&l.signal = kiln_libc_sym("signal");
+  *(void **)&l.pthread_create = kiln_libc_sym("pthread_create");
+  *(void **)&l.dlopen = kiln_libc_sym("dlopen");
+  *(void **)&l.dlclose = kiln_libc_sym("dlclose");
+  *(void **)&l.dl_iterate_phdr = kiln_libc_sym("dl_iterate_phdr");
+  *(void **)&l.execve = kiln_libc_sym("execve");
+  *(void **)&l.execvpe = kiln_libc_sym("execvpe");
+  *(void **)&l.fexecve = kiln_libc_sym("fexecve");
+  kiln_libc = l;
+  atomic_store_explicit(&done, 1, memory_order_release);
+}

@@ -1,0 +1,144 @@
+/* kiln_options.c — the runtime's configuration from the KILN_* environment.
+ * Read with secure_getenv, so a setuid program never obeys it. A bad value
+ * is reported in one line and profiling stays off: the program runs on.
+ * Runs once at start, in normal context. */
+#include "kiln_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void kiln_options_defaults(kiln_config_t *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->mode = KILN_MODE_CPU_BIT;
+  cfg->hz = KILN_HZ_DEFAULT;
+  cfg->max_depth = KILN_DEPTH_DEFAULT;
+  cfg->unwind = KILN_UNWIND_LIBUNWIND;
+  cfg->timer = KILN_TIMER_AUTO;
+  strcpy(cfg->out_dir, ".");
+}
+
+/* A whole decimal number in [lo, hi], nothing else around it. */
+static bool kiln_options_int(const char *s, long lo, long hi, int *out) {
+  if (s == NULL || *s == '\0') return false;
+  long v = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p < '0' || *p > '9') return false;
+    v = v * 10 + (*p - '0');
+    if (v > hi) return false;
+  }
+  if (v < lo) return false;
+  *out = (int)v;
+  return true;
+}
+
+/* KILN_MODE: comma-separated features. */
+static int kiln_options_mode(const char *s, unsigned *mode) {
+  if (strcmp(s, "off") == 0 || strcmp(s, "none") == 0) return 1;
+  unsigned m = 0;
+  char word[32];
+  while (*s) {
+    size_t n = strcspn(s, ",");
+    if (n == 0 || n >= sizeof word) return -EINVAL;
+    memcpy(word, s, n);
+    word[n] = '\0';
+    if (strcmp(word, "cpu") == 0)
+      m |= KILN_MODE_CPU_BIT;
+    else
+      return -EINVAL;
+    s += n;
+    if (*s == ',') s++;
+  }
+  if (m == 0) return -EINVAL;
+  *mode = m;
+  return 0;
+}
+
+int kiln_options_from_env(kiln_config_t *cfg) {
+  kiln_options_defaults(cfg);
+  const char *v;
+  if ((v = secure_getenv("KILN_MODE")) != NULL && *v) {
+    int rc = kiln_options_mode(v, &cfg->mode);
+    if (rc == 1) return 1;
+    if (rc < 0) {
+      kiln_log("KILN_MODE=%s: expected cpu or off; profiling disabled", v);
+      return -EINVAL;
+    }
+  }
+  if ((v = secure_getenv("KILN_HZ")) != NULL && *v &&
+      !kiln_options_int(v, KILN_HZ_MIN, KILN_HZ_MAX, &cfg->hz)) {
+    kiln_log("KILN_HZ=%s: expected a whole number from %d to %d; profiling disabled", v,
+             KILN_HZ_MIN, KILN_HZ_MAX);
+    return -EINVAL;
+  }
+  if ((v = secure_getenv("KILN_MAX_DEPTH")) != NULL && *v &&
+      !kiln_options_int(v, KILN_DEPTH_MIN, KILN_DEPTH_MAX, &cfg->max_depth)) {
+    kiln_log("KILN_MAX_DEPTH=%s: expected a whole number from %d to %d; profiling disabled", v,
+             KILN_DEPTH_MIN, KILN_DEPTH_MAX);
+    return -EINVAL;
+  }
+  if ((v = secure_getenv("KILN_UNWIND")) != NULL && *v) {
+    if (strcmp(v, "libunwind") == 0)
+      cfg->unwind = KILN_UNWIND_LIBUNWIND;
+    else if (strcmp(v, "fp") == 0)
+      cfg->unwind = KILN_UNWIND_FP;
+    else {
+      kiln_log("KILN_UNWIND=%s: expected libunwind or fp; profiling disabled", v);
+      return -EINVAL;
+    }
+  }
+  if ((v = secure_getenv("KILN_TIMER")) != NULL && *v) {
+    if (strcmp(v, "auto") == 0)
+      cfg->timer = KILN_TIMER_AUTO;
+    else if (strcmp(v, "perf") == 0)
+      cfg->timer = KILN_TIMER_PERF;
+    else if (strcmp(v, "posix") == 0)
+      cfg->timer = KILN_TIMER_POSIX;
+    else if (strcmp(v, "itimer") == 0)
+      cfg->timer = KILN_TIMER_ITIMER;
+    else {
+      kiln_log("KILN_TIMER=%s: expected auto, perf, posix or itimer; profiling disabled", v);
+      return -EINVAL;
+    }
+  }
+  if ((v = secure_getenv("KILN_QUIET")) != NULL && *v) {
+    if (strcmp(v, "1") == 0)
+      cfg->quiet = true;
+    else if (strcmp(v, "0") != 0) {
+      kiln_log("KILN_QUIET=%s: expected 0 or 1; profiling disabled", v);
+      return -EINVAL;
+    }
+  }
+  if ((v = secure_getenv("KILN_OUT")) != NULL && *v) {
+    if (strlen(v) >= sizeof cfg->out_dir - 256) {
+      kiln_log("KILN_OUT: path too long; profiling disabled");
+      return -EINVAL;
+    }
+    strcpy(cfg->out_dir, v);
+  }
+  return kiln_options_resolve_out(cfg);
+}
+
+int kiln_options_resolve_out(kiln_config_t *cfg) {
+  if (cfg->out_dir[0] == '/') return 0;
+  char cwd[4096];
+  if (getcwd(cwd, sizeof cwd) == NULL) {
+    kiln_log("cannot resolve KILN_OUT=%s: the current directory is unknown; profiling disabled",
+             cfg->out_dir);
+    return -EINVAL;
+  }
+  char abs[sizeof cfg->out_dir];
+  size_t n = strlen(cwd), m = strlen(cfg->out_dir);
+  if (n + 1 + m + 1 > sizeof abs - 256) {
+    kiln_log("KILN_OUT: path too long; profiling disabled");
+    return -EINVAL;
+  }
+  memcpy(abs, cwd, n);
+  abs[n] = '/';
+  memcpy(abs + n + 1, cfg->out_dir, m + 1);
+  /* "./" adds nothing: keep names readable. */
+  if (strcmp(cfg->out_dir, ".") == 0) abs[n] = '\0';
+  strcpy(cfg->out_dir, abs);
+  return 0;
+}

@@ -1,0 +1,376 @@
+/* kiln_profiler.c — the top of the runtime: starts and stops the parts in
+ * order, follows the process through fork and exec and thread exits, and
+ * writes the profiles and the summary at dump time. Implements the public
+ * API of kiln.h. Normal context only; fork handlers run in the forking
+ * thread (the child's with only that thread alive). */
+#include "kiln_internal.h"
+#include "kiln.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+  kiln_config_t cfg;
+  _Atomic bool active;
+  bool atfork_registered;
+  bool key_created;
+  pthread_key_t thread_key;
+  pid_t pid;
+  char prog[128];
+  double wall_start, user_start, sys_start;
+  bool out_warned;
+} kiln_profiler;
+
+static pthread_mutex_t kiln_profiler_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread sigset_t kiln_tls_fork_mask;
+
+static double kiln_profiler_now(clockid_t clk) {
+  struct timespec ts;
+  clock_gettime(clk, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void kiln_profiler_rusage(double *user, double *sys) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+  *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void kiln_profiler_baseline(void) {
+  kiln_profiler.pid = getpid();
+  kiln_profiler.wall_start = kiln_profiler_now(CLOCK_MONOTONIC);
+  kiln_profiler_rusage(&kiln_profiler.user_start, &kiln_profiler.sys_start);
+}
+
+/* The program's name, safe as part of a file name. */
+static void kiln_profiler_set_prog(void) {
+  const char *name = program_invocation_short_name;
+  if (name == NULL || *name == '\0') name = "prog";
+  size_t n = 0;
+  for (; name[n] && n < sizeof kiln_profiler.prog - 1; n++) {
+    char c = name[n];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-' || c == '+';
+    kiln_profiler.prog[n] = ok ? c : '_';
+  }
+  kiln_profiler.prog[n] = '\0';
+}
+
+static void kiln_profiler_thread_key_dtor(void *value) {
+  (void)value;
+  kiln_profiler_thread_end();
+}
+
+/* Registers and arms the calling thread. */
+static void kiln_profiler_add_self(void) {
+  kiln_unwind_thread_init(kiln_profiler.cfg.unwind);
+  kiln_thread_t *t = kiln_threads_register((pid_t)syscall(SYS_gettid), true);
+  if (t == NULL) return;
+  if (kiln_profiler.key_created) pthread_setspecific(kiln_profiler.thread_key, t);
+  kiln_sampler_thread_arm(t);
+}
+
+/* Threads that existed before start (created by an earlier constructor, or
+ * before kiln_start): sampled from outside, found through /proc. */
+static void kiln_profiler_add_existing(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL) return;
+  pid_t self = (pid_t)syscall(SYS_gettid);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    pid_t tid = (pid_t)atoi(e->d_name);
+    if (tid <= 0 || tid == self) continue;
+    kiln_thread_t *t = kiln_threads_register(tid, false);
+    if (t != NULL && kiln_sampler_thread_arm(t) < 0) kiln_threads_retire(t);
+  }
+  closedir(d);
+}
+
+static void kiln_profiler_fork_prepare(void) {
+  sigset_t prof;
+  sigemptyset(&prof);
+  sigaddset(&prof, SIGPROF);
+  pthread_sigmask(SIG_BLOCK, &prof, &kiln_tls_fork_mask);
+}
+
+static void kiln_profiler_fork_parent(void) { pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL); }
+
+static void kiln_profiler_fork_child(void) {
+  pthread_mutex_init(&kiln_profiler_lock, NULL);
+  if (atomic_load(&kiln_profiler.active)) {
+    /* The child starts a profile of its own: none of the parent's samples,
+     * threads or events come along. */
+    kiln_threads_after_fork_child();
+    kiln_stacktab_reset();
+    kiln_modules_after_fork_child();
+    kiln_collector_after_fork_child();
+    kiln_profiler_baseline();
+    kiln_profiler.out_warned = false;
+    kiln_profiler_add_self();
+    kiln_sampler_resume();
+    kiln_collector_start(kiln_profiler.cfg.hz);
+  }
+  pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
+}
+
+static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
+  pthread_mutex_lock(&kiln_profiler_lock);
+  int rc = 0;
+  if (atomic_load(&kiln_profiler.active)) {
+    rc = -EALREADY;
+    goto out;
+  }
+  kiln_libc_resolve();
+  kiln_profiler.cfg = *cfg;
+  kiln_profiler_set_prog();
+  if ((rc = kiln_threads_init()) < 0 || (rc = kiln_stacktab_init(1u << 18)) < 0 ||
+      (rc = kiln_modules_init()) < 0) {
+    kiln_log("cannot map the profiler's memory; profiling disabled");
+    goto out;
+  }
+  kiln_unwind_init(&kiln_profiler.cfg.unwind);
+  if (!kiln_profiler.key_created)
+    kiln_profiler.key_created =
+        pthread_key_create(&kiln_profiler.thread_key, kiln_profiler_thread_key_dtor) == 0;
+  if ((rc = kiln_sampler_start(&kiln_profiler.cfg)) < 0) goto out;
+  kiln_profiler_baseline();
+  atomic_store(&kiln_profiler.active, true);
+  kiln_profiler_add_self();
+  kiln_profiler_add_existing();
+  if ((rc = kiln_collector_start(kiln_profiler.cfg.hz)) < 0) {
+    kiln_log("cannot start the collector thread (%s); profiling disabled", strerror(-rc));
+    kiln_sampler_stop();
+    atomic_store(&kiln_profiler.active, false);
+    goto out;
+  }
+  if (!kiln_profiler.atfork_registered)
+    kiln_profiler.atfork_registered = pthread_atfork(kiln_profiler_fork_prepare, kiln_profiler_fork_parent,
+                                                     kiln_profiler_fork_child) == 0;
+out:
+  pthread_mutex_unlock(&kiln_profiler_lock);
+  return rc;
+}
+
+void kiln_profiler_start_env(void) {
+  kiln_config_t cfg;
+  if (kiln_options_from_env(&cfg) != 0) return;
+  kiln_profiler_start_cfg(&cfg);
+}
+
+bool kiln_profiler_active(void) { return atomic_load(&kiln_profiler.active); }
+
+void kiln_profiler_thread_begin(void) {
+  if (!atomic_load(&kiln_profiler.active) || kiln_sampler_stepped_aside()) return;
+  kiln_profiler_add_self();
+}
+
+void kiln_profiler_thread_end(void) {
+  kiln_thread_t *t = kiln_tls_thread;
+  /* The slot may have been retired by kiln_stop and reused since. */
+  if (t == NULL || t->tid != (pid_t)syscall(SYS_gettid) ||
+      atomic_load(&t->state) != KILN_SLOT_ACTIVE)
+    return;
+  /* The thread is ending: no signal may run on its slot from here on. */
+  sigset_t prof;
+  sigemptyset(&prof);
+  sigaddset(&prof, SIGPROF);
+  pthread_sigmask(SIG_BLOCK, &prof, NULL);
+  kiln_sampler_thread_disarm(t);
+  kiln_threads_retire(t);
+}
+
+/* ------------------------------------------------------------------ dump */
+
+typedef struct kiln_profiler_report {
+  kiln_thread_totals_t threads;
+  kiln_stacktab_stats_t table;
+  uint64_t cpu_total;
+  double user, sys, wall, profiler_cpu, delivered_hz;
+} kiln_profiler_report_t;
+
+static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, const char *folded) {
+  const kiln_config_t *c = &kiln_profiler.cfg;
+  kiln_buf_printf(b, "{\n  \"kiln_version\": \"%s\",\n  \"prog\": \"%s\",\n  \"pid\": %d,\n",
+                  KILN_VERSION, kiln_profiler.prog, (int)kiln_profiler.pid);
+  kiln_buf_printf(b, "  \"mode\": \"cpu\",\n  \"timer\": \"%s\",\n  \"unwinder\": \"%s\",\n",
+                  kiln_sampler_timer_name(kiln_sampler_timer()), kiln_unwind_name(c->unwind));
+  kiln_buf_printf(b, "  \"hz_requested\": %d,\n  \"sample_period_ns\": %lld,\n  \"hz_delivered\": %.1f,\n",
+                  c->hz, 1000000000LL / c->hz, r->delivered_hz);
+  kiln_buf_printf(b, "  \"max_depth\": %d,\n  \"samples\": %llu,\n  \"samples_in_profile\": %llu,\n",
+                  c->max_depth, (unsigned long long)r->threads.samples,
+                  (unsigned long long)r->cpu_total);
+  kiln_buf_printf(b, "  \"dropped\": %llu,\n  \"truncated\": %llu,\n  \"unwind_skipped\": %llu,\n",
+                  (unsigned long long)r->threads.dropped, (unsigned long long)r->threads.truncated,
+                  (unsigned long long)r->threads.skipped);
+  kiln_buf_printf(b, "  \"stacks\": %llu,\n  \"table_full\": %llu,\n  \"table_bytes\": %llu,\n",
+                  (unsigned long long)r->table.stacks, (unsigned long long)r->table.full_hits,
+                  (unsigned long long)r->table.bytes);
+  kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n",
+                  (unsigned long long)r->threads.threads, (unsigned long long)r->threads.unregistered);
+  kiln_buf_printf(b, "  \"user_seconds\": %.3f,\n  \"system_seconds\": %.3f,\n  \"wall_seconds\": %.3f,\n",
+                  r->user, r->sys, r->wall);
+  kiln_buf_printf(b, "  \"profiler_cpu_seconds\": %.3f,\n  \"stepped_aside\": %s,\n",
+                  r->profiler_cpu, kiln_sampler_stepped_aside() ? "true" : "false");
+  kiln_buf_printf(b, "  \"files\": [\"%s\"]\n}\n", folded);
+}
+
+static int kiln_profiler_dump_locked(const char *dir, bool summary) {
+  kiln_collector_drain();
+  kiln_modules_refresh();
+  kiln_profiler_report_t r;
+  memset(&r, 0, sizeof r);
+  kiln_buf_t folded = {0}, meta = {0};
+  kiln_folded_render(KILN_COUNT_CPU, &folded, &r.cpu_total);
+  kiln_threads_totals(&r.threads);
+  kiln_stacktab_stats(&r.table);
+  double user, sys;
+  kiln_profiler_rusage(&user, &sys);
+  r.user = user - kiln_profiler.user_start;
+  r.sys = sys - kiln_profiler.sys_start;
+  r.wall = kiln_profiler_now(CLOCK_MONOTONIC) - kiln_profiler.wall_start;
+  r.profiler_cpu = kiln_collector_cpu_seconds();
+  /* The perf timer counts user time; the others user and system time. */
+  double counted = r.user + (kiln_sampler_timer() == KILN_TIMER_PERF ? 0 : r.sys) - r.profiler_cpu;
+  r.delivered_hz = counted > 0.001 ? (double)r.threads.samples / counted : 0;
+
+  char name[256], meta_name[256], path[4096 + 256];
+  snprintf(name, sizeof name, "%s.%d.cpu.folded", kiln_profiler.prog, (int)kiln_profiler.pid);
+  snprintf(meta_name, sizeof meta_name, "%s.%d.meta.json", kiln_profiler.prog, (int)kiln_profiler.pid);
+  kiln_profiler_meta(&meta, &r, name);
+  int rc = kiln_out_mkdirs(dir);
+  if (rc == 0 && (folded.failed || meta.failed)) rc = -ENOMEM;
+  if (rc == 0) rc = kiln_out_write_file(dir, name, folded.data ? folded.data : "", folded.len);
+  if (rc == 0) rc = kiln_out_write_file(dir, meta_name, meta.data, meta.len);
+  if (rc < 0 && !kiln_profiler.out_warned) {
+    kiln_profiler.out_warned = true;
+    kiln_log("cannot write profiles to %s: %s", dir, strerror(-rc));
+  }
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  if (summary && !kiln_profiler.cfg.quiet) {
+    kiln_log("%s[%d]: %llu samples at %.0f Hz (%d requested; %s, %s), threads %llu, "
+             "dropped %llu, truncated %llu%s%s",
+             kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r.threads.samples,
+             r.delivered_hz, kiln_profiler.cfg.hz, kiln_sampler_timer_name(kiln_sampler_timer()),
+             kiln_unwind_name(kiln_profiler.cfg.unwind), (unsigned long long)r.threads.threads,
+             (unsigned long long)r.threads.dropped, (unsigned long long)r.threads.truncated,
+             rc == 0 ? " -> " : "", rc == 0 ? path : "");
+  }
+  kiln_buf_free(&folded);
+  kiln_buf_free(&meta);
+  return rc;
+}
+
+void kiln_profiler_at_exit(void) {
+  pthread_mutex_lock(&kiln_profiler_lock);
+  if (atomic_exchange(&kiln_profiler.active, false) && getpid() == kiln_profiler.pid) {
+    kiln_sampler_stop();
+    kiln_collector_stop();
+    kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, true);
+  }
+  pthread_mutex_unlock(&kiln_profiler_lock);
+}
+
+void kiln_profiler_before_exec(void) {
+  /* A vfork child shares our memory but is another process: hands off. */
+  if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid) return;
+  pthread_mutex_lock(&kiln_profiler_lock);
+  kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, true);
+  kiln_sampler_quiesce();
+  pthread_mutex_unlock(&kiln_profiler_lock);
+}
+
+void kiln_profiler_exec_failed(void) {
+  if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid) return;
+  kiln_sampler_resume();
+}
+
+/* ------------------------------------------------------------ public API */
+
+KILN_EXPORT int kiln_start(const kiln_options_t *opts) {
+  kiln_config_t cfg;
+  int rc = kiln_options_from_env(&cfg);
+  if (rc < 0) return rc;
+  if (opts != NULL) {
+    if (opts->mode != 0) cfg.mode = opts->mode & KILN_MODE_CPU ? KILN_MODE_CPU_BIT : 0;
+    if (opts->hz != 0) {
+      if (opts->hz < KILN_HZ_MIN || opts->hz > KILN_HZ_MAX) {
+        kiln_log("kiln_start: hz %d out of range %d..%d", opts->hz, KILN_HZ_MIN, KILN_HZ_MAX);
+        return -EINVAL;
+      }
+      cfg.hz = opts->hz;
+    }
+    if (opts->max_depth != 0) {
+      if (opts->max_depth < KILN_DEPTH_MIN || opts->max_depth > KILN_DEPTH_MAX) {
+        kiln_log("kiln_start: max_depth %d out of range %d..%d", opts->max_depth, KILN_DEPTH_MIN,
+                 KILN_DEPTH_MAX);
+        return -EINVAL;
+      }
+      cfg.max_depth = opts->max_depth;
+    }
+    if (opts->unwind == KILN_UNWIND_WITH_LIBUNWIND) cfg.unwind = KILN_UNWIND_LIBUNWIND;
+    if (opts->unwind == KILN_UNWIND_WITH_FP) cfg.unwind = KILN_UNWIND_FP;
+    if (opts->quiet) cfg.quiet = true;
+    if (opts->out_dir != NULL) {
+      if (strlen(opts->out_dir) >= sizeof cfg.out_dir - 256) return -ENAMETOOLONG;
+      strcpy(cfg.out_dir, opts->out_dir);
+      if ((rc = kiln_options_resolve_out(&cfg)) < 0) return rc;
+    }
+  }
+  if (rc == 1 || cfg.mode == 0) return 0; /* KILN_MODE=off */
+  return kiln_profiler_start_cfg(&cfg);
+}
+
+KILN_EXPORT void kiln_stop(void) {
+  pthread_mutex_lock(&kiln_profiler_lock);
+  if (atomic_exchange(&kiln_profiler.active, false)) {
+    kiln_sampler_stop();
+    int high = kiln_threads_high();
+    for (int i = 0; i < high; i++) {
+      kiln_thread_t *t = kiln_threads_slot(i);
+      if (atomic_load(&t->state) == KILN_SLOT_ACTIVE) kiln_threads_retire(t);
+    }
+    kiln_collector_stop();
+  }
+  pthread_mutex_unlock(&kiln_profiler_lock);
+}
+
+KILN_EXPORT int kiln_dump(const char *dir) {
+  pthread_mutex_lock(&kiln_profiler_lock);
+  int rc = -ENODATA;
+  if (kiln_profiler.pid != 0) {
+    char abs[sizeof kiln_profiler.cfg.out_dir];
+    if (dir == NULL) {
+      rc = kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, false);
+    } else {
+      kiln_config_t tmp;
+      memset(&tmp, 0, sizeof tmp);
+      if (strlen(dir) < sizeof tmp.out_dir - 256) {
+        strcpy(tmp.out_dir, dir);
+        if (kiln_options_resolve_out(&tmp) == 0) {
+          strcpy(abs, tmp.out_dir);
+          rc = kiln_profiler_dump_locked(abs, false);
+        }
+      } else {
+        rc = -ENAMETOOLONG;
+      }
+    }
+  }
+  pthread_mutex_unlock(&kiln_profiler_lock);
+  return rc;
+}
+
+KILN_EXPORT void kiln_reset(void) {
+  pthread_mutex_lock(&kiln_profiler_lock);
+  kiln_collector_drain();
+  kiln_stacktab_clear_counts();
+  pthread_mutex_unlock(&kiln_profiler_lock);
+}

@@ -1,0 +1,149 @@
+/* kiln_stacktab.c — the stack table: every distinct stack once, with its
+ * counters. Open addressing over an array of 32-bit references into a bump
+ * arena; a stack is written whole into the arena, then published with a CAS
+ * on an empty slot, so readers never see half a stack and no thread ever
+ * waits on another. Entries are never removed (the table is reset whole).
+ * Interning runs in the collector (and, later, in the allocation hooks);
+ * never in the signal handler. */
+#include "kiln_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+typedef struct kiln_stacktab {
+  kiln_arena_t arena;
+  _Atomic uint32_t *slots; /* arena offset / 16 of the entry; 0 = empty */
+  size_t nslots;           /* a power of two */
+  size_t max_stacks;       /* stop inserting past this (load factor 1/2) */
+  _Atomic uint64_t count;
+  _Atomic uint64_t full_hits;
+  uint32_t full_id;        /* the "[kiln: table full]" stack */
+} kiln_stacktab_t;
+
+static kiln_stacktab_t kiln_stacktab;
+static size_t kiln_stacktab_max_request;
+
+static uint64_t kiln_stacktab_hash(const uint64_t *pcs, unsigned depth, unsigned flags) {
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)depth << 8) ^ flags;
+  for (unsigned i = 0; i < depth; i++) {
+    h ^= pcs[i];
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+  }
+  h ^= h >> 29;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 32;
+  return h;
+}
+
+static kiln_stack_t *kiln_stacktab_entry(uint32_t ref) {
+  return (kiln_stack_t *)(kiln_stacktab.arena.base + (size_t)ref * 16);
+}
+
+static uint32_t kiln_stacktab_insert(const uint64_t *pcs, unsigned depth, unsigned flags,
+                                     bool counted);
+
+int kiln_stacktab_init(size_t max_stacks) {
+  kiln_stacktab_t *st = &kiln_stacktab;
+  if (st->slots != NULL) return 0;
+  if (max_stacks < 1024) max_stacks = 1024;
+  kiln_stacktab_max_request = max_stacks;
+  size_t nslots = 1;
+  while (nslots < max_stacks * 2) nslots <<= 1;
+  /* Room for max_stacks entries of up to ~64 frames on average; the arena
+   * is reserved, not committed. Refs are 32-bit in 16-byte units: 64 GiB. */
+  size_t arena = max_stacks * (sizeof(kiln_stack_t) + 64 * 8);
+  int rc = kiln_arena_init(&st->arena, arena);
+  if (rc < 0) return rc;
+  kiln_arena_alloc(&st->arena, 16); /* offset 0 means empty */
+  st->slots = kiln_mem_map(nslots * sizeof *st->slots);
+  if (st->slots == NULL) {
+    kiln_arena_destroy(&st->arena);
+    return -ENOMEM;
+  }
+  st->nslots = nslots;
+  st->max_stacks = max_stacks;
+  atomic_store(&st->count, 0);
+  atomic_store(&st->full_hits, 0);
+  st->full_id = kiln_stacktab_insert(NULL, 0, KILN_STACK_FULL, false);
+  return 0;
+}
+
+int kiln_stacktab_reset(void) {
+  kiln_stacktab_t *st = &kiln_stacktab;
+  if (st->slots != NULL) {
+    kiln_mem_unmap((void *)st->slots, st->nslots * sizeof *st->slots);
+    kiln_arena_destroy(&st->arena);
+    st->slots = NULL;
+  }
+  return kiln_stacktab_init(kiln_stacktab_max_request);
+}
+
+static uint32_t kiln_stacktab_insert(const uint64_t *pcs, unsigned depth, unsigned flags,
+                                     bool counted) {
+  kiln_stacktab_t *st = &kiln_stacktab;
+  uint64_t h = kiln_stacktab_hash(pcs, depth, flags);
+  size_t mask = st->nslots - 1;
+  uint32_t mine = 0;
+  for (size_t i = (size_t)h & mask, probes = 0; probes < st->nslots; i = (i + 1) & mask, probes++) {
+    uint32_t ref = atomic_load_explicit(&st->slots[i], memory_order_acquire);
+    if (ref == 0) {
+      if (mine == 0) {
+        if (counted && atomic_load_explicit(&st->count, memory_order_relaxed) >= st->max_stacks)
+          goto full;
+        size_t bytes = sizeof(kiln_stack_t) + (size_t)depth * 8;
+        kiln_stack_t *e = kiln_arena_alloc(&st->arena, bytes);
+        if (e == NULL) goto full;
+        e->hash = h;
+        e->depth = depth;
+        e->flags = flags;
+        for (int k = 0; k < KILN_COUNT_KINDS; k++) atomic_store_explicit(&e->counts[k], 0, memory_order_relaxed);
+        if (depth) memcpy(e->pcs, pcs, (size_t)depth * 8);
+        mine = (uint32_t)(((char *)e - st->arena.base) / 16);
+      }
+      uint32_t expect = 0;
+      if (atomic_compare_exchange_strong_explicit(&st->slots[i], &expect, mine,
+                                                  memory_order_acq_rel, memory_order_acquire)) {
+        atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
+        return mine;
+      }
+      ref = expect; /* another thread published here first */
+    }
+    kiln_stack_t *e = kiln_stacktab_entry(ref);
+    if (e->hash == h && e->depth == depth && e->flags == flags &&
+        (depth == 0 || memcmp(e->pcs, pcs, (size_t)depth * 8) == 0))
+      return ref; /* our copy, if any, stays unused in the arena */
+  }
+full:
+  atomic_fetch_add_explicit(&st->full_hits, 1, memory_order_relaxed);
+  return st->full_id;
+}
+
+uint32_t kiln_stacktab_intern(const uint64_t *pcs, unsigned depth, unsigned flags) {
+  return kiln_stacktab_insert(pcs, depth, flags, true);
+}
+
+kiln_stack_t *kiln_stacktab_get(uint32_t id) { return kiln_stacktab_entry(id); }
+
+void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) {
+  kiln_stacktab_t *st = &kiln_stacktab;
+  for (size_t i = 0; i < st->nslots; i++) {
+    uint32_t ref = atomic_load_explicit(&st->slots[i], memory_order_acquire);
+    if (ref != 0) fn(kiln_stacktab_entry(ref), ctx);
+  }
+}
+
+static void kiln_stacktab_zero(kiln_stack_t *s, void *ctx) {
+  (void)ctx;
+  for (int k = 0; k < KILN_COUNT_KINDS; k++) atomic_store_explicit(&s->counts[k], 0, memory_order_relaxed);
+}
+
+void kiln_stacktab_clear_counts(void) { kiln_stacktab_foreach(kiln_stacktab_zero, NULL); }
+
+void kiln_stacktab_stats(kiln_stacktab_stats_t *out) {
+  out->stacks = atomic_load_explicit(&kiln_stacktab.count, memory_order_relaxed);
+  out->full_hits = atomic_load_explicit(&kiln_stacktab.full_hits, memory_order_relaxed);
+  size_t used = atomic_load_explicit(&kiln_stacktab.arena.used, memory_order_relaxed);
+  out->bytes = (used < kiln_stacktab.arena.cap ? used : kiln_stacktab.arena.cap) +
+               kiln_stacktab.nslots * sizeof(uint32_t);
+}

@@ -1,0 +1,159 @@
+/* kiln_threads.c — the registry of sampled threads: a fixed array of slots,
+ * each with its ring, its timer and its counters. A slot is claimed with a
+ * CAS (FREE -> CLAIMED), set up, then published ACTIVE; a thread that ends
+ * or stops being sampled is marked EXITED, and only the collector, after
+ * draining the ring, releases it (FREE). Rings stay mapped for reuse.
+ * Lookups run in the signal handler; the rest in normal context. */
+#include "kiln_internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+__thread kiln_thread_t *kiln_tls_thread __attribute__((tls_model("initial-exec"))) = NULL;
+/* The tid the TLS slot was registered for: a stale slot (reused by another
+ * thread after a stop) is recognised by its tid. */
+static __thread pid_t kiln_tls_tid __attribute__((tls_model("initial-exec"))) = 0;
+
+static kiln_thread_t *kiln_threads_slots;
+static _Atomic int kiln_threads_high_water;
+static kiln_thread_totals_t kiln_threads_retired; /* collector only */
+static _Atomic uint64_t kiln_threads_unregistered; /* registry full */
+
+enum { KILN_SLOT_MEM = KILN_RING_WORDS * 8 + (KILN_DEPTH_MAX + KILN_UNWIND_SLACK + 8) * 8 };
+
+int kiln_threads_init(void) {
+  if (kiln_threads_slots != NULL) return 0;
+  kiln_threads_slots = kiln_mem_map(sizeof(kiln_thread_t) * KILN_THREADS_MAX);
+  return kiln_threads_slots == NULL ? -ENOMEM : 0;
+}
+
+static void kiln_threads_stack_bounds(kiln_thread_t *t) {
+  pthread_attr_t attr;
+  void *addr = NULL;
+  size_t size = 0;
+  t->stack_lo = t->stack_hi = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+  if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+    t->stack_lo = (uintptr_t)addr;
+    t->stack_hi = (uintptr_t)addr + size;
+  }
+  pthread_attr_destroy(&attr);
+}
+
+kiln_thread_t *kiln_threads_register(pid_t tid, bool self) {
+  if (kiln_threads_slots == NULL) return NULL;
+  for (int i = 0; i < KILN_THREADS_MAX; i++) {
+    kiln_thread_t *t = &kiln_threads_slots[i];
+    int expect = KILN_SLOT_FREE;
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) != KILN_SLOT_FREE ||
+        !atomic_compare_exchange_strong_explicit(&t->state, &expect, KILN_SLOT_CLAIMED,
+                                                 memory_order_acquire, memory_order_relaxed))
+      continue;
+    if (t->ring.words == NULL) {
+      char *mem = kiln_mem_map(KILN_SLOT_MEM);
+      if (mem == NULL) {
+        atomic_store_explicit(&t->state, KILN_SLOT_FREE, memory_order_release);
+        return NULL;
+      }
+      t->ring.words = (uint64_t *)mem;
+      t->scratch = (uint64_t *)(mem + KILN_RING_WORDS * 8);
+    }
+    kiln_ring_init(&t->ring, t->ring.words, KILN_RING_WORDS);
+    t->tid = tid;
+    t->perf_fd = -1;
+    t->has_timer = false;
+    t->own = self;
+    t->stack_lo = t->stack_hi = 0;
+    if (self) kiln_threads_stack_bounds(t);
+    atomic_store_explicit(&t->samples, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->dropped, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->truncated, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->skipped, 0, memory_order_relaxed);
+    int high = atomic_load_explicit(&kiln_threads_high_water, memory_order_relaxed);
+    while (high < i + 1 &&
+           !atomic_compare_exchange_weak_explicit(&kiln_threads_high_water, &high, i + 1,
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
+    atomic_store_explicit(&t->state, KILN_SLOT_ACTIVE, memory_order_release);
+    if (self) {
+      kiln_tls_tid = tid;
+      kiln_tls_thread = t;
+    }
+    return t;
+  }
+  atomic_fetch_add_explicit(&kiln_threads_unregistered, 1, memory_order_relaxed);
+  return NULL;
+}
+
+void kiln_threads_retire(kiln_thread_t *t) {
+  if (t->own && kiln_tls_thread == t) kiln_tls_thread = NULL;
+  atomic_store_explicit(&t->state, KILN_SLOT_EXITED, memory_order_release);
+}
+
+void kiln_threads_release(kiln_thread_t *t) {
+  kiln_threads_retired.samples += atomic_load_explicit(&t->samples, memory_order_relaxed);
+  kiln_threads_retired.dropped += atomic_load_explicit(&t->dropped, memory_order_relaxed);
+  kiln_threads_retired.truncated += atomic_load_explicit(&t->truncated, memory_order_relaxed);
+  kiln_threads_retired.skipped += atomic_load_explicit(&t->skipped, memory_order_relaxed);
+  kiln_threads_retired.threads++;
+  atomic_store_explicit(&t->state, KILN_SLOT_FREE, memory_order_release);
+}
+
+KILN_SIGNAL_SAFE int kiln_threads_high(void) {
+  return atomic_load_explicit(&kiln_threads_high_water, memory_order_acquire);
+}
+
+KILN_SIGNAL_SAFE kiln_thread_t *kiln_threads_slot(int i) { return &kiln_threads_slots[i]; }
+
+KILN_SIGNAL_SAFE kiln_thread_t *kiln_threads_self(void) {
+  kiln_thread_t *t = kiln_tls_thread;
+  if (KILN_LIKELY(t != NULL) &&
+      atomic_load_explicit(&t->state, memory_order_acquire) == KILN_SLOT_ACTIVE &&
+      t->tid == kiln_tls_tid)
+    return t;
+  /* A thread registered from outside (it existed before start): by tid. */
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  int high = kiln_threads_high();
+  for (int i = 0; i < high; i++) {
+    t = &kiln_threads_slots[i];
+    if (atomic_load_explicit(&t->state, memory_order_acquire) == KILN_SLOT_ACTIVE && t->tid == tid)
+      return t;
+  }
+  return NULL;
+}
+
+void kiln_threads_totals(kiln_thread_totals_t *out) {
+  *out = kiln_threads_retired;
+  int high = kiln_threads_high();
+  for (int i = 0; i < high; i++) {
+    kiln_thread_t *t = &kiln_threads_slots[i];
+    int st = atomic_load_explicit(&t->state, memory_order_acquire);
+    if (st != KILN_SLOT_ACTIVE && st != KILN_SLOT_EXITED) continue;
+    out->samples += atomic_load_explicit(&t->samples, memory_order_relaxed);
+    out->dropped += atomic_load_explicit(&t->dropped, memory_order_relaxed);
+    out->truncated += atomic_load_explicit(&t->truncated, memory_order_relaxed);
+    out->skipped += atomic_load_explicit(&t->skipped, memory_order_relaxed);
+    out->threads++;
+  }
+  out->unregistered = atomic_load_explicit(&kiln_threads_unregistered, memory_order_relaxed);
+}
+
+void kiln_threads_after_fork_child(void) {
+  int high = kiln_threads_high();
+  for (int i = 0; i < high; i++) {
+    kiln_thread_t *t = &kiln_threads_slots[i];
+    /* The parent's events: this fd table holds references, not ours. */
+    if (t->perf_fd >= 0) close(t->perf_fd);
+    t->perf_fd = -1;
+    t->has_timer = false; /* POSIX timers are not inherited */
+    atomic_store_explicit(&t->state, KILN_SLOT_FREE, memory_order_relaxed);
+  }
+  memset(&kiln_threads_retired, 0, sizeof kiln_threads_retired);
+  atomic_store_explicit(&kiln_threads_unregistered, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_threads_high_water, 0, memory_order_relaxed);
+  kiln_tls_thread = NULL;
+  kiln_tls_tid = 0;
+}

@@ -1,0 +1,88 @@
+/* kiln_types.h — the runtime's shared types and constants.
+ * Included by every runtime module; declares no functions.
+ *
+ * Glossary
+ *   pc         a code address as stored: return addresses as the unwinder
+ *              gives them, the interrupted instruction stored as ip+1, so
+ *              that every frame is looked up at pc-1 the same way.
+ *   stack      an array of pcs, leaf first.
+ *   sample     one SIGPROF delivery: a stack and a weight (1 for CPU).
+ *   ring       a per-thread single-producer (the thread's signal handler),
+ *              single-consumer (the collector) queue of samples.
+ *   stack_id   the reference of an interned stack in the stack table.
+ *   slot       a thread's entry in the thread registry: its ring, its timer,
+ *              its counters.
+ *   module     a loaded ELF object (executable, shared library, vDSO); kept
+ *              after dlclose so that old samples are still named.
+ *   collector  the runtime's own thread that drains rings into the table.
+ *   dump       symbolize the table and write the folded files.
+ */
+#ifndef KILN_TYPES_H
+#define KILN_TYPES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Marks a function that may run inside the SIGPROF handler: it must be
+ * async-signal-safe and call only other KILN_SIGNAL_SAFE functions, atomics,
+ * raw system calls and libunwind's local unwinding. */
+#define KILN_SIGNAL_SAFE
+
+#define KILN_INTERNAL __attribute__((visibility("hidden")))
+#define KILN_EXPORT __attribute__((visibility("default")))
+#define KILN_LIKELY(x) __builtin_expect(!!(x), 1)
+#define KILN_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+enum {
+  KILN_HZ_DEFAULT = 999,
+  KILN_HZ_MIN = 99,
+  KILN_HZ_MAX = 10000,
+  KILN_DEPTH_DEFAULT = 256,
+  KILN_DEPTH_MIN = 4,
+  KILN_DEPTH_MAX = 1024,
+  /* Frames the handler may see above the interrupted one (the handler, the
+   * unwinder, the signal trampoline): unwound and then cut off. */
+  KILN_UNWIND_SLACK = 32,
+  KILN_RING_WORDS = 1 << 15, /* 256 KiB a thread */
+  KILN_THREADS_MAX = 4096,   /* threads sampled at the same time */
+};
+
+/* Flags of a sample and of an interned stack (part of its identity). */
+enum {
+  KILN_STACK_TRUNCATED = 1u << 0, /* deeper than max_depth: marker at the root */
+  KILN_STACK_SKIPPED = 1u << 1,   /* unwinding was unsafe here: leaf only */
+  KILN_STACK_FULL = 1u << 2,      /* the table was full: counts land here */
+};
+
+/* What a stack's counters count. */
+typedef enum {
+  KILN_COUNT_CPU = 0, /* CPU samples */
+  KILN_COUNT_KINDS
+} kiln_count_kind_t;
+
+typedef enum { KILN_UNWIND_LIBUNWIND = 0, KILN_UNWIND_FP = 1 } kiln_unwind_kind_t;
+
+typedef enum {
+  KILN_TIMER_AUTO = 0,
+  KILN_TIMER_PERF,   /* per-thread perf_event cpu-clock, signal on overflow */
+  KILN_TIMER_POSIX,  /* per-thread timer_create(thread CPU clock) */
+  KILN_TIMER_ITIMER, /* process-wide setitimer(ITIMER_PROF) */
+} kiln_timer_kind_t;
+
+enum { KILN_MODE_CPU_BIT = 1u << 0 };
+
+/* The runtime's configuration, from kiln_options_t or the environment. */
+typedef struct kiln_config {
+  unsigned mode;           /* KILN_MODE_*_BIT */
+  int hz;                  /* requested samples per CPU-second */
+  int max_depth;           /* frames kept per stack */
+  kiln_unwind_kind_t unwind;
+  kiln_timer_kind_t timer;
+  bool quiet;              /* no summary line */
+  char out_dir[4096];      /* absolute, resolved at start */
+} kiln_config_t;
+
+#endif
