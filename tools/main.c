@@ -13,12 +13,12 @@ typedef struct kiln_command_s {
 } kiln_command_t;
 
 static const kiln_command_t kiln_commands[] = {
-    {"record", NULL, "run a program under the profiler, then summarise"},
+    {"record", kiln_record_main, "run a program under the profiler, then summarise"},
     {"flamegraph", kiln_flamegraph_main, "folded stacks -> interactive flame graph SVG"},
     {"diff", kiln_diff_main, "two profiles -> 'stack before after' lines"},
     {"top", kiln_top_main, "self and total count per function"},
     {"tree", kiln_tree_main, "the call tree as indented text"},
-    {"convert", NULL, "export to speedscope JSON or pprof"},
+    {"convert", kiln_convert_main, "export to speedscope JSON or pprof"},
     {"leaks", NULL, "leak report (planned)"},
     {"push", NULL, "upload profiles (planned)"},
 };

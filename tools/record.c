@@ -1,0 +1,291 @@
+/* record.c — `kiln record`: runs a program with libkiln.so preloaded and the
+ * runtime's KILN_* environment set, forwards the signals a user sends to
+ * kiln, waits, lists what the runtime wrote and prints the top functions of
+ * each CPU profile. Exits with the program's status, as a shell would. */
+#include "kiln.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char kiln_record_usage[] =
+    "usage: kiln record [-F HZ] [-o DIR] [--unwind fp|libunwind] [--alloc] -- CMD [ARGS...]\n"
+    "\n"
+    "Runs CMD with libkiln.so preloaded (prepended to any LD_PRELOAD), waits for\n"
+    "it, lists the profiles written and prints the top functions of each CPU\n"
+    "profile (on stderr, so CMD's output stays its own). Exits with CMD's\n"
+    "status: 128+N if it was killed by signal N, 127 if it could not be run.\n"
+    "SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to kiln are\n"
+    "passed on to CMD.\n"
+    "\n"
+    "  -F, --freq HZ       sampling rate (KILN_HZ; default: the runtime's)\n"
+    "  -o, --output DIR    profile directory (KILN_OUT; default\n"
+    "                      ./kiln-CMD-YYYYmmdd-HHMMSS, created)\n"
+    "  --unwind METHOD     fp or libunwind (KILN_UNWIND)\n"
+    "  --alloc             profile allocations too (KILN_MODE=cpu,alloc)\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "libkiln.so is looked for next to the kiln binary, then in ../lib.\n";
+
+static const int kiln_record_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+static volatile sig_atomic_t kiln_record_child = 0;
+
+/* Passes on signals that someone sent to kiln. A signal from the terminal
+ * (si_code SI_KERNEL) already reached the child, which shares kiln's
+ * process group, so it is not sent twice. Async-signal-safe: kill only. */
+static void kiln_record_forward(int sig, siginfo_t *info, void *uc)
+{
+    (void)uc;
+    int saved = errno;
+    if (kiln_record_child > 0 && (!info || info->si_code != SI_KERNEL))
+        kill((pid_t)kiln_record_child, sig);
+    errno = saved;
+}
+
+/* libkiln.so beside /proc/self/exe, or in ../lib from there. */
+static char *kiln_record_find_lib(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        kiln_util_err("record: cannot read /proc/self/exe: %s", strerror(errno));
+        return NULL;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    static const char *const rel[] = {"/libkiln.so", "/../lib/libkiln.so"};
+    for (size_t i = 0; i < 2; i++) {
+        char *path = kiln_util_xmalloc(strlen(exe) + strlen(rel[i]) + 1);
+        strcpy(path, exe);
+        strcat(path, rel[i]);
+        if (access(path, R_OK) == 0) {
+            char *real = realpath(path, NULL);
+            free(path);
+            return real ? real : NULL;
+        }
+        free(path);
+    }
+    kiln_util_err("record: libkiln.so not found in %s or %s/../lib", exe, exe);
+    return NULL;
+}
+
+static char *kiln_record_default_dir(const char *cmd)
+{
+    const char *base = strrchr(cmd, '/');
+    base = base ? base + 1 : cmd;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    kiln_buf_t b = {0};
+    kiln_buf_printf(&b, "kiln-%s-%s", base, stamp);
+    struct stat st;
+    if (lstat(b.data, &st) == 0) /* two runs in one second: keep them apart */
+        kiln_buf_printf(&b, "-%ld", (long)getpid());
+    return b.data;
+}
+
+static int kiln_record_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lists DIR's profiles and prints top tables for the CPU ones. */
+static void kiln_record_summary(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        kiln_util_err("record: %s: %s (no profile written)", dir, strerror(errno));
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        names = kiln_util_xrealloc(names, (n + 1) * sizeof *names);
+        names[n++] = kiln_util_xstrdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, kiln_record_cmp);
+    if (n == 0)
+        kiln_util_err("record: no profile written in %s", dir);
+    for (size_t i = 0; i < n; i++) {
+        kiln_buf_t path = {0};
+        kiln_buf_printf(&path, "%s/%s", dir, names[i]);
+        struct stat st;
+        if (stat(path.data, &st) == 0 && S_ISREG(st.st_mode))
+            fprintf(stderr, "kiln: wrote %s (%lld bytes)\n", path.data, (long long)st.st_size);
+        kiln_buf_free(&path);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *kind = kiln_folded_kind(names[i]);
+        if (kind && strcmp(kind, "cpu") == 0) {
+            kiln_buf_t path = {0};
+            kiln_buf_printf(&path, "%s/%s", dir, names[i]);
+            const char *one[] = {path.data};
+            struct stat st;
+            if (stat(path.data, &st) == 0 && st.st_size == 0) {
+                fprintf(stderr, "\n%s: no samples\n", path.data);
+                kiln_buf_free(&path);
+                free(names[i]);
+                continue;
+            }
+            fprintf(stderr, "\n%s: top functions by self\n", path.data);
+            if (kiln_top_print(stderr, one, 1, 10, 0) == 0) {
+                fprintf(stderr, "\n%s: top functions by total\n", path.data);
+                kiln_top_print(stderr, one, 1, 10, KILN_TOP_BY_TOTAL);
+            }
+            kiln_buf_free(&path);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+int kiln_record_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"freq", required_argument, NULL, 'F'},
+        {"output", required_argument, NULL, 'o'},
+        {"unwind", required_argument, NULL, 'u'},
+        {"alloc", no_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *hz = NULL, *dir = NULL, *unwind = NULL;
+    bool alloc = false;
+    long v;
+    int c;
+    opterr = 0;
+    optind = 1;
+    /* '+': stop at the first non-option, so CMD's own options stay its own. */
+    while ((c = getopt_long(argc, argv, "+:F:o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'F':
+            if (kiln_util_parse_long(optarg, 1, 1000000, &v) != 0)
+                kiln_util_usage_error("record", "-F needs a rate in Hz, not '%s'", optarg);
+            hz = optarg;
+            break;
+        case 'o':
+            if (!*optarg)
+                kiln_util_usage_error("record", "-o needs a directory");
+            dir = optarg;
+            break;
+        case 'u':
+            if (strcmp(optarg, "fp") != 0 && strcmp(optarg, "libunwind") != 0)
+                kiln_util_usage_error("record", "--unwind is fp or libunwind, not '%s'", optarg);
+            unwind = optarg;
+            break;
+        case 'a': alloc = true; break;
+        case 'h': fputs(kiln_record_usage, stdout); return 0;
+        default: kiln_util_bad_option("record", c, argv);
+        }
+    }
+    if (optind >= argc)
+        kiln_util_usage_error("record", "needs a command to run (kiln record -- CMD ARGS...)");
+    char **cmd = argv + optind;
+    char *lib = kiln_record_find_lib();
+    if (!lib)
+        return KILN_EXIT_FAIL;
+    char *owned_dir = dir ? NULL : kiln_record_default_dir(cmd[0]);
+    if (!dir)
+        dir = owned_dir;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        kiln_util_err("record: cannot create %s: %s", dir, strerror(errno));
+        return KILN_EXIT_FAIL;
+    }
+
+    kiln_buf_t preload = {0};
+    const char *old = getenv("LD_PRELOAD");
+    kiln_buf_adds(&preload, lib);
+    if (old && *old)
+        kiln_buf_printf(&preload, " %s", old);
+    setenv("LD_PRELOAD", preload.data, 1);
+    setenv("KILN_OUT", dir, 1);
+    setenv("KILN_MODE", alloc ? "cpu,alloc" : "cpu", 1);
+    if (hz)
+        setenv("KILN_HZ", hz, 1);
+    if (unwind)
+        setenv("KILN_UNWIND", unwind, 1);
+
+    /* The child reports a failed exec through a close-on-exec pipe. */
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0)
+        kiln_util_die("record: pipe: %s", strerror(errno));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = kiln_record_forward;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof kiln_record_signals / sizeof kiln_record_signals[0]; i++)
+        sigaction(kiln_record_signals[i], &sa, NULL);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        kiln_util_die("record: fork: %s", strerror(errno));
+    if (pid == 0) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        for (size_t i = 0; i < sizeof kiln_record_signals / sizeof kiln_record_signals[0]; i++)
+            sigaction(kiln_record_signals[i], &dfl, NULL);
+        close(pipefd[0]);
+        execvp(cmd[0], cmd);
+        int err = errno;
+        ssize_t w = write(pipefd[1], &err, sizeof err);
+        (void)w;
+        _exit(127);
+    }
+    kiln_record_child = pid;
+    close(pipefd[1]);
+    int exec_err = 0;
+    ssize_t got;
+    do
+        got = read(pipefd[0], &exec_err, sizeof exec_err);
+    while (got < 0 && errno == EINTR);
+    close(pipefd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            kiln_util_die("record: waitpid: %s", strerror(errno));
+    }
+    kiln_record_child = 0;
+    if (got == (ssize_t)sizeof exec_err) {
+        kiln_util_err("record: cannot run '%s': %s", cmd[0], strerror(exec_err));
+        free(lib);
+        free(owned_dir);
+        kiln_buf_free(&preload);
+        return 127;
+    }
+    int rc;
+    if (WIFEXITED(status)) {
+        rc = WEXITSTATUS(status);
+        if (rc != 0)
+            fprintf(stderr, "kiln: %s exited with status %d\n", cmd[0], rc);
+    } else if (WIFSIGNALED(status)) {
+        rc = 128 + WTERMSIG(status);
+        fprintf(stderr, "kiln: %s killed by signal %d (%s)\n", cmd[0], WTERMSIG(status),
+                strsignal(WTERMSIG(status)));
+    } else {
+        rc = 1;
+    }
+    kiln_record_summary(dir);
+    free(lib);
+    free(owned_dir);
+    kiln_buf_free(&preload);
+    return rc;
+}
