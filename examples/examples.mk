@@ -12,18 +12,18 @@ EX_ALL := $(EX_BINS) $(EX_BINS:=.fp) $(EX_PLUGINS)
 .PHONY: examples
 examples: $(EX_ALL)
 
-$(EXB)/%: examples/%.c | $(BUILD)/.deps-build
+$(EXB)/%: examples/%.c examples/examples.mk | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CC) $(EX_CFLAGS) -fomit-frame-pointer -o $@ $< -ldl -lm
-$(EXB)/%.fp: examples/%.c | $(BUILD)/.deps-build
+$(EXB)/%.fp: examples/%.c examples/examples.mk | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
-	$(CC) $(EX_CFLAGS) -fno-omit-frame-pointer -o $@ $< -ldl -lm
-$(EXB)/%: examples/%.cc | $(BUILD)/.deps-build
+	$(CC) $(EX_CFLAGS) -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o $@ $< -ldl -lm
+$(EXB)/%: examples/%.cc examples/examples.mk | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CXX) $(EX_CXXFLAGS) -fomit-frame-pointer -o $@ $<
-$(EXB)/%.fp: examples/%.cc | $(BUILD)/.deps-build
+$(EXB)/%.fp: examples/%.cc examples/examples.mk | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
-	$(CXX) $(EX_CXXFLAGS) -fno-omit-frame-pointer -o $@ $<
-$(EXB)/plugin_%.so: examples/plugin_%.c | $(BUILD)/.deps-build
+	$(CXX) $(EX_CXXFLAGS) -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o $@ $<
+$(EXB)/plugin_%.so: examples/plugin_%.c examples/examples.mk | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CC) $(EX_CFLAGS) -fPIC -shared -o $@ $<

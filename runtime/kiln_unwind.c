@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <string.h>
 #include <unistd.h>
 
 __thread int kiln_tls_unsafe __attribute__((tls_model("initial-exec"))) = 0;
@@ -83,6 +84,30 @@ KILN_SIGNAL_SAFE static bool kiln_unwind_fp_read(uintptr_t fp, uintptr_t lo, uin
   return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == 16;
 }
 
+/* Reads n bytes at addr through the kernel: a bad address is an error,
+ * never a fault. */
+KILN_SIGNAL_SAFE static bool kiln_unwind_peek(uintptr_t addr, void *out, size_t n) {
+  struct iovec local = {out, n}, remote = {(void *)addr, n};
+  return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
+/* Compilers leave frame pointers out of leaf functions that need no stack
+ * (gcc 12 even with -fno-omit-frame-pointer): rbp is then the caller's
+ * frame and the leaf's return address sits at [rsp]. Accept that word
+ * only if the instruction before it is a direct call (E8 rel32) to a
+ * function starting at most 64 KiB below the interrupted pc. */
+KILN_SIGNAL_SAFE static uintptr_t kiln_unwind_fp_leaf(uintptr_t ip, uintptr_t sp) {
+  uintptr_t ret;
+  unsigned char call[5];
+  if (!kiln_unwind_peek(sp, &ret, sizeof ret) || ret < 4096 || !kiln_unwind_peek(ret - 5, call, 5) ||
+      call[0] != 0xe8)
+    return 0;
+  int32_t rel;
+  memcpy(&rel, call + 1, 4);
+  uintptr_t target = ret + (uintptr_t)(intptr_t)rel;
+  return target <= ip && ip - target < 65536 ? ret : 0;
+}
+
 KILN_SIGNAL_SAFE static int kiln_unwind_fp(const ucontext_t *uc, const kiln_thread_t *t,
                                            uint64_t *pcs, int max, unsigned *flags) {
   const greg_t *g = uc->uc_mcontext.gregs;
@@ -92,6 +117,8 @@ KILN_SIGNAL_SAFE static int kiln_unwind_fp(const ucontext_t *uc, const kiln_thre
   else if (lo < hi) return pcs[0] = (uint64_t)g[REG_RIP] + 1, 1; /* on another stack */
   pcs[0] = (uint64_t)g[REG_RIP] + 1;
   int n = 1;
+  uintptr_t leaf_ret = kiln_unwind_fp_leaf((uintptr_t)g[REG_RIP], sp);
+  if (leaf_ret != 0 && max > 1) pcs[n++] = leaf_ret;
   uintptr_t frame[2];
   while ((lo < hi || fp >= sp) && kiln_unwind_fp_read(fp, lo, hi, frame)) {
     if (frame[1] < 4096) break;

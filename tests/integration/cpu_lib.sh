@@ -1,0 +1,30 @@
+# Helpers for the CPU integration tests: sourced after tests/lib.sh.
+
+# run_pair NAME OUTDIR BIN ARGS...: runs BIN unprofiled and under the
+# preload (with the current KILN_* environment and KILN_OUT=OUTDIR); checks
+# that stdout and the exit status are identical. Leaves the profiled run's
+# stderr in OUTDIR.stderr.
+run_pair() {
+  local name=$1 out=$2; shift 2
+  local plain_out prof_out plain_rc prof_rc
+  plain_out=$("$@" 2>/dev/null); plain_rc=$?
+  prof_out=$(KILN_OUT=$out LD_PRELOAD=$LIBKILN "$@" 2>"$out.stderr"); prof_rc=$?
+  if [ "$plain_out" = "$prof_out" ] && [ "$plain_rc" = "$prof_rc" ]; then
+    pass "$name: same stdout and exit status ($plain_rc) under kiln"
+  else
+    fail "$name: program changed under kiln" "rc $plain_rc vs $prof_rc; stdout '$plain_out' vs '$prof_out'"
+  fi
+}
+
+# meta_field FILE KEY: a number from a meta.json.
+meta_field() { sed -n "s/^ *\"$2\": \([0-9.]*\),*$/\1/p" "$1"; }
+
+# one FILE_GLOB: the single file matching, or fail.
+one() { local f; f=$(ls $1 2>/dev/null | head -n 1); echo "$f"; }
+
+# share_ok NAME FILE REGEX EXPECTED TOL
+share_ok() {
+  local got; got=$(folded_share "$2" "$3")
+  if within "$got" "$4" "$5"; then pass "$1: $got% (expected $4 +- $5)"
+  else fail "$1" "share of /$3/ is $got%, expected $4 +- $5"; fi
+}

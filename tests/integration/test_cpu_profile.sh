@@ -1,0 +1,87 @@
+# CPU profiles of the examples under the real preload: shares of samples by
+# construction, delivered rate, deep and truncated stacks, both unwinders.
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/cpu_lib.sh"
+export KILN_HZ=999 KILN_QUIET=1
+
+# 60/30/10 by construction, with each unwinder on the binary it suits.
+for variant in "libunwind cpu_split" "libunwind cpu_split.fp" "fp cpu_split.fp"; do
+  set -- $variant
+  d="$T/split-$1-$2"
+  KILN_UNWIND=$1 run_pair "cpu_split ($1, $2)" "$d" "$EX/$2" 40
+  f=$(one "$d/cpu_split*.cpu.folded")
+  [ -n "$f" ] || { fail "cpu_split ($1, $2): profile written" "no file in $d"; continue; }
+  share_ok "cpu_split ($1, $2) work60" "$f" ";work60;spin$" 60 2
+  share_ok "cpu_split ($1, $2) work30" "$f" ";work30;spin$" 30 2
+  share_ok "cpu_split ($1, $2) work10" "$f" ";work10;spin$" 10 2
+  share_ok "cpu_split ($1, $2) rooted at main" "$f" "main;work" 100 1
+  m=$(one "$d/cpu_split*.meta.json")
+  hz=$(meta_field "$m" hz_delivered)
+  if within "$hz" 999 100; then pass "cpu_split ($1, $2): delivered $hz Hz of 999 (>= 90%)"
+  else fail "cpu_split ($1, $2): delivered rate" "$hz Hz of 999"; fi
+  check_eq "cpu_split ($1, $2): no drops" 0 "$(meta_field "$m" dropped)"
+  samples=$(meta_field "$m" samples)
+  check_eq "cpu_split ($1, $2): folded total = samples counted" "$samples" "$(folded_total "$f")"
+done
+
+# fp on a binary without frame pointers: short stacks allowed, never a crash.
+d="$T/fp-nofp"
+KILN_UNWIND=fp run_pair "shapes (fp on a no-frame-pointer binary)" "$d" "$EX/shapes"
+f=$(one "$d/shapes*.cpu.folded")
+share_ok "shapes (fp, no-FP binary): leaves still named" "$f" "relax\(int\)$" 100 1
+
+# Two threads, unequal work; the smaller one exits first.
+d="$T/threads"
+run_pair "threads" "$d" "$EX/threads"
+f=$(one "$d/threads*.cpu.folded")
+share_ok "threads: worker_big" "$f" "worker_big;burn$" 75 3
+share_ok "threads: worker_small (exited early)" "$f" "worker_small;burn$" 25 3
+check_eq "threads: three threads seen" 3 "$(meta_field "$(one "$d/threads*.meta.json")" threads)"
+
+# 200-deep recursion: complete by default.
+d="$T/recursion"
+run_pair "recursion 200" "$d" "$EX/recursion" 200
+f=$(one "$d/recursion*.cpu.folded")
+deep=$(awk '{ n = gsub(/(^|;)recurse(;|$)/, "&"); if (n > m) m = n } END { print m + 0 }' "$f")
+full=$(awk '{ s=$0; sub(/ [0-9]+$/,"",s); n=split(s,a,";"); c=0; for(i=1;i<=n;i++) if (a[i]=="recurse") c++; if (c>=199 && a[1]=="_start" && a[n]=="bottom") t+=$NF; s2+=$NF } END { printf "%d", 100*t/s2 }' "$f")
+if [ "$full" -ge 95 ]; then pass "recursion: $full% of samples are whole (_start ... 199 x recurse ... bottom; recurse(1) tail-calls bottom)"
+else fail "recursion: complete deep stacks" "only $full% complete"; fi
+if grep -q "kiln: truncated" "$f"; then fail "recursion: no truncation marker at depth 200" "$(head -c 200 "$f")"
+else pass "recursion: no truncation marker at default depth"; fi
+
+# Deeper than the limit: the marker frame, then exactly max_depth frames.
+for unwind in libunwind fp; do
+  d="$T/trunc-$unwind"
+  KILN_UNWIND=$unwind KILN_MAX_DEPTH=64 run_pair "recursion, max depth 64 ($unwind)" "$d" "$EX/recursion.fp" 200
+  f=$(one "$d/recursion*.cpu.folded")
+  bad=$(awk '{ s=$0; sub(/ [0-9]+$/,"",s); n=split(s,a,";"); if (a[1] != "[kiln: truncated]" || n != 65) b++ } END { print b + 0 }' "$f")
+  check_eq "recursion, max depth 64 ($unwind): every stack is marker + 64 frames" 0 "$bad"
+  m=$(one "$d/recursion*.meta.json")
+  check_eq "recursion, max depth 64 ($unwind): truncated counted" "$(meta_field "$m" samples)" "$(meta_field "$m" truncated)"
+done
+
+# C++: demangled names, namespaces and templates, 2/3 vs 1/3.
+d="$T/shapes"
+run_pair "shapes (C++)" "$d" "$EX/shapes"
+f=$(one "$d/shapes*.cpu.folded")
+share_ok "shapes: demangled template methods under main" "$f" "main;geo::Grid<(double|float)>::relax\(int\)$" 100 1
+for name in "geo::Grid<double>::relax(int)" "geo::Grid<float>::relax(int)"; do
+  if grep -qF ";$name " "$f"; then pass "shapes: $name named"; else fail "shapes: $name named" "$(cat "$f")"; fi
+done
+
+# A plugin dlopen'd, run, dlclose'd: still named.
+d="$T/plugin"
+run_pair "plugin" "$d" "$EX/plugin"
+f=$(one "$d/plugin*.cpu.folded")
+share_ok "plugin: samples in the dlclose'd plugin named" "$f" "main;plugin_spin$" 67 4
+share_ok "plugin: samples after dlclose" "$f" "main;main_spin$" 33 4
+
+# Slower timers, chosen explicitly, still give the right shape.
+for timer in posix itimer; do
+  d="$T/timer-$timer"
+  KILN_TIMER=$timer run_pair "cpu_split (KILN_TIMER=$timer)" "$d" "$EX/cpu_split" 40
+  f=$(one "$d/cpu_split*.cpu.folded")
+  share_ok "cpu_split (KILN_TIMER=$timer) work60" "$f" ";work60;spin$" 60 4
+  grep -q "\"timer\": \"$( [ $timer = posix ] && echo posix || echo setitimer)" "$(one "$d/cpu_split*.meta.json")" &&
+    pass "cpu_split (KILN_TIMER=$timer): meta names the timer" || fail "KILN_TIMER=$timer: meta" "timer not named"
+done
