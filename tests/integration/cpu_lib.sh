@@ -3,12 +3,13 @@
 # run_pair NAME OUTDIR BIN ARGS...: runs BIN unprofiled and under the
 # preload (with the current KILN_* environment and KILN_OUT=OUTDIR); checks
 # that stdout and the exit status are identical. Leaves the profiled run's
-# stderr in OUTDIR.stderr.
+# stderr in the file named by $ERR.
 run_pair() {
   local name=$1 out=$2; shift 2
   local plain_out prof_out plain_rc prof_rc
+  ERR=$(mktemp "$T/stderr.XXXXXX")
   plain_out=$("$@" 2>/dev/null); plain_rc=$?
-  prof_out=$(KILN_OUT=$out LD_PRELOAD=$LIBKILN "$@" 2>"$out.stderr"); prof_rc=$?
+  prof_out=$(KILN_OUT=$out LD_PRELOAD=$LIBKILN "$@" 2>"$ERR"); prof_rc=$?
   if [ "$plain_out" = "$prof_out" ] && [ "$plain_rc" = "$prof_rc" ]; then
     pass "$name: same stdout and exit status ($plain_rc) under kiln"
   else
