@@ -34,6 +34,10 @@ TOOLS_SRC   := $(sort $(wildcard tools/*.c))
 RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/%.o)
 PRELOAD_OBJ := $(PRELOAD_SRC:%.c=$(BUILD)/%.o)
 TOOLS_OBJ   := $(TOOLS_SRC:%.c=$(BUILD)/%.o)
+# libkiln.a is linked into programs that start profiling themselves: it has
+# the interposers but not the preload's start-at-load constructor.
+PRELOAD_START_OBJ := $(BUILD)/preload/kiln_preload.o
+LINK_OBJ    := $(RUNTIME_OBJ) $(filter-out $(PRELOAD_START_OBJ),$(PRELOAD_OBJ))
 
 .PHONY: all deps deps-test test demo bench install clean asan tsan
 all: deps $(BUILD)/libkiln.so $(BUILD)/libkiln.a $(BUILD)/kiln
@@ -79,7 +83,7 @@ $(BUILD)/preload/%.o: preload/%.c | $(BUILD)/.deps-build
 $(BUILD)/libkiln.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ) preload/kiln.map
 	$(CC) -shared -o $@ $(RUNTIME_OBJ) $(PRELOAD_OBJ) \
 	  -Wl,--version-script=preload/kiln.map -Wl,-z,now $(LIBS_RT)
-$(BUILD)/libkiln.a: $(RUNTIME_OBJ) $(PRELOAD_OBJ)
+$(BUILD)/libkiln.a: $(LINK_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 

@@ -185,6 +185,7 @@ void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) KI
 void kiln_stacktab_clear_counts(void) KILN_INTERNAL;
 /* Drops everything: after fork in the child, or on reset. */
 int kiln_stacktab_reset(void) KILN_INTERNAL;
+void kiln_stacktab_destroy(void) KILN_INTERNAL;
 typedef struct kiln_stacktab_stats { uint64_t stacks, full_hits, bytes; } kiln_stacktab_stats_t;
 void kiln_stacktab_stats(kiln_stacktab_stats_t *out) KILN_INTERNAL;
 

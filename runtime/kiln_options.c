@@ -48,7 +48,7 @@ static int kiln_options_mode(const char *s, unsigned *mode) {
     else
       return -EINVAL;
     s += n;
-    if (*s == ',') s++;
+    if (*s == ',' && *++s == '\0') return -EINVAL; /* "cpu," */
   }
   if (m == 0) return -EINVAL;
   *mode = m;

@@ -326,7 +326,10 @@ KILN_EXPORT int kiln_start(const kiln_options_t *opts) {
     }
   }
   if (rc == 1 || cfg.mode == 0) return 0; /* KILN_MODE=off */
-  return kiln_profiler_start_cfg(&cfg);
+  rc = kiln_profiler_start_cfg(&cfg);
+  static bool atexit_registered;
+  if (rc == 0 && !atexit_registered) atexit_registered = atexit(kiln_profiler_at_exit) == 0;
+  return rc;
 }
 
 KILN_EXPORT void kiln_stop(void) {

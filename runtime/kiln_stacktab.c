@@ -69,13 +69,17 @@ int kiln_stacktab_init(size_t max_stacks) {
   return 0;
 }
 
-int kiln_stacktab_reset(void) {
+void kiln_stacktab_destroy(void) {
   kiln_stacktab_t *st = &kiln_stacktab;
   if (st->slots != NULL) {
     kiln_mem_unmap((void *)st->slots, st->nslots * sizeof *st->slots);
     kiln_arena_destroy(&st->arena);
     st->slots = NULL;
   }
+}
+
+int kiln_stacktab_reset(void) {
+  kiln_stacktab_destroy();
   return kiln_stacktab_init(kiln_stacktab_max_request);
 }
 
@@ -104,7 +108,7 @@ static uint32_t kiln_stacktab_insert(const uint64_t *pcs, unsigned depth, unsign
       uint32_t expect = 0;
       if (atomic_compare_exchange_strong_explicit(&st->slots[i], &expect, mine,
                                                   memory_order_acq_rel, memory_order_acquire)) {
-        atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
+        if (counted) atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
         return mine;
       }
       ref = expect; /* another thread published here first */

@@ -80,9 +80,11 @@ static const Elf64_Shdr *kiln_symbols_sections(const char *img, size_t len, size
   return (const Elf64_Shdr *)(img + eh->e_shoff);
 }
 
+/* Among aliases, the name people call: fewest leading underscores
+ * (getpid over __getpid), then global or weak over local. */
 static int kiln_symbols_rank(const char *name, unsigned bind) {
-  int r = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 4 : 8;
-  while (*name == '_' && r < 12) name++, r++;
+  int r = bind == STB_LOCAL ? 1 : 0;
+  while (*name++ == '_' && r < 64) r += 2;
   return r;
 }
 
@@ -162,7 +164,12 @@ static void *kiln_symbols_debug_file(const char *img, size_t len, size_t *dlen) 
 static int kiln_symbols_cmp(const void *a, const void *b) {
   const kiln_sym_t *x = a, *y = b;
   if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
-  return x->rank - y->rank;
+  if (x->rank != y->rank) return x->rank - y->rank;
+  /* Equal aliases (erf, erff64): the shorter, then the first in order, so
+   * the choice never depends on the table's order. */
+  size_t nx = strlen(x->name), ny = strlen(y->name);
+  if (nx != ny) return nx < ny ? -1 : 1;
+  return strcmp(x->name, y->name);
 }
 
 static void kiln_symbols_load(kiln_symfile_t *f) {
