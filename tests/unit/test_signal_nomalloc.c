@@ -77,7 +77,7 @@ static void nomalloc_libunwind(void) { run(KILN_UNWIND_WITH_LIBUNWIND); }
 static void nomalloc_fp(void) { run(KILN_UNWIND_WITH_FP); }
 
 int main(void) {
-  KT_RUN(nomalloc_libunwind);
   KT_RUN(nomalloc_fp);
+  KT_RUN(nomalloc_libunwind);
   return kt_failed_tests != 0;
 }
