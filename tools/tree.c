@@ -15,13 +15,16 @@ static const char kiln_tree_usage[] =
     "  [61.0%] serialize_response  (self 2.0%)\n"
     "    [42.0%] json_dumps\n"
     "Children come heaviest first; branches under PCT are left out (a line\n"
-    "says how many and how much).\n"
+    "says how many and how much). Past 100 levels the indentation stops\n"
+    "growing and each line starts with its depth: <DEPTH>.\n"
     "\n"
     "  --min PCT       prune branches under PCT percent of all samples (1)\n"
     "  --depth N       show at most N levels below the root (all)\n"
     "  --reverse       merge from the leaves (callers under each function)\n"
     "  --strict        a malformed input line is an error, not a warning\n"
     "  -h, --help      this help\n";
+
+#define KILN_TREE_INDENT_MAX 100u
 
 typedef struct kiln_tree_item_s {
     uint32_t node, depth; /* node KILN_NONE: a "N more" note */
@@ -48,8 +51,13 @@ static void kiln_tree_print(FILE *out, const kiln_profile_t *p, double min_pct, 
     while (top) {
         kiln_tree_item_t it = stack[--top];
         line.len = 0;
-        for (uint32_t i = 0; i < it.depth; i++)
+        /* Indentation stops growing past KILN_TREE_INDENT_MAX levels (a
+         * label says the depth), so a 100000-frame stack stays linear. */
+        uint32_t indent = it.depth < KILN_TREE_INDENT_MAX ? it.depth : KILN_TREE_INDENT_MAX;
+        for (uint32_t i = 0; i < indent; i++)
             kiln_buf_adds(&line, "  ");
+        if (it.depth > KILN_TREE_INDENT_MAX)
+            kiln_buf_printf(&line, "<%u> ", it.depth);
         if (it.node == KILN_NONE) {
             kiln_buf_printf(&line, "[%.1f%%] (%.0f more under %.3g%%)\n", it.share, it.more,
                             min_pct);
