@@ -248,16 +248,48 @@ static int kiln_folded_read_one(kiln_folded_state_t *st, FILE *fp, const char *l
     return rc;
 }
 
+static void kiln_folded_state_init(kiln_folded_state_t *st, kiln_profile_t *p,
+                                   const kiln_folded_opts_t *opts)
+{
+    memset(st, 0, sizeof *st);
+    st->p = p;
+    st->opts = opts;
+    if (opts->base)
+        st->base_name = kiln_names_intern(&p->names, opts->base, strlen(opts->base));
+}
+
+/* Reports the summary and the no-valid-line error; frees the state. */
+static int kiln_folded_state_finish(kiln_folded_state_t *st, int rc, const char *label)
+{
+    if (rc == 0 && st->errors > KILN_FOLDED_SHOWN_ERRORS)
+        kiln_util_err("%ld malformed lines skipped in all (first %d shown)", st->errors,
+                      KILN_FOLDED_SHOWN_ERRORS);
+    if (rc == 0 && st->valid == 0) {
+        kiln_util_err("%s: no valid folded line ('frame;frame;... COUNT')", label);
+        rc = -1;
+    }
+    free(st->path);
+    free(st->ends);
+    free(st->names);
+    kiln_buf_free(&st->prev);
+    return rc;
+}
+
+int kiln_folded_read_fp(kiln_profile_t *p, FILE *fp, const char *label,
+                        const kiln_folded_opts_t *opts)
+{
+    kiln_folded_state_t st;
+    kiln_folded_state_init(&st, p, opts);
+    int rc = kiln_folded_read_one(&st, fp, label);
+    return kiln_folded_state_finish(&st, rc, label);
+}
+
 int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
                      const kiln_folded_opts_t *opts)
 {
     static const char *const stdin_only[] = {"-"};
     kiln_folded_state_t st;
-    memset(&st, 0, sizeof st);
-    st.p = p;
-    st.opts = opts;
-    if (opts->base)
-        st.base_name = kiln_names_intern(&p->names, opts->base, strlen(opts->base));
+    kiln_folded_state_init(&st, p, opts);
     if (npaths == 0) {
         paths = stdin_only;
         npaths = 1;
@@ -279,18 +311,6 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
         if (!use_stdin)
             fclose(fp);
     }
-    if (rc == 0 && st.errors > KILN_FOLDED_SHOWN_ERRORS)
-        kiln_util_err("%ld malformed lines skipped in all (first %d shown)", st.errors,
-                      KILN_FOLDED_SHOWN_ERRORS);
-    if (rc == 0 && st.valid == 0) {
-        kiln_util_err("%s: no valid folded line ('frame;frame;... COUNT')",
-                      npaths == 1 ? (strcmp(paths[0], "-") ? paths[0] : "<stdin>")
-                                  : "input");
-        rc = -1;
-    }
-    free(st.path);
-    free(st.ends);
-    free(st.names);
-    kiln_buf_free(&st.prev);
-    return rc;
+    const char *label = npaths > 1 ? "input" : strcmp(paths[0], "-") ? paths[0] : "<stdin>";
+    return kiln_folded_state_finish(&st, rc, label);
 }

@@ -148,6 +148,9 @@ typedef struct kiln_folded_opts_s {
  * after a kiln: line (unreadable file, strict violation, no valid line). */
 int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
                      const kiln_folded_opts_t *opts);
+/* The same for one open stream, named LABEL in messages (the fuzzer's way in). */
+int kiln_folded_read_fp(kiln_profile_t *p, FILE *fp, const char *label,
+                        const kiln_folded_opts_t *opts);
 /* Parses one line (no newline) into stack and counts. Returns NULL on
  * success or a static description of what is wrong. *ncounts is 1 or 2.
  * Exposed for the fuzzer. */
