@@ -3,7 +3,7 @@
 EXB := $(BUILD)/examples
 EX_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -pthread
 EX_CXXFLAGS := -O2 -g -std=c++17 -Wall -Wextra -pthread
-EX_C  := $(filter-out examples/plugin_%.c,$(sort $(wildcard examples/*.c)))
+EX_C  := $(filter-out examples/plugin_%.c examples/late_start.c,$(sort $(wildcard examples/*.c)))
 EX_CC := $(sort $(wildcard examples/*.cc))
 EX_PLUGINS := $(patsubst examples/%.c,$(EXB)/%.so,$(sort $(wildcard examples/plugin_*.c)))
 EX_BINS := $(patsubst examples/%.c,$(EXB)/%,$(EX_C)) $(patsubst examples/%.cc,$(EXB)/%,$(EX_CC))
@@ -27,3 +27,14 @@ $(EXB)/%.fp: examples/%.cc examples/examples.mk | $(BUILD)/.deps-build
 $(EXB)/plugin_%.so: examples/plugin_%.c examples/examples.mk | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CC) $(EX_CFLAGS) -fPIC -shared -o $@ $<
+
+# Examples that link the runtime instead of preloading it.
+EX_LINKED := $(EXB)/late_start $(EXB)/late_start.fp
+EX_ALL += $(EX_LINKED)
+examples: $(EX_LINKED)
+$(EXB)/late_start: examples/late_start.c $(BUILD)/libkiln.a examples/examples.mk
+	@mkdir -p $(@D)
+	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl
+$(EXB)/late_start.fp: examples/late_start.c $(BUILD)/libkiln.a examples/examples.mk
+	@mkdir -p $(@D)
+	$(CC) $(EX_CFLAGS) -fno-omit-frame-pointer -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl

@@ -5,6 +5,7 @@
 #include "kt.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 
 static uint64_t words[1 << 10];
@@ -49,6 +50,7 @@ static void *producer(void *arg) {
     unsigned n = (unsigned)(i % 17);
     for (unsigned k = 0; k < n; k++) pcs[k] = i * 31 + k;
     if (kiln_ring_push(&shared, kiln_ring_header(n, 0, (uint32_t)i), pcs, n)) i++;
+    else sched_yield();
   }
   return NULL;
 }
@@ -61,7 +63,10 @@ static void ring_spsc_threads(void) {
   bool ok = true;
   while (expect < N) {
     int n = kiln_ring_pop(&shared, &h, out, 17);
-    if (n < 0) continue;
+    if (n < 0) {
+      sched_yield();
+      continue;
+    }
     if ((h >> 32) != (expect & 0xffffffff) || (unsigned)n != expect % 17) ok = false;
     for (int k = 0; k < n; k++)
       if (out[k] != expect * 31 + (uint64_t)k) ok = false;

@@ -1,0 +1,25 @@
+# The runtime linked into a program (libkiln.a), started from code after
+# its threads already run: those threads are found and sampled, with both
+# unwinders (the fp walker has no stack bounds for them and reads through
+# the kernel).
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/cpu_lib.sh"
+for variant in "libunwind late_start" "fp late_start.fp"; do
+  set -- $variant
+  d="$T/late-$1"
+  out=$(KILN_UNWIND=$1 KILN_HZ=999 "$EX/$2" "$d" 2>"$T/err"); rc=$?
+  check_eq "late_start ($1): runs and dumps" "0 late_start: dump ok" "$rc $out"
+  f=$(one "$d/late_start*.cpu.folded")
+  [ -n "$f" ] || { fail "late_start ($1): profile" "none in $d"; continue; }
+  share_ok "late_start ($1): early_a sampled" "$f" "early_a$" 50 6
+  share_ok "late_start ($1): early_b sampled" "$f" "early_b$" 50 6
+  # Samples follow CPU time, not wall time: compare with what was used.
+  hz=$(meta_field "$(one "$d/late_start*.meta.json")" hz_delivered)
+  if within "$hz" 999 100; then pass "late_start ($1): delivered $hz Hz of 999 on threads started before kiln"
+  else fail "late_start ($1): delivered rate" "$hz Hz"; fi
+done
+# Linked but never started: runs at full speed and writes nothing.
+d="$T/never"
+mkdir -p "$d"
+( cd "$d" && "$EX/cpu_split" 1 >/dev/null )
+check_eq "a program that never calls kiln_start writes nothing" "" "$(ls "$d")"
