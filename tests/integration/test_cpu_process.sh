@@ -91,3 +91,14 @@ check_eq "no temporary files left behind" 0 "$leftover"
 
 # Output and exit status of a failing program are unchanged too.
 run_pair "exit status 3 preserved" "$T/exit3" sh -c 'echo out; exit 3'
+
+# CPU spent inside the loader (dl_iterate_phdr callbacks, dlopen/dlclose):
+# no deadlock, and those samples keep their leaf under the marker frame.
+d="$T/loader"
+KILN_UNWIND=libunwind run_pair "loader_busy (no hang inside the loader)" "$d" timeout 60 "$EX/loader_busy"
+f=$(one "$d/loader_busy*.cpu.folded")
+share_ok "loader_busy: samples in dl_iterate_phdr callbacks marked, leaf kept" "$f" "^\[kiln: unwind skipped\];count_segments$" 95 5
+m=$(one "$d/loader_busy*.meta.json")
+skipped=$(meta_field "$m" unwind_skipped)
+if [ "${skipped:-0}" -gt 0 ]; then pass "loader_busy: $skipped skipped unwinds counted in the meta file"
+else fail "loader_busy: skipped count" "$skipped"; fi
