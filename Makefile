@@ -120,6 +120,18 @@ install: all
 	install -m 644 include/kiln.h $(DESTDIR)$(PREFIX)/include/kiln.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' kiln.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kiln.pc
 
+# Sanitizer builds of the unit tests (the lock-free ring and stack table
+# above all), each in its own build directory.
+SAN_UNITS := test_ring test_stacktab test_options test_symbols test_folded
+asan:
+	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  $(SAN_UNITS:%=build/asan/tests/unit/%)
+	@for t in $(SAN_UNITS); do build/asan/tests/unit/$$t || exit 1; done
+tsan:
+	$(MAKE) BUILD=build/tsan CFLAGS="-O1 -g -fsanitize=thread" \
+	  build/tsan/tests/unit/test_ring build/tsan/tests/unit/test_stacktab
+	@for t in test_ring test_stacktab; do build/tsan/tests/unit/$$t || exit 1; done
+
 clean:
 	rm -rf $(BUILD)
 
