@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# kiln record end to end: runs examples/cpu_split (a 60/30/10 split over
+# work60, work30, work10) under the real libkiln.so and checks the files,
+# the listing and the top table; then the environment it sets, the exit
+# status rules, signal forwarding and the error paths.
+source "$(dirname "$0")/../lib.sh"
+SPLIT="$EX/cpu_split"
+
+# Error paths first: they need no runtime.
+mkdir -p "$T/bin" && cp "$KILN" "$T/bin/kiln"
+"$T/bin/kiln" record -o "$T/nolib" -- true > /dev/null 2> "$T/nolib.err"
+check_eq record_no_lib_exit 1 $?
+check record_no_lib_message grep -q "^kiln: record: libkiln.so not found" "$T/nolib.err"
+
+if [ ! -f "$LIBKILN" ] || [ ! -x "$SPLIT" ]; then
+  fail record_prerequisites "need $LIBKILN and $SPLIT (make; make examples)"
+  exit 0
+fi
+
+"$KILN" record -o "$T/run" -- /nonexistent/program > /dev/null 2> "$T/noexec.err"
+check_eq record_cannot_run_exit 127 $?
+check_eq record_cannot_run_one_line 1 "$(grep -c '^kiln: ' "$T/noexec.err")"
+check record_cannot_run_message grep -q "cannot run '/nonexistent/program'" "$T/noexec.err"
+
+# The real thing.
+"$KILN" record -F 499 -o "$T/split" -- "$SPLIT" > "$T/split.out" 2> "$T/split.err"
+check_eq record_exit_status 0 $?
+check record_program_stdout grep -q "rounds" "$T/split.out"
+folded=$(ls "$T/split"/cpu_split.*.cpu.folded 2>/dev/null | head -1)
+check record_cpu_folded test -s "$folded"
+check record_meta_json test -s "$(ls "$T/split"/cpu_split.*.meta.json 2>/dev/null | head -1)"
+check record_lists_folded grep -q "^kiln: wrote $T/split/cpu_split\.[0-9]*\.cpu\.folded" "$T/split.err"
+check record_lists_meta grep -q "^kiln: wrote $T/split/cpu_split\.[0-9]*\.meta\.json" "$T/split.err"
+check record_top_table grep -q "top functions by self" "$T/split.err"
+check record_top_total_table grep -q "top functions by total" "$T/split.err"
+# total% column of the by-self table for each work function.
+share() { awk -v f="$1" '$5 == f { sub(/%/, "", $4); print $4; exit }' "$T/split.err"; }
+for pair in work60:60 work30:30 work10:10; do
+  f=${pair%%:*} want=${pair##*:}
+  got=$(share "$f")
+  if [ -n "$got" ] && within "$got" "$want" 8; then pass "record_share_$f"; else fail "record_share_$f" "got '$got'%, want $want% +-8"; fi
+done
+# The table is kiln top's.
+"$KILN" top -n 10 "$folded" > "$T/top.txt"
+check record_table_is_top grep -qF "$(sed -n 3p "$T/top.txt")" "$T/split.err"
+
+# Environment: LD_PRELOAD prepended, KILN_* set; default directory.
+(cd "$T" && LD_PRELOAD=libm.so.6 "$KILN" record -F 123 --unwind fp --alloc -- \
+   sh -c 'echo "P=$LD_PRELOAD"; echo "H=$KILN_HZ"; echo "U=$KILN_UNWIND"; echo "M=$KILN_MODE"; echo "O=$KILN_OUT"' \
+   > "$T/env.out" 2> /dev/null)
+check_eq record_env_preload "P=$(readlink -f "$LIBKILN") libm.so.6" "$(grep '^P=' "$T/env.out")"
+check_eq record_env_hz H=123 "$(grep '^H=' "$T/env.out")"
+check_eq record_env_unwind U=fp "$(grep '^U=' "$T/env.out")"
+check_eq record_env_mode M=cpu,alloc "$(grep '^M=' "$T/env.out")"
+check record_default_dir grep -q '^O=kiln-sh-[0-9]\{8\}-[0-9]\{6\}' "$T/env.out"
+check record_default_dir_created test -d "$T/$(sed -n 's/^O=//p' "$T/env.out")"
+
+# Exit status: the program's, 128+N when killed by signal N.
+"$KILN" record -o "$T/st" -- sh -c 'exit 7' > /dev/null 2>&1
+check_eq record_exit_code_passed 7 $?
+"$KILN" record -o "$T/sig" -- sh -c 'kill -USR1 $$' > /dev/null 2>&1
+check_eq record_killed_by_signal 138 $?
+
+# Signals sent to kiln reach the program.
+"$KILN" record -o "$T/fwd" -- sleep 30 > /dev/null 2>&1 &
+kpid=$!
+sleep 1
+kill -TERM "$kpid"
+wait "$kpid"
+check_eq record_forwards_sigterm 143 $?
