@@ -150,7 +150,7 @@ static void kiln_folded_add_forward(kiln_folded_state_t *st, const char *s, size
     st->depth = depth;
     st->prev.len = 0;
     kiln_buf_add(&st->prev, s, len);
-    kiln_profile_add(st->p, st->path, depth, value, delta);
+    kiln_profile_add(st->p, depth ? st->path[depth - 1] : 0, value, delta);
 }
 
 /* --reverse and --base: intern every frame, then reorder or cut. */
@@ -190,7 +190,7 @@ static void kiln_folded_add_general(kiln_folded_state_t *st, const char *s, size
         parent = kiln_profile_child(st->p, parent, st->names[i]);
         st->path[i - from] = parent;
     }
-    kiln_profile_add(st->p, st->path, n - from, value, delta);
+    kiln_profile_add(st->p, n > from ? st->path[n - from - 1] : 0, value, delta);
 }
 
 static int kiln_folded_read_one(kiln_folded_state_t *st, FILE *fp, const char *label)
@@ -261,6 +261,7 @@ static void kiln_folded_state_init(kiln_folded_state_t *st, kiln_profile_t *p,
 /* Reports the summary and the no-valid-line error; frees the state. */
 static int kiln_folded_state_finish(kiln_folded_state_t *st, int rc, const char *label)
 {
+    kiln_profile_finish(st->p);
     if (rc == 0 && st->errors > KILN_FOLDED_SHOWN_ERRORS)
         kiln_util_err("%ld malformed lines skipped in all (first %d shown)", st->errors,
                       KILN_FOLDED_SHOWN_ERRORS);

@@ -98,11 +98,14 @@ int kiln_names_cmp(const kiln_names_t *t, uint32_t a, uint32_t b);
 /* ------------------------------------------------------------ profile.c */
 #define KILN_NONE UINT32_MAX
 
+/* 32 bytes a frame: the trie is most of the tool's memory. While the parser
+ * runs only self is kept; kiln_profile_finish sums the totals bottom-up (a
+ * child's id is always above its parent's), so adding a line touches one
+ * node, not its whole path. */
 typedef struct kiln_node_s {
     uint32_t name, parent;
     uint32_t child, sibling; /* children list, most recent first */
-    double total, self, delta;
-    double start;            /* flame chart: time of creation; layout: x */
+    double total, self;
 } kiln_node_t;
 
 typedef struct kiln_profile_s {
@@ -113,17 +116,22 @@ typedef struct kiln_profile_s {
     uint32_t mask;
     bool flamechart; /* merge only with the most recent child */
     bool has_delta;  /* some line had two counts */
+    bool delta_summed;
     double cursor;   /* flame chart time */
-    double delta_max_abs;
+    double *delta;   /* per node, when has_delta: self, then total after finish */
+    double *start;   /* per node: flame chart creation time, then layout x */
 } kiln_profile_t;
 void kiln_profile_init(kiln_profile_t *p, bool flamechart);
 void kiln_profile_free(kiln_profile_t *p);
 /* The child of PARENT named NAME, created when missing. */
 uint32_t kiln_profile_child(kiln_profile_t *p, uint32_t parent, uint32_t name);
-/* Adds VALUE (and DELTA) to the path of nodes path[0..depth-1] (root not
- * included; it is added to as well) and SELF to the last. */
-void kiln_profile_add(kiln_profile_t *p, const uint32_t *path, size_t depth, double value,
-                      double delta);
+/* Adds VALUE (and DELTA) to the stack ending at LEAF (0: the root). */
+void kiln_profile_add(kiln_profile_t *p, uint32_t leaf, double value, double delta);
+/* Computes every node's total (and total delta) from the self counts; call
+ * after reading (kiln_folded_read does). Idempotent for totals. */
+void kiln_profile_finish(kiln_profile_t *p);
+/* The per-node start array (allocated on first use). */
+double *kiln_profile_starts(kiln_profile_t *p);
 /* Children of NODE in drawing order (alphabetical, or input order for a
  * flame chart); returns the count, *out is reused between calls. */
 size_t kiln_profile_children(const kiln_profile_t *p, uint32_t node, uint32_t **out,

@@ -1,5 +1,5 @@
 /* profile.c — the profile trie every view is drawn from: one node per frame
- * under its parent, with total, self and delta counts. Built while the
+ * under its parent, with self counts while parsing, totals after. Built while the
  * folded parser streams; child lookup goes through one hash table keyed by
  * (parent, name id), so a line costs one probe per frame. */
 #include "kiln.h"
@@ -20,6 +20,10 @@ static uint32_t kiln_profile_new_node(kiln_profile_t *p, uint32_t parent, uint32
     if (p->count == p->cap) {
         p->cap = p->cap ? p->cap * 2 : 4096;
         p->nodes = kiln_util_xrealloc(p->nodes, (size_t)p->cap * sizeof *p->nodes);
+        if (p->delta)
+            p->delta = kiln_util_xrealloc(p->delta, (size_t)p->cap * sizeof *p->delta);
+        if (p->start)
+            p->start = kiln_util_xrealloc(p->start, (size_t)p->cap * sizeof *p->start);
     }
     uint32_t id = p->count++;
     kiln_node_t *n = &p->nodes[id];
@@ -28,12 +32,22 @@ static uint32_t kiln_profile_new_node(kiln_profile_t *p, uint32_t parent, uint32
     n->parent = parent;
     n->child = KILN_NONE;
     n->sibling = KILN_NONE;
-    n->start = p->cursor;
+    if (p->delta)
+        p->delta[id] = 0;
+    if (p->start)
+        p->start[id] = p->cursor;
     if (parent != KILN_NONE) {
         n->sibling = p->nodes[parent].child;
         p->nodes[parent].child = id;
     }
     return id;
+}
+
+double *kiln_profile_starts(kiln_profile_t *p)
+{
+    if (!p->start)
+        p->start = kiln_util_xcalloc(p->cap, sizeof *p->start);
+    return p->start;
 }
 
 void kiln_profile_init(kiln_profile_t *p, bool flamechart)
@@ -44,6 +58,8 @@ void kiln_profile_init(kiln_profile_t *p, bool flamechart)
     p->mask = 4095;
     p->slots = kiln_util_xcalloc(p->mask + 1, sizeof *p->slots);
     kiln_profile_new_node(p, KILN_NONE, kiln_names_intern(&p->names, "all", 3));
+    if (flamechart)
+        kiln_profile_starts(p); /* times are taken as frames are created */
 }
 
 void kiln_profile_free(kiln_profile_t *p)
@@ -51,6 +67,8 @@ void kiln_profile_free(kiln_profile_t *p)
     kiln_names_free(&p->names);
     free(p->nodes);
     free(p->slots);
+    free(p->delta);
+    free(p->start);
     memset(p, 0, sizeof *p);
 }
 
@@ -92,17 +110,28 @@ uint32_t kiln_profile_child(kiln_profile_t *p, uint32_t parent, uint32_t name)
     return id;
 }
 
-void kiln_profile_add(kiln_profile_t *p, const uint32_t *path, size_t depth, double value,
-                      double delta)
+void kiln_profile_add(kiln_profile_t *p, uint32_t leaf, double value, double delta)
 {
-    p->nodes[0].total += value;
-    p->nodes[0].delta += delta;
-    for (size_t i = 0; i < depth; i++) {
-        p->nodes[path[i]].total += value;
-        p->nodes[path[i]].delta += delta;
+    p->nodes[leaf].self += value;
+    if (delta != 0) {
+        if (!p->delta)
+            p->delta = kiln_util_xcalloc(p->cap, sizeof *p->delta);
+        p->delta[leaf] += delta;
     }
-    p->nodes[depth ? path[depth - 1] : 0].self += value;
     p->cursor += value;
+}
+
+void kiln_profile_finish(kiln_profile_t *p)
+{
+    for (uint32_t i = 0; i < p->count; i++)
+        p->nodes[i].total = p->nodes[i].self;
+    for (uint32_t i = p->count; i-- > 1;)
+        p->nodes[p->nodes[i].parent].total += p->nodes[i].total;
+    if (p->delta && !p->delta_summed) {
+        for (uint32_t i = p->count; i-- > 1;)
+            p->delta[p->nodes[i].parent] += p->delta[i];
+        p->delta_summed = true;
+    }
 }
 
 static size_t kiln_profile_collect(const kiln_profile_t *p, uint32_t node, uint32_t **out,

@@ -92,9 +92,14 @@ static double kiln_svg_threshold(const kiln_profile_t *p, const kiln_svg_opts_t 
     return t;
 }
 
+static double kiln_svg_delta(const kiln_profile_t *p, uint32_t id)
+{
+    return p->delta ? p->delta[id] : 0;
+}
+
 static bool kiln_svg_kept(const kiln_node_t *n, double t) { return n->total > 0 && n->total >= t; }
 
-/* Positions every kept frame (start in samples, into node->start) and
+/* Positions every kept frame (start in samples, into p->start) and
  * returns the deepest depth. Pre-order with an explicit stack: stacks can
  * be deeper than the C stack. */
 static uint32_t kiln_svg_layout(kiln_profile_t *p, double t)
@@ -102,8 +107,9 @@ static uint32_t kiln_svg_layout(kiln_profile_t *p, double t)
     uint32_t *kids = NULL, depth_max = 0;
     size_t kids_cap = 0, top = 0, cap = 256;
     kiln_svg_item_t *stack = kiln_util_xmalloc(cap * sizeof *stack);
+    double *start = kiln_profile_starts(p);
     if (!p->flamechart)
-        p->nodes[0].start = 0;
+        start[0] = 0;
     stack[top++] = (kiln_svg_item_t){0, 0};
     while (top) {
         kiln_svg_item_t it = stack[--top];
@@ -111,17 +117,16 @@ static uint32_t kiln_svg_layout(kiln_profile_t *p, double t)
         if (it.depth > depth_max)
             depth_max = it.depth;
         size_t k = kiln_profile_children(p, it.node, &kids, &kids_cap);
-        double x = n->start + n->self;
+        double x = start[it.node] + n->self;
         if (top + k > cap) {
             while (top + k > cap)
                 cap *= 2;
             stack = kiln_util_xrealloc(stack, cap * sizeof *stack);
         }
         for (size_t i = 0; i < k; i++) {
-            kiln_node_t *c = &p->nodes[kids[i]];
             if (!p->flamechart)
-                c->start = x;
-            x += c->total;
+                start[kids[i]] = x;
+            x += p->nodes[kids[i]].total;
         }
         for (size_t i = k; i-- > 0;)
             if (kiln_svg_kept(&p->nodes[kids[i]], t))
@@ -222,8 +227,8 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
     double max_abs = 0;
     if (diff)
         for (uint32_t i = 0; i < p->count; i++)
-            if (kiln_svg_kept(&p->nodes[i], t) && fabs(p->nodes[i].delta) > max_abs)
-                max_abs = fabs(p->nodes[i].delta);
+            if (kiln_svg_kept(&p->nodes[i], t) && fabs(kiln_svg_delta(p, i)) > max_abs)
+                max_abs = fabs(kiln_svg_delta(p, i));
 
     kiln_svg_header(out, p, o, height, ypad2, y0, diff);
     fputs("<g id=\"frames\">\n", out);
@@ -237,8 +242,9 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
         kiln_svg_item_t it = stack[--top];
         const kiln_node_t *n = &p->nodes[it.node];
         const kiln_name_t *nm = &p->names.names[n->name];
-        double x1 = KILN_SVG_XPAD + n->start * wpt;
-        double x2 = KILN_SVG_XPAD + (n->start + n->total) * wpt;
+        double x0 = p->start[it.node], delta = kiln_svg_delta(p, it.node);
+        double x1 = KILN_SVG_XPAD + x0 * wpt;
+        double x2 = KILN_SVG_XPAD + (x0 + n->total) * wpt;
         double y1, y2;
         if (o->inverted) {
             y1 = ypad1 + it.depth * fh;
@@ -259,22 +265,22 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
         else
             kiln_buf_printf(&b, ", %.2f%%", 100 * n->total / total);
         if (diff) {
-            double dp = 100 * n->delta / total;
+            double dp = 100 * delta / total;
             kiln_buf_printf(&b, "; %s%.2f%%", dp > 0 ? "+" : "", dp);
         }
         kiln_buf_printf(&b, ")</title><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
                             "height=\"%.1f\" fill=\"", x1, y1, x2 - x1, y2 - y1);
         if (diff)
-            kiln_color_diff(&b, n->delta, max_abs);
+            kiln_color_diff(&b, delta, max_abs);
         else
             kiln_color_frame(&b, o->palette, o->hash, nm->str, nm->len, &seed);
         kiln_buf_adds(&b, "\" rx=\"2\" ry=\"2\" kiln:s=\"");
-        kiln_svg_num(&b, n->start);
+        kiln_svg_num(&b, x0);
         kiln_buf_adds(&b, "\" kiln:n=\"");
         kiln_svg_num(&b, n->total);
         if (diff) {
             kiln_buf_adds(&b, "\" kiln:d=\"");
-            kiln_svg_num(&b, n->delta);
+            kiln_svg_num(&b, delta);
         }
         kiln_buf_printf(&b, "\"/>\n<text x=\"%.2f\" y=\"%.2f\">", x1 + 3, 3 + (y1 + y2) / 2);
         long chars = (long)((x2 - x1) / (fs * o->font_width));
