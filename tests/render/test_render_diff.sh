@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Differential profiles: kiln diff's difffolded lines, -n normalisation, and
+# the differential flame graph (widths from AFTER, or BEFORE with --negate;
+# red where a frame grew, blue where it shrank; the delta in the tooltip).
+source "$(dirname "$0")/../lib.sh"
+IN="$(cd "$(dirname "$0")/input" && pwd)"
+
+"$KILN" diff "$IN/before.folded" "$IN/after.folded" > "$T/d.folded"
+check_eq diff_exit 0 $?
+check diff_line_format awk 'NF < 3 || $(NF-1) !~ /^[0-9]+$/ || $NF !~ /^[0-9]+$/ { exit 1 }' "$T/d.folded"
+check_eq diff_before_total "$(folded_total "$IN/before.folded")" "$(awk '{ s += $(NF-1) } END { print s }' "$T/d.folded")"
+check_eq diff_after_total "$(folded_total "$IN/after.folded")" "$(awk '{ s += $NF } END { print s }' "$T/d.folded")"
+check_eq diff_only_before "main;io;write 10 0" "$(grep '^main;io;write ' "$T/d.folded")"
+check_eq diff_only_after "main;gc 0 12" "$(grep '^main;gc ' "$T/d.folded")"
+"$KILN" diff -n "$IN/before.folded" "$IN/after.folded" > "$T/dn.folded"
+nb=$(awk '{ s += $(NF-1) } END { print s }' "$T/dn.folded")
+check diff_normalized_total within "$nb" "$(folded_total "$IN/after.folded")" 3
+"$KILN" diff "$IN/before.folded" "$IN/diff.folded" > /dev/null 2> "$T/dd.err"
+check_eq diff_refuses_diff_input 1 $?
+
+"$KILN" flamegraph "$T/d.folded" > "$T/d.svg"
+check diff_svg_xml xmllint --noout "$T/d.svg"
+fill() { grep "<title>$1 (" "$2" | grep -o 'fill="[^"]*"' | head -1; }
+check diff_grew_red grep -q 'fill="rgb(255,' <(fill mul "$T/d.svg")
+check diff_shrank_blue grep -q ',255)"' <(fill lex "$T/d.svg")
+check diff_same_neutral grep -q 'rgb(250,250,250)' <(fill add "$T/d.svg")
+check diff_width_after grep -q '<title>mul (60 samples' "$T/d.svg"
+check diff_delta_tooltip grep -q '<title>mul (60 samples, [0-9.]*%; +[0-9.]*%)' "$T/d.svg"
+# The largest change gets the full colour.
+check diff_max_intensity grep -q 'fill="rgb(255,0,0)"' "$T/d.svg"
+"$KILN" flamegraph --negate "$T/d.folded" > "$T/dneg.svg"
+check diff_negate_width_before grep -q '<title>lex (40 samples' "$T/dneg.svg"
+check diff_negate_hue grep -q 'fill="rgb(255,' <(fill lex "$T/dneg.svg")
+check diff_negate_xml xmllint --noout "$T/dneg.svg"
