@@ -104,8 +104,9 @@ enum { KILN_SLOT_FREE = 0, KILN_SLOT_CLAIMED, KILN_SLOT_ACTIVE, KILN_SLOT_EXITED
 typedef struct kiln_thread {
   _Atomic int state;          /* KILN_SLOT_* */
   pid_t tid;
-  int perf_fd;                /* KILN_TIMER_PERF: the event, else -1 */
-  bool has_timer;             /* KILN_TIMER_POSIX: timer is armed */
+  _Atomic int perf_fd;        /* KILN_TIMER_PERF: the event, else -1 */
+  uint64_t perf_id;           /* its PERF_EVENT_IOC_ID: is the fd still ours? */
+  _Atomic bool has_timer;     /* KILN_TIMER_POSIX: timer is armed */
   timer_t timer;
   bool own;                   /* registered by the thread itself (TLS set) */
   uintptr_t stack_lo, stack_hi; /* for the fp walker; 0,0 when unknown */
@@ -136,8 +137,8 @@ typedef struct kiln_thread_totals {
   uint64_t samples, dropped, truncated, skipped, threads, unregistered;
 } kiln_thread_totals_t;
 void kiln_threads_totals(kiln_thread_totals_t *out) KILN_INTERNAL;
-/* After fork, in the child: forget every slot of the parent (closing their
- * event fds) and the rings' contents. */
+/* After fork, in the child (after kiln_sampler_after_fork_child): forget
+ * every slot of the parent and the rings' contents. */
 void kiln_threads_after_fork_child(void) KILN_INTERNAL;
 
 /* ---------------------------------------------------------- kiln_unwind.c */
@@ -239,6 +240,8 @@ int kiln_sampler_program_sigaction(const struct sigaction *act, struct sigaction
                                    int (*real)(int, const struct sigaction *,
                                                struct sigaction *)) KILN_INTERNAL;
 bool kiln_sampler_stepped_aside(void) KILN_INTERNAL;
+/* In the child after fork: close the copies of the parent's event fds. */
+void kiln_sampler_after_fork_child(void) KILN_INTERNAL;
 /* True on the calling thread while it is inside the handler (tests). */
 bool kiln_sampler_in_handler(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
 

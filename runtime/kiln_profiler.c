@@ -109,6 +109,7 @@ static void kiln_profiler_fork_child(void) {
   if (atomic_load(&kiln_profiler.active)) {
     /* The child starts a profile of its own: none of the parent's samples,
      * threads or events come along. */
+    kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
     kiln_stacktab_reset();
     kiln_modules_after_fork_child();

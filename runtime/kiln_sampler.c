@@ -74,7 +74,7 @@ out:
   errno = saved_errno;
 }
 
-static int kiln_sampler_perf_open(pid_t tid, int hz) {
+static int kiln_sampler_perf_open(pid_t tid, int hz, uint64_t *id) {
   struct perf_event_attr a;
   memset(&a, 0, sizeof a);
   a.type = PERF_TYPE_SOFTWARE;
@@ -89,7 +89,8 @@ static int kiln_sampler_perf_open(pid_t tid, int hz) {
   if (fd < 0) return -errno;
   struct f_owner_ex owner = {F_OWNER_TID, tid};
   if (fcntl(fd, F_SETFL, O_ASYNC) < 0 || fcntl(fd, F_SETSIG, SIGPROF) < 0 ||
-      fcntl(fd, F_SETOWN_EX, &owner) < 0 || ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) < 0) {
+      fcntl(fd, F_SETOWN_EX, &owner) < 0 || ioctl(fd, PERF_EVENT_IOC_ID, id) < 0 ||
+      ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) < 0) {
     int e = errno;
     close(fd);
     return -e;
@@ -114,7 +115,7 @@ static int kiln_sampler_posix_arm(kiln_thread_t *t, bool self, int hz) {
     timer_delete(t->timer);
     return -e;
   }
-  t->has_timer = true;
+  atomic_store(&t->has_timer, true);
   return 0;
 }
 
@@ -129,9 +130,11 @@ int kiln_sampler_thread_arm(kiln_thread_t *t) {
   bool self = t->own && t->tid == (pid_t)syscall(SYS_gettid);
   switch (kiln_sampler.timer) {
   case KILN_TIMER_PERF: {
-    int fd = kiln_sampler_perf_open(t->tid, kiln_sampler.hz);
+    uint64_t id = 0;
+    int fd = kiln_sampler_perf_open(t->tid, kiln_sampler.hz, &id);
     if (fd < 0) return fd;
-    t->perf_fd = fd;
+    t->perf_id = id;
+    atomic_store(&t->perf_fd, fd);
     return 0;
   }
   case KILN_TIMER_POSIX:
@@ -142,21 +145,23 @@ int kiln_sampler_thread_arm(kiln_thread_t *t) {
 }
 
 void kiln_sampler_thread_disarm(kiln_thread_t *t) {
-  if (t->perf_fd >= 0) {
-    ioctl(t->perf_fd, PERF_EVENT_IOC_DISABLE, 0);
-    close(t->perf_fd);
-    t->perf_fd = -1;
+  /* Whoever takes the fd closes it, once. A program that closed every fd
+   * (daemons do) may have reused the number: close it only if it is still
+   * our event, never the program's file. */
+  int fd = atomic_exchange(&t->perf_fd, -1);
+  uint64_t id = 0;
+  if (fd >= 0 && ioctl(fd, PERF_EVENT_IOC_ID, &id) == 0 && id == t->perf_id) {
+    ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+    close(fd);
   }
-  if (t->has_timer) {
-    timer_delete(t->timer);
-    t->has_timer = false;
-  }
+  if (atomic_exchange(&t->has_timer, false)) timer_delete(t->timer);
 }
 
 /* Tries the timer kinds in order on the calling thread. */
 static kiln_timer_kind_t kiln_sampler_pick(kiln_timer_kind_t want, int hz) {
   if (want == KILN_TIMER_AUTO || want == KILN_TIMER_PERF) {
-    int fd = kiln_sampler_perf_open((pid_t)syscall(SYS_gettid), hz);
+    uint64_t id;
+    int fd = kiln_sampler_perf_open((pid_t)syscall(SYS_gettid), hz, &id);
     if (fd >= 0) {
       close(fd);
       return KILN_TIMER_PERF;
@@ -259,7 +264,7 @@ void kiln_sampler_resume(void) {
   for (int i = 0; i < high; i++) {
     kiln_thread_t *t = kiln_threads_slot(i);
     if (atomic_load_explicit(&t->state, memory_order_acquire) == KILN_SLOT_ACTIVE &&
-        t->perf_fd < 0 && !t->has_timer)
+        atomic_load(&t->perf_fd) < 0 && !atomic_load(&t->has_timer))
       kiln_sampler_thread_arm(t);
   }
 }
@@ -281,4 +286,15 @@ int kiln_sampler_program_sigaction(const struct sigaction *act, struct sigaction
   int rc = real(SIGPROF, act, NULL);
   if (rc == 0) kiln_sampler.program_action = *act;
   return rc;
+}
+
+void kiln_sampler_after_fork_child(void) {
+  int high = kiln_threads_high();
+  for (int i = 0; i < high; i++) {
+    kiln_thread_t *t = kiln_threads_slot(i);
+    /* The parent's events: this fd table holds copies; drop them. POSIX
+     * timers are not inherited: nothing to delete. */
+    atomic_store(&t->has_timer, false);
+    kiln_sampler_thread_disarm(t);
+  }
 }

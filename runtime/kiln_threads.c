@@ -63,8 +63,8 @@ kiln_thread_t *kiln_threads_register(pid_t tid, bool self) {
     }
     kiln_ring_init(&t->ring, t->ring.words, KILN_RING_WORDS);
     t->tid = tid;
-    t->perf_fd = -1;
-    t->has_timer = false;
+    atomic_store(&t->perf_fd, -1);
+    atomic_store(&t->has_timer, false);
     t->own = self;
     t->stack_lo = t->stack_hi = 0;
     if (self) kiln_threads_stack_bounds(t);
@@ -145,10 +145,6 @@ void kiln_threads_after_fork_child(void) {
   int high = kiln_threads_high();
   for (int i = 0; i < high; i++) {
     kiln_thread_t *t = &kiln_threads_slots[i];
-    /* The parent's events: this fd table holds references, not ours. */
-    if (t->perf_fd >= 0) close(t->perf_fd);
-    t->perf_fd = -1;
-    t->has_timer = false; /* POSIX timers are not inherited */
     atomic_store_explicit(&t->state, KILN_SLOT_FREE, memory_order_relaxed);
   }
   memset(&kiln_threads_retired, 0, sizeof kiln_threads_retired);

@@ -102,3 +102,7 @@ m=$(one "$d/loader_busy*.meta.json")
 skipped=$(meta_field "$m" unwind_skipped)
 if [ "${skipped:-0}" -gt 0 ]; then pass "loader_busy: $skipped skipped unwinds counted in the meta file"
 else fail "loader_busy: skipped count" "$skipped"; fi
+
+# A program that closes every fd and reuses the numbers keeps its files.
+d="$T/daemon"
+run_pair "daemon_fds (kiln never closes the program's files)" "$d" "$EX/daemon_fds"
