@@ -292,9 +292,12 @@ void kiln_sampler_after_fork_child(void) {
   int high = kiln_threads_high();
   for (int i = 0; i < high; i++) {
     kiln_thread_t *t = kiln_threads_slot(i);
-    /* The parent's events: this fd table holds copies; drop them. POSIX
-     * timers are not inherited: nothing to delete. */
+    /* The parent's events: this fd table holds copies of the same event
+     * objects. Close them, never disable (that would stop the parent's
+     * sampling). POSIX timers are not inherited: nothing to delete. */
     atomic_store(&t->has_timer, false);
-    kiln_sampler_thread_disarm(t);
+    int fd = atomic_exchange(&t->perf_fd, -1);
+    uint64_t id = 0;
+    if (fd >= 0 && ioctl(fd, PERF_EVENT_IOC_ID, &id) == 0 && id == t->perf_id) close(fd);
   }
 }
