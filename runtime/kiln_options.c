@@ -55,6 +55,26 @@ static int kiln_options_mode(const char *s, unsigned *mode) {
   return 0;
 }
 
+/* var, if set, must be one of words: *out gets the matching value (-1 when
+ * unset). False, after one line naming the choices, for anything else. */
+static bool kiln_options_keyword(const char *var, const char *const *words, const int *values,
+                                 int n, int *out) {
+  const char *v = secure_getenv(var);
+  *out = -1;
+  if (v == NULL || *v == '\0') return true;
+  char choices[128] = "";
+  for (int i = 0; i < n; i++) {
+    if (strcmp(v, words[i]) == 0) {
+      *out = values[i];
+      return true;
+    }
+    strcat(choices, i == 0 ? "" : i == n - 1 ? " or " : ", ");
+    strcat(choices, words[i]);
+  }
+  kiln_log("%s=%s: expected %s; profiling disabled", var, v, choices);
+  return false;
+}
+
 int kiln_options_from_env(kiln_config_t *cfg) {
   kiln_options_defaults(cfg);
   const char *v;
@@ -78,30 +98,16 @@ int kiln_options_from_env(kiln_config_t *cfg) {
              KILN_DEPTH_MIN, KILN_DEPTH_MAX);
     return -EINVAL;
   }
-  if ((v = secure_getenv("KILN_UNWIND")) != NULL && *v) {
-    if (strcmp(v, "libunwind") == 0)
-      cfg->unwind = KILN_UNWIND_LIBUNWIND;
-    else if (strcmp(v, "fp") == 0)
-      cfg->unwind = KILN_UNWIND_FP;
-    else {
-      kiln_log("KILN_UNWIND=%s: expected libunwind or fp; profiling disabled", v);
-      return -EINVAL;
-    }
-  }
-  if ((v = secure_getenv("KILN_TIMER")) != NULL && *v) {
-    if (strcmp(v, "auto") == 0)
-      cfg->timer = KILN_TIMER_AUTO;
-    else if (strcmp(v, "perf") == 0)
-      cfg->timer = KILN_TIMER_PERF;
-    else if (strcmp(v, "posix") == 0)
-      cfg->timer = KILN_TIMER_POSIX;
-    else if (strcmp(v, "itimer") == 0)
-      cfg->timer = KILN_TIMER_ITIMER;
-    else {
-      kiln_log("KILN_TIMER=%s: expected auto, perf, posix or itimer; profiling disabled", v);
-      return -EINVAL;
-    }
-  }
+  static const char *const unwinds[] = {"libunwind", "fp"};
+  static const int unwind_kinds[] = {KILN_UNWIND_LIBUNWIND, KILN_UNWIND_FP};
+  static const char *const timers[] = {"auto", "perf", "posix", "itimer"};
+  static const int timer_kinds[] = {KILN_TIMER_AUTO, KILN_TIMER_PERF, KILN_TIMER_POSIX,
+                                    KILN_TIMER_ITIMER};
+  int kind;
+  if (!kiln_options_keyword("KILN_UNWIND", unwinds, unwind_kinds, 2, &kind)) return -EINVAL;
+  if (kind >= 0) cfg->unwind = (kiln_unwind_kind_t)kind;
+  if (!kiln_options_keyword("KILN_TIMER", timers, timer_kinds, 4, &kind)) return -EINVAL;
+  if (kind >= 0) cfg->timer = (kiln_timer_kind_t)kind;
   if ((v = secure_getenv("KILN_QUIET")) != NULL && *v) {
     if (strcmp(v, "1") == 0)
       cfg->quiet = true;
