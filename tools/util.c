@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,35 @@ void kiln_util_fmt_count(kiln_buf_t *b, double v, bool commas)
     }
 }
 
+/* The temporary file being written, removed if a signal ends the tool
+ * (the target itself is only ever renamed into place whole). */
+static char *volatile kiln_out_pending;
+
+static void kiln_out_on_signal(int sig)
+{
+    char *tmp = kiln_out_pending; /* async-signal-safe: unlink, raise */
+    if (tmp)
+        unlink(tmp);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void kiln_out_guard(char *tmp_path)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT};
+    kiln_out_pending = tmp_path;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = tmp_path ? kiln_out_on_signal : SIG_DFL;
+        sigemptyset(&sa.sa_mask);
+        /* Leave alone a signal the caller chose to ignore. */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+            continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 int kiln_out_open(kiln_out_t *o, const char *path)
 {
     memset(o, 0, sizeof *o);
@@ -225,6 +255,7 @@ int kiln_out_open(kiln_out_t *o, const char *path)
         kiln_util_die("%s: fdopen: %s", path, strerror(errno));
     }
     setvbuf(o->fp, NULL, _IOFBF, 1 << 16);
+    kiln_out_guard(o->tmp_path);
     return 0;
 }
 
@@ -250,6 +281,7 @@ int kiln_out_commit(kiln_out_t *o)
         rc = -1;
     }
     o->fp = NULL;
+    kiln_out_guard(NULL);
     if (rc == 0 && rename(o->tmp_path, o->path) != 0) {
         kiln_util_err("%s: cannot rename into place: %s", o->path, strerror(errno));
         rc = -1;
@@ -267,6 +299,7 @@ void kiln_out_abort(kiln_out_t *o)
     if (o->fp && o->fp != stdout) {
         fclose(o->fp);
         unlink(o->tmp_path);
+        kiln_out_guard(NULL);
     }
     free(o->path);
     free(o->tmp_path);
