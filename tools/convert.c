@@ -62,42 +62,26 @@ int kiln_speedscope_write(FILE *out, const kiln_profile_t *p, const char *kind,
     kiln_util_fmt_count(&b, p->nodes[0].total, false);
     kiln_buf_adds(&b, ",\"samples\":[");
 
-    /* Pre-order; path[d] is the frame at depth d+1 of the current node. */
-    uint32_t *kids = NULL, *path = NULL;
-    size_t kids_cap = 0, path_cap = 0, top = 0, cap = 1024, nsamples = 0;
-    uint64_t *todo = kiln_util_xmalloc(cap * sizeof *todo); /* node << 32 | depth */
-    todo[top++] = 0;
-    while (top) {
-        uint64_t e = todo[--top];
-        uint32_t id = (uint32_t)(e >> 32), depth = (uint32_t)e;
+    /* Pre-order: one sample per node with self counts, its frames root first. */
+    kiln_walk_t w;
+    uint32_t id, depth;
+    size_t nsamples = 0;
+    kiln_walk_init(&w, p);
+    while (kiln_walk_next(&w, &id, &depth)) {
         const kiln_node_t *n = &p->nodes[id];
-        if (depth > 0) {
-            if (depth > path_cap) {
-                path_cap = depth * 2;
-                path = kiln_util_xrealloc(path, path_cap * sizeof *path);
-            }
-            path[depth - 1] = frame_of[n->name];
-        }
-        if (n->self > 0 && depth > 0) {
-            kiln_buf_adds(&b, nsamples ? ",[" : "[");
-            for (uint32_t d = 0; d < depth; d++)
-                kiln_buf_printf(&b, d ? ",%u" : "%u", path[d]);
-            kiln_buf_addc(&b, ']');
-            if (nsamples)
-                kiln_buf_addc(&weights, ',');
-            kiln_util_fmt_count(&weights, n->self, false);
-            nsamples++;
-            kiln_speedscope_flush(out, &b, false);
-        }
-        size_t k = kiln_profile_children(p, id, &kids, &kids_cap);
-        if (top + k > cap) {
-            while (top + k > cap)
-                cap *= 2;
-            todo = kiln_util_xrealloc(todo, cap * sizeof *todo);
-        }
-        for (size_t i = k; i-- > 0;)
-            todo[top++] = (uint64_t)kids[i] << 32 | (depth + 1);
+        if (!(n->self > 0) || depth == 0)
+            continue;
+        kiln_buf_adds(&b, nsamples ? ",[" : "[");
+        for (uint32_t d = 0; d < depth; d++)
+            kiln_buf_printf(&b, d ? ",%u" : "%u", frame_of[p->nodes[w.path[d]].name]);
+        kiln_buf_addc(&b, ']');
+        if (nsamples)
+            kiln_buf_addc(&weights, ',');
+        kiln_util_fmt_count(&weights, n->self, false);
+        nsamples++;
+        kiln_speedscope_flush(out, &b, false);
     }
+    kiln_walk_free(&w);
     kiln_buf_adds(&b, "],\"weights\":[");
     kiln_speedscope_flush(out, &b, true);
     if (weights.len)
@@ -106,9 +90,6 @@ int kiln_speedscope_write(FILE *out, const kiln_profile_t *p, const char *kind,
     kiln_escape_json(&b, profile_name, strlen(profile_name));
     kiln_buf_adds(&b, "\",\"activeProfileIndex\":0,\"exporter\":\"kiln " KILN_VERSION "\"}\n");
     kiln_speedscope_flush(out, &b, true);
-    free(todo);
-    free(kids);
-    free(path);
     free(frame_of);
     kiln_buf_free(&b);
     kiln_buf_free(&weights);
@@ -130,9 +111,8 @@ int kiln_convert_main(int argc, char **argv)
     kiln_folded_opts_t fo = {0};
     const char *to = NULL, *output = NULL, *kind = NULL;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":o:h", longopts, NULL)) != -1) {
+    while ((c = kiln_util_getopt(argc, argv, "o:", longopts, "convert",
+                                 kiln_convert_usage)) != -1) {
         switch (c) {
         case 't': to = optarg; break;
         case 'o': output = optarg; break;
@@ -145,8 +125,6 @@ int kiln_convert_main(int argc, char **argv)
                 kiln_util_usage_error("convert", "unknown kind '%s'", optarg);
             break;
         case 's': fo.strict = true; break;
-        case 'h': fputs(kiln_convert_usage, stdout); return 0;
-        default: kiln_util_bad_option("convert", c, argv);
         }
     }
     if (!to)
@@ -174,14 +152,9 @@ int kiln_convert_main(int argc, char **argv)
     if (rc == 0) {
         kiln_out_t out;
         rc = kiln_out_open(&out, output);
-        if (rc == 0) {
-            rc = pprof ? kiln_pprof_write(out.fp, &p, kind)
-                       : kiln_speedscope_write(out.fp, &p, kind, profile_name);
-            if (rc == 0)
-                rc = kiln_out_commit(&out);
-            else
-                kiln_out_abort(&out);
-        }
+        if (rc == 0)
+            rc = kiln_out_close(&out, pprof ? kiln_pprof_write(out.fp, &p, kind)
+                       : kiln_speedscope_write(out.fp, &p, kind, profile_name));
     }
     kiln_profile_free(&p);
     return rc == 0 ? 0 : KILN_EXIT_FAIL;

@@ -22,36 +22,30 @@ static const char kiln_diff_usage[] =
     "  -h, --help        this help\n";
 
 /* Writes every stack with a count in either profile, depth first in byte
- * order of the frames, keeping the current stack text in one buffer. */
+ * order of the frames, keeping the current stack text in one buffer:
+ * ends[d] is its length through the frame at depth d + 1. */
 static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *before,
                            uint32_t nbefore, double scale)
 {
     kiln_buf_t stack = {0}, line = {0};
-    uint32_t *kids = NULL;
-    size_t kids_cap = 0, top = 0, cap = 1024;
-    /* Entries: node << 1 | leaving; leaving entries restore the text length,
-     * kept in a parallel array. */
-    uint64_t *todo = kiln_util_xmalloc(cap * sizeof *todo);
-    size_t *lens = kiln_util_xmalloc(cap * sizeof *lens);
-    size_t k = kiln_profile_children(p, 0, &kids, &kids_cap);
-    if (k > cap) {
-        cap = k;
-        todo = kiln_util_xrealloc(todo, cap * sizeof *todo);
-        lens = kiln_util_xrealloc(lens, cap * sizeof *lens);
-    }
-    for (size_t i = k; i-- > 0;) {
-        lens[top] = 0;
-        todo[top++] = (uint64_t)kids[i] << 1;
-    }
-    while (top) {
-        top--;
-        uint32_t id = (uint32_t)(todo[top] >> 1);
-        stack.len = lens[top];
+    size_t *ends = NULL, ends_cap = 0;
+    kiln_walk_t w;
+    uint32_t id, depth;
+    kiln_walk_init(&w, p);
+    while (kiln_walk_next(&w, &id, &depth)) {
+        if (depth == 0)
+            continue;
+        if (depth > ends_cap) {
+            ends_cap = (size_t)depth * 2;
+            ends = kiln_util_xrealloc(ends, ends_cap * sizeof *ends);
+        }
+        stack.len = depth > 1 ? ends[depth - 2] : 0;
+        if (depth > 1)
+            kiln_buf_addc(&stack, ';');
         const kiln_node_t *n = &p->nodes[id];
         const kiln_name_t *nm = &p->names.names[n->name];
-        if (stack.len)
-            kiln_buf_addc(&stack, ';');
         kiln_buf_add(&stack, nm->str, nm->len);
+        ends[depth - 1] = stack.len;
         double b = id < nbefore ? before[id] : 0, a = n->self;
         if (b > 0 || a > 0) {
             line.len = 0;
@@ -63,21 +57,9 @@ static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *bef
             kiln_buf_addc(&line, '\n');
             fwrite(line.data, 1, line.len, out);
         }
-        k = kiln_profile_children(p, id, &kids, &kids_cap);
-        if (top + k > cap) {
-            while (top + k > cap)
-                cap *= 2;
-            todo = kiln_util_xrealloc(todo, cap * sizeof *todo);
-            lens = kiln_util_xrealloc(lens, cap * sizeof *lens);
-        }
-        for (size_t i = k; i-- > 0;) {
-            lens[top] = stack.len;
-            todo[top++] = (uint64_t)kids[i] << 1;
-        }
     }
-    free(todo);
-    free(lens);
-    free(kids);
+    kiln_walk_free(&w);
+    free(ends);
     kiln_buf_free(&stack);
     kiln_buf_free(&line);
 }
@@ -95,15 +77,12 @@ int kiln_diff_main(int argc, char **argv)
     bool normalize = false;
     const char *output = NULL;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":no:h", longopts, NULL)) != -1) {
+    while ((c = kiln_util_getopt(argc, argv, "no:", longopts, "diff",
+                                 kiln_diff_usage)) != -1) {
         switch (c) {
         case 'n': normalize = true; break;
         case 'o': output = optarg; break;
         case 's': fo.strict = true; break;
-        case 'h': fputs(kiln_diff_usage, stdout); return 0;
-        default: kiln_util_bad_option("diff", c, argv);
         }
     }
     if (argc - optind != 2)
@@ -120,13 +99,8 @@ int kiln_diff_main(int argc, char **argv)
                           argv[optind]);
             rc = -1;
         }
-        nbefore = p.count;
         total_before = p.nodes[0].total;
-        before = kiln_util_xmalloc((size_t)nbefore * sizeof *before);
-        for (uint32_t i = 0; i < nbefore; i++) {
-            before[i] = p.nodes[i].self;
-            p.nodes[i].self = p.nodes[i].total = 0;
-        }
+        before = kiln_profile_take_self(&p, &nbefore);
     }
     if (rc == 0)
         rc = kiln_folded_read(&p, (const char *const *)argv + optind + 1, 1, &fo);

@@ -93,12 +93,10 @@ int kiln_flamegraph_main(int argc, char **argv)
     bool flamechart = false;
     const char *output = NULL;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":o:h", kiln_flamegraph_longopts, NULL)) != -1) {
+    while ((c = kiln_util_getopt(argc, argv, "o:", kiln_flamegraph_longopts, "flamegraph",
+                                 kiln_flamegraph_usage)) != -1) {
         switch (c) {
         case 'o': output = optarg; break;
-        case 'h': fputs(kiln_flamegraph_usage, stdout); return 0;
         case KILN_FG_TITLE: o.title = optarg; break;
         case KILN_FG_SUBTITLE: o.subtitle = optarg; break;
         case KILN_FG_WIDTH: o.width = kiln_flamegraph_positive("--width", optarg, 1e6); break;
@@ -140,7 +138,6 @@ int kiln_flamegraph_main(int argc, char **argv)
             fo.base = optarg;
             break;
         case KILN_FG_STRICT: fo.strict = true; break;
-        default: kiln_util_bad_option("flamegraph", c, argv);
         }
     }
     if (!o.title)
@@ -152,13 +149,8 @@ int kiln_flamegraph_main(int argc, char **argv)
     if (rc == 0) {
         kiln_out_t out;
         rc = kiln_out_open(&out, output);
-        if (rc == 0) {
-            rc = kiln_svg_write(out.fp, &p, &o);
-            if (rc == 0)
-                rc = kiln_out_commit(&out);
-            else
-                kiln_out_abort(&out);
-        }
+        if (rc == 0)
+            rc = kiln_out_close(&out, kiln_svg_write(out.fp, &p, &o));
     }
     kiln_profile_free(&p);
     return rc == 0 ? 0 : KILN_EXIT_FAIL;

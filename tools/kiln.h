@@ -45,6 +45,16 @@ int kiln_util_parse_double(const char *s, double *out);
 int kiln_util_parse_long(const char *s, long min, long max, long *out);
 /* Shared getopt_long error reporting: call when getopt_long returns '?' or ':'. */
 _Noreturn void kiln_util_bad_option(const char *cmd, int c, char *const argv[]);
+/* getopt_long with every command's conventions: parsing starts over for a
+ * new argv, SHORTOPTS gets the ':' (missing values told apart) and 'h'
+ * added (a leading '+' stays first: stop at the first operand), -h/--help
+ * prints USAGE and exits 0, an unknown option or missing value is a usage
+ * error (exit 2). Returns the option, or -1 at the end. */
+struct option;
+int kiln_util_getopt(int argc, char **argv, const char *shortopts,
+                     const struct option *longopts, const char *cmd, const char *usage);
+/* A count option's value (0 .. 1e9), or a usage error naming OPT. */
+long kiln_util_opt_count(const char *cmd, const char *opt, const char *arg);
 
 typedef struct kiln_buf_s {
     char *data;
@@ -67,6 +77,9 @@ typedef struct kiln_out_s {
 int kiln_out_open(kiln_out_t *o, const char *path); /* NULL or "-": stdout */
 int kiln_out_commit(kiln_out_t *o);                 /* 0, or -1 after a kiln: line */
 void kiln_out_abort(kiln_out_t *o);
+/* Commits when RC is 0 (returning the commit's result), else aborts and
+ * returns RC: the end of every "write the whole output or nothing" path. */
+int kiln_out_close(kiln_out_t *o, int rc);
 
 /* Appends a count as flamegraph.pl prints it: integer with thousands commas,
  * or two decimals when fractional. */
@@ -139,6 +152,23 @@ size_t kiln_profile_children(const kiln_profile_t *p, uint32_t node, uint32_t **
 /* Children heaviest first (ties by name): tree and top. */
 size_t kiln_profile_children_by_weight(const kiln_profile_t *p, uint32_t node,
                                        uint32_t **out, size_t *out_cap);
+/* Pre-order walk of every node from the root, children in drawing order
+ * (kiln_profile_children). After kiln_walk_next returns NODE at DEPTH,
+ * path[0..DEPTH-1] are the nodes from the root's child down to NODE. */
+typedef struct kiln_walk_s {
+    const kiln_profile_t *p;
+    uint64_t *todo;
+    size_t top, cap;
+    uint32_t *path, *kids;
+    size_t path_cap, kids_cap;
+} kiln_walk_t;
+void kiln_walk_init(kiln_walk_t *w, const kiln_profile_t *p);
+bool kiln_walk_next(kiln_walk_t *w, uint32_t *node, uint32_t *depth);
+void kiln_walk_free(kiln_walk_t *w);
+/* Sets aside every node's self count (returned, COUNT entries, indexed by
+ * node id) and zeroes self and total, so that another file read into P
+ * lands on the same nodes: how diff and leaks pair per-stack counts. */
+double *kiln_profile_take_self(kiln_profile_t *p, uint32_t *count);
 static inline const kiln_name_t *kiln_profile_name(const kiln_profile_t *p, uint32_t node)
 {
     return &p->names.names[p->nodes[node].name];

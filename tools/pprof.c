@@ -158,43 +158,26 @@ int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
     }
 
     /* Samples: every node with self counts, locations leaf first. */
-    uint32_t *kids = NULL, *path = NULL;
-    size_t kids_cap = 0, path_cap = 0, top = 0, cap = 1024;
-    uint64_t *todo = kiln_util_xmalloc(cap * sizeof *todo); /* node << 32 | depth */
-    todo[top++] = 0;
-    while (top) {
-        uint64_t e = todo[--top];
-        uint32_t id = (uint32_t)(e >> 32), depth = (uint32_t)e;
+    kiln_walk_t walk;
+    uint32_t id, depth;
+    kiln_walk_init(&walk, p);
+    while (kiln_walk_next(&walk, &id, &depth)) {
         const kiln_node_t *n = &p->nodes[id];
-        if (depth > 0) {
-            if (depth > path_cap) {
-                path_cap = depth * 2;
-                path = kiln_util_xrealloc(path, path_cap * sizeof *path);
-            }
-            path[depth - 1] = func_of[n->name];
-        }
-        if (n->self > 0 && depth > 0) {
-            sub.len = 0;
-            for (uint32_t d = depth; d-- > 0;)
-                kiln_pprof_varint(&sub, path[d]);
-            msg.len = 0;
-            kiln_pprof_bytes(&msg, 1, sub.data, sub.len); /* packed location_id */
-            sub.len = 0;
-            kiln_pprof_varint(&sub, (uint64_t)llround(n->self));
-            kiln_pprof_bytes(&msg, 2, sub.data, sub.len); /* packed value */
-            kiln_pprof_bytes(&b, KILN_PB_SAMPLE, msg.data, msg.len);
-            if (b.len > (1u << 16))
-                kiln_pprof_emit(w, &b, Z_NO_FLUSH);
-        }
-        size_t k = kiln_profile_children(p, id, &kids, &kids_cap);
-        if (top + k > cap) {
-            while (top + k > cap)
-                cap *= 2;
-            todo = kiln_util_xrealloc(todo, cap * sizeof *todo);
-        }
-        for (size_t i = k; i-- > 0;)
-            todo[top++] = (uint64_t)kids[i] << 32 | (depth + 1);
+        if (!(n->self > 0) || depth == 0)
+            continue;
+        sub.len = 0;
+        for (uint32_t d = depth; d-- > 0;)
+            kiln_pprof_varint(&sub, func_of[p->nodes[walk.path[d]].name]);
+        msg.len = 0;
+        kiln_pprof_bytes(&msg, 1, sub.data, sub.len); /* packed location_id */
+        sub.len = 0;
+        kiln_pprof_varint(&sub, (uint64_t)llround(n->self));
+        kiln_pprof_bytes(&msg, 2, sub.data, sub.len); /* packed value */
+        kiln_pprof_bytes(&b, KILN_PB_SAMPLE, msg.data, msg.len);
+        if (b.len > (1u << 16))
+            kiln_pprof_emit(w, &b, Z_NO_FLUSH);
     }
+    kiln_walk_free(&walk);
     kiln_pprof_emit(w, &b, Z_FINISH);
     deflateEnd(&w->zs);
     int rc = 0;
@@ -202,9 +185,6 @@ int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
         kiln_util_err("pprof: compression or write failed");
         rc = -1;
     }
-    free(todo);
-    free(kids);
-    free(path);
     free(func_of);
     free(w);
     kiln_buf_free(&b);

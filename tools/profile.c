@@ -190,3 +190,59 @@ size_t kiln_profile_children_by_weight(const kiln_profile_t *p, uint32_t node,
         qsort_r(*out, n, sizeof **out, kiln_profile_cmp_weight, (void *)p);
     return n;
 }
+
+void kiln_walk_init(kiln_walk_t *w, const kiln_profile_t *p)
+{
+    memset(w, 0, sizeof *w);
+    w->p = p;
+    w->cap = 1024;
+    w->todo = kiln_util_xmalloc(w->cap * sizeof *w->todo);
+    w->todo[w->top++] = 0;
+}
+
+/* Pre-order with an explicit stack: a node's entry is node << 32 | depth, and
+ * its children are pushed in reverse so they come out in drawing order. */
+bool kiln_walk_next(kiln_walk_t *w, uint32_t *node, uint32_t *depth)
+{
+    if (w->top == 0)
+        return false;
+    uint64_t e = w->todo[--w->top];
+    uint32_t id = (uint32_t)(e >> 32), d = (uint32_t)e;
+    if (d > 0) {
+        if (d > w->path_cap) {
+            w->path_cap = (size_t)d * 2;
+            w->path = kiln_util_xrealloc(w->path, w->path_cap * sizeof *w->path);
+        }
+        w->path[d - 1] = id;
+    }
+    size_t k = kiln_profile_children(w->p, id, &w->kids, &w->kids_cap);
+    if (w->top + k > w->cap) {
+        while (w->top + k > w->cap)
+            w->cap *= 2;
+        w->todo = kiln_util_xrealloc(w->todo, w->cap * sizeof *w->todo);
+    }
+    for (size_t i = k; i-- > 0;)
+        w->todo[w->top++] = (uint64_t)w->kids[i] << 32 | (d + 1);
+    *node = id;
+    *depth = d;
+    return true;
+}
+
+void kiln_walk_free(kiln_walk_t *w)
+{
+    free(w->todo);
+    free(w->path);
+    free(w->kids);
+    memset(w, 0, sizeof *w);
+}
+
+double *kiln_profile_take_self(kiln_profile_t *p, uint32_t *count)
+{
+    double *self = kiln_util_xmalloc((size_t)p->count * sizeof *self);
+    for (uint32_t i = 0; i < p->count; i++) {
+        self[i] = p->nodes[i].self;
+        p->nodes[i].self = p->nodes[i].total = 0;
+    }
+    *count = p->count;
+    return self;
+}

@@ -170,10 +170,9 @@ int kiln_record_main(int argc, char **argv)
     bool alloc = false;
     long v;
     int c;
-    opterr = 0;
-    optind = 1;
     /* '+': stop at the first non-option, so CMD's own options stay its own. */
-    while ((c = getopt_long(argc, argv, "+:F:o:h", longopts, NULL)) != -1) {
+    while ((c = kiln_util_getopt(argc, argv, "+F:o:", longopts, "record",
+                                 kiln_record_usage)) != -1) {
         switch (c) {
         case 'F':
             if (kiln_util_parse_long(optarg, 1, 1000000, &v) != 0)
@@ -191,8 +190,6 @@ int kiln_record_main(int argc, char **argv)
             unwind = optarg;
             break;
         case 'a': alloc = true; break;
-        case 'h': fputs(kiln_record_usage, stdout); return 0;
-        default: kiln_util_bad_option("record", c, argv);
         }
     }
     if (optind >= argc)

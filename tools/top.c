@@ -151,18 +151,12 @@ int kiln_top_main(int argc, char **argv)
     long n = 20;
     bool by_total = false, strict = false;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":n:h", longopts, NULL)) != -1) {
+    while ((c = kiln_util_getopt(argc, argv, "n:", longopts, "top",
+                                 kiln_top_usage)) != -1) {
         switch (c) {
-        case 'n':
-            if (kiln_util_parse_long(optarg, 0, 1000000000, &n) != 0)
-                kiln_util_usage_error("top", "-n needs a count, not '%s'", optarg);
-            break;
+        case 'n': n = kiln_util_opt_count("top", "-n", optarg); break;
         case 't': by_total = true; break;
         case 's': strict = true; break;
-        case 'h': fputs(kiln_top_usage, stdout); return 0;
-        default: kiln_util_bad_option("top", c, argv);
         }
     }
     unsigned flags = (by_total ? KILN_TOP_BY_TOTAL : 0) | (strict ? KILN_TOP_STRICT : 0);

@@ -115,22 +115,16 @@ int kiln_tree_main(int argc, char **argv)
     double min_pct = 1;
     long depth = -1;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = kiln_util_getopt(argc, argv, "", longopts, "tree",
+                                 kiln_tree_usage)) != -1) {
         switch (c) {
         case 'm':
             if (kiln_util_parse_double(optarg, &min_pct) != 0 || min_pct > 100)
                 kiln_util_usage_error("tree", "--min needs a percentage, not '%s'", optarg);
             break;
-        case 'd':
-            if (kiln_util_parse_long(optarg, 0, 1000000000, &depth) != 0)
-                kiln_util_usage_error("tree", "--depth needs a count, not '%s'", optarg);
-            break;
+        case 'd': depth = kiln_util_opt_count("tree", "--depth", optarg); break;
         case 'r': fo.reverse = true; break;
         case 's': fo.strict = true; break;
-        case 'h': fputs(kiln_tree_usage, stdout); return 0;
-        default: kiln_util_bad_option("tree", c, argv);
         }
     }
     kiln_profile_t p;

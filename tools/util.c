@@ -15,13 +15,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static void kiln_util_verr(const char *fmt, va_list ap)
+{
+    fputs("kiln: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void kiln_util_err(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("kiln: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    kiln_util_verr(fmt, ap);
     va_end(ap);
 }
 
@@ -29,9 +34,7 @@ _Noreturn void kiln_util_die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("kiln: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    kiln_util_verr(fmt, ap);
     va_end(ap);
     exit(KILN_EXIT_FAIL);
 }
@@ -56,6 +59,38 @@ _Noreturn void kiln_util_bad_option(const char *cmd, int c, char *const argv[])
     if (optopt && optopt != '?' && !(word[0] == '-' && word[1] == '-'))
         kiln_util_usage_error(cmd, "unknown option '-%c'", optopt);
     kiln_util_usage_error(cmd, "unknown option '%s'", word);
+}
+
+/* The argv being parsed: a new one starts getopt over. */
+static char **kiln_util_opt_argv;
+
+int kiln_util_getopt(int argc, char **argv, const char *shortopts,
+                     const struct option *longopts, const char *cmd, const char *usage)
+{
+    char spec[64];
+    bool in_order = shortopts[0] == '+';
+    snprintf(spec, sizeof spec, "%s:%sh", in_order ? "+" : "", shortopts + in_order);
+    if (argv != kiln_util_opt_argv) {
+        kiln_util_opt_argv = argv;
+        optind = 1;
+        opterr = 0;
+    }
+    int c = getopt_long(argc, argv, spec, longopts, NULL);
+    if (c == 'h') {
+        fputs(usage, stdout);
+        exit(fflush(stdout) == 0 ? 0 : KILN_EXIT_FAIL);
+    }
+    if (c == '?' || c == ':')
+        kiln_util_bad_option(cmd, c, argv);
+    return c;
+}
+
+long kiln_util_opt_count(const char *cmd, const char *opt, const char *arg)
+{
+    long v;
+    if (kiln_util_parse_long(arg, 0, 1000000000, &v) != 0)
+        kiln_util_usage_error(cmd, "%s needs a count, not '%s'", opt, arg);
+    return v;
 }
 
 void *kiln_util_xmalloc(size_t n)
@@ -291,6 +326,14 @@ int kiln_out_commit(kiln_out_t *o)
     free(o->path);
     free(o->tmp_path);
     o->path = o->tmp_path = NULL;
+    return rc;
+}
+
+int kiln_out_close(kiln_out_t *o, int rc)
+{
+    if (rc == 0)
+        return kiln_out_commit(o);
+    kiln_out_abort(o);
     return rc;
 }
 
