@@ -265,7 +265,7 @@ static int kiln_folded_state_finish(kiln_folded_state_t *st, int rc, const char 
     if (rc == 0 && st->errors > KILN_FOLDED_SHOWN_ERRORS)
         kiln_util_err("%ld malformed lines skipped in all (first %d shown)", st->errors,
                       KILN_FOLDED_SHOWN_ERRORS);
-    if (rc == 0 && st->valid == 0) {
+    if (rc == 0 && st->valid == 0 && !(st->opts->allow_empty && st->errors == 0)) {
         kiln_util_err("%s: no valid folded line ('frame;frame;... COUNT')", label);
         rc = -1;
     }

@@ -180,6 +180,7 @@ typedef struct kiln_folded_opts_s {
     bool reverse;     /* merge from the leaves: frames reversed */
     bool negate;      /* two-count lines: widths from the first count */
     const char *base; /* keep only stacks through this frame, re-rooted */
+    bool allow_empty; /* a file with no line at all is an empty profile, not an error */
 } kiln_folded_opts_t;
 /* Reads every path ("-" or none = stdin) into P. Malformed lines are reported
  * as "kiln: FILE:LINE: what" (the first ten, then a count). Returns 0, or -1
@@ -250,6 +251,21 @@ int kiln_top_main(int argc, char **argv);         /* top.c */
 int kiln_tree_main(int argc, char **argv);        /* tree.c */
 int kiln_convert_main(int argc, char **argv);     /* convert.c */
 int kiln_record_main(int argc, char **argv);      /* record.c */
+int kiln_leaks_main(int argc, char **argv);       /* leaks.c */
+int kiln_push_main(int argc, char **argv);        /* push.c */
+
+/* leaks.c: the leak report of every process found in PATHS (directories,
+ * or leak/category folded files), MAX_SITES sites per category (<= 0: all).
+ * *found says whether a failing leak was found (any leak; with category
+ * files, definitely lost, and possibly lost with fail_possible). 0, or -1
+ * after a kiln: line. */
+typedef struct kiln_leaks_opts_s {
+    long max_sites;
+    bool fail_possible;
+    bool quiet_missing; /* a directory without leak files is not an error */
+} kiln_leaks_opts_t;
+int kiln_leaks_print(FILE *out, const char *const *paths, int npaths,
+                     const kiln_leaks_opts_t *o, bool *found);
 
 /* top.c: prints the flat list of PATHS merged (one table): self and total
  * count and share per function, sorted by self (or by total with

@@ -19,8 +19,8 @@ static const kiln_command_t kiln_commands[] = {
     {"top", kiln_top_main, "self and total count per function"},
     {"tree", kiln_tree_main, "the call tree as indented text"},
     {"convert", kiln_convert_main, "export to speedscope JSON or pprof"},
-    {"leaks", NULL, "leak report (planned)"},
-    {"push", NULL, "upload profiles (planned)"},
+    {"leaks", kiln_leaks_main, "memory still allocated at exit, per site (memcheck style)"},
+    {"push", kiln_push_main, "send profiles to a Pyroscope-compatible server"},
 };
 #define KILN_NCOMMANDS (sizeof kiln_commands / sizeof kiln_commands[0])
 
