@@ -31,7 +31,9 @@ static const char kiln_record_usage[] =
     "  -o, --output DIR    profile directory (KILN_OUT; default\n"
     "                      ./kiln-CMD-YYYYmmdd-HHMMSS, created)\n"
     "  --unwind METHOD     fp or libunwind (KILN_UNWIND)\n"
-    "  --alloc             profile allocations too (KILN_MODE=cpu,alloc)\n"
+    "  --alloc             profile allocations too (KILN_MODE=cpu,alloc); the\n"
+    "                      summary adds the top allocating functions and the\n"
+    "                      leak report's top 5 sites per process\n"
     "  -h, --help          this help\n"
     "\n"
     "libkiln.so is looked for next to the kiln binary, then in ../lib.\n";
@@ -102,8 +104,42 @@ static int kiln_record_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Lists DIR's profiles and prints top tables for the CPU ones. */
-static void kiln_record_summary(const char *dir)
+/* With --alloc: the leak report's headers and top 5 sites, and the top
+ * allocating functions of each alloc_bytes profile. */
+static void kiln_record_alloc_summary(const char *dir, char **names, size_t n)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        const char *kind = kiln_folded_kind(names[i]);
+        if (!kind || strcmp(kind, "alloc_bytes") != 0)
+            continue;
+        kiln_buf_t path = {0};
+        kiln_buf_printf(&path, "%s/%s", dir, names[i]);
+        const char *one[] = {path.data};
+        struct stat st;
+        any = true;
+        if (stat(path.data, &st) == 0 && st.st_size == 0) {
+            fprintf(stderr, "\n%s: no allocations\n", path.data);
+        } else {
+            fprintf(stderr, "\n%s: top allocating functions by self (bytes)\n", path.data);
+            kiln_top_print(stderr, one, 1, 10, 0);
+        }
+        kiln_buf_free(&path);
+    }
+    kiln_leaks_opts_t lo = {.max_sites = 5, .quiet_missing = true};
+    bool found;
+    fputc('\n', stderr);
+    int rc = kiln_leaks_print(stderr, &dir, 1, &lo, &found);
+    if (rc == 1 && !any)
+        kiln_util_err("record: no allocation profile was written in %s "
+                      "(does this libkiln.so profile allocations?)", dir);
+    else if (rc == 1)
+        kiln_util_err("record: no leak profile was written in %s", dir);
+}
+
+/* Lists DIR's profiles and prints top tables for the CPU ones (and the
+ * allocation summary with --alloc). */
+static void kiln_record_summary(const char *dir, bool alloc)
 {
     DIR *d = opendir(dir);
     if (!d) {
@@ -141,7 +177,6 @@ static void kiln_record_summary(const char *dir)
             if (stat(path.data, &st) == 0 && st.st_size == 0) {
                 fprintf(stderr, "\n%s: no samples\n", path.data);
                 kiln_buf_free(&path);
-                free(names[i]);
                 continue;
             }
             fprintf(stderr, "\n%s: top functions by self\n", path.data);
@@ -151,8 +186,11 @@ static void kiln_record_summary(const char *dir)
             }
             kiln_buf_free(&path);
         }
-        free(names[i]);
     }
+    if (alloc)
+        kiln_record_alloc_summary(dir, names, n);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
 }
 
@@ -280,7 +318,7 @@ int kiln_record_main(int argc, char **argv)
     } else {
         rc = 1;
     }
-    kiln_record_summary(dir);
+    kiln_record_summary(dir, alloc);
     free(lib);
     free(owned_dir);
     kiln_buf_free(&preload);

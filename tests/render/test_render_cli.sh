@@ -10,7 +10,7 @@ for c in record flamegraph diff top tree convert leaks push; do
 done
 "$KILN" --version > "$T/version"; check_eq version_exit 0 $?
 check version_text grep -qE '^kiln [0-9]+\.[0-9]+\.[0-9]+$' "$T/version"
-for c in record flamegraph diff top tree convert; do
+for c in record flamegraph diff top tree convert leaks push; do
   "$KILN" "$c" --help > "$T/h_$c"; check_eq "help_${c}_exit" 0 $?
   check "help_${c}_usage" grep -q "^usage: kiln $c" "$T/h_$c"
 done
@@ -39,8 +39,8 @@ usage_error convert_no_to convert "$IN/basic.folded"
 usage_error convert_bad_to convert --to json "$IN/basic.folded"
 usage_error record_no_cmd record
 usage_error record_bad_unwind record --unwind dwarf -- true
-usage_error planned_leaks leaks
-usage_error planned_push push
+usage_error leaks_no_args leaks
+usage_error push_no_url push
 "$KILN" > /dev/null 2>&1; check_eq no_args_exit 2 $?
 
 for p in hot mem io red green blue aqua yellow purple orange; do
