@@ -92,7 +92,7 @@ $(BUILD)/tools/%.o: tools/%.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -MMD -MP -c $< -o $@
 $(BUILD)/kiln: $(TOOLS_OBJ)
-	$(CC) -o $@ $(TOOLS_OBJ) -lz -lm
+	$(CC) $(CFLAGS) -o $@ $(TOOLS_OBJ) -lz -lm
 
 # ---------------------------------------------------------------- examples
 include examples/examples.mk
