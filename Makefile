@@ -17,9 +17,9 @@ BUILD      ?= build
 DEMO_HZ    ?= 999
 
 WARN       := -Wall -Wextra -Wpedantic
-KILN_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURCE \
+KILN_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -fno-omit-frame-pointer -D_GNU_SOURCE \
                -Iinclude -Iruntime -MMD -MP
-LIBS_RT    := -lunwind -lpthread -ldl
+LIBS_RT    := -lunwind -lpthread -ldl -lm
 
 # Debian packages: what building needs, and what the tests add.
 DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev
@@ -101,7 +101,7 @@ include examples/examples.mk
 include tests/tests.mk
 -include tools/render.mk
 
-test: all examples unit-tests $(BUILD)/.deps-test $(RENDER_TEST_DEPS)
+test: all examples unit-tests $(BUILD)/.deps-test $(PEER_ALLOC_EX) $(RENDER_TEST_DEPS)
 	@KILN_BUILD=$(BUILD) tests/run.sh
 
 demo: all examples

@@ -34,7 +34,7 @@ EX_ALL += $(EX_LINKED)
 examples: $(EX_LINKED)
 $(EXB)/late_start: examples/late_start.c $(BUILD)/libkiln.a examples/examples.mk
 	@mkdir -p $(@D)
-	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl
+	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm
 $(EXB)/late_start.fp: examples/late_start.c $(BUILD)/libkiln.a examples/examples.mk
 	@mkdir -p $(@D)
-	$(CC) $(EX_CFLAGS) -fno-omit-frame-pointer -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl
+	$(CC) $(EX_CFLAGS) -fno-omit-frame-pointer -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm

@@ -51,12 +51,24 @@ static void kiln_folded_count_pcs(kiln_stack_t *s, void *ctx) {
 static void kiln_folded_stack(kiln_stack_t *s, void *vctx) {
   kiln_folded_ctx_t *c = vctx;
   uint64_t count = atomic_load_explicit(&s->counts[c->kind], memory_order_relaxed);
-  if (count == 0) return;
+  /* Zero, or below zero for a moment while another thread was in a hook. */
+  if (count == 0 || (int64_t)count < 0) return;
+  /* Allocation stacks end at the caller of operator new, not inside it. */
+  uint32_t lo = 0;
+  if (c->kind != KILN_COUNT_CPU) {
+    while (lo + 1 < s->depth) {
+      const char *name;
+      size_t n;
+      kiln_folded_name(&c->names, s->pcs[lo], &name, &n);
+      if (!(n >= 12 && memcmp(name, "operator new", 12) == 0)) break;
+      lo++;
+    }
+  }
   size_t start = c->lines.len;
   if (s->flags & KILN_STACK_FULL) kiln_buf_puts(&c->lines, "[kiln: table full]");
   if (s->flags & KILN_STACK_TRUNCATED) kiln_buf_puts(&c->lines, "[kiln: truncated]");
   if (s->flags & KILN_STACK_SKIPPED) kiln_buf_puts(&c->lines, "[kiln: unwind skipped]");
-  for (uint32_t i = s->depth; i-- > 0;) {
+  for (uint32_t i = s->depth; i-- > lo;) {
     const char *name;
     size_t n;
     kiln_folded_name(&c->names, s->pcs[i], &name, &n);
@@ -79,43 +91,47 @@ static int kiln_folded_cmp(const void *a, const void *b) {
   return x->len < y->len ? -1 : x->len > y->len;
 }
 
-size_t kiln_folded_render(kiln_count_kind_t kind, kiln_buf_t *out, uint64_t *total) {
+void kiln_folded_render(const kiln_count_kind_t *kinds, int nkinds, kiln_buf_t *outs, uint64_t *totals) {
   kiln_folded_ctx_t c;
   memset(&c, 0, sizeof c);
-  c.kind = kind;
   size_t npcs = 0;
   kiln_stacktab_foreach(kiln_folded_count_pcs, &npcs);
   c.names.cap = 1024;
   while (c.names.cap < npcs * 2) c.names.cap <<= 1;
   size_t bytes = c.names.cap * (sizeof(uint64_t) + 2 * sizeof(size_t));
   char *mem = kiln_mem_map(bytes);
-  *total = 0;
-  if (mem == NULL) return 0;
+  for (int k = 0; k < nkinds; k++) totals[k] = 0;
+  if (mem == NULL) {
+    for (int k = 0; k < nkinds; k++) outs[k].failed = true;
+    return;
+  }
   c.names.pcs = (uint64_t *)mem;
   c.names.off = (size_t *)(mem + c.names.cap * sizeof(uint64_t));
   c.names.len = c.names.off + c.names.cap;
 
-  kiln_symbols_begin();
-  kiln_stacktab_foreach(kiln_folded_stack, &c);
-  kiln_symbols_end();
-
-  kiln_line_t *recs = (kiln_line_t *)c.recs.data;
-  size_t n = c.recs.len / sizeof(kiln_line_t), lines = 0;
-  kiln_folded_lines_base = c.lines.data;
-  kiln_sort(recs, n, sizeof *recs, kiln_folded_cmp);
-  for (size_t i = 0; i < n;) {
-    uint64_t count = recs[i].count;
-    size_t j = i + 1;
-    while (j < n && kiln_folded_cmp(&recs[i], &recs[j]) == 0) count += recs[j++].count;
-    kiln_buf_put(out, c.lines.data + recs[i].off, recs[i].len);
-    kiln_buf_printf(out, " %llu\n", (unsigned long long)count);
-    *total += count;
-    lines++;
-    i = j;
+  kiln_symbols_begin(); /* one name cache for every kind */
+  for (int k = 0; k < nkinds; k++) {
+    c.kind = kinds[k];
+    c.lines.len = c.recs.len = 0;
+    kiln_stacktab_foreach(kiln_folded_stack, &c);
+    kiln_line_t *recs = (kiln_line_t *)c.recs.data;
+    size_t n = c.recs.len / sizeof(kiln_line_t);
+    kiln_folded_lines_base = c.lines.data;
+    kiln_sort(recs, n, sizeof *recs, kiln_folded_cmp);
+    for (size_t i = 0; i < n;) {
+      uint64_t count = recs[i].count;
+      size_t j = i + 1;
+      while (j < n && kiln_folded_cmp(&recs[i], &recs[j]) == 0) count += recs[j++].count;
+      kiln_buf_put(&outs[k], c.lines.data + recs[i].off, recs[i].len);
+      kiln_buf_printf(&outs[k], " %llu\n", (unsigned long long)count);
+      totals[k] += count;
+      i = j;
+    }
+    if (c.lines.failed || c.recs.failed || c.names.text.failed) outs[k].failed = true;
   }
+  kiln_symbols_end();
   kiln_buf_free(&c.lines);
   kiln_buf_free(&c.recs);
   kiln_buf_free(&c.names.text);
   kiln_mem_unmap(mem, bytes);
-  return lines;
 }

@@ -62,6 +62,16 @@ typedef struct kiln_libc {
   int (*execve)(const char *, char *const[], char *const[]);
   int (*execvpe)(const char *, char *const[], char *const[]);
   int (*fexecve)(int, char *const[], char *const[]);
+  void *(*malloc)(size_t);
+  void (*free)(void *);
+  void *(*calloc)(size_t, size_t);
+  void *(*realloc)(void *, size_t);
+  void *(*reallocarray)(void *, size_t, size_t);
+  int (*posix_memalign)(void **, size_t, size_t);
+  void *(*aligned_alloc)(size_t, size_t);
+  void *(*memalign)(size_t, size_t);
+  void *(*valloc)(size_t);
+  void *(*pvalloc)(size_t);
 } kiln_libc_t;
 extern kiln_libc_t kiln_libc KILN_INTERNAL;
 /* Fills kiln_libc once (dlsym RTLD_NEXT). Normal context. */
@@ -157,6 +167,12 @@ typedef int (*kiln_unwind_fn)(const ucontext_t *uc, const kiln_thread_t *t, uint
 /* Loads the backend; a missing libunwind falls back to fp (logged). */
 int kiln_unwind_init(kiln_unwind_kind_t *kind) KILN_INTERNAL;
 kiln_unwind_fn kiln_unwind_backend(kiln_unwind_kind_t kind) KILN_INTERNAL;
+/* Captures the calling thread's stack from inside a malloc hook, leaf
+ * first, starting at the caller of the first function of the kiln_hooks
+ * section; pcs has room for max + KILN_UNWIND_SLACK. [lo, hi) bounds the
+ * stack for the fp walker (0, 0: unknown). Returns the number of pcs. */
+int kiln_unwind_here(kiln_unwind_kind_t kind, uintptr_t lo, uintptr_t hi, uint64_t *pcs, int max,
+                     unsigned *flags) KILN_INTERNAL;
 /* Per-thread set-up, in the new thread before its timer is armed. */
 void kiln_unwind_thread_init(kiln_unwind_kind_t kind) KILN_INTERNAL;
 const char *kiln_unwind_name(kiln_unwind_kind_t kind) KILN_INTERNAL;
@@ -176,19 +192,68 @@ int kiln_stacktab_init(size_t max_stacks) KILN_INTERNAL; /* 0 / -ENOMEM */
  * the "[kiln: table full]" stack (counted). Never 0. */
 uint32_t kiln_stacktab_intern(const uint64_t *pcs, unsigned depth, unsigned flags) KILN_INTERNAL;
 kiln_stack_t *kiln_stacktab_get(uint32_t id) KILN_INTERNAL;
+uint32_t kiln_stacktab_id(const kiln_stack_t *s) KILN_INTERNAL;
 static inline void kiln_stacktab_add(kiln_stack_t *s, kiln_count_kind_t k, uint64_t v) {
   atomic_fetch_add_explicit(&s->counts[k], v, memory_order_relaxed);
 }
 /* Calls fn for each interned stack (a snapshot; concurrent inserts may or
  * may not be seen). */
 void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) KILN_INTERNAL;
-/* Zeroes every count (stacks stay interned). */
-void kiln_stacktab_clear_counts(void) KILN_INTERNAL;
+/* Zeroes the counts whose kinds are in mask (1 << kind); stacks stay. */
+void kiln_stacktab_clear_counts(unsigned mask) KILN_INTERNAL;
+#define KILN_COUNTS_ALL ((1u << KILN_COUNT_KINDS) - 1)
+#define KILN_COUNTS_CUMULATIVE \
+  ((1u << KILN_COUNT_CPU) | (1u << KILN_COUNT_ALLOC_BYTES) | (1u << KILN_COUNT_ALLOC_COUNT))
 /* Drops everything: after fork in the child, or on reset. */
 int kiln_stacktab_reset(void) KILN_INTERNAL;
 void kiln_stacktab_destroy(void) KILN_INTERNAL;
 typedef struct kiln_stacktab_stats { uint64_t stacks, full_hits, bytes; } kiln_stacktab_stats_t;
 void kiln_stacktab_stats(kiln_stacktab_stats_t *out) KILN_INTERNAL;
+
+/* -------------------------------------------------------- kiln_livemap.c */
+/* Address -> (requested size, stack_id) of every tracked live block. Any
+ * thread, from the malloc hooks; never the signal handler. */
+int kiln_livemap_put(uint64_t addr, uint64_t size, uint32_t stack_id) KILN_INTERNAL; /* 0 / -ENOMEM */
+/* Removes addr; false if it was not tracked. */
+bool kiln_livemap_take(uint64_t addr, uint64_t *size, uint32_t *stack_id) KILN_INTERNAL;
+void kiln_livemap_foreach(void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx),
+                          void *ctx) KILN_INTERNAL;
+void kiln_livemap_clear(void) KILN_INTERNAL;
+void kiln_livemap_stats(uint64_t *entries, uint64_t *bytes) KILN_INTERNAL;
+/* Around fork: every shard locked (prepare), then released (parent, child). */
+void kiln_livemap_fork_prepare(void) KILN_INTERNAL;
+void kiln_livemap_fork_release(void) KILN_INTERNAL;
+
+/* ----------------------------------------------------------- kiln_heap.c */
+/* The hook guard: while above 0 in a thread, its malloc hooks forward to
+ * the real allocator and record nothing (kiln's own calls, nested calls). */
+extern __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
+static inline void kiln_heap_guard_enter(void) { kiln_tls_hook_guard++; }
+static inline void kiln_heap_guard_leave(void) { kiln_tls_hook_guard--; }
+
+typedef struct kiln_heap_block { uint64_t size; uint32_t stack_id; } kiln_heap_block_t;
+typedef struct kiln_heap_stats {
+  uint64_t alloc_bytes, alloc_count, freed_bytes, freed_count;
+  int64_t live_bytes, live_count, peak_bytes;
+  uint64_t untracked_frees, map_failures, tracked_blocks, map_bytes, sample;
+} kiln_heap_stats_t;
+
+int kiln_heap_start(const kiln_config_t *cfg) KILN_INTERNAL;
+void kiln_heap_stop(void) KILN_INTERNAL;
+bool kiln_heap_active(void) KILN_INTERNAL;   /* allocations are recorded */
+bool kiln_heap_started(void) KILN_INTERNAL;  /* frees must be matched */
+/* Hooks, with the guard held: after a successful allocation; before a free
+ * (true and *out when p was tracked); after a failed realloc. */
+void kiln_heap_on_alloc(void *p, size_t size) KILN_INTERNAL;
+bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) KILN_INTERNAL;
+void kiln_heap_restore(void *p, const kiln_heap_block_t *b) KILN_INTERNAL;
+/* Dump time: PEAK_BYTES of every stack made its value at the last peak. */
+void kiln_heap_peak_settle(void) KILN_INTERNAL;
+void kiln_heap_stats(kiln_heap_stats_t *out) KILN_INTERNAL;
+void kiln_heap_after_fork_child(void) KILN_INTERNAL;
+/* At exit only: what glibc frees in __libc_freeres counted freed. */
+void kiln_heap_exit_freeres(void) KILN_INTERNAL;
+void kiln_heap_reset(void) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_modules.c */
 typedef struct kiln_module {
@@ -261,9 +326,11 @@ int kiln_out_mkdirs(const char *dir) KILN_INTERNAL;
 int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len) KILN_INTERNAL;
 
 /* ---------------------------------------------------------- kiln_folded.c */
-/* Renders the counts of kind as folded text (root first, merged, sorted).
- * Returns the number of lines; *total gets the sum of counts. */
-size_t kiln_folded_render(kiln_count_kind_t kind, kiln_buf_t *out, uint64_t *total) KILN_INTERNAL;
+/* Renders the counts of each kind as folded text into outs[k] (root first,
+ * merged, sorted; allocation stacks cut at the caller of operator new);
+ * totals[k] gets the sum of its counts. One symbolization for all. */
+void kiln_folded_render(const kiln_count_kind_t *kinds, int nkinds, kiln_buf_t *outs,
+                        uint64_t *totals) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_profiler.c */
 /* Starts from the environment (the preload's constructor). */

@@ -29,6 +29,18 @@ void kiln_libc_resolve(void) {
   *(void **)&l.execve = kiln_libc_sym("execve");
   *(void **)&l.execvpe = kiln_libc_sym("execvpe");
   *(void **)&l.fexecve = kiln_libc_sym("fexecve");
+  /* dlsym may itself allocate: those calls are served by the preload's
+   * bootstrap arena until this assignment completes. */
+  *(void **)&l.malloc = kiln_libc_sym("malloc");
+  *(void **)&l.free = kiln_libc_sym("free");
+  *(void **)&l.calloc = kiln_libc_sym("calloc");
+  *(void **)&l.realloc = kiln_libc_sym("realloc");
+  *(void **)&l.reallocarray = kiln_libc_sym("reallocarray");
+  *(void **)&l.posix_memalign = kiln_libc_sym("posix_memalign");
+  *(void **)&l.aligned_alloc = kiln_libc_sym("aligned_alloc");
+  *(void **)&l.memalign = kiln_libc_sym("memalign");
+  *(void **)&l.valloc = kiln_libc_sym("valloc");
+  *(void **)&l.pvalloc = kiln_libc_sym("pvalloc");
   kiln_libc = l;
   atomic_store_explicit(&done, 1, memory_order_release);
 }

@@ -45,6 +45,8 @@ static int kiln_options_mode(const char *s, unsigned *mode) {
     word[n] = '\0';
     if (strcmp(word, "cpu") == 0)
       m |= KILN_MODE_CPU_BIT;
+    else if (strcmp(word, "alloc") == 0)
+      m |= KILN_MODE_ALLOC_BIT;
     else
       return -EINVAL;
     s += n;
@@ -82,7 +84,7 @@ int kiln_options_from_env(kiln_config_t *cfg) {
     int rc = kiln_options_mode(v, &cfg->mode);
     if (rc == 1) return 1;
     if (rc < 0) {
-      kiln_log("KILN_MODE=%s: expected cpu or off; profiling disabled", v);
+      kiln_log("KILN_MODE=%s: expected cpu, alloc, cpu,alloc or off; profiling disabled", v);
       return -EINVAL;
     }
   }
@@ -108,6 +110,17 @@ int kiln_options_from_env(kiln_config_t *cfg) {
   if (kind >= 0) cfg->unwind = (kiln_unwind_kind_t)kind;
   if (!kiln_options_keyword("KILN_TIMER", timers, timer_kinds, 4, &kind)) return -EINVAL;
   if (kind >= 0) cfg->timer = (kiln_timer_kind_t)kind;
+  if ((v = secure_getenv("KILN_ALLOC_SAMPLE")) != NULL && *v) {
+    /* Mean bytes between samples; 0 keeps every allocation. */
+    uint64_t r = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9' && r < (1ull << 40); p++) r = r * 10 + (uint64_t)(*p - '0');
+    if (*p != '\0' || r >= (1ull << 40)) {
+      kiln_log("KILN_ALLOC_SAMPLE=%s: expected a byte count below 2^40 (0: exact); profiling disabled", v);
+      return -EINVAL;
+    }
+    cfg->alloc_sample = r;
+  }
   if ((v = secure_getenv("KILN_QUIET")) != NULL && *v) {
     if (strcmp(v, "1") == 0)
       cfg->quiet = true;

@@ -100,30 +100,43 @@ static void kiln_profiler_fork_prepare(void) {
   sigemptyset(&prof);
   sigaddset(&prof, SIGPROF);
   pthread_sigmask(SIG_BLOCK, &prof, &kiln_tls_fork_mask);
+  /* No shard of the live map may be mid-update (or locked) in the child. */
+  kiln_livemap_fork_prepare();
 }
 
-static void kiln_profiler_fork_parent(void) { pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL); }
+static void kiln_profiler_fork_parent(void) {
+  kiln_livemap_fork_release();
+  pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
+}
 
 static void kiln_profiler_fork_child(void) {
+  kiln_livemap_fork_release();
   pthread_mutex_init(&kiln_profiler_lock, NULL);
   if (atomic_load(&kiln_profiler.active)) {
     /* The child starts a profile of its own: none of the parent's samples,
-     * threads or events come along. */
+     * threads, events or allocations over the run come along. The blocks
+     * live at fork are live in the child too, and stay tracked. */
+    kiln_heap_guard_enter();
     kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
-    kiln_stacktab_reset();
+    kiln_stacktab_clear_counts(KILN_COUNTS_CUMULATIVE);
+    kiln_heap_after_fork_child();
     kiln_modules_after_fork_child();
     kiln_collector_after_fork_child();
     kiln_profiler_baseline();
     kiln_profiler.out_warned = false;
-    kiln_profiler_add_self();
-    kiln_sampler_resume();
-    kiln_collector_start(kiln_profiler.cfg.hz);
+    if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
+      kiln_profiler_add_self();
+      kiln_sampler_resume();
+      kiln_collector_start(kiln_profiler.cfg.hz);
+    }
+    kiln_heap_guard_leave();
   }
   pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
 }
 
 static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
+  kiln_heap_guard_enter(); /* what kiln allocates here is not the program's */
   pthread_mutex_lock(&kiln_profiler_lock);
   int rc = 0;
   if (atomic_load(&kiln_profiler.active)) {
@@ -142,22 +155,34 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
   if (!kiln_profiler.key_created)
     kiln_profiler.key_created =
         pthread_key_create(&kiln_profiler.thread_key, kiln_profiler_thread_key_dtor) == 0;
-  if ((rc = kiln_sampler_start(&kiln_profiler.cfg)) < 0) goto out;
+  bool cpu = kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT, alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
+  if (cpu && (rc = kiln_sampler_start(&kiln_profiler.cfg)) < 0) {
+    if (!alloc) goto out;
+    kiln_profiler.cfg.mode &= ~KILN_MODE_CPU_BIT; /* the heap goes on alone */
+    cpu = false;
+    rc = 0;
+  }
   kiln_profiler_baseline();
   atomic_store(&kiln_profiler.active, true);
-  kiln_profiler_add_self();
-  kiln_profiler_add_existing();
-  if ((rc = kiln_collector_start(kiln_profiler.cfg.hz)) < 0) {
-    kiln_log("cannot start the collector thread (%s); profiling disabled", strerror(-rc));
-    kiln_sampler_stop();
-    atomic_store(&kiln_profiler.active, false);
-    goto out;
+  if (cpu) {
+    kiln_profiler_add_self();
+    kiln_profiler_add_existing();
+    if ((rc = kiln_collector_start(kiln_profiler.cfg.hz)) < 0) {
+      kiln_log("cannot start the collector thread (%s); profiling disabled", strerror(-rc));
+      kiln_sampler_stop();
+      atomic_store(&kiln_profiler.active, false);
+      goto out;
+    }
   }
+  if (alloc && (rc = kiln_heap_start(&kiln_profiler.cfg)) < 0)
+    kiln_log("cannot map the allocation tracker's memory; allocation profiling off");
   if (!kiln_profiler.atfork_registered)
     kiln_profiler.atfork_registered = pthread_atfork(kiln_profiler_fork_prepare, kiln_profiler_fork_parent,
                                                      kiln_profiler_fork_child) == 0;
+  rc = 0;
 out:
   pthread_mutex_unlock(&kiln_profiler_lock);
+  kiln_heap_guard_leave();
   return rc;
 }
 
@@ -170,8 +195,12 @@ void kiln_profiler_start_env(void) {
 bool kiln_profiler_active(void) { return atomic_load(&kiln_profiler.active); }
 
 void kiln_profiler_thread_begin(void) {
-  if (!atomic_load(&kiln_profiler.active) || kiln_sampler_stepped_aside()) return;
+  if (!atomic_load(&kiln_profiler.active) || !(kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) ||
+      kiln_sampler_stepped_aside())
+    return;
+  kiln_heap_guard_enter();
   kiln_profiler_add_self();
+  kiln_heap_guard_leave();
 }
 
 void kiln_profiler_thread_end(void) {
@@ -194,43 +223,106 @@ void kiln_profiler_thread_end(void) {
 typedef struct kiln_profiler_report {
   kiln_thread_totals_t threads;
   kiln_stacktab_stats_t table;
+  kiln_heap_stats_t heap;
   uint64_t cpu_total;
   double user, sys, wall, profiler_cpu, delivered_hz;
 } kiln_profiler_report_t;
 
-static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, const char *folded) {
+/* The files of a dump: the count kind each holds and its name suffix. */
+static const struct {
+  kiln_count_kind_t kind;
+  unsigned mode;
+  const char *suffix;
+} kiln_profiler_files[] = {
+    {KILN_COUNT_CPU, KILN_MODE_CPU_BIT, "cpu"},
+    {KILN_COUNT_ALLOC_BYTES, KILN_MODE_ALLOC_BIT, "alloc_bytes"},
+    {KILN_COUNT_ALLOC_COUNT, KILN_MODE_ALLOC_BIT, "alloc_count"},
+    {KILN_COUNT_LIVE_BYTES, KILN_MODE_ALLOC_BIT, "leak_bytes"},
+    {KILN_COUNT_LIVE_COUNT, KILN_MODE_ALLOC_BIT, "leak_count"},
+    {KILN_COUNT_PEAK_BYTES, KILN_MODE_ALLOC_BIT, "peak_bytes"},
+};
+enum { KILN_PROFILER_FILES = sizeof kiln_profiler_files / sizeof kiln_profiler_files[0] };
+
+static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, char names[][256], int nfiles) {
   const kiln_config_t *c = &kiln_profiler.cfg;
+  bool cpu = c->mode & KILN_MODE_CPU_BIT, alloc = c->mode & KILN_MODE_ALLOC_BIT;
   kiln_buf_printf(b, "{\n  \"kiln_version\": \"%s\",\n  \"prog\": \"%s\",\n  \"pid\": %d,\n",
                   KILN_VERSION, kiln_profiler.prog, (int)kiln_profiler.pid);
-  kiln_buf_printf(b, "  \"mode\": \"cpu\",\n  \"timer\": \"%s\",\n  \"unwinder\": \"%s\",\n",
-                  kiln_sampler_timer_name(kiln_sampler_timer()), kiln_unwind_name(c->unwind));
-  kiln_buf_printf(b, "  \"hz_requested\": %d,\n  \"sample_period_ns\": %lld,\n  \"hz_delivered\": %.1f,\n",
-                  c->hz, 1000000000LL / c->hz, r->delivered_hz);
-  kiln_buf_printf(b, "  \"max_depth\": %d,\n  \"samples\": %llu,\n  \"samples_in_profile\": %llu,\n",
-                  c->max_depth, (unsigned long long)r->threads.samples,
-                  (unsigned long long)r->cpu_total);
-  kiln_buf_printf(b, "  \"dropped\": %llu,\n  \"truncated\": %llu,\n  \"unwind_skipped\": %llu,\n",
-                  (unsigned long long)r->threads.dropped, (unsigned long long)r->threads.truncated,
-                  (unsigned long long)r->threads.skipped);
+  kiln_buf_printf(b, "  \"mode\": \"%s\",\n  \"unwinder\": \"%s\",\n  \"max_depth\": %d,\n",
+                  cpu && alloc ? "cpu,alloc" : cpu ? "cpu" : "alloc", kiln_unwind_name(c->unwind), c->max_depth);
+  if (cpu) {
+    kiln_buf_printf(b, "  \"timer\": \"%s\",\n", kiln_sampler_timer_name(kiln_sampler_timer()));
+    kiln_buf_printf(b, "  \"hz_requested\": %d,\n  \"sample_period_ns\": %lld,\n  \"hz_delivered\": %.1f,\n",
+                    c->hz, 1000000000LL / c->hz, r->delivered_hz);
+    kiln_buf_printf(b, "  \"samples\": %llu,\n  \"samples_in_profile\": %llu,\n",
+                    (unsigned long long)r->threads.samples, (unsigned long long)r->cpu_total);
+    kiln_buf_printf(b, "  \"dropped\": %llu,\n  \"truncated\": %llu,\n  \"unwind_skipped\": %llu,\n",
+                    (unsigned long long)r->threads.dropped, (unsigned long long)r->threads.truncated,
+                    (unsigned long long)r->threads.skipped);
+    kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n",
+                    (unsigned long long)r->threads.threads, (unsigned long long)r->threads.unregistered);
+    kiln_buf_printf(b, "  \"stepped_aside\": %s,\n", kiln_sampler_stepped_aside() ? "true" : "false");
+  }
+  if (alloc) {
+    const kiln_heap_stats_t *h = &r->heap;
+    kiln_buf_printf(b, "  \"alloc_sample_bytes\": %llu,\n", (unsigned long long)h->sample);
+    kiln_buf_printf(b, "  \"alloc_bytes\": %llu,\n  \"alloc_count\": %llu,\n",
+                    (unsigned long long)h->alloc_bytes, (unsigned long long)h->alloc_count);
+    kiln_buf_printf(b, "  \"freed_bytes\": %llu,\n  \"freed_count\": %llu,\n",
+                    (unsigned long long)h->freed_bytes, (unsigned long long)h->freed_count);
+    kiln_buf_printf(b, "  \"live_bytes\": %lld,\n  \"live_count\": %lld,\n  \"peak_bytes\": %lld,\n",
+                    (long long)h->live_bytes, (long long)h->live_count, (long long)h->peak_bytes);
+    kiln_buf_printf(b, "  \"tracked_blocks\": %llu,\n  \"untracked_frees\": %llu,\n  \"map_failures\": %llu,\n",
+                    (unsigned long long)h->tracked_blocks, (unsigned long long)h->untracked_frees,
+                    (unsigned long long)h->map_failures);
+    kiln_buf_printf(b, "  \"live_map_bytes\": %llu,\n", (unsigned long long)h->map_bytes);
+  }
   kiln_buf_printf(b, "  \"stacks\": %llu,\n  \"table_full\": %llu,\n  \"table_bytes\": %llu,\n",
                   (unsigned long long)r->table.stacks, (unsigned long long)r->table.full_hits,
                   (unsigned long long)r->table.bytes);
-  kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n",
-                  (unsigned long long)r->threads.threads, (unsigned long long)r->threads.unregistered);
   kiln_buf_printf(b, "  \"user_seconds\": %.3f,\n  \"system_seconds\": %.3f,\n  \"wall_seconds\": %.3f,\n",
                   r->user, r->sys, r->wall);
-  kiln_buf_printf(b, "  \"profiler_cpu_seconds\": %.3f,\n  \"stepped_aside\": %s,\n",
-                  r->profiler_cpu, kiln_sampler_stepped_aside() ? "true" : "false");
-  kiln_buf_printf(b, "  \"files\": [\"%s\"]\n}\n", folded);
+  kiln_buf_printf(b, "  \"profiler_cpu_seconds\": %.3f,\n  \"files\": [", r->profiler_cpu);
+  for (int i = 0; i < nfiles; i++) kiln_buf_printf(b, "%s\"%s\"", i ? ", " : "", names[i]);
+  kiln_buf_puts(b, "]\n}\n");
+}
+
+/* "12.3 MiB" */
+static const char *kiln_profiler_size(double bytes, char *buf, size_t cap) {
+  const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) bytes /= 1024, u++;
+  snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+  return buf;
 }
 
 static int kiln_profiler_dump_locked(const char *dir, bool summary) {
-  kiln_collector_drain();
+  kiln_heap_guard_enter();
+  const kiln_config_t *c = &kiln_profiler.cfg;
+  if (c->mode & KILN_MODE_CPU_BIT) kiln_collector_drain();
   kiln_modules_refresh();
   kiln_profiler_report_t r;
   memset(&r, 0, sizeof r);
-  kiln_buf_t folded = {0}, meta = {0};
-  kiln_folded_render(KILN_COUNT_CPU, &folded, &r.cpu_total);
+  kiln_count_kind_t kinds[KILN_PROFILER_FILES];
+  char names[KILN_PROFILER_FILES][256];
+  uint64_t totals[KILN_PROFILER_FILES];
+  kiln_buf_t outs[KILN_PROFILER_FILES];
+  memset(outs, 0, sizeof outs);
+  int n = 0;
+  for (int i = 0; i < KILN_PROFILER_FILES; i++) {
+    if (!(c->mode & kiln_profiler_files[i].mode)) continue;
+    kinds[n] = kiln_profiler_files[i].kind;
+    snprintf(names[n], sizeof names[n], "%s.%d.%s.folded", kiln_profiler.prog, (int)kiln_profiler.pid,
+             kiln_profiler_files[i].suffix);
+    n++;
+  }
+  if (c->mode & KILN_MODE_ALLOC_BIT) {
+    kiln_heap_peak_settle();
+    kiln_heap_stats(&r.heap);
+  }
+  kiln_folded_render(kinds, n, outs, totals);
+  for (int i = 0; i < n; i++)
+    if (kinds[i] == KILN_COUNT_CPU) r.cpu_total = totals[i];
   kiln_threads_totals(&r.threads);
   kiln_stacktab_stats(&r.table);
   double user, sys;
@@ -243,39 +335,61 @@ static int kiln_profiler_dump_locked(const char *dir, bool summary) {
   double counted = r.user + (kiln_sampler_timer() == KILN_TIMER_PERF ? 0 : r.sys) - r.profiler_cpu;
   r.delivered_hz = counted > 0.001 ? (double)r.threads.samples / counted : 0;
 
-  char name[256], meta_name[256], path[4096 + 256];
-  snprintf(name, sizeof name, "%s.%d.cpu.folded", kiln_profiler.prog, (int)kiln_profiler.pid);
+  kiln_buf_t meta = {0};
+  char meta_name[256];
   snprintf(meta_name, sizeof meta_name, "%s.%d.meta.json", kiln_profiler.prog, (int)kiln_profiler.pid);
-  kiln_profiler_meta(&meta, &r, name);
+  kiln_profiler_meta(&meta, &r, names, n);
   int rc = kiln_out_mkdirs(dir);
-  if (rc == 0 && (folded.failed || meta.failed)) rc = -ENOMEM;
-  if (rc == 0) rc = kiln_out_write_file(dir, name, folded.data ? folded.data : "", folded.len);
-  if (rc == 0) rc = kiln_out_write_file(dir, meta_name, meta.data, meta.len);
+  for (int i = 0; i < n && rc == 0; i++) {
+    if (outs[i].failed) rc = -ENOMEM;
+    else rc = kiln_out_write_file(dir, names[i], outs[i].data ? outs[i].data : "", outs[i].len);
+  }
+  if (rc == 0) rc = meta.failed ? -ENOMEM : kiln_out_write_file(dir, meta_name, meta.data, meta.len);
   if (rc < 0 && !kiln_profiler.out_warned) {
     kiln_profiler.out_warned = true;
     kiln_log("cannot write profiles to %s: %s", dir, strerror(-rc));
   }
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  if (summary && !kiln_profiler.cfg.quiet) {
-    kiln_log("%s[%d]: %llu samples at %.0f Hz (%d requested; %s, %s), threads %llu, "
-             "dropped %llu, truncated %llu%s%s",
-             kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r.threads.samples,
-             r.delivered_hz, kiln_profiler.cfg.hz, kiln_sampler_timer_name(kiln_sampler_timer()),
-             kiln_unwind_name(kiln_profiler.cfg.unwind), (unsigned long long)r.threads.threads,
-             (unsigned long long)r.threads.dropped, (unsigned long long)r.threads.truncated,
-             rc == 0 ? " -> " : "", rc == 0 ? path : "");
+  if (summary && !c->quiet) {
+    char path[4096 + 256];
+    snprintf(path, sizeof path, "%s/%s", dir, names[0]);
+    if (c->mode & KILN_MODE_CPU_BIT)
+      kiln_log("%s[%d]: %llu samples at %.0f Hz (%d requested; %s, %s), threads %llu, "
+               "dropped %llu, truncated %llu%s%s",
+               kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r.threads.samples,
+               r.delivered_hz, c->hz, kiln_sampler_timer_name(kiln_sampler_timer()),
+               kiln_unwind_name(c->unwind), (unsigned long long)r.threads.threads,
+               (unsigned long long)r.threads.dropped, (unsigned long long)r.threads.truncated,
+               rc == 0 ? " -> " : "", rc == 0 ? path : "");
+    if (c->mode & KILN_MODE_ALLOC_BIT) {
+      const kiln_heap_stats_t *h = &r.heap;
+      char a[32], f[32], l[32], p[32];
+      kiln_log("%s[%d]: heap%s: allocated %s in %llu blocks, freed %s in %llu, live at exit %s in %lld "
+               "blocks, peak %s%s%s",
+               kiln_profiler.prog, (int)kiln_profiler.pid, h->sample ? " (sampled estimates)" : "",
+               kiln_profiler_size((double)h->alloc_bytes, a, sizeof a), (unsigned long long)h->alloc_count,
+               kiln_profiler_size((double)h->freed_bytes, f, sizeof f), (unsigned long long)h->freed_count,
+               kiln_profiler_size((double)h->live_bytes, l, sizeof l), (long long)h->live_count,
+               kiln_profiler_size((double)h->peak_bytes, p, sizeof p), rc == 0 ? " -> " : "",
+               rc == 0 ? dir : "");
+    }
   }
-  kiln_buf_free(&folded);
+  for (int i = 0; i < n; i++) kiln_buf_free(&outs[i]);
   kiln_buf_free(&meta);
+  kiln_heap_guard_leave();
   return rc;
 }
 
 void kiln_profiler_at_exit(void) {
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_exchange(&kiln_profiler.active, false) && getpid() == kiln_profiler.pid) {
-    kiln_sampler_stop();
-    kiln_collector_stop();
+    kiln_heap_guard_enter();
+    if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
+      kiln_sampler_stop();
+      kiln_collector_stop();
+    }
+    if (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) kiln_heap_exit_freeres();
     kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, true);
+    kiln_heap_guard_leave();
   }
   pthread_mutex_unlock(&kiln_profiler_lock);
 }
@@ -301,7 +415,9 @@ KILN_EXPORT int kiln_start(const kiln_options_t *opts) {
   int rc = kiln_options_from_env(&cfg);
   if (rc < 0) return rc;
   if (opts != NULL) {
-    if (opts->mode != 0) cfg.mode = opts->mode & KILN_MODE_CPU ? KILN_MODE_CPU_BIT : 0;
+    if (opts->mode != 0)
+      cfg.mode = (opts->mode & KILN_MODE_CPU ? KILN_MODE_CPU_BIT : 0) |
+                 (opts->mode & KILN_MODE_ALLOC ? KILN_MODE_ALLOC_BIT : 0);
     if (opts->hz != 0) {
       if (opts->hz < KILN_HZ_MIN || opts->hz > KILN_HZ_MAX) {
         kiln_log("kiln_start: hz %d out of range %d..%d", opts->hz, KILN_HZ_MIN, KILN_HZ_MAX);
@@ -336,6 +452,7 @@ KILN_EXPORT int kiln_start(const kiln_options_t *opts) {
 KILN_EXPORT void kiln_stop(void) {
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_exchange(&kiln_profiler.active, false)) {
+    kiln_heap_stop();
     kiln_sampler_stop();
     int high = kiln_threads_high();
     for (int i = 0; i < high; i++) {
@@ -375,6 +492,7 @@ KILN_EXPORT int kiln_dump(const char *dir) {
 KILN_EXPORT void kiln_reset(void) {
   pthread_mutex_lock(&kiln_profiler_lock);
   kiln_collector_drain();
-  kiln_stacktab_clear_counts();
+  kiln_stacktab_clear_counts(KILN_COUNTS_ALL);
+  kiln_heap_reset();
   pthread_mutex_unlock(&kiln_profiler_lock);
 }

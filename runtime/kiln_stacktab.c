@@ -129,6 +129,10 @@ uint32_t kiln_stacktab_intern(const uint64_t *pcs, unsigned depth, unsigned flag
 
 kiln_stack_t *kiln_stacktab_get(uint32_t id) { return kiln_stacktab_entry(id); }
 
+uint32_t kiln_stacktab_id(const kiln_stack_t *s) {
+  return (uint32_t)(((const char *)s - kiln_stacktab.arena.base) / 16);
+}
+
 void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) {
   kiln_stacktab_t *st = &kiln_stacktab;
   for (size_t i = 0; i < st->nslots; i++) {
@@ -138,11 +142,12 @@ void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) {
 }
 
 static void kiln_stacktab_zero(kiln_stack_t *s, void *ctx) {
-  (void)ctx;
-  for (int k = 0; k < KILN_COUNT_KINDS; k++) atomic_store_explicit(&s->counts[k], 0, memory_order_relaxed);
+  unsigned mask = *(unsigned *)ctx;
+  for (int k = 0; k < KILN_COUNT_KINDS; k++)
+    if (mask & (1u << k)) atomic_store_explicit(&s->counts[k], 0, memory_order_relaxed);
 }
 
-void kiln_stacktab_clear_counts(void) { kiln_stacktab_foreach(kiln_stacktab_zero, NULL); }
+void kiln_stacktab_clear_counts(unsigned mask) { kiln_stacktab_foreach(kiln_stacktab_zero, &mask); }
 
 void kiln_stacktab_stats(kiln_stacktab_stats_t *out) {
   out->stacks = atomic_load_explicit(&kiln_stacktab.count, memory_order_relaxed);

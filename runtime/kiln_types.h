@@ -32,6 +32,9 @@
 #define KILN_SIGNAL_SAFE
 
 #define KILN_INTERNAL __attribute__((visibility("hidden")))
+/* Code of the malloc hooks lives in its own section, so that unwinding from
+ * a hook can cut every frame of kiln's own, whatever the inlining. */
+#define KILN_HOOK_TEXT __attribute__((section("kiln_hooks"), noinline))
 #define KILN_EXPORT __attribute__((visibility("default")))
 #define KILN_LIKELY(x) __builtin_expect(!!(x), 1)
 #define KILN_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -59,7 +62,13 @@ enum {
 
 /* What a stack's counters count. */
 typedef enum {
-  KILN_COUNT_CPU = 0, /* CPU samples */
+  KILN_COUNT_CPU = 0,      /* CPU samples */
+  KILN_COUNT_ALLOC_BYTES,  /* bytes allocated over the run */
+  KILN_COUNT_ALLOC_COUNT,  /* allocations over the run */
+  KILN_COUNT_LIVE_BYTES,   /* bytes allocated and not yet freed */
+  KILN_COUNT_LIVE_COUNT,   /* blocks allocated and not yet freed */
+  KILN_COUNT_PEAK_BYTES,   /* live bytes when the heap last peaked (lazy, see kiln_heap.c) */
+  KILN_COUNT_PEAK_EPOCH,   /* the peak that PEAK_BYTES belongs to */
   KILN_COUNT_KINDS
 } kiln_count_kind_t;
 
@@ -72,7 +81,7 @@ typedef enum {
   KILN_TIMER_ITIMER, /* process-wide setitimer(ITIMER_PROF) */
 } kiln_timer_kind_t;
 
-enum { KILN_MODE_CPU_BIT = 1u << 0 };
+enum { KILN_MODE_CPU_BIT = 1u << 0, KILN_MODE_ALLOC_BIT = 1u << 1 };
 
 /* The runtime's configuration, from kiln_options_t or the environment. */
 typedef struct kiln_config {
@@ -82,6 +91,7 @@ typedef struct kiln_config {
   kiln_unwind_kind_t unwind;
   kiln_timer_kind_t timer;
   bool quiet;              /* no summary line */
+  uint64_t alloc_sample;   /* 0: every allocation; else mean bytes between samples */
   char out_dir[4096];      /* absolute, resolved at start */
 } kiln_config_t;
 

@@ -16,3 +16,14 @@ endef
 .PHONY: unit-tests
 unit-tests: $(UNIT_TESTS)
 -include $(UNIT_TESTS:=.d)
+
+# The allocator_check example linked with other allocators (Debian's
+# libjemalloc2 and libtcmalloc-minimal4, which ship no -dev symlink).
+LIBDIR_MA := /usr/lib/x86_64-linux-gnu
+PEER_ALLOC_EX := $(BUILD)/examples/allocator_check.jemalloc $(BUILD)/examples/allocator_check.tcmalloc
+$(BUILD)/examples/allocator_check.jemalloc: examples/allocator_check.c | $(BUILD)/.deps-test
+	@mkdir -p $(@D)
+	$(CC) $(EX_CFLAGS) -o $@ $< $(LIBDIR_MA)/libjemalloc.so.2
+$(BUILD)/examples/allocator_check.tcmalloc: examples/allocator_check.c | $(BUILD)/.deps-test
+	@mkdir -p $(@D)
+	$(CC) $(EX_CFLAGS) -o $@ $< $(LIBDIR_MA)/libtcmalloc_minimal.so.4

@@ -19,7 +19,7 @@ static void stacktab_intern(void) {
   kiln_stacktab_add(s, KILN_COUNT_CPU, 5);
   kiln_stacktab_add(s, KILN_COUNT_CPU, 2);
   KT_CHECK(atomic_load(&s->counts[KILN_COUNT_CPU]) == 7);
-  kiln_stacktab_clear_counts();
+  kiln_stacktab_clear_counts(KILN_COUNTS_ALL);
   KT_CHECK(atomic_load(&s->counts[KILN_COUNT_CPU]) == 0);
 }
 

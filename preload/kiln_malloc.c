@@ -1,0 +1,172 @@
+/* kiln_malloc.c — the malloc family, interposed: each hook forwards to the
+ * next definition in lookup order (libc, or jemalloc/tcmalloc when the
+ * program uses them) and tells the runtime what happened. Nested calls
+ * (kiln's own, or the allocator calling itself) pass straight through under
+ * the per-thread guard. Before the real functions are resolved — dlsym may
+ * allocate while resolving them — requests are served from a static
+ * bootstrap arena, whose blocks are recognised and never passed to the real
+ * free. errno is the real allocator's. Runs in any thread of the program,
+ * before main and after exit too. */
+#include "kiln_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ------------------------------------------------------ bootstrap arena */
+
+enum { KILN_BOOT_BYTES = 256 * 1024 };
+static _Alignas(64) char kiln_boot_arena[KILN_BOOT_BYTES];
+static _Atomic size_t kiln_boot_used;
+static __thread int kiln_tls_resolving __attribute__((tls_model("initial-exec")));
+
+/* A block: its size in the 16 bytes before it, for realloc. */
+static void *kiln_boot_alloc(size_t size, size_t align) {
+  if (align < 16) align = 16;
+  if (size > KILN_BOOT_BYTES || align > 4096) return NULL;
+  size_t need = size + align + 16;
+  size_t at = atomic_fetch_add(&kiln_boot_used, need);
+  if (at + need > KILN_BOOT_BYTES) return NULL;
+  uintptr_t p = ((uintptr_t)kiln_boot_arena + at + 16 + align - 1) & ~(uintptr_t)(align - 1);
+  ((size_t *)p)[-1] = size;
+  return (void *)p; /* static storage: already zero, never reused */
+}
+
+static inline bool kiln_boot_owns(const void *p) {
+  return (const char *)p >= kiln_boot_arena && (const char *)p < kiln_boot_arena + KILN_BOOT_BYTES;
+}
+
+/* True when the real functions are there; false while resolving them. */
+static inline bool kiln_malloc_ready(void) {
+  if (KILN_LIKELY(kiln_libc.malloc != NULL)) return true;
+  if (kiln_tls_resolving) return false;
+  kiln_tls_resolving = 1;
+  kiln_libc_resolve();
+  kiln_tls_resolving = 0;
+  return kiln_libc.malloc != NULL;
+}
+
+/* Whether this call is to be recorded (and then the guard is taken). */
+static inline bool kiln_malloc_enter(void) {
+  if (kiln_tls_hook_guard != 0 || !kiln_heap_active()) return false;
+  kiln_heap_guard_enter();
+  return true;
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+KILN_EXPORT KILN_HOOK_TEXT void *malloc(size_t size) {
+  if (!kiln_malloc_ready()) return kiln_boot_alloc(size, 16);
+  if (!kiln_malloc_enter()) return kiln_libc.malloc(size);
+  void *p = kiln_libc.malloc(size);
+  int e = errno;
+  kiln_heap_on_alloc(p, size);
+  errno = e;
+  kiln_heap_guard_leave();
+  return p;
+}
+
+KILN_EXPORT KILN_HOOK_TEXT void *calloc(size_t n, size_t size) {
+  if (!kiln_malloc_ready()) {
+    if (size != 0 && n > SIZE_MAX / size) return NULL;
+    return kiln_boot_alloc(n * size, 16);
+  }
+  if (!kiln_malloc_enter()) return kiln_libc.calloc(n, size);
+  void *p = kiln_libc.calloc(n, size);
+  int e = errno;
+  kiln_heap_on_alloc(p, n * size);
+  errno = e;
+  kiln_heap_guard_leave();
+  return p;
+}
+
+KILN_EXPORT KILN_HOOK_TEXT void free(void *p) {
+  if (p == NULL || kiln_boot_owns(p)) return;
+  if (!kiln_malloc_ready()) return; /* cannot happen: p came from somewhere */
+  if (kiln_tls_hook_guard == 0 && kiln_heap_started()) {
+    int e = errno;
+    kiln_heap_guard_enter();
+    kiln_heap_on_free(p, NULL); /* before the allocator can hand p out again */
+    kiln_heap_guard_leave();
+    errno = e;
+  }
+  kiln_libc.free(p);
+}
+
+/* realloc and reallocarray: the old block leaves the accounting before the
+ * call and comes back if the call fails. */
+KILN_HOOK_TEXT static void *kiln_malloc_realloc(void *p, size_t n, size_t size, bool array) {
+  if (kiln_boot_owns(p)) {
+    size_t old = ((size_t *)p)[-1];
+    if (array && size != 0 && n > SIZE_MAX / size) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    void *q = malloc(n * size);
+    if (q != NULL) memcpy(q, p, old < n * size ? old : n * size);
+    return q;
+  }
+  if (!kiln_malloc_ready()) return array ? NULL : kiln_boot_alloc(n * size, 16);
+  if (kiln_tls_hook_guard != 0 || !kiln_heap_started())
+    return array ? kiln_libc.reallocarray(p, n, size) : kiln_libc.realloc(p, n);
+  kiln_heap_guard_enter();
+  kiln_heap_block_t old;
+  int e = errno;
+  bool tracked = p != NULL && kiln_heap_on_free(p, &old);
+  errno = e;
+  void *q = array ? kiln_libc.reallocarray(p, n, size) : kiln_libc.realloc(p, n);
+  e = errno;
+  size_t bytes = array ? n * size : n;
+  if (q != NULL) {
+    if (kiln_heap_active()) kiln_heap_on_alloc(q, bytes);
+  } else if (tracked && bytes != 0) {
+    kiln_heap_restore(p, &old); /* failed: p is still the program's */
+  }
+  errno = e;
+  kiln_heap_guard_leave();
+  return q;
+}
+
+KILN_EXPORT KILN_HOOK_TEXT void *realloc(void *p, size_t n) { return kiln_malloc_realloc(p, n, 1, false); }
+
+KILN_EXPORT KILN_HOOK_TEXT void *reallocarray(void *p, size_t n, size_t size) {
+  return kiln_malloc_realloc(p, n, size, true);
+}
+
+KILN_EXPORT KILN_HOOK_TEXT int posix_memalign(void **out, size_t align, size_t size) {
+  if (!kiln_malloc_ready()) {
+    void *p = kiln_boot_alloc(size, align);
+    if (p == NULL) return ENOMEM;
+    *out = p;
+    return 0;
+  }
+  if (!kiln_malloc_enter()) return kiln_libc.posix_memalign(out, align, size);
+  int e = errno;
+  int rc = kiln_libc.posix_memalign(out, align, size);
+  if (rc == 0) kiln_heap_on_alloc(*out, size);
+  errno = e;
+  kiln_heap_guard_leave();
+  return rc;
+}
+
+/* The aligned forms with a plain return: aligned_alloc, memalign, valloc,
+ * pvalloc. */
+#define KILN_MALLOC_ALIGNED(call, align, size)                        \
+  do {                                                                \
+    if (!kiln_malloc_ready()) return kiln_boot_alloc(size, align);    \
+    if (!kiln_malloc_enter()) return call;                            \
+    void *p_ = call;                                                  \
+    int e_ = errno;                                                   \
+    kiln_heap_on_alloc(p_, size);                                     \
+    errno = e_;                                                       \
+    kiln_heap_guard_leave();                                          \
+    return p_;                                                        \
+  } while (0)
+
+KILN_EXPORT KILN_HOOK_TEXT void *aligned_alloc(size_t align, size_t size) {
+  KILN_MALLOC_ALIGNED(kiln_libc.aligned_alloc(align, size), align, size);
+}
+KILN_EXPORT KILN_HOOK_TEXT void *memalign(size_t align, size_t size) {
+  KILN_MALLOC_ALIGNED(kiln_libc.memalign(align, size), align, size);
+}
+KILN_EXPORT KILN_HOOK_TEXT void *valloc(size_t size) { KILN_MALLOC_ALIGNED(kiln_libc.valloc(size), 4096, size); }
+KILN_EXPORT KILN_HOOK_TEXT void *pvalloc(size_t size) { KILN_MALLOC_ALIGNED(kiln_libc.pvalloc(size), 4096, size); }

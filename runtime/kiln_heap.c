@@ -1,0 +1,382 @@
+/* kiln_heap.c — allocation accounting, called by the malloc hooks of any
+ * thread after the real allocator has answered (allocations) or before it
+ * is asked (frees, so that an address the allocator hands out again is
+ * never confused with the block it was). Two modes:
+ *   exact    every block: its stack unwound and interned, its address in
+ *            the live map, so every free is matched whichever thread frees.
+ *   sampled  Poisson sampling by bytes (KILN_ALLOC_SAMPLE=R): a per-thread
+ *            countdown, no shared state on the fast path; a sampled block
+ *            of size s stands for 1/(1-exp(-s/R)) blocks, so estimates are
+ *            unbiased. A small counting filter spares most frees the map.
+ * Peak: per stack, live bytes at the moment the total live heap peaked,
+ * kept as a lazy snapshot: each peak bumps an epoch; a stack saves its live
+ * bytes the first time it changes after a new peak. Exact for a single
+ * thread; with threads, within the operations in flight at the peak.
+ * Hooks only: never the signal handler. Every function here runs with the
+ * thread's hook guard held, so nothing it calls can re-enter. */
+#include "kiln_internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct kiln_heap_tls {
+  int64_t countdown; /* sampled mode: bytes until the next sample */
+  uint64_t rng;
+  uintptr_t stack_lo, stack_hi;
+  bool stack_known;
+} kiln_heap_tls_t;
+
+static __thread kiln_heap_tls_t kiln_heap_tls __attribute__((tls_model("initial-exec")));
+__thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec"))) = 0;
+
+static struct {
+  _Atomic bool active;
+  _Atomic bool started; /* ever started: frees are matched from then on */
+  kiln_unwind_kind_t unwind;
+  int max_depth;
+  uint64_t sample; /* 0: exact */
+  double sample_d;
+  _Atomic uint64_t alloc_bytes, alloc_count, freed_bytes, freed_count;
+  _Atomic int64_t live_bytes, live_count;
+  _Atomic int64_t peak_bytes;
+  _Atomic uint64_t epoch;
+  _Atomic uint64_t untracked_frees, map_failures;
+  _Atomic uint8_t *filter; /* sampled mode: blocks per address hash */
+} kiln_heap;
+
+enum { KILN_HEAP_FILTER = 1 << 18 };
+
+bool kiln_heap_active(void) { return atomic_load_explicit(&kiln_heap.active, memory_order_relaxed); }
+bool kiln_heap_started(void) { return atomic_load_explicit(&kiln_heap.started, memory_order_relaxed); }
+
+int kiln_heap_start(const kiln_config_t *cfg) {
+  kiln_heap.unwind = cfg->unwind;
+  kiln_heap.max_depth = cfg->max_depth;
+  kiln_heap.sample = cfg->alloc_sample;
+  kiln_heap.sample_d = (double)cfg->alloc_sample;
+  if (kiln_heap.sample != 0 && kiln_heap.filter == NULL) {
+    kiln_heap.filter = kiln_mem_map(KILN_HEAP_FILTER);
+    if (kiln_heap.filter == NULL) return -ENOMEM;
+  }
+  atomic_store(&kiln_heap.started, true);
+  atomic_store(&kiln_heap.active, true);
+  return 0;
+}
+
+void kiln_heap_stop(void) { atomic_store(&kiln_heap.active, false); }
+
+/* ------------------------------------------------------------- sampling */
+
+static uint64_t kiln_heap_rand(kiln_heap_tls_t *t) {
+  if (t->rng == 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t->rng = ((uint64_t)syscall(SYS_gettid) << 32) ^ (uint64_t)ts.tv_nsec ^ 0x9e3779b97f4a7c15ull;
+  }
+  t->rng ^= t->rng << 13;
+  t->rng ^= t->rng >> 7;
+  t->rng ^= t->rng << 17;
+  return t->rng;
+}
+
+/* Bytes to the next sampled byte: exponential with mean R. */
+static int64_t kiln_heap_next_sample(kiln_heap_tls_t *t) {
+  double u = ((double)(kiln_heap_rand(t) >> 11) + 0.5) / 9007199254740992.0;
+  double d = -log(u) * kiln_heap.sample_d;
+  return d < 1 ? 1 : d > 4e18 ? (int64_t)4e18 : (int64_t)d;
+}
+
+/* How many blocks a sampled block of size stands for. */
+static double kiln_heap_weight(uint64_t size) {
+  if (kiln_heap.sample == 0) return 1;
+  double p = -expm1(-(double)size / kiln_heap.sample_d);
+  return p > 0 ? 1 / p : 1;
+}
+
+static size_t kiln_heap_filter_slot(uint64_t addr) {
+  return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 46) & (KILN_HEAP_FILTER - 1);
+}
+
+/* ---------------------------------------------------------------- stacks */
+
+static void kiln_heap_stack_bounds(kiln_heap_tls_t *t) {
+  t->stack_known = true;
+  pthread_attr_t attr;
+  void *addr;
+  size_t size;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+  if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+    t->stack_lo = (uintptr_t)addr;
+    t->stack_hi = (uintptr_t)addr + size;
+  }
+  pthread_attr_destroy(&attr);
+}
+
+KILN_HOOK_TEXT static uint32_t kiln_heap_stack_id(void) {
+  kiln_heap_tls_t *t = &kiln_heap_tls;
+  if (!t->stack_known) kiln_heap_stack_bounds(t);
+  uint64_t pcs[kiln_heap.max_depth + KILN_UNWIND_SLACK];
+  unsigned flags = 0;
+  int n = kiln_unwind_here(kiln_heap.unwind, t->stack_lo, t->stack_hi, pcs, kiln_heap.max_depth, &flags);
+  return kiln_stacktab_intern(pcs, (unsigned)n, flags);
+}
+
+/* Saves the stack's live bytes if it has not changed since the last peak. */
+static void kiln_heap_peak_touch(kiln_stack_t *s) {
+  uint64_t epoch = atomic_load_explicit(&kiln_heap.epoch, memory_order_relaxed);
+  if (atomic_load_explicit(&s->counts[KILN_COUNT_PEAK_EPOCH], memory_order_relaxed) == epoch) return;
+  atomic_store_explicit(&s->counts[KILN_COUNT_PEAK_BYTES],
+                        atomic_load_explicit(&s->counts[KILN_COUNT_LIVE_BYTES], memory_order_relaxed),
+                        memory_order_relaxed);
+  atomic_store_explicit(&s->counts[KILN_COUNT_PEAK_EPOCH], epoch, memory_order_relaxed);
+}
+
+static void kiln_heap_account(kiln_stack_t *s, int64_t bytes, int64_t count, bool alloc) {
+  kiln_heap_peak_touch(s);
+  if (alloc) {
+    kiln_stacktab_add(s, KILN_COUNT_ALLOC_BYTES, (uint64_t)bytes);
+    kiln_stacktab_add(s, KILN_COUNT_ALLOC_COUNT, (uint64_t)count);
+  }
+  kiln_stacktab_add(s, KILN_COUNT_LIVE_BYTES, (uint64_t)(alloc ? bytes : -bytes));
+  kiln_stacktab_add(s, KILN_COUNT_LIVE_COUNT, (uint64_t)(alloc ? count : -count));
+}
+
+/* ------------------------------------------------------------ the hooks */
+
+KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
+  if (p == NULL) return;
+  int64_t bytes = (int64_t)size, count = 1;
+  if (kiln_heap.sample != 0) {
+    kiln_heap_tls_t *t = &kiln_heap_tls;
+    if (t->countdown == 0) t->countdown = kiln_heap_next_sample(t);
+    t->countdown -= (int64_t)size;
+    if (t->countdown > 0) return;
+    t->countdown = kiln_heap_next_sample(t);
+    double w = kiln_heap_weight(size);
+    bytes = llround((double)size * w);
+    count = llround(w);
+  }
+  uint32_t id = kiln_heap_stack_id();
+  if (kiln_livemap_put((uint64_t)(uintptr_t)p, size, id) < 0) {
+    atomic_fetch_add_explicit(&kiln_heap.map_failures, 1, memory_order_relaxed);
+    return;
+  }
+  if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
+  kiln_heap_account(kiln_stacktab_get(id), bytes, count, true);
+  atomic_fetch_add_explicit(&kiln_heap.alloc_bytes, (uint64_t)bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_heap.alloc_count, (uint64_t)count, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_heap.live_count, count, memory_order_relaxed);
+  int64_t live = atomic_fetch_add_explicit(&kiln_heap.live_bytes, bytes, memory_order_relaxed) + bytes;
+  int64_t peak = atomic_load_explicit(&kiln_heap.peak_bytes, memory_order_relaxed);
+  while (live > peak) {
+    if (atomic_compare_exchange_weak_explicit(&kiln_heap.peak_bytes, &peak, live, memory_order_relaxed,
+                                              memory_order_relaxed)) {
+      atomic_fetch_add_explicit(&kiln_heap.epoch, 1, memory_order_relaxed);
+      break;
+    }
+  }
+}
+
+/* Removes p from the accounting; true (with its size and stack) if it was
+ * a tracked block. */
+KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) {
+  if (p == NULL) return false;
+  uint64_t addr = (uint64_t)(uintptr_t)p;
+  if (kiln_heap.filter) {
+    size_t slot = kiln_heap_filter_slot(addr);
+    if (atomic_load_explicit(&kiln_heap.filter[slot], memory_order_relaxed) == 0) return false;
+  }
+  uint64_t size;
+  uint32_t id;
+  if (!kiln_livemap_take(addr, &size, &id)) {
+    atomic_fetch_add_explicit(&kiln_heap.untracked_frees, 1, memory_order_relaxed);
+    return false;
+  }
+  if (kiln_heap.filter) atomic_fetch_sub_explicit(&kiln_heap.filter[kiln_heap_filter_slot(addr)], 1, memory_order_relaxed);
+  int64_t bytes = (int64_t)size, count = 1;
+  if (kiln_heap.sample != 0) {
+    double w = kiln_heap_weight(size);
+    bytes = llround((double)size * w);
+    count = llround(w);
+  }
+  kiln_heap_account(kiln_stacktab_get(id), bytes, count, false);
+  atomic_fetch_add_explicit(&kiln_heap.freed_bytes, (uint64_t)bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_heap.freed_count, (uint64_t)count, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&kiln_heap.live_bytes, bytes, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&kiln_heap.live_count, count, memory_order_relaxed);
+  if (out != NULL) {
+    out->size = size;
+    out->stack_id = id;
+  }
+  return true;
+}
+
+/* realloc failed: the block is still there, account it back as it was
+ * (not a new allocation). */
+void kiln_heap_restore(void *p, const kiln_heap_block_t *b) {
+  int64_t bytes = (int64_t)b->size, count = 1;
+  if (kiln_heap.sample != 0) {
+    double w = kiln_heap_weight(b->size);
+    bytes = llround((double)b->size * w);
+    count = llround(w);
+  }
+  if (kiln_livemap_put((uint64_t)(uintptr_t)p, b->size, b->stack_id) < 0) return;
+  if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
+  kiln_stack_t *s = kiln_stacktab_get(b->stack_id);
+  kiln_heap_peak_touch(s);
+  kiln_stacktab_add(s, KILN_COUNT_LIVE_BYTES, (uint64_t)bytes);
+  kiln_stacktab_add(s, KILN_COUNT_LIVE_COUNT, (uint64_t)count);
+  atomic_fetch_sub_explicit(&kiln_heap.freed_bytes, (uint64_t)bytes, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&kiln_heap.freed_count, (uint64_t)count, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_heap.live_bytes, bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_heap.live_count, count, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------- reporting */
+
+static void kiln_heap_peak_finish(kiln_stack_t *s, void *ctx) {
+  uint64_t epoch = *(uint64_t *)ctx;
+  if (atomic_load(&s->counts[KILN_COUNT_PEAK_EPOCH]) != epoch) {
+    atomic_store(&s->counts[KILN_COUNT_PEAK_BYTES], atomic_load(&s->counts[KILN_COUNT_LIVE_BYTES]));
+    atomic_store(&s->counts[KILN_COUNT_PEAK_EPOCH], epoch);
+  }
+}
+
+/* Makes PEAK_BYTES of every stack its value at the last peak. */
+void kiln_heap_peak_settle(void) {
+  uint64_t epoch = atomic_load(&kiln_heap.epoch);
+  kiln_stacktab_foreach(kiln_heap_peak_finish, &epoch);
+}
+
+void kiln_heap_stats(kiln_heap_stats_t *out) {
+  out->alloc_bytes = atomic_load(&kiln_heap.alloc_bytes);
+  out->alloc_count = atomic_load(&kiln_heap.alloc_count);
+  out->freed_bytes = atomic_load(&kiln_heap.freed_bytes);
+  out->freed_count = atomic_load(&kiln_heap.freed_count);
+  out->live_bytes = atomic_load(&kiln_heap.live_bytes);
+  out->live_count = atomic_load(&kiln_heap.live_count);
+  out->peak_bytes = atomic_load(&kiln_heap.peak_bytes);
+  out->untracked_frees = atomic_load(&kiln_heap.untracked_frees);
+  out->map_failures = atomic_load(&kiln_heap.map_failures);
+  out->sample = kiln_heap.sample;
+  kiln_livemap_stats(&out->tracked_blocks, &out->map_bytes);
+}
+
+/* At exit: the buffers of stdin, stdout and stderr are glibc's, freed by
+ * __libc_freeres (which valgrind runs at exit), not the program's leaks:
+ * count them freed, as valgrind does. */
+typedef struct kiln_heap_dtv {
+  uintptr_t lo, hi;  /* glibc's _dl_allocate_tls */
+  uintptr_t ld_lo, ld_hi; /* the dynamic loader holding it */
+  uintptr_t pc_lo, pc_hi; /* libc's pthread_create */
+  uint32_t ids[256]; /* stacks through it */
+  int nids;
+  uint64_t *addrs;   /* live blocks on those stacks */
+  size_t naddrs, cap;
+} kiln_heap_dtv_t;
+
+static void kiln_heap_dtv_stack(kiln_stack_t *s, void *ctx) {
+  kiln_heap_dtv_t *d = ctx;
+  if (d->nids == 256 || atomic_load(&s->counts[KILN_COUNT_LIVE_COUNT]) == 0) return;
+  /* Through _dl_allocate_tls; or, where frame pointers cannot see the
+   * loader's frames, made in the loader under pthread_create. */
+  bool in_loader = s->depth > 0 && s->pcs[0] - 1 >= d->ld_lo && s->pcs[0] - 1 < d->ld_hi;
+  if (in_loader) {
+    /* The fp walker may see nothing above the loader's leaf: name it. */
+    kiln_buf_t name = {0};
+    kiln_symbols_name(s->pcs[0], &name);
+    bool dtv = name.data != NULL && ((name.len == 12 && memcmp(name.data, "allocate_dtv", 12) == 0) ||
+                                     (name.len == 14 && memcmp(name.data, "_dl_resize_dtv", 14) == 0));
+    kiln_buf_free(&name);
+    if (dtv) {
+      d->ids[d->nids++] = kiln_stacktab_id(s);
+      return;
+    }
+  }
+  for (uint32_t i = 0; i < s->depth; i++) {
+    uintptr_t pc = s->pcs[i] - 1;
+    if ((pc >= d->lo && pc < d->hi) || (in_loader && pc >= d->pc_lo && pc < d->pc_hi)) {
+      d->ids[d->nids++] = kiln_stacktab_id(s);
+      return;
+    }
+  }
+}
+
+/* [lo, hi) of the function at fn, from its symbol's size. */
+static bool kiln_heap_fn_range(void *fn, uintptr_t *lo, uintptr_t *hi) {
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  if (fn == NULL || dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL) return false;
+  *lo = (uintptr_t)fn;
+  *hi = *lo + (sym->st_size ? sym->st_size : 1);
+  return true;
+}
+
+static void kiln_heap_dtv_block(uint64_t addr, uint64_t size, uint32_t id, void *ctx) {
+  (void)size;
+  kiln_heap_dtv_t *d = ctx;
+  for (int i = 0; i < d->nids; i++)
+    if (d->ids[i] == id && d->naddrs < d->cap) d->addrs[d->naddrs++] = addr;
+}
+
+void kiln_heap_exit_freeres(void) {
+  FILE *std[] = {stdin, stdout, stderr};
+  for (int i = 0; i < 3; i++)
+    if (std[i] != NULL && std[i]->_IO_buf_base != NULL) kiln_heap_on_free(std[i]->_IO_buf_base, NULL);
+  /* Threads' dynamic TLS vectors, kept by glibc with its cached thread
+   * stacks and freed by __libc_freeres. */
+  kiln_heap_dtv_t d;
+  memset(&d, 0, sizeof d);
+  if (!kiln_heap_fn_range(dlsym(RTLD_DEFAULT, "_dl_allocate_tls"), &d.lo, &d.hi)) return;
+  kiln_heap_fn_range(*(void **)&kiln_libc.pthread_create, &d.pc_lo, &d.pc_hi);
+  const kiln_module_t *ld = kiln_modules_find(d.lo);
+  if (ld != NULL) {
+    d.ld_lo = ld->lo;
+    d.ld_hi = ld->hi;
+  }
+  kiln_symbols_begin();
+  kiln_stacktab_foreach(kiln_heap_dtv_stack, &d);
+  kiln_symbols_end();
+  if (d.nids == 0) return;
+  d.cap = 4096;
+  d.addrs = kiln_mem_map(d.cap * sizeof *d.addrs);
+  if (d.addrs == NULL) return;
+  kiln_livemap_foreach(kiln_heap_dtv_block, &d);
+  for (size_t i = 0; i < d.naddrs; i++) kiln_heap_on_free((void *)(uintptr_t)d.addrs[i], NULL);
+  kiln_mem_unmap(d.addrs, d.cap * sizeof *d.addrs);
+}
+
+/* In the child after fork: the inherited live blocks stay (they are live
+ * in the child too); what the parent allocated over its run does not. */
+void kiln_heap_after_fork_child(void) {
+  atomic_store(&kiln_heap.alloc_bytes, 0);
+  atomic_store(&kiln_heap.alloc_count, 0);
+  atomic_store(&kiln_heap.freed_bytes, 0);
+  atomic_store(&kiln_heap.freed_count, 0);
+  atomic_store(&kiln_heap.peak_bytes, atomic_load(&kiln_heap.live_bytes));
+  atomic_fetch_add(&kiln_heap.epoch, 1);
+  atomic_store(&kiln_heap.untracked_frees, 0);
+  kiln_heap_tls.rng = 0;
+}
+
+void kiln_heap_reset(void) {
+  atomic_store(&kiln_heap.alloc_bytes, 0);
+  atomic_store(&kiln_heap.alloc_count, 0);
+  atomic_store(&kiln_heap.freed_bytes, 0);
+  atomic_store(&kiln_heap.freed_count, 0);
+  atomic_store(&kiln_heap.live_bytes, 0);
+  atomic_store(&kiln_heap.live_count, 0);
+  atomic_store(&kiln_heap.peak_bytes, 0);
+  atomic_fetch_add(&kiln_heap.epoch, 1);
+  atomic_store(&kiln_heap.untracked_frees, 0);
+  kiln_livemap_clear();
+  if (kiln_heap.filter) memset((void *)kiln_heap.filter, 0, KILN_HEAP_FILTER);
+}
