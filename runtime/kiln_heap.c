@@ -27,7 +27,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Totals of one thread: written by that thread only (plain stores), read
+ * by a dump. Slots are claimed on a thread's first recorded call and never
+ * given back; threads past the last slot add to the shared totals. */
+typedef struct kiln_heap_totals {
+  _Atomic uint64_t alloc_bytes, alloc_count, freed_bytes, freed_count;
+  _Atomic int in_use;
+} kiln_heap_totals_t;
+
+enum { KILN_HEAP_TOTALS = 8192 };
+
 typedef struct kiln_heap_tls {
+  kiln_heap_totals_t *totals;
+  bool totals_tried;
   int64_t countdown; /* sampled mode: bytes until the next sample */
   uint64_t rng;
   uintptr_t stack_lo, stack_hi;
@@ -44,8 +56,10 @@ static struct {
   int max_depth;
   uint64_t sample; /* 0: exact */
   double sample_d;
-  _Atomic uint64_t alloc_bytes, alloc_count, freed_bytes, freed_count;
-  _Atomic int64_t live_bytes, live_count;
+  kiln_heap_totals_t shared;  /* threads without a slot */
+  kiln_heap_totals_t *slots; /* KILN_HEAP_TOTALS of them */
+  _Atomic int64_t live_bytes;    /* for the peak: every change, at once */
+  uint64_t base_bytes, base_count; /* live at fork (inherited blocks) */
   _Atomic int64_t peak_bytes;
   _Atomic uint64_t epoch;
   _Atomic uint64_t untracked_frees, map_failures;
@@ -58,6 +72,10 @@ bool kiln_heap_active(void) { return atomic_load_explicit(&kiln_heap.active, mem
 bool kiln_heap_started(void) { return atomic_load_explicit(&kiln_heap.started, memory_order_relaxed); }
 
 int kiln_heap_start(const kiln_config_t *cfg) {
+  if (kiln_heap.slots == NULL) {
+    kiln_heap.slots = kiln_mem_map(KILN_HEAP_TOTALS * sizeof(kiln_heap_totals_t));
+    if (kiln_heap.slots == NULL) return -ENOMEM;
+  }
   kiln_heap.unwind = cfg->unwind;
   kiln_heap.max_depth = cfg->max_depth;
   kiln_heap.sample = cfg->alloc_sample;
@@ -129,24 +147,53 @@ KILN_HOOK_TEXT static uint32_t kiln_heap_stack_id(void) {
   return kiln_stacktab_intern(pcs, (unsigned)n, flags);
 }
 
+static inline uint64_t kiln_heap_count(kiln_stack_t *s, kiln_count_kind_t k) {
+  return atomic_load_explicit(&s->counts[k], memory_order_relaxed);
+}
+
+static inline uint64_t kiln_heap_live(kiln_stack_t *s) {
+  return kiln_heap_count(s, KILN_COUNT_BASE_BYTES) + kiln_heap_count(s, KILN_COUNT_ALLOC_BYTES) -
+         kiln_heap_count(s, KILN_COUNT_FREED_BYTES);
+}
+
 /* Saves the stack's live bytes if it has not changed since the last peak. */
 static void kiln_heap_peak_touch(kiln_stack_t *s) {
   uint64_t epoch = atomic_load_explicit(&kiln_heap.epoch, memory_order_relaxed);
-  if (atomic_load_explicit(&s->counts[KILN_COUNT_PEAK_EPOCH], memory_order_relaxed) == epoch) return;
-  atomic_store_explicit(&s->counts[KILN_COUNT_PEAK_BYTES],
-                        atomic_load_explicit(&s->counts[KILN_COUNT_LIVE_BYTES], memory_order_relaxed),
-                        memory_order_relaxed);
+  if (kiln_heap_count(s, KILN_COUNT_PEAK_EPOCH) == epoch) return;
+  atomic_store_explicit(&s->counts[KILN_COUNT_PEAK_BYTES], kiln_heap_live(s), memory_order_relaxed);
   atomic_store_explicit(&s->counts[KILN_COUNT_PEAK_EPOCH], epoch, memory_order_relaxed);
 }
 
+/* Two atomic adds on the stack: live is derived (base + alloc - freed). */
 static void kiln_heap_account(kiln_stack_t *s, int64_t bytes, int64_t count, bool alloc) {
   kiln_heap_peak_touch(s);
-  if (alloc) {
-    kiln_stacktab_add(s, KILN_COUNT_ALLOC_BYTES, (uint64_t)bytes);
-    kiln_stacktab_add(s, KILN_COUNT_ALLOC_COUNT, (uint64_t)count);
+  kiln_stacktab_add(s, alloc ? KILN_COUNT_ALLOC_BYTES : KILN_COUNT_FREED_BYTES, (uint64_t)bytes);
+  kiln_stacktab_add(s, alloc ? KILN_COUNT_ALLOC_COUNT : KILN_COUNT_FREED_COUNT, (uint64_t)count);
+}
+
+/* The calling thread's totals (a slot of its own, or the shared ones). */
+static kiln_heap_totals_t *kiln_heap_my_totals(void) {
+  kiln_heap_tls_t *t = &kiln_heap_tls;
+  if (KILN_LIKELY(t->totals != NULL)) return t->totals;
+  if (!t->totals_tried) {
+    t->totals_tried = true;
+    for (int i = 0; i < KILN_HEAP_TOTALS; i++) {
+      int expect = 0;
+      if (atomic_load_explicit(&kiln_heap.slots[i].in_use, memory_order_relaxed) == 0 &&
+          atomic_compare_exchange_strong(&kiln_heap.slots[i].in_use, &expect, 1))
+        return t->totals = &kiln_heap.slots[i];
+    }
   }
-  kiln_stacktab_add(s, KILN_COUNT_LIVE_BYTES, (uint64_t)(alloc ? bytes : -bytes));
-  kiln_stacktab_add(s, KILN_COUNT_LIVE_COUNT, (uint64_t)(alloc ? count : -count));
+  return &kiln_heap.shared;
+}
+
+/* Adds to a totals field: a plain add in the thread's own slot, an atomic
+ * one in the shared totals. */
+static inline void kiln_heap_total_add(kiln_heap_totals_t *c, _Atomic uint64_t *field, uint64_t v) {
+  if (c == &kiln_heap.shared)
+    atomic_fetch_add_explicit(field, v, memory_order_relaxed);
+  else
+    atomic_store_explicit(field, atomic_load_explicit(field, memory_order_relaxed) + v, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------ the hooks */
@@ -171,9 +218,9 @@ KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
   }
   if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
   kiln_heap_account(kiln_stacktab_get(id), bytes, count, true);
-  atomic_fetch_add_explicit(&kiln_heap.alloc_bytes, (uint64_t)bytes, memory_order_relaxed);
-  atomic_fetch_add_explicit(&kiln_heap.alloc_count, (uint64_t)count, memory_order_relaxed);
-  atomic_fetch_add_explicit(&kiln_heap.live_count, count, memory_order_relaxed);
+  kiln_heap_totals_t *c = kiln_heap_my_totals();
+  kiln_heap_total_add(c, &c->alloc_bytes, (uint64_t)bytes);
+  kiln_heap_total_add(c, &c->alloc_count, (uint64_t)count);
   int64_t live = atomic_fetch_add_explicit(&kiln_heap.live_bytes, bytes, memory_order_relaxed) + bytes;
   int64_t peak = atomic_load_explicit(&kiln_heap.peak_bytes, memory_order_relaxed);
   while (live > peak) {
@@ -208,10 +255,10 @@ KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) {
     count = llround(w);
   }
   kiln_heap_account(kiln_stacktab_get(id), bytes, count, false);
-  atomic_fetch_add_explicit(&kiln_heap.freed_bytes, (uint64_t)bytes, memory_order_relaxed);
-  atomic_fetch_add_explicit(&kiln_heap.freed_count, (uint64_t)count, memory_order_relaxed);
+  kiln_heap_totals_t *c = kiln_heap_my_totals();
+  kiln_heap_total_add(c, &c->freed_bytes, (uint64_t)bytes);
+  kiln_heap_total_add(c, &c->freed_count, (uint64_t)count);
   atomic_fetch_sub_explicit(&kiln_heap.live_bytes, bytes, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&kiln_heap.live_count, count, memory_order_relaxed);
   if (out != NULL) {
     out->size = size;
     out->stack_id = id;
@@ -232,37 +279,83 @@ void kiln_heap_restore(void *p, const kiln_heap_block_t *b) {
   if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
   kiln_stack_t *s = kiln_stacktab_get(b->stack_id);
   kiln_heap_peak_touch(s);
-  kiln_stacktab_add(s, KILN_COUNT_LIVE_BYTES, (uint64_t)bytes);
-  kiln_stacktab_add(s, KILN_COUNT_LIVE_COUNT, (uint64_t)count);
-  atomic_fetch_sub_explicit(&kiln_heap.freed_bytes, (uint64_t)bytes, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&kiln_heap.freed_count, (uint64_t)count, memory_order_relaxed);
+  kiln_stacktab_add(s, KILN_COUNT_FREED_BYTES, (uint64_t)-bytes);
+  kiln_stacktab_add(s, KILN_COUNT_FREED_COUNT, (uint64_t)-count);
+  kiln_heap_totals_t *c = kiln_heap_my_totals();
+  kiln_heap_total_add(c, &c->freed_bytes, (uint64_t)-bytes);
+  kiln_heap_total_add(c, &c->freed_count, (uint64_t)-count);
   atomic_fetch_add_explicit(&kiln_heap.live_bytes, bytes, memory_order_relaxed);
-  atomic_fetch_add_explicit(&kiln_heap.live_count, count, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------- reporting */
 
-static void kiln_heap_peak_finish(kiln_stack_t *s, void *ctx) {
+static void kiln_heap_settle_stack(kiln_stack_t *s, void *ctx) {
   uint64_t epoch = *(uint64_t *)ctx;
-  if (atomic_load(&s->counts[KILN_COUNT_PEAK_EPOCH]) != epoch) {
-    atomic_store(&s->counts[KILN_COUNT_PEAK_BYTES], atomic_load(&s->counts[KILN_COUNT_LIVE_BYTES]));
+  atomic_store(&s->counts[KILN_COUNT_LIVE_BYTES], kiln_heap_live(s));
+  atomic_store(&s->counts[KILN_COUNT_LIVE_COUNT], kiln_heap_count(s, KILN_COUNT_BASE_COUNT) +
+                                                      kiln_heap_count(s, KILN_COUNT_ALLOC_COUNT) -
+                                                      kiln_heap_count(s, KILN_COUNT_FREED_COUNT));
+  if (kiln_heap_count(s, KILN_COUNT_PEAK_EPOCH) != epoch) {
+    atomic_store(&s->counts[KILN_COUNT_PEAK_BYTES], kiln_heap_live(s));
     atomic_store(&s->counts[KILN_COUNT_PEAK_EPOCH], epoch);
   }
 }
 
-/* Makes PEAK_BYTES of every stack its value at the last peak. */
-void kiln_heap_peak_settle(void) {
+void kiln_heap_settle(void) {
   uint64_t epoch = atomic_load(&kiln_heap.epoch);
-  kiln_stacktab_foreach(kiln_heap_peak_finish, &epoch);
+  kiln_stacktab_foreach(kiln_heap_settle_stack, &epoch);
+}
+
+static void kiln_heap_sum(kiln_heap_totals_t *sum) {
+  uint64_t v[4] = {0, 0, 0, 0};
+  for (int i = -1; i < KILN_HEAP_TOTALS; i++) {
+    kiln_heap_totals_t *c = i < 0 ? &kiln_heap.shared : kiln_heap.slots ? &kiln_heap.slots[i] : NULL;
+    if (c == NULL) break;
+    v[0] += atomic_load(&c->alloc_bytes);
+    v[1] += atomic_load(&c->alloc_count);
+    v[2] += atomic_load(&c->freed_bytes);
+    v[3] += atomic_load(&c->freed_count);
+  }
+  atomic_store(&sum->alloc_bytes, v[0]);
+  atomic_store(&sum->alloc_count, v[1]);
+  atomic_store(&sum->freed_bytes, v[2]);
+  atomic_store(&sum->freed_count, v[3]);
+}
+
+static void kiln_heap_totals_clear(void) {
+  for (int i = -1; i < KILN_HEAP_TOTALS; i++) {
+    kiln_heap_totals_t *c = i < 0 ? &kiln_heap.shared : kiln_heap.slots ? &kiln_heap.slots[i] : NULL;
+    if (c == NULL) break;
+    atomic_store(&c->alloc_bytes, 0);
+    atomic_store(&c->alloc_count, 0);
+    atomic_store(&c->freed_bytes, 0);
+    atomic_store(&c->freed_count, 0);
+  }
+}
+
+/* Base := live, alloc := freed := 0: the blocks live now stay live, and
+ * what came before is no longer "allocated over the run". */
+static void kiln_heap_rebase_stack(kiln_stack_t *s, void *ctx) {
+  (void)ctx;
+  atomic_store(&s->counts[KILN_COUNT_BASE_BYTES], kiln_heap_live(s));
+  atomic_store(&s->counts[KILN_COUNT_BASE_COUNT], kiln_heap_count(s, KILN_COUNT_BASE_COUNT) +
+                                                      kiln_heap_count(s, KILN_COUNT_ALLOC_COUNT) -
+                                                      kiln_heap_count(s, KILN_COUNT_FREED_COUNT));
+  atomic_store(&s->counts[KILN_COUNT_ALLOC_BYTES], 0);
+  atomic_store(&s->counts[KILN_COUNT_ALLOC_COUNT], 0);
+  atomic_store(&s->counts[KILN_COUNT_FREED_BYTES], 0);
+  atomic_store(&s->counts[KILN_COUNT_FREED_COUNT], 0);
 }
 
 void kiln_heap_stats(kiln_heap_stats_t *out) {
-  out->alloc_bytes = atomic_load(&kiln_heap.alloc_bytes);
-  out->alloc_count = atomic_load(&kiln_heap.alloc_count);
-  out->freed_bytes = atomic_load(&kiln_heap.freed_bytes);
-  out->freed_count = atomic_load(&kiln_heap.freed_count);
-  out->live_bytes = atomic_load(&kiln_heap.live_bytes);
-  out->live_count = atomic_load(&kiln_heap.live_count);
+  kiln_heap_totals_t sum;
+  kiln_heap_sum(&sum);
+  out->alloc_bytes = atomic_load(&sum.alloc_bytes);
+  out->alloc_count = atomic_load(&sum.alloc_count);
+  out->freed_bytes = atomic_load(&sum.freed_bytes);
+  out->freed_count = atomic_load(&sum.freed_count);
+  out->live_bytes = (int64_t)(kiln_heap.base_bytes + out->alloc_bytes - out->freed_bytes);
+  out->live_count = (int64_t)(kiln_heap.base_count + out->alloc_count - out->freed_count);
   out->peak_bytes = atomic_load(&kiln_heap.peak_bytes);
   out->untracked_frees = atomic_load(&kiln_heap.untracked_frees);
   out->map_failures = atomic_load(&kiln_heap.map_failures);
@@ -285,7 +378,7 @@ typedef struct kiln_heap_dtv {
 
 static void kiln_heap_dtv_stack(kiln_stack_t *s, void *ctx) {
   kiln_heap_dtv_t *d = ctx;
-  if (d->nids == 256 || atomic_load(&s->counts[KILN_COUNT_LIVE_COUNT]) == 0) return;
+  if (d->nids == 256 || kiln_heap_live(s) == 0) return;
   /* Through _dl_allocate_tls; or, where frame pointers cannot see the
    * loader's frames, made in the loader under pthread_create. */
   bool in_loader = s->depth > 0 && s->pcs[0] - 1 >= d->ld_lo && s->pcs[0] - 1 < d->ld_hi;
@@ -357,10 +450,12 @@ void kiln_heap_exit_freeres(void) {
 /* In the child after fork: the inherited live blocks stay (they are live
  * in the child too); what the parent allocated over its run does not. */
 void kiln_heap_after_fork_child(void) {
-  atomic_store(&kiln_heap.alloc_bytes, 0);
-  atomic_store(&kiln_heap.alloc_count, 0);
-  atomic_store(&kiln_heap.freed_bytes, 0);
-  atomic_store(&kiln_heap.freed_count, 0);
+  kiln_heap_stats_t st;
+  kiln_heap_stats(&st);
+  kiln_heap.base_bytes = (uint64_t)st.live_bytes;
+  kiln_heap.base_count = (uint64_t)st.live_count;
+  kiln_heap_totals_clear();
+  kiln_stacktab_foreach(kiln_heap_rebase_stack, NULL);
   atomic_store(&kiln_heap.peak_bytes, atomic_load(&kiln_heap.live_bytes));
   atomic_fetch_add(&kiln_heap.epoch, 1);
   atomic_store(&kiln_heap.untracked_frees, 0);
@@ -368,12 +463,9 @@ void kiln_heap_after_fork_child(void) {
 }
 
 void kiln_heap_reset(void) {
-  atomic_store(&kiln_heap.alloc_bytes, 0);
-  atomic_store(&kiln_heap.alloc_count, 0);
-  atomic_store(&kiln_heap.freed_bytes, 0);
-  atomic_store(&kiln_heap.freed_count, 0);
+  kiln_heap_totals_clear();
+  kiln_heap.base_bytes = kiln_heap.base_count = 0;
   atomic_store(&kiln_heap.live_bytes, 0);
-  atomic_store(&kiln_heap.live_count, 0);
   atomic_store(&kiln_heap.peak_bytes, 0);
   atomic_fetch_add(&kiln_heap.epoch, 1);
   atomic_store(&kiln_heap.untracked_frees, 0);

@@ -202,8 +202,7 @@ void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) KI
 /* Zeroes the counts whose kinds are in mask (1 << kind); stacks stay. */
 void kiln_stacktab_clear_counts(unsigned mask) KILN_INTERNAL;
 #define KILN_COUNTS_ALL ((1u << KILN_COUNT_KINDS) - 1)
-#define KILN_COUNTS_CUMULATIVE \
-  ((1u << KILN_COUNT_CPU) | (1u << KILN_COUNT_ALLOC_BYTES) | (1u << KILN_COUNT_ALLOC_COUNT))
+#define KILN_COUNTS_CPU (1u << KILN_COUNT_CPU)
 /* Drops everything: after fork in the child, or on reset. */
 int kiln_stacktab_reset(void) KILN_INTERNAL;
 void kiln_stacktab_destroy(void) KILN_INTERNAL;
@@ -247,8 +246,9 @@ bool kiln_heap_started(void) KILN_INTERNAL;  /* frees must be matched */
 void kiln_heap_on_alloc(void *p, size_t size) KILN_INTERNAL;
 bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) KILN_INTERNAL;
 void kiln_heap_restore(void *p, const kiln_heap_block_t *b) KILN_INTERNAL;
-/* Dump time: PEAK_BYTES of every stack made its value at the last peak. */
-void kiln_heap_peak_settle(void) KILN_INTERNAL;
+/* Dump time: LIVE_* of every stack computed, PEAK_BYTES made its value at
+ * the last peak. */
+void kiln_heap_settle(void) KILN_INTERNAL;
 void kiln_heap_stats(kiln_heap_stats_t *out) KILN_INTERNAL;
 void kiln_heap_after_fork_child(void) KILN_INTERNAL;
 /* At exit only: what glibc frees in __libc_freeres counted freed. */

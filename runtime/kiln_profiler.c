@@ -119,7 +119,7 @@ static void kiln_profiler_fork_child(void) {
     kiln_heap_guard_enter();
     kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
-    kiln_stacktab_clear_counts(KILN_COUNTS_CUMULATIVE);
+    kiln_stacktab_clear_counts(KILN_COUNTS_CPU);
     kiln_heap_after_fork_child();
     kiln_modules_after_fork_child();
     kiln_collector_after_fork_child();
@@ -317,7 +317,7 @@ static int kiln_profiler_dump_locked(const char *dir, bool summary) {
     n++;
   }
   if (c->mode & KILN_MODE_ALLOC_BIT) {
-    kiln_heap_peak_settle();
+    kiln_heap_settle();
     kiln_heap_stats(&r.heap);
   }
   kiln_folded_render(kinds, n, outs, totals);

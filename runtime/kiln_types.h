@@ -65,8 +65,12 @@ typedef enum {
   KILN_COUNT_CPU = 0,      /* CPU samples */
   KILN_COUNT_ALLOC_BYTES,  /* bytes allocated over the run */
   KILN_COUNT_ALLOC_COUNT,  /* allocations over the run */
-  KILN_COUNT_LIVE_BYTES,   /* bytes allocated and not yet freed */
-  KILN_COUNT_LIVE_COUNT,   /* blocks allocated and not yet freed */
+  KILN_COUNT_FREED_BYTES,  /* of those, and of the base, bytes freed */
+  KILN_COUNT_FREED_COUNT,
+  KILN_COUNT_BASE_BYTES,   /* live when the run began here (inherited at fork) */
+  KILN_COUNT_BASE_COUNT,
+  KILN_COUNT_LIVE_BYTES,   /* base + alloc - freed: computed at dump time */
+  KILN_COUNT_LIVE_COUNT,
   KILN_COUNT_PEAK_BYTES,   /* live bytes when the heap last peaked (lazy, see kiln_heap.c) */
   KILN_COUNT_PEAK_EPOCH,   /* the peak that PEAK_BYTES belongs to */
   KILN_COUNT_KINDS
