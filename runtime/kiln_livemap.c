@@ -12,7 +12,7 @@
 #include <sched.h>
 #include <string.h>
 
-enum { KILN_LIVEMAP_SHARDS = 256, KILN_LIVEMAP_MIN = 256 };
+enum { KILN_LIVEMAP_SHARDS = 256, KILN_LIVEMAP_MIN = 16 };
 #define KILN_LIVEMAP_EMPTY 0ull
 #define KILN_LIVEMAP_TOMB 1ull
 #define KILN_LIVEMAP_BIG 0xffffffffu

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Allocation profiling overhead on a malloc-heavy churn (examples/churn.c:
+malloc/free pairs of 16 B - 4 KiB from call sites 8-12 frames deep, a live
+set of 10,000 blocks per thread), 1 and 2 threads: unprofiled, kiln exact
+(libunwind; fp on the frame-pointer build), kiln sampled (512 KiB),
+heaptrack and gperftools' heap profiler (which also swaps in tcmalloc, so
+tcmalloc alone is measured too), alternating, in the same run.
+
+Prints medians of the wall and CPU ratios against the unprofiled run of the
+same binary, peak RSS (the largest process of the run: heaptrack's
+interpreter included), and kiln's live-map bytes per live block.
+"""
+import os, re, statistics, subprocess, sys, tempfile, time
+
+BUILD = os.environ.get("KILN_BUILD", "build")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+PAIRS = os.environ.get("BENCH_PAIRS", "10000000")
+LIB = "/usr/lib/x86_64-linux-gnu"
+LIBKILN = os.path.abspath(f"{BUILD}/libkiln.so")
+
+
+def run(argv, env_extra):
+    env = dict(os.environ)
+    env.update(env_extra)
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    if status != 0:
+        raise SystemExit(f"bench: {' '.join(argv)} failed ({status})")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def main():
+    churn, churn_fp = f"{BUILD}/examples/churn", f"{BUILD}/examples/churn.fp"
+    tmp = tempfile.mkdtemp(prefix="kiln-alloc-bench-")
+    kiln = lambda extra: dict(extra, LD_PRELOAD=LIBKILN, KILN_MODE="alloc", KILN_QUIET="1")
+    configs = [
+        ("kiln exact, libunwind", churn, "plain", kiln({}), []),
+        ("kiln exact, fp (fp build)", churn_fp, "plain.fp", kiln({"KILN_UNWIND": "fp"}), []),
+        ("kiln sampled 512 KiB", churn, "plain", kiln({"KILN_ALLOC_SAMPLE": "524288"}), []),
+    ]
+    if os.path.exists("/usr/bin/heaptrack"):
+        configs.append(("heaptrack", churn, "plain", {}, ["heaptrack", "-o", "@OUT@/ht"]))
+    if os.path.exists(f"{LIB}/libtcmalloc.so.4"):
+        configs.append(("tcmalloc alone (no profiling)", churn, "plain", {"LD_PRELOAD": f"{LIB}/libtcmalloc.so.4"}, []))
+        configs.append(("gperftools heap profiler", churn, "plain",
+                        {"LD_PRELOAD": f"{LIB}/libtcmalloc.so.4", "HEAPPROFILE": "@OUT@/hp"}, []))
+    for threads in ("1", "2"):
+        res = {name: {"wall": [], "cpu": [], "rss": [], "bpb": []} for name, *_ in configs}
+        base_rss = {}
+        for r in range(ROUNDS):
+            base = {"plain": run([churn, PAIRS, threads], {}), "plain.fp": run([churn_fp, PAIRS, threads], {})}
+            for k, v in base.items():
+                base_rss.setdefault(k, []).append(v[2])
+            for i, (name, binary, bkey, env, prefix) in enumerate(configs):
+                out = os.path.join(tmp, f"t{threads}-r{r}-c{i}")
+                os.makedirs(out)
+                env = {k: v.replace("@OUT@", out) for k, v in env.items()}
+                if "KILN_MODE" in env:
+                    env["KILN_OUT"] = out
+                argv = [a.replace("@OUT@", out) for a in prefix] + [binary, PAIRS, threads]
+                wall, cpu, rss = run(argv, env)
+                bwall, bcpu, _ = base[bkey]
+                res[name]["wall"].append(wall / bwall)
+                res[name]["cpu"].append(cpu / bcpu)
+                res[name]["rss"].append(rss)
+                for f in os.listdir(out):
+                    if f.endswith(".meta.json"):
+                        m = re.search(r'"live_map_bytes": (\d+)', open(os.path.join(out, f)).read())
+                        if m:
+                            res[name]["bpb"].append(int(m.group(1)) / (10000 * int(threads)))
+                subprocess.run(["rm", "-rf", out])
+        print(f"\nchurn: {PAIRS} malloc/free pairs, {threads} thread(s), {ROUNDS} alternating runs; medians")
+        print(f"  unprofiled peak RSS: {statistics.median(base_rss['plain']) / 1024:.0f} MiB")
+        print(f"  {'configuration':32} {'wall ratio':>10} {'CPU ratio':>10} {'peak RSS MiB':>13} {'map B/live block':>17}")
+        for name, *_ in configs:
+            v = res[name]
+            bpb = f"{statistics.median(v['bpb']):.1f}" if v["bpb"] else "-"
+            print(f"  {name:32} {statistics.median(v['wall']):10.2f} {statistics.median(v['cpu']):10.2f} "
+                  f"{statistics.median(v['rss']) / 1024:13.0f} {bpb:>17}")
+    subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
