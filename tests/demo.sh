@@ -23,15 +23,19 @@ demo shapes "$B/examples/shapes"
 demo plugin "$B/examples/plugin"
 demo forkexec "$B/examples/forkexec"
 KILN_UNWIND=fp demo cpu_split_fp "$B/examples/cpu_split.fp" 40
+KILN_MODE=cpu,alloc demo leaky "$B/examples/leaky"
+KILN_MODE=alloc demo churn "$B/examples/churn" 2000000
 
 echo
 have_fg=no
 "$B/kiln" flamegraph --help >/dev/null 2>&1 && have_fg=yes
-for f in $(find "$OUT" -name '*.cpu.folded' | sort); do
+for f in $(find "$OUT" -name '*.folded' | sort); do
   [ -s "$f" ] || continue
+  kind=${f%.folded}; kind=${kind##*.}
+  case $kind in cpu) count=samples ;; *_bytes) count=bytes ;; *) count=calls ;; esac
   if [ $have_fg = yes ]; then
-    "$B/kiln" flamegraph --title "$(basename "$f" .cpu.folded) (CPU)" -o "${f%.folded}.svg" "$f" ||
-      echo "kiln: flamegraph failed for $f" >&2
+    "$B/kiln" flamegraph --title "$(basename "$f" .folded) ($kind)" --countname "$count" \
+      -o "${f%.folded}.svg" "$f" || echo "kiln: flamegraph failed for $f" >&2
   fi
 done
 echo "Profiles written under $OUT:"
@@ -40,6 +44,11 @@ if [ -x "$B/kiln" ] && "$B/kiln" top --help >/dev/null 2>&1; then
   echo
   echo "Top functions of cpu_split (expected: work60 60%, work30 30%, work10 10%):"
   "$B/kiln" top -n 6 "$OUT"/cpu_split/cpu_split.*.cpu.folded | sed 's/^/  /'
+fi
+if "$B/kiln" leaks --help >/dev/null 2>&1; then
+  echo
+  echo "Leaks of the leaky example (known by construction: 11,176 bytes in 12 blocks):"
+  "$B/kiln" leaks -n 3 "$OUT/leaky" | sed 's/^/  /'
 fi
 [ $have_fg = yes ] && echo && echo "Open any .svg in a browser: click to zoom, Ctrl-F to search."
 exit 0
