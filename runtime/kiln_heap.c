@@ -64,6 +64,11 @@ static struct {
   _Atomic uint64_t epoch;
   _Atomic uint64_t untracked_frees, map_failures;
   _Atomic uint8_t *filter; /* sampled mode: blocks per address hash */
+  /* Leak scopes: while any is open, each new block's allocation number
+   * goes into a second map, left again when the block is freed. */
+  _Atomic int open_scopes;
+  _Atomic uint64_t seq;
+  kiln_livemap_t scopes;
 } kiln_heap;
 
 enum { KILN_HEAP_FILTER = 1 << 18 };
@@ -212,10 +217,13 @@ KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
     count = llround(w);
   }
   uint32_t id = kiln_heap_stack_id();
-  if (kiln_livemap_put((uint64_t)(uintptr_t)p, size, id) < 0) {
+  if (kiln_livemap_put(&kiln_livemap_main, (uint64_t)(uintptr_t)p, size, id) < 0) {
     atomic_fetch_add_explicit(&kiln_heap.map_failures, 1, memory_order_relaxed);
     return;
   }
+  if (atomic_load_explicit(&kiln_heap.open_scopes, memory_order_relaxed) > 0)
+    kiln_livemap_put(&kiln_heap.scopes, (uint64_t)(uintptr_t)p,
+                     atomic_fetch_add_explicit(&kiln_heap.seq, 1, memory_order_relaxed), 0);
   if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
   kiln_heap_account(kiln_stacktab_get(id), bytes, count, true);
   kiln_heap_totals_t *c = kiln_heap_my_totals();
@@ -248,6 +256,10 @@ KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) {
     return false;
   }
   if (kiln_heap.filter) atomic_fetch_sub_explicit(&kiln_heap.filter[kiln_heap_filter_slot(addr)], 1, memory_order_relaxed);
+  uint64_t scope_seq = 0;
+  uint32_t unused;
+  bool scoped = atomic_load_explicit(&kiln_heap.open_scopes, memory_order_relaxed) > 0 &&
+                kiln_livemap_find(&kiln_heap.scopes, addr, &scope_seq, &unused, true);
   int64_t bytes = (int64_t)size, count = 1;
   if (kiln_heap.sample != 0) {
     double w = kiln_heap_weight(size);
@@ -262,6 +274,8 @@ KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) {
   if (out != NULL) {
     out->size = size;
     out->stack_id = id;
+    out->scoped = scoped;
+    out->scope_seq = scope_seq;
   }
   return true;
 }
@@ -275,7 +289,8 @@ void kiln_heap_restore(void *p, const kiln_heap_block_t *b) {
     bytes = llround((double)b->size * w);
     count = llround(w);
   }
-  if (kiln_livemap_put((uint64_t)(uintptr_t)p, b->size, b->stack_id) < 0) return;
+  if (kiln_livemap_put(&kiln_livemap_main, (uint64_t)(uintptr_t)p, b->size, b->stack_id) < 0) return;
+  if (b->scoped) kiln_livemap_put(&kiln_heap.scopes, (uint64_t)(uintptr_t)p, b->scope_seq, 0);
   if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
   kiln_stack_t *s = kiln_stacktab_get(b->stack_id);
   kiln_heap_peak_touch(s);
@@ -360,7 +375,7 @@ void kiln_heap_stats(kiln_heap_stats_t *out) {
   out->untracked_frees = atomic_load(&kiln_heap.untracked_frees);
   out->map_failures = atomic_load(&kiln_heap.map_failures);
   out->sample = kiln_heap.sample;
-  kiln_livemap_stats(&out->tracked_blocks, &out->map_bytes);
+  kiln_livemap_stats(&kiln_livemap_main, &out->tracked_blocks, &out->map_bytes);
 }
 
 /* At exit: the buffers of stdin, stdout and stderr are glibc's, freed by
@@ -442,7 +457,7 @@ void kiln_heap_exit_freeres(void) {
   d.cap = 4096;
   d.addrs = kiln_mem_map(d.cap * sizeof *d.addrs);
   if (d.addrs == NULL) return;
-  kiln_livemap_foreach(kiln_heap_dtv_block, &d);
+  kiln_livemap_foreach(&kiln_livemap_main, kiln_heap_dtv_block, &d);
   for (size_t i = 0; i < d.naddrs; i++) kiln_heap_on_free((void *)(uintptr_t)d.addrs[i], NULL);
   kiln_mem_unmap(d.addrs, d.cap * sizeof *d.addrs);
 }
@@ -469,6 +484,47 @@ void kiln_heap_reset(void) {
   atomic_store(&kiln_heap.peak_bytes, 0);
   atomic_fetch_add(&kiln_heap.epoch, 1);
   atomic_store(&kiln_heap.untracked_frees, 0);
-  kiln_livemap_clear();
+  kiln_livemap_clear(&kiln_livemap_main);
   if (kiln_heap.filter) memset((void *)kiln_heap.filter, 0, KILN_HEAP_FILTER);
+}
+
+/* ---------------------------------------------------------- leak scopes */
+
+uint64_t kiln_heap_scope_begin(void) {
+  atomic_fetch_add(&kiln_heap.open_scopes, 1);
+  return atomic_load(&kiln_heap.seq);
+}
+
+typedef struct kiln_heap_scope_walk {
+  uint64_t seq0;
+  void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx);
+  void *ctx;
+} kiln_heap_scope_walk_t;
+
+static void kiln_heap_scope_block(uint64_t addr, uint64_t seq, uint32_t unused, void *ctx) {
+  (void)unused;
+  kiln_heap_scope_walk_t *w = ctx;
+  uint64_t size;
+  uint32_t id;
+  if (seq >= w->seq0 && kiln_livemap_find(&kiln_livemap_main, addr, &size, &id, false))
+    w->fn(addr, size, id, w->ctx);
+}
+
+void kiln_heap_scope_end(uint64_t seq0, void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx),
+                         void *ctx) {
+  kiln_heap_scope_walk_t w = {seq0, fn, ctx};
+  kiln_livemap_foreach(&kiln_heap.scopes, kiln_heap_scope_block, &w);
+  if (atomic_fetch_sub(&kiln_heap.open_scopes, 1) == 1) kiln_livemap_clear(&kiln_heap.scopes);
+}
+
+bool kiln_heap_exact(void) { return kiln_heap_active() && kiln_heap.sample == 0; }
+
+void kiln_heap_fork_prepare(void) {
+  kiln_livemap_fork_prepare(&kiln_livemap_main);
+  kiln_livemap_fork_prepare(&kiln_heap.scopes);
+}
+
+void kiln_heap_fork_release(void) {
+  kiln_livemap_fork_release(&kiln_heap.scopes);
+  kiln_livemap_fork_release(&kiln_livemap_main);
 }

@@ -210,18 +210,40 @@ typedef struct kiln_stacktab_stats { uint64_t stacks, full_hits, bytes; } kiln_s
 void kiln_stacktab_stats(kiln_stacktab_stats_t *out) KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_livemap.c */
-/* Address -> (requested size, stack_id) of every tracked live block. Any
- * thread, from the malloc hooks; never the signal handler. */
-int kiln_livemap_put(uint64_t addr, uint64_t size, uint32_t stack_id) KILN_INTERNAL; /* 0 / -ENOMEM */
-/* Removes addr; false if it was not tracked. */
-bool kiln_livemap_take(uint64_t addr, uint64_t *size, uint32_t *stack_id) KILN_INTERNAL;
-void kiln_livemap_foreach(void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx),
+/* Address -> (requested size, stack_id) of tracked live blocks: sharded,
+ * each shard under a spinlock held for one probe. Any thread, from the
+ * malloc hooks; never the signal handler. kiln_livemap_main holds every
+ * tracked block; a second map serves leak scopes. Zeroed = empty. */
+enum { KILN_LIVEMAP_SHARDS = 256 };
+typedef struct kiln_livemap_shard kiln_livemap_shard_t;
+struct kiln_livemap_shard {
+  atomic_flag lock;
+  struct kiln_livemap_entry *slots;
+  size_t cap, used, tombs;
+  struct kiln_livemap_big *big;
+  size_t nbig, bigcap;
+};
+typedef struct kiln_livemap {
+  kiln_livemap_shard_t shards[KILN_LIVEMAP_SHARDS];
+  _Atomic uint64_t bytes; /* memory the map holds */
+} kiln_livemap_t;
+extern kiln_livemap_t kiln_livemap_main KILN_INTERNAL;
+
+int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t stack_id) KILN_INTERNAL; /* 0 / -ENOMEM */
+/* Looks addr up (and removes it when remove); false if absent. */
+bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id,
+                       bool remove) KILN_INTERNAL;
+static inline bool kiln_livemap_take(uint64_t addr, uint64_t *size, uint32_t *stack_id) {
+  return kiln_livemap_find(&kiln_livemap_main, addr, size, stack_id, true);
+}
+void kiln_livemap_foreach(kiln_livemap_t *m,
+                          void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx),
                           void *ctx) KILN_INTERNAL;
-void kiln_livemap_clear(void) KILN_INTERNAL;
-void kiln_livemap_stats(uint64_t *entries, uint64_t *bytes) KILN_INTERNAL;
+void kiln_livemap_clear(kiln_livemap_t *m) KILN_INTERNAL;
+void kiln_livemap_stats(kiln_livemap_t *m, uint64_t *entries, uint64_t *bytes) KILN_INTERNAL;
 /* Around fork: every shard locked (prepare), then released (parent, child). */
-void kiln_livemap_fork_prepare(void) KILN_INTERNAL;
-void kiln_livemap_fork_release(void) KILN_INTERNAL;
+void kiln_livemap_fork_prepare(kiln_livemap_t *m) KILN_INTERNAL;
+void kiln_livemap_fork_release(kiln_livemap_t *m) KILN_INTERNAL;
 
 /* ----------------------------------------------------------- kiln_heap.c */
 /* The hook guard: while above 0 in a thread, its malloc hooks forward to
@@ -230,7 +252,12 @@ extern __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec")
 static inline void kiln_heap_guard_enter(void) { kiln_tls_hook_guard++; }
 static inline void kiln_heap_guard_leave(void) { kiln_tls_hook_guard--; }
 
-typedef struct kiln_heap_block { uint64_t size; uint32_t stack_id; } kiln_heap_block_t;
+typedef struct kiln_heap_block {
+  uint64_t size;
+  uint32_t stack_id;
+  bool scoped;        /* allocated inside an open leak scope */
+  uint64_t scope_seq; /* then: its allocation number */
+} kiln_heap_block_t;
 typedef struct kiln_heap_stats {
   uint64_t alloc_bytes, alloc_count, freed_bytes, freed_count;
   int64_t live_bytes, live_count, peak_bytes;
@@ -254,6 +281,17 @@ void kiln_heap_after_fork_child(void) KILN_INTERNAL;
 /* At exit only: what glibc frees in __libc_freeres counted freed. */
 void kiln_heap_exit_freeres(void) KILN_INTERNAL;
 void kiln_heap_reset(void) KILN_INTERNAL;
+bool kiln_heap_exact(void) KILN_INTERNAL; /* active, every block tracked */
+/* Leak scopes: begin returns the first allocation number of the scope;
+ * end calls fn for every block allocated since then and still live, then
+ * closes the scope. Nested and concurrent scopes work. */
+uint64_t kiln_heap_scope_begin(void) KILN_INTERNAL;
+void kiln_heap_scope_end(uint64_t seq0,
+                         void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx),
+                         void *ctx) KILN_INTERNAL;
+/* Around fork: the maps' shards locked, then released. */
+void kiln_heap_fork_prepare(void) KILN_INTERNAL;
+void kiln_heap_fork_release(void) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_modules.c */
 typedef struct kiln_module {

@@ -12,7 +12,7 @@
 #include <sched.h>
 #include <string.h>
 
-enum { KILN_LIVEMAP_SHARDS = 256, KILN_LIVEMAP_MIN = 16 };
+enum { KILN_LIVEMAP_MIN = 16 };
 #define KILN_LIVEMAP_EMPTY 0ull
 #define KILN_LIVEMAP_TOMB 1ull
 #define KILN_LIVEMAP_BIG 0xffffffffu
@@ -27,19 +27,13 @@ typedef struct kiln_livemap_big {
   uint64_t addr, size;
 } kiln_livemap_big_t;
 
-typedef struct kiln_livemap_shard {
-  atomic_flag lock;
-  kiln_livemap_entry_t *slots;
-  size_t cap;      /* power of two */
-  size_t used;     /* live entries */
-  size_t tombs;
-  kiln_livemap_big_t *big; /* blocks of 4 GiB and more (rare) */
-  size_t nbig, bigcap;
-  char pad[64 - sizeof(atomic_flag) - 7 * sizeof(size_t)];
-} kiln_livemap_shard_t;
 
-static kiln_livemap_shard_t kiln_livemap_shards[KILN_LIVEMAP_SHARDS];
-static _Atomic uint64_t kiln_livemap_bytes; /* memory the map holds */
+
+kiln_livemap_t kiln_livemap_main;
+
+static kiln_livemap_shard_t *kiln_livemap_shard(kiln_livemap_t *m, uint64_t h) {
+  return &m->shards[h & (KILN_LIVEMAP_SHARDS - 1)];
+}
 
 static inline uint64_t kiln_livemap_hash(uint64_t a) {
   a ^= a >> 33;
@@ -55,7 +49,7 @@ static inline void kiln_livemap_unlock(kiln_livemap_shard_t *s) {
   atomic_flag_clear_explicit(&s->lock, memory_order_release);
 }
 
-static bool kiln_livemap_rehash(kiln_livemap_shard_t *s, size_t cap) {
+static bool kiln_livemap_rehash(kiln_livemap_t *m, kiln_livemap_shard_t *s, size_t cap) {
   kiln_livemap_entry_t *slots = kiln_mem_map(cap * sizeof *slots);
   if (slots == NULL) return false;
   for (size_t i = 0; i < s->cap; i++) {
@@ -67,9 +61,9 @@ static bool kiln_livemap_rehash(kiln_livemap_shard_t *s, size_t cap) {
   }
   if (s->slots != NULL) {
     kiln_mem_unmap(s->slots, s->cap * sizeof *slots);
-    atomic_fetch_sub(&kiln_livemap_bytes, s->cap * sizeof *slots);
+    atomic_fetch_sub(&m->bytes, s->cap * sizeof *slots);
   }
-  atomic_fetch_add(&kiln_livemap_bytes, cap * sizeof *slots);
+  atomic_fetch_add(&m->bytes, cap * sizeof *slots);
   s->slots = slots;
   s->cap = cap;
   s->tombs = 0;
@@ -104,13 +98,13 @@ static uint64_t kiln_livemap_big_take(kiln_livemap_shard_t *s, uint64_t addr, bo
   return 0;
 }
 
-int kiln_livemap_put(uint64_t addr, uint64_t size, uint32_t stack_id) {
+int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t stack_id) {
   uint64_t h = kiln_livemap_hash(addr);
-  kiln_livemap_shard_t *s = &kiln_livemap_shards[h & (KILN_LIVEMAP_SHARDS - 1)];
+  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
   int rc = 0;
   kiln_livemap_lock(s);
   if ((s->used + s->tombs + 1) * 8 > s->cap * 7 &&
-      !kiln_livemap_rehash(s, s->cap == 0 ? KILN_LIVEMAP_MIN
+      !kiln_livemap_rehash(m, s, s->cap == 0 ? KILN_LIVEMAP_MIN
                                           : (s->used + 1) * 8 > s->cap * 4 ? s->cap * 2 : s->cap)) {
     rc = -ENOMEM;
     goto out;
@@ -132,10 +126,10 @@ out:
   return rc;
 }
 
-bool kiln_livemap_take(uint64_t addr, uint64_t *size, uint32_t *stack_id) {
+bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id, bool remove) {
   if (addr <= KILN_LIVEMAP_TOMB) return false;
   uint64_t h = kiln_livemap_hash(addr);
-  kiln_livemap_shard_t *s = &kiln_livemap_shards[h & (KILN_LIVEMAP_SHARDS - 1)];
+  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
   bool found = false;
   kiln_livemap_lock(s);
   if (s->cap != 0) {
@@ -143,8 +137,10 @@ bool kiln_livemap_take(uint64_t addr, uint64_t *size, uint32_t *stack_id) {
     for (size_t n = 0; n < s->cap && s->slots[i].addr != KILN_LIVEMAP_EMPTY; n++, i = (i + 1) & mask) {
       if (s->slots[i].addr != addr) continue;
       *stack_id = s->slots[i].stack_id;
-      *size = s->slots[i].size == KILN_LIVEMAP_BIG ? kiln_livemap_big_take(s, addr, true)
+      *size = s->slots[i].size == KILN_LIVEMAP_BIG ? kiln_livemap_big_take(s, addr, remove)
                                                    : s->slots[i].size;
+      found = true;
+      if (!remove) break;
       /* A tombstone keeps later entries of the probe chain reachable,
        * unless the chain ends right here. */
       if (s->slots[(i + 1) & mask].addr == KILN_LIVEMAP_EMPTY) {
@@ -154,7 +150,6 @@ bool kiln_livemap_take(uint64_t addr, uint64_t *size, uint32_t *stack_id) {
         s->tombs++;
       }
       s->used--;
-      found = true;
       break;
     }
   }
@@ -162,10 +157,10 @@ bool kiln_livemap_take(uint64_t addr, uint64_t *size, uint32_t *stack_id) {
   return found;
 }
 
-void kiln_livemap_foreach(void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx),
-                          void *ctx) {
+void kiln_livemap_foreach(kiln_livemap_t *m,
+                          void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx), void *ctx) {
   for (int k = 0; k < KILN_LIVEMAP_SHARDS; k++) {
-    kiln_livemap_shard_t *s = &kiln_livemap_shards[k];
+    kiln_livemap_shard_t *s = &m->shards[k];
     kiln_livemap_lock(s);
     for (size_t i = 0; i < s->cap; i++) {
       kiln_livemap_entry_t *e = &s->slots[i];
@@ -177,9 +172,9 @@ void kiln_livemap_foreach(void (*fn)(uint64_t addr, uint64_t size, uint32_t stac
   }
 }
 
-void kiln_livemap_clear(void) {
+void kiln_livemap_clear(kiln_livemap_t *m) {
   for (int k = 0; k < KILN_LIVEMAP_SHARDS; k++) {
-    kiln_livemap_shard_t *s = &kiln_livemap_shards[k];
+    kiln_livemap_shard_t *s = &m->shards[k];
     kiln_livemap_lock(s);
     if (s->slots) memset(s->slots, 0, s->cap * sizeof *s->slots);
     s->used = s->tombs = s->nbig = 0;
@@ -187,17 +182,17 @@ void kiln_livemap_clear(void) {
   }
 }
 
-void kiln_livemap_stats(uint64_t *entries, uint64_t *bytes) {
+void kiln_livemap_stats(kiln_livemap_t *m, uint64_t *entries, uint64_t *bytes) {
   uint64_t n = 0;
-  for (int k = 0; k < KILN_LIVEMAP_SHARDS; k++) n += kiln_livemap_shards[k].used;
+  for (int k = 0; k < KILN_LIVEMAP_SHARDS; k++) n += m->shards[k].used;
   *entries = n;
-  *bytes = atomic_load(&kiln_livemap_bytes);
+  *bytes = atomic_load(&m->bytes);
 }
 
-void kiln_livemap_fork_prepare(void) {
-  for (int k = 0; k < KILN_LIVEMAP_SHARDS; k++) kiln_livemap_lock(&kiln_livemap_shards[k]);
+void kiln_livemap_fork_prepare(kiln_livemap_t *m) {
+  for (int k = 0; k < KILN_LIVEMAP_SHARDS; k++) kiln_livemap_lock(&m->shards[k]);
 }
 
-void kiln_livemap_fork_release(void) {
-  for (int k = KILN_LIVEMAP_SHARDS; k-- > 0;) kiln_livemap_unlock(&kiln_livemap_shards[k]);
+void kiln_livemap_fork_release(kiln_livemap_t *m) {
+  for (int k = KILN_LIVEMAP_SHARDS; k-- > 0;) kiln_livemap_unlock(&m->shards[k]);
 }

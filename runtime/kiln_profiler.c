@@ -101,16 +101,16 @@ static void kiln_profiler_fork_prepare(void) {
   sigaddset(&prof, SIGPROF);
   pthread_sigmask(SIG_BLOCK, &prof, &kiln_tls_fork_mask);
   /* No shard of the live map may be mid-update (or locked) in the child. */
-  kiln_livemap_fork_prepare();
+  kiln_heap_fork_prepare();
 }
 
 static void kiln_profiler_fork_parent(void) {
-  kiln_livemap_fork_release();
+  kiln_heap_fork_release();
   pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
 }
 
 static void kiln_profiler_fork_child(void) {
-  kiln_livemap_fork_release();
+  kiln_heap_fork_release();
   pthread_mutex_init(&kiln_profiler_lock, NULL);
   if (atomic_load(&kiln_profiler.active)) {
     /* The child starts a profile of its own: none of the parent's samples,
