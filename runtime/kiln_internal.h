@@ -347,6 +347,11 @@ bool kiln_sampler_stepped_aside(void) KILN_INTERNAL;
 void kiln_sampler_after_fork_child(void) KILN_INTERNAL;
 /* True on the calling thread while it is inside the handler (tests). */
 bool kiln_sampler_in_handler(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* Installs handler on a realtime signal the program leaves at SIG_DFL (or
+ * finds it still installed from last time): the leak scan's "stop" signal.
+ * SA_RESTART, every signal blocked while it runs. The signal number, or
+ * -EBUSY when the program handles them all. Normal context. */
+int kiln_sampler_stop_signal(void (*handler)(int, siginfo_t *, void *)) KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_collector.c */
 int kiln_collector_start(int hz) KILN_INTERNAL;
@@ -369,6 +374,58 @@ int kiln_out_write_file(const char *dir, const char *name, const char *data, siz
  * totals[k] gets the sum of its counts. One symbolization for all. */
 void kiln_folded_render(const kiln_count_kind_t *kinds, int nkinds, kiln_buf_t *outs,
                         uint64_t *totals) KILN_INTERNAL;
+
+/* -------------------------------------------------------- kiln_suppress.c */
+/* Leak suppressions, LeakSanitizer's format ("leak:PATTERN" lines, '#'
+ * comments), matched against every frame's name and module path of a
+ * block's allocation stack. Exit time, normal context. */
+typedef struct kiln_suppress {
+  kiln_buf_t text;    /* the file, lines NUL-terminated in place */
+  kiln_buf_t offsets; /* size_t offsets of the patterns in text */
+  size_t n;
+} kiln_suppress_t;
+/* 0, or -errno after one "kiln:" line (unreadable file, a line that is not
+ * leak:PATTERN): then there are no suppressions. */
+int kiln_suppress_load(const char *path, kiln_suppress_t *sup) KILN_INTERNAL;
+/* LSan's template match: substring; '*' any run; '^' and '$' anchors. */
+bool kiln_suppress_match(const char *templ, const char *name) KILN_INTERNAL;
+/* Whether a pattern matches a frame of s; under kiln_symbols_begin/end.
+ * scratch: a buffer for names, reused. */
+bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln_buf_t *scratch) KILN_INTERNAL;
+void kiln_suppress_free(kiln_suppress_t *sup) KILN_INTERNAL;
+
+/* ------------------------------------------------------------ kiln_scan.c */
+/* Leak classification, valgrind memcheck's way: each block live at exit is
+ * definitely lost, indirectly lost, possibly lost or still reachable, by a
+ * conservative scan from the roots (writable data of the loaded modules,
+ * every thread's stack, registers and TLS) through the heap, with the other
+ * threads parked in a signal handler (kiln_sampler_stop_signal). Exact
+ * allocation tracking only. Normal context, hook guard held. */
+typedef enum {
+  KILN_LEAK_DEFINITE = 0,
+  KILN_LEAK_INDIRECT,
+  KILN_LEAK_POSSIBLE,
+  KILN_LEAK_REACHABLE,
+  KILN_LEAK_KINDS
+} kiln_leak_kind_t;
+typedef struct kiln_scan_totals {
+  bool ran;                       /* a scan classified the live blocks */
+  bool files;                     /* KILN_LEAK_CHECK=full: category files wanted */
+  uint64_t bytes[KILN_LEAK_KINDS], count[KILN_LEAK_KINDS]; /* after suppression */
+  uint64_t suppressed_bytes, suppressed_count;
+  uint64_t blocks;                /* live blocks classified */
+  uint64_t threads, threads_unstopped; /* other threads parked; gone silent */
+  double seconds;                 /* the scan, stop to classification */
+} kiln_scan_totals_t;
+/* Runs the scan when cfg asks for it (exact alloc mode, KILN_LEAK_CHECK not
+ * off): fills the DEFINITE..REACHABLE counts of every stack (suppressed
+ * stacks' moved out) and the totals. 0, 1 when not asked, or -errno. */
+int kiln_scan_run(const kiln_config_t *cfg) KILN_INTERNAL;
+/* The last scan's totals (ran false when none). */
+void kiln_scan_totals(kiln_scan_totals_t *out) KILN_INTERNAL;
+/* The count kinds of a category (bytes, blocks). */
+kiln_count_kind_t kiln_scan_kind_bytes(kiln_leak_kind_t k) KILN_INTERNAL;
+kiln_count_kind_t kiln_scan_kind_count(kiln_leak_kind_t k) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_profiler.c */
 /* Starts from the environment (the preload's constructor). */

@@ -121,6 +121,18 @@ int kiln_options_from_env(kiln_config_t *cfg) {
     }
     cfg->alloc_sample = r;
   }
+  static const char *const leak_checks[] = {"full", "summary", "off"};
+  static const int leak_check_kinds[] = {KILN_LEAK_CHECK_FULL, KILN_LEAK_CHECK_SUMMARY, KILN_LEAK_CHECK_OFF};
+  if (!kiln_options_keyword("KILN_LEAK_CHECK", leak_checks, leak_check_kinds, 3, &kind)) return -EINVAL;
+  if (kind >= 0) cfg->leak_check = (kiln_leak_check_t)kind;
+  if ((v = secure_getenv("KILN_SUPPRESS")) != NULL && *v) {
+    /* Read at exit, when the leaks are known (kiln_scan.c). */
+    if (strlen(v) >= sizeof cfg->suppress) {
+      kiln_log("KILN_SUPPRESS: path too long; profiling disabled");
+      return -EINVAL;
+    }
+    strcpy(cfg->suppress, v);
+  }
   if ((v = secure_getenv("KILN_QUIET")) != NULL && *v) {
     if (strcmp(v, "1") == 0)
       cfg->quiet = true;

@@ -228,18 +228,28 @@ typedef struct kiln_profiler_report {
   double user, sys, wall, profiler_cpu, delivered_hz;
 } kiln_profiler_report_t;
 
-/* The files of a dump: the count kind each holds and its name suffix. */
+/* The files of a dump: the count kind each holds and its name suffix;
+ * leak: written only after a leak scan with KILN_LEAK_CHECK=full. */
 static const struct {
   kiln_count_kind_t kind;
   unsigned mode;
   const char *suffix;
+  bool leak;
 } kiln_profiler_files[] = {
-    {KILN_COUNT_CPU, KILN_MODE_CPU_BIT, "cpu"},
-    {KILN_COUNT_ALLOC_BYTES, KILN_MODE_ALLOC_BIT, "alloc_bytes"},
-    {KILN_COUNT_ALLOC_COUNT, KILN_MODE_ALLOC_BIT, "alloc_count"},
-    {KILN_COUNT_LIVE_BYTES, KILN_MODE_ALLOC_BIT, "leak_bytes"},
-    {KILN_COUNT_LIVE_COUNT, KILN_MODE_ALLOC_BIT, "leak_count"},
-    {KILN_COUNT_PEAK_BYTES, KILN_MODE_ALLOC_BIT, "peak_bytes"},
+    {KILN_COUNT_CPU, KILN_MODE_CPU_BIT, "cpu", false},
+    {KILN_COUNT_ALLOC_BYTES, KILN_MODE_ALLOC_BIT, "alloc_bytes", false},
+    {KILN_COUNT_ALLOC_COUNT, KILN_MODE_ALLOC_BIT, "alloc_count", false},
+    {KILN_COUNT_LIVE_BYTES, KILN_MODE_ALLOC_BIT, "leak_bytes", false},
+    {KILN_COUNT_LIVE_COUNT, KILN_MODE_ALLOC_BIT, "leak_count", false},
+    {KILN_COUNT_PEAK_BYTES, KILN_MODE_ALLOC_BIT, "peak_bytes", false},
+    {KILN_COUNT_DEFINITE_BYTES, KILN_MODE_ALLOC_BIT, "definite_bytes", true},
+    {KILN_COUNT_DEFINITE_COUNT, KILN_MODE_ALLOC_BIT, "definite_count", true},
+    {KILN_COUNT_INDIRECT_BYTES, KILN_MODE_ALLOC_BIT, "indirect_bytes", true},
+    {KILN_COUNT_INDIRECT_COUNT, KILN_MODE_ALLOC_BIT, "indirect_count", true},
+    {KILN_COUNT_POSSIBLE_BYTES, KILN_MODE_ALLOC_BIT, "possible_bytes", true},
+    {KILN_COUNT_POSSIBLE_COUNT, KILN_MODE_ALLOC_BIT, "possible_count", true},
+    {KILN_COUNT_REACHABLE_BYTES, KILN_MODE_ALLOC_BIT, "reachable_bytes", true},
+    {KILN_COUNT_REACHABLE_COUNT, KILN_MODE_ALLOC_BIT, "reachable_count", true},
 };
 enum { KILN_PROFILER_FILES = sizeof kiln_profiler_files / sizeof kiln_profiler_files[0] };
 
@@ -276,6 +286,21 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                     (unsigned long long)h->tracked_blocks, (unsigned long long)h->untracked_frees,
                     (unsigned long long)h->map_failures);
     kiln_buf_printf(b, "  \"live_map_bytes\": %llu,\n", (unsigned long long)h->map_bytes);
+    kiln_scan_totals_t lk;
+    kiln_scan_totals(&lk);
+    if (lk.ran) {
+      static const char *const cat[] = {"definite", "indirect", "possible", "reachable"};
+      kiln_buf_printf(b, "  \"leak_check\": \"%s\",\n", lk.files ? "full" : "summary");
+      for (int k = 0; k < KILN_LEAK_KINDS; k++)
+        kiln_buf_printf(b, "  \"%s_bytes\": %llu,\n  \"%s_count\": %llu,\n", cat[k],
+                        (unsigned long long)lk.bytes[k], cat[k], (unsigned long long)lk.count[k]);
+      kiln_buf_printf(b, "  \"suppressed_bytes\": %llu,\n  \"suppressed_count\": %llu,\n",
+                      (unsigned long long)lk.suppressed_bytes, (unsigned long long)lk.suppressed_count);
+      kiln_buf_printf(b, "  \"leak_scan_blocks\": %llu,\n  \"leak_scan_threads\": %llu,\n"
+                      "  \"leak_scan_threads_unstopped\": %llu,\n  \"leak_scan_seconds\": %.6f,\n",
+                      (unsigned long long)lk.blocks, (unsigned long long)lk.threads,
+                      (unsigned long long)lk.threads_unstopped, lk.seconds);
+    }
   }
   kiln_buf_printf(b, "  \"stacks\": %llu,\n  \"table_full\": %llu,\n  \"table_bytes\": %llu,\n",
                   (unsigned long long)r->table.stacks, (unsigned long long)r->table.full_hits,
@@ -308,9 +333,11 @@ static int kiln_profiler_dump_locked(const char *dir, bool summary) {
   uint64_t totals[KILN_PROFILER_FILES];
   kiln_buf_t outs[KILN_PROFILER_FILES];
   memset(outs, 0, sizeof outs);
+  kiln_scan_totals_t leaks;
+  kiln_scan_totals(&leaks);
   int n = 0;
   for (int i = 0; i < KILN_PROFILER_FILES; i++) {
-    if (!(c->mode & kiln_profiler_files[i].mode)) continue;
+    if (!(c->mode & kiln_profiler_files[i].mode) || (kiln_profiler_files[i].leak && !leaks.files)) continue;
     kinds[n] = kiln_profiler_files[i].kind;
     snprintf(names[n], sizeof names[n], "%s.%d.%s.folded", kiln_profiler.prog, (int)kiln_profiler.pid,
              kiln_profiler_files[i].suffix);
@@ -362,14 +389,27 @@ static int kiln_profiler_dump_locked(const char *dir, bool summary) {
                rc == 0 ? " -> " : "", rc == 0 ? path : "");
     if (c->mode & KILN_MODE_ALLOC_BIT) {
       const kiln_heap_stats_t *h = &r.heap;
-      char a[32], f[32], l[32], p[32];
+      char a[32], f[32], l[32], p[32], lost[512] = "";
+      if (leaks.ran) {
+        static const char *const cat[] = {"definitely lost", "indirectly lost", "possibly lost",
+                                          "still reachable"};
+        size_t len = 0;
+        for (int k = 0; k < KILN_LEAK_KINDS; k++)
+          len += (size_t)snprintf(lost + len, sizeof lost - len, "%s %s %s in %llu%s", k ? "," : ";", cat[k],
+                                  kiln_profiler_size((double)leaks.bytes[k], a, sizeof a),
+                                  (unsigned long long)leaks.count[k], k ? "" : " blocks");
+        if (leaks.suppressed_count && len < sizeof lost)
+          snprintf(lost + len, sizeof lost - len, ", suppressed %s in %llu",
+                   kiln_profiler_size((double)leaks.suppressed_bytes, a, sizeof a),
+                   (unsigned long long)leaks.suppressed_count);
+      }
       kiln_log("%s[%d]: heap%s: allocated %s in %llu blocks, freed %s in %llu, live at exit %s in %lld "
-               "blocks, peak %s%s%s",
+               "blocks, peak %s%s%s%s",
                kiln_profiler.prog, (int)kiln_profiler.pid, h->sample ? " (sampled estimates)" : "",
                kiln_profiler_size((double)h->alloc_bytes, a, sizeof a), (unsigned long long)h->alloc_count,
                kiln_profiler_size((double)h->freed_bytes, f, sizeof f), (unsigned long long)h->freed_count,
                kiln_profiler_size((double)h->live_bytes, l, sizeof l), (long long)h->live_count,
-               kiln_profiler_size((double)h->peak_bytes, p, sizeof p), rc == 0 ? " -> " : "",
+               kiln_profiler_size((double)h->peak_bytes, p, sizeof p), lost, rc == 0 ? " -> " : "",
                rc == 0 ? dir : "");
     }
   }
@@ -387,7 +427,10 @@ void kiln_profiler_at_exit(void) {
       kiln_sampler_stop();
       kiln_collector_stop();
     }
-    if (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) kiln_heap_exit_freeres();
+    if (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) {
+      kiln_heap_exit_freeres();
+      kiln_scan_run(&kiln_profiler.cfg); /* leak categories, when asked */
+    }
     kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, true);
     kiln_heap_guard_leave();
   }

@@ -7,8 +7,9 @@
  *           never lands inside a system call (no EINTR from kiln).
  *   posix   a per-thread timer_create on the thread's CPU clock.
  *   itimer  setitimer(ITIMER_PROF), process-wide.
- * This is the runtime's only sigaction. The handler obeys DESIGN rule 1:
- * the thread's own slot, atomics, the unwinder, the ring; errno kept. */
+ * This is the runtime's only sigaction (with the leak scan's stop signal,
+ * installed here too). The handler obeys DESIGN rule 1: the thread's own
+ * slot, atomics, the unwinder, the ring; errno kept. */
 #include "kiln_internal.h"
 
 #include <errno.h>
@@ -300,4 +301,30 @@ void kiln_sampler_after_fork_child(void) {
     uint64_t id = 0;
     if (fd >= 0 && ioctl(fd, PERF_EVENT_IOC_ID, &id) == 0 && id == t->perf_id) close(fd);
   }
+}
+
+/* ------------------------------------------ the leak scan's stop signal */
+
+/* A realtime signal the program leaves at SIG_DFL (from SIGRTMAX down), or
+ * the one already ours. Every signal is blocked while the handler runs;
+ * SA_RESTART, so that a system call it interrupts resumes, not EINTR. */
+int kiln_sampler_stop_signal(void (*handler)(int, siginfo_t *, void *)) {
+  static int chosen;
+  struct sigaction old;
+  if (chosen > 0 && kiln_libc.sigaction(chosen, NULL, &old) == 0 && (old.sa_flags & SA_SIGINFO) &&
+      old.sa_sigaction == handler)
+    return chosen;
+  for (int sig = SIGRTMAX; sig >= SIGRTMIN; sig--) {
+    if (kiln_libc.sigaction(sig, NULL, &old) < 0) continue;
+    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) continue;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (kiln_libc.sigaction(sig, &sa, NULL) < 0) continue;
+    chosen = sig;
+    return sig;
+  }
+  return -EBUSY;
 }

@@ -73,6 +73,15 @@ typedef enum {
   KILN_COUNT_LIVE_COUNT,
   KILN_COUNT_PEAK_BYTES,   /* live bytes when the heap last peaked (lazy, see kiln_heap.c) */
   KILN_COUNT_PEAK_EPOCH,   /* the peak that PEAK_BYTES belongs to */
+  /* Blocks live at exit by reachability (kiln_scan.c; valgrind's words): */
+  KILN_COUNT_DEFINITE_BYTES,  /* definitely lost: no pointer reaches it */
+  KILN_COUNT_DEFINITE_COUNT,
+  KILN_COUNT_INDIRECT_BYTES,  /* indirectly lost: reached only from lost blocks */
+  KILN_COUNT_INDIRECT_COUNT,
+  KILN_COUNT_POSSIBLE_BYTES,  /* possibly lost: only interior pointers reach it */
+  KILN_COUNT_POSSIBLE_COUNT,
+  KILN_COUNT_REACHABLE_BYTES, /* still reachable: a pointer to its start reaches it */
+  KILN_COUNT_REACHABLE_COUNT,
   KILN_COUNT_KINDS
 } kiln_count_kind_t;
 
@@ -87,6 +96,14 @@ typedef enum {
 
 enum { KILN_MODE_CPU_BIT = 1u << 0, KILN_MODE_ALLOC_BIT = 1u << 1 };
 
+/* KILN_LEAK_CHECK: what the exit-time reachability scan does (exact
+ * allocation tracking only). */
+typedef enum {
+  KILN_LEAK_CHECK_FULL = 0, /* classify; category files, meta and summary */
+  KILN_LEAK_CHECK_SUMMARY,  /* classify; totals in meta and summary only */
+  KILN_LEAK_CHECK_OFF,      /* no scan */
+} kiln_leak_check_t;
+
 /* The runtime's configuration, from kiln_options_t or the environment. */
 typedef struct kiln_config {
   unsigned mode;           /* KILN_MODE_*_BIT */
@@ -96,6 +113,8 @@ typedef struct kiln_config {
   kiln_timer_kind_t timer;
   bool quiet;              /* no summary line */
   uint64_t alloc_sample;   /* 0: every allocation; else mean bytes between samples */
+  kiln_leak_check_t leak_check;
+  char suppress[4096];     /* KILN_SUPPRESS: leak suppressions file, "" for none */
   char out_dir[4096];      /* absolute, resolved at start */
 } kiln_config_t;
 

@@ -1,0 +1,686 @@
+/* kiln_scan.c — leak classification at exit, as valgrind memcheck does it:
+ * every block still live is definitely lost, indirectly lost, possibly lost
+ * or still reachable, by a conservative scan (any aligned word pointing at or
+ * into a live block) from the roots through the heap. Other threads are
+ * parked in a signal handler while memory is read: no ptrace. Normal
+ * context, in the exiting thread, hook guard held; memory from mmap, an
+ * explicit mark stack, no recursion, no malloc while the world is stopped.
+ * The stop handler is async-signal-safe. */
+#include "kiln_internal.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+/* Block states, valgrind's: a block starts unreached; roots and reachable
+ * blocks make what they point to reachable (start pointer) or possibly
+ * reached (interior pointer, or any pointer from a possibly reached block);
+ * what only unreached blocks reach is indirectly lost; the rest is
+ * definitely lost. */
+enum { KILN_SCAN_UNREACHED = 0, KILN_SCAN_POSSIBLE, KILN_SCAN_REACHABLE, KILN_SCAN_INDIRECT };
+
+/* One live block in the snapshot, sorted by address. */
+typedef struct kiln_scan_block {
+  uint64_t addr, size;
+  uint32_t stack_id, pad;
+} kiln_scan_block_t;
+
+/* A readable mapping of /proc/self/maps. */
+typedef struct kiln_scan_map {
+  uintptr_t lo, hi;
+} kiln_scan_map_t;
+
+/* A writable PT_LOAD segment, a root. */
+typedef struct kiln_scan_range {
+  uintptr_t lo, hi;
+} kiln_scan_range_t;
+
+/* Another thread of the process, as its stop handler saw it. */
+enum { KILN_SCAN_SIGNALED = 1, KILN_SCAN_STOPPED, KILN_SCAN_RESUMED };
+typedef struct kiln_scan_thread {
+  _Atomic pid_t tid;
+  _Atomic int state; /* KILN_SCAN_SIGNALED .. RESUMED */
+  uintptr_t sp, tp;  /* interrupted stack pointer; thread pointer (its TCB) */
+  greg_t regs[NGREG];
+} kiln_scan_thread_t;
+
+enum {
+  KILN_SCAN_THREADS = 8192,        /* threads parked at once (more: counted unstopped) */
+  KILN_SCAN_RANGES = 4096,         /* writable segments of loaded modules */
+  KILN_SCAN_REDZONE = 128,         /* x86-64 leaf functions use 128 bytes below sp */
+  KILN_SCAN_TCB_DEFAULT = 2304,    /* sizeof(struct pthread), glibc 2.3x x86-64 */
+};
+#define KILN_SCAN_STOP_NS 1000000000ll /* waiting for threads to park, in all */
+#define KILN_SCAN_PARK_NS 10000000000ll /* a parked thread gives up after this */
+
+/* The parking lot: shared with the stop handler, mapped once, never freed
+ * (a late signal may still find it). */
+static struct {
+  kiln_scan_thread_t *threads;
+  _Atomic int nthreads;
+  _Atomic int stopping;     /* handlers park only while set */
+  _Atomic uint32_t stopped; /* futex: threads parked */
+  _Atomic uint32_t gen;     /* futex: bumped to release them */
+} kiln_scan_lot;
+
+static kiln_scan_totals_t kiln_scan_last;
+
+/* Everything one scan works on. */
+typedef struct kiln_scan {
+  kiln_scan_block_t *blocks, *sort_tmp;
+  uint32_t *sort_counts;
+  uint64_t *addrs; /* blocks[i].addr, for the binary search */
+  uint8_t *state;
+  uint32_t *stack; /* the mark stack */
+  size_t n, cap, nstack, stack_cap;
+  uint64_t lo, hi; /* lowest start, highest end of all blocks */
+  kiln_scan_map_t *maps;
+  size_t nmaps, maps_cap;
+  bool check_blocks; /* some thread runs on: read a block only if still mapped */
+  kiln_scan_range_t *ranges;
+  size_t nranges;
+  size_t mem_bytes;
+  char *mem;
+  kiln_buf_t maps_text;
+  uintptr_t tls_below;  /* static TLS below the thread pointer */
+  uintptr_t tcb_size;   /* struct pthread above it */
+  uintptr_t self_mod_lo, self_mod_hi; /* kiln's own module (preloaded), skipped */
+  bool glibc_malloc;    /* chunk headers tell allocator-internal pointers */
+} kiln_scan_t;
+
+kiln_count_kind_t kiln_scan_kind_bytes(kiln_leak_kind_t k) {
+  return (kiln_count_kind_t)(KILN_COUNT_DEFINITE_BYTES + 2 * (int)k);
+}
+kiln_count_kind_t kiln_scan_kind_count(kiln_leak_kind_t k) {
+  return (kiln_count_kind_t)(KILN_COUNT_DEFINITE_COUNT + 2 * (int)k);
+}
+
+void kiln_scan_totals(kiln_scan_totals_t *out) { *out = kiln_scan_last; }
+
+static int64_t kiln_scan_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static void kiln_scan_futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t ns) {
+  struct timespec ts = {(time_t)(ns / 1000000000ll), (long)(ns % 1000000000ll)};
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
+}
+
+static void kiln_scan_futex_wake(_Atomic uint32_t *word) {
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* ------------------------------------------------------- stopping threads */
+
+static inline uintptr_t kiln_scan_thread_pointer(void) {
+  uintptr_t tp;
+  __asm__("mov %%fs:0, %0" : "=r"(tp)); /* the TCB's self pointer (x86-64) */
+  return tp;
+}
+
+/* The stop handler: saves the interrupted registers, says "parked", and
+ * waits until released (bounded). Only atomics, memcpy and system calls. */
+KILN_SIGNAL_SAFE static void kiln_scan_on_stop(int sig, siginfo_t *si, void *ucv) {
+  (void)sig;
+  (void)si;
+  int saved_errno = errno;
+  if (!atomic_load_explicit(&kiln_scan_lot.stopping, memory_order_acquire)) goto out;
+  uint32_t gen = atomic_load_explicit(&kiln_scan_lot.gen, memory_order_acquire);
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  int n = atomic_load_explicit(&kiln_scan_lot.nthreads, memory_order_acquire);
+  kiln_scan_thread_t *r = NULL;
+  for (int i = 0; i < n; i++) {
+    if (atomic_load_explicit(&kiln_scan_lot.threads[i].tid, memory_order_relaxed) == tid) {
+      r = &kiln_scan_lot.threads[i];
+      break;
+    }
+  }
+  if (r == NULL || atomic_load_explicit(&r->state, memory_order_acquire) != KILN_SCAN_SIGNALED) goto out;
+  const ucontext_t *uc = ucv;
+  memcpy(r->regs, uc->uc_mcontext.gregs, sizeof r->regs);
+  r->sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+  r->tp = kiln_scan_thread_pointer();
+  atomic_store_explicit(&r->state, KILN_SCAN_STOPPED, memory_order_release);
+  atomic_fetch_add_explicit(&kiln_scan_lot.stopped, 1, memory_order_acq_rel);
+  kiln_scan_futex_wake(&kiln_scan_lot.stopped);
+  for (int64_t waited = 0; atomic_load_explicit(&kiln_scan_lot.gen, memory_order_acquire) == gen &&
+                           waited < KILN_SCAN_PARK_NS;
+       waited += 100000000ll)
+    kiln_scan_futex_wait(&kiln_scan_lot.gen, gen, 100000000ll);
+  atomic_store_explicit(&r->state, KILN_SCAN_RESUMED, memory_order_release);
+out:
+  errno = saved_errno;
+}
+
+/* Signals every thread of /proc/self/task not yet signalled (raw getdents:
+ * opendir would malloc). Returns how many were signalled now. */
+static int kiln_scan_signal_new(int sig, pid_t self) {
+  int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  int sent = 0;
+  long got;
+  while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+    for (long off = 0; off < got;) {
+      const struct dirent64 *d = (const void *)(buf + off);
+      off += d->d_reclen;
+      pid_t tid = 0;
+      for (const char *p = d->d_name; *p >= '0' && *p <= '9'; p++) tid = tid * 10 + (*p - '0');
+      if (tid <= 0 || tid == self) continue;
+      int n = atomic_load(&kiln_scan_lot.nthreads);
+      bool known = false;
+      for (int i = 0; i < n && !known; i++) known = atomic_load(&kiln_scan_lot.threads[i].tid) == tid;
+      if (known) continue;
+      if (n == KILN_SCAN_THREADS) {
+        kiln_scan_last.threads_unstopped++;
+        continue;
+      }
+      kiln_scan_thread_t *r = &kiln_scan_lot.threads[n];
+      memset(r->regs, 0, sizeof r->regs);
+      r->sp = r->tp = 0;
+      atomic_store(&r->state, KILN_SCAN_SIGNALED);
+      atomic_store(&r->tid, tid);
+      atomic_store_explicit(&kiln_scan_lot.nthreads, n + 1, memory_order_release);
+      if (syscall(SYS_tgkill, getpid(), tid, sig) == 0)
+        sent++;
+      else
+        atomic_store(&r->state, KILN_SCAN_RESUMED); /* gone already */
+    }
+  }
+  close(fd);
+  return sent;
+}
+
+/* Parks every other thread: signals, waits (bounded), and looks again for
+ * threads created meanwhile. */
+static void kiln_scan_stop_world(int sig) {
+  pid_t self = (pid_t)syscall(SYS_gettid);
+  atomic_store(&kiln_scan_lot.nthreads, 0);
+  atomic_store(&kiln_scan_lot.stopped, 0);
+  atomic_store_explicit(&kiln_scan_lot.stopping, 1, memory_order_release);
+  int64_t deadline = kiln_scan_now_ns() + KILN_SCAN_STOP_NS;
+  uint32_t sent = 0;
+  for (int round = 0; round < 8; round++) {
+    int now = kiln_scan_signal_new(sig, self);
+    if (now == 0 && round > 0) break;
+    sent += (uint32_t)now;
+    for (;;) {
+      uint32_t stopped = atomic_load(&kiln_scan_lot.stopped);
+      int64_t left = deadline - kiln_scan_now_ns();
+      if (stopped >= sent || left <= 0) break;
+      kiln_scan_futex_wait(&kiln_scan_lot.stopped, stopped, left < 10000000 ? left : 10000000);
+    }
+    if (kiln_scan_now_ns() >= deadline) break;
+  }
+}
+
+static void kiln_scan_release_world(void) {
+  atomic_store_explicit(&kiln_scan_lot.stopping, 0, memory_order_release);
+  atomic_fetch_add_explicit(&kiln_scan_lot.gen, 1, memory_order_acq_rel);
+  kiln_scan_futex_wake(&kiln_scan_lot.gen);
+}
+
+/* ------------------------------------------------------------- the roots */
+
+typedef struct kiln_scan_phdr_ctx {
+  kiln_scan_t *sc;
+  uintptr_t self_addr, tp;
+} kiln_scan_phdr_ctx_t;
+
+static int kiln_scan_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
+  (void)size;
+  kiln_scan_phdr_ctx_t *c = vctx;
+  kiln_scan_t *sc = c->sc;
+  uintptr_t mod_lo = UINTPTR_MAX, mod_hi = 0;
+  size_t first = sc->nranges;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_TLS && info->dlpi_tls_data != NULL && (uintptr_t)info->dlpi_tls_data < c->tp) {
+      /* A static TLS block: the same distance below every thread's TCB. */
+      uintptr_t below = c->tp - (uintptr_t)info->dlpi_tls_data;
+      if (below < (64u << 20) && below > sc->tls_below) sc->tls_below = below;
+    }
+    if (ph->p_type != PT_LOAD) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+    if (lo < mod_lo) mod_lo = lo;
+    if (hi > mod_hi) mod_hi = hi;
+    if (!(ph->p_flags & PF_W) || sc->nranges == KILN_SCAN_RANGES) continue;
+    /* The page's tail is mapped too: the loader's early allocations live
+     * after ld.so's bss. */
+    hi = (hi + 4095) & ~(uintptr_t)4095;
+    sc->ranges[sc->nranges].lo = lo;
+    sc->ranges[sc->nranges].hi = hi;
+    sc->nranges++;
+  }
+  /* kiln's own data (the preloaded library): never a root. Linked into the
+   * program, it shares the program's segments, which must be scanned. */
+  if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0' && c->self_addr >= mod_lo &&
+      c->self_addr < mod_hi) {
+    sc->nranges = first;
+    sc->self_mod_lo = mod_lo;
+    sc->self_mod_hi = mod_hi;
+  }
+  return 0;
+}
+
+/* Reads /proc/self/maps (raw reads: no stdio) into the readable mappings. */
+static void kiln_scan_read_maps(kiln_scan_t *sc) {
+  sc->maps_text.len = 0;
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  for (;;) {
+    char *p = kiln_buf_reserve(&sc->maps_text, 65536);
+    if (p == NULL) break;
+    ssize_t got = read(fd, p, 65536);
+    if (got <= 0) {
+      sc->maps_text.len -= 65536;
+      break;
+    }
+    sc->maps_text.len -= 65536 - (size_t)got;
+  }
+  close(fd);
+  size_t lines = 0;
+  for (size_t i = 0; i < sc->maps_text.len; i++) lines += sc->maps_text.data[i] == '\n';
+  sc->maps_cap = lines + 1;
+  sc->maps = kiln_mem_map(sc->maps_cap * sizeof *sc->maps);
+  if (sc->maps == NULL) return;
+  const char *s = sc->maps_text.data, *end = s + sc->maps_text.len;
+  while (s < end) {
+    uintptr_t lo = 0, hi = 0;
+    for (; s < end && *s != '-'; s++) lo = lo * 16 + (uintptr_t)(*s <= '9' ? *s - '0' : (*s | 32) - 'a' + 10);
+    for (s++; s < end && *s != ' '; s++) hi = hi * 16 + (uintptr_t)(*s <= '9' ? *s - '0' : (*s | 32) - 'a' + 10);
+    bool readable = s + 1 < end && s[1] == 'r';
+    /* Device mappings are never read (valgrind skips them too). */
+    bool device = false;
+    const char *eol = memchr(s, '\n', (size_t)(end - s));
+    if (eol == NULL) eol = end;
+    if (eol - s > 6 && memmem(s, (size_t)(eol - s), " /dev/", 6) != NULL) device = true;
+    if (readable && !device && hi > lo) {
+      sc->maps[sc->nmaps].lo = lo;
+      sc->maps[sc->nmaps].hi = hi;
+      sc->nmaps++;
+    }
+    s = eol + 1;
+  }
+}
+
+/* The readable mapping holding addr, or NULL. */
+static const kiln_scan_map_t *kiln_scan_map_of(const kiln_scan_t *sc, uintptr_t addr) {
+  size_t lo = 0, hi = sc->nmaps;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (addr < sc->maps[mid].lo) hi = mid;
+    else if (addr >= sc->maps[mid].hi) lo = mid + 1;
+    else return &sc->maps[mid];
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------ the block search */
+
+/* The block holding p (a zero-size block counts as one byte, as in
+ * valgrind), or -1. */
+static inline int64_t kiln_scan_find(const kiln_scan_t *sc, uint64_t p) {
+  if (p < sc->lo || p >= sc->hi) return -1;
+  size_t lo = 0, hi = sc->n; /* first block starting above p */
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (sc->addrs[mid] <= p) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == 0) return -1;
+  const kiln_scan_block_t *b = &sc->blocks[lo - 1];
+  return p < b->addr + (b->size ? b->size : 1) ? (int64_t)(lo - 1) : -1;
+}
+
+/* glibc's arenas point at chunk headers: into the last 8 bytes of the
+ * block below (its usable end overlaps the next chunk's prev_size). Such a
+ * word is the allocator's, not the program's: valgrind never sees it. */
+static inline bool kiln_scan_chunk_header(const kiln_scan_t *sc, const kiln_scan_block_t *b, uint64_t p) {
+  if (!sc->glibc_malloc) return false;
+  uint64_t head = *(const uint64_t *)(uintptr_t)(b->addr - 8);
+  uint64_t chunk = head & ~(uint64_t)7;
+  uint64_t usable = (head & 2) ? chunk - 16 : chunk - 8; /* IS_MMAPPED */
+  return p == b->addr + usable - 8;
+}
+
+static inline void kiln_scan_push(kiln_scan_t *sc, uint32_t i) {
+  if (sc->nstack < sc->stack_cap) sc->stack[sc->nstack++] = i;
+}
+
+/* Scans the aligned words of [lo, hi). clique < 0: marking from the roots
+ * (definite: the words come from a root or a reachable block); else the
+ * clique of unreached block `clique`, whose members become indirect. */
+static void kiln_scan_words(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi, bool definite, int64_t clique) {
+  lo = (lo + 7) & ~(uintptr_t)7;
+  hi &= ~(uintptr_t)7;
+  for (const uint64_t *w = (const uint64_t *)lo; (uintptr_t)w < hi; w++) {
+    uint64_t p = *w;
+    if (p < sc->lo || p >= sc->hi) continue;
+    int64_t j = kiln_scan_find(sc, p);
+    if (j < 0) continue;
+    const kiln_scan_block_t *b = &sc->blocks[j];
+    bool at_start = p == b->addr;
+    if (!at_start && kiln_scan_chunk_header(sc, b, p)) continue;
+    uint8_t *st = &sc->state[j];
+    if (clique >= 0) {
+      if (*st == KILN_SCAN_UNREACHED && j != clique) {
+        *st = KILN_SCAN_INDIRECT;
+        kiln_scan_push(sc, (uint32_t)j);
+      }
+    } else if (*st != KILN_SCAN_REACHABLE) {
+      if (at_start && definite) {
+        *st = KILN_SCAN_REACHABLE;
+        kiln_scan_push(sc, (uint32_t)j);
+      } else if (*st == KILN_SCAN_UNREACHED) {
+        *st = KILN_SCAN_POSSIBLE;
+        kiln_scan_push(sc, (uint32_t)j);
+      }
+    }
+  }
+}
+
+/* A root: the parts of [lo, hi) that are readable mappings. */
+static void kiln_scan_root(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
+  while (lo < hi) {
+    const kiln_scan_map_t *m = kiln_scan_map_of(sc, lo);
+    if (m == NULL) {
+      /* Skip to the next mapping. */
+      size_t a = 0, b = sc->nmaps;
+      while (a < b) {
+        size_t mid = (a + b) / 2;
+        if (sc->maps[mid].lo <= lo) a = mid + 1;
+        else b = mid;
+      }
+      if (a == sc->nmaps || sc->maps[a].lo >= hi) return;
+      lo = sc->maps[a].lo;
+      continue;
+    }
+    uintptr_t end = m->hi < hi ? m->hi : hi;
+    /* Never kiln's own module. */
+    if (!(lo < sc->self_mod_hi && end > sc->self_mod_lo)) kiln_scan_words(sc, lo, end, true, -1);
+    lo = end;
+  }
+}
+
+static void kiln_scan_drain(kiln_scan_t *sc, int64_t clique) {
+  while (sc->nstack > 0) {
+    uint32_t i = sc->stack[--sc->nstack];
+    const kiln_scan_block_t *b = &sc->blocks[i];
+    if (sc->check_blocks) {
+      const kiln_scan_map_t *m = kiln_scan_map_of(sc, b->addr);
+      if (m == NULL || b->addr + b->size > m->hi) continue;
+    }
+    kiln_scan_words(sc, b->addr, b->addr + b->size, sc->state[i] != KILN_SCAN_POSSIBLE, clique);
+  }
+}
+
+/* A thread's stack from sp up, its static TLS and TCB. For threads glibc
+ * made, the TCB sits at the top of the stack block: the stack ends there
+ * (a mapping above may be anything, kiln's own tables included). */
+static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp) {
+  const kiln_scan_map_t *m = kiln_scan_map_of(sc, sp);
+  uintptr_t top = 0;
+  if (m != NULL) {
+    top = m->hi;
+    if (tp > sp && tp < m->hi) {
+      uintptr_t tcb_end = tp + sc->tcb_size;
+      if (tcb_end < top) top = tcb_end;
+    }
+    uintptr_t lo = sp - KILN_SCAN_REDZONE;
+    if (lo < m->lo) lo = m->lo;
+    kiln_scan_root(sc, lo, top);
+  }
+  if (tp == 0 || (m != NULL && tp > sp && tp < top)) return; /* TLS done with the stack */
+  const kiln_scan_map_t *t = kiln_scan_map_of(sc, tp);
+  if (t == NULL) return;
+  uintptr_t lo = tp - sc->tls_below, hi = tp + sc->tcb_size;
+  if (lo < t->lo || lo > tp) lo = t->lo;
+  if (hi > t->hi) hi = t->hi;
+  kiln_scan_root(sc, lo, hi);
+}
+
+static void kiln_scan_regs(kiln_scan_t *sc, const greg_t *regs, int n) {
+  /* The registers of a parked thread, saved by its handler. */
+  kiln_scan_words(sc, (uintptr_t)regs, (uintptr_t)(regs + n), true, -1);
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+static void kiln_scan_collect(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx) {
+  kiln_scan_t *sc = ctx;
+  if (sc->n == sc->cap) return;
+  kiln_scan_block_t *b = &sc->blocks[sc->n++];
+  b->addr = addr;
+  b->size = size;
+  b->stack_id = stack_id;
+  b->pad = 0;
+}
+
+/* LSD radix sort by address, 16 bits a pass: 1M blocks in milliseconds. */
+static void kiln_scan_sort(kiln_scan_block_t *a, kiln_scan_block_t *tmp, size_t n, uint32_t *counts) {
+  uint64_t max = 0;
+  for (size_t i = 0; i < n; i++)
+    if (a[i].addr > max) max = a[i].addr;
+  kiln_scan_block_t *src = a, *dst = tmp;
+  for (int shift = 0; shift < 64 && (max >> shift) != 0; shift += 16) {
+    memset(counts, 0, 65536 * sizeof *counts);
+    for (size_t i = 0; i < n; i++) counts[(src[i].addr >> shift) & 0xffff]++;
+    uint32_t sum = 0;
+    for (size_t k = 0; k < 65536; k++) {
+      uint32_t c = counts[k];
+      counts[k] = sum;
+      sum += c;
+    }
+    for (size_t i = 0; i < n; i++) dst[counts[(src[i].addr >> shift) & 0xffff]++] = src[i];
+    kiln_scan_block_t *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
+static bool kiln_scan_alloc(kiln_scan_t *sc, size_t cap) {
+  sc->cap = cap;
+  sc->stack_cap = 2 * cap + 64; /* each block changes state at most twice */
+  size_t sizes[] = {cap * sizeof(kiln_scan_block_t), cap * sizeof(kiln_scan_block_t), cap * sizeof(uint64_t),
+                    cap, sc->stack_cap * sizeof(uint32_t), 65536 * sizeof(uint32_t),
+                    KILN_SCAN_RANGES * sizeof(kiln_scan_range_t)};
+  size_t total = 0;
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 63) & ~(size_t)63;
+  sc->mem = kiln_mem_map(total);
+  if (sc->mem == NULL) return false;
+  sc->mem_bytes = total;
+  char *p = sc->mem;
+  void **slots[] = {(void **)&sc->blocks, (void **)&sc->sort_tmp, (void **)&sc->addrs, (void **)&sc->state,
+                    (void **)&sc->stack, (void **)&sc->sort_counts, (void **)&sc->ranges};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    if (slots[i] != NULL) *slots[i] = p;
+    p += (sizes[i] + 63) & ~(size_t)63;
+  }
+  return true;
+}
+
+static void kiln_scan_free(kiln_scan_t *sc) {
+  if (sc->mem != NULL) kiln_mem_unmap(sc->mem, sc->mem_bytes);
+  if (sc->maps != NULL) kiln_mem_unmap(sc->maps, sc->maps_cap * sizeof *sc->maps);
+  kiln_buf_free(&sc->maps_text);
+}
+
+/* ---------------------------------------------------------------- the run */
+
+/* sizeof(struct pthread) from glibc's libthread_db export, else a default. */
+static uintptr_t kiln_scan_tcb_size(void) {
+  const uint32_t *size = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+  return size != NULL && *size > 0 && *size < 65536 ? *size : KILN_SCAN_TCB_DEFAULT;
+}
+
+static bool kiln_scan_glibc_malloc(void) {
+  Dl_info info;
+  if (kiln_libc.malloc == NULL || dladdr(*(void **)&kiln_libc.malloc, &info) == 0 || info.dli_fname == NULL)
+    return false;
+  const char *base = strrchr(info.dli_fname, '/');
+  base = base ? base + 1 : info.dli_fname;
+  return strncmp(base, "libc.so", 7) == 0;
+}
+
+static void kiln_scan_attribute(kiln_scan_t *sc) {
+  static const kiln_leak_kind_t of_state[] = {KILN_LEAK_DEFINITE, KILN_LEAK_POSSIBLE, KILN_LEAK_REACHABLE,
+                                              KILN_LEAK_INDIRECT};
+  unsigned mask = 0;
+  for (int k = 0; k < KILN_LEAK_KINDS; k++)
+    mask |= 1u << kiln_scan_kind_bytes((kiln_leak_kind_t)k) | 1u << kiln_scan_kind_count((kiln_leak_kind_t)k);
+  kiln_stacktab_clear_counts(mask);
+  for (size_t i = 0; i < sc->n; i++) {
+    kiln_leak_kind_t k = of_state[sc->state[i]];
+    kiln_stack_t *s = kiln_stacktab_get(sc->blocks[i].stack_id);
+    kiln_scan_last.bytes[k] += sc->blocks[i].size;
+    kiln_scan_last.count[k]++;
+    if (s == NULL) continue;
+    kiln_stacktab_add(s, kiln_scan_kind_bytes(k), sc->blocks[i].size);
+    kiln_stacktab_add(s, kiln_scan_kind_count(k), 1);
+  }
+}
+
+typedef struct kiln_scan_sup_ctx {
+  kiln_suppress_t sup;
+  kiln_buf_t name;
+} kiln_scan_sup_ctx_t;
+
+/* A suppressed stack's blocks leave the four categories. */
+static void kiln_scan_suppress_stack(kiln_stack_t *s, void *vctx) {
+  kiln_scan_sup_ctx_t *c = vctx;
+  uint64_t count = 0;
+  for (int k = 0; k < KILN_LEAK_KINDS; k++)
+    count += atomic_load_explicit(&s->counts[kiln_scan_kind_count((kiln_leak_kind_t)k)], memory_order_relaxed);
+  if (count == 0 || !kiln_suppress_stack(&c->sup, s, &c->name)) return;
+  for (int k = 0; k < KILN_LEAK_KINDS; k++) {
+    uint64_t b = atomic_exchange(&s->counts[kiln_scan_kind_bytes((kiln_leak_kind_t)k)], 0);
+    uint64_t n = atomic_exchange(&s->counts[kiln_scan_kind_count((kiln_leak_kind_t)k)], 0);
+    kiln_scan_last.bytes[k] -= b;
+    kiln_scan_last.count[k] -= n;
+    kiln_scan_last.suppressed_bytes += b;
+    kiln_scan_last.suppressed_count += n;
+  }
+}
+
+static void kiln_scan_suppress(const char *path) {
+  kiln_scan_sup_ctx_t c;
+  memset(&c, 0, sizeof c);
+  if (kiln_suppress_load(path, &c.sup) < 0) return;
+  kiln_modules_refresh();
+  kiln_symbols_begin();
+  kiln_stacktab_foreach(kiln_scan_suppress_stack, &c);
+  kiln_symbols_end();
+  kiln_buf_free(&c.name);
+  kiln_suppress_free(&c.sup);
+}
+
+int kiln_scan_run(const kiln_config_t *cfg) {
+  if (!(cfg->mode & KILN_MODE_ALLOC_BIT) || cfg->alloc_sample != 0 || cfg->leak_check == KILN_LEAK_CHECK_OFF ||
+      !kiln_heap_started())
+    return 1;
+  int64_t t0 = kiln_scan_now_ns();
+  memset(&kiln_scan_last, 0, sizeof kiln_scan_last);
+  if (kiln_scan_lot.threads == NULL) {
+    kiln_scan_lot.threads = kiln_mem_map(KILN_SCAN_THREADS * sizeof(kiln_scan_thread_t));
+    if (kiln_scan_lot.threads == NULL) return -ENOMEM;
+  }
+  kiln_scan_t sc;
+  memset(&sc, 0, sizeof sc);
+  uint64_t entries, map_bytes;
+  kiln_livemap_stats(&kiln_livemap_main, &entries, &map_bytes);
+  /* Room for what other threads add before they are parked. */
+  if (!kiln_scan_alloc(&sc, entries + entries / 8 + 4096)) {
+    kiln_log("cannot map memory for the leak scan (%llu blocks); no leak categories",
+             (unsigned long long)entries);
+    return -ENOMEM;
+  }
+  /* Everything that takes locks or may allocate, before the world stops:
+   * the loader's module list, the thread-pointer layout, the signal. */
+  kiln_scan_phdr_ctx_t pc = {&sc, (uintptr_t)&kiln_scan_lot, kiln_scan_thread_pointer()};
+  kiln_libc.dl_iterate_phdr(kiln_scan_phdr, &pc);
+  size_t static_size = 0, static_align = 0;
+  void (*static_info)(size_t *, size_t *);
+  *(void **)&static_info = dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
+  if (static_info != NULL) static_info(&static_size, &static_align);
+  if (static_size > sc.tls_below && static_size < (64u << 20)) sc.tls_below = static_size;
+  sc.tcb_size = kiln_scan_tcb_size();
+  sc.glibc_malloc = kiln_scan_glibc_malloc();
+  int sig = kiln_sampler_stop_signal(kiln_scan_on_stop);
+  if (sig < 0) {
+    kiln_log("no realtime signal is free to pause the threads; no leak scan");
+    kiln_scan_free(&sc);
+    return sig;
+  }
+
+  /* No thread may be parked inside a live-map update: hold every shard
+   * while they stop (a hook waiting for one is parked where it spins). */
+  kiln_livemap_fork_prepare(&kiln_livemap_main);
+  kiln_scan_stop_world(sig);
+  kiln_livemap_fork_release(&kiln_livemap_main);
+  kiln_livemap_foreach(&kiln_livemap_main, kiln_scan_collect, &sc);
+  kiln_scan_read_maps(&sc);
+  int nthreads = atomic_load(&kiln_scan_lot.nthreads);
+  for (int i = 0; i < nthreads; i++)
+    if (atomic_load(&kiln_scan_lot.threads[i].state) == KILN_SCAN_SIGNALED) kiln_scan_last.threads_unstopped++;
+  sc.check_blocks = kiln_scan_last.threads_unstopped > 0;
+
+  kiln_scan_sort(sc.blocks, sc.sort_tmp, sc.n, sc.sort_counts);
+  if (sc.n > 0) {
+    sc.lo = sc.blocks[0].addr;
+    for (size_t i = 0; i < sc.n; i++) {
+      sc.addrs[i] = sc.blocks[i].addr;
+      uint64_t end = sc.blocks[i].addr + (sc.blocks[i].size ? sc.blocks[i].size : 1);
+      if (end > sc.hi) sc.hi = end;
+    }
+  }
+  /* Roots: modules' writable data, then every thread. */
+  for (size_t i = 0; i < sc.nranges; i++) kiln_scan_root(&sc, sc.ranges[i].lo, sc.ranges[i].hi);
+  /* This thread: its stack above this frame (the program's registers at
+   * exit are saved in the frames of exit and its callers). */
+  kiln_scan_thread_roots(&sc, (uintptr_t)__builtin_frame_address(0), kiln_scan_thread_pointer());
+  for (int i = 0; i < nthreads; i++) {
+    kiln_scan_thread_t *r = &kiln_scan_lot.threads[i];
+    int st = atomic_load_explicit(&r->state, memory_order_acquire);
+    if (st == KILN_SCAN_SIGNALED) continue;
+    if (st != KILN_SCAN_STOPPED) continue;
+    kiln_scan_last.threads++;
+    kiln_scan_regs(&sc, r->regs, NGREG);
+    kiln_scan_thread_roots(&sc, r->sp, r->tp);
+  }
+  kiln_scan_drain(&sc, -1);
+  /* Cliques: each block still unreached, in address order, leads; the
+   * unreached blocks it reaches are indirectly lost (an earlier leader
+   * included: then it is no longer one). */
+  for (size_t i = 0; i < sc.n; i++) {
+    if (sc.state[i] != KILN_SCAN_UNREACHED) continue;
+    kiln_scan_push(&sc, (uint32_t)i);
+    kiln_scan_drain(&sc, (int64_t)i);
+  }
+  kiln_scan_release_world();
+
+  kiln_scan_attribute(&sc);
+  kiln_scan_last.blocks = sc.n;
+  kiln_scan_last.ran = true;
+  kiln_scan_last.files = cfg->leak_check == KILN_LEAK_CHECK_FULL;
+  if (sc.n == sc.cap) kiln_log("leak scan: more live blocks than room; some not classified");
+  kiln_scan_free(&sc);
+  if (cfg->suppress[0] != '\0') kiln_scan_suppress(cfg->suppress);
+  kiln_scan_last.seconds = (double)(kiln_scan_now_ns() - t0) / 1e9;
+  if (kiln_scan_last.threads_unstopped > 0)
+    kiln_log("leak scan: %llu thread(s) did not pause; their stacks were not scanned",
+             (unsigned long long)kiln_scan_last.threads_unstopped);
+  return 0;
+}
