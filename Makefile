@@ -119,6 +119,7 @@ install: all
 	install -m 644 $(BUILD)/libkiln.a $(DESTDIR)$(PREFIX)/lib/libkiln.a
 	install -m 644 include/kiln.h $(DESTDIR)$(PREFIX)/include/kiln.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' kiln.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kiln.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' kiln-static.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kiln-static.pc
 
 # Sanitizer builds of the unit tests (the lock-free ring and stack table
 # above all), each in its own build directory.

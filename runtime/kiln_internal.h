@@ -428,6 +428,9 @@ kiln_count_kind_t kiln_scan_kind_bytes(kiln_leak_kind_t k) KILN_INTERNAL;
 kiln_count_kind_t kiln_scan_kind_count(kiln_leak_kind_t k) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_profiler.c */
+/* Exact allocation tracking running (started alone if need be, for the
+ * checks of kiln_check.c): 0, or -EINVAL when the heap is sampled. */
+int kiln_profiler_ensure_heap(void) KILN_INTERNAL;
 /* Starts from the environment (the preload's constructor). */
 void kiln_profiler_start_env(void) KILN_INTERNAL;
 /* At exit: stop, dump, summary line. Idempotent. */

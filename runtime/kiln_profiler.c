@@ -186,6 +186,32 @@ out:
   return rc;
 }
 
+int kiln_profiler_ensure_heap(void) {
+  if (kiln_heap_active()) return kiln_heap_exact() ? 0 : -EINVAL;
+  kiln_heap_guard_enter();
+  pthread_mutex_lock(&kiln_profiler_lock);
+  int rc = 0;
+  if (!kiln_heap_active()) {
+    kiln_config_t cfg;
+    if (kiln_options_from_env(&cfg) != 0) kiln_options_defaults(&cfg);
+    kiln_libc_resolve();
+    if (cfg.alloc_sample != 0) {
+      rc = -EINVAL; /* a sampled heap cannot see every block */
+    } else if ((rc = kiln_stacktab_init(1u << 18)) == 0 && (rc = kiln_modules_init()) == 0) {
+      kiln_unwind_init(&cfg.unwind);
+      rc = kiln_heap_start(&cfg);
+      if (!kiln_profiler.atfork_registered)
+        kiln_profiler.atfork_registered = pthread_atfork(kiln_profiler_fork_prepare, kiln_profiler_fork_parent,
+                                                         kiln_profiler_fork_child) == 0;
+    }
+  } else if (!kiln_heap_exact()) {
+    rc = -EINVAL;
+  }
+  pthread_mutex_unlock(&kiln_profiler_lock);
+  kiln_heap_guard_leave();
+  return rc;
+}
+
 void kiln_profiler_start_env(void) {
   kiln_config_t cfg;
   if (kiln_options_from_env(&cfg) != 0) return;

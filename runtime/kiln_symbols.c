@@ -34,11 +34,13 @@ typedef struct kiln_symfile {
 enum { KILN_SYMFILES_MAX = 8192 };
 static kiln_symfile_t *kiln_symfiles;
 static size_t kiln_nsymfiles;
+static kiln_symfile_t *kiln_symfile_last; /* lookup cache: valid until _end */
 static char *(*kiln_demangle)(const char *, char *, size_t *, int *);
 
 void kiln_symbols_begin(void) {
   kiln_symfiles = kiln_mem_map(sizeof(kiln_symfile_t) * KILN_SYMFILES_MAX);
   kiln_nsymfiles = 0;
+  kiln_symfile_last = NULL;
   *(void **)&kiln_demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
 }
 
@@ -52,6 +54,7 @@ void kiln_symbols_end(void) {
   }
   kiln_mem_unmap(kiln_symfiles, sizeof(kiln_symfile_t) * KILN_SYMFILES_MAX);
   kiln_symfiles = NULL;
+  kiln_symfile_last = NULL;
 }
 
 static void *kiln_symbols_map_file(const char *path, size_t *len) {
@@ -198,16 +201,16 @@ static void kiln_symbols_load(kiln_symfile_t *f) {
 }
 
 static kiln_symfile_t *kiln_symbols_file(const kiln_module_t *m) {
-  static kiln_symfile_t *last;
-  if (last != NULL && last->module == m && kiln_symfiles != NULL) return last;
+  if (kiln_symfiles == NULL) return NULL; /* outside begin/end */
+  if (kiln_symfile_last != NULL && kiln_symfile_last->module == m) return kiln_symfile_last;
   for (size_t i = 0; i < kiln_nsymfiles; i++)
-    if (kiln_symfiles[i].module == m) return last = &kiln_symfiles[i];
+    if (kiln_symfiles[i].module == m) return kiln_symfile_last = &kiln_symfiles[i];
   if (kiln_nsymfiles == KILN_SYMFILES_MAX) return NULL;
   kiln_symfile_t *f = &kiln_symfiles[kiln_nsymfiles++];
   memset(f, 0, sizeof *f);
   f->module = m;
   kiln_symbols_load(f);
-  return last = f;
+  return kiln_symfile_last = f;
 }
 
 static const kiln_sym_t *kiln_symbols_lookup(const kiln_symfile_t *f, uint64_t off) {

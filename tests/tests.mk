@@ -27,3 +27,9 @@ $(BUILD)/examples/allocator_check.jemalloc: examples/allocator_check.c | $(BUILD
 $(BUILD)/examples/allocator_check.tcmalloc: examples/allocator_check.c | $(BUILD)/.deps-test
 	@mkdir -p $(@D)
 	$(CC) $(EX_CFLAGS) -o $@ $< $(LIBDIR_MA)/libtcmalloc_minimal.so.4
+
+# The cmocka example needs libcmocka-dev, a test dependency.
+PEER_ALLOC_EX += $(BUILD)/examples/check_cmocka
+$(BUILD)/examples/check_cmocka: examples/check_cmocka.c $(BUILD)/libkiln.a include/kiln.h | $(BUILD)/.deps-test
+	@mkdir -p $(@D)
+	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lcmocka -lunwind -ldl -lm
