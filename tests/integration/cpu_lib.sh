@@ -8,6 +8,10 @@ run_pair() {
   local name=$1 out=$2; shift 2
   local plain_out prof_out plain_rc prof_rc
   ERR=$(mktemp "$T/stderr.XXXXXX")
+  if ! command -v "$1" >/dev/null 2>&1; then
+    fail "$name: program changed under kiln" "no such program: $1 (not built?)"
+    return
+  fi
   plain_out=$("$@" 2>/dev/null); plain_rc=$?
   prof_out=$(KILN_OUT=$out LD_PRELOAD=$LIBKILN "$@" 2>"$ERR"); prof_rc=$?
   if [ "$plain_out" = "$prof_out" ] && [ "$plain_rc" = "$prof_rc" ]; then
