@@ -429,7 +429,26 @@ static void kiln_scan_drain(kiln_scan_t *sc, int64_t clique) {
 /* A thread's stack from sp up, its static TLS and TCB. For threads glibc
  * made, the TCB sits at the top of the stack block: the stack ends there
  * (a mapping above may be anything, kiln's own tables included). */
+static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp);
+
+/* The thread's dynamic TLS vector (glibc: the TCB's second word points one
+ * 16-byte entry into a calloc'd array whose entry -1 holds its length).
+ * kiln_heap_exit_freeres counts the vector freed, as glibc's freeres does;
+ * what it points to (dlopen'd modules' TLS blocks) is the thread's: a root. */
+static void kiln_scan_dtv(kiln_scan_t *sc, uintptr_t tp) {
+  if (tp == 0 || kiln_scan_map_of(sc, tp + 8) == NULL) return;
+  uintptr_t dtv = *(const uintptr_t *)(tp + 8);
+  if (dtv < 16 || (dtv & 7) != 0) return;
+  const kiln_scan_map_t *m = kiln_scan_map_of(sc, dtv - 16);
+  if (m == NULL || dtv >= m->hi) return;
+  uint64_t len = *(const uint64_t *)(dtv - 16);
+  if (len > (1u << 20)) return;
+  uintptr_t hi = dtv + (len + 1) * 16;
+  kiln_scan_root(sc, dtv, hi < m->hi ? hi : m->hi);
+}
+
 static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp) {
+  kiln_scan_dtv(sc, tp);
   const kiln_scan_map_t *m = kiln_scan_map_of(sc, sp);
   uintptr_t top = 0;
   if (m != NULL) {

@@ -8,3 +8,4 @@ $(eval $(call kiln_unit_test,test_folded,$(RT)/kiln_folded.o $(RT)/kiln_stacktab
 # The whole runtime, linked statically, with a malloc that counts calls made
 # from inside the SIGPROF handler.
 $(eval $(call kiln_unit_test,test_signal_nomalloc,$(BUILD)/libkiln.a,-lunwind -ldl -lpthread -lm))
+$(eval $(call kiln_unit_test,test_suppress,$(RT)/kiln_suppress.o $(RT)/kiln_symbols.o $(RT)/kiln_modules.o $(RT)/kiln_mem.o $(RT)/kiln_log.o,-ldl -lpthread))
