@@ -15,8 +15,10 @@ static const char kiln_convert_usage[] =
     "  speedscope  JSON in speedscope's file format (one sampled profile)\n"
     "  pprof       gzip-compressed profile.proto, for 'pprof' and Go tooling\n"
     "The profile kind names the sample type and unit: cpu (samples), alloc_bytes,\n"
-    "alloc_count, leak_bytes, leak_count, peak_bytes. It is taken from a kiln\n"
-    "file name (PROG.PID.KIND.folded) unless --kind says otherwise.\n"
+    "alloc_count, live_bytes, live_count, leak_bytes, leak_count, peak_bytes.\n"
+    "It is taken from a kiln file name (PROG.PID.KIND.folded) unless --kind\n"
+    "says otherwise. A directory reads the KIND files of each process's run in\n"
+    "it, as 'kiln top DIR' does.\n"
     "\n"
     "  --to FORMAT       speedscope or pprof (required)\n"
     "  -o, --output OUT  write OUT (appears whole) instead of stdout\n"
@@ -106,8 +108,6 @@ int kiln_convert_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const kinds[] = {"cpu", "alloc_bytes", "alloc_count", "leak_bytes",
-                                        "leak_count", "peak_bytes"};
     kiln_folded_opts_t fo = {0};
     const char *to = NULL, *output = NULL, *kind = NULL;
     int c;
@@ -116,14 +116,7 @@ int kiln_convert_main(int argc, char **argv)
         switch (c) {
         case 't': to = optarg; break;
         case 'o': output = optarg; break;
-        case 'k':
-            kind = NULL;
-            for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-                if (strcmp(optarg, kinds[i]) == 0)
-                    kind = kinds[i];
-            if (!kind)
-                kiln_util_usage_error("convert", "unknown kind '%s'", optarg);
-            break;
+        case 'k': kind = kiln_folded_opt_kind("convert", optarg); break;
         case 's': fo.strict = true; break;
         }
     }
@@ -138,6 +131,7 @@ int kiln_convert_main(int argc, char **argv)
         kind = kiln_folded_kind(first);
     if (!kind)
         kind = "cpu";
+    fo.dir_kind = kind;
     const char *slash = strrchr(first, '/');
     const char *profile_name = strcmp(first, "-") == 0 ? "stdin" : slash ? slash + 1 : first;
 

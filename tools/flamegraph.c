@@ -8,13 +8,13 @@
 #include <string.h>
 
 static const char kiln_flamegraph_usage[] =
-    "usage: kiln flamegraph [OPTIONS] [FILE...]\n"
+    "usage: kiln flamegraph [OPTIONS] [FILE|DIR...]\n"
     "\n"
     "Draws folded stacks (stdin when no FILE; several files are merged) as one\n"
     "self-contained interactive SVG: click to zoom, Ctrl-F to search by regex.\n"
     "Lines with two counts ('stack BEFORE AFTER', from 'kiln diff') make a\n"
     "differential graph: widths from AFTER, red where a frame grew, blue where\n"
-    "it shrank.\n"
+    "it shrank. A DIR is each process's run ('kiln top --help').\n"
     "\n"
     "  -o, --output FILE   write FILE (appears whole) instead of stdout\n"
     "  --title TEXT        title (default: Flame Graph / Icicle Graph / Flame Chart)\n"
@@ -38,6 +38,7 @@ static const char kiln_flamegraph_usage[] =
     "  --factor F          multiply the counts shown in tooltips by F\n"
     "  --notes TEXT        embed TEXT in the SVG (<desc id=\"notes\">)\n"
     "  --base SYM          re-root at frame SYM: keep only stacks through it\n"
+    "  --kind KIND         the files a DIR stands for (cpu)\n"
     "  --strict            a malformed input line is an error, not a warning\n"
     "  -h, --help          this help\n";
 
@@ -45,7 +46,7 @@ enum {
     KILN_FG_TITLE = 256, KILN_FG_SUBTITLE, KILN_FG_WIDTH, KILN_FG_HEIGHT, KILN_FG_MINWIDTH,
     KILN_FG_FONTSIZE, KILN_FG_FONTWIDTH, KILN_FG_COUNTNAME, KILN_FG_NAMETYPE, KILN_FG_COLORS,
     KILN_FG_HASH, KILN_FG_REVERSE, KILN_FG_INVERTED, KILN_FG_FLAMECHART, KILN_FG_NEGATE,
-    KILN_FG_FACTOR, KILN_FG_NOTES, KILN_FG_BASE, KILN_FG_STRICT,
+    KILN_FG_FACTOR, KILN_FG_NOTES, KILN_FG_BASE, KILN_FG_STRICT, KILN_FG_KIND,
 };
 
 static const struct option kiln_flamegraph_longopts[] = {
@@ -69,6 +70,7 @@ static const struct option kiln_flamegraph_longopts[] = {
     {"notes", required_argument, NULL, KILN_FG_NOTES},
     {"base", required_argument, NULL, KILN_FG_BASE},
     {"strict", no_argument, NULL, KILN_FG_STRICT},
+    {"kind", required_argument, NULL, KILN_FG_KIND},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -138,6 +140,7 @@ int kiln_flamegraph_main(int argc, char **argv)
             fo.base = optarg;
             break;
         case KILN_FG_STRICT: fo.strict = true; break;
+        case KILN_FG_KIND: fo.dir_kind = kiln_folded_opt_kind("flamegraph", optarg); break;
         }
     }
     if (!o.title)

@@ -72,18 +72,29 @@ const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_l
     return NULL;
 }
 
+const char *const kiln_folded_kinds[] = {"cpu", "alloc_bytes", "alloc_count", "live_bytes",
+                                         "live_count", "leak_bytes", "leak_count",
+                                         "peak_bytes", NULL};
+
+const char *kiln_folded_opt_kind(const char *cmd, const char *arg)
+{
+    for (size_t i = 0; kiln_folded_kinds[i]; i++)
+        if (strcmp(arg, kiln_folded_kinds[i]) == 0)
+            return kiln_folded_kinds[i];
+    kiln_util_usage_error(cmd, "unknown kind '%s' (cpu, alloc_bytes, alloc_count, live_bytes, "
+                          "live_count, leak_bytes, leak_count, peak_bytes)", arg);
+}
+
 const char *kiln_folded_kind(const char *path)
 {
-    static const char *const kinds[] = {"cpu", "alloc_bytes", "alloc_count", "leak_bytes",
-                                        "leak_count", "peak_bytes"};
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    for (size_t i = 0; kiln_folded_kinds[i]; i++) {
         char pat[32];
-        snprintf(pat, sizeof pat, ".%s.folded", kinds[i]);
+        snprintf(pat, sizeof pat, ".%s.folded", kiln_folded_kinds[i]);
         const char *hit = strstr(base, pat);
         if (hit && hit[strlen(pat)] == '\0')
-            return kinds[i];
+            return kiln_folded_kinds[i];
     }
     return NULL;
 }
@@ -295,6 +306,16 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
         paths = stdin_only;
         npaths = 1;
     }
+    const char **expanded;
+    int nexpanded;
+    if (kiln_sets_expand(paths, npaths, opts->dir_kind, &expanded, &nexpanded) != 0) {
+        kiln_folded_state_finish(&st, -1, "input");
+        return -1;
+    }
+    const char *label = nexpanded > 1 || npaths > 1 ? "input"
+                        : strcmp(paths[0], "-") ? paths[0] : "<stdin>";
+    paths = expanded;
+    npaths = nexpanded;
     int rc = 0;
     for (int i = 0; i < npaths && rc == 0; i++) {
         bool use_stdin = strcmp(paths[i], "-") == 0;
@@ -312,6 +333,7 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
         if (!use_stdin)
             fclose(fp);
     }
-    const char *label = npaths > 1 ? "input" : strcmp(paths[0], "-") ? paths[0] : "<stdin>";
-    return kiln_folded_state_finish(&st, rc, label);
+    rc = kiln_folded_state_finish(&st, rc, label);
+    kiln_sets_free(expanded, nexpanded);
+    return rc;
 }

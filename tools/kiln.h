@@ -181,6 +181,8 @@ typedef struct kiln_folded_opts_s {
     bool negate;      /* two-count lines: widths from the first count */
     const char *base; /* keep only stacks through this frame, re-rooted */
     bool allow_empty; /* a file with no line at all is an empty profile, not an error */
+    const char *dir_kind; /* a directory operand reads its files of this kind
+                             (kiln_sets_expand; NULL: cpu) */
 } kiln_folded_opts_t;
 /* Reads every path ("-" or none = stdin) into P. Malformed lines are reported
  * as "kiln: FILE:LINE: what" (the first ten, then a count). Returns 0, or -1
@@ -196,9 +198,48 @@ int kiln_folded_read_fp(kiln_profile_t *p, FILE *fp, const char *label,
 const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_len,
                                    double counts[2], int *ncounts);
 /* Guesses the profile kind from a folded file name:
- * "cpu", "alloc_bytes", "alloc_count", "leak_bytes", "leak_count",
- * "peak_bytes", or NULL. */
+ * "cpu", "alloc_bytes", "alloc_count", "live_bytes", "live_count",
+ * "leak_bytes", "leak_count", "peak_bytes", or NULL. */
 const char *kiln_folded_kind(const char *path);
+/* The same list, NULL-terminated: what --kind accepts. */
+extern const char *const kiln_folded_kinds[];
+/* The --kind option's value from that list, or a usage error of CMD. */
+const char *kiln_folded_opt_kind(const char *cmd, const char *arg);
+
+/* ------------------------------------------------------------ sets.c */
+/* A profile set is what one dump of a process writes:
+ *   PROG.PID.TAG.KIND.folded, PROG.PID.TAG.{cpu,heap}.pb.gz, and
+ *   PROG.PID.TAG.meta.json, written last: a set is whole once it exists.
+ * TAG is YYYYmmddTHHMMSSZ-NNNN (UTC time, then the process's dump number),
+ * so a process's sets sort in time order. The exit set has no TAG.
+ * meta.json says why ("dump_reason": interval, signal, exit...) and, for
+ * interval sets, whether each holds the interval alone or everything so
+ * far ("interval_mode": delta or cumulative). */
+#define KILN_SETS_TAG_LEN 21
+typedef struct kiln_sets_name_s {
+    size_t prog_len;         /* PROG is name[0 .. prog_len) */
+    long pid;
+    size_t tag_off, tag_len; /* tag_len 0: untagged (the exit set) */
+    size_t rest_off;         /* "KIND.EXT" or "meta.json" */
+} kiln_sets_name_t;
+/* Splits a file name (no directory) of the runtime's. False if it is not one. */
+bool kiln_sets_parse(const char *base, kiln_sets_name_t *out);
+/* The value of "KEY" in the meta.json at PATH (a string's contents, or a
+ * number's text), malloc'ed; NULL when the file or key is missing. */
+char *kiln_sets_meta_string(const char *path, const char *key);
+/* DIR's entries (no dot files), sorted; NULL (errno set) if unreadable. */
+char **kiln_sets_list(const char *dir, size_t *count);
+void kiln_sets_list_free(char **names, size_t count);
+/* PATHS with each directory replaced by the PROG.PID*.KIND.folded files that
+ * make up each process's run: its exit set if it has one; else for cpu and
+ * alloc_* in delta mode every whole interval set (their sum); else (a
+ * cumulative run, or a snapshot kind: live, leak, peak) the latest whole
+ * set. Files whose name is not the runtime's are taken as they are. Other
+ * operands are kept. *out is freed with kiln_sets_free. 0, or -1 after a
+ * kiln: line (unreadable directory, no file of KIND in it). */
+int kiln_sets_expand(const char *const *paths, int npaths, const char *kind,
+                     const char ***out, int *nout);
+void kiln_sets_free(const char **paths, int npaths);
 
 /* ------------------------------------------------------------ escape.c */
 /* Appends NAME escaped for XML text and attributes: <>&"' as entities,
@@ -253,6 +294,7 @@ int kiln_convert_main(int argc, char **argv);     /* convert.c */
 int kiln_record_main(int argc, char **argv);      /* record.c */
 int kiln_leaks_main(int argc, char **argv);       /* leaks.c */
 int kiln_push_main(int argc, char **argv);        /* push.c */
+int kiln_dump_main(int argc, char **argv);        /* dump.c */
 
 /* leaks.c: the leak report of every process found in PATHS (directories,
  * or leak/category folded files), MAX_SITES sites per category (<= 0: all).
@@ -270,11 +312,13 @@ int kiln_leaks_print(FILE *out, const char *const *paths, int npaths,
 /* top.c: prints the flat list of PATHS merged (one table): self and total
  * count and share per function, sorted by self (or by total with
  * KILN_TOP_BY_TOTAL), at most N rows (N <= 0: all). Malformed lines are
- * reported on stderr (fatal with KILN_TOP_STRICT). 0, or -1 after a kiln:
- * line. */
+ * reported on stderr (fatal with KILN_TOP_STRICT). A directory in PATHS
+ * reads its KIND files (NULL: cpu; see kiln_sets_expand). 0, or -1 after a
+ * kiln: line. */
 #define KILN_TOP_BY_TOTAL 1u
 #define KILN_TOP_STRICT 2u
-int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsigned flags);
+int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsigned flags,
+                   const char *kind);
 
 /* speedscope.c / pprof.c: write P (read from a file of KIND, see
  * kiln_folded_kind) in the converted format to OUT. 0 or -1. */

@@ -21,6 +21,7 @@ static const kiln_command_t kiln_commands[] = {
     {"convert", kiln_convert_main, "export to speedscope JSON or pprof"},
     {"leaks", kiln_leaks_main, "memory still allocated at exit, per site (memcheck style)"},
     {"push", kiln_push_main, "send profiles to a Pyroscope-compatible server"},
+    {"dump", kiln_dump_main, "ask a running process for a profile set now"},
 };
 #define KILN_NCOMMANDS (sizeof kiln_commands / sizeof kiln_commands[0])
 

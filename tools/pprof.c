@@ -91,7 +91,9 @@ int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
 {
     static const char *const types[][3] = {
         {"cpu", "samples", "count"},          {"alloc_bytes", "alloc_space", "bytes"},
-        {"alloc_count", "alloc_objects", "count"}, {"leak_bytes", "leak_space", "bytes"},
+        {"alloc_count", "alloc_objects", "count"},
+        {"live_bytes", "inuse_space", "bytes"},
+        {"live_count", "inuse_objects", "count"},  {"leak_bytes", "leak_space", "bytes"},
         {"leak_count", "leak_objects", "count"},   {"peak_bytes", "peak_space", "bytes"},
     };
     const char *type = "samples", *unit = "count";

@@ -406,6 +406,8 @@ static const char *kiln_push_type(const char *kind, const char **label, const ch
         {"cpu", "cpu", "", "samples", "sum"},
         {"alloc_bytes", "alloc_space", "", "bytes", "sum"},
         {"alloc_count", "alloc_objects", "", "objects", "sum"},
+        {"live_bytes", "inuse_space", "", "bytes", "average"},
+        {"live_count", "inuse_objects", "", "objects", "average"},
         {"leak_bytes", "inuse_space", "kiln_profile=leak", "bytes", "average"},
         {"leak_count", "inuse_objects", "kiln_profile=leak", "objects", "average"},
         {"peak_bytes", "inuse_space", "kiln_profile=peak", "bytes", "average"},

@@ -122,7 +122,7 @@ static void kiln_record_alloc_summary(const char *dir, char **names, size_t n)
             fprintf(stderr, "\n%s: no allocations\n", path.data);
         } else {
             fprintf(stderr, "\n%s: top allocating functions by self (bytes)\n", path.data);
-            kiln_top_print(stderr, one, 1, 10, 0);
+            kiln_top_print(stderr, one, 1, 10, 0, NULL);
         }
         kiln_buf_free(&path);
     }
@@ -180,9 +180,9 @@ static void kiln_record_summary(const char *dir, bool alloc)
                 continue;
             }
             fprintf(stderr, "\n%s: top functions by self\n", path.data);
-            if (kiln_top_print(stderr, one, 1, 10, 0) == 0) {
+            if (kiln_top_print(stderr, one, 1, 10, 0, NULL) == 0) {
                 fprintf(stderr, "\n%s: top functions by total\n", path.data);
-                kiln_top_print(stderr, one, 1, 10, KILN_TOP_BY_TOTAL);
+                kiln_top_print(stderr, one, 1, 10, KILN_TOP_BY_TOTAL, NULL);
             }
             kiln_buf_free(&path);
         }

@@ -9,14 +9,18 @@
 #include <string.h>
 
 static const char kiln_top_usage[] =
-    "usage: kiln top [-n N] [--total] [--strict] [FILE...]\n"
+    "usage: kiln top [-n N] [--total] [--kind KIND] [--strict] [FILE|DIR...]\n"
     "\n"
     "Lists functions by self count (or by total with --total): self and total\n"
     "count and their share of all samples. Several files are merged; stdin when\n"
-    "no FILE.\n"
+    "no FILE. A DIR stands for the whole run of each process in it, from its\n"
+    "KIND files: the exit set, else the sum of its delta interval sets, else\n"
+    "its latest cumulative set (one interval: name its file).\n"
     "\n"
     "  -n, --lines N   show N functions (20; 0 for all)\n"
     "  --total         sort by total (inclusive) count instead of self\n"
+    "  --kind KIND     the files a DIR stands for: cpu (default), alloc_bytes,\n"
+    "                  alloc_count, live_bytes, live_count, leak_bytes...\n"
     "  --strict        a malformed input line is an error, not a warning\n"
     "  -h, --help      this help\n";
 
@@ -99,10 +103,11 @@ static void kiln_top_name(FILE *out, const kiln_name_t *nm)
     }
 }
 
-int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsigned flags)
+int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsigned flags,
+                   const char *kind)
 {
     kiln_profile_t p;
-    kiln_folded_opts_t fo = {.strict = (flags & KILN_TOP_STRICT) != 0};
+    kiln_folded_opts_t fo = {.strict = (flags & KILN_TOP_STRICT) != 0, .dir_kind = kind};
     bool by_total = (flags & KILN_TOP_BY_TOTAL) != 0;
     kiln_profile_init(&p, false);
     if (kiln_folded_read(&p, paths, npaths, &fo) != 0) {
@@ -145,9 +150,11 @@ int kiln_top_main(int argc, char **argv)
         {"lines", required_argument, NULL, 'n'},
         {"total", no_argument, NULL, 't'},
         {"strict", no_argument, NULL, 's'},
+        {"kind", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    const char *kind = NULL;
     long n = 20;
     bool by_total = false, strict = false;
     int c;
@@ -157,11 +164,12 @@ int kiln_top_main(int argc, char **argv)
         case 'n': n = kiln_util_opt_count("top", "-n", optarg); break;
         case 't': by_total = true; break;
         case 's': strict = true; break;
+        case 'k': kind = kiln_folded_opt_kind("top", optarg); break;
         }
     }
     unsigned flags = (by_total ? KILN_TOP_BY_TOTAL : 0) | (strict ? KILN_TOP_STRICT : 0);
     int rc = kiln_top_print(stdout, (const char *const *)argv + optind, argc - optind, (int)n,
-                            flags);
+                            flags, kind);
     if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
         kiln_util_err("<stdout>: write error");
         rc = -1;

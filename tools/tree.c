@@ -9,7 +9,8 @@
 #include <string.h>
 
 static const char kiln_tree_usage[] =
-    "usage: kiln tree [--min PCT] [--depth N] [--reverse] [--strict] [FILE...]\n"
+    "usage: kiln tree [--min PCT] [--depth N] [--reverse] [--kind KIND] [--strict]\n"
+    "                 [FILE|DIR...]\n"
     "\n"
     "Prints the call tree, one frame a line, indented by depth:\n"
     "  [61.0%] serialize_response  (self 2.0%)\n"
@@ -17,10 +18,12 @@ static const char kiln_tree_usage[] =
     "Children come heaviest first; branches under PCT are left out (a line\n"
     "says how many and how much). Past 100 levels the indentation stops\n"
     "growing and each line starts with its depth: <DEPTH>.\n"
+    "Several files are merged; a DIR is each process's run ('kiln top --help').\n"
     "\n"
     "  --min PCT       prune branches under PCT percent of all samples (1)\n"
     "  --depth N       show at most N levels below the root (all)\n"
     "  --reverse       merge from the leaves (callers under each function)\n"
+    "  --kind KIND     the files a DIR stands for (cpu)\n"
     "  --strict        a malformed input line is an error, not a warning\n"
     "  -h, --help      this help\n";
 
@@ -108,6 +111,7 @@ int kiln_tree_main(int argc, char **argv)
         {"depth", required_argument, NULL, 'd'},
         {"reverse", no_argument, NULL, 'r'},
         {"strict", no_argument, NULL, 's'},
+        {"kind", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -125,6 +129,7 @@ int kiln_tree_main(int argc, char **argv)
         case 'd': depth = kiln_util_opt_count("tree", "--depth", optarg); break;
         case 'r': fo.reverse = true; break;
         case 's': fo.strict = true; break;
+        case 'k': fo.dir_kind = kiln_folded_opt_kind("tree", optarg); break;
         }
     }
     kiln_profile_t p;

@@ -1,0 +1,411 @@
+/* dump.c — `kiln dump`: asks a running process for a profile set now. Finds
+ * the dump signal and the output directory in /proc/PID, checks that the
+ * process catches the signal (its default action could end it), sends it,
+ * and polls the directory until a new set's meta.json (written last)
+ * appears. Runs outside the profiled process; never touches its memory. */
+#include "kiln.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char kiln_dump_usage[] =
+    "usage: kiln dump [--signal SIG] [--timeout S] [--dir DIR] PID\n"
+    "\n"
+    "Asks process PID, running under libkiln with KILN_DUMP_SIGNAL set, for a\n"
+    "profile set now: sends it the dump signal, waits for the new set\n"
+    "(PROG.PID.TAG.*, whole once its meta.json is written) and prints its\n"
+    "files, one a line. Then, e.g.: kiln top DIR/PROG.PID.TAG.cpu.folded\n"
+    "\n"
+    "  --signal SIG   the signal (USR2, SIGUSR2, RTMIN+3 or a number; default:\n"
+    "                 KILN_DUMP_SIGNAL from /proc/PID/environ)\n"
+    "  --dir DIR      where the process writes (default: KILN_OUT from its\n"
+    "                 environment, a relative one taken from its working\n"
+    "                 directory now, else that directory). The runtime resolves\n"
+    "                 KILN_OUT once, at start: if the process changed directory\n"
+    "                 since, pass --dir.\n"
+    "  --timeout S    give up after S seconds (10)\n"
+    "  -h, --help     this help\n"
+    "\n"
+    "PID must catch the signal (its default action would end most programs):\n"
+    "kiln checks /proc/PID/status first and refuses otherwise. Exit status 0\n"
+    "with the files listed, 1 when no set came (no such process, permission\n"
+    "denied, not a kiln process, timeout), 2 on a usage error.\n";
+
+#define KILN_DUMP_POLL_NS 20000000L /* 20 ms between directory scans */
+
+/* A signal as KILN_DUMP_SIGNAL spells it: a number, a name with or without
+ * SIG, RTMIN+N or RTMAX-N. 0 if not one kiln may send. */
+static int kiln_dump_signal(const char *spec)
+{
+    long v;
+    const char *s = strncmp(spec, "SIG", 3) == 0 ? spec + 3 : spec;
+    int sig = 0;
+    if (kiln_util_parse_long(s, 1, SIGRTMAX, &v) == 0 && strspn(s, "0123456789") == strlen(s)) {
+        sig = (int)v;
+    } else if (strncmp(s, "RTMIN+", 6) == 0 && kiln_util_parse_long(s + 6, 0, 64, &v) == 0) {
+        sig = SIGRTMIN + (int)v;
+    } else if (strncmp(s, "RTMAX-", 6) == 0 && kiln_util_parse_long(s + 6, 0, 64, &v) == 0) {
+        sig = SIGRTMAX - (int)v;
+    } else if (strcmp(s, "RTMIN") == 0) {
+        sig = SIGRTMIN;
+    } else if (strcmp(s, "RTMAX") == 0) {
+        sig = SIGRTMAX;
+    } else {
+        for (int i = 1; i < SIGRTMIN; i++) {
+            const char *name = sigabbrev_np(i);
+            if (name && strcmp(name, s) == 0)
+                sig = i;
+        }
+    }
+    if (sig < 1 || sig > SIGRTMAX || sig == SIGKILL || sig == SIGSTOP)
+        return 0;
+    return sig;
+}
+
+/* "USR2", or "RTMIN+3" for real-time signals. */
+static void kiln_dump_signame(int sig, char *out, size_t n)
+{
+    const char *name = sig < SIGRTMIN ? sigabbrev_np(sig) : NULL;
+    if (name)
+        snprintf(out, n, "SIG%s", name);
+    else
+        snprintf(out, n, "SIGRTMIN+%d", sig - SIGRTMIN);
+}
+
+/* /proc/PID/FILE whole, up to 1 MiB; NULL with errno set. */
+static char *kiln_dump_proc_read(long pid, const char *file, size_t *len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/%s", pid, file);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return NULL;
+    kiln_buf_t b = {0};
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0 && b.len < (1u << 20))
+        kiln_buf_add(&b, chunk, got);
+    int err = ferror(fp) ? errno : 0;
+    fclose(fp);
+    if (err) {
+        kiln_buf_free(&b);
+        errno = err;
+        return NULL;
+    }
+    kiln_buf_addc(&b, '\0');
+    *len = b.len - 1;
+    return b.data;
+}
+
+/* The value of NAME in a NUL-separated environment block, or NULL. */
+static const char *kiln_dump_env(const char *env, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < len; i += strlen(env + i) + 1)
+        if (strncmp(env + i, name, n) == 0 && env[i + n] == '=')
+            return env + i + n + 1;
+    return NULL;
+}
+
+static bool kiln_dump_env_has_kiln(const char *env, size_t len)
+{
+    for (size_t i = 0; i < len; i += strlen(env + i) + 1)
+        if (strncmp(env + i, "KILN_", 5) == 0)
+            return true;
+    return false;
+}
+
+/* The process's state letter from /proc/PID/stat ('Z' zombie, 'T' stopped),
+ * or 0 when it is gone. */
+static char kiln_dump_state(long pid)
+{
+    size_t len;
+    char *stat = kiln_dump_proc_read(pid, "stat", &len);
+    if (!stat)
+        return 0;
+    const char *paren = strrchr(stat, ')'); /* the name may hold anything */
+    char state = paren && paren[1] == ' ' ? paren[2] : '?';
+    free(stat);
+    return state;
+}
+
+/* Whether the process has a handler for SIG (SigCgt in /proc/PID/status);
+ * -1 when that cannot be read. */
+static int kiln_dump_catches(long pid, int sig)
+{
+    size_t len;
+    char *status = kiln_dump_proc_read(pid, "status", &len);
+    if (!status)
+        return -1;
+    const char *line = strstr(status, "\nSigCgt:");
+    int rc = -1;
+    if (line) {
+        unsigned long long mask = strtoull(line + 8, NULL, 16);
+        rc = (mask >> (sig - 1)) & 1;
+    }
+    free(status);
+    return rc;
+}
+
+/* The meta.json names of PID's tagged sets in DIR ("*.PID.TAG.meta.json"),
+ * sorted; the rest of NAMES is freed. */
+static char **kiln_dump_metas(const char *dir, long pid, size_t *count)
+{
+    size_t n;
+    char **names = kiln_sets_list(dir, &n);
+    if (!names) {
+        *count = 0;
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        kiln_sets_name_t nm;
+        if (kiln_sets_parse(names[i], &nm) && nm.pid == pid && nm.tag_len &&
+            strcmp(names[i] + nm.rest_off, "meta.json") == 0)
+            names[k++] = names[i];
+        else
+            free(names[i]);
+    }
+    *count = k;
+    return names;
+}
+
+static bool kiln_dump_known(char **names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Whether the whole meta.json at PATH is the answer to our signal: the
+ * runtime's "signal" reason (an interval set that happened to land now is
+ * not ours), or no reason at all (a runtime that does not say). False while
+ * the file is still being written (no closing brace yet). */
+static bool kiln_dump_is_ours(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return false;
+    int c, last = 0;
+    while ((c = fgetc(fp)) != EOF)
+        if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
+            last = c;
+    fclose(fp);
+    if (last != '}')
+        return false;
+    char *reason = kiln_sets_meta_string(path, "dump_reason");
+    bool ours = !reason || strcmp(reason, "signal") == 0;
+    free(reason);
+    return ours;
+}
+
+static double kiln_dump_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Prints DIR/PREFIX* (the set's files), meta.json last. */
+static void kiln_dump_print_set(const char *dir, const char *meta)
+{
+    size_t plen = strlen(meta) - strlen("meta.json"), n;
+    char **names = kiln_sets_list(dir, &n);
+    const char *sep = dir[strlen(dir) - 1] == '/' ? "" : "/";
+    for (size_t i = 0; names && i < n; i++)
+        if (strncmp(names[i], meta, plen) == 0 && strcmp(names[i], meta) != 0)
+            printf("%s%s%s\n", dir, sep, names[i]);
+    printf("%s%s%s\n", dir, sep, meta);
+    kiln_sets_list_free(names, names ? n : 0);
+}
+
+/* The directory PID writes into, malloc'ed, or NULL after a kiln: line. */
+static char *kiln_dump_dir(long pid, const char *env, size_t envlen)
+{
+    const char *out = env ? kiln_dump_env(env, envlen, "KILN_OUT") : NULL;
+    if (out && out[0] == '/')
+        return kiln_util_xstrdup(out);
+    char link[64], cwd[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/%ld/cwd", pid);
+    ssize_t n = readlink(link, cwd, sizeof cwd - 1);
+    if (n <= 0) {
+        kiln_util_err("dump: %ld: cannot read %s: %s (pass --dir)", pid, link,
+                      errno == EACCES ? "permission denied" : strerror(errno));
+        return NULL;
+    }
+    cwd[n] = '\0';
+    kiln_buf_t b = {0};
+    if (out && *out)
+        kiln_buf_printf(&b, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", out);
+    else
+        kiln_buf_adds(&b, cwd);
+    return b.data;
+}
+
+int kiln_dump_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"signal", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 't'},
+        {"dir", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir_opt = NULL;
+    int sig = 0;
+    double timeout = 10;
+    int c;
+    while ((c = kiln_util_getopt(argc, argv, "", longopts, "dump", kiln_dump_usage)) != -1) {
+        switch (c) {
+        case 's':
+            if ((sig = kiln_dump_signal(optarg)) == 0)
+                kiln_util_usage_error("dump", "--signal needs a signal name or number that can "
+                                      "be caught, not '%s'", optarg);
+            break;
+        case 't':
+            if (kiln_util_parse_double(optarg, &timeout) != 0 || strchr(optarg, '%') ||
+                timeout <= 0 || timeout > 86400)
+                kiln_util_usage_error("dump", "--timeout needs seconds, not '%s'", optarg);
+            break;
+        case 'd':
+            if (!*optarg)
+                kiln_util_usage_error("dump", "--dir needs a directory");
+            dir_opt = optarg;
+            break;
+        }
+    }
+    long pid;
+    if (argc - optind != 1)
+        kiln_util_usage_error("dump", "needs one PID");
+    if (kiln_util_parse_long(argv[optind], 1, INT_MAX, &pid) != 0 ||
+        strspn(argv[optind], "0123456789") != strlen(argv[optind]))
+        kiln_util_usage_error("dump", "PID must be a process id, not '%s'", argv[optind]);
+
+    if (kill((pid_t)pid, 0) != 0) {
+        if (errno == ESRCH)
+            kiln_util_err("dump: no process %ld", pid);
+        else if (errno == EPERM)
+            kiln_util_err("dump: %ld: permission denied: it belongs to another user (run kiln "
+                          "dump as that user or root)", pid);
+        else
+            kiln_util_err("dump: %ld: %s", pid, strerror(errno));
+        return KILN_EXIT_FAIL;
+    }
+    char state = kiln_dump_state(pid);
+    if (state == 'Z' || state == 'X') {
+        kiln_util_err("dump: process %ld has exited (a zombie: its parent has not reaped it)",
+                      pid);
+        return KILN_EXIT_FAIL;
+    }
+    size_t envlen = 0;
+    char *env = kiln_dump_proc_read(pid, "environ", &envlen);
+    if (!env && (!sig || !dir_opt)) {
+        kiln_util_err("dump: %ld: cannot read /proc/%ld/environ: %s (pass --signal and --dir)",
+                      pid, pid, errno == EACCES ? "permission denied" : strerror(errno));
+        return KILN_EXIT_FAIL;
+    }
+    if (env && !sig && !kiln_dump_env_has_kiln(env, envlen)) {
+        kiln_util_err("dump: %ld is not a kiln process: no KILN_* variable in its environment "
+                      "(start it with KILN_DUMP_SIGNAL=USR2 and libkiln)", pid);
+        free(env);
+        return KILN_EXIT_FAIL;
+    }
+    if (!sig) {
+        const char *spec = kiln_dump_env(env, envlen, "KILN_DUMP_SIGNAL");
+        if (!spec || !*spec) {
+            kiln_util_err("dump: %ld was not started with KILN_DUMP_SIGNAL; restart it with "
+                          "KILN_DUMP_SIGNAL=USR2 (or pass --signal if it set one another way)",
+                          pid);
+            free(env);
+            return KILN_EXIT_FAIL;
+        }
+        if ((sig = kiln_dump_signal(spec)) == 0) {
+            kiln_util_err("dump: %ld: KILN_DUMP_SIGNAL=%s is not a signal kiln can send", pid,
+                          spec);
+            free(env);
+            return KILN_EXIT_FAIL;
+        }
+    }
+    char signame[32];
+    kiln_dump_signame(sig, signame, sizeof signame);
+    if (kiln_dump_catches(pid, sig) == 0) {
+        kiln_util_err("dump: %ld does not catch %s, so it would not write a profile (and the "
+                      "signal could end it): not sent. Is libkiln loaded, and did it accept "
+                      "KILN_DUMP_SIGNAL?", pid, signame);
+        free(env);
+        return KILN_EXIT_FAIL;
+    }
+    char *dir = dir_opt ? kiln_util_xstrdup(dir_opt) : kiln_dump_dir(pid, env, envlen);
+    free(env);
+    if (!dir)
+        return KILN_EXIT_FAIL;
+
+    size_t nbefore;
+    char **before = kiln_dump_metas(dir, pid, &nbefore);
+    if (!before) {
+        kiln_util_err("dump: %s: %s (where %ld writes its profiles? pass --dir)", dir,
+                      strerror(errno), pid);
+        free(dir);
+        return KILN_EXIT_FAIL;
+    }
+    if (kill((pid_t)pid, sig) != 0) {
+        kiln_util_err("dump: %ld: cannot send %s: %s", pid, signame, strerror(errno));
+        kiln_sets_list_free(before, nbefore);
+        free(dir);
+        return KILN_EXIT_FAIL;
+    }
+    double deadline = kiln_dump_now() + timeout;
+    int rc = KILN_EXIT_FAIL;
+    bool gone = false;
+    for (;;) {
+        size_t n;
+        char **now = kiln_dump_metas(dir, pid, &n);
+        const char *found = NULL;
+        for (size_t i = 0; now && i < n && !found; i++) {
+            if (kiln_dump_known(before, nbefore, now[i]))
+                continue;
+            kiln_buf_t path = {0};
+            kiln_buf_printf(&path, "%s/%s", dir, now[i]);
+            if (kiln_dump_is_ours(path.data))
+                found = now[i];
+            kiln_buf_free(&path);
+        }
+        if (found) {
+            kiln_dump_print_set(dir, found);
+            rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : KILN_EXIT_FAIL;
+            if (rc)
+                kiln_util_err("<stdout>: write error");
+        }
+        kiln_sets_list_free(now, now ? n : 0);
+        if (found || gone)
+            break;
+        state = kiln_dump_state(pid);
+        if (state == 0 || state == 'Z' || state == 'X') {
+            gone = true; /* one more scan: it may have written the set, then exited */
+            continue;
+        }
+        if (kiln_dump_now() >= deadline) {
+            kiln_util_err("dump: no new profile set from %ld in %s after %g s (%s)", pid, dir,
+                          timeout,
+                          state == 'T' || state == 't'
+                              ? "the process is stopped: it writes once continued"
+                              : "is it busy or blocking the signal? if it changed directory "
+                                "after start, pass --dir");
+            break;
+        }
+        nanosleep(&(struct timespec){0, KILN_DUMP_POLL_NS}, NULL);
+    }
+    if (gone && rc != 0)
+        kiln_util_err("dump: process %ld exited before writing a profile set (its exit set, "
+                      "if any, is in %s)", pid, dir);
+    kiln_sets_list_free(before, nbefore);
+    free(dir);
+    return rc;
+}

@@ -1,0 +1,266 @@
+/* sets.c — profile sets: the files one dump of a process writes,
+ * PROG.PID[.TAG].KIND.EXT. Parses those names, reads the meta.json fields
+ * the tool needs and turns a directory operand into the files that make up
+ * each process's run. Offline; shared by dump, push and the folded reader. */
+#include "kiln.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static bool kiln_sets_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return n > 0;
+}
+
+/* "YYYYmmddTHHMMSSZ-NNNN" at S, followed by a dot. */
+static bool kiln_sets_is_tag(const char *s)
+{
+    return strlen(s) > KILN_SETS_TAG_LEN && kiln_sets_digits(s, 8) && s[8] == 'T' &&
+           kiln_sets_digits(s + 9, 6) && s[15] == 'Z' && s[16] == '-' &&
+           kiln_sets_digits(s + 17, 4) && s[KILN_SETS_TAG_LEN] == '.';
+}
+
+bool kiln_sets_parse(const char *base, kiln_sets_name_t *out)
+{
+    /* The pid is the last ".DIGITS." whose rest (after an optional tag)
+     * starts with a letter: PROG may hold dots and digits, KIND never
+     * starts with a digit, and a tag is never all digits. */
+    bool found = false;
+    for (const char *dot = strchr(base, '.'); dot; dot = strchr(dot + 1, '.')) {
+        if (dot == base)
+            continue;
+        size_t nd = strspn(dot + 1, "0123456789");
+        const char *after = dot + 1 + nd;
+        if (nd == 0 || nd > 9 || *after != '.')
+            continue;
+        kiln_sets_name_t n = {.prog_len = (size_t)(dot - base)};
+        n.pid = strtol(dot + 1, NULL, 10);
+        const char *rest = after + 1;
+        if (kiln_sets_is_tag(rest)) {
+            n.tag_off = (size_t)(rest - base);
+            n.tag_len = KILN_SETS_TAG_LEN;
+            rest += KILN_SETS_TAG_LEN + 1;
+        }
+        if ((*rest >= 'a' && *rest <= 'z') || (*rest >= 'A' && *rest <= 'Z')) {
+            n.rest_off = (size_t)(rest - base);
+            *out = n;
+            found = true;
+        }
+    }
+    return found;
+}
+
+char *kiln_sets_meta_string(const char *path, const char *key)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return NULL;
+    kiln_buf_t json = {0};
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0 && json.len < (1u << 20))
+        kiln_buf_add(&json, chunk, got);
+    fclose(fp);
+    kiln_buf_addc(&json, '\0');
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    char *value = NULL;
+    const char *hit = strstr(json.data, pat);
+    if (hit) {
+        hit += strlen(pat);
+        hit += strspn(hit, " \t\r\n");
+        if (*hit == ':') {
+            hit++;
+            hit += strspn(hit, " \t\r\n");
+            if (*hit == '"') {
+                const char *end = strchr(hit + 1, '"');
+                if (end)
+                    value = strndup(hit + 1, (size_t)(end - hit - 1));
+            } else {
+                value = strndup(hit, strcspn(hit, ",} \t\r\n"));
+            }
+            if (!value)
+                kiln_util_die("out of memory");
+        }
+    }
+    kiln_buf_free(&json);
+    return value;
+}
+
+static int kiln_sets_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **kiln_sets_list(const char *dir, size_t *count)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            names = kiln_util_xrealloc(names, cap * sizeof *names);
+        }
+        names[n++] = kiln_util_xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof *names, kiln_sets_cmp);
+    *count = n;
+    return names ? names : kiln_util_xcalloc(1, sizeof *names);
+}
+
+void kiln_sets_list_free(char **names, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* Kinds whose delta sets add up to the run; the others (live, leak, peak)
+ * are snapshots, where only the latest set counts. */
+static bool kiln_sets_additive(const char *kind)
+{
+    return strcmp(kind, "cpu") == 0 || strcmp(kind, "alloc_bytes") == 0 ||
+           strcmp(kind, "alloc_count") == 0;
+}
+
+static void kiln_sets_push(const char ***out, int *nout, size_t *cap, char *path)
+{
+    if ((size_t)*nout == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *out = kiln_util_xrealloc(*out, *cap * sizeof **out);
+    }
+    (*out)[(*nout)++] = path;
+}
+
+static char *kiln_sets_join(const char *dir, const char *name)
+{
+    kiln_buf_t b = {0};
+    size_t n = strlen(dir);
+    kiln_buf_printf(&b, "%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name);
+    return b.data;
+}
+
+/* The files of KIND that make up each process's run in DIR (see kiln.h). */
+static int kiln_sets_expand_dir(const char *dir, const char *kind, const char ***out,
+                                int *nout, size_t *cap)
+{
+    size_t n;
+    char **names = kiln_sets_list(dir, &n);
+    if (!names) {
+        kiln_util_err("%s: cannot read directory: %s", dir, strerror(errno));
+        return -1;
+    }
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, ".%s.folded", kind);
+    size_t slen = strlen(suffix);
+    int before = *nout;
+    size_t i = 0;
+    while (i < n) {
+        size_t len = strlen(names[i]);
+        kiln_sets_name_t nm;
+        if (len <= slen || strcmp(names[i] + len - slen, suffix) != 0) {
+            i++;
+            continue;
+        }
+        if (!kiln_sets_parse(names[i], &nm) || nm.rest_off + slen - 1 != len) {
+            /* not a runtime name: taken as is */
+            kiln_sets_push(out, nout, cap, kiln_sets_join(dir, names[i]));
+            i++;
+            continue;
+        }
+        /* One process: every name with the same "PROG.PID." (sorted, so
+         * adjacent; tagged names sort before the untagged exit set). */
+        size_t key = nm.prog_len;
+        while (names[i][key] != '.' || key == nm.prog_len)
+            key++;
+        key++;
+        size_t end = i, exit_set = n;
+        size_t *tagged = kiln_util_xmalloc((n - i) * sizeof *tagged);
+        size_t ntagged = 0;
+        for (; end < n && strncmp(names[end], names[i], key) == 0; end++) {
+            kiln_sets_name_t e;
+            size_t elen = strlen(names[end]);
+            if (elen <= slen || strcmp(names[end] + elen - slen, suffix) != 0 ||
+                !kiln_sets_parse(names[end], &e) || e.prog_len != nm.prog_len ||
+                e.rest_off + slen - 1 != elen)
+                continue;
+            if (e.tag_len == 0) {
+                exit_set = end;
+                continue;
+            }
+            /* A set is whole once its meta.json exists (written last). */
+            kiln_buf_t meta = {0};
+            kiln_buf_printf(&meta, "%.*s.meta.json", (int)(e.rest_off - 1), names[end]);
+            if (bsearch(&meta.data, names, n, sizeof *names, kiln_sets_cmp))
+                tagged[ntagged++] = end;
+            kiln_buf_free(&meta);
+        }
+        if (exit_set < n) {
+            kiln_sets_push(out, nout, cap, kiln_sets_join(dir, names[exit_set]));
+        } else if (ntagged > 0) {
+            const char *last = names[tagged[ntagged - 1]];
+            kiln_sets_name_t e;
+            kiln_sets_parse(last, &e);
+            kiln_buf_t meta = {0};
+            kiln_buf_printf(&meta, "%s/%.*s.meta.json", dir, (int)(e.rest_off - 1), last);
+            char *mode = kiln_sets_meta_string(meta.data, "interval_mode");
+            bool sum = kiln_sets_additive(kind) && !(mode && strcmp(mode, "cumulative") == 0);
+            for (size_t k = sum ? 0 : ntagged - 1; k < ntagged; k++)
+                kiln_sets_push(out, nout, cap, kiln_sets_join(dir, names[tagged[k]]));
+            free(mode);
+            kiln_buf_free(&meta);
+        }
+        free(tagged);
+        i = end;
+    }
+    kiln_sets_list_free(names, n);
+    if (*nout == before) {
+        kiln_util_err("%s: no *%s file in this directory (--kind chooses another kind)", dir,
+                      suffix);
+        return -1;
+    }
+    return 0;
+}
+
+int kiln_sets_expand(const char *const *paths, int npaths, const char *kind,
+                     const char ***out, int *nout)
+{
+    size_t cap = 0;
+    *out = NULL;
+    *nout = 0;
+    for (int i = 0; i < npaths; i++) {
+        struct stat st;
+        if (strcmp(paths[i], "-") != 0 && stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (kiln_sets_expand_dir(paths[i], kind ? kind : "cpu", out, nout, &cap) != 0) {
+                kiln_sets_free(*out, *nout);
+                *out = NULL;
+                *nout = 0;
+                return -1;
+            }
+        } else {
+            kiln_sets_push(out, nout, &cap, kiln_util_xstrdup(paths[i]));
+        }
+    }
+    return 0;
+}
+
+void kiln_sets_free(const char **paths, int npaths)
+{
+    for (int i = 0; i < npaths; i++)
+        free((char *)paths[i]);
+    free(paths);
+}
