@@ -14,6 +14,7 @@
 #include <link.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* ----------------------------------------------------------- threads */
@@ -103,6 +104,7 @@ KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *)
 KILN_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
   kiln_libc_resolve();
   if (sig == SIGPROF) return kiln_sampler_program_sigaction(act, old, kiln_libc.sigaction);
+  if (kiln_sampler_claimed(sig)) return kiln_sampler_program_claimed_sigaction(sig, act, old);
   return kiln_libc.sigaction(sig, act, old);
 }
 
@@ -119,7 +121,7 @@ static sighandler_t kiln_interpose_signal(int sig, sighandler_t handler, int fla
 
 KILN_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
   kiln_libc_resolve();
-  if (sig != SIGPROF) return kiln_libc.signal(sig, handler);
+  if (sig != SIGPROF && !kiln_sampler_claimed(sig)) return kiln_libc.signal(sig, handler);
   return kiln_interpose_signal(sig, handler, SA_RESTART); /* glibc: BSD semantics */
 }
 
@@ -192,3 +194,14 @@ KILN_EXPORT int execle(const char *path, const char *arg, ...) {
   KILN_EXEC_ARGV(arg, ap, argv, envp = va_arg(ap, char **));
   return execve(path, argv, envp);
 }
+
+/* ----------------------------------------------------------- _exit */
+
+/* _exit skips atexit handlers and destructors: write the profile first. */
+KILN_EXPORT __attribute__((noreturn)) void _exit(int status) {
+  kiln_profiler_emergency(KILN_DUMP_UNDERSCORE_EXIT, 0);
+  syscall(SYS_exit_group, status);
+  __builtin_unreachable();
+}
+
+KILN_EXPORT __attribute__((noreturn)) void _Exit(int status) { _exit(status); }

@@ -18,8 +18,11 @@
 static struct {
   pthread_t thread;
   bool started;
-  _Atomic int stop; /* futex word */
+  _Atomic int stop; /* futex word (also woken for a dump request) */
+  _Atomic int dump_requested;
   long period_ns;
+  uint64_t interval_ns;
+  void (*dump)(kiln_dump_reason_t reason);
   clockid_t cpu_clock;
   double cpu_seconds; /* of collectors that have stopped */
   uint64_t pcs[KILN_DEPTH_MAX + 8];
@@ -52,6 +55,12 @@ void kiln_collector_drain(void) {
   pthread_mutex_unlock(&kiln_collector_lock);
 }
 
+void kiln_collector_try_drain(void) {
+  if (pthread_mutex_trylock(&kiln_collector_lock) != 0) return;
+  kiln_collector_drain_locked();
+  pthread_mutex_unlock(&kiln_collector_lock);
+}
+
 /* A thread registered from outside has no exit hook: ask the kernel. */
 static void kiln_collector_reap_foreign(void) {
   pid_t pid = getpid();
@@ -66,29 +75,55 @@ static void kiln_collector_reap_foreign(void) {
   }
 }
 
+static uint64_t kiln_collector_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void *kiln_collector_main(void *arg) {
   (void)arg;
-  long since_reap = 0;
+  uint64_t now = kiln_collector_now(), next_reap = now + 1000000000ull;
+  uint64_t next_dump = kiln_collector.interval_ns ? now + kiln_collector.interval_ns : UINT64_MAX;
   while (!atomic_load_explicit(&kiln_collector.stop, memory_order_acquire)) {
     kiln_collector_drain();
-    since_reap += kiln_collector.period_ns;
-    if (since_reap >= 1000000000L) {
+    now = kiln_collector_now();
+    if (now >= next_reap) {
       kiln_collector_reap_foreign();
-      since_reap = 0;
+      next_reap = now + 1000000000ull;
     }
-    struct timespec ts = {0, kiln_collector.period_ns};
+    if (atomic_exchange(&kiln_collector.dump_requested, 0) && kiln_collector.dump)
+      kiln_collector.dump(KILN_DUMP_SIGNAL);
+    if (now >= next_dump && kiln_collector.dump) {
+      kiln_collector.dump(KILN_DUMP_INTERVAL);
+      /* On schedule, not drifting; a late dump does not cause a burst. */
+      while (next_dump <= now) next_dump += kiln_collector.interval_ns;
+    }
+    now = kiln_collector_now();
+    uint64_t wait = (uint64_t)kiln_collector.period_ns;
+    if (next_dump > now && next_dump - now < wait) wait = next_dump - now;
+    struct timespec ts = {(time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull)};
     syscall(SYS_futex, &kiln_collector.stop, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
   }
   return NULL;
 }
 
-int kiln_collector_start(int hz) {
+KILN_SIGNAL_SAFE void kiln_collector_request_dump(void) {
+  atomic_store(&kiln_collector.dump_requested, 1);
+  syscall(SYS_futex, &kiln_collector.stop, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+int kiln_collector_start(int hz, uint64_t interval_ns, void (*dump)(kiln_dump_reason_t reason)) {
   if (kiln_collector.started) return 0;
-  /* Drain well before a ring could fill with samples of average depth 64. */
-  long ns = (long)((double)KILN_RING_WORDS / 4 / ((double)hz * 65) * 1e9);
-  if (ns > 50000000L) ns = 50000000L;
+  /* Drain well before a ring could fill with samples of average depth 64;
+   * with no sampling (hz 0), only wake for dumps. */
+  long ns = hz > 0 ? (long)((double)KILN_RING_WORDS / 4 / ((double)hz * 65) * 1e9) : 1000000000L;
+  if (ns > (hz > 0 ? 50000000L : 1000000000L)) ns = hz > 0 ? 50000000L : 1000000000L;
   if (ns < 2000000L) ns = 2000000L;
   kiln_collector.period_ns = ns;
+  kiln_collector.interval_ns = interval_ns;
+  kiln_collector.dump = dump;
+  atomic_store(&kiln_collector.dump_requested, 0);
   atomic_store(&kiln_collector.stop, 0);
   sigset_t all, old;
   sigfillset(&all);
@@ -131,4 +166,11 @@ void kiln_collector_after_fork_child(void) {
   pthread_mutex_init(&kiln_collector_lock, NULL);
   kiln_collector.started = false;
   kiln_collector.cpu_seconds = 0;
+  atomic_store(&kiln_collector.dump_requested, 0);
+}
+
+bool kiln_collector_running(void) { return kiln_collector.started; }
+
+bool kiln_collector_is_self(void) {
+  return kiln_collector.started && pthread_equal(pthread_self(), kiln_collector.thread);
 }

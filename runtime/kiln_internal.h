@@ -320,6 +320,8 @@ void kiln_modules_after_fork_child(void) KILN_INTERNAL;
 void kiln_symbols_begin(void) KILN_INTERNAL;
 void kiln_symbols_name(uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
 void kiln_symbols_end(void) KILN_INTERNAL;
+/* Whether C++ names are demangled (malloc inside: off in a crash). */
+void kiln_symbols_demangle(bool on) KILN_INTERNAL;
 
 /* ---------------------------------------------------------- kiln_sampler.c */
 /* Installs the SIGPROF handler and picks the timer (cfg->timer, or the best
@@ -343,6 +345,20 @@ int kiln_sampler_program_sigaction(const struct sigaction *act, struct sigaction
                                    int (*real)(int, const struct sigaction *,
                                                struct sigaction *)) KILN_INTERNAL;
 bool kiln_sampler_stepped_aside(void) KILN_INTERNAL;
+/* Other signals kiln handles: the dump signal (chain false: refused with
+ * -EBUSY when the program has a handler) and the fatal signals (chain
+ * true: installed first in line; the program's action recorded and run by
+ * kiln's handler). Normal context. */
+int kiln_sampler_claim(int sig, void (*handler)(int, siginfo_t *, void *), bool chain) KILN_INTERNAL;
+bool kiln_sampler_claimed(int sig) KILN_INTERNAL;
+/* What the program set (or had) for a claimed signal. [signal] */
+const struct sigaction *kiln_sampler_program_action(int sig) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* The program's disposition back in place. [signal] */
+void kiln_sampler_unclaim(int sig) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* The program's sigaction on a claimed signal: answered with its view;
+ * a chained signal stays kiln's, the dump signal is handed over. */
+int kiln_sampler_program_claimed_sigaction(int sig, const struct sigaction *act,
+                                           struct sigaction *old) KILN_INTERNAL;
 /* In the child after fork: close the copies of the parent's event fds. */
 void kiln_sampler_after_fork_child(void) KILN_INTERNAL;
 /* True on the calling thread while it is inside the handler (tests). */
@@ -354,10 +370,20 @@ bool kiln_sampler_in_handler(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
 int kiln_sampler_stop_signal(void (*handler)(int, siginfo_t *, void *)) KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_collector.c */
-int kiln_collector_start(int hz) KILN_INTERNAL;
+/* hz 0: no CPU sampling (the thread then only serves dumps). Every
+ * interval_ns (0: never) and on kiln_collector_request_dump, it calls dump
+ * from its own thread. */
+int kiln_collector_start(int hz, uint64_t interval_ns, void (*dump)(kiln_dump_reason_t reason)) KILN_INTERNAL;
+/* Asks the collector for a dump now: async-signal-safe (the dump signal's
+ * handler calls it). */
+void kiln_collector_request_dump(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
+bool kiln_collector_running(void) KILN_INTERNAL;
+bool kiln_collector_is_self(void) KILN_INTERNAL;
 void kiln_collector_stop(void) KILN_INTERNAL; /* joins; drains what is left */
 /* Drains every ring into the stack table now (any thread but the handler). */
 void kiln_collector_drain(void) KILN_INTERNAL;
+/* The same, unless another consumer holds the rings (emergencies). */
+void kiln_collector_try_drain(void) KILN_INTERNAL;
 double kiln_collector_cpu_seconds(void) KILN_INTERNAL;
 void kiln_collector_after_fork_child(void) KILN_INTERNAL;
 
@@ -427,7 +453,52 @@ void kiln_scan_totals(kiln_scan_totals_t *out) KILN_INTERNAL;
 kiln_count_kind_t kiln_scan_kind_bytes(kiln_leak_kind_t k) KILN_INTERNAL;
 kiln_count_kind_t kiln_scan_kind_count(kiln_leak_kind_t k) KILN_INTERNAL;
 
+/* ----------------------------------------------------------- kiln_pprof.c */
+/* One pprof profile (gzipped profile.proto) of the stack table: a sample
+ * per stack with one value per kind (count x scale). Dump time. */
+typedef struct kiln_pprof_spec {
+  const kiln_count_kind_t *kinds;
+  const uint64_t *scale;          /* per kind, 1 if NULL */
+  const char *const *types, *const *units; /* sample_type per kind */
+  int nkinds;
+  const char *period_type, *period_unit;
+  int64_t period, time_nanos, duration_nanos;
+  bool alloc;                     /* stacks start at the caller of operator new */
+} kiln_pprof_spec_t;
+void kiln_pprof_render(const kiln_pprof_spec_t *spec, kiln_buf_t *out) KILN_INTERNAL;
+
+/* ---------------------------------------------------------- kiln_health.c */
+enum { KILN_HEALTH_WARNINGS = 8, KILN_HEALTH_MODULES = 4 };
+typedef struct kiln_health_input {
+  const kiln_config_t *cfg;
+  uint64_t samples;
+  double counted_seconds; /* CPU time the timer counts, the profiler's own out */
+  uint64_t dropped, truncated, skipped, table_full, memory_bytes, threads;
+  bool stepped_aside, dump_signal_refused, crash;
+} kiln_health_input_t;
+typedef struct kiln_health {
+  double expected_samples, delivered_share;
+  uint64_t memory_bytes;
+  char allocator[96];
+  int nmodules;
+  struct { char name[96]; double share; } modules[KILN_HEALTH_MODULES];
+  int nwarnings;
+  char warnings[KILN_HEALTH_WARNINGS][200];
+} kiln_health_t;
+/* Dump time (symbolizes, except in crash mode). */
+void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *out) KILN_INTERNAL;
+void kiln_health_json(kiln_buf_t *b, const kiln_health_t *h) KILN_INTERNAL;
+
+/* ----------------------------------------------------------- kiln_crash.c */
+/* The dump signal and the fatal signals (SIGSEGV, SIGABRT, SIGBUS, SIGFPE,
+ * SIGILL): handlers claimed at start through the sampler. */
+void kiln_crash_start(const kiln_config_t *cfg) KILN_INTERNAL;
+bool kiln_crash_dump_signal_on(void) KILN_INTERNAL;
+
 /* --------------------------------------------------------- kiln_profiler.c */
+/* _exit and fatal signals: write what can be written, without waiting on a
+ * lock or calling malloc (sig: the fatal signal, 0 for _exit). */
+void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) KILN_INTERNAL;
 /* Exact allocation tracking running (started alone if need be, for the
  * checks of kiln_check.c): 0, or -EINVAL when the heap is sampled. */
 int kiln_profiler_ensure_heap(void) KILN_INTERNAL;

@@ -5,6 +5,7 @@
 #include "kiln_internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,6 +78,35 @@ static bool kiln_options_keyword(const char *var, const char *const *words, cons
   return false;
 }
 
+/* A signal for on-demand dumps: a name (USR1, SIGUSR2, HUP, RTMIN+N) or
+ * a number; never one whose default use matters to kiln or the program's
+ * life (SIGPROF, SIGKILL, SIGSTOP, the fatal and job-control signals). 0 if
+ * not acceptable. */
+static int kiln_options_signal(const char *v) {
+  static const struct { const char *name; int sig; } names[] = {
+      {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP}, {"URG", SIGURG},
+      {"PWR", SIGPWR},   {"WINCH", SIGWINCH}, {"VTALRM", SIGVTALRM}};
+  int sig = 0;
+  if (strncmp(v, "SIG", 3) == 0) v += 3;
+  if (kiln_options_int(v, 1, 64, &sig)) {
+    /* a number */
+  } else if (strncmp(v, "RTMIN+", 6) == 0 && kiln_options_int(v + 6, 0, 30, &sig)) {
+    sig += SIGRTMIN;
+  } else {
+    sig = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+      if (strcmp(v, names[i].name) == 0) sig = names[i].sig;
+  }
+  switch (sig) {
+  case SIGPROF: case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL:
+  case SIGABRT: case SIGCHLD: case SIGCONT: case SIGTSTP: case SIGTTIN: case SIGTTOU: case SIGPIPE:
+  case SIGINT: case SIGTERM: case SIGQUIT: case SIGTRAP: case SIGSYS:
+    return 0;
+  default:
+    return sig > 0 && sig <= SIGRTMAX ? sig : 0;
+  }
+}
+
 int kiln_options_from_env(kiln_config_t *cfg) {
   kiln_options_defaults(cfg);
   const char *v;
@@ -132,6 +162,31 @@ int kiln_options_from_env(kiln_config_t *cfg) {
       return -EINVAL;
     }
     strcpy(cfg->suppress, v);
+  }
+  int secs = 0;
+  if ((v = secure_getenv("KILN_INTERVAL")) != NULL && *v) {
+    if (!kiln_options_int(v, 1, 86400, &secs)) {
+      kiln_log("KILN_INTERVAL=%s: expected whole seconds from 1 to 86400; profiling disabled", v);
+      return -EINVAL;
+    }
+    cfg->interval_ns = (uint64_t)secs * 1000000000ull;
+    cfg->pprof = true; /* a shipper's format with every interval */
+  }
+  static const char *const imodes[] = {"delta", "cumulative"};
+  static const int imode_vals[] = {0, 1};
+  if (!kiln_options_keyword("KILN_INTERVAL_MODE", imodes, imode_vals, 2, &kind)) return -EINVAL;
+  if (kind >= 0) cfg->interval_cumulative = kind == 1;
+  static const char *const onoff[] = {"0", "1"};
+  static const int onoff_vals[] = {0, 1};
+  if (!kiln_options_keyword("KILN_PPROF", onoff, onoff_vals, 2, &kind)) return -EINVAL;
+  if (kind >= 0) cfg->pprof = kind == 1;
+  if ((v = secure_getenv("KILN_DUMP_SIGNAL")) != NULL && *v) {
+    cfg->dump_signal = kiln_options_signal(v);
+    if (cfg->dump_signal <= 0) {
+      kiln_log("KILN_DUMP_SIGNAL=%s: expected a signal name (USR1, SIGUSR2, RTMIN+3...) or number that "
+               "kiln may take; profiling disabled", v);
+      return -EINVAL;
+    }
   }
   if ((v = secure_getenv("KILN_QUIET")) != NULL && *v) {
     if (strcmp(v, "1") == 0)

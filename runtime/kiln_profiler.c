@@ -25,11 +25,15 @@ static struct {
   pthread_key_t thread_key;
   pid_t pid;
   char prog[128];
-  double wall_start, user_start, sys_start;
+  double wall_start, user_start, sys_start, wall_start_unix;
   bool out_warned;
+  unsigned dump_seq;         /* tagged sets written */
+  double last_set_unix;      /* when the last tagged set was written */
+  bool dump_signal_on;       /* KILN_DUMP_SIGNAL is ours */
 } kiln_profiler;
 
 static pthread_mutex_t kiln_profiler_lock = PTHREAD_MUTEX_INITIALIZER;
+static void kiln_profiler_on_dump(kiln_dump_reason_t reason);
 static __thread sigset_t kiln_tls_fork_mask;
 
 static double kiln_profiler_now(clockid_t clk) {
@@ -47,6 +51,7 @@ static void kiln_profiler_rusage(double *user, double *sys) {
 
 static void kiln_profiler_baseline(void) {
   kiln_profiler.pid = getpid();
+  kiln_profiler.wall_start_unix = kiln_profiler_now(CLOCK_REALTIME);
   kiln_profiler.wall_start = kiln_profiler_now(CLOCK_MONOTONIC);
   kiln_profiler_rusage(&kiln_profiler.user_start, &kiln_profiler.sys_start);
 }
@@ -119,8 +124,10 @@ static void kiln_profiler_fork_child(void) {
     kiln_heap_guard_enter();
     kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
-    kiln_stacktab_clear_counts(KILN_COUNTS_CPU);
+    kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) |
+                               (1u << KILN_COUNT_MARK_ALLOC_BYTES) | (1u << KILN_COUNT_MARK_ALLOC_COUNT));
     kiln_heap_after_fork_child();
+    kiln_profiler.dump_seq = 0;
     kiln_modules_after_fork_child();
     kiln_collector_after_fork_child();
     kiln_profiler_baseline();
@@ -128,7 +135,9 @@ static void kiln_profiler_fork_child(void) {
     if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
       kiln_profiler_add_self();
       kiln_sampler_resume();
-      kiln_collector_start(kiln_profiler.cfg.hz);
+      kiln_collector_start(kiln_profiler.cfg.hz, kiln_profiler.cfg.interval_ns, kiln_profiler_on_dump);
+    } else if (kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on) {
+      kiln_collector_start(0, kiln_profiler.cfg.interval_ns, kiln_profiler_on_dump);
     }
     kiln_heap_guard_leave();
   }
@@ -164,10 +173,17 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
   }
   kiln_profiler_baseline();
   atomic_store(&kiln_profiler.active, true);
-  if (cpu) {
-    kiln_profiler_add_self();
-    kiln_profiler_add_existing();
-    if ((rc = kiln_collector_start(kiln_profiler.cfg.hz)) < 0) {
+  kiln_crash_start(&kiln_profiler.cfg);
+  kiln_profiler.dump_signal_on = kiln_profiler.cfg.dump_signal > 0 && kiln_crash_dump_signal_on();
+  kiln_profiler.dump_seq = 0;
+  kiln_profiler.last_set_unix = kiln_profiler_now(CLOCK_REALTIME);
+  if (cpu || kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on) {
+    if (cpu) {
+      kiln_profiler_add_self();
+      kiln_profiler_add_existing();
+    }
+    if ((rc = kiln_collector_start(cpu ? kiln_profiler.cfg.hz : 0, kiln_profiler.cfg.interval_ns,
+                                   kiln_profiler_on_dump)) < 0) {
       kiln_log("cannot start the collector thread (%s); profiling disabled", strerror(-rc));
       kiln_sampler_stop();
       atomic_store(&kiln_profiler.active, false);
@@ -254,6 +270,20 @@ typedef struct kiln_profiler_report {
   double user, sys, wall, profiler_cpu, delivered_hz;
 } kiln_profiler_report_t;
 
+/* One profile set being written. */
+typedef struct kiln_profiler_set {
+  kiln_dump_reason_t reason;
+  bool tagged;     /* an interval/on-demand set: <prog>.<pid>.<tag>.<kind> */
+  bool delta;      /* counts since the last tagged set */
+  bool crash;      /* emergency: no locks waited on, no malloc */
+  int fatal_signal;
+  unsigned seq;
+  char tag[40];
+  double from_unix, until_unix;
+  char pprof_files[2][320];
+  kiln_health_t health;
+} kiln_profiler_set_t;
+
 /* The files of a dump: the count kind each holds and its name suffix;
  * leak: written only after a leak scan with KILN_LEAK_CHECK=full. */
 static const struct {
@@ -279,11 +309,23 @@ static const struct {
 };
 enum { KILN_PROFILER_FILES = sizeof kiln_profiler_files / sizeof kiln_profiler_files[0] };
 
-static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, char names[][256], int nfiles) {
+static const char *const kiln_profiler_reasons[] = {"exit", "interval", "signal", "api",
+                                                     "exec", "_exit", "exit-signal"};
+
+static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, char names[][320], int nfiles,
+                               const kiln_profiler_set_t *set) {
   const kiln_config_t *c = &kiln_profiler.cfg;
   bool cpu = c->mode & KILN_MODE_CPU_BIT, alloc = c->mode & KILN_MODE_ALLOC_BIT;
   kiln_buf_printf(b, "{\n  \"kiln_version\": \"%s\",\n  \"prog\": \"%s\",\n  \"pid\": %d,\n",
                   KILN_VERSION, kiln_profiler.prog, (int)kiln_profiler.pid);
+  kiln_buf_printf(b, "  \"dump_reason\": \"%s\",\n  \"dump_seq\": %u,\n", kiln_profiler_reasons[set->reason],
+                  set->seq);
+  if (set->fatal_signal) kiln_buf_printf(b, "  \"fatal_signal\": %d,\n", set->fatal_signal);
+  if (set->tagged)
+    kiln_buf_printf(b, "  \"tag\": \"%s\",\n  \"interval_mode\": \"%s\",\n  \"from_unix\": %.3f,\n"
+                       "  \"until_unix\": %.3f,\n",
+                    set->tag, set->delta ? "delta" : "cumulative", set->from_unix, set->until_unix);
+  kiln_health_json(b, &set->health);
   kiln_buf_printf(b, "  \"mode\": \"%s\",\n  \"unwinder\": \"%s\",\n  \"max_depth\": %d,\n",
                   cpu && alloc ? "cpu,alloc" : cpu ? "cpu" : "alloc", kiln_unwind_name(c->unwind), c->max_depth);
   if (cpu) {
@@ -334,6 +376,8 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
   kiln_buf_printf(b, "  \"user_seconds\": %.3f,\n  \"system_seconds\": %.3f,\n  \"wall_seconds\": %.3f,\n",
                   r->user, r->sys, r->wall);
   kiln_buf_printf(b, "  \"profiler_cpu_seconds\": %.3f,\n  \"files\": [", r->profiler_cpu);
+  if (set->pprof_files[0][0]) kiln_buf_printf(b, "\"%s\", ", set->pprof_files[0]);
+  if (set->pprof_files[1][0]) kiln_buf_printf(b, "\"%s\", ", set->pprof_files[1]);
   for (int i = 0; i < nfiles; i++) kiln_buf_printf(b, "%s\"%s\"", i ? ", " : "", names[i]);
   kiln_buf_puts(b, "]\n}\n");
 }
@@ -347,15 +391,129 @@ static const char *kiln_profiler_size(double bytes, char *buf, size_t cap) {
   return buf;
 }
 
-static int kiln_profiler_dump_locked(const char *dir, bool summary) {
+static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_scan_totals_t *leaks,
+                                  const kiln_profiler_set_t *set, const char *dir, const char *first, int rc) {
+  const kiln_config_t *c = &kiln_profiler.cfg;
+  char path[4096 + 256];
+  snprintf(path, sizeof path, "%s/%s", dir, first);
+  if (c->mode & KILN_MODE_CPU_BIT)
+    kiln_log("%s[%d]: %llu samples at %.0f Hz (%d requested; %s, %s), threads %llu, "
+             "dropped %llu, truncated %llu%s%s",
+             kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r->threads.samples, r->delivered_hz,
+             c->hz, kiln_sampler_timer_name(kiln_sampler_timer()), kiln_unwind_name(c->unwind),
+             (unsigned long long)r->threads.threads, (unsigned long long)r->threads.dropped,
+             (unsigned long long)r->threads.truncated, rc == 0 ? " -> " : "", rc == 0 ? path : "");
+  if (c->mode & KILN_MODE_ALLOC_BIT) {
+    const kiln_heap_stats_t *h = &r->heap;
+    char a[32], f[32], l[32], p[32], lost[512] = "";
+    if (leaks->ran) {
+      static const char *const cat[] = {"definitely lost", "indirectly lost", "possibly lost", "still reachable"};
+      size_t len = 0;
+      for (int k = 0; k < KILN_LEAK_KINDS && len < sizeof lost; k++)
+        len += (size_t)snprintf(lost + len, sizeof lost - len, "%s %s %s in %llu%s", k ? "," : ";", cat[k],
+                                kiln_profiler_size((double)leaks->bytes[k], a, sizeof a),
+                                (unsigned long long)leaks->count[k], k ? "" : " blocks");
+      if (leaks->suppressed_count && len < sizeof lost)
+        snprintf(lost + len, sizeof lost - len, ", suppressed %s in %llu",
+                 kiln_profiler_size((double)leaks->suppressed_bytes, a, sizeof a),
+                 (unsigned long long)leaks->suppressed_count);
+    }
+    kiln_log("%s[%d]: heap%s: allocated %s in %llu blocks, freed %s in %llu, live at exit %s in %lld "
+             "blocks, peak %s%s%s%s",
+             kiln_profiler.prog, (int)kiln_profiler.pid, h->sample ? " (sampled estimates)" : "",
+             kiln_profiler_size((double)h->alloc_bytes, a, sizeof a), (unsigned long long)h->alloc_count,
+             kiln_profiler_size((double)h->freed_bytes, f, sizeof f), (unsigned long long)h->freed_count,
+             kiln_profiler_size((double)h->live_bytes, l, sizeof l), (long long)h->live_count,
+             kiln_profiler_size((double)h->peak_bytes, p, sizeof p), lost, rc == 0 ? " -> " : "",
+             rc == 0 ? dir : "");
+  }
+  if (set->health.nwarnings > 0)
+    kiln_log("%s[%d]: health: %s%s", kiln_profiler.prog, (int)kiln_profiler.pid, set->health.warnings[0],
+             set->health.nwarnings > 1 ? " (more in the meta file)" : "");
+}
+
+/* Delta mode: DELTA_* = current - MARK_* for every stack; after the set
+ * is written, MARK_* += DELTA_*, so each count lands in exactly one set. */
+static void kiln_profiler_delta_stack(kiln_stack_t *s, void *ctx) {
+  bool commit = *(bool *)ctx;
+  static const kiln_count_kind_t cur[3] = {KILN_COUNT_CPU, KILN_COUNT_ALLOC_BYTES, KILN_COUNT_ALLOC_COUNT};
+  static const kiln_count_kind_t mark[3] = {KILN_COUNT_MARK_CPU, KILN_COUNT_MARK_ALLOC_BYTES,
+                                            KILN_COUNT_MARK_ALLOC_COUNT};
+  static const kiln_count_kind_t delta[3] = {KILN_COUNT_DELTA_CPU, KILN_COUNT_DELTA_ALLOC_BYTES,
+                                             KILN_COUNT_DELTA_ALLOC_COUNT};
+  for (int k = 0; k < 3; k++) {
+    if (commit) {
+      atomic_fetch_add(&s->counts[mark[k]], atomic_load(&s->counts[delta[k]]));
+    } else {
+      uint64_t d = atomic_load(&s->counts[cur[k]]) - atomic_load(&s->counts[mark[k]]);
+      atomic_store(&s->counts[delta[k]], (int64_t)d > 0 ? d : 0);
+    }
+  }
+}
+
+/* The pprof files of a set: CPU (samples, cpu nanoseconds) and heap
+ * (alloc and inuse objects/space), as Go's profiles name them. */
+static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_set_t *set) {
+  const kiln_config_t *c = &kiln_profiler.cfg;
+  int rc = 0;
+  int64_t now_ns = (int64_t)(set->until_unix * 1e9), dur_ns = (int64_t)((set->until_unix - set->from_unix) * 1e9);
+  if (c->mode & KILN_MODE_CPU_BIT) {
+    kiln_count_kind_t k = set->delta ? KILN_COUNT_DELTA_CPU : KILN_COUNT_CPU;
+    kiln_count_kind_t kinds[2] = {k, k};
+    uint64_t scale[2] = {1, 1000000000ull / (uint64_t)c->hz};
+    const char *types[2] = {"samples", "cpu"}, *units[2] = {"count", "nanoseconds"};
+    kiln_pprof_spec_t spec = {kinds, scale, types, units, 2, "cpu", "nanoseconds",
+                              (int64_t)(1000000000 / c->hz), now_ns - dur_ns, dur_ns, false};
+    kiln_buf_t out = {0};
+    kiln_pprof_render(&spec, &out);
+    snprintf(set->pprof_files[0], sizeof set->pprof_files[0], "%s.cpu.pb.gz", base);
+    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[0], out.data, out.len);
+    kiln_buf_free(&out);
+  }
+  if (rc == 0 && (c->mode & KILN_MODE_ALLOC_BIT)) {
+    kiln_count_kind_t kinds[4] = {set->delta ? KILN_COUNT_DELTA_ALLOC_COUNT : KILN_COUNT_ALLOC_COUNT,
+                                  set->delta ? KILN_COUNT_DELTA_ALLOC_BYTES : KILN_COUNT_ALLOC_BYTES,
+                                  KILN_COUNT_LIVE_COUNT, KILN_COUNT_LIVE_BYTES};
+    const char *types[4] = {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"};
+    const char *units[4] = {"count", "bytes", "count", "bytes"};
+    kiln_pprof_spec_t spec = {kinds, NULL, types, units, 4, "space", "bytes", 0, now_ns - dur_ns, dur_ns, true};
+    kiln_buf_t out = {0};
+    kiln_pprof_render(&spec, &out);
+    snprintf(set->pprof_files[1], sizeof set->pprof_files[1], "%s.heap.pb.gz", base);
+    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[1], out.data, out.len);
+    kiln_buf_free(&out);
+  }
+  return rc;
+}
+
+static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, bool summary) {
   kiln_heap_guard_enter();
   const kiln_config_t *c = &kiln_profiler.cfg;
-  if (c->mode & KILN_MODE_CPU_BIT) kiln_collector_drain();
-  kiln_modules_refresh();
+  if (c->mode & KILN_MODE_CPU_BIT) {
+    if (set->crash) kiln_collector_try_drain();
+    else kiln_collector_drain();
+  }
+  if (!set->crash) kiln_modules_refresh();
+  kiln_symbols_demangle(!set->crash); /* __cxa_demangle mallocs: not in a crash */
+  set->until_unix = kiln_profiler_now(CLOCK_REALTIME);
+  set->from_unix = set->tagged && set->delta ? kiln_profiler.last_set_unix : kiln_profiler.wall_start_unix;
+  char base[200];
+  if (set->tagged) {
+    set->seq = ++kiln_profiler.dump_seq;
+    time_t t = (time_t)set->until_unix;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(set->tag, sizeof set->tag, "%04d%02d%02dT%02d%02d%02dZ-%04u", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, set->seq % 10000);
+    snprintf(base, sizeof base, "%s.%d.%s", kiln_profiler.prog, (int)kiln_profiler.pid, set->tag);
+  } else {
+    set->seq = kiln_profiler.dump_seq;
+    snprintf(base, sizeof base, "%s.%d", kiln_profiler.prog, (int)kiln_profiler.pid);
+  }
   kiln_profiler_report_t r;
   memset(&r, 0, sizeof r);
   kiln_count_kind_t kinds[KILN_PROFILER_FILES];
-  char names[KILN_PROFILER_FILES][256];
+  char names[KILN_PROFILER_FILES][320];
   uint64_t totals[KILN_PROFILER_FILES];
   kiln_buf_t outs[KILN_PROFILER_FILES];
   memset(outs, 0, sizeof outs);
@@ -363,19 +521,34 @@ static int kiln_profiler_dump_locked(const char *dir, bool summary) {
   kiln_scan_totals(&leaks);
   int n = 0;
   for (int i = 0; i < KILN_PROFILER_FILES; i++) {
-    if (!(c->mode & kiln_profiler_files[i].mode) || (kiln_profiler_files[i].leak && !leaks.files)) continue;
-    kinds[n] = kiln_profiler_files[i].kind;
-    snprintf(names[n], sizeof names[n], "%s.%d.%s.folded", kiln_profiler.prog, (int)kiln_profiler.pid,
-             kiln_profiler_files[i].suffix);
+    const char *suffix = kiln_profiler_files[i].suffix;
+    kiln_count_kind_t kind = kiln_profiler_files[i].kind;
+    if (!(c->mode & kiln_profiler_files[i].mode)) continue;
+    if (set->tagged) {
+      /* A tagged set: CPU and allocations of the interval (or so far),
+       * and what is live now. */
+      if (kiln_profiler_files[i].leak || kind == KILN_COUNT_PEAK_BYTES) continue;
+      if (kind == KILN_COUNT_LIVE_BYTES) suffix = "live_bytes";
+      if (kind == KILN_COUNT_LIVE_COUNT) suffix = "live_count";
+      if (set->delta && kind == KILN_COUNT_CPU) kind = KILN_COUNT_DELTA_CPU;
+      if (set->delta && kind == KILN_COUNT_ALLOC_BYTES) kind = KILN_COUNT_DELTA_ALLOC_BYTES;
+      if (set->delta && kind == KILN_COUNT_ALLOC_COUNT) kind = KILN_COUNT_DELTA_ALLOC_COUNT;
+    } else if (kiln_profiler_files[i].leak && !leaks.files) {
+      continue;
+    }
+    kinds[n] = kind;
+    snprintf(names[n], sizeof names[n], "%s.%s.folded", base, suffix);
     n++;
   }
   if (c->mode & KILN_MODE_ALLOC_BIT) {
     kiln_heap_settle();
     kiln_heap_stats(&r.heap);
   }
+  bool commit = false;
+  if (set->tagged && set->delta) kiln_stacktab_foreach(kiln_profiler_delta_stack, &commit);
   kiln_folded_render(kinds, n, outs, totals);
   for (int i = 0; i < n; i++)
-    if (kinds[i] == KILN_COUNT_CPU) r.cpu_total = totals[i];
+    if (kinds[i] == KILN_COUNT_CPU || kinds[i] == KILN_COUNT_DELTA_CPU) r.cpu_total = totals[i];
   kiln_threads_totals(&r.threads);
   kiln_stacktab_stats(&r.table);
   double user, sys;
@@ -388,86 +561,109 @@ static int kiln_profiler_dump_locked(const char *dir, bool summary) {
   double counted = r.user + (kiln_sampler_timer() == KILN_TIMER_PERF ? 0 : r.sys) - r.profiler_cpu;
   r.delivered_hz = counted > 0.001 ? (double)r.threads.samples / counted : 0;
 
-  kiln_buf_t meta = {0};
-  char meta_name[256];
-  snprintf(meta_name, sizeof meta_name, "%s.%d.meta.json", kiln_profiler.prog, (int)kiln_profiler.pid);
-  kiln_profiler_meta(&meta, &r, names, n);
+  kiln_health_input_t hin = {c, r.threads.samples, counted, r.threads.dropped, r.threads.truncated,
+                             r.threads.skipped, r.table.full_hits, r.table.bytes + r.heap.map_bytes,
+                             (c->mode & KILN_MODE_CPU_BIT) ? r.threads.threads : 0, kiln_sampler_stepped_aside(),
+                             c->dump_signal > 0 && !kiln_profiler.dump_signal_on, set->crash};
+  kiln_health_assess(&hin, &set->health);
+
   int rc = kiln_out_mkdirs(dir);
   for (int i = 0; i < n && rc == 0; i++) {
     if (outs[i].failed) rc = -ENOMEM;
     else rc = kiln_out_write_file(dir, names[i], outs[i].data ? outs[i].data : "", outs[i].len);
   }
+  if (rc == 0 && c->pprof && set->tagged) rc = kiln_profiler_pprof(dir, base, set);
+  /* The meta file last: when it is there, the whole set is. */
+  kiln_buf_t meta = {0};
+  char meta_name[300];
+  snprintf(meta_name, sizeof meta_name, "%s.meta.json", base);
+  kiln_profiler_meta(&meta, &r, names, n, set);
   if (rc == 0) rc = meta.failed ? -ENOMEM : kiln_out_write_file(dir, meta_name, meta.data, meta.len);
+  if (rc == 0 && set->tagged && set->delta) {
+    commit = true;
+    kiln_stacktab_foreach(kiln_profiler_delta_stack, &commit);
+  }
+  if (rc == 0 && set->tagged) kiln_profiler.last_set_unix = set->until_unix;
   if (rc < 0 && !kiln_profiler.out_warned) {
     kiln_profiler.out_warned = true;
     kiln_log("cannot write profiles to %s: %s", dir, strerror(-rc));
   }
-  if (summary && !c->quiet) {
-    char path[4096 + 256];
-    snprintf(path, sizeof path, "%s/%s", dir, names[0]);
-    if (c->mode & KILN_MODE_CPU_BIT)
-      kiln_log("%s[%d]: %llu samples at %.0f Hz (%d requested; %s, %s), threads %llu, "
-               "dropped %llu, truncated %llu%s%s",
-               kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r.threads.samples,
-               r.delivered_hz, c->hz, kiln_sampler_timer_name(kiln_sampler_timer()),
-               kiln_unwind_name(c->unwind), (unsigned long long)r.threads.threads,
-               (unsigned long long)r.threads.dropped, (unsigned long long)r.threads.truncated,
-               rc == 0 ? " -> " : "", rc == 0 ? path : "");
-    if (c->mode & KILN_MODE_ALLOC_BIT) {
-      const kiln_heap_stats_t *h = &r.heap;
-      char a[32], f[32], l[32], p[32], lost[512] = "";
-      if (leaks.ran) {
-        static const char *const cat[] = {"definitely lost", "indirectly lost", "possibly lost",
-                                          "still reachable"};
-        size_t len = 0;
-        for (int k = 0; k < KILN_LEAK_KINDS; k++)
-          len += (size_t)snprintf(lost + len, sizeof lost - len, "%s %s %s in %llu%s", k ? "," : ";", cat[k],
-                                  kiln_profiler_size((double)leaks.bytes[k], a, sizeof a),
-                                  (unsigned long long)leaks.count[k], k ? "" : " blocks");
-        if (leaks.suppressed_count && len < sizeof lost)
-          snprintf(lost + len, sizeof lost - len, ", suppressed %s in %llu",
-                   kiln_profiler_size((double)leaks.suppressed_bytes, a, sizeof a),
-                   (unsigned long long)leaks.suppressed_count);
-      }
-      kiln_log("%s[%d]: heap%s: allocated %s in %llu blocks, freed %s in %llu, live at exit %s in %lld "
-               "blocks, peak %s%s%s%s",
-               kiln_profiler.prog, (int)kiln_profiler.pid, h->sample ? " (sampled estimates)" : "",
-               kiln_profiler_size((double)h->alloc_bytes, a, sizeof a), (unsigned long long)h->alloc_count,
-               kiln_profiler_size((double)h->freed_bytes, f, sizeof f), (unsigned long long)h->freed_count,
-               kiln_profiler_size((double)h->live_bytes, l, sizeof l), (long long)h->live_count,
-               kiln_profiler_size((double)h->peak_bytes, p, sizeof p), lost, rc == 0 ? " -> " : "",
-               rc == 0 ? dir : "");
-    }
-  }
+  if (summary && !c->quiet) kiln_profiler_summary(&r, &leaks, set, dir, names[0], rc);
   for (int i = 0; i < n; i++) kiln_buf_free(&outs[i]);
   kiln_buf_free(&meta);
+  kiln_symbols_demangle(true);
   kiln_heap_guard_leave();
   return rc;
 }
 
-void kiln_profiler_at_exit(void) {
+static int kiln_profiler_dump_locked(const char *dir, kiln_dump_reason_t reason, bool summary) {
+  kiln_profiler_set_t set;
+  memset(&set, 0, sizeof set);
+  set.reason = reason;
+  set.tagged = reason == KILN_DUMP_INTERVAL || reason == KILN_DUMP_SIGNAL;
+  set.delta = set.tagged && !kiln_profiler.cfg.interval_cumulative;
+  return kiln_profiler_dump_set(dir, &set, summary);
+}
+
+/* From the collector thread: an interval is up, or the dump signal came. */
+static void kiln_profiler_on_dump(kiln_dump_reason_t reason) {
   pthread_mutex_lock(&kiln_profiler_lock);
-  if (atomic_exchange(&kiln_profiler.active, false) && getpid() == kiln_profiler.pid) {
+  if (atomic_load(&kiln_profiler.active)) kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, reason, false);
+  pthread_mutex_unlock(&kiln_profiler_lock);
+}
+
+/* _exit and fatal signals: whatever state the program is in, write what
+ * can be written without waiting on a lock and without malloc; never
+ * twice. Returns at once if a dump is under way elsewhere. */
+void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) {
+  if (getpid() != kiln_profiler.pid || !atomic_load(&kiln_profiler.active)) return;
+  if (pthread_mutex_trylock(&kiln_profiler_lock) != 0) return;
+  if (atomic_exchange(&kiln_profiler.active, false)) {
     kiln_heap_guard_enter();
-    if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
-      kiln_sampler_stop();
-      kiln_collector_stop();
+    if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop();
+    kiln_profiler_set_t set;
+    memset(&set, 0, sizeof set);
+    set.reason = reason;
+    set.crash = sig != 0;
+    set.fatal_signal = sig;
+    if (kiln_profiler.cfg.interval_ns && !kiln_profiler.cfg.interval_cumulative) {
+      /* the last interval, so that the intervals add up to the whole */
+      kiln_profiler_set_t last = set;
+      last.tagged = last.delta = true;
+      kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &last, false);
     }
+    kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &set, true);
+    kiln_heap_guard_leave();
+  }
+  pthread_mutex_unlock(&kiln_profiler_lock);
+}
+
+void kiln_profiler_at_exit(void) {
+  /* A vfork child shares this memory: it must not touch the state. */
+  if (getpid() != kiln_profiler.pid || !atomic_load(&kiln_profiler.active)) return;
+  kiln_heap_guard_enter();
+  /* The collector may be writing a set under the lock: stop it first. */
+  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop();
+  kiln_collector_stop();
+  pthread_mutex_lock(&kiln_profiler_lock);
+  if (atomic_exchange(&kiln_profiler.active, false)) {
+    if (kiln_profiler.cfg.interval_ns && !kiln_profiler.cfg.interval_cumulative)
+      kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_INTERVAL, false); /* the last interval */
     if (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) {
       kiln_heap_exit_freeres();
       kiln_scan_run(&kiln_profiler.cfg); /* leak categories, when asked */
     }
-    kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, true);
-    kiln_heap_guard_leave();
+    kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_EXIT, true);
   }
   pthread_mutex_unlock(&kiln_profiler_lock);
+  kiln_heap_guard_leave();
 }
 
 void kiln_profiler_before_exec(void) {
   /* A vfork child shares our memory but is another process: hands off. */
   if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid) return;
   pthread_mutex_lock(&kiln_profiler_lock);
-  kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, true);
+  kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_EXEC, true);
   kiln_sampler_quiesce();
   pthread_mutex_unlock(&kiln_profiler_lock);
 }
@@ -520,7 +716,8 @@ KILN_EXPORT int kiln_start(const kiln_options_t *opts) {
 
 KILN_EXPORT void kiln_stop(void) {
   pthread_mutex_lock(&kiln_profiler_lock);
-  if (atomic_exchange(&kiln_profiler.active, false)) {
+  bool was = atomic_exchange(&kiln_profiler.active, false);
+  if (was) {
     kiln_heap_stop();
     kiln_sampler_stop();
     int high = kiln_threads_high();
@@ -528,9 +725,10 @@ KILN_EXPORT void kiln_stop(void) {
       kiln_thread_t *t = kiln_threads_slot(i);
       if (atomic_load(&t->state) == KILN_SLOT_ACTIVE) kiln_threads_retire(t);
     }
-    kiln_collector_stop();
   }
   pthread_mutex_unlock(&kiln_profiler_lock);
+  /* Outside the lock: the collector may be waiting on it for a dump. */
+  if (was) kiln_collector_stop();
 }
 
 KILN_EXPORT int kiln_dump(const char *dir) {
@@ -539,7 +737,7 @@ KILN_EXPORT int kiln_dump(const char *dir) {
   if (kiln_profiler.pid != 0) {
     char abs[sizeof kiln_profiler.cfg.out_dir];
     if (dir == NULL) {
-      rc = kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, false);
+      rc = kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_API, false);
     } else {
       kiln_config_t tmp;
       memset(&tmp, 0, sizeof tmp);
@@ -547,7 +745,7 @@ KILN_EXPORT int kiln_dump(const char *dir) {
         strcpy(tmp.out_dir, dir);
         if (kiln_options_resolve_out(&tmp) == 0) {
           strcpy(abs, tmp.out_dir);
-          rc = kiln_profiler_dump_locked(abs, false);
+          rc = kiln_profiler_dump_locked(abs, KILN_DUMP_API, false);
         }
       } else {
         rc = -ENAMETOOLONG;

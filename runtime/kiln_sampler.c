@@ -328,3 +328,63 @@ int kiln_sampler_stop_signal(void (*handler)(int, siginfo_t *, void *)) {
   }
   return -EBUSY;
 }
+
+/* ------------------------------------- other signals kiln takes for itself
+ * The dump signal (only if the program leaves it at SIG_DFL: never stolen)
+ * and the fatal signals (always: kiln's handler writes the profile, then
+ * runs what the program asked for — its handler, or the default action
+ * with its core dump and exit status). The program's own sigaction calls
+ * on them are answered with its view and recorded here. */
+
+static struct {
+  bool claimed;
+  bool chain;                   /* keep ours, run the program's after */
+  struct sigaction program;     /* what the program believes is installed */
+} kiln_sampler_claims[65];
+
+int kiln_sampler_claim(int sig, void (*handler)(int, siginfo_t *, void *), bool chain) {
+  if (sig <= 0 || sig > 64 || sig == SIGPROF) return -EINVAL;
+  struct sigaction old;
+  if (kiln_libc.sigaction(sig, NULL, &old) < 0) return -errno;
+  bool program_has_one = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != NULL : old.sa_handler != SIG_DFL;
+  if (program_has_one && !chain) return -EBUSY;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = handler;
+  /* SA_ONSTACK: a stack overflow's SIGSEGV runs on the program's alternate
+   * stack if it set one, as its own handler would. */
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  if (kiln_libc.sigaction(sig, &sa, NULL) < 0) return -errno;
+  kiln_sampler_claims[sig].program = old;
+  kiln_sampler_claims[sig].chain = chain;
+  kiln_sampler_claims[sig].claimed = true;
+  return 0;
+}
+
+bool kiln_sampler_claimed(int sig) { return sig > 0 && sig <= 64 && kiln_sampler_claims[sig].claimed; }
+
+KILN_SIGNAL_SAFE const struct sigaction *kiln_sampler_program_action(int sig) {
+  return &kiln_sampler_claims[sig].program;
+}
+
+/* Puts the program's disposition back (before re-raising a fatal signal,
+ * or when the program takes a signal for itself). */
+KILN_SIGNAL_SAFE void kiln_sampler_unclaim(int sig) {
+  if (!kiln_sampler_claimed(sig)) return;
+  kiln_sampler_claims[sig].claimed = false;
+  kiln_libc.sigaction(sig, &kiln_sampler_claims[sig].program, NULL);
+}
+
+int kiln_sampler_program_claimed_sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+  if (old != NULL) *old = kiln_sampler_claims[sig].program;
+  if (act == NULL) return 0;
+  if (kiln_sampler_claims[sig].chain) {
+    kiln_sampler_claims[sig].program = *act; /* ours stays first in line */
+    return 0;
+  }
+  kiln_sampler_claims[sig].program = *act;
+  kiln_sampler_unclaim(sig);
+  kiln_log("the program takes signal %d for itself: on-demand dumps off", sig);
+  return 0;
+}

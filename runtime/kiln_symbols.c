@@ -36,6 +36,9 @@ static kiln_symfile_t *kiln_symfiles;
 static size_t kiln_nsymfiles;
 static kiln_symfile_t *kiln_symfile_last; /* lookup cache: valid until _end */
 static char *(*kiln_demangle)(const char *, char *, size_t *, int *);
+static bool kiln_symbols_no_demangle;
+
+void kiln_symbols_demangle(bool on) { kiln_symbols_no_demangle = !on; }
 
 void kiln_symbols_begin(void) {
   kiln_symfiles = kiln_mem_map(sizeof(kiln_symfile_t) * KILN_SYMFILES_MAX);
@@ -254,7 +257,7 @@ void kiln_symbols_name(uint64_t pc, kiln_buf_t *out) {
     kiln_buf_printf(out, "%s+0x%llx", m->name, (unsigned long long)(addr - m->base));
     return;
   }
-  if (kiln_demangle != NULL && s->name[0] == '_' && s->name[1] == 'Z') {
+  if (kiln_demangle != NULL && !kiln_symbols_no_demangle && s->name[0] == '_' && s->name[1] == 'Z') {
     int status = -1;
     char *d = kiln_demangle(s->name, NULL, NULL, &status);
     if (d != NULL && status == 0) {

@@ -82,6 +82,14 @@ typedef enum {
   KILN_COUNT_POSSIBLE_COUNT,
   KILN_COUNT_REACHABLE_BYTES, /* still reachable: a pointer to its start reaches it */
   KILN_COUNT_REACHABLE_COUNT,
+  /* Interval dumps in delta mode: what the last one wrote (MARK_*) and
+   * what this one writes (DELTA_* = current - mark, set at dump time). */
+  KILN_COUNT_MARK_CPU,
+  KILN_COUNT_MARK_ALLOC_BYTES,
+  KILN_COUNT_MARK_ALLOC_COUNT,
+  KILN_COUNT_DELTA_CPU,
+  KILN_COUNT_DELTA_ALLOC_BYTES,
+  KILN_COUNT_DELTA_ALLOC_COUNT,
   KILN_COUNT_KINDS
 } kiln_count_kind_t;
 
@@ -95,6 +103,17 @@ typedef enum {
 } kiln_timer_kind_t;
 
 enum { KILN_MODE_CPU_BIT = 1u << 0, KILN_MODE_ALLOC_BIT = 1u << 1 };
+
+/* Why a profile set is written (meta.json "dump_reason"). */
+typedef enum {
+  KILN_DUMP_EXIT = 0,     /* normal exit: the untagged set */
+  KILN_DUMP_INTERVAL,     /* KILN_INTERVAL */
+  KILN_DUMP_SIGNAL,       /* KILN_DUMP_SIGNAL */
+  KILN_DUMP_API,          /* kiln_dump() */
+  KILN_DUMP_EXEC,         /* before exec */
+  KILN_DUMP_UNDERSCORE_EXIT, /* _exit / _Exit */
+  KILN_DUMP_FATAL,        /* a fatal signal */
+} kiln_dump_reason_t;
 
 /* KILN_LEAK_CHECK: what the exit-time reachability scan does (exact
  * allocation tracking only). */
@@ -113,6 +132,10 @@ typedef struct kiln_config {
   kiln_timer_kind_t timer;
   bool quiet;              /* no summary line */
   uint64_t alloc_sample;   /* 0: every allocation; else mean bytes between samples */
+  uint64_t interval_ns;    /* KILN_INTERVAL: a profile set every interval; 0 none */
+  bool interval_cumulative; /* KILN_INTERVAL_MODE=cumulative (default: delta) */
+  int dump_signal;         /* KILN_DUMP_SIGNAL: a set on demand; 0 none */
+  bool pprof;              /* KILN_PPROF: pprof files with each set */
   kiln_leak_check_t leak_check;
   char suppress[4096];     /* KILN_SUPPRESS: leak suppressions file, "" for none */
   char out_dir[4096];      /* absolute, resolved at start */

@@ -1,0 +1,149 @@
+/* kiln_health.c — the health report of every dump (meta.json "health",
+ * and a summary line when something is wrong): samples taken against the
+ * samples the requested rate implies, what was dropped or cut, where
+ * stacks end early (a module without frame pointers under the fp
+ * unwinder, or without unwind tables), the profiler's own memory, and what
+ * kiln shares the process with (another SIGPROF handler, another
+ * allocator). Dump time, normal context; no malloc in crash mode. */
+#include "kiln_internal.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdarg.h>
+#include <string.h>
+
+typedef struct kiln_health_walk {
+  kiln_count_kind_t kind;
+  uint64_t total;
+  kiln_buf_t name;
+  struct { char module[96]; uint64_t count; } ends[32];
+  int nends;
+} kiln_health_walk_t;
+
+/* Frames where a whole stack legitimately ends. */
+static bool kiln_health_is_root(const char *s, size_t n) {
+  static const char *const roots[] = {"_start", "__libc_start_main", "__libc_start_call_main", "clone",
+                                      "clone3", "__clone", "__clone3", "start_thread", "__GI___clone3"};
+  for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
+    if (strlen(roots[i]) == n && memcmp(roots[i], s, n) == 0) return true;
+  return false;
+}
+
+static void kiln_health_stack(kiln_stack_t *s, void *ctx) {
+  kiln_health_walk_t *w = ctx;
+  uint64_t v = atomic_load_explicit(&s->counts[w->kind], memory_order_relaxed);
+  if (v == 0 || (int64_t)v < 0) return;
+  w->total += v;
+  if (s->depth == 0 || (s->flags & (KILN_STACK_TRUNCATED | KILN_STACK_SKIPPED | KILN_STACK_FULL))) return;
+  uint64_t root = s->pcs[s->depth - 1];
+  w->name.len = 0;
+  kiln_symbols_name(root, &w->name);
+  if (w->name.data != NULL && kiln_health_is_root(w->name.data, w->name.len)) return;
+  const kiln_module_t *m = kiln_modules_find((uintptr_t)root - 1);
+  const char *module = m ? m->name : "[unknown]";
+  int i = 0;
+  while (i < w->nends && strcmp(w->ends[i].module, module) != 0) i++;
+  if (i == w->nends) {
+    if (w->nends == 32) return;
+    snprintf(w->ends[w->nends++].module, sizeof w->ends[0].module, "%s", module);
+  }
+  w->ends[i].count += v;
+}
+
+static void kiln_health_warn(kiln_health_t *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void kiln_health_warn(kiln_health_t *h, const char *fmt, ...) {
+  if (h->nwarnings == KILN_HEALTH_WARNINGS) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(h->warnings[h->nwarnings++], sizeof h->warnings[0], fmt, ap);
+  va_end(ap);
+}
+
+void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
+  memset(h, 0, sizeof *h);
+  const kiln_config_t *c = in->cfg;
+  bool cpu = c->mode & KILN_MODE_CPU_BIT;
+  h->memory_bytes = in->memory_bytes + in->threads * (KILN_RING_WORDS * 8 + 8192);
+  if (cpu) {
+    h->expected_samples = in->counted_seconds * c->hz;
+    h->delivered_share = h->expected_samples > 0 ? (double)in->samples / h->expected_samples : 0;
+    if (in->stepped_aside)
+      kiln_health_warn(h, "another SIGPROF handler: the program installed its own; CPU sampling stopped");
+    if (h->expected_samples >= 100 && h->delivered_share < 0.9)
+      kiln_health_warn(h, "delivered %.0f%% of the requested %d Hz (timer: %s)", 100 * h->delivered_share, c->hz,
+                       kiln_sampler_timer_name(kiln_sampler_timer()));
+    if (in->dropped)
+      kiln_health_warn(h, "%llu samples dropped: a thread's ring was full", (unsigned long long)in->dropped);
+    if (in->samples && in->truncated * 100 > in->samples)
+      kiln_health_warn(h, "%.0f%% of stacks deeper than KILN_MAX_DEPTH=%d: raise it",
+                       100.0 * (double)in->truncated / (double)in->samples, c->max_depth);
+    if (in->samples && in->skipped * 20 > in->samples)
+      kiln_health_warn(h, "%.0f%% of samples fell inside the dynamic loader and kept only their leaf",
+                       100.0 * (double)in->skipped / (double)in->samples);
+  }
+  if (in->table_full)
+    kiln_health_warn(h, "stack table full: %llu samples or allocations counted under [kiln: table full]",
+                     (unsigned long long)in->table_full);
+  if (in->dump_signal_refused)
+    kiln_health_warn(h, "KILN_DUMP_SIGNAL: the program handles that signal itself; on-demand dumps off");
+  /* Who serves malloc: kiln forwards to the next allocator in line. */
+  Dl_info info;
+  if (kiln_libc.malloc != NULL && dladdr(*(void **)&kiln_libc.malloc, &info) != 0 && info.dli_fname != NULL) {
+    const char *base = strrchr(info.dli_fname, '/');
+    snprintf(h->allocator, sizeof h->allocator, "%s", base ? base + 1 : info.dli_fname);
+    if (strncmp(h->allocator, "libc.so", 7) != 0)
+      kiln_health_warn(h, "another allocator: %s serves malloc (kiln forwards every call to it)", h->allocator);
+  }
+  if (in->crash) return; /* no symbol pass in an emergency */
+  /* Where do stacks end, if not at a thread's or the program's root? */
+  kiln_health_walk_t w;
+  memset(&w, 0, sizeof w);
+  w.kind = cpu ? KILN_COUNT_CPU : KILN_COUNT_ALLOC_COUNT;
+  kiln_symbols_begin();
+  kiln_stacktab_foreach(kiln_health_stack, &w);
+  kiln_symbols_end();
+  kiln_buf_free(&w.name);
+  for (int i = 0; i < w.nends; i++) {
+    double share = w.total ? (double)w.ends[i].count / (double)w.total : 0;
+    if (share < 0.10 || w.ends[i].count < 20) continue;
+    if (h->nmodules < KILN_HEALTH_MODULES) {
+      snprintf(h->modules[h->nmodules].name, sizeof h->modules[0].name, "%s", w.ends[i].module);
+      h->modules[h->nmodules++].share = share;
+    }
+    if (c->unwind == KILN_UNWIND_FP)
+      kiln_health_warn(h, "%s: %.0f%% of stacks end here: build it with -fno-omit-frame-pointer, or use the "
+                          "libunwind unwinder (KILN_UNWIND=libunwind)", w.ends[i].module, 100 * share);
+    else
+      kiln_health_warn(h, "%s: %.0f%% of stacks end here: it may lack unwind tables (build with "
+                          "-fasynchronous-unwind-tables)", w.ends[i].module, 100 * share);
+  }
+}
+
+static void kiln_health_json_string(kiln_buf_t *b, const char *s) {
+  kiln_buf_put(b, "\"", 1);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') kiln_buf_put(b, "\\", 1);
+    if ((unsigned char)*s < 0x20) continue;
+    kiln_buf_put(b, s, 1);
+  }
+  kiln_buf_put(b, "\"", 1);
+}
+
+void kiln_health_json(kiln_buf_t *b, const kiln_health_t *h) {
+  kiln_buf_printf(b, "  \"health\": {\n    \"expected_samples\": %.0f,\n    \"delivered_share\": %.3f,\n",
+                  h->expected_samples, h->delivered_share);
+  kiln_buf_printf(b, "    \"profiler_memory_bytes\": %llu,\n    \"allocator\": ", (unsigned long long)h->memory_bytes);
+  kiln_health_json_string(b, h->allocator);
+  kiln_buf_puts(b, ",\n    \"stacks_ending_early\": [");
+  for (int i = 0; i < h->nmodules; i++) {
+    kiln_buf_printf(b, "%s{\"module\": ", i ? ", " : "");
+    kiln_health_json_string(b, h->modules[i].name);
+    kiln_buf_printf(b, ", \"share\": %.3f}", h->modules[i].share);
+  }
+  kiln_buf_puts(b, "],\n    \"warnings\": [");
+  for (int i = 0; i < h->nwarnings; i++) {
+    if (i) kiln_buf_puts(b, ", ");
+    kiln_health_json_string(b, h->warnings[i]);
+  }
+  kiln_buf_puts(b, "]\n  },\n");
+}
