@@ -241,6 +241,16 @@ int kiln_sets_expand(const char *const *paths, int npaths, const char *kind,
                      const char ***out, int *nout);
 void kiln_sets_free(const char **paths, int npaths);
 
+/* ------------------------------------------------------------ elf.c */
+/* The file execvp(CMD) would run (PATH searched as glibc does), malloc'ed,
+ * or NULL when none is found. */
+char *kiln_elf_resolve(const char *cmd);
+/* 1 when PATH is a statically linked ELF (no PT_INTERP, so LD_PRELOAD is
+ * never read) without the kiln runtime linked in; 0 when it is dynamic,
+ * carries the runtime, or is the dynamic loader itself; -1 when it is not
+ * an ELF file kiln can read (a script, say). */
+int kiln_elf_static_without_kiln(const char *path);
+
 /* ------------------------------------------------------------ escape.c */
 /* Appends NAME escaped for XML text and attributes: <>&"' as entities,
  * control characters and invalid UTF-8 as U+FFFD. With max_chars > 0 and a

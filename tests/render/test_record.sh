@@ -22,6 +22,31 @@ check_eq record_cannot_run_exit 127 $?
 check_eq record_cannot_run_one_line 1 "$(grep -c '^kiln: ' "$T/noexec.err")"
 check record_cannot_run_message grep -q "cannot run '/nonexistent/program'" "$T/noexec.err"
 
+# Statically linked programs: LD_PRELOAD cannot work; kiln says so once and
+# runs them anyway. Dynamic programs, scripts and static programs that carry
+# the runtime (they read KILN_OUT: a string stands in for libkiln.a) do not warn.
+mkdir -p "$T/static"
+printf 'int main(void) { return 3; }\n' > "$T/static/st.c"
+printf '#include <stdio.h>\nint main(void) { puts("KILN_OUT"); return 0; }\n' > "$T/static/sk.c"
+if cc -static -o "$T/static/st" "$T/static/st.c" 2> /dev/null &&
+   cc -static -o "$T/static/sk" "$T/static/sk.c" 2> /dev/null; then
+  "$KILN" record -o "$T/static/out" -- "$T/static/st" > /dev/null 2> "$T/static.err"
+  check_eq record_static_exit_status 3 $?
+  check_eq record_static_one_line 1 "$(grep -c 'statically linked' "$T/static.err")"
+  check record_static_message grep -q "^kiln: record: $T/static/st is statically linked: LD_PRELOAD cannot load libkiln.so into it, so no profile will be written for it; running it anyway (to profile it, link it with libkiln.a and call kiln_start()" "$T/static.err"
+  (PATH="$T/static:$PATH" "$KILN" record -o "$T/static/out" -- st > /dev/null 2> "$T/static_path.err")
+  check record_static_via_path grep -q "^kiln: record: $T/static/st is statically linked" "$T/static_path.err"
+  "$KILN" record -o "$T/static/out" -- "$T/static/sk" > /dev/null 2> "$T/static_kiln.err"
+  check_eq record_static_with_runtime_no_warning 0 "$(grep -c 'statically linked' "$T/static_kiln.err")"
+  printf '#!/bin/sh\nexit 0\n' > "$T/static/script" && chmod +x "$T/static/script"
+  "$KILN" record -o "$T/static/out" -- "$T/static/script" > /dev/null 2> "$T/static_script.err"
+  check_eq record_script_no_warning 0 "$(grep -c 'statically linked' "$T/static_script.err")"
+  "$KILN" record -o "$T/static/out" -- true > /dev/null 2> "$T/dynamic.err"
+  check_eq record_dynamic_no_warning 0 "$(grep -c 'statically linked' "$T/dynamic.err")"
+else
+  echo "note: static-binary checks skipped: cc -static does not link here"
+fi
+
 # The real thing.
 "$KILN" record -F 499 -o "$T/split" -- "$SPLIT" > "$T/split.out" 2> "$T/split.err"
 check_eq record_exit_status 0 $?
