@@ -26,15 +26,19 @@ static const char kiln_push_usage[] =
     "  POST URL/ingest?name=APP.TYPE{}&from=T&until=T&format=folded|pprof&...\n"
     "TYPE is Pyroscope's name for the kiln profile kind: cpu -> cpu,\n"
     "alloc_bytes -> alloc_space, alloc_count -> alloc_objects, leak_bytes and\n"
-    "peak_bytes -> inuse_space, leak_count -> inuse_objects (leak and peak\n"
-    "labelled kiln_profile=leak|peak).\n"
+    "live_bytes, leak_bytes and peak_bytes -> inuse_space, live_count and\n"
+    "leak_count -> inuse_objects (leak and peak labelled kiln_profile=leak|peak).\n"
+    "An interval set's file (PROG.PID.TAG.KIND.folded) is sent under PROG, for\n"
+    "the span its meta.json gives (from_unix, until_unix).\n"
     "\n"
     "  --url URL       the server, http://HOST[:PORT][/PATH] (https is not spoken)\n"
     "  --name APP      application name (default: PROG from PROG.PID.KIND.folded);\n"
     "                  with '{', the full name, sent as given\n"
-    "  --from T        start, UNIX seconds (default: until minus the run's\n"
-    "                  wall_seconds from PROG.PID.meta.json, else until - 1)\n"
-    "  --until T       end, UNIX seconds (default: the file's modification time)\n"
+    "  --from T        start, UNIX seconds (default: the set's from_unix, else\n"
+    "                  until minus wall_seconds from PROG.PID.meta.json, else\n"
+    "                  until - 1)\n"
+    "  --until T       end, UNIX seconds (default: the set's until_unix, else\n"
+    "                  the file's modification time)\n"
     "  --timeout S     seconds allowed for each connect, send and reply (30)\n"
     "  -h, --help      this help\n"
     "\n"
@@ -210,8 +214,8 @@ static long kiln_push_check_folded(const char *path, const char *text, size_t le
     return valid;
 }
 
-/* PROG.PID.KIND from a file name: the program, the kind (NULL if the name
- * is not kiln's) and the "DIR/PROG.PID" prefix for the meta file. */
+/* PROG.PID[.TAG].KIND from a file name: the program, the kind (NULL if the
+ * name is not kiln's) and the "DIR/PROG.PID[.TAG]" prefix for the meta file. */
 static void kiln_push_names(const char *path, char **prog, const char **kind, char **prefix)
 {
     static const char *const exts[] = {".folded", ".pb.gz", ".pprof", ".pb"};
@@ -244,6 +248,9 @@ static void kiln_push_names(const char *path, char **prog, const char **kind, ch
         if (pid && pid > stem && pid[1] && strspn(pid + 1, "0123456789") == strlen(pid + 1))
             *pid = '\0';
     }
+    kiln_sets_name_t nm; /* an interval set: PROG.PID.TAG.KIND */
+    if (kiln_sets_parse(base, &nm) && nm.tag_len)
+        stem[nm.prog_len] = '\0';
     *prog = stem;
 }
 
@@ -457,7 +464,7 @@ static int kiln_push_file(const kiln_push_opts_t *o, const char *path)
     struct stat st;
     long until = o->until_set ? o->until : stat(path, &st) == 0 ? (long)st.st_mtime
                                                                  : (long)time(NULL);
-    double wall = 0, hz = 0;
+    double wall = 0, hz = 0, set_from = 0, set_until = 0;
     if (prefix) {
         kiln_buf_t meta_path = {0};
         kiln_buf_printf(&meta_path, "%s.meta.json", prefix);
@@ -467,11 +474,21 @@ static int kiln_push_file(const kiln_push_opts_t *o, const char *path)
         if (meta) {
             kiln_push_meta_number(meta, "wall_seconds", &wall);
             kiln_push_meta_number(meta, "hz_requested", &hz);
+            /* A dump's set says the span it covers. */
+            if (kiln_push_meta_number(meta, "from_unix", &set_from) != 0 ||
+                kiln_push_meta_number(meta, "until_unix", &set_until) != 0 ||
+                !(set_until >= set_from && set_from > 0))
+                set_from = set_until = 0;
         }
         free(meta);
         kiln_buf_free(&meta_path);
     }
     long span = wall >= 1 ? (long)ceil(wall) : 1;
+    if (set_until > 0 && !o->until_set && !o->from_set) {
+        until = (long)ceil(set_until);
+        span = until - (long)floor(set_from);
+        span = span > 0 ? span : 1;
+    }
     long from = o->from_set ? o->from : until - span;
     if (o->from_set && !o->until_set && until <= from)
         until = from + span;

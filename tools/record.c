@@ -139,6 +139,43 @@ static void kiln_record_alloc_summary(const char *dir, char **names, size_t n)
         kiln_util_err("record: no leak profile was written in %s", dir);
 }
 
+/* The sets a process wrote while it ran (KILN_INTERVAL, KILN_DUMP_SIGNAL)
+ * are one line per process, not one per file: their names are taken out of
+ * NAMES (sorted, so a process's tagged names are adjacent), which keeps the
+ * exit set's files. */
+static void kiln_record_list_sets(const char *dir, char **names, size_t *n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < *n;) {
+        kiln_sets_name_t nm;
+        if (!kiln_sets_parse(names[i], &nm) || !nm.tag_len) {
+            names[k++] = names[i++];
+            continue;
+        }
+        size_t sets = 0, end = i;
+        const char *first = NULL, *last = NULL;
+        for (; end < *n; end++) {
+            kiln_sets_name_t e;
+            if (!kiln_sets_parse(names[end], &e) || !e.tag_len || e.pid != nm.pid ||
+                e.prog_len != nm.prog_len || strncmp(names[end], names[i], nm.prog_len) != 0)
+                break;
+            if (strcmp(names[end] + e.rest_off, "meta.json") == 0) {
+                sets++;
+                first = first ? first : names[end] + e.tag_off;
+                last = names[end] + e.tag_off;
+            }
+        }
+        if (sets)
+            fprintf(stderr, "kiln: wrote %zu profile set%s of %.*s while it ran in %s (%.*s to "
+                    "%.*s): 'kiln top %s' reads the run, 'kiln top FILE' one set\n",
+                    sets, sets == 1 ? "" : "s", (int)(nm.tag_off - 1), names[i], dir,
+                    KILN_SETS_TAG_LEN, first, KILN_SETS_TAG_LEN, last, dir);
+        for (; i < end; i++)
+            free(names[i]);
+    }
+    *n = k;
+}
+
 /* Lists DIR's profiles and prints top tables for the CPU ones (and the
  * allocation summary with --alloc). */
 static void kiln_record_summary(const char *dir, bool alloc)
@@ -161,6 +198,7 @@ static void kiln_record_summary(const char *dir, bool alloc)
     qsort(names, n, sizeof *names, kiln_record_cmp);
     if (n == 0)
         kiln_util_err("record: no profile written in %s", dir);
+    kiln_record_list_sets(dir, names, &n);
     for (size_t i = 0; i < n; i++) {
         kiln_buf_t path = {0};
         kiln_buf_printf(&path, "%s/%s", dir, names[i]);

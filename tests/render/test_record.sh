@@ -93,3 +93,13 @@ sleep 1
 kill -TERM "$kpid"
 wait "$kpid"
 check_eq record_forwards_sigterm 143 $?
+
+# Sets written while the program ran are one line per process, not a line
+# per file (a stand-in writes three sets the way the runtime names them).
+"$KILN" record -o "$T/sets" -- sh -c 'for s in 0001 0002 0003; do
+    p="$KILN_OUT/app.77.20261121T120000Z-$s"; echo "main;f 1" > "$p.cpu.folded"; echo "{}" > "$p.meta.json"
+  done' > /dev/null 2> "$T/sets.err"
+check_eq record_sets_exit 0 $?
+check record_sets_one_line grep -q "^kiln: wrote 3 profile sets of app.77 while it ran in $T/sets (20261121T120000Z-0001 to 20261121T120000Z-0003): 'kiln top $T/sets' reads the run" "$T/sets.err"
+check_eq record_sets_files_not_listed 0 "$(grep -c "wrote $T/sets/app\.77\." "$T/sets.err")"
+check_eq record_sets_no_table 0 "$(grep -c "app\.77\..*top functions" "$T/sets.err")"

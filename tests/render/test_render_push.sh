@@ -61,6 +61,18 @@ check_eq push_alloc_units bytes "$(field 1 'q("units")')"
 check_eq push_alloc_no_rate '<none>' "$(field 1 'q("sampleRate")')"
 check push_reports_sent grep -q "^pushed $T/prof/server.4242.cpu.folded as server.cpu{}" "$T/push.out"
 
+# An interval set: the program without pid and tag, the set's own span.
+cp "$IN/basic.folded" "$T/prof/server.4242.20231114T221500Z-0007.cpu.folded"
+printf '{\n  "dump_reason": "interval",\n  "from_unix": 1700000040.250,\n  "until_unix": 1700000100.500,\n  "wall_seconds": 500.0\n}\n' \
+  > "$T/prof/server.4242.20231114T221500Z-0007.meta.json"
+start_receiver 200 1
+"$KILN" push --url "http://127.0.0.1:$PORT" "$T/prof/server.4242.20231114T221500Z-0007.cpu.folded" \
+  > /dev/null 2>&1
+check_eq push_interval_exit 0 $?
+stop_receiver
+check_eq push_interval_name 'server.cpu{}' "$(field 0 'q("name")')"
+check_eq push_interval_span '1700000040 1700000101' "$(field 0 'q("from") + " " + q("until")')"
+
 # pprof, explicit name with labels, explicit times.
 "$KILN" convert --to pprof -o "$T/prof/server.4242.cpu.pb.gz" "$T/prof/server.4242.cpu.folded"
 start_receiver 200 1
