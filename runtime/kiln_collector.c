@@ -23,6 +23,7 @@ static struct {
   long period_ns;
   uint64_t interval_ns;
   void (*dump)(kiln_dump_reason_t reason);
+  int dump_signal; /* the one signal this thread takes, 0 none */
   clockid_t cpu_clock;
   double cpu_seconds; /* of collectors that have stopped */
   uint64_t pcs[KILN_DEPTH_MAX + 8];
@@ -83,6 +84,14 @@ static uint64_t kiln_collector_now(void) {
 
 static void *kiln_collector_main(void *arg) {
   (void)arg;
+  /* A name `kiln dump` finds it by, to signal this thread alone. */
+  pthread_setname_np(pthread_self(), "kiln-collector");
+  if (kiln_collector.dump_signal > 0) {
+    sigset_t dump;
+    sigemptyset(&dump);
+    sigaddset(&dump, kiln_collector.dump_signal);
+    pthread_sigmask(SIG_UNBLOCK, &dump, NULL);
+  }
   uint64_t now = kiln_collector_now(), next_reap = now + 1000000000ull;
   uint64_t next_dump = kiln_collector.interval_ns ? now + kiln_collector.interval_ns : UINT64_MAX;
   while (!atomic_load_explicit(&kiln_collector.stop, memory_order_acquire)) {
@@ -113,7 +122,7 @@ KILN_SIGNAL_SAFE void kiln_collector_request_dump(void) {
   syscall(SYS_futex, &kiln_collector.stop, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-int kiln_collector_start(int hz, uint64_t interval_ns, void (*dump)(kiln_dump_reason_t reason)) {
+int kiln_collector_start(int hz, uint64_t interval_ns, int dump_signal, void (*dump)(kiln_dump_reason_t reason)) {
   if (kiln_collector.started) return 0;
   /* Drain well before a ring could fill with samples of average depth 64;
    * with no sampling (hz 0), only wake for dumps. */
@@ -123,10 +132,13 @@ int kiln_collector_start(int hz, uint64_t interval_ns, void (*dump)(kiln_dump_re
   kiln_collector.period_ns = ns;
   kiln_collector.interval_ns = interval_ns;
   kiln_collector.dump = dump;
+  kiln_collector.dump_signal = dump_signal;
   atomic_store(&kiln_collector.dump_requested, 0);
   atomic_store(&kiln_collector.stop, 0);
   sigset_t all, old;
   sigfillset(&all);
+  /* Every signal blocked in the collector, but the dump signal: sent to
+   * this thread (tgkill), it interrupts no thread of the program. */
   pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited: no signal ever runs there */
   int rc = kiln_libc.pthread_create(&kiln_collector.thread, NULL, kiln_collector_main, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -39,7 +39,10 @@ static void kiln_health_stack(kiln_stack_t *s, void *ctx) {
   w->name.len = 0;
   kiln_symbols_name(root, &w->name);
   if (w->name.data != NULL && kiln_health_is_root(w->name.data, w->name.len)) return;
-  const kiln_module_t *m = kiln_modules_find((uintptr_t)root - 1);
+  /* Blame the deepest frame in a module: a walk that lost its way may
+   * have taken a stray word for a frame or two beyond it. */
+  const kiln_module_t *m = NULL;
+  for (uint32_t i = s->depth; i-- > 0 && m == NULL;) m = kiln_modules_find((uintptr_t)s->pcs[i] - 1);
   const char *module = m ? m->name : "[unknown]";
   int i = 0;
   while (i < w->nends && strcmp(w->ends[i].module, module) != 0) i++;

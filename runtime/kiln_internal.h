@@ -372,8 +372,11 @@ int kiln_sampler_stop_signal(void (*handler)(int, siginfo_t *, void *)) KILN_INT
 /* -------------------------------------------------------- kiln_collector.c */
 /* hz 0: no CPU sampling (the thread then only serves dumps). Every
  * interval_ns (0: never) and on kiln_collector_request_dump, it calls dump
- * from its own thread. */
-int kiln_collector_start(int hz, uint64_t interval_ns, void (*dump)(kiln_dump_reason_t reason)) KILN_INTERNAL;
+ * from its own thread. The thread is named "kiln-collector" and leaves
+ * dump_signal unblocked, so that the signal sent to it alone (tgkill)
+ * interrupts no thread of the program. */
+int kiln_collector_start(int hz, uint64_t interval_ns, int dump_signal,
+                         void (*dump)(kiln_dump_reason_t reason)) KILN_INTERNAL;
 /* Asks the collector for a dump now: async-signal-safe (the dump signal's
  * handler calls it). */
 void kiln_collector_request_dump(void) KILN_SIGNAL_SAFE KILN_INTERNAL;

@@ -34,6 +34,7 @@ static struct {
 
 static pthread_mutex_t kiln_profiler_lock = PTHREAD_MUTEX_INITIALIZER;
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason);
+static int kiln_profiler_dump_signal(void);
 static __thread sigset_t kiln_tls_fork_mask;
 
 static double kiln_profiler_now(clockid_t clk) {
@@ -135,9 +136,9 @@ static void kiln_profiler_fork_child(void) {
     if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
       kiln_profiler_add_self();
       kiln_sampler_resume();
-      kiln_collector_start(kiln_profiler.cfg.hz, kiln_profiler.cfg.interval_ns, kiln_profiler_on_dump);
+      kiln_collector_start(kiln_profiler.cfg.hz, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(), kiln_profiler_on_dump);
     } else if (kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on) {
-      kiln_collector_start(0, kiln_profiler.cfg.interval_ns, kiln_profiler_on_dump);
+      kiln_collector_start(0, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(), kiln_profiler_on_dump);
     }
     kiln_heap_guard_leave();
   }
@@ -183,7 +184,7 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
       kiln_profiler_add_existing();
     }
     if ((rc = kiln_collector_start(cpu ? kiln_profiler.cfg.hz : 0, kiln_profiler.cfg.interval_ns,
-                                   kiln_profiler_on_dump)) < 0) {
+                                   kiln_profiler_dump_signal(), kiln_profiler_on_dump)) < 0) {
       kiln_log("cannot start the collector thread (%s); profiling disabled", strerror(-rc));
       kiln_sampler_stop();
       atomic_store(&kiln_profiler.active, false);
@@ -605,6 +606,10 @@ static int kiln_profiler_dump_locked(const char *dir, kiln_dump_reason_t reason,
   return kiln_profiler_dump_set(dir, &set, summary);
 }
 
+static int kiln_profiler_dump_signal(void) {
+  return kiln_profiler.dump_signal_on ? kiln_profiler.cfg.dump_signal : 0;
+}
+
 /* From the collector thread: an interval is up, or the dump signal came. */
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason) {
   pthread_mutex_lock(&kiln_profiler_lock);
@@ -626,10 +631,11 @@ void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) {
     set.reason = reason;
     set.crash = sig != 0;
     set.fatal_signal = sig;
-    if (kiln_profiler.cfg.interval_ns && !kiln_profiler.cfg.interval_cumulative) {
+    if (kiln_profiler.cfg.interval_ns) {
       /* the last interval, so that the intervals add up to the whole */
       kiln_profiler_set_t last = set;
-      last.tagged = last.delta = true;
+      last.tagged = true;
+      last.delta = !kiln_profiler.cfg.interval_cumulative;
       kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &last, false);
     }
     kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &set, true);
@@ -647,8 +653,8 @@ void kiln_profiler_at_exit(void) {
   kiln_collector_stop();
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_exchange(&kiln_profiler.active, false)) {
-    if (kiln_profiler.cfg.interval_ns && !kiln_profiler.cfg.interval_cumulative)
-      kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_INTERVAL, false); /* the last interval */
+    if (kiln_profiler.cfg.interval_ns) /* the last interval: the sets add up to the whole run */
+      kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_INTERVAL, false);
     if (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) {
       kiln_heap_exit_freeres();
       kiln_scan_run(&kiln_profiler.cfg); /* leak categories, when asked */
