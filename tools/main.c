@@ -1,6 +1,7 @@
 /* main.c — the `kiln` command's entry: global options and dispatch to one
  * module per command. Runs offline; reads only folded files (record aside,
- * which starts the profiled program under the preload library). */
+ * which starts the profiled program under the preload library, and dump,
+ * which signals a running one). */
 #include "kiln.h"
 
 #include <stdlib.h>
@@ -40,6 +41,12 @@ static void kiln_main_help(FILE *out)
         fprintf(out, "  %-11s %s\n", kiln_commands[i].name, kiln_commands[i].summary);
     fputs("\n"
           "'kiln COMMAND --help' describes each command.\n"
+          "\n"
+          "A long-running program started with KILN_INTERVAL=SECONDS or\n"
+          "KILN_DUMP_SIGNAL=SIG writes a set of profiles while it runs\n"
+          "(PROG.PID.TAG.KIND.folded); 'kiln dump PID' asks for one now. A\n"
+          "directory given to top, tree, flamegraph, convert or diff stands for\n"
+          "the whole run of each process in it (--kind chooses the kind).\n"
           "\n"
           "Folded input: one stack per line, frames root first joined by ';', a\n"
           "space and a count ('main;parse;strlen 42'); two counts ('stack BEFORE\n"
