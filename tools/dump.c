@@ -23,7 +23,9 @@ static const char kiln_dump_usage[] =
     "files, one a line. Then, e.g.: kiln top DIR/PROG.PID.TAG.cpu.folded\n"
     "\n"
     "  --signal SIG   the signal (USR2, SIGUSR2, RTMIN+3 or a number; default:\n"
-    "                 KILN_DUMP_SIGNAL from /proc/PID/environ)\n"
+    "                 KILN_DUMP_SIGNAL from /proc/PID/environ, which it must\n"
+    "                 match when set: for a process whose environment kiln\n"
+    "                 cannot read, or that chose its signal another way)\n"
     "  --dir DIR      where the process writes (default: KILN_OUT from its\n"
     "                 environment, a relative one taken from its working\n"
     "                 directory now, else that directory). The runtime resolves\n"
@@ -40,7 +42,10 @@ static const char kiln_dump_usage[] =
 #define KILN_DUMP_POLL_NS 20000000L /* 20 ms between directory scans */
 
 /* A signal as KILN_DUMP_SIGNAL spells it: a number, a name with or without
- * SIG, RTMIN+N or RTMAX-N. 0 if not one kiln may send. */
+ * SIG, RTMIN+N or RTMAX-N. 0 if not one the runtime takes as its dump
+ * signal: those that end, stop or continue a process, or that it or the
+ * C library use (the same list as runtime/kiln_options.c), so that a
+ * program's own SIGTERM or SIGINT handler is never set off by mistake. */
 static int kiln_dump_signal(const char *spec)
 {
     long v;
@@ -63,9 +68,13 @@ static int kiln_dump_signal(const char *spec)
                 sig = i;
         }
     }
-    if (sig < 1 || sig > SIGRTMAX || sig == SIGKILL || sig == SIGSTOP)
-        return 0;
-    return sig;
+    static const int refused[] = {SIGPROF, SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+                                  SIGABRT, SIGCHLD, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE,
+                                  SIGINT, SIGTERM, SIGQUIT, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (sig == refused[i])
+            return 0;
+    return sig >= 1 && sig <= SIGRTMAX ? sig : 0;
 }
 
 /* "USR2", or "RTMIN+3" for real-time signals. */
@@ -266,8 +275,8 @@ int kiln_dump_main(int argc, char **argv)
         switch (c) {
         case 's':
             if ((sig = kiln_dump_signal(optarg)) == 0)
-                kiln_util_usage_error("dump", "--signal needs a signal name or number that can "
-                                      "be caught, not '%s'", optarg);
+                kiln_util_usage_error("dump", "--signal needs a signal the runtime can take "
+                                      "(USR1, USR2, HUP, RTMIN+N...), not '%s'", optarg);
             break;
         case 't':
             if (kiln_util_parse_double(optarg, &timeout) != 0 || strchr(optarg, '%') ||
@@ -317,8 +326,16 @@ int kiln_dump_main(int argc, char **argv)
         free(env);
         return KILN_EXIT_FAIL;
     }
+    const char *spec = env ? kiln_dump_env(env, envlen, "KILN_DUMP_SIGNAL") : NULL;
+    if (sig && spec && *spec && kiln_dump_signal(spec) != sig) {
+        /* The runtime listens to its own signal only; another could set off
+         * whatever the program does with it (reopen logs, reload...). */
+        kiln_util_err("dump: %ld was started with KILN_DUMP_SIGNAL=%s, not the --signal given: "
+                      "not sent", pid, spec);
+        free(env);
+        return KILN_EXIT_FAIL;
+    }
     if (!sig) {
-        const char *spec = kiln_dump_env(env, envlen, "KILN_DUMP_SIGNAL");
         if (!spec || !*spec) {
             kiln_util_err("dump: %ld was not started with KILN_DUMP_SIGNAL; restart it with "
                           "KILN_DUMP_SIGNAL=USR2 (or pass --signal if it set one another way)",

@@ -74,6 +74,7 @@ dump usage_no_pid; check_eq dump_usage_no_pid 2 "$rc"
 dump usage_bad_pid abc; check_eq dump_usage_bad_pid 2 "$rc"
 dump usage_kill --signal KILL 1; check_eq dump_usage_signal_kill 2 "$rc"
 dump usage_bad_signal --signal NOPE 1; check_eq dump_usage_bad_signal 2 "$rc"
+dump usage_term --signal TERM 1; check_eq dump_usage_signal_term 2 "$rc"
 dump usage_timeout --timeout -1 1; check_eq dump_usage_timeout 2 "$rc"
 "$KILN" dump --help | grep -q "KILN_OUT once, at start"
 check_eq dump_help_mentions_cwd 0 $?
@@ -136,6 +137,10 @@ check_eq dump_standin_dir_sum "120" \
 dump explicit --signal SIGUSR2 --dir "$T/out" --timeout 5 "$spid"
 check_eq dump_explicit_exit 0 "$rc"
 check dump_explicit_new grep -q -- '-0003\.meta\.json$' "$T/explicit.out"
+
+# --signal must be the process's KILN_DUMP_SIGNAL when it has one.
+dump other_signal --signal USR1 "$spid"
+one_error other_signal 1 "$spid was started with KILN_DUMP_SIGNAL=USR2, not the --signal given"
 
 # A missing directory is an error before any signal is sent.
 dump nodir --dir "$T/nonexistent" "$spid"
