@@ -59,6 +59,7 @@ static void *kiln_interpose_thread_start(void *p) {
 KILN_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
                                void *(*start)(void *), void *arg) {
   kiln_libc_resolve();
+  if (kiln_libc.pthread_create == NULL) return ENOSYS;
   if (!kiln_profiler_active()) return kiln_libc.pthread_create(thread, attr, start, arg);
   kiln_start_rec_t *rec = kiln_interpose_rec_claim();
   if (rec == NULL) return kiln_libc.pthread_create(thread, attr, start, arg);
@@ -73,6 +74,7 @@ KILN_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 
 KILN_EXPORT void *dlopen(const char *file, int mode) {
   kiln_libc_resolve();
+  if (kiln_libc.dlopen == NULL) return NULL;
   kiln_unwind_unsafe_enter();
   void *h = kiln_libc.dlopen(file, mode);
   kiln_unwind_unsafe_leave();
@@ -82,6 +84,7 @@ KILN_EXPORT void *dlopen(const char *file, int mode) {
 
 KILN_EXPORT int dlclose(void *handle) {
   kiln_libc_resolve();
+  if (kiln_libc.dlclose == NULL) return -1;
   /* Record the module while it is still mapped, so it can be named later. */
   if (kiln_profiler_active()) kiln_modules_refresh();
   kiln_unwind_unsafe_enter();
@@ -93,6 +96,7 @@ KILN_EXPORT int dlclose(void *handle) {
 
 KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data) {
   kiln_libc_resolve();
+  if (kiln_libc.dl_iterate_phdr == NULL) return 0;
   kiln_unwind_unsafe_enter();
   int rc = kiln_libc.dl_iterate_phdr(cb, data);
   kiln_unwind_unsafe_leave();
@@ -103,6 +107,7 @@ KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *)
 
 KILN_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
   kiln_libc_resolve();
+  if (kiln_libc.sigaction == NULL) return errno = ENOSYS, -1;
   if (sig == SIGPROF) return kiln_sampler_program_sigaction(act, old, kiln_libc.sigaction);
   if (kiln_sampler_claimed(sig)) return kiln_sampler_program_claimed_sigaction(sig, act, old);
   return kiln_libc.sigaction(sig, act, old);
@@ -121,7 +126,8 @@ static sighandler_t kiln_interpose_signal(int sig, sighandler_t handler, int fla
 
 KILN_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
   kiln_libc_resolve();
-  if (sig != SIGPROF && !kiln_sampler_claimed(sig)) return kiln_libc.signal(sig, handler);
+  if (sig != SIGPROF && !kiln_sampler_claimed(sig) && kiln_libc.signal != NULL)
+    return kiln_libc.signal(sig, handler);
   return kiln_interpose_signal(sig, handler, SA_RESTART); /* glibc: BSD semantics */
 }
 
@@ -144,18 +150,21 @@ static int kiln_interpose_exec_done(int rc) {
 
 KILN_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
+  if (kiln_libc.execve == NULL) return errno = ENOSYS, -1;
   kiln_profiler_before_exec();
   return kiln_interpose_exec_done(kiln_libc.execve(path, argv, envp));
 }
 
 KILN_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
+  if (kiln_libc.execvpe == NULL) return errno = ENOSYS, -1;
   kiln_profiler_before_exec();
   return kiln_interpose_exec_done(kiln_libc.execvpe(file, argv, envp));
 }
 
 KILN_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
+  if (kiln_libc.fexecve == NULL) return errno = ENOSYS, -1;
   kiln_profiler_before_exec();
   return kiln_interpose_exec_done(kiln_libc.fexecve(fd, argv, envp));
 }

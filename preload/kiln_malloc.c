@@ -106,6 +106,10 @@ KILN_HOOK_TEXT static void *kiln_malloc_realloc(void *p, size_t n, size_t size, 
     return q;
   }
   if (!kiln_malloc_ready()) return array ? NULL : kiln_boot_alloc(n * size, 16);
+  if (array && kiln_libc.reallocarray == NULL) { /* no reallocarray: realloc, checked */
+    if (size != 0 && n > SIZE_MAX / size) return errno = ENOMEM, NULL;
+    return kiln_malloc_realloc(p, n * size, 1, false);
+  }
   if (kiln_tls_hook_guard != 0 || !kiln_heap_started())
     return array ? kiln_libc.reallocarray(p, n, size) : kiln_libc.realloc(p, n);
   kiln_heap_guard_enter();

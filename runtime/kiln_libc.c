@@ -10,6 +10,19 @@
 
 kiln_libc_t kiln_libc;
 
+/* glibc's own names for its allocator. A strong reference on purpose: in
+ * a program linked with -static it pulls glibc's malloc in beside kiln's,
+ * and the duplicate definition stops the link there, instead of leaving
+ * kiln's malloc with nothing to forward to. (kiln needs the dynamic
+ * loader: it is linked into dynamically linked programs only.) */
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+
 static void *kiln_libc_sym(const char *name) {
   void *p = dlsym(RTLD_NEXT, name);
   if (p == NULL) p = dlsym(RTLD_DEFAULT, name);
@@ -41,6 +54,15 @@ void kiln_libc_resolve(void) {
   *(void **)&l.memalign = kiln_libc_sym("memalign");
   *(void **)&l.valloc = kiln_libc_sym("valloc");
   *(void **)&l.pvalloc = kiln_libc_sym("pvalloc");
+  /* dlsym found nothing (a loader that does not know RTLD_NEXT): glibc's
+   * own entry points for what it has them. */
+  if (l.malloc == NULL) l.malloc = __libc_malloc;
+  if (l.free == NULL) l.free = __libc_free;
+  if (l.calloc == NULL) l.calloc = __libc_calloc;
+  if (l.realloc == NULL) l.realloc = __libc_realloc;
+  if (l.memalign == NULL) l.memalign = __libc_memalign;
+  if (l.valloc == NULL) l.valloc = __libc_valloc;
+  if (l.pvalloc == NULL) l.pvalloc = __libc_pvalloc;
   kiln_libc = l;
   atomic_store_explicit(&done, 1, memory_order_release);
 }

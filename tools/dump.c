@@ -5,7 +5,10 @@
  * appears. Runs outside the profiled process; never touches its memory. */
 #include "kiln.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
+#include <sys/syscall.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -215,6 +218,34 @@ static bool kiln_dump_is_ours(const char *path)
     return ours;
 }
 
+/* The runtime's own thread, named kiln-collector: the one thread the dump
+ * signal should go to, so that no thread of the program is interrupted
+ * (a handled signal cuts a sleep short with EINTR). 0 if not found. */
+static long kiln_dump_collector(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    long tid = 0;
+    struct dirent *e;
+    while (tid == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char comm_path[384], comm[32] = "";
+        snprintf(comm_path, sizeof comm_path, "%s/%s/comm", path, e->d_name);
+        FILE *f = fopen(comm_path, "r");
+        if (!f)
+            continue;
+        if (fgets(comm, sizeof comm, f) && strcmp(comm, "kiln-collector\n") == 0)
+            tid = atol(e->d_name);
+        fclose(f);
+    }
+    closedir(d);
+    return tid;
+}
+
 static double kiln_dump_now(void)
 {
     struct timespec ts;
@@ -372,7 +403,9 @@ int kiln_dump_main(int argc, char **argv)
         free(dir);
         return KILN_EXIT_FAIL;
     }
-    if (kill((pid_t)pid, sig) != 0) {
+    long collector = kiln_dump_collector(pid);
+    if (collector > 0 ? syscall(SYS_tgkill, (pid_t)pid, (pid_t)collector, sig) != 0
+                      : kill((pid_t)pid, sig) != 0) {
         kiln_util_err("dump: %ld: cannot send %s: %s", pid, signame, strerror(errno));
         kiln_sets_list_free(before, nbefore);
         free(dir);

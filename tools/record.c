@@ -38,7 +38,7 @@ static const char kiln_record_usage[] =
     "\n"
     "libkiln.so is looked for next to the kiln binary, then in ../lib.\n"
     "A statically linked CMD never loads it: kiln says so and runs CMD\n"
-    "unprofiled (link such programs with libkiln.a and call kiln_start()).\n";
+    "unprofiled (build such programs dynamically linked with libkiln.a and call kiln_start()).\n";
 
 static const int kiln_record_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 static volatile sig_atomic_t kiln_record_child = 0;
@@ -277,7 +277,7 @@ int kiln_record_main(int argc, char **argv)
     if (exe && kiln_elf_static_without_kiln(exe) == 1)
         kiln_util_err("record: %s is statically linked: LD_PRELOAD cannot load libkiln.so into "
                       "it, so no profile will be written for it; running it anyway (to profile "
-                      "it, link it with libkiln.a and call kiln_start(), see include/kiln.h)",
+                      "it, build it dynamically linked with libkiln.a and call kiln_start(), see include/kiln.h)",
                       exe);
     free(exe);
     char *lib = kiln_record_find_lib();

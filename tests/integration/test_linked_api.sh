@@ -88,3 +88,13 @@ else
   fail "pkg-config kiln-static: build" "$(cat "$T/cc.err")"
 fi
 check_eq "linked programs never wrote profile files" "" "$(ls "$T/cwd")"
+
+# kiln needs the dynamic loader: a fully static (-static) link is refused
+# at build time, never a program left without an allocator.
+if cc -static -O1 -I"$KILN_ROOT/include" -o "$T/api_full_static" "$KILN_ROOT/examples/check_api.c" "$B/libkiln.a" \
+     -lunwind -llzma -ldl -lm -lpthread >"$T/static.log" 2>&1; then
+  fail "-static link refused" "it linked: $T/api_full_static"
+else
+  grep -q "multiple definition of .malloc" "$T/static.log" && pass "-static link refused at build time (multiple definition of malloc)" ||
+    fail "-static link refused" "$(head -3 "$T/static.log")"
+fi

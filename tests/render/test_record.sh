@@ -33,7 +33,7 @@ if cc -static -o "$T/static/st" "$T/static/st.c" 2> /dev/null &&
   "$KILN" record -o "$T/static/out" -- "$T/static/st" > /dev/null 2> "$T/static.err"
   check_eq record_static_exit_status 3 $?
   check_eq record_static_one_line 1 "$(grep -c 'statically linked' "$T/static.err")"
-  check record_static_message grep -q "^kiln: record: $T/static/st is statically linked: LD_PRELOAD cannot load libkiln.so into it, so no profile will be written for it; running it anyway (to profile it, link it with libkiln.a and call kiln_start()" "$T/static.err"
+  check record_static_message grep -q "^kiln: record: $T/static/st is statically linked: LD_PRELOAD cannot load libkiln.so into it, so no profile will be written for it; running it anyway (to profile it, build it dynamically linked with libkiln.a and call kiln_start()" "$T/static.err"
   (PATH="$T/static:$PATH" "$KILN" record -o "$T/static/out" -- st > /dev/null 2> "$T/static_path.err")
   check record_static_via_path grep -q "^kiln: record: $T/static/st is statically linked" "$T/static_path.err"
   "$KILN" record -o "$T/static/out" -- "$T/static/sk" > /dev/null 2> "$T/static_kiln.err"
