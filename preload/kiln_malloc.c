@@ -46,8 +46,8 @@ static inline bool kiln_malloc_ready(void) {
 }
 
 /* Whether this call is to be recorded (and then the guard is taken). */
-static inline bool kiln_malloc_enter(void) {
-  if (kiln_tls_hook_guard != 0 || !kiln_heap_active()) return false;
+static inline bool kiln_malloc_enter(size_t size) {
+  if (kiln_tls_hook_guard != 0 || !kiln_heap_active() || kiln_heap_sample_skip(size)) return false;
   kiln_heap_guard_enter();
   return true;
 }
@@ -56,7 +56,7 @@ static inline bool kiln_malloc_enter(void) {
 
 KILN_EXPORT KILN_HOOK_TEXT void *malloc(size_t size) {
   if (!kiln_malloc_ready()) return kiln_boot_alloc(size, 16);
-  if (!kiln_malloc_enter()) return kiln_libc.malloc(size);
+  if (!kiln_malloc_enter(size)) return kiln_libc.malloc(size);
   void *p = kiln_libc.malloc(size);
   int e = errno;
   kiln_heap_on_alloc(p, size);
@@ -70,7 +70,7 @@ KILN_EXPORT KILN_HOOK_TEXT void *calloc(size_t n, size_t size) {
     if (size != 0 && n > SIZE_MAX / size) return NULL;
     return kiln_boot_alloc(n * size, 16);
   }
-  if (!kiln_malloc_enter()) return kiln_libc.calloc(n, size);
+  if (!kiln_malloc_enter(n * size)) return kiln_libc.calloc(n, size);
   void *p = kiln_libc.calloc(n, size);
   int e = errno;
   kiln_heap_on_alloc(p, n * size);
@@ -82,7 +82,7 @@ KILN_EXPORT KILN_HOOK_TEXT void *calloc(size_t n, size_t size) {
 KILN_EXPORT KILN_HOOK_TEXT void free(void *p) {
   if (p == NULL || kiln_boot_owns(p)) return;
   if (!kiln_malloc_ready()) return; /* cannot happen: p came from somewhere */
-  if (kiln_tls_hook_guard == 0 && kiln_heap_started()) {
+  if (kiln_tls_hook_guard == 0 && kiln_heap_started() && kiln_heap_may_track(p)) {
     int e = errno;
     kiln_heap_guard_enter();
     kiln_heap_on_free(p, NULL); /* before the allocator can hand p out again */
@@ -143,7 +143,7 @@ KILN_EXPORT KILN_HOOK_TEXT int posix_memalign(void **out, size_t align, size_t s
     *out = p;
     return 0;
   }
-  if (!kiln_malloc_enter()) return kiln_libc.posix_memalign(out, align, size);
+  if (!kiln_malloc_enter(size)) return kiln_libc.posix_memalign(out, align, size);
   int e = errno;
   int rc = kiln_libc.posix_memalign(out, align, size);
   if (rc == 0) kiln_heap_on_alloc(*out, size);
@@ -157,7 +157,7 @@ KILN_EXPORT KILN_HOOK_TEXT int posix_memalign(void **out, size_t align, size_t s
 #define KILN_MALLOC_ALIGNED(call, align, size)                        \
   do {                                                                \
     if (!kiln_malloc_ready()) return kiln_boot_alloc(size, align);    \
-    if (!kiln_malloc_enter()) return call;                            \
+    if (!kiln_malloc_enter(size)) return call;                        \
     void *p_ = call;                                                  \
     int e_ = errno;                                                   \
     kiln_heap_on_alloc(p_, size);                                     \

@@ -48,6 +48,9 @@ typedef struct kiln_heap_tls {
 
 static __thread kiln_heap_tls_t kiln_heap_tls __attribute__((tls_model("initial-exec")));
 __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec"))) = 0;
+__thread int64_t kiln_tls_alloc_countdown __attribute__((tls_model("initial-exec"))) = 0;
+_Atomic uint8_t *kiln_heap_filter;
+uint64_t kiln_heap_sample_bytes;
 
 static struct {
   _Atomic bool active;
@@ -71,7 +74,7 @@ static struct {
   kiln_livemap_t scopes;
 } kiln_heap;
 
-enum { KILN_HEAP_FILTER = 1 << 18 };
+enum { KILN_HEAP_FILTER = KILN_HEAP_FILTER_SLOTS };
 
 bool kiln_heap_active(void) { return atomic_load_explicit(&kiln_heap.active, memory_order_relaxed); }
 bool kiln_heap_started(void) { return atomic_load_explicit(&kiln_heap.started, memory_order_relaxed); }
@@ -89,6 +92,8 @@ int kiln_heap_start(const kiln_config_t *cfg) {
     kiln_heap.filter = kiln_mem_map(KILN_HEAP_FILTER);
     if (kiln_heap.filter == NULL) return -ENOMEM;
   }
+  kiln_heap_filter = kiln_heap.sample ? kiln_heap.filter : NULL;
+  kiln_heap_sample_bytes = kiln_heap.sample;
   atomic_store(&kiln_heap.started, true);
   atomic_store(&kiln_heap.active, true);
   return 0;
@@ -124,9 +129,7 @@ static double kiln_heap_weight(uint64_t size) {
   return p > 0 ? 1 / p : 1;
 }
 
-static size_t kiln_heap_filter_slot(uint64_t addr) {
-  return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 46) & (KILN_HEAP_FILTER - 1);
-}
+static size_t kiln_heap_filter_slot(uint64_t addr) { return kiln_heap_filter_index(addr); }
 
 /* ---------------------------------------------------------------- stacks */
 
@@ -208,10 +211,14 @@ KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
   int64_t bytes = (int64_t)size, count = 1;
   if (kiln_heap.sample != 0) {
     kiln_heap_tls_t *t = &kiln_heap_tls;
-    if (t->countdown == 0) t->countdown = kiln_heap_next_sample(t);
-    t->countdown -= (int64_t)size;
-    if (t->countdown > 0) return;
-    t->countdown = kiln_heap_next_sample(t);
+    if (kiln_tls_alloc_countdown == 0) {
+      /* This thread's first allocation: draw its countdown; the hook did
+       * not count this one down yet. */
+      kiln_tls_alloc_countdown = kiln_heap_next_sample(t) - (int64_t)size;
+      if (kiln_tls_alloc_countdown > 0) return;
+    }
+    /* The countdown crossed zero inside this block: sampled; draw anew. */
+    kiln_tls_alloc_countdown = kiln_heap_next_sample(t);
     double w = kiln_heap_weight(size);
     bytes = llround((double)size * w);
     count = llround(w);

@@ -249,6 +249,28 @@ void kiln_livemap_fork_release(kiln_livemap_t *m) KILN_INTERNAL;
 /* The hook guard: while above 0 in a thread, its malloc hooks forward to
  * the real allocator and record nothing (kiln's own calls, nested calls). */
 extern __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
+/* Sampled mode's fast paths, inlined into the hooks. The countdown of
+ * bytes to the next sample (0: not drawn yet in this thread); the filter:
+ * counters of sampled live blocks per address hash (16 KiB: it stays in
+ * cache; NULL in exact mode). */
+extern __thread int64_t kiln_tls_alloc_countdown __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
+extern _Atomic uint8_t *kiln_heap_filter KILN_INTERNAL;
+extern uint64_t kiln_heap_sample_bytes KILN_INTERNAL;
+enum { KILN_HEAP_FILTER_SLOTS = 1 << 14 };
+static inline size_t kiln_heap_filter_index(uint64_t addr) {
+  return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 50) & (KILN_HEAP_FILTER_SLOTS - 1);
+}
+/* True when this allocation is not sampled (nothing to record). */
+static inline bool kiln_heap_sample_skip(size_t size) {
+  if (kiln_heap_sample_bytes == 0 || kiln_tls_alloc_countdown == 0) return false;
+  kiln_tls_alloc_countdown -= (int64_t)size;
+  return kiln_tls_alloc_countdown > 0;
+}
+/* False when p surely is not a tracked block (sampled mode's filter). */
+static inline bool kiln_heap_may_track(const void *p) {
+  _Atomic uint8_t *f = kiln_heap_filter;
+  return f == NULL || atomic_load_explicit(&f[kiln_heap_filter_index((uint64_t)(uintptr_t)p)], memory_order_relaxed) != 0;
+}
 static inline void kiln_heap_guard_enter(void) { kiln_tls_hook_guard++; }
 static inline void kiln_heap_guard_leave(void) { kiln_tls_hook_guard--; }
 
