@@ -17,6 +17,7 @@
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -362,10 +363,9 @@ static inline void kiln_scan_push(kiln_scan_t *sc, uint32_t i) {
 /* Scans the aligned words of [lo, hi). clique < 0: marking from the roots
  * (definite: the words come from a root or a reachable block); else the
  * clique of unreached block `clique`, whose members become indirect. */
-static void kiln_scan_words(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi, bool definite, int64_t clique) {
-  lo = (lo + 7) & ~(uintptr_t)7;
-  hi &= ~(uintptr_t)7;
-  for (const uint64_t *w = (const uint64_t *)lo; (uintptr_t)w < hi; w++) {
+static void kiln_scan_word_array(kiln_scan_t *sc, const uint64_t *w, const uint64_t *end, bool definite,
+                                 int64_t clique) {
+  for (; w < end; w++) {
     uint64_t p = *w;
     if (p < sc->lo || p >= sc->hi) continue;
     int64_t j = kiln_scan_find(sc, p);
@@ -391,6 +391,40 @@ static void kiln_scan_words(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi, bool de
   }
 }
 
+static void kiln_scan_words(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi, bool definite, int64_t clique) {
+  lo = (lo + 7) & ~(uintptr_t)7;
+  hi &= ~(uintptr_t)7;
+  if (lo < hi) kiln_scan_word_array(sc, (const uint64_t *)lo, (const uint64_t *)hi, definite, clique);
+}
+
+/* Roots are read through the kernel, into a copy: the maps snapshot may
+ * call a page readable that no longer is (adjacent anonymous mappings
+ * share one line; one of them may be unmapped since), and a root is never
+ * worth a fault. Unreadable pages are skipped. */
+static void kiln_scan_root_copy(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
+  static uint64_t copy[8192]; /* 64 KiB: the scan runs in one thread at a time */
+  lo = (lo + 7) & ~(uintptr_t)7;
+  hi &= ~(uintptr_t)7;
+  pid_t pid = getpid();
+  while (lo < hi) {
+    size_t n = hi - lo < sizeof copy ? hi - lo : sizeof copy;
+    struct iovec local = {copy, n}, remote = {(void *)lo, n};
+    ssize_t got = syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0);
+    if (got == (ssize_t)n) {
+      kiln_scan_word_array(sc, copy, copy + n / 8, true, -1);
+      lo += n;
+      continue;
+    }
+    /* A hole somewhere in this chunk: go page by page. */
+    uintptr_t page_end = (lo | 4095) + 1;
+    size_t m = (page_end < hi ? page_end : hi) - lo;
+    local.iov_len = remote.iov_len = m;
+    if (syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) == (ssize_t)m)
+      kiln_scan_word_array(sc, copy, copy + m / 8, true, -1);
+    lo += m;
+  }
+}
+
 /* A root: the parts of [lo, hi) that are readable mappings. */
 static void kiln_scan_root(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
   while (lo < hi) {
@@ -409,7 +443,7 @@ static void kiln_scan_root(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
     }
     uintptr_t end = m->hi < hi ? m->hi : hi;
     /* Never kiln's own module. */
-    if (!(lo < sc->self_mod_hi && end > sc->self_mod_lo)) kiln_scan_words(sc, lo, end, true, -1);
+    if (!(lo < sc->self_mod_hi && end > sc->self_mod_lo)) kiln_scan_root_copy(sc, lo, end);
     lo = end;
   }
 }
@@ -419,8 +453,14 @@ static void kiln_scan_drain(kiln_scan_t *sc, int64_t clique) {
     uint32_t i = sc->stack[--sc->nstack];
     const kiln_scan_block_t *b = &sc->blocks[i];
     if (sc->check_blocks) {
+      /* A thread runs on and may free (and unmap) it meanwhile: read it
+       * through the kernel, as roots are. */
       const kiln_scan_map_t *m = kiln_scan_map_of(sc, b->addr);
       if (m == NULL || b->addr + b->size > m->hi) continue;
+      if (sc->state[i] != KILN_SCAN_POSSIBLE && clique < 0) {
+        kiln_scan_root_copy(sc, b->addr, b->addr + b->size);
+        continue;
+      }
     }
     kiln_scan_words(sc, b->addr, b->addr + b->size, sc->state[i] != KILN_SCAN_POSSIBLE, clique);
   }

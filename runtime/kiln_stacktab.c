@@ -17,6 +17,12 @@ typedef struct kiln_stacktab {
   size_t max_stacks;       /* stop inserting past this (load factor 1/2) */
   _Atomic uint64_t count;
   _Atomic uint64_t full_hits;
+  /* Every interned entry once, in insertion order: walks visit stacks,
+   * not the (mostly empty) slots. A reserved index whose ref is still 0 is
+   * an insert in flight: skipped. */
+  _Atomic uint32_t *dense;
+  size_t dense_cap;
+  _Atomic size_t ndense;
   uint32_t full_id;        /* the "[kiln: table full]" stack */
 } kiln_stacktab_t;
 
@@ -57,10 +63,16 @@ int kiln_stacktab_init(size_t max_stacks) {
   if (rc < 0) return rc;
   kiln_arena_alloc(&st->arena, 16); /* offset 0 means empty */
   st->slots = kiln_mem_map(nslots * sizeof *st->slots);
-  if (st->slots == NULL) {
+  st->dense_cap = max_stacks + 16;
+  st->dense = kiln_mem_map(st->dense_cap * sizeof *st->dense);
+  if (st->slots == NULL || st->dense == NULL) {
+    kiln_mem_unmap((void *)st->slots, nslots * sizeof *st->slots);
+    kiln_mem_unmap((void *)st->dense, st->dense_cap * sizeof *st->dense);
+    st->slots = NULL;
     kiln_arena_destroy(&st->arena);
     return -ENOMEM;
   }
+  atomic_store(&st->ndense, 0);
   st->nslots = nslots;
   st->max_stacks = max_stacks;
   atomic_store(&st->count, 0);
@@ -73,8 +85,10 @@ void kiln_stacktab_destroy(void) {
   kiln_stacktab_t *st = &kiln_stacktab;
   if (st->slots != NULL) {
     kiln_mem_unmap((void *)st->slots, st->nslots * sizeof *st->slots);
+    kiln_mem_unmap((void *)st->dense, st->dense_cap * sizeof *st->dense);
     kiln_arena_destroy(&st->arena);
     st->slots = NULL;
+    st->dense = NULL;
   }
 }
 
@@ -109,6 +123,8 @@ static uint32_t kiln_stacktab_insert(const uint64_t *pcs, unsigned depth, unsign
       if (atomic_compare_exchange_strong_explicit(&st->slots[i], &expect, mine,
                                                   memory_order_acq_rel, memory_order_acquire)) {
         if (counted) atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
+        size_t at = atomic_fetch_add_explicit(&st->ndense, 1, memory_order_relaxed);
+        if (at < st->dense_cap) atomic_store_explicit(&st->dense[at], mine, memory_order_release);
         return mine;
       }
       ref = expect; /* another thread published here first */
@@ -135,8 +151,10 @@ uint32_t kiln_stacktab_id(const kiln_stack_t *s) {
 
 void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) {
   kiln_stacktab_t *st = &kiln_stacktab;
-  for (size_t i = 0; i < st->nslots; i++) {
-    uint32_t ref = atomic_load_explicit(&st->slots[i], memory_order_acquire);
+  size_t n = atomic_load_explicit(&st->ndense, memory_order_acquire);
+  if (n > st->dense_cap) n = st->dense_cap;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t ref = atomic_load_explicit(&st->dense[i], memory_order_acquire);
     if (ref != 0) fn(kiln_stacktab_entry(ref), ctx);
   }
 }
