@@ -180,9 +180,3 @@ void kiln_collector_after_fork_child(void) {
   kiln_collector.cpu_seconds = 0;
   atomic_store(&kiln_collector.dump_requested, 0);
 }
-
-bool kiln_collector_running(void) { return kiln_collector.started; }
-
-bool kiln_collector_is_self(void) {
-  return kiln_collector.started && pthread_equal(pthread_self(), kiln_collector.thread);
-}

@@ -354,7 +354,6 @@ int kiln_sampler_thread_arm(kiln_thread_t *t) KILN_INTERNAL;
 void kiln_sampler_thread_disarm(kiln_thread_t *t) KILN_INTERNAL;
 /* Disarms every thread's timer; the handler ignores late signals. */
 void kiln_sampler_stop(void) KILN_INTERNAL;
-bool kiln_sampler_running(void) KILN_INTERNAL;
 kiln_timer_kind_t kiln_sampler_timer(void) KILN_INTERNAL;
 const char *kiln_sampler_timer_name(kiln_timer_kind_t k) KILN_INTERNAL;
 /* Before exec: disarm everything and discard pending SIGPROFs so none can
@@ -402,8 +401,6 @@ int kiln_collector_start(int hz, uint64_t interval_ns, int dump_signal,
 /* Asks the collector for a dump now: async-signal-safe (the dump signal's
  * handler calls it). */
 void kiln_collector_request_dump(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
-bool kiln_collector_running(void) KILN_INTERNAL;
-bool kiln_collector_is_self(void) KILN_INTERNAL;
 void kiln_collector_stop(void) KILN_INTERNAL; /* joins; drains what is left */
 /* Drains every ring into the stack table now (any thread but the handler). */
 void kiln_collector_drain(void) KILN_INTERNAL;

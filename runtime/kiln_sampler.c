@@ -232,7 +232,6 @@ void kiln_sampler_stop(void) {
   kiln_sampler_disarm_all();
 }
 
-bool kiln_sampler_running(void) { return atomic_load(&kiln_sampler.running); }
 kiln_timer_kind_t kiln_sampler_timer(void) { return kiln_sampler.timer; }
 bool kiln_sampler_stepped_aside(void) { return atomic_load(&kiln_sampler.stepped_aside); }
 
