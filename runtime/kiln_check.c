@@ -79,7 +79,7 @@ static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_repor
     while (sites[i].depth > 1) {
       name.len = 0;
       kiln_symbols_name((uint64_t)(uintptr_t)sites[i].frames[0], &name);
-      if (name.len < 12 || memcmp(name.data, "operator new", 12) != 0) break;
+      if (!kiln_symbols_is_alloc_wrapper(name.data, name.len)) break;
       sites[i].frames++;
       sites[i].depth--;
     }
@@ -123,17 +123,8 @@ KILN_EXPORT kiln_leak_scope_t kiln_leak_begin(void) {
   return scope;
 }
 
-/* The buffers of stdin, stdout and stderr are glibc's (made on first use,
- * freed at exit), never a leak of the code in a scope. */
-static bool kiln_check_is_std_buffer(uint64_t addr) {
-  FILE *std[] = {stdin, stdout, stderr};
-  for (int i = 0; i < 3; i++)
-    if (std[i] != NULL && (uint64_t)(uintptr_t)std[i]->_IO_buf_base == addr) return true;
-  return false;
-}
-
 static void kiln_check_collect(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx) {
-  if (kiln_check_is_std_buffer(addr)) return;
+  if (kiln_heap_is_std_buffer(addr)) return; /* glibc's, not the scope's */
   kiln_check_block_t *rec = kiln_buf_reserve(ctx, sizeof *rec);
   if (rec == NULL) return;
   rec->stack_id = stack_id;

@@ -60,7 +60,7 @@ static void kiln_folded_stack(kiln_stack_t *s, void *vctx) {
       const char *name;
       size_t n;
       kiln_folded_name(&c->names, s->pcs[lo], &name, &n);
-      if (!(n >= 12 && memcmp(name, "operator new", 12) == 0)) break;
+      if (!kiln_symbols_is_alloc_wrapper(name, n)) break;
       lo++;
     }
   }

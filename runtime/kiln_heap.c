@@ -442,10 +442,22 @@ static void kiln_heap_dtv_block(uint64_t addr, uint64_t size, uint32_t id, void 
     if (d->ids[i] == id && d->naddrs < d->cap) d->addrs[d->naddrs++] = addr;
 }
 
-void kiln_heap_exit_freeres(void) {
+/* The buffer of stdin, stdout or stderr: glibc's, made on first use and
+ * freed by __libc_freeres, never a leak of the program (NULL: none). */
+static void *kiln_heap_std_buffer(int i) {
   FILE *std[] = {stdin, stdout, stderr};
+  return std[i] != NULL ? std[i]->_IO_buf_base : NULL;
+}
+
+bool kiln_heap_is_std_buffer(uint64_t addr) {
   for (int i = 0; i < 3; i++)
-    if (std[i] != NULL && std[i]->_IO_buf_base != NULL) kiln_heap_on_free(std[i]->_IO_buf_base, NULL);
+    if (addr != 0 && (uint64_t)(uintptr_t)kiln_heap_std_buffer(i) == addr) return true;
+  return false;
+}
+
+void kiln_heap_exit_freeres(void) {
+  for (int i = 0; i < 3; i++)
+    if (kiln_heap_std_buffer(i) != NULL) kiln_heap_on_free(kiln_heap_std_buffer(i), NULL);
   /* Threads' dynamic TLS vectors, kept by glibc with its cached thread
    * stacks and freed by __libc_freeres. */
   kiln_heap_dtv_t d;

@@ -302,6 +302,8 @@ void kiln_heap_stats(kiln_heap_stats_t *out) KILN_INTERNAL;
 void kiln_heap_after_fork_child(void) KILN_INTERNAL;
 /* At exit only: what glibc frees in __libc_freeres counted freed. */
 void kiln_heap_exit_freeres(void) KILN_INTERNAL;
+/* addr is the buffer of stdin, stdout or stderr (glibc's, not a leak). */
+bool kiln_heap_is_std_buffer(uint64_t addr) KILN_INTERNAL;
 void kiln_heap_reset(void) KILN_INTERNAL;
 bool kiln_heap_exact(void) KILN_INTERNAL; /* active, every block tracked */
 /* Leak scopes: begin returns the first allocation number of the scope;
@@ -342,6 +344,11 @@ void kiln_modules_after_fork_child(void) KILN_INTERNAL;
 void kiln_symbols_begin(void) KILN_INTERNAL;
 void kiln_symbols_name(uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
 void kiln_symbols_end(void) KILN_INTERNAL;
+/* A frame inside the allocator's C++ wrapper (operator new, new[]):
+ * allocation stacks are cut above it, to start at its caller. */
+static inline bool kiln_symbols_is_alloc_wrapper(const char *name, size_t n) {
+  return name != NULL && n >= 12 && __builtin_memcmp(name, "operator new", 12) == 0;
+}
 /* Whether C++ names are demangled (malloc inside: off in a crash). */
 void kiln_symbols_demangle(bool on) KILN_INTERNAL;
 

@@ -147,7 +147,7 @@ static uint64_t kiln_pprof_location(kiln_pprof_ctx_t *c, uint64_t pc) {
 static bool kiln_pprof_is_new(kiln_pprof_ctx_t *c, uint64_t pc) {
   c->name.len = 0;
   kiln_symbols_name(pc, &c->name);
-  return c->name.len >= 12 && memcmp(c->name.data, "operator new", 12) == 0;
+  return kiln_symbols_is_alloc_wrapper(c->name.data, c->name.len);
 }
 
 static void kiln_pprof_stack(kiln_stack_t *s, void *vctx) {

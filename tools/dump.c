@@ -95,23 +95,10 @@ static char *kiln_dump_proc_read(long pid, const char *file, size_t *len)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/%s", pid, file);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return NULL;
     kiln_buf_t b = {0};
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0 && b.len < (1u << 20))
-        kiln_buf_add(&b, chunk, got);
-    int err = ferror(fp) ? errno : 0;
-    fclose(fp);
-    if (err) {
-        kiln_buf_free(&b);
-        errno = err;
+    if (kiln_buf_read_file(&b, path, 1u << 20) < 0)
         return NULL;
-    }
-    kiln_buf_addc(&b, '\0');
-    *len = b.len - 1;
+    *len = b.len;
     return b.data;
 }
 

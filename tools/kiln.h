@@ -66,6 +66,9 @@ void kiln_buf_adds(kiln_buf_t *b, const char *s);
 void kiln_buf_addc(kiln_buf_t *b, char c);
 void kiln_buf_printf(kiln_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kiln_buf_free(kiln_buf_t *b);
+/* A whole (small) file, up to max bytes, NUL-terminated: 0 and b filled
+ * (*len without the NUL), or -1 with errno set and b empty. */
+int kiln_buf_read_file(kiln_buf_t *b, const char *path, size_t max);
 
 /* An output destination: stdout, or PATH written through a temporary file in
  * the same directory (O_CREAT|O_EXCL) and renamed on commit; abort unlinks

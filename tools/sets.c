@@ -58,16 +58,9 @@ bool kiln_sets_parse(const char *base, kiln_sets_name_t *out)
 
 char *kiln_sets_meta_string(const char *path, const char *key)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return NULL;
     kiln_buf_t json = {0};
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0 && json.len < (1u << 20))
-        kiln_buf_add(&json, chunk, got);
-    fclose(fp);
-    kiln_buf_addc(&json, '\0');
+    if (kiln_buf_read_file(&json, path, 1u << 20) < 0)
+        return NULL;
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\"", key);
     char *value = NULL;

@@ -205,6 +205,27 @@ void kiln_buf_free(kiln_buf_t *b)
     b->len = b->cap = 0;
 }
 
+int kiln_buf_read_file(kiln_buf_t *b, const char *path, size_t max)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0 && b->len < max)
+        kiln_buf_add(b, chunk, got);
+    int err = ferror(fp) ? errno : 0;
+    fclose(fp);
+    if (err) {
+        kiln_buf_free(b);
+        errno = err;
+        return -1;
+    }
+    kiln_buf_addc(b, '\0');
+    b->len--;
+    return 0;
+}
+
 void kiln_util_fmt_count(kiln_buf_t *b, double v, bool commas)
 {
     char digits[64];
