@@ -23,6 +23,7 @@
  * not call the program's malloc here), claimed with a CAS. */
 typedef struct kiln_start_rec {
   _Atomic int used;
+  bool covered; /* the creator is sampled by an inherited perf event */
   void *(*fn)(void *);
   void *arg;
 } kiln_start_rec_t;
@@ -51,8 +52,9 @@ static void *kiln_interpose_thread_start(void *p) {
   kiln_start_rec_t *rec = p;
   void *(*fn)(void *) = rec->fn;
   void *arg = rec->arg;
+  bool covered = rec->covered;
   atomic_store_explicit(&rec->used, 0, memory_order_release);
-  kiln_profiler_thread_begin();
+  kiln_profiler_thread_begin(covered);
   return fn(arg);
 }
 
@@ -65,6 +67,7 @@ KILN_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
   if (rec == NULL) return kiln_libc.pthread_create(thread, attr, start, arg);
   rec->fn = start;
   rec->arg = arg;
+  rec->covered = kiln_sampler_covered();
   int rc = kiln_libc.pthread_create(thread, attr, kiln_interpose_thread_start, rec);
   if (rc != 0) atomic_store(&rec->used, 0);
   return rc;
@@ -78,6 +81,7 @@ KILN_EXPORT void *dlopen(const char *file, int mode) {
   kiln_unwind_unsafe_enter();
   void *h = kiln_libc.dlopen(file, mode);
   kiln_unwind_unsafe_leave();
+  atomic_fetch_add_explicit(&kiln_unwind_copy_loader_gen, 1, memory_order_release);
   if (h != NULL && kiln_profiler_active()) kiln_modules_refresh();
   return h;
 }
@@ -90,6 +94,7 @@ KILN_EXPORT int dlclose(void *handle) {
   kiln_unwind_unsafe_enter();
   int rc = kiln_libc.dlclose(handle);
   kiln_unwind_unsafe_leave();
+  atomic_fetch_add_explicit(&kiln_unwind_copy_loader_gen, 1, memory_order_release);
   if (kiln_profiler_active()) kiln_modules_refresh();
   return rc;
 }
@@ -104,6 +109,21 @@ KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *)
 }
 
 /* ----------------------------------------------------------- signals */
+
+/* libunwind blocks every signal around its unwind-info cache, two system
+ * calls per frame. On kiln's collector thread, inside kiln_unwind_copy,
+ * every signal is blocked already: the calls would change nothing and cost
+ * most of the unwind, so they are answered without the kernel. Everywhere
+ * else this forwards. */
+KILN_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
+  if (kiln_unwind_copy_active()) {
+    if (old != NULL) sigfillset(old);
+    return 0;
+  }
+  kiln_libc_resolve();
+  if (kiln_libc.sigprocmask == NULL) return errno = ENOSYS, -1;
+  return kiln_libc.sigprocmask(how, set, old);
+}
 
 KILN_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
   kiln_libc_resolve();

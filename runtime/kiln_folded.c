@@ -72,6 +72,7 @@ static void kiln_folded_stack(kiln_stack_t *s, void *vctx) {
     const char *name;
     size_t n;
     kiln_folded_name(&c->names, s->pcs[i], &name, &n);
+    if (n == 0) continue; /* a frame the symbolizer leaves out (kernel names not read) */
     if (c->lines.len > start) kiln_buf_put(&c->lines, ";", 1);
     kiln_buf_put(&c->lines, name, n);
   }

@@ -140,6 +140,10 @@ int kiln_options_from_env(kiln_config_t *cfg) {
   if (kind >= 0) cfg->unwind = (kiln_unwind_kind_t)kind;
   if (!kiln_options_keyword("KILN_TIMER", timers, timer_kinds, 4, &kind)) return -EINVAL;
   if (kind >= 0) cfg->timer = (kiln_timer_kind_t)kind;
+  static const char *const cpus[] = {"all", "user"};
+  static const int cpu_kinds[] = {KILN_CPU_ALL, KILN_CPU_USER};
+  if (!kiln_options_keyword("KILN_CPU", cpus, cpu_kinds, 2, &kind)) return -EINVAL;
+  if (kind >= 0) cfg->cpu_time = (kiln_cpu_time_t)kind;
   if ((v = secure_getenv("KILN_ALLOC_SAMPLE")) != NULL && *v) {
     /* Mean bytes between samples; 0 keeps every allocation. */
     uint64_t r = 0;

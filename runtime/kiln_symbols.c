@@ -48,6 +48,7 @@ void kiln_symbols_begin(void) {
 }
 
 void kiln_symbols_end(void) {
+  kiln_ksyms_end();
   if (kiln_symfiles == NULL) return;
   for (size_t i = 0; i < kiln_nsymfiles; i++) {
     kiln_symfile_t *f = &kiln_symfiles[i];
@@ -245,6 +246,15 @@ static void kiln_symbols_put_clean(kiln_buf_t *out, const char *name) {
 }
 
 void kiln_symbols_name(uint64_t pc, kiln_buf_t *out) {
+  if (pc < KILN_PC_MARKERS) { /* frames of kiln's making */
+    kiln_buf_puts(out, pc == KILN_PC_KERNEL ? "[kernel]" : pc == KILN_PC_KILN_ALLOC ? "[kiln: allocation tracking]"
+                                                                                     : "[kiln]");
+    return;
+  }
+  if (pc >= KILN_PC_KERNEL_MIN) {
+    kiln_ksyms_name(pc, out);
+    return;
+  }
   uintptr_t addr = (uintptr_t)pc - 1;
   const kiln_module_t *m = kiln_modules_find(addr);
   if (m == NULL) {
