@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -158,19 +159,69 @@ static inline bool kiln_collector_in_hooks(uint64_t pc) {
   return pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks;
 }
 
-/* Time inside kiln's malloc hooks is kiln's: everything from the outermost
- * hook frame (the interposer, e.g. malloc) leafwards becomes that frame and
- * one "[kiln: allocation tracking]" leaf. pcs has room for one more. */
-static int kiln_collector_cut_hooks(uint64_t *pcs, int n) {
+extern const char __start_kiln_pass[] KILN_INTERNAL;
+extern const char __stop_kiln_pass[] KILN_INTERNAL;
+
+static inline bool kiln_collector_in_pass(uint64_t pc) {
+  return pc > (uintptr_t)__start_kiln_pass && pc <= (uintptr_t)__stop_kiln_pass;
+}
+
+/* kiln's own code, when it is a module of its own (libkiln.so): found
+ * once from the address of a function of kiln's. */
+static struct { uint64_t lo, hi; bool done; } kiln_collector_self;
+
+static int kiln_collector_self_span(struct dl_phdr_info *info, size_t size, void *ctx) {
+  (void)size, (void)ctx;
+  uint64_t me = (uint64_t)(uintptr_t)&kiln_collector_sink, lo = UINT64_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+    if (p->p_type != PT_LOAD || !(p->p_flags & PF_X)) continue;
+    uint64_t start = info->dlpi_addr + p->p_vaddr;
+    if (start < lo) lo = start;
+    if (start + p->p_memsz > hi) hi = start + p->p_memsz;
+  }
+  if (me < lo || me >= hi) return 0;
+  /* Linked into the program (libkiln.a): the span is the program's. */
+  if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0') {
+    kiln_collector_self.lo = lo;
+    kiln_collector_self.hi = hi;
+  }
+  return 1;
+}
+
+static inline bool kiln_collector_in_self(uint64_t pc) {
+  return pc > kiln_collector_self.lo && pc <= kiln_collector_self.hi;
+}
+
+/* Time inside kiln is kiln's, named as such on the program's stack:
+ *   - the forwarding wrappers' frames are left out (stacks read as they
+ *     would without kiln);
+ *   - from the outermost frame of the malloc hooks (the interposer, e.g.
+ *     malloc) leafwards: that frame and one "[kiln: allocation tracking]";
+ *   - from the outermost other frame of kiln's (start-up, dumps): that
+ *     frame and one "[kiln]".
+ * pcs has room for one more. */
+static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
+  int k = 0;
+  for (int i = 0; i < n; i++)
+    if (!kiln_collector_in_pass(pcs[i])) pcs[k++] = pcs[i];
+  n = k;
   for (int i = n - 1; i >= 0; i--) {
-    if (!kiln_collector_in_hooks(pcs[i])) continue;
-    atomic_fetch_add_explicit(&kiln_collector.kiln_frames, 1, memory_order_relaxed);
+    uint64_t marker;
+    if (kiln_collector_in_hooks(pcs[i])) marker = KILN_PC_KILN_ALLOC;
+    else if (kiln_collector_in_self(pcs[i])) marker = KILN_PC_KILN;
+    else continue;
+    if (marker == KILN_PC_KILN_ALLOC) atomic_fetch_add_explicit(&kiln_collector.kiln_frames, 1, memory_order_relaxed);
+    if (i == n - 1) { /* the unwind ended inside kiln: its caller is unknown */
+      pcs[0] = marker;
+      return 1;
+    }
     if (i == 0) {
       memmove(pcs + 1, pcs, (size_t)n * sizeof *pcs);
-      pcs[0] = KILN_PC_KILN_ALLOC;
+      pcs[0] = marker;
       return n + 1;
     }
-    pcs[i - 1] = KILN_PC_KILN_ALLOC;
+    pcs[i - 1] = marker;
     memmove(pcs, pcs + i - 1, (size_t)(n - i + 1) * sizeof *pcs);
     return n - i + 1;
   }
@@ -206,7 +257,7 @@ void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) {
   if (s->has_regs && n < max)
     n += kiln_unwind_copy(kiln_collector.unwind, &s->regs, s->stack, s->stack_len, pcs + n, max - n, &flags);
   if (n == 0) return;
-  n = kiln_collector_cut_hooks(pcs, n);
+  n = kiln_collector_cut_kiln(pcs, n);
   if (n > max) n = max, flags |= KILN_STACK_TRUNCATED;
   if (flags & KILN_STACK_TRUNCATED) atomic_fetch_add_explicit(&kiln_collector.truncated, 1, memory_order_relaxed);
   uint32_t id = kiln_stacktab_intern(pcs, (unsigned)n, flags & (KILN_STACK_TRUNCATED));
@@ -327,6 +378,10 @@ KILN_SIGNAL_SAFE void kiln_collector_request_dump(void) {
 
 int kiln_collector_start(const kiln_config_t *cfg, int hz, uint64_t interval_ns, int dump_signal,
                          void (*dump)(kiln_dump_reason_t reason)) {
+  if (!kiln_collector_self.done) {
+    kiln_collector_self.done = true;
+    kiln_libc.dl_iterate_phdr(kiln_collector_self_span, NULL);
+  }
   kiln_collector.unwind = cfg->unwind;
   kiln_collector.max_depth = cfg->max_depth;
   kiln_collector.pid = getpid();
@@ -379,6 +434,18 @@ void kiln_collector_stop(void) {
 
 double kiln_collector_cpu_seconds(void) {
   return kiln_collector.cpu_seconds + (kiln_collector.started ? kiln_collector_clock() : 0);
+}
+
+void kiln_collector_fork_prepare(void) {
+  /* No drain, and so no unwind, may be under way in another thread at the
+   * fork: libunwind's locks would stay held in the child. */
+  pthread_mutex_lock(&kiln_collector_lock);
+  kiln_perf_fork_prepare();
+}
+
+void kiln_collector_fork_parent(void) {
+  kiln_perf_fork_parent();
+  pthread_mutex_unlock(&kiln_collector_lock);
 }
 
 void kiln_collector_after_fork_child(void) {

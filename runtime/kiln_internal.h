@@ -186,6 +186,10 @@ int kiln_unwind_copy(kiln_unwind_kind_t kind, const kiln_regs_t *regs, const uin
 /* True on a thread while it is inside kiln_unwind_copy (libunwind's signal
  * masking around its cache is then a no-op: see the sigprocmask wrapper). */
 bool kiln_unwind_copy_active(void) KILN_INTERNAL;
+/* While kiln sets libunwind up in a thread, the pipe wrappers refuse the
+ * pipe libunwind would open for itself (see kiln_unwind_copy.c). */
+void kiln_unwind_refuse_pipes(bool on) KILN_INTERNAL;
+bool kiln_unwind_refusing_pipes(void) KILN_INTERNAL;
 /* Bumped by the dlopen/dlclose wrappers: cached unwind rules are flushed. */
 extern _Atomic uint64_t kiln_unwind_copy_loader_gen KILN_INTERNAL;
 
@@ -362,6 +366,10 @@ typedef struct kiln_perf_stats {
   uint64_t samples, kernel_samples, lost, open_failures, rings, ring_bytes;
 } kiln_perf_stats_t;
 void kiln_perf_stats(kiln_perf_stats_t *out) KILN_INTERNAL;
+/* Around fork: no drain under way (prepare), then released (parent); the
+ * child re-initialises in kiln_perf_after_fork_child. */
+void kiln_perf_fork_prepare(void) KILN_INTERNAL;
+void kiln_perf_fork_parent(void) KILN_INTERNAL;
 void kiln_perf_after_fork_child(void) KILN_INTERNAL;
 
 /* ----------------------------------------------------------- kiln_ksyms.c */
@@ -501,6 +509,10 @@ typedef struct kiln_collector_stats {
 } kiln_collector_stats_t;
 void kiln_collector_stats(kiln_collector_stats_t *out) KILN_INTERNAL;
 double kiln_collector_cpu_seconds(void) KILN_INTERNAL;
+/* Around fork: no drain (no unwinding) under way in another thread while
+ * the program forks; the child's locks are new. */
+void kiln_collector_fork_prepare(void) KILN_INTERNAL;
+void kiln_collector_fork_parent(void) KILN_INTERNAL;
 void kiln_collector_after_fork_child(void) KILN_INTERNAL;
 
 /* ------------------------------------------------------------- kiln_out.c */

@@ -315,6 +315,9 @@ void kiln_perf_stats(kiln_perf_stats_t *out) {
     }
 }
 
+void kiln_perf_fork_prepare(void) { pthread_mutex_lock(&kiln_perf_lock); }
+void kiln_perf_fork_parent(void) { pthread_mutex_unlock(&kiln_perf_lock); }
+
 void kiln_perf_after_fork_child(void) {
   /* The parent's rings are not mapped here (perf maps them VM_DONTCOPY):
    * forget them without unmapping, and start the counts over. */

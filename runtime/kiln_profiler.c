@@ -37,6 +37,7 @@ static pthread_mutex_t kiln_profiler_lock = PTHREAD_MUTEX_INITIALIZER;
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason);
 static int kiln_profiler_dump_signal(void);
 static __thread sigset_t kiln_tls_fork_mask;
+static __thread bool kiln_tls_fork_locked; /* prepare took the collector's locks */
 
 static double kiln_profiler_now(clockid_t clk) {
   struct timespec ts;
@@ -109,9 +110,13 @@ static void kiln_profiler_fork_prepare(void) {
   pthread_sigmask(SIG_BLOCK, &prof, &kiln_tls_fork_mask);
   /* No shard of the live map may be mid-update (or locked) in the child. */
   kiln_heap_fork_prepare();
+  kiln_tls_fork_locked = atomic_load(&kiln_profiler.active);
+  if (kiln_tls_fork_locked) kiln_collector_fork_prepare();
 }
 
 static void kiln_profiler_fork_parent(void) {
+  if (kiln_tls_fork_locked) kiln_collector_fork_parent();
+  kiln_tls_fork_locked = false;
   kiln_heap_fork_release();
   pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
 }
@@ -119,6 +124,11 @@ static void kiln_profiler_fork_parent(void) {
 static void kiln_profiler_fork_child(void) {
   kiln_heap_fork_release();
   pthread_mutex_init(&kiln_profiler_lock, NULL);
+  if (kiln_tls_fork_locked) { /* the locks taken in prepare are new here */
+    kiln_perf_after_fork_child();
+    kiln_collector_after_fork_child();
+    kiln_tls_fork_locked = false;
+  }
   if (atomic_load(&kiln_profiler.active)) {
     /* The child starts a profile of its own: none of the parent's samples,
      * threads, events or allocations over the run come along. The blocks
@@ -164,11 +174,17 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
     kiln_log("cannot map the profiler's memory; profiling disabled");
     goto out;
   }
-  kiln_unwind_init(&kiln_profiler.cfg.unwind);
+  bool cpu = kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT, alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
+  /* In-process unwinding serves the malloc hooks; CPU samples are unwound
+   * from their copies (kiln_unwind_copy.c). */
+  if (alloc) {
+    kiln_unwind_refuse_pipes(true);
+    kiln_unwind_init(&kiln_profiler.cfg.unwind);
+    kiln_unwind_refuse_pipes(false);
+  }
   if (!kiln_profiler.key_created)
     kiln_profiler.key_created =
         pthread_key_create(&kiln_profiler.thread_key, kiln_profiler_thread_key_dtor) == 0;
-  bool cpu = kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT, alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
   if (cpu && (rc = kiln_sampler_start(&kiln_profiler.cfg)) < 0) {
     if (!alloc) goto out;
     kiln_profiler.cfg.mode &= ~KILN_MODE_CPU_BIT; /* the heap goes on alone */
@@ -219,7 +235,9 @@ int kiln_profiler_ensure_heap(void) {
     if (cfg.alloc_sample != 0) {
       rc = -EINVAL; /* a sampled heap cannot see every block */
     } else if ((rc = kiln_stacktab_init(1u << 18)) == 0 && (rc = kiln_modules_init()) == 0) {
+      kiln_unwind_refuse_pipes(true);
       kiln_unwind_init(&cfg.unwind);
+      kiln_unwind_refuse_pipes(false);
       rc = kiln_heap_start(&cfg);
       if (!kiln_profiler.atfork_registered)
         kiln_profiler.atfork_registered = pthread_atfork(kiln_profiler_fork_prepare, kiln_profiler_fork_parent,

@@ -40,6 +40,9 @@
 /* Code of the malloc hooks lives in its own section, so that unwinding from
  * a hook can cut every frame of kiln's own, whatever the inlining. */
 #define KILN_HOOK_TEXT __attribute__((section("kiln_hooks"), noinline))
+/* Wrappers that forward to libc (and the new-thread trampoline): their
+ * frames are left out of CPU samples. */
+#define KILN_PASS_TEXT __attribute__((section("kiln_pass"), noinline))
 #define KILN_EXPORT __attribute__((visibility("default")))
 #define KILN_LIKELY(x) __builtin_expect(!!(x), 1)
 #define KILN_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -83,6 +86,7 @@ enum {
 enum {
   KILN_PC_KERNEL = 1,     /* "[kernel]": the sample was taken in the kernel */
   KILN_PC_KILN_ALLOC = 2, /* "[kiln: allocation tracking]": inside kiln's malloc hooks */
+  KILN_PC_KILN = 3,       /* "[kiln]": inside kiln's own code (start, dumps) */
   KILN_PC_MARKERS = 16,
 };
 #define KILN_PC_KERNEL_MIN 0xffff800000000000ull /* kernel code addresses */

@@ -34,6 +34,10 @@ static struct {
   int (*search_table)(unw_addr_space_t, unw_word_t, unw_dyn_info_t *, unw_proc_info_t *, int, void *);
   unw_addr_space_t as;
   uint64_t loader_gen; /* kiln_unwind_copy_loader_gen when the cache was last valid */
+  /* The loaded modules' spans: a read there is of code or unwind tables,
+   * never of a stack (modules may be mapped just above a thread's stack). */
+  struct { uint64_t lo, hi; } mods[512];
+  int nmods;
 } kiln_ucopy;
 
 /* Bumped by the dlopen/dlclose wrappers: cached unwind rules may be stale. */
@@ -48,8 +52,17 @@ typedef struct kiln_ucopy_arg {
 } kiln_ucopy_arg_t;
 
 static __thread int kiln_tls_in_copy_unwind __attribute__((tls_model("initial-exec")));
+static __thread int kiln_tls_refuse_pipes __attribute__((tls_model("initial-exec")));
 
 bool kiln_unwind_copy_active(void) { return kiln_tls_in_copy_unwind != 0; }
+
+/* libunwind opens a pipe when it sets itself up, to test addresses by
+ * writing them to it; it uses mincore instead where the kernel has it (it
+ * always has), and the pipe would be four descriptors of the program's,
+ * low in its table and counted against its limit. The pipe and pipe2
+ * wrappers refuse it while kiln sets libunwind up. */
+bool kiln_unwind_refusing_pipes(void) { return kiln_tls_refuse_pipes != 0; }
+void kiln_unwind_refuse_pipes(bool on) { kiln_tls_refuse_pipes += on ? 1 : -1; }
 
 /* Reads n bytes at addr of this process without faulting. */
 static bool kiln_ucopy_peek(uint64_t addr, void *out, size_t n) {
@@ -65,6 +78,9 @@ static int kiln_ucopy_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_
     memcpy(val, a->stack + (addr - a->sp), sizeof *val);
     return 0;
   }
+  for (int i = 0; i < kiln_ucopy.nmods; i++)
+    if (addr >= kiln_ucopy.mods[i].lo && addr < kiln_ucopy.mods[i].hi)
+      return kiln_ucopy_peek(addr, val, sizeof *val) ? 0 : -UNW_EINVAL;
   /* Just above the copy: the live stack has moved on since the sample;
    * never read it, say the stack was cut. */
   if (addr >= a->sp && addr < a->sp + (64u << 20)) {
@@ -159,9 +175,40 @@ static int kiln_ucopy_find_proc(unw_addr_space_t as, unw_word_t ip, unw_proc_inf
   return kiln_ucopy.search_table(as, ip, &f.di, pi, need, arg);
 }
 
+static int kiln_ucopy_span(struct dl_phdr_info *info, size_t size, void *ctx) {
+  (void)size, (void)ctx;
+  if (kiln_ucopy.nmods == (int)(sizeof kiln_ucopy.mods / sizeof kiln_ucopy.mods[0])) return 1;
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+    if (p->p_type != PT_LOAD) continue;
+    uint64_t start = info->dlpi_addr + p->p_vaddr;
+    if (start < lo) lo = start;
+    if (start + p->p_memsz > hi) hi = start + p->p_memsz;
+  }
+  if (lo < hi) {
+    kiln_ucopy.mods[kiln_ucopy.nmods].lo = lo;
+    kiln_ucopy.mods[kiln_ucopy.nmods++].hi = hi;
+  }
+  return 0;
+}
+
+/* A module came or went: cached unwind rules and spans are stale. */
+static void kiln_ucopy_refresh(void) {
+  uint64_t gen = atomic_load_explicit(&kiln_unwind_copy_loader_gen, memory_order_acquire);
+  if (gen == kiln_ucopy.loader_gen && kiln_ucopy.nmods > 0) return;
+  if (kiln_ucopy.as != NULL) kiln_ucopy.flush_cache(kiln_ucopy.as, 0, 0);
+  kiln_ucopy.nmods = 0;
+  kiln_libc.dl_iterate_phdr(kiln_ucopy_span, NULL);
+  kiln_ucopy.loader_gen = gen;
+}
+
 static unw_accessors_t kiln_ucopy_accessors = {
     kiln_ucopy_find_proc, kiln_ucopy_put_info,   kiln_ucopy_dyn_list, kiln_ucopy_access_mem,
     kiln_ucopy_access_reg, kiln_ucopy_access_fpreg, kiln_ucopy_resume, kiln_ucopy_proc_name};
+
+static int kiln_ucopy_libunwind(const kiln_regs_t *regs, const uint8_t *stack, size_t len, uint64_t *pcs,
+                                int max, unsigned *flags);
 
 int kiln_unwind_copy_init(void) {
   if (kiln_ucopy.tried) return kiln_ucopy.ok ? 0 : -ENOENT;
@@ -179,22 +226,29 @@ int kiln_unwind_copy_init(void) {
   if (!kiln_ucopy.create_addr_space || !kiln_ucopy.set_caching_policy || !kiln_ucopy.flush_cache ||
       !kiln_ucopy.init_remote || !kiln_ucopy.step || !kiln_ucopy.get_reg || !kiln_ucopy.search_table)
     return -ENOENT;
+  kiln_unwind_refuse_pipes(true);
   kiln_ucopy.as = kiln_ucopy.create_addr_space(&kiln_ucopy_accessors, 0);
-  if (kiln_ucopy.as == NULL) return -ENOMEM;
-  /* Only the collector unwinds in this address space: the per-thread
-   * cache needs no lock. */
-  kiln_ucopy.set_caching_policy(kiln_ucopy.as, UNW_CACHE_PER_THREAD);
-  kiln_ucopy.ok = true;
-  return 0;
+  if (kiln_ucopy.as != NULL) {
+    /* Only the collector unwinds in this address space: the per-thread
+     * cache needs no lock. */
+    kiln_ucopy.set_caching_policy(kiln_ucopy.as, UNW_CACHE_PER_THREAD);
+    kiln_ucopy.ok = true;
+    /* libunwind sets itself up on the first cursor: do it now, here. */
+    kiln_regs_t regs;
+    memset(&regs, 0, sizeof regs);
+    uint64_t word = 0, pc;
+    unsigned flags = 0;
+    regs.r[KILN_REG_RIP] = (uint64_t)(uintptr_t)&kiln_unwind_copy_init;
+    regs.r[KILN_REG_RSP] = (uint64_t)(uintptr_t)&word;
+    kiln_ucopy_libunwind(&regs, (const uint8_t *)&word, sizeof word, &pc, 1, &flags);
+  }
+  kiln_unwind_refuse_pipes(false);
+  return kiln_ucopy.ok ? 0 : -ENOMEM;
 }
 
 static int kiln_ucopy_libunwind(const kiln_regs_t *regs, const uint8_t *stack, size_t len, uint64_t *pcs,
                                 int max, unsigned *flags) {
-  uint64_t gen = atomic_load_explicit(&kiln_unwind_copy_loader_gen, memory_order_acquire);
-  if (gen != kiln_ucopy.loader_gen) {
-    kiln_ucopy.flush_cache(kiln_ucopy.as, 0, 0); /* a module came or went */
-    kiln_ucopy.loader_gen = gen;
-  }
+  kiln_ucopy_refresh();
   kiln_ucopy_arg_t a = {regs, stack, regs->r[KILN_REG_RSP], len, false};
   unw_cursor_t c;
   int n = 1;

@@ -54,11 +54,12 @@ for unwind in libunwind fp; do
   d="$T/trunc-$unwind"
   KILN_UNWIND=$unwind KILN_MAX_DEPTH=64 run_pair "recursion, max depth 64 ($unwind)" "$d" "$EX/recursion.fp" 200
   f=$(one "$d/recursion*.cpu.folded")
-  # Every stack in the recursion (not the start-up or the final printf,
-  # which a sample may land in) is cut: the marker, then 64 frames.
-  bad=$(awk '/recurse/ { s=$0; sub(/ [0-9]+$/,"",s); n=split(s,a,";"); if (a[1] != "[kiln: truncated]" || n != 65) b++ } END { print b + 0 }' "$f")
+  # Every stack at the bottom of the recursion (not the start-up, the final
+  # printf, or the short descent and climb, which a sample may land in) is
+  # cut: the marker, then 64 frames.
+  bad=$(awk '/;bottom/ { s=$0; sub(/ [0-9]+$/,"",s); n=split(s,a,";"); if (a[1] != "[kiln: truncated]" || n != 65) b++ } END { print b + 0 }' "$f")
   check_eq "recursion, max depth 64 ($unwind): every stack is marker + 64 frames" 0 "$bad"
-  deep=$(awk '/recurse/ { n += $NF } END { print n + 0 }' "$f")
+  deep=$(awk '/;bottom/ { n += $NF } END { print n + 0 }' "$f")
   if [ "$deep" -ge 100 ]; then pass "recursion, max depth 64 ($unwind): $deep samples in the recursion"
   else fail "recursion, max depth 64 ($unwind): samples in the recursion" "$deep"; fi
   m=$(one "$d/recursion*.meta.json")
