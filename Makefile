@@ -90,7 +90,7 @@ $(BUILD)/libkiln.a: $(LINK_OBJ)
 # ---------------------------------------------------------------- the tool
 $(BUILD)/tools/%.o: tools/%.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -Iruntime -MMD -MP -c $< -o $@
 $(BUILD)/kiln: $(TOOLS_OBJ)
 	$(CC) $(CFLAGS) -o $@ $(TOOLS_OBJ) -lz -lm
 

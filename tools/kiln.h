@@ -69,13 +69,29 @@ void kiln_buf_free(kiln_buf_t *b);
 /* A whole (small) file, up to max bytes, NUL-terminated: 0 and b filled
  * (*len without the NUL), or -1 with errno set and b empty. */
 int kiln_buf_read_file(kiln_buf_t *b, const char *path, size_t max);
+/* The same from an open descriptor, which it closes. */
+int kiln_buf_read_fd(kiln_buf_t *b, int fd, size_t max);
+/* Opens PATH for reading only if it is a regular file (or, with
+ * allow_pipe, a FIFO or pipe the user named): never blocks on a FIFO
+ * without a writer, never opens a device; with nofollow a symbolic link is
+ * refused (files found in a shared directory). An fd, or -1 with errno set
+ * (KILN_ENOTREG for a device, socket or FIFO): say it with
+ * kiln_util_strerror. */
+#define KILN_ENOTREG 4097
+int kiln_util_open_regular(const char *path, bool nofollow, bool allow_pipe);
+const char *kiln_util_strerror(int err);
 
 /* An output destination: stdout, or PATH written through a temporary file in
  * the same directory (O_CREAT|O_EXCL) and renamed on commit; abort unlinks
- * it, so a failed run never leaves a partial file. */
+ * it, so a failed run never leaves a partial file. An existing PATH that is
+ * not a regular file (/dev/null, a FIFO, /dev/stdout, /dev/fd/N) is written
+ * in place, as a shell's '>' would: renaming over it would replace the node.
+ * A symbolic link to a regular file: its target is replaced (temporary file
+ * beside the target, then rename), the link is kept. */
 typedef struct kiln_out_s {
     FILE *fp;
     char *path, *tmp_path;
+    bool in_place;
 } kiln_out_t;
 int kiln_out_open(kiln_out_t *o, const char *path); /* NULL or "-": stdout */
 int kiln_out_commit(kiln_out_t *o);                 /* 0, or -1 after a kiln: line */
@@ -261,6 +277,13 @@ int kiln_elf_static_without_kiln(const char *path);
 void kiln_escape_xml(kiln_buf_t *b, const char *s, size_t len, size_t max_chars);
 /* Appends NAME as a JSON string body (no quotes), invalid UTF-8 replaced. */
 void kiln_escape_json(kiln_buf_t *b, const char *s, size_t len);
+/* Appends NAME for a terminal: valid UTF-8 kept; C0, DEL and C1 controls
+ * and every invalid byte (0x80-0x9f alone among them) become '?', so no
+ * escape sequence of a frame name reaches the screen. */
+void kiln_escape_term(kiln_buf_t *b, const char *s, size_t len);
+/* Appends S with every byte outside printable ASCII (and the backslash)
+ * as \xHH: for text from a peer (an HTTP reason phrase). */
+void kiln_escape_bytes(kiln_buf_t *b, const char *s, size_t len);
 /* Number of characters (code points after repair) in S. */
 size_t kiln_escape_chars(const char *s, size_t len);
 

@@ -213,10 +213,7 @@ static void kiln_leaks_amount(kiln_buf_t *b, double bytes, double blocks)
 
 static void kiln_leaks_frame(kiln_buf_t *b, const kiln_name_t *nm)
 {
-    for (uint32_t i = 0; i < nm->len; i++) {
-        unsigned char c = (unsigned char)nm->str[i];
-        kiln_buf_addc(b, c < 0x20 || c == 0x7f ? '?' : (char)c);
-    }
+    kiln_escape_term(b, nm->str, nm->len);
 }
 
 static void kiln_leaks_total_add(kiln_leaks_total_t *t, double bytes, double blocks)

@@ -98,10 +98,15 @@ uint32_t kiln_profile_child(kiln_profile_t *p, uint32_t parent, uint32_t name)
         return kiln_profile_new_node(p, parent, name);
     }
     uint32_t i = kiln_profile_slot_hash(parent, name) & p->mask;
+    /* Grown before 3/4 full: the probe meets an empty slot within mask + 1
+     * steps (checked, as in names.c). */
+    uint32_t probes = 0;
     for (uint32_t id; (id = p->slots[i]) != 0; i = (i + 1) & p->mask) {
         const kiln_node_t *n = &p->nodes[id - 1];
         if (n->parent == parent && n->name == name)
             return id - 1;
+        if (++probes > p->mask)
+            kiln_util_die("internal error: frame table full");
     }
     uint32_t id = kiln_profile_new_node(p, parent, name);
     p->slots[i] = id + 1;

@@ -16,7 +16,7 @@ RENDER_TEST_DEPS := $(BUILD)/kiln $(FUZZ_BIN) $(PPROF_BIN)
 .PHONY: fuzz render-golden
 $(FUZZ_BIN): $(FUZZ_SRC) tools/kiln.h | $(BUILD)/.deps-test
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -g -O1 -std=c11 -D_GNU_SOURCE -Itools \
+	$(FUZZ_CC) -g -O1 -std=c11 -D_GNU_SOURCE -Itools -Iruntime \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  -o $@ $(FUZZ_SRC) -lz -lm
 

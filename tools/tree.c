@@ -36,10 +36,7 @@ typedef struct kiln_tree_item_s {
 
 static void kiln_tree_name(kiln_buf_t *b, const kiln_name_t *nm)
 {
-    for (uint32_t i = 0; i < nm->len; i++) {
-        unsigned char c = (unsigned char)nm->str[i];
-        kiln_buf_addc(b, c < 0x20 || c == 0x7f ? '?' : (char)c);
-    }
+    kiln_escape_term(b, nm->str, nm->len);
 }
 
 /* Pre-order with an explicit stack (stacks may be deeper than C's). */
