@@ -44,50 +44,21 @@ static const char kiln_dump_usage[] =
 
 #define KILN_DUMP_POLL_NS 20000000L /* 20 ms between directory scans */
 
-/* A signal as KILN_DUMP_SIGNAL spells it: a number, a name with or without
- * SIG, RTMIN+N or RTMAX-N. 0 if not one the runtime takes as its dump
- * signal: those that end, stop or continue a process, or that it or the
- * C library use (the same list as runtime/kiln_options.c), so that a
- * program's own SIGTERM or SIGINT handler is never set off by mistake. */
+/* A signal as KILN_DUMP_SIGNAL spells it, by the runtime's own grammar
+ * (kiln_contract_signal_parse): what it refuses is refused here, so a
+ * program's own SIGTERM, SIGINT or SIGALRM handler is never set off by
+ * mistake. 0 if refused. */
 static int kiln_dump_signal(const char *spec)
 {
-    long v;
-    const char *s = strncmp(spec, "SIG", 3) == 0 ? spec + 3 : spec;
-    int sig = 0;
-    if (kiln_util_parse_long(s, 1, SIGRTMAX, &v) == 0 && strspn(s, "0123456789") == strlen(s)) {
-        sig = (int)v;
-    } else if (strncmp(s, "RTMIN+", 6) == 0 && kiln_util_parse_long(s + 6, 0, 64, &v) == 0) {
-        sig = SIGRTMIN + (int)v;
-    } else if (strncmp(s, "RTMAX-", 6) == 0 && kiln_util_parse_long(s + 6, 0, 64, &v) == 0) {
-        sig = SIGRTMAX - (int)v;
-    } else if (strcmp(s, "RTMIN") == 0) {
-        sig = SIGRTMIN;
-    } else if (strcmp(s, "RTMAX") == 0) {
-        sig = SIGRTMAX;
-    } else {
-        for (int i = 1; i < SIGRTMIN; i++) {
-            const char *name = sigabbrev_np(i);
-            if (name && strcmp(name, s) == 0)
-                sig = i;
-        }
-    }
-    static const int refused[] = {SIGPROF, SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL,
-                                  SIGABRT, SIGCHLD, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE,
-                                  SIGINT, SIGTERM, SIGQUIT, SIGTRAP, SIGSYS};
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
-        if (sig == refused[i])
-            return 0;
-    return sig >= 1 && sig <= SIGRTMAX ? sig : 0;
+    return kiln_contract_signal_parse(spec);
 }
 
-/* "USR2", or "RTMIN+3" for real-time signals. */
+/* "SIGUSR2", or "SIGRTMIN+3" for real-time signals. */
 static void kiln_dump_signame(int sig, char *out, size_t n)
 {
-    const char *name = sig < SIGRTMIN ? sigabbrev_np(sig) : NULL;
-    if (name)
-        snprintf(out, n, "SIG%s", name);
-    else
-        snprintf(out, n, "SIGRTMIN+%d", sig - SIGRTMIN);
+    char name[16];
+    kiln_contract_signal_name(sig, name, sizeof name);
+    snprintf(out, n, "%s%s", name[0] >= '0' && name[0] <= '9' ? "signal " : "SIG", name);
 }
 
 /* /proc/PID/FILE whole, up to 1 MiB; NULL with errno set. */

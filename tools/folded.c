@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KILN_FOLDED_SHOWN_ERRORS 10
 
@@ -72,9 +73,10 @@ const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_l
     return NULL;
 }
 
-const char *const kiln_folded_kinds[] = {"cpu", "alloc_bytes", "alloc_count", "live_bytes",
-                                         "live_count", "leak_bytes", "leak_count",
-                                         "peak_bytes", NULL};
+const char *const kiln_folded_kinds[] = {
+    KILN_KIND_CPU,        KILN_KIND_ALLOC_BYTES, KILN_KIND_ALLOC_COUNT,
+    KILN_KIND_LIVE_BYTES, KILN_KIND_LIVE_COUNT,  KILN_KIND_LEAK_BYTES,
+    KILN_KIND_LEAK_COUNT, KILN_KIND_PEAK_BYTES,  NULL};
 
 const char *kiln_folded_opt_kind(const char *cmd, const char *arg)
 {
@@ -259,6 +261,23 @@ static int kiln_folded_read_one(kiln_folded_state_t *st, FILE *fp, const char *l
     return rc;
 }
 
+/* A named input: a regular file, or a pipe or FIFO the user named (kiln
+ * flamegraph <(zcat x.gz)); never a device, and for a file found in a
+ * directory (FROM_DIR) only a regular file that is not a symbolic link. */
+static FILE *kiln_folded_open(const char *path, bool from_dir)
+{
+    int fd = kiln_util_open_regular(path, from_dir, !from_dir);
+    if (fd < 0)
+        return NULL;
+    FILE *fp = fdopen(fd, "r");
+    if (!fp) {
+        int err = errno;
+        close(fd);
+        errno = err;
+    }
+    return fp;
+}
+
 static void kiln_folded_state_init(kiln_folded_state_t *st, kiln_profile_t *p,
                                    const kiln_folded_opts_t *opts)
 {
@@ -308,7 +327,8 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
     }
     const char **expanded;
     int nexpanded;
-    if (kiln_sets_expand(paths, npaths, opts->dir_kind, &expanded, &nexpanded) != 0) {
+    unsigned char *from_dir;
+    if (kiln_sets_expand(paths, npaths, opts->dir_kind, &expanded, &nexpanded, &from_dir) != 0) {
         kiln_folded_state_finish(&st, -1, "input");
         return -1;
     }
@@ -320,9 +340,10 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
     for (int i = 0; i < npaths && rc == 0; i++) {
         bool use_stdin = strcmp(paths[i], "-") == 0;
         const char *label = use_stdin ? "<stdin>" : paths[i];
-        FILE *fp = use_stdin ? stdin : fopen(paths[i], "r");
+        FILE *fp = use_stdin ? stdin
+                             : kiln_folded_open(paths[i], from_dir[i] || opts->dir_files);
         if (!fp) {
-            kiln_util_err("%s: cannot open: %s", label, strerror(errno));
+            kiln_util_err("%s: cannot open: %s", label, kiln_util_strerror(errno));
             rc = -1;
             break;
         }
@@ -335,5 +356,6 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
     }
     rc = kiln_folded_state_finish(&st, rc, label);
     kiln_sets_free(expanded, nexpanded);
+    free(from_dir);
     return rc;
 }

@@ -1,6 +1,9 @@
 /* kiln.h — the internals of the offline `kiln` command, one section per file.
  * Glossary first, then every cross-file function under the file that defines
- * it. The tool shares only the folded text format with the runtime.
+ * it. The tool shares the folded text format with the runtime, and the
+ * contract of runtime/kiln_contract.h (kinds, file names, meta keys, marker
+ * frames, dump-signal grammar): header only, the tool never links the
+ * runtime.
  *
  * Glossary
  *   folded line   "frame;frame;frame COUNT" (root first), or with two counts
@@ -21,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "kiln_contract.h"
 
 #define KILN_VERSION "0.1.0"
 
@@ -202,6 +207,8 @@ typedef struct kiln_folded_opts_s {
     bool allow_empty; /* a file with no line at all is an empty profile, not an error */
     const char *dir_kind; /* a directory operand reads its files of this kind
                              (kiln_sets_expand; NULL: cpu) */
+    bool dir_files;       /* the paths were found in a directory: regular
+                             files only, no symbolic link (kiln leaks) */
 } kiln_folded_opts_t;
 /* Reads every path ("-" or none = stdin) into P. Malformed lines are reported
  * as "kiln: FILE:LINE: what" (the first ten, then a count). Returns 0, or -1
@@ -234,7 +241,7 @@ const char *kiln_folded_opt_kind(const char *cmd, const char *arg);
  * meta.json says why ("dump_reason": interval, signal, exit...) and, for
  * interval sets, whether each holds the interval alone or everything so
  * far ("interval_mode": delta or cumulative). */
-#define KILN_SETS_TAG_LEN 21
+#define KILN_SETS_TAG_LEN KILN_TAG_LEN
 typedef struct kiln_sets_name_s {
     size_t prog_len;         /* PROG is name[0 .. prog_len) */
     long pid;
@@ -254,11 +261,48 @@ void kiln_sets_list_free(char **names, size_t count);
  * alloc_* in delta mode every whole interval set (their sum); else (a
  * cumulative run, or a snapshot kind: live, leak, peak) the latest whole
  * set. Files whose name is not the runtime's are taken as they are. Other
- * operands are kept. *out is freed with kiln_sets_free. 0, or -1 after a
+ * operands are kept. *out is freed with kiln_sets_free; *from_dir (when
+ * not NULL; free()d by the caller) says which came out of a directory,
+ * where only regular files that are not symbolic links are read (a FIFO
+ * or a link to /dev/zero planted there must not hang or feed a reader).
+ * 0, or -1 after a
  * kiln: line (unreadable directory, no file of KIND in it). */
 int kiln_sets_expand(const char *const *paths, int npaths, const char *kind,
-                     const char ***out, int *nout);
+                     const char ***out, int *nout, unsigned char **from_dir);
 void kiln_sets_free(const char **paths, int npaths);
+
+/* ------------------------------------------------------------ meta.c */
+/* A set's meta.json: its top-level keys (nested values checked, skipped).
+ * Numbers keep their text; an unsigned integer that fits is also exact in
+ * u64 (counts never go through floating point). */
+#define KILN_META_MAX (1u << 20)
+typedef enum { KILN_META_STRING, KILN_META_NUMBER, KILN_META_OTHER } kiln_meta_type_t;
+typedef struct kiln_meta_entry_s {
+    char *key, *value; /* value: a string's decoded bytes, a number's text */
+    size_t value_len;
+    kiln_meta_type_t type;
+    bool is_u64;
+    uint64_t u64;
+    long line;
+} kiln_meta_entry_t;
+typedef struct kiln_meta_s {
+    kiln_meta_entry_t *entries;
+    size_t count, cap;
+} kiln_meta_t;
+/* Parses TEXT (LEN bytes, any content): 0, or -1 after "kiln: LABEL:LINE:
+ * what" (unless quiet) with M empty. */
+int kiln_meta_parse(kiln_meta_t *m, const char *text, size_t len, const char *label, bool quiet);
+/* Reads PATH as a regular file only (no FIFO, device or symbolic link; at
+ * most KILN_META_MAX bytes) and parses it. 0 or -1 (a kiln: line unless quiet). */
+int kiln_meta_read(kiln_meta_t *m, const char *path, bool quiet);
+void kiln_meta_free(kiln_meta_t *m);
+const kiln_meta_entry_t *kiln_meta_get(const kiln_meta_t *m, const char *key);
+/* A string value, or NULL (missing, or not a string). */
+const char *kiln_meta_str(const kiln_meta_t *m, const char *key);
+/* An exact count: 0, -1 missing, -2 not an unsigned 64-bit integer. */
+int kiln_meta_u64(const kiln_meta_t *m, const char *key, uint64_t *out);
+/* A time in seconds (non-negative, finite): 0 or -1. */
+int kiln_meta_seconds(const kiln_meta_t *m, const char *key, double *out);
 
 /* ------------------------------------------------------------ elf.c */
 /* The file execvp(CMD) would run (PATH searched as glibc does), malloc'ed,

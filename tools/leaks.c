@@ -56,6 +56,8 @@ enum { KILN_LEAKS_PLAIN = 0, KILN_LEAKS_DEFINITE = 1, KILN_LEAKS_POSSIBLE = 3 };
 typedef struct kiln_leaks_proc_s {
     char *prefix;
     char *files[KILN_LEAKS_PARTS][2];
+    bool named[KILN_LEAKS_PARTS][2]; /* an operand; else found in a directory
+                                        or as a sibling: regular files only */
 } kiln_leaks_proc_t;
 
 typedef struct kiln_leaks_site_s {
@@ -113,10 +115,13 @@ static kiln_leaks_proc_t *kiln_leaks_proc(kiln_leaks_t *lk, const char *prefix, 
     return p;
 }
 
-static void kiln_leaks_set(kiln_leaks_proc_t *p, int part, int which, const char *path)
+static void kiln_leaks_set(kiln_leaks_proc_t *p, int part, int which, const char *path,
+                           bool named)
 {
-    if (!p->files[part][which])
+    if (!p->files[part][which]) {
         p->files[part][which] = kiln_util_xstrdup(path);
+        p->named[part][which] = named;
+    }
 }
 
 /* A named file also brings its sibling (bytes <-> count) when it exists. */
@@ -126,17 +131,17 @@ static void kiln_leaks_add_file(kiln_leaks_t *lk, const char *path)
     size_t len;
     if (!kiln_leaks_match(path, &part, &which, &len)) {
         /* Not a kiln leak file: read it as the bytes of its own "process". */
-        kiln_leaks_set(kiln_leaks_proc(lk, path, strlen(path)), KILN_LEAKS_PLAIN, 0, path);
+        kiln_leaks_set(kiln_leaks_proc(lk, path, strlen(path)), KILN_LEAKS_PLAIN, 0, path, true);
         return;
     }
     kiln_leaks_proc_t *p = kiln_leaks_proc(lk, path, len);
-    kiln_leaks_set(p, part, which, path);
+    kiln_leaks_set(p, part, which, path, true);
     kiln_buf_t other = {0};
     kiln_buf_add(&other, path, len);
     kiln_buf_printf(&other, ".%s_%s.folded", kiln_leaks_parts[part].kind,
                     which ? "bytes" : "count");
     if (access(other.data, F_OK) == 0)
-        kiln_leaks_set(p, part, !which, other.data);
+        kiln_leaks_set(p, part, !which, other.data, false);
     kiln_buf_free(&other);
 }
 
@@ -157,7 +162,13 @@ static int kiln_leaks_add_dir(kiln_leaks_t *lk, const char *dir)
         path.len = 0;
         kiln_buf_printf(&path, "%s/%s", dir, de->d_name);
         size_t dlen = path.len - strlen(de->d_name);
-        kiln_leaks_set(kiln_leaks_proc(lk, path.data, dlen + len), part, which, path.data);
+        struct stat st;
+        if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
+            /* Planted, or not a profile: reading it could block or never end. */
+            kiln_util_err("%s: not a regular file, skipped", path.data);
+            continue;
+        }
+        kiln_leaks_set(kiln_leaks_proc(lk, path.data, dlen + len), part, which, path.data, false);
     }
     closedir(d);
     kiln_buf_free(&path);
@@ -181,9 +192,9 @@ static int kiln_leaks_cmp_site(const void *a, const void *b)
 }
 
 /* Reads one file into P, for leaks: empty is fine, two counts are not. */
-static int kiln_leaks_read(kiln_profile_t *p, const char *path)
+static int kiln_leaks_read(kiln_profile_t *p, const char *path, bool named)
 {
-    kiln_folded_opts_t fo = {.allow_empty = true};
+    kiln_folded_opts_t fo = {.allow_empty = true, .dir_files = !named};
     if (kiln_folded_read(p, &path, 1, &fo) != 0)
         return -1;
     if (p->has_delta) {
@@ -239,11 +250,11 @@ static int kiln_leaks_part(kiln_leaks_t *lk, const kiln_leaks_proc_t *proc, int 
     uint32_t nbytes = 0;
     int rc = 0;
     if (bytes_path) {
-        rc = kiln_leaks_read(&p, bytes_path);
+        rc = kiln_leaks_read(&p, bytes_path, proc->named[part][0]);
         bytes = kiln_profile_take_self(&p, &nbytes);
     }
     if (rc == 0 && count_path)
-        rc = kiln_leaks_read(&p, count_path);
+        rc = kiln_leaks_read(&p, count_path, proc->named[part][1]);
     if (rc != 0) {
         free(bytes);
         kiln_profile_free(&p);
