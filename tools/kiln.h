@@ -270,6 +270,13 @@ void kiln_sets_list_free(char **names, size_t count);
 int kiln_sets_expand(const char *const *paths, int npaths, const char *kind,
                      const char ***out, int *nout, unsigned char **from_dir);
 void kiln_sets_free(const char **paths, int npaths);
+/* A writer's temporary (".NAME.PID.SEQ.tmp", dot files every reader skips):
+ * the writer's pid, or -1 when NAME is not one. */
+long kiln_sets_stale_pid(const char *name);
+/* Removes DIR's temporaries left by writers that are gone (a SIGKILL in the
+ * middle of a write), when they are regular files of this user. Returns how
+ * many were removed. */
+long kiln_sets_clean_stale(const char *dir);
 
 /* ------------------------------------------------------------ meta.c */
 /* A set's meta.json: its top-level keys (nested values checked, skipped).

@@ -180,6 +180,10 @@ static void kiln_record_list_sets(const char *dir, char **names, size_t *n)
  * allocation summary with --alloc). */
 static void kiln_record_summary(const char *dir, bool alloc)
 {
+    long stale = kiln_sets_clean_stale(dir);
+    if (stale > 0)
+        kiln_util_err("record: removed %ld unfinished temporary file%s from %s (a process was "
+                      "killed while writing its profile)", stale, stale == 1 ? "" : "s", dir);
     DIR *d = opendir(dir);
     if (!d) {
         kiln_util_err("record: %s: %s (no profile written)", dir, strerror(errno));

@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static bool kiln_sets_digits(const char *s, size_t n)
 {
@@ -275,4 +277,55 @@ void kiln_sets_free(const char **paths, int npaths)
     for (int i = 0; i < npaths; i++)
         free((char *)paths[i]);
     free(paths);
+}
+
+long kiln_sets_stale_pid(const char *name)
+{
+    /* ".NAME.PID.SEQ.tmp": the writer's pid is the next-to-last number. */
+    size_t n = strlen(name), pre = strlen(KILN_FILE_TMP_PREFIX), suf = strlen(KILN_FILE_TMP_SUFFIX);
+    if (n <= pre + suf || strncmp(name, KILN_FILE_TMP_PREFIX, pre) != 0 ||
+        strcmp(name + n - suf, KILN_FILE_TMP_SUFFIX) != 0)
+        return -1;
+    const char *end = name + n - suf, *p = end;
+    while (p > name && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    if (p == end || p == name || p[-1] != '.')
+        return -1; /* no SEQ */
+    const char *seq_dot = p - 1;
+    p = seq_dot;
+    while (p > name && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    if (p == seq_dot || p - 1 <= name || p[-1] != '.' || seq_dot - p > KILN_PID_DIGITS_MAX)
+        return -1;
+    long pid = strtol(p, NULL, 10);
+    return pid > 0 ? pid : -1;
+}
+
+long kiln_sets_clean_stale(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    long removed = 0;
+    struct dirent *de;
+    kiln_buf_t path = {0};
+    while ((de = readdir(d)) != NULL) {
+        long pid = kiln_sets_stale_pid(de->d_name);
+        struct stat st;
+        if (pid <= 0)
+            continue;
+        path.len = 0;
+        kiln_buf_printf(&path, "%s/%s", dir, de->d_name);
+        /* Only what is ours, a plain file, and whose writer is gone: a
+         * live writer is still renaming it into place. */
+        if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (unlink(path.data) == 0)
+            removed++;
+    }
+    closedir(d);
+    kiln_buf_free(&path);
+    return removed;
 }
