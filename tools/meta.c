@@ -327,9 +327,11 @@ int kiln_meta_parse(kiln_meta_t *m, const char *text, size_t len, const char *la
         kiln_meta_fail(&ps, ps.s >= ps.end ? "empty file, not a JSON object" : "not a JSON object");
     } else {
         kiln_meta_container(&ps, 0);
-        kiln_meta_blank(&ps);
-        if (!ps.what && ps.s < ps.end)
-            kiln_meta_fail(&ps, "text after the object");
+        if (!ps.what) {
+            kiln_meta_blank(&ps);
+            if (ps.s < ps.end)
+                kiln_meta_fail(&ps, "text after the object");
+        }
     }
     if (ps.what) {
         if (!quiet)
