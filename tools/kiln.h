@@ -135,6 +135,18 @@ int kiln_names_cmp(const kiln_names_t *t, uint32_t a, uint32_t b);
 /* ------------------------------------------------------------ profile.c */
 #define KILN_NONE UINT32_MAX
 
+/* Counts are exact unsigned integers, never floating point: a stack's
+ * count and every sum of them up to 2^64-1 print as they were written
+ * (a sum past that is an error, not a rounding). A profile whose input has
+ * fractional counts ("0.5", flamegraph.pl accepts them) switches, once, to
+ * thousandths: its counts are then value * 10^KILN_COUNT_FRAC_DIGITS
+ * (scale), fractions beyond three digits are cut, and a sum must stay
+ * under 2^64 thousandths (1.8e16). Shares and geometry are computed in
+ * double from these exact values. */
+typedef uint64_t kiln_count_t;
+#define KILN_COUNT_FRAC_DIGITS 3u
+#define KILN_COUNT_FRAC_UNIT 1000u
+
 /* 32 bytes a frame: the trie is most of the tool's memory. While the parser
  * runs only self is kept; kiln_profile_finish sums the totals bottom-up (a
  * child's id is always above its parent's), so adding a line touches one
@@ -142,7 +154,7 @@ int kiln_names_cmp(const kiln_names_t *t, uint32_t a, uint32_t b);
 typedef struct kiln_node_s {
     uint32_t name, parent;
     uint32_t child, sibling; /* children list, most recent first */
-    double total, self;
+    kiln_count_t total, self;
 } kiln_node_t;
 
 typedef struct kiln_profile_s {
@@ -154,6 +166,7 @@ typedef struct kiln_profile_s {
     bool flamechart; /* merge only with the most recent child */
     bool has_delta;  /* some line had two counts */
     bool delta_summed;
+    unsigned scale;  /* 0, or KILN_COUNT_FRAC_DIGITS once a fraction was read */
     double cursor;   /* flame chart time */
     double *delta;   /* per node, when has_delta: self, then total after finish */
     double *start;   /* per node: flame chart creation time, then layout x */
@@ -162,11 +175,27 @@ void kiln_profile_init(kiln_profile_t *p, bool flamechart);
 void kiln_profile_free(kiln_profile_t *p);
 /* The child of PARENT named NAME, created when missing. */
 uint32_t kiln_profile_child(kiln_profile_t *p, uint32_t parent, uint32_t name);
-/* Adds VALUE (and DELTA) to the stack ending at LEAF (0: the root). */
-void kiln_profile_add(kiln_profile_t *p, uint32_t leaf, double value, double delta);
+/* Adds VALUE (in the profile's units) and DELTA to the stack ending at LEAF
+ * (0: the root). -1 when the stack's count would pass 2^64-1. */
+int kiln_profile_add(kiln_profile_t *p, uint32_t leaf, kiln_count_t value, double delta);
+/* Switches P to thousandths (scale KILN_COUNT_FRAC_DIGITS): every count is
+ * multiplied by 10^3. 0, or -1 when one would pass 2^64-1. */
+int kiln_profile_to_fractions(kiln_profile_t *p);
+/* Multiplies N counts taken at scale FROM to P's scale: 0 or -1 (overflow). */
+int kiln_profile_rescale(const kiln_profile_t *p, kiln_count_t *v, uint32_t n, unsigned from);
 /* Computes every node's total (and total delta) from the self counts; call
- * after reading (kiln_folded_read does). Idempotent for totals. */
-void kiln_profile_finish(kiln_profile_t *p);
+ * after reading (kiln_folded_read does). Idempotent for totals. -1 when a
+ * total would pass 2^64-1. */
+int kiln_profile_finish(kiln_profile_t *p);
+/* Appends count V of P as a person reads it: an integer (thousands commas
+ * with COMMAS), or with two decimals when P has fractions and V is not
+ * whole. Exact: no floating point. */
+void kiln_profile_fmt(kiln_buf_t *b, const kiln_profile_t *p, kiln_count_t v, bool commas);
+/* V as a number of P's input unit (V / 10^scale), for shares and scaling. */
+static inline double kiln_profile_value(const kiln_profile_t *p, kiln_count_t v)
+{
+    return p->scale ? (double)v / KILN_COUNT_FRAC_UNIT : (double)v;
+}
 /* The per-node start array (allocated on first use). */
 double *kiln_profile_starts(kiln_profile_t *p);
 /* Children of NODE in drawing order (alphabetical, or input order for a
@@ -192,7 +221,7 @@ void kiln_walk_free(kiln_walk_t *w);
 /* Sets aside every node's self count (returned, COUNT entries, indexed by
  * node id) and zeroes self and total, so that another file read into P
  * lands on the same nodes: how diff and leaks pair per-stack counts. */
-double *kiln_profile_take_self(kiln_profile_t *p, uint32_t *count);
+kiln_count_t *kiln_profile_take_self(kiln_profile_t *p, uint32_t *count);
 static inline const kiln_name_t *kiln_profile_name(const kiln_profile_t *p, uint32_t node)
 {
     return &p->names.names[p->nodes[node].name];
@@ -218,11 +247,17 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
 /* The same for one open stream, named LABEL in messages (the fuzzer's way in). */
 int kiln_folded_read_fp(kiln_profile_t *p, FILE *fp, const char *label,
                         const kiln_folded_opts_t *opts);
+/* A count as written: WHOLE, and its first KILN_COUNT_FRAC_DIGITS decimals
+ * as FRAC / KILN_COUNT_FRAC_UNIT. */
+typedef struct kiln_folded_count_s {
+    uint64_t whole;
+    uint32_t frac;
+} kiln_folded_count_t;
 /* Parses one line (no newline) into stack and counts. Returns NULL on
- * success or a static description of what is wrong. *ncounts is 1 or 2.
- * Exposed for the fuzzer. */
+ * success or a static description of what is wrong (a count past 2^64-1
+ * is one). *ncounts is 1 or 2. Exposed for the fuzzer. */
 const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_len,
-                                   double counts[2], int *ncounts);
+                                   kiln_folded_count_t counts[2], int *ncounts);
 /* Guesses the profile kind from a folded file name:
  * "cpu", "alloc_bytes", "alloc_count", "live_bytes", "live_count",
  * "leak_bytes", "leak_count", "peak_bytes", or NULL. */

@@ -225,7 +225,7 @@ static long kiln_push_check_folded(const char *path, const char *text, size_t le
         if (blank == n)
             continue;
         size_t stack_len;
-        double counts[2];
+        kiln_folded_count_t counts[2];
         int ncounts;
         const char *what = kiln_folded_parse_line(line, n, &stack_len, counts, &ncounts);
         if (!what && ncounts == 2) {

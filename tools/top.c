@@ -26,7 +26,7 @@ static const char kiln_top_usage[] =
 
 typedef struct kiln_top_row_s {
     uint32_t name;
-    double self, total;
+    kiln_count_t self, total; /* sums of disjoint subtrees: never past the root's */
 } kiln_top_row_t;
 
 typedef struct kiln_top_ctx_s {
@@ -38,10 +38,10 @@ static int kiln_top_cmp(const void *a, const void *b, void *arg)
 {
     const kiln_top_ctx_t *ctx = arg;
     const kiln_top_row_t *x = a, *y = b;
-    double kx = ctx->by_total ? x->total : x->self, ky = ctx->by_total ? y->total : y->self;
+    kiln_count_t kx = ctx->by_total ? x->total : x->self, ky = ctx->by_total ? y->total : y->self;
     if (kx != ky)
         return kx > ky ? -1 : 1;
-    double lx = ctx->by_total ? x->self : x->total, ly = ctx->by_total ? y->self : y->total;
+    kiln_count_t lx = ctx->by_total ? x->self : x->total, ly = ctx->by_total ? y->self : y->total;
     if (lx != ly)
         return lx > ly ? -1 : 1;
     return kiln_names_cmp(&ctx->p->names, x->name, y->name);
@@ -105,21 +105,22 @@ int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsig
     kiln_top_row_t *rows = kiln_top_rows(&p, &nrows);
     kiln_top_ctx_t ctx = {&p, by_total};
     qsort_r(rows, nrows, sizeof *rows, kiln_top_cmp, &ctx);
-    double all = p.nodes[0].total;
+    kiln_count_t all = p.nodes[0].total;
     kiln_buf_t b = {0};
-    kiln_util_fmt_count(&b, all, false);
+    kiln_profile_fmt(&b, &p, all, false);
     fprintf(out, "total %s in %zu functions; %s\n", b.data, nrows,
             by_total ? "by total (inclusive)" : "by self");
     fprintf(out, "%12s %7s %12s %7s  %s\n", "self", "self%", "total", "total%", "function");
     size_t shown = n > 0 && (size_t)n < nrows ? (size_t)n : nrows;
     for (size_t i = 0; i < shown; i++) {
         b.len = 0;
-        kiln_util_fmt_count(&b, rows[i].self, false);
+        kiln_profile_fmt(&b, &p, rows[i].self, false);
         kiln_buf_addc(&b, '\0');
         size_t mid = b.len;
-        kiln_util_fmt_count(&b, rows[i].total, false);
-        fprintf(out, "%12s %6.2f%% %12s %6.2f%%  ", b.data, all > 0 ? 100 * rows[i].self / all : 0,
-                b.data + mid, all > 0 ? 100 * rows[i].total / all : 0);
+        kiln_profile_fmt(&b, &p, rows[i].total, false);
+        fprintf(out, "%12s %6.2f%% %12s %6.2f%%  ", b.data,
+                all > 0 ? 100.0 * (double)rows[i].self / (double)all : 0, b.data + mid,
+                all > 0 ? 100.0 * (double)rows[i].total / (double)all : 0);
         /* Names go to a terminal (kiln_escape_term). */
         const kiln_name_t *nm = &p.names.names[rows[i].name];
         b.len = 0;

@@ -70,7 +70,7 @@ static uint32_t kiln_tree_run(const kiln_profile_t *p, uint32_t node, uint32_t *
 static void kiln_tree_print(FILE *out, const kiln_profile_t *p, double min_pct, long max_depth,
                             long max_lines)
 {
-    double all = p->nodes[0].total;
+    double all = (double)p->nodes[0].total;
     kiln_buf_t line = {0};
     uint32_t *kids = NULL;
     size_t kids_cap = 0, top = 0, cap = 1024;
@@ -105,18 +105,18 @@ static void kiln_tree_print(FILE *out, const kiln_profile_t *p, double min_pct, 
                 last = p->nodes[last].child;
         }
         const kiln_node_t *n = &p->nodes[it.node];
-        kiln_buf_printf(&line, "[%.1f%%] ", 100 * n->total / all);
+        kiln_buf_printf(&line, "[%.1f%%] ", 100 * (double)n->total / all);
         kiln_tree_name(&line, &p->names.names[n->name]);
         if (run > 1)
             kiln_buf_printf(&line, "  (x%u: recursion, one line)", run);
         if (it.node == 0) {
             kiln_buf_adds(&line, "  (");
-            kiln_util_fmt_count(&line, all, true);
+            kiln_profile_fmt(&line, p, p->nodes[0].total, true);
             kiln_buf_addc(&line, ')');
         }
         n = &p->nodes[last];
         if (n->self > 0 && n->child != KILN_NONE)
-            kiln_buf_printf(&line, "  (self %.1f%%)", 100 * n->self / all);
+            kiln_buf_printf(&line, "  (self %.1f%%)", 100 * (double)n->self / all);
         kiln_buf_addc(&line, '\n');
         fwrite(line.data, 1, line.len, out);
         uint32_t depth = it.depth + run - 1;
@@ -130,10 +130,10 @@ static void kiln_tree_print(FILE *out, const kiln_profile_t *p, double min_pct, 
         }
         size_t shown = 0;
         double rest = 0;
-        while (shown < k && 100 * p->nodes[kids[shown]].total / all >= min_pct)
+        while (shown < k && 100 * (double)p->nodes[kids[shown]].total / all >= min_pct)
             shown++;
         for (size_t i = shown; i < k; i++)
-            rest += p->nodes[kids[i]].total;
+            rest += (double)p->nodes[kids[i]].total;
         if (shown < k)
             stack[top++] = (kiln_tree_item_t){KILN_NONE, depth + 1, it.level + 1,
                                               100 * rest / all, (double)(k - shown)};
