@@ -76,11 +76,21 @@ check_eq out_fifo_exit 0 $?
 wait "$reader"
 check out_fifo_still_fifo test -p "$T/fifo"
 check out_fifo_content cmp -s "$T/ref.svg" "$T/fifo.out"
-"$KILN" flamegraph -o /dev/stdout "$IN/basic.folded" > "$T/stdout.svg"
-check_eq out_dev_stdout_exit 0 $?
-check out_dev_stdout_content cmp -s "$T/ref.svg" "$T/stdout.svg"
-"$KILN" flamegraph -o /dev/stdout "$IN/basic.folded" | cat > "$T/pipe.svg"
-check out_dev_stdout_pipe cmp -s "$T/ref.svg" "$T/pipe.svg"
+# Descriptor names. Not /dev/stdout itself: a broken build would replace
+# the machine's /dev/stdout link; a link of our own to /proc/self/fd/1 is
+# the same case (a symbolic link to the descriptor), and /dev/fd/1 the name.
+ln -s /proc/self/fd/1 "$T/stdout"
+"$KILN" flamegraph -o "$T/stdout" "$IN/basic.folded" > "$T/stdout.svg"
+check_eq out_stdout_link_exit 0 $?
+check out_stdout_link_content cmp -s "$T/ref.svg" "$T/stdout.svg"
+check out_stdout_link_kept test -L "$T/stdout"
+"$KILN" flamegraph -o "$T/stdout" "$IN/basic.folded" | cat > "$T/pipe.svg"
+check out_stdout_link_pipe cmp -s "$T/ref.svg" "$T/pipe.svg"
+"$KILN" flamegraph -o /dev/fd/1 "$IN/basic.folded" | cat > "$T/fd1.svg"
+check out_dev_fd_pipe cmp -s "$T/ref.svg" "$T/fd1.svg"
+echo "already here" > "$T/appended.svg"
+"$KILN" flamegraph -o /dev/fd/1 "$IN/basic.folded" >> "$T/appended.svg"
+check_eq out_dev_fd_appends "$(( $(stat -c %s "$T/ref.svg") + 13 ))" "$(stat -c %s "$T/appended.svg")"
 # A symbolic link to a regular file: the target is replaced, the link kept.
 echo old > "$T/target.svg"
 ln -s target.svg "$T/link.svg"
