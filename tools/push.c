@@ -291,22 +291,6 @@ static void kiln_push_names(const char *path, char **prog, const char **kind, ch
     *prog = stem;
 }
 
-/* The numeric value of "KEY": in the runtime's meta.json (flat, one key a
- * line). 0 or -1. */
-static int kiln_push_meta_number(const char *json, const char *key, double *out)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *hit = strstr(json, pat);
-    if (!hit)
-        return -1;
-    char *end;
-    double v = strtod(hit + strlen(pat), &end);
-    if (end == hit + strlen(pat) || !isfinite(v) || v < 0)
-        return -1;
-    *out = v;
-    return 0;
-}
 
 /* Connects within DEADLINE; the socket stays non-blocking, every later
  * send and receive waits with kiln_push_wait against the same deadline. */
@@ -525,19 +509,20 @@ static int kiln_push_file(const kiln_push_opts_t *o, const char *path)
     if (prefix) {
         kiln_buf_t meta_path = {0};
         kiln_buf_printf(&meta_path, "%s.meta.json", prefix);
-        size_t mlen;
-        char *meta = access(meta_path.data, R_OK) == 0
-                         ? kiln_push_slurp(meta_path.data, 1 << 20, &mlen) : NULL;
-        if (meta) {
-            kiln_push_meta_number(meta, "wall_seconds", &wall);
-            kiln_push_meta_number(meta, "hz_requested", &hz);
+        struct stat mst;
+        kiln_meta_t meta;
+        /* Read as every meta.json is (a regular file only: a FIFO planted
+         * there must not block); a bad one is said and the defaults used. */
+        if (lstat(meta_path.data, &mst) == 0 && kiln_meta_read(&meta, meta_path.data, false) == 0) {
+            kiln_meta_seconds(&meta, KILN_META_WALL_SECONDS, &wall);
+            kiln_meta_seconds(&meta, KILN_META_HZ_REQUESTED, &hz);
             /* A dump's set says the span it covers. */
-            if (kiln_push_meta_number(meta, "from_unix", &set_from) != 0 ||
-                kiln_push_meta_number(meta, "until_unix", &set_until) != 0 ||
+            if (kiln_meta_seconds(&meta, KILN_META_FROM_UNIX, &set_from) != 0 ||
+                kiln_meta_seconds(&meta, KILN_META_UNTIL_UNIX, &set_until) != 0 ||
                 !(set_until >= set_from && set_from > 0))
                 set_from = set_until = 0;
+            kiln_meta_free(&meta);
         }
-        free(meta);
         kiln_buf_free(&meta_path);
     }
     long span = wall >= 1 ? (long)ceil(wall) : 1;

@@ -189,6 +189,14 @@ check_eq hostile_leaks_exit 0 $?
 check hostile_leaks_report grep -q '^== app.14: 64 bytes in ? blocks' "$T/hleaks.out"
 check_eq hostile_leaks_skipped 2 "$(grep -c 'not a regular file, skipped' "$T/hleaks.err")"
 check hostile_no_hang test "$(ms_since "$start")" -lt 5000
+# kiln push reads a profile's meta.json beside it: a FIFO there is refused.
+mkdir -p "$T/hpush"
+printf 'main;work 7\n' > "$T/hpush/app.7.cpu.folded"
+mkfifo "$T/hpush/app.7.meta.json"
+timeout 10 "$KILN" push --timeout 1 --url http://127.0.0.1:1/ "$T/hpush/app.7.cpu.folded" \
+  > /dev/null 2> "$T/hpush.err"
+check_eq hostile_push_meta_fifo_exit 1 $?
+check hostile_push_meta_fifo_said grep -q 'app.7.meta.json: cannot read: not a regular file' "$T/hpush.err"
 # A directory of sets whose latest meta.json has an unterminated string:
 # a parse error with file and line, not "out of memory".
 U=$T/unterminated
