@@ -223,9 +223,10 @@ on_usr2() {
     tag) tag=20000101T000000Z-0001 ;;
     seq) s=$((seq + 1)) ;;
     reason) reason=interval ;;
+    bigseq) s=18446744073709551615 tag="${tag%-*}-1615" p="$KILN_OUT/standin.$$.$tag" ;;
   esac
   # owner: written whole, then given to another user (as root only).
-  printf '{\n  "pid": %d,\n  "dump_reason": "%s",\n  "dump_seq": %d,\n  "tag": "%s"\n}\n' \
+  printf '{\n  "pid": %d,\n  "dump_reason": "%s",\n  "dump_seq": %s,\n  "tag": "%s"\n}\n' \
     "$pid" "$reason" "$s" "$tag" > "$p.meta.json.part"
   [ "$HOSTILE" = old ] && touch -d @1000000000 "$p.meta.json.part"
   [ "$HOSTILE" = owner ] && chown 65534 "$p.meta.json.part"
@@ -235,7 +236,7 @@ trap on_usr2 USR2
 echo ready > "$READY"
 while :; do sleep 0.02; done
 EOF
-modes="fifo zero pid tag seq old reason good"
+modes="fifo zero pid tag seq old reason good bigseq"
 [ "$(id -u)" = 0 ] && modes="$modes owner"
 for mode in $modes; do
   mkdir -p "$T/d_$mode"
@@ -245,6 +246,12 @@ for mode in $modes; do
   spid=$!
   pids+=("$spid")
   for _ in $(seq 100); do [ -f "$T/$mode.ready" ] && break; sleep 0.02; done
+  if [ "$mode" = bigseq ]; then
+    # A set written before, numbered 2^64-2: the next, 2^64-1, is told
+    # apart only if dump numbers are exact integers (not doubles).
+    printf '{\n  "pid": %d,\n  "dump_reason": "signal",\n  "dump_seq": 18446744073709551614,\n  "tag": "20260101T000000Z-1614"\n}\n' \
+      "$spid" > "$T/d_$mode/standin.$spid.20260101T000000Z-1614.meta.json"
+  fi
   start=$(date +%s%N)
   timeout 10 "$KILN" dump --timeout 1 "$spid" > "$T/dump_$mode.out" 2> "$T/dump_$mode.err"
   rc=$?
@@ -253,6 +260,9 @@ for mode in $modes; do
     good)
       check_eq dump_hostile_good_exit 0 "$rc"
       check dump_hostile_good_meta grep -q "standin\.$spid\..*-0001\.meta\.json$" "$T/dump_$mode.out" ;;
+    bigseq)
+      check_eq dump_exact_seq_exit 0 "$rc"
+      check dump_exact_seq_meta grep -q "standin\.$spid\..*-1615\.meta\.json$" "$T/dump_$mode.out" ;;
     *)
       one_line "dump_hostile_$mode" 1 'was not its answer' "$rc" "$T/dump_$mode.err"
       if [ "$ms" -lt 3000 ]; then pass "dump_hostile_${mode}_timeout_kept"; else fail "dump_hostile_${mode}_timeout_kept" "${ms} ms for --timeout 1"; fi ;;
