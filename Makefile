@@ -26,7 +26,7 @@ DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev
 DEPS_TEST  := libxml2-utils valgrind google-perftools libgoogle-perftools-dev \
               libjemalloc2 libtcmalloc-minimal4 libcmocka-dev clang \
               chromium golang-go golang-github-google-pprof-dev heaptrack \
-              python3
+              python3 redis-server
 
 RUNTIME_SRC := $(sort $(wildcard runtime/*.c))
 PRELOAD_SRC := $(sort $(wildcard preload/*.c))
@@ -90,7 +90,7 @@ $(BUILD)/libkiln.a: $(LINK_OBJ)
 # ---------------------------------------------------------------- the tool
 $(BUILD)/tools/%.o: tools/%.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -Iruntime -MMD -MP -c $< -o $@
 $(BUILD)/kiln: $(TOOLS_OBJ)
 	$(CC) $(CFLAGS) -o $@ $(TOOLS_OBJ) -lz -lm
 

@@ -61,7 +61,7 @@ int kiln_speedscope_write(FILE *out, const kiln_profile_t *p, const char *kind,
     kiln_escape_json(&b, profile_name, strlen(profile_name));
     kiln_buf_printf(&b, "\",\"unit\":\"%s\",\"startValue\":0,\"endValue\":",
                     bytes ? "bytes" : "none");
-    kiln_util_fmt_count(&b, p->nodes[0].total, false);
+    kiln_profile_fmt(&b, p, p->nodes[0].total, false);
     kiln_buf_adds(&b, ",\"samples\":[");
 
     /* Pre-order: one sample per node with self counts, its frames root first. */
@@ -79,7 +79,7 @@ int kiln_speedscope_write(FILE *out, const kiln_profile_t *p, const char *kind,
         kiln_buf_addc(&b, ']');
         if (nsamples)
             kiln_buf_addc(&weights, ',');
-        kiln_util_fmt_count(&weights, n->self, false);
+        kiln_profile_fmt(&weights, p, n->self, false);
         nsamples++;
         kiln_speedscope_flush(out, &b, false);
     }

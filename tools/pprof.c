@@ -173,7 +173,9 @@ int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
         msg.len = 0;
         kiln_pprof_bytes(&msg, 1, sub.data, sub.len); /* packed location_id */
         sub.len = 0;
-        kiln_pprof_varint(&sub, (uint64_t)llround(n->self));
+        /* pprof values are integers: fractional counts are rounded. */
+        kiln_pprof_varint(&sub, p->scale ? (n->self + KILN_COUNT_FRAC_UNIT / 2) / KILN_COUNT_FRAC_UNIT
+                                         : n->self);
         kiln_pprof_bytes(&msg, 2, sub.data, sub.len); /* packed value */
         kiln_pprof_bytes(&b, KILN_PB_SAMPLE, msg.data, msg.len);
         if (b.len > (1u << 16))
