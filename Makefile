@@ -22,7 +22,7 @@ KILN_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -fno-omit-frame-pointe
 LIBS_RT    := -lunwind -lpthread -ldl -lm
 
 # Debian packages: what building needs, and what the tests add.
-DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev
+DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev liblzma-dev libdw-dev
 DEPS_TEST  := libxml2-utils valgrind google-perftools libgoogle-perftools-dev \
               libjemalloc2 libtcmalloc-minimal4 libcmocka-dev clang \
               chromium golang-go golang-github-google-pprof-dev heaptrack \

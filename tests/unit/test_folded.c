@@ -32,7 +32,8 @@ static void folded_render(void) {
   kiln_buf_t out = {0};
   uint64_t total = 0;
   kiln_count_kind_t kind = KILN_COUNT_CPU;
-  kiln_folded_render(&kind, 1, &out, &total);
+  static const char *const kind_name = "cpu";
+  kiln_folded_render(&kind, &kind_name, 1, &out, &total, NULL);
   size_t lines = 0;
   for (size_t i = 0; i < out.len; i++) lines += out.data[i] == '\n';
   const char *want = "[kiln: truncated];f_mid 1\n"
