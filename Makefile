@@ -20,6 +20,9 @@ WARN       := -Wall -Wextra -Wpedantic
 KILN_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -fno-omit-frame-pointer -D_GNU_SOURCE \
                -Iinclude -Iruntime -MMD -MP
 LIBS_RT    := -lunwind -lpthread -ldl -lm
+# The tool: zlib (pprof), libdw (source lines, inlined frames), libstdc++'s
+# demangler for DWARF's linkage names.
+LIBS_TOOL  := -lz -lm -ldw -lelf -lstdc++
 
 # Debian packages: what building needs, and what the tests add.
 DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev liblzma-dev libdw-dev
@@ -92,7 +95,7 @@ $(BUILD)/tools/%.o: tools/%.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -MMD -MP -c $< -o $@
 $(BUILD)/kiln: $(TOOLS_OBJ)
-	$(CC) $(CFLAGS) -o $@ $(TOOLS_OBJ) -lz -lm
+	$(CC) $(CFLAGS) -o $@ $(TOOLS_OBJ) $(LIBS_TOOL)
 
 # ---------------------------------------------------------------- examples
 include examples/examples.mk

@@ -18,7 +18,7 @@ $(FUZZ_BIN): $(FUZZ_SRC) tools/kiln.h | $(BUILD)/.deps-test
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -g -O1 -std=c11 -D_GNU_SOURCE -Itools \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  -o $@ $(FUZZ_SRC) -lz -lm
+	  -o $@ $(FUZZ_SRC) $(LIBS_TOOL)
 
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz-corpus
