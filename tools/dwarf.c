@@ -154,6 +154,8 @@ size_t kiln_dwarf_lookup(kiln_dwarf_t *d, uint64_t addr, kiln_dwarf_frame_t **ou
     Dwfl_Line *dl = dwfl_module_getsrc(d->mod, addr);
     if (dl)
         file = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
+    if (line <= 0) /* line 0: "no source line" (code without debug info) */
+        file = NULL, line = 0;
     Dwarf_Addr bias = 0;
     Dwarf_Die *cu = dwfl_module_addrdie(d->mod, addr, &bias);
     Dwarf_Die *scopes = NULL;
@@ -203,8 +205,8 @@ size_t kiln_dwarf_lookup(kiln_dwarf_t *d, uint64_t addr, kiln_dwarf_frame_t **ou
         Dwarf_Word cfile = 0, cline = 0;
         dwarf_formudata(dwarf_attr(&chain[i], DW_AT_call_file, &attr), &cfile);
         dwarf_formudata(dwarf_attr(&chain[i], DW_AT_call_line, &attr), &cline);
-        file = files && cfile < nfiles ? dwarf_filesrc(files, cfile, NULL, NULL) : NULL;
-        line = (int)cline;
+        file = files && cfile < nfiles && cline > 0 ? dwarf_filesrc(files, cfile, NULL, NULL) : NULL;
+        line = file ? (int)cline : 0;
     }
     free(scopes);
     if (n == 0 && file) /* lines without function DIEs (assembly): the line alone */

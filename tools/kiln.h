@@ -324,6 +324,8 @@ void kiln_stacks_module_span(const kiln_stacks_t *s, uint32_t module, uint64_t *
 void kiln_stacks_add(kiln_profile_t *p, kiln_stacks_t *s, const kiln_folded_opts_t *o);
 /* NODE's "file:line" (not NUL-terminated), or NULL. */
 const char *kiln_stacks_where(const kiln_profile_t *p, uint32_t node, size_t *len);
+/* Appends NODE's "file.c:42" (base name) to B; false when unknown. */
+bool kiln_stacks_where_short(const kiln_profile_t *p, uint32_t node, kiln_buf_t *b);
 
 /* ------------------------------------------------------------ escape.c */
 /* Appends NAME escaped for XML text and attributes: <>&"' as entities,
@@ -401,6 +403,7 @@ int kiln_leaks_print(FILE *out, const char *const *paths, int npaths,
  * kiln: line. */
 #define KILN_TOP_BY_TOTAL 1u
 #define KILN_TOP_STRICT 2u
+#define KILN_TOP_LINES 4u /* rows per function and source line (stacks files) */
 int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsigned flags,
                    const char *kind);
 

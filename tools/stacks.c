@@ -382,7 +382,7 @@ static uint32_t kiln_stacks_label(kiln_profile_t *p, const kiln_stacks_loc_t *x,
 {
     tmp->len = 0;
     kiln_buf_adds(tmp, x->name);
-    if (lines && x->file) {
+    if (lines && x->file && x->line > 0) {
         const char *slash = strrchr(x->file, '/');
         kiln_buf_printf(tmp, " %s:%d", slash ? slash + 1 : x->file, x->line);
     }
@@ -441,7 +441,7 @@ void kiln_stacks_add(kiln_profile_t *p, kiln_stacks_t *s, const kiln_folded_opts
                 }
                 names[n] = kiln_stacks_label(p, &x[j], o->lines, &tmp);
                 wheres[n] = KILN_NONE;
-                if (x[j].file) {
+                if (x[j].file && x[j].line > 0) {
                     tmp.len = 0;
                     kiln_buf_printf(&tmp, "%s:%d", x[j].file, x[j].line);
                     wheres[n] = kiln_names_intern(&p->names, tmp.data, tmp.len);
@@ -508,4 +508,20 @@ const char *kiln_stacks_where(const kiln_profile_t *p, uint32_t node, size_t *le
     const kiln_name_t *nm = &p->names.names[p->where[node]];
     *len = nm->len;
     return nm->str;
+}
+
+bool kiln_stacks_where_short(const kiln_profile_t *p, uint32_t node, kiln_buf_t *b)
+{
+    size_t len;
+    const char *w = kiln_stacks_where(p, node, &len);
+    if (!w)
+        return false;
+    /* "dir/file.c:42" -> "file.c:42": the directory is in pprof's view. */
+    const char *slash = memrchr(w, '/', len);
+    if (slash) {
+        len -= (size_t)(slash + 1 - w);
+        w = slash + 1;
+    }
+    kiln_buf_add(b, w, len);
+    return true;
 }

@@ -70,6 +70,10 @@ static void kiln_tree_print(FILE *out, const kiln_profile_t *p, double min_pct, 
         const kiln_node_t *n = &p->nodes[it.node];
         kiln_buf_printf(&line, "[%.1f%%] ", 100 * n->total / all);
         kiln_tree_name(&line, &p->names.names[n->name]);
+        size_t at = line.len;
+        kiln_buf_adds(&line, "  at ");
+        if (!kiln_stacks_where_short(p, it.node, &line))
+            line.len = at;
         if (it.node == 0) {
             kiln_buf_adds(&line, "  (");
             kiln_util_fmt_count(&line, all, true);
