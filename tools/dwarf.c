@@ -209,8 +209,8 @@ size_t kiln_dwarf_lookup(kiln_dwarf_t *d, uint64_t addr, kiln_dwarf_frame_t **ou
         line = file ? (int)cline : 0;
     }
     free(scopes);
-    if (n == 0 && file) /* lines without function DIEs (assembly): the line alone */
-        kiln_dwarf_push(out, &n, &cap, NULL, comp_dir, file, line);
+    /* No function DIE holds ADDR: whatever line row matched belongs to
+     * code the linker dropped (its rows are left at address 0), not this. */
     /* Callers want the outermost first. */
     for (size_t i = 0; i < n / 2; i++) {
         kiln_dwarf_frame_t t = (*out)[i];
