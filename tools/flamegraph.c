@@ -92,7 +92,7 @@ int kiln_flamegraph_main(int argc, char **argv)
         .minwidth = 0.1, .factor = 1, .palette = KILN_PAL_HOT, .frame_budget = 16000,
     };
     kiln_folded_opts_t fo = {0};
-    bool flamechart = false;
+    bool flamechart = false, countname_set = false;
     const char *output = NULL;
     int c;
     while ((c = kiln_util_getopt(argc, argv, "o:", kiln_flamegraph_longopts, "flamegraph",
@@ -118,7 +118,7 @@ int kiln_flamegraph_main(int argc, char **argv)
             o.minwidth_pct = strchr(optarg, '%') != NULL;
             o.minwidth_set = true;
             break;
-        case KILN_FG_COUNTNAME: o.countname = optarg; break;
+        case KILN_FG_COUNTNAME: o.countname = optarg; countname_set = true; break;
         case KILN_FG_NAMETYPE: o.nametype = optarg; break;
         case KILN_FG_COLORS:
             if (kiln_color_palette(optarg, &o.palette) != 0)
@@ -145,6 +145,16 @@ int kiln_flamegraph_main(int argc, char **argv)
     }
     if (!o.title)
         o.title = flamechart ? "Flame Chart" : o.inverted ? "Icicle Graph" : "Flame Graph";
+    /* The unit from the profile kind: a byte profile counts bytes. */
+    char *kind = NULL;
+    if (!countname_set && fo.dir_kind)
+        o.countname = kiln_convert_unit(fo.dir_kind);
+    else if (!countname_set && optind < argc) {
+        char *stacks = kiln_stacks_path(argv[optind], &kind);
+        if (stacks)
+            o.countname = kiln_convert_unit(kind);
+        free(stacks);
+    }
 
     kiln_profile_t p;
     kiln_profile_init(&p, flamechart);
@@ -156,5 +166,6 @@ int kiln_flamegraph_main(int argc, char **argv)
             rc = kiln_out_close(&out, kiln_svg_write(out.fp, &p, &o));
     }
     kiln_profile_free(&p);
+    free(kind);
     return rc == 0 ? 0 : KILN_EXIT_FAIL;
 }

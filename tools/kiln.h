@@ -412,5 +412,16 @@ int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsig
 int kiln_speedscope_write(FILE *out, const kiln_profile_t *p, const char *kind,
                           const char *profile_name);
 int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind);
+/* The same with CPU samples also given as time (period_ns > 0: the sample
+ * period; 0: unknown). speedscope: unit nanoseconds, weights scaled; pprof:
+ * a second sample type cpu/nanoseconds. pprof written from stacks files
+ * (P's inputs all had one) has mappings, addresses, inlined frames and
+ * lines; otherwise one location per name. */
+int kiln_speedscope_write_scaled(FILE *out, const kiln_profile_t *p, const char *kind,
+                                 const char *profile_name, double period_ns);
+int kiln_pprof_write_period(FILE *out, const kiln_profile_t *p, const char *kind, double period_ns);
+/* What a count of KIND counts, for labels: "bytes" (*_bytes), "allocations"
+ * (alloc_count), "blocks" (other *_count), else "samples". convert.c */
+const char *kiln_convert_unit(const char *kind);
 
 #endif
