@@ -467,7 +467,7 @@ static void kiln_symbols_load_kernel(kiln_symbols_t *sy) {
         s->addr = a;
         s->size = 0;
         s->name = name;
-        s->rank = 0;
+        s->rank = kiln_symbols_rank(name, q[1] == 't' ? STB_LOCAL : STB_GLOBAL);
       }
     }
     p = nl + 1;
