@@ -35,12 +35,15 @@ int main(int argc, char **argv) {
   int (*hot)(int) = (int (*)(int))(void *)(page + 256);
   unsigned acc = 0;
   double t0 = jit_now();
-  while (jit_now() - t0 < part) acc += (unsigned)hot(1000000);
+  do acc += (unsigned)hot(1000000);
+  while (jit_now() - t0 < part);
   /* The vDSO part: clock_gettime itself is the work. */
   t0 = jit_now();
   unsigned long calls = 0;
-  while (jit_now() - t0 < part) calls++;
-  printf("%u %lu\n", acc & 0xff, calls > 0 ? 1ul : 0ul);
+  do calls++;
+  while (jit_now() - t0 < part);
+  /* Timing decides how much work was done: print only that it was. */
+  printf("done %u\n", (unsigned)(acc * 0 + (calls > 0)));
   /* The map stays, as JITs leave it: profilers read it after the exit
    * (whoever ran the program removes it). */
   return 0;

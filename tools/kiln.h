@@ -381,6 +381,7 @@ int kiln_record_main(int argc, char **argv);      /* record.c */
 int kiln_leaks_main(int argc, char **argv);       /* leaks.c */
 int kiln_push_main(int argc, char **argv);        /* push.c */
 int kiln_dump_main(int argc, char **argv);        /* dump.c */
+int kiln_lines_main(int argc, char **argv);       /* lines.c */
 
 /* leaks.c: the leak report of every process found in PATHS (directories,
  * or leak/category folded files), MAX_SITES sites per category (<= 0: all).
