@@ -102,10 +102,37 @@ int kiln_speedscope_write_scaled(FILE *out, const kiln_profile_t *p, const char 
     kiln_buf_t b = {0}, weights = {0};
     kiln_buf_adds(&b, "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\","
                       "\"shared\":{\"frames\":[");
+    /* Without source lines, frames go in the names' first-seen order (one
+     * per name); with them, in the walk's order. */
+    uint32_t *order = kiln_util_xmalloc((size_t)p->count * sizeof *order);
+    uint32_t norder = 0;
+    if (!p->where) {
+        uint32_t *first = kiln_util_xmalloc((size_t)p->names.count * sizeof *first);
+        for (uint32_t i = 0; i < p->names.count; i++)
+            first[i] = KILN_NONE;
+        for (uint32_t i = 1; i < p->count; i++)
+            if (first[p->nodes[i].name] == KILN_NONE)
+                first[p->nodes[i].name] = i;
+        for (uint32_t i = 0; i < p->names.count; i++)
+            if (first[i] != KILN_NONE)
+                order[norder++] = first[i];
+        free(first);
+    }
     {
         kiln_walk_t w;
         uint32_t id, depth;
         kiln_walk_init(&w, p);
+        for (uint32_t k = 0; k < norder; k++) { /* the name order's frames first */
+            bool fresh;
+            uint32_t *slot = kiln_speedscope_slot(&frames, (uint64_t)p->nodes[order[k]].name << 32 | KILN_NONE, &fresh);
+            *slot = nframes;
+            const kiln_name_t *nm = &p->names.names[p->nodes[order[k]].name];
+            kiln_buf_adds(&b, nframes++ ? ",{\"name\":\"" : "{\"name\":\"");
+            kiln_escape_json(&b, nm->str, nm->len);
+            kiln_buf_adds(&b, "\"}");
+            kiln_speedscope_flush(out, &b, false);
+        }
+        free(order);
         while (kiln_walk_next(&w, &id, &depth)) {
             if (id == 0)
                 continue;
