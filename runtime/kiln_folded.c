@@ -30,15 +30,59 @@ typedef struct kiln_line {
 } kiln_line_t;
 
 /* pc -> (frame id, name), open addressing; names live in one buffer. The
- * table is sized from the number of pcs in the stack table (a proven bound
- * on distinct pcs), at most half full. */
+ * table is sized from the number of pcs in the stack table (a bound on
+ * distinct pcs) and kept at most half full: stacks interned while the dump
+ * runs (kiln_dump in a running program) make it grow, never fill. */
 typedef struct kiln_names {
+  char *mem;
+  size_t bytes;
   uint64_t *pcs;
   size_t *off, *len;
   uint32_t *ids;
   size_t cap, count;
   kiln_buf_t text;
 } kiln_names_t;
+
+static size_t kiln_folded_slot_bytes(void) { return sizeof(uint64_t) + 2 * sizeof(size_t) + sizeof(uint32_t); }
+
+static bool kiln_folded_names_alloc(kiln_names_t *nm, size_t cap) {
+  size_t bytes = cap * kiln_folded_slot_bytes();
+  char *mem = kiln_mem_map(bytes);
+  if (mem == NULL) return false;
+  nm->mem = mem;
+  nm->bytes = bytes;
+  nm->cap = cap;
+  nm->pcs = (uint64_t *)mem;
+  nm->off = (size_t *)(mem + cap * sizeof(uint64_t));
+  nm->len = nm->off + cap;
+  nm->ids = (uint32_t *)(nm->len + cap);
+  return true;
+}
+
+static size_t kiln_folded_slot(const kiln_names_t *nm, uint64_t pc) {
+  size_t mask = nm->cap - 1, i = (size_t)((pc * 0x9e3779b97f4a7c15ull) >> 20) & mask;
+  while (nm->pcs[i] != 0 && nm->pcs[i] != pc) i = (i + 1) & mask;
+  return i;
+}
+
+/* Doubles the table; false (table unchanged) when memory is short. */
+static bool kiln_folded_names_grow(kiln_names_t *nm) {
+  kiln_names_t old = *nm;
+  if (!kiln_folded_names_alloc(nm, old.cap * 2)) {
+    *nm = old;
+    return false;
+  }
+  for (size_t i = 0; i < old.cap; i++) {
+    if (old.pcs[i] == 0) continue;
+    size_t j = kiln_folded_slot(nm, old.pcs[i]);
+    nm->pcs[j] = old.pcs[i];
+    nm->off[j] = old.off[i];
+    nm->len[j] = old.len[i];
+    nm->ids[j] = old.ids[i];
+  }
+  kiln_mem_unmap(old.mem, old.bytes);
+  return true;
+}
 
 typedef struct kiln_folded_ctx {
   kiln_count_kind_t kind;
@@ -72,8 +116,19 @@ static void kiln_folded_frame_line(kiln_folded_ctx_t *c, uint32_t id, const kiln
 
 static void kiln_folded_name(kiln_folded_ctx_t *c, uint64_t pc, const char **s, size_t *n, uint32_t *id) {
   kiln_names_t *nm = &c->names;
-  size_t mask = nm->cap - 1, i = (size_t)((pc * 0x9e3779b97f4a7c15ull) >> 20) & mask;
-  while (nm->pcs[i] != 0 && nm->pcs[i] != pc) i = (i + 1) & mask;
+  size_t i = kiln_folded_slot(nm, pc);
+  /* A new pc past half full: grow first (without memory, fill on: one
+   * slot is always left, since the table only fills by one a call). */
+  if (nm->pcs[i] == 0 && (nm->count + 1) * 2 > nm->cap && nm->count + 1 < nm->cap &&
+      kiln_folded_names_grow(nm))
+    i = kiln_folded_slot(nm, pc);
+  if (nm->pcs[i] == 0 && nm->count + 1 >= nm->cap) {
+    /* Full and cannot grow: name it, uncached. */
+    *s = "[unknown]";
+    *n = 9;
+    *id = KILN_FOLDED_FRAME_UNKNOWN;
+    return;
+  }
   if (nm->pcs[i] == 0) {
     nm->pcs[i] = pc;
     nm->off[i] = nm->text.len;
@@ -176,23 +231,17 @@ void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_
   memset(&c, 0, sizeof c);
   size_t npcs = 0;
   kiln_stacktab_foreach(kiln_folded_count_pcs, &npcs);
-  c.names.cap = 1024;
-  while (c.names.cap < npcs * 2) c.names.cap <<= 1;
-  size_t bytes = c.names.cap * (sizeof(uint64_t) + 2 * sizeof(size_t) + sizeof(uint32_t));
-  char *mem = kiln_mem_map(bytes);
+  size_t cap = 1024;
+  while (cap < npcs * 2) cap <<= 1;
   for (int k = 0; k < nkinds; k++) totals[k] = 0;
   c.sy = kiln_symbols_open(); /* one name cache for every kind */
-  if (mem == NULL || c.sy == NULL) {
+  if (!kiln_folded_names_alloc(&c.names, cap) || c.sy == NULL) {
     for (int k = 0; k < nkinds; k++) outs[k].failed = true;
     if (stacks) stacks->failed = true;
-    kiln_mem_unmap(mem, bytes);
+    kiln_mem_unmap(c.names.mem, c.names.bytes);
     kiln_symbols_close(c.sy);
     return;
   }
-  c.names.pcs = (uint64_t *)mem;
-  c.names.off = (size_t *)(mem + c.names.cap * sizeof(uint64_t));
-  c.names.len = c.names.off + c.names.cap;
-  c.names.ids = (uint32_t *)(c.names.len + c.names.cap);
   kiln_buf_t kinds_text = {0};
   if (stacks != NULL) {
     kiln_folded_modules(stacks);
@@ -239,5 +288,5 @@ void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_
   kiln_buf_free(&c.lines);
   kiln_buf_free(&c.recs);
   kiln_buf_free(&c.names.text);
-  kiln_mem_unmap(mem, bytes);
+  kiln_mem_unmap(c.names.mem, c.names.bytes);
 }

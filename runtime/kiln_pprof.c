@@ -144,16 +144,52 @@ static uint64_t kiln_pprof_function(kiln_pprof_ctx_t *c, uint64_t name, uint64_t
   return id;
 }
 
+static size_t kiln_pprof_slot(const uint64_t *pcs, size_t cap, uint64_t pc) {
+  size_t j = (size_t)((pc * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+  while (pcs[j] != 0 && pcs[j] != pc) j = (j + 1) & (cap - 1);
+  return j;
+}
+
+/* Doubles the pc table (stacks interned while the profile is written can
+ * pass the bound it was sized from); false when memory is short. */
+static bool kiln_pprof_grow(kiln_pprof_ctx_t *c) {
+  size_t cap = c->cap * 2;
+  uint64_t *pcs = kiln_mem_map(cap * 8), *ids = kiln_mem_map(cap * 8);
+  uint8_t *wrapper = kiln_mem_map(cap);
+  if (pcs == NULL || ids == NULL || wrapper == NULL) {
+    kiln_mem_unmap(pcs, cap * 8);
+    kiln_mem_unmap(ids, cap * 8);
+    kiln_mem_unmap(wrapper, cap);
+    return false;
+  }
+  for (size_t i = 0; i < c->cap; i++) {
+    if (c->pcs[i] == 0) continue;
+    size_t j = kiln_pprof_slot(pcs, cap, c->pcs[i]);
+    pcs[j] = c->pcs[i];
+    ids[j] = c->loc_ids[i];
+    wrapper[j] = c->wrapper[i];
+  }
+  kiln_mem_unmap(c->pcs, c->cap * 8);
+  kiln_mem_unmap(c->loc_ids, c->cap * 8);
+  kiln_mem_unmap(c->wrapper, c->cap);
+  c->pcs = pcs;
+  c->loc_ids = ids;
+  c->wrapper = wrapper;
+  c->cap = cap;
+  return true;
+}
+
 /* The location of pc (interned); *wrapper: it is inside operator new. */
 static uint64_t kiln_pprof_location(kiln_pprof_ctx_t *c, uint64_t pc, bool *wrapper) {
-  size_t j = (size_t)((pc * 0x9e3779b97f4a7c15ull) >> 20) & (c->cap - 1);
-  /* The table has room for every pc of the stack table twice over, so a
-   * free slot is always found; the bound is a second guard. */
-  for (size_t probes = 0; c->pcs[j] != 0 && c->pcs[j] != pc; j = (j + 1) & (c->cap - 1))
-    if (++probes == c->cap) {
+  size_t j = kiln_pprof_slot(c->pcs, c->cap, pc);
+  /* At most half full, so the probe above always ends on a free slot. */
+  if (c->pcs[j] == 0 && (c->nlocs + 1) * 2 > c->cap) {
+    if (!kiln_pprof_grow(c)) {
       c->failed = true;
       return 0;
     }
+    j = kiln_pprof_slot(c->pcs, c->cap, pc);
+  }
   if (c->pcs[j] == pc) {
     if (wrapper) *wrapper = c->wrapper[j] != 0;
     return c->loc_ids[j];
