@@ -100,15 +100,34 @@ enum { KILN_FOLDED_FRAME_FULL = 1, KILN_FOLDED_FRAME_TRUNCATED, KILN_FOLDED_FRAM
 
 static const char *kiln_folded_lines_base;
 
+/* Numbers for the stacks file, without printf (the file has one number a
+ * frame of every stack: formatting is most of its cost). */
+static void kiln_folded_put_num(kiln_buf_t *b, uint64_t v, unsigned base, char end) {
+  char tmp[24];
+  size_t n = sizeof tmp;
+  tmp[--n] = end;
+  do {
+    tmp[--n] = "0123456789abcdef"[v % base];
+    v /= base;
+  } while (v != 0);
+  kiln_buf_put(b, tmp + n, sizeof tmp - n);
+}
+
 /* The frame line of the stacks file for a newly named pc. */
 static void kiln_folded_frame_line(kiln_folded_ctx_t *c, uint32_t id, const kiln_symbol_t *sym, const char *name,
                                    size_t n) {
   size_t mod = sym->module ? kiln_modules_index(sym->module) + 1 : 0;
   c->raw.len = 0;
   kiln_symbols_raw(sym, &c->raw);
-  kiln_buf_printf(&c->frames, "frame\t%u\t%zu\t%llx\t", id, mod, (unsigned long long)sym->offset);
-  if (c->raw.len != 0) kiln_buf_put(&c->frames, c->raw.data, c->raw.len);
-  else kiln_buf_put(&c->frames, "-", 1);
+  kiln_buf_put(&c->frames, "frame\t", 6);
+  kiln_folded_put_num(&c->frames, id, 10, '\t');
+  kiln_folded_put_num(&c->frames, mod, 10, '\t');
+  kiln_folded_put_num(&c->frames, sym->offset, 16, '\t');
+  /* The stored symbol only when it says more than the name (C++'s). */
+  if (c->raw.len != 0 && (c->raw.len != n || memcmp(c->raw.data, name, n) != 0))
+    kiln_buf_put(&c->frames, c->raw.data, c->raw.len);
+  else
+    kiln_buf_put(&c->frames, "-", 1);
   kiln_buf_put(&c->frames, "\t", 1);
   kiln_buf_put(&c->frames, name, n);
   kiln_buf_put(&c->frames, "\n", 1);
@@ -168,7 +187,7 @@ static void kiln_folded_stack(kiln_stack_t *s, void *vctx) {
     }
   }
   kiln_buf_t *st = c->stacks;
-  if (st != NULL) kiln_buf_printf(st, "%llu\t", (unsigned long long)count);
+  if (st != NULL) kiln_folded_put_num(st, count, 10, '\t');
   size_t start = c->lines.len, ids = st ? st->len : 0;
   if (s->flags & KILN_STACK_FULL) {
     kiln_buf_puts(&c->lines, "[kiln: table full]");
@@ -188,7 +207,7 @@ static void kiln_folded_stack(kiln_stack_t *s, void *vctx) {
     kiln_folded_name(c, s->pcs[i], &name, &n, &id);
     if (c->lines.len > start) kiln_buf_put(&c->lines, ";", 1);
     kiln_buf_put(&c->lines, name, n);
-    if (st) kiln_buf_printf(st, "%u ", id);
+    if (st) kiln_folded_put_num(st, id, 10, ' ');
   }
   if (c->lines.len == start) {
     kiln_buf_puts(&c->lines, "[unknown]");
