@@ -52,7 +52,7 @@ static void folded_render(void) {
   kiln_buf_put(&st, "", 1);
   const char *t = st.data;
   KT_CHECK(t != NULL && strncmp(t, "kiln-stacks\t1\nmodule\t1\t", 22) == 0);
-  KT_CHECK(strstr(t, "\tf_leaf\tf_leaf\n") != NULL && strstr(t, "\tf_root\tf_root\n") != NULL);
+  KT_CHECK(strstr(t, "\t-\tf_leaf\n") != NULL && strstr(t, "\t-\tf_root\n") != NULL);
   KT_CHECK(strstr(t, "frame\t2\t0\t0\t-\t[kiln: truncated]\n") != NULL);
   const char *k = strstr(t, "kind\tcpu\t10\n");
   KT_CHECK(k != NULL);
