@@ -133,8 +133,8 @@ asan:
 	@for t in $(SAN_UNITS); do build/asan/tests/unit/$$t || exit 1; done
 tsan:
 	$(MAKE) BUILD=build/tsan CFLAGS="-O1 -g -fsanitize=thread" \
-	  build/tsan/tests/unit/test_ring build/tsan/tests/unit/test_stacktab
-	@for t in test_ring test_stacktab; do build/tsan/tests/unit/$$t || exit 1; done
+	  build/tsan/tests/unit/test_ring build/tsan/tests/unit/test_stacktab build/tsan/tests/unit/test_symbols
+	@for t in test_ring test_stacktab test_symbols; do build/tsan/tests/unit/$$t || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

@@ -91,6 +91,23 @@ else
   fail "pprof checks" "$PPROF missing (make $KILN_BUILD/pprof)"
 fi
 
+# pprof without a stacks file, and the runtime's own pprof (interval sets):
+# the two instantiations stay two functions there too.
+if [ -x "$PPROF" ]; then
+  mkdir -p "$T/plain" && cp "$f" "$T/plain/"
+  "$KILN" convert --to pprof -o "$T/plain.pb.gz" "$T/plain/$(basename "$f")"
+  check "pprof from a folded file alone: Grid<double> and Grid<float> apart" test "$("$PPROF" -top \
+    -nodefraction=0 "$T/plain.pb.gz" 2>/dev/null | grep -c ' geo::Grid<\(double\|float\)>::relax(int)$')" = 2
+  d="$T/rtpprof"
+  # Cumulative sets: the last one holds the whole run, whatever the timing.
+  KILN_INTERVAL=1 KILN_INTERVAL_MODE=cumulative run_pair "inline_hot, runtime pprof" "$d" "$BIN" 20
+  rt=$(ls "$d"/inline_hot*.cpu.pb.gz 2>/dev/null | sort | tail -n 1)
+  check "runtime pprof: Grid<double> and Grid<float> apart" test "$("$PPROF" -top -nodefraction=0 \
+    -sample_index=samples "$rt" 2>/dev/null | grep -c ' geo::Grid<\(double\|float\)>::relax(int)$')" = 2
+  check "runtime pprof: mappings with the build-id, locations with addresses" \
+    grep -q "$bid" <("$PPROF" -raw "$rt" 2>/dev/null)
+fi
+
 # speedscope: CPU in nanoseconds, frames with file and line.
 "$KILN" convert --to speedscope -o "$T/inline.json" "$f"
 check "speedscope: cpu in nanoseconds, mix with its file and line" python3 -c '
