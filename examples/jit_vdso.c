@@ -2,7 +2,7 @@
  * executable mmap'd page and announced in /tmp/perf-PID.map, the way JIT
  * compilers (node --perf-basic-prof, LuaJIT, Python -X perf) tell perf;
  * then clock_gettime in a loop, time spent in the vDSO. x86-64 only.
- *   jit_vdso [SECONDS_TENTHS]   (default 5: about 0.25 s in each part) */
+ *   jit_vdso [SCALE]   (default 10: about 0.2 s in each part) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +22,9 @@ static double jit_now(void) {
 }
 
 int main(int argc, char **argv) {
-  double part = (argc > 1 ? atoi(argv[1]) : 5) / 20.0;
+  /* Fixed amounts of work (not of time), so that the shares of CPU
+   * samples do not depend on the machine's load. */
+  long scale = argc > 1 ? atol(argv[1]) : 10;
   unsigned char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) return 1;
   memcpy(page + 256, jit_code, sizeof jit_code);
@@ -34,16 +36,11 @@ int main(int argc, char **argv) {
   fclose(map);
   int (*hot)(int) = (int (*)(int))(void *)(page + 256);
   unsigned acc = 0;
-  double t0 = jit_now();
-  do acc += (unsigned)hot(1000000);
-  while (jit_now() - t0 < part);
+  for (long i = 0; i < 15 * scale; i++) acc += (unsigned)hot(1000000);
   /* The vDSO part: clock_gettime itself is the work. */
-  t0 = jit_now();
-  unsigned long calls = 0;
-  do calls++;
-  while (jit_now() - t0 < part);
-  /* Timing decides how much work was done: print only that it was. */
-  printf("done %u\n", (unsigned)(acc * 0 + (calls > 0)));
+  double last = 0;
+  for (long i = 0; i < 600000 * scale; i++) last = jit_now();
+  printf("done %d\n", acc != 0 || last > 0);
   /* The map stays, as JITs leave it: profilers read it after the exit
    * (whoever ran the program removes it). */
   return 0;
