@@ -10,6 +10,9 @@ if [ ! -x "$FUZZ" ]; then
 fi
 mkdir -p "$T/corpus"
 cp "$(dirname "$0")"/input/*.folded "$T/corpus/"
+# A stacks file seed (mode byte, then the file; its stacks total 3).
+printf '\001kiln-stacks\t1\nmodule\t1\t-\t1000\t1000\t2000\t0\t/nonexistent/prog\nframe\t1\t0\t0\t-\t[kiln: table full]\nframe\t5\t1\t1a0\t_Z1fv\tf()\nframe\t6\t0\t7f00\t-\tJIT:x\nkind\tcpu\t3\n2\t5 6\n1\t5\n' \
+  > "$T/corpus/seed.stacks"
 (cd "$T" && "$FUZZ" -max_total_time="$SECONDS_BUDGET" -max_len=4096 -timeout=10 \
    -rss_limit_mb=2048 "$T/corpus" > "$T/fuzz.log" 2>&1)
 rc=$?
