@@ -40,13 +40,15 @@ static const char kiln_flamegraph_usage[] =
     "  --base SYM          re-root at frame SYM: keep only stacks through it\n"
     "  --kind KIND         the files a DIR stands for (cpu)\n"
     "  --strict            a malformed input line is an error, not a warning\n"
+    "  --lines             one frame per function and source line (\"f file.c:42\"),\n"
+    "                      from the stacks file beside a kiln folded file\n"
     "  -h, --help          this help\n";
 
 enum {
     KILN_FG_TITLE = 256, KILN_FG_SUBTITLE, KILN_FG_WIDTH, KILN_FG_HEIGHT, KILN_FG_MINWIDTH,
     KILN_FG_FONTSIZE, KILN_FG_FONTWIDTH, KILN_FG_COUNTNAME, KILN_FG_NAMETYPE, KILN_FG_COLORS,
     KILN_FG_HASH, KILN_FG_REVERSE, KILN_FG_INVERTED, KILN_FG_FLAMECHART, KILN_FG_NEGATE,
-    KILN_FG_FACTOR, KILN_FG_NOTES, KILN_FG_BASE, KILN_FG_STRICT, KILN_FG_KIND,
+    KILN_FG_FACTOR, KILN_FG_NOTES, KILN_FG_BASE, KILN_FG_STRICT, KILN_FG_KIND, KILN_FG_LINES,
 };
 
 static const struct option kiln_flamegraph_longopts[] = {
@@ -71,6 +73,7 @@ static const struct option kiln_flamegraph_longopts[] = {
     {"base", required_argument, NULL, KILN_FG_BASE},
     {"strict", no_argument, NULL, KILN_FG_STRICT},
     {"kind", required_argument, NULL, KILN_FG_KIND},
+    {"lines", no_argument, NULL, KILN_FG_LINES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -141,6 +144,7 @@ int kiln_flamegraph_main(int argc, char **argv)
             break;
         case KILN_FG_STRICT: fo.strict = true; break;
         case KILN_FG_KIND: fo.dir_kind = kiln_folded_opt_kind("flamegraph", optarg); break;
+        case KILN_FG_LINES: fo.lines = true; break;
         }
     }
     if (!o.title)

@@ -10,7 +10,7 @@
 
 static const char kiln_tree_usage[] =
     "usage: kiln tree [--min PCT] [--depth N] [--reverse] [--kind KIND] [--strict]\n"
-    "                 [FILE|DIR...]\n"
+    "                 [--lines] [FILE|DIR...]\n"
     "\n"
     "Prints the call tree, one frame a line, indented by depth:\n"
     "  [61.0%] serialize_response  (self 2.0%)\n"
@@ -25,6 +25,9 @@ static const char kiln_tree_usage[] =
     "  --reverse       merge from the leaves (callers under each function)\n"
     "  --kind KIND     the files a DIR stands for (cpu)\n"
     "  --strict        a malformed input line is an error, not a warning\n"
+    "  --lines         one frame per function and source line (from the stacks\n"
+    "                  file beside a kiln folded file; without it each frame\n"
+    "                  shows its hottest line: \"at file.c:42\")\n"
     "  -h, --help      this help\n";
 
 #define KILN_TREE_INDENT_MAX 100u
@@ -116,6 +119,7 @@ int kiln_tree_main(int argc, char **argv)
         {"reverse", no_argument, NULL, 'r'},
         {"strict", no_argument, NULL, 's'},
         {"kind", required_argument, NULL, 'k'},
+        {"lines", no_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -134,6 +138,7 @@ int kiln_tree_main(int argc, char **argv)
         case 'r': fo.reverse = true; break;
         case 's': fo.strict = true; break;
         case 'k': fo.dir_kind = kiln_folded_opt_kind("tree", optarg); break;
+        case 'l': fo.lines = true; break;
         }
     }
     kiln_profile_t p;
