@@ -441,7 +441,8 @@ void kiln_stacks_add(kiln_profile_t *p, kiln_stacks_t *s, const kiln_folded_opts
                 }
                 names[n] = kiln_stacks_label(p, &x[j], o->lines, &tmp);
                 wheres[n] = KILN_NONE;
-                if (x[j].file && x[j].line > 0) {
+                /* With lines in the names, the node is its line already. */
+                if (!o->lines && x[j].file && x[j].line > 0) {
                     tmp.len = 0;
                     kiln_buf_printf(&tmp, "%s:%d", x[j].file, x[j].line);
                     wheres[n] = kiln_names_intern(&p->names, tmp.data, tmp.len);
