@@ -427,8 +427,8 @@ static int kiln_symbols_slurp(const char *path, kiln_buf_t *out, bool own) {
     char *room = kiln_buf_reserve(out, 65536);
     if (room == NULL) break;
     ssize_t n = read(fd, room, 65536);
-    if (n < 0 && errno == EINTR) n = 0;
     out->len -= 65536 - (size_t)(n > 0 ? n : 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0 || out->len > (256u << 20)) break;
   }
   close(fd);
