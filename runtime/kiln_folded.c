@@ -238,9 +238,16 @@ static void kiln_folded_modules(kiln_buf_t *b) {
   size_t n = kiln_modules_count();
   for (size_t i = 0; i < n; i++) {
     const kiln_module_t *m = kiln_modules_at(i);
-    kiln_buf_printf(b, "module\t%zu\t%s\t%llx\t%llx\t%llx\t%llx\t%s\n", i + 1, m->build_id[0] ? m->build_id : "-",
+    kiln_buf_printf(b, "module\t%zu\t%s\t%llx\t%llx\t%llx\t%llx\t", i + 1, m->build_id[0] ? m->build_id : "-",
                     (unsigned long long)m->base, (unsigned long long)m->lo, (unsigned long long)m->hi,
-                    (unsigned long long)m->file_off, m->mem_ehdr ? m->name : m->path);
+                    (unsigned long long)m->file_off);
+    /* A path with a tab or a newline would break the line: such a file
+     * gets no source lines, the profile stays readable. */
+    size_t at = b->len;
+    kiln_buf_puts(b, m->mem_ehdr ? m->name : m->path);
+    for (size_t k = at; !b->failed && k < b->len; k++)
+      if (b->data[k] == '\t' || b->data[k] == '\n' || b->data[k] == '\r') b->data[k] = '?';
+    kiln_buf_put(b, "\n", 1);
   }
 }
 
