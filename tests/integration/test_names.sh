@@ -213,8 +213,8 @@ else fail "deep_chains: heap profile" "no heap.pb.gz in $d"; fi
 
 # Leak reports and dumps symbolizing at once (it crashed 3 of 3 runs).
 ok=0
-for i in 1 2 3 4 5; do
+for i in 1 2 3; do
   rm -rf "$T/race"
   timeout 120 "$EX/symbolize_race" "$T/race" 100 >/dev/null 2>&1 && ok=$((ok + 1))
 done
-check_eq "symbolize_race: 5 runs of 100 reports against 100 dumps" 5 "$ok"
+check_eq "symbolize_race: 3 runs of 100 reports against 100 dumps" 3 "$ok"
