@@ -52,6 +52,7 @@ struct kiln_symbols {
   size_t nfiles, cap;
   size_t last; /* index + 1 of the file of the last lookup */
   char *(*demangle)(const char *, char *, size_t *, int *);
+  bool crash; /* opened with demangling off (a crash): no dlopen, no malloc */
   bool jit_loaded, kernel_loaded;
   kiln_symtab_t jit, kernel; /* perf map, kallsyms */
   kiln_buf_t jit_text, kernel_text;
@@ -67,8 +68,8 @@ void kiln_symbols_demangle(bool on) {
 kiln_symbols_t *kiln_symbols_open(void) {
   kiln_symbols_t *sy = kiln_mem_map(sizeof *sy);
   if (sy == NULL) return NULL;
-  if (!atomic_load_explicit(&kiln_symbols_no_demangle, memory_order_relaxed))
-    *(void **)&sy->demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
+  sy->crash = atomic_load_explicit(&kiln_symbols_no_demangle, memory_order_relaxed);
+  if (!sy->crash) *(void **)&sy->demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
   return sy;
 }
 
@@ -322,7 +323,7 @@ static void kiln_symbols_tab_sort(kiln_symtab_t *t) {
   t->n = out;
 }
 
-static void kiln_symbols_load(kiln_symfile_t *f) {
+static void kiln_symbols_load(kiln_symbols_t *sy, kiln_symfile_t *f) {
   const kiln_module_t *m = f->module;
   const char *img = NULL;
   size_t len = 0;
@@ -342,7 +343,7 @@ static void kiln_symbols_load(kiln_symfile_t *f) {
     f->maps[1] = kiln_symbols_debug_file(m->mem_ehdr ? NULL : m->path, img, len, &f->map_len[1]);
     if (f->maps[1] == NULL || kiln_symbols_read(&f->tab, f->maps[1], f->map_len[1], SHT_SYMTAB) == 0) {
       kiln_symbols_read(&f->tab, img, len, SHT_DYNSYM);
-      kiln_symbols_minidebug(f, img, len);
+      if (!sy->crash) kiln_symbols_minidebug(f, img, len); /* dlopen, malloc: not in a crash */
     }
   }
   kiln_symbols_tab_sort(&f->tab);
@@ -367,7 +368,7 @@ static kiln_symfile_t *kiln_symbols_file(kiln_symbols_t *sy, const kiln_module_t
   kiln_symfile_t *f = &sy->files[sy->nfiles++];
   memset(f, 0, sizeof *f);
   f->module = m;
-  kiln_symbols_load(f);
+  kiln_symbols_load(sy, f);
   sy->last = sy->nfiles;
   return f;
 }
