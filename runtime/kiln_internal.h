@@ -404,8 +404,8 @@ int kiln_symbols_kernel(kiln_symbols_t *sy, uint64_t addr, kiln_buf_t *out) KILN
 static inline bool kiln_symbols_is_alloc_wrapper(const char *name, size_t n) {
   return name != NULL && n >= 12 && __builtin_memcmp(name, "operator new", 12) == 0;
 }
-/* Whether symbolizers opened from now on demangle C++ names (malloc
- * inside: off in a crash). */
+/* Whether symbolizers opened from now on demangle C++ names and decode
+ * MiniDebugInfo (malloc and dlopen inside: off in a crash). */
 void kiln_symbols_demangle(bool on) KILN_INTERNAL;
 
 /* ---------------------------------------------------------- kiln_sampler.c */
