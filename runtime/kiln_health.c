@@ -19,6 +19,7 @@ typedef struct kiln_health_walk {
   kiln_buf_t name;
   struct { char module[96]; uint64_t count; } ends[32];
   int nends;
+  kiln_symbols_t *sy;
 } kiln_health_walk_t;
 
 /* Frames where a whole stack legitimately ends. */
@@ -42,7 +43,7 @@ static void kiln_health_stack(kiln_stack_t *s, void *ctx) {
   uint64_t entry = getauxval(AT_ENTRY);
   if (entry != 0 && root - 1 >= entry && root - 1 < entry + 64) return;
   w->name.len = 0;
-  kiln_symbols_name(root, &w->name);
+  kiln_symbols_name(w->sy, root, &w->name);
   if (w->name.data != NULL && kiln_health_is_root(w->name.data, w->name.len)) return;
   /* Blame the deepest frame in a module: a walk that lost its way may
    * have taken a stray word for a frame or two beyond it. */
@@ -120,9 +121,9 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
   kiln_health_walk_t w;
   memset(&w, 0, sizeof w);
   w.kind = cpu ? KILN_COUNT_CPU : KILN_COUNT_ALLOC_COUNT;
-  kiln_symbols_begin();
+  w.sy = kiln_symbols_open();
   kiln_stacktab_foreach(kiln_health_stack, &w);
-  kiln_symbols_end();
+  kiln_symbols_close(w.sy);
   kiln_buf_free(&w.name);
   for (int i = 0; i < w.nends; i++) {
     double share = w.total ? (double)w.ends[i].count / (double)w.total : 0;

@@ -372,14 +372,6 @@ void kiln_perf_fork_prepare(void) KILN_INTERNAL;
 void kiln_perf_fork_parent(void) KILN_INTERNAL;
 void kiln_perf_after_fork_child(void) KILN_INTERNAL;
 
-/* ----------------------------------------------------------- kiln_ksyms.c */
-/* Kernel addresses named from /proc/kallsyms ("name_[k]"). Dump time. */
-bool kiln_ksyms_readable(void) KILN_INTERNAL; /* addresses are not hidden */
-/* Whether the next dumps name kernel frames (off: they are left out). */
-void kiln_ksyms_want(bool on) KILN_INTERNAL;
-void kiln_ksyms_name(uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
-void kiln_ksyms_end(void) KILN_INTERNAL; /* frees the table */
-
 /* --------------------------------------------------------- kiln_modules.c */
 typedef struct kiln_module {
   const char *path;     /* file on disk ("" for none) */
@@ -388,6 +380,8 @@ typedef struct kiln_module {
   uintptr_t lo, hi;     /* span of its PT_LOAD segments in memory */
   const void *mem_ehdr; /* the vDSO: parse from memory */
   bool closed;          /* dlclose'd (or no longer listed) */
+  char build_id[129];   /* GNU build-id in hex, from the loaded notes ("" if none) */
+  uint64_t file_off;    /* file offset of the first PT_LOAD (lo maps it) */
   uint64_t gen;         /* refresh in which it was first seen */
 } kiln_module_t;
 
@@ -397,23 +391,82 @@ int kiln_modules_init(void) KILN_INTERNAL;
 void kiln_modules_refresh(void) KILN_INTERNAL;
 /* The module holding pc (open ones first), or NULL. Dump time. */
 const kiln_module_t *kiln_modules_find(uintptr_t pc) KILN_INTERNAL;
+/* Every module seen so far (closed ones too), in the order first seen:
+ * the module map written beside the profiles. */
+size_t kiln_modules_count(void) KILN_INTERNAL;
+const kiln_module_t *kiln_modules_at(size_t i) KILN_INTERNAL;
+size_t kiln_modules_index(const kiln_module_t *m) KILN_INTERNAL; /* m == kiln_modules_at(index) */
 void kiln_modules_after_fork_child(void) KILN_INTERNAL;
 
+/* --------------------------------------------------------- kiln_ehframe.c */
+/* Function bounds from an ELF image's .eh_frame_hdr search table (and the
+ * FDE headers it points to): they survive stripping. Dump time, normal
+ * context; reads only the image it is given, bounds-checked. */
+typedef struct kiln_ehframe {
+  const char *img;
+  size_t len;
+  const uint8_t *table; /* NULL: no usable table */
+  size_t count, entry_size;
+  unsigned table_enc;
+  uint64_t hdr_vaddr;
+} kiln_ehframe_t;
+/* 0, or -ENOENT / -EINVAL (no PT_GNU_EH_FRAME, or one kiln cannot search). */
+int kiln_ehframe_open(kiln_ehframe_t *t, const char *img, size_t len) KILN_INTERNAL;
+/* The function holding link-time address vaddr: [*start, *end). */
+bool kiln_ehframe_find(const kiln_ehframe_t *t, uint64_t vaddr, uint64_t *start, uint64_t *end) KILN_INTERNAL;
+
 /* --------------------------------------------------------- kiln_symbols.c */
-/* Names pc-1 (see the glossary) into out: "function", "module+0xOFF" or
- * "[unknown]". Loads and caches each module's symbols on first use;
- * demangles C++ names when the program has __cxa_demangle. Dump time only,
- * under kiln_symbols_begin/end. */
-void kiln_symbols_begin(void) KILN_INTERNAL;
-void kiln_symbols_name(uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
-void kiln_symbols_end(void) KILN_INTERNAL;
+/* A symbolizer: an owned context, opened by whoever names frames (a dump,
+ * a leak report, a scan) and passed along; two threads may each use their
+ * own at the same time. Loads each module's symbols on first use; names
+ * pc-1 (see the glossary) as "function" (C++ demangled when the program
+ * has __cxa_demangle), "module+0xSTART" of the function holding it (from
+ * the unwind tables, when the file has no symbol for it), "module+0xOFF",
+ * a perf-map name (JIT code), "name_[k]" (kernel) or "[unknown]". Normal
+ * context only: not in the handler, not in a crash. */
+typedef struct kiln_symbols kiln_symbols_t;
+kiln_symbols_t *kiln_symbols_open(void) KILN_INTERNAL; /* NULL when out of memory */
+void kiln_symbols_close(kiln_symbols_t *sy) KILN_INTERNAL;
+void kiln_symbols_name(kiln_symbols_t *sy, uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
+/* Addresses from here up are the kernel's (x86-64). */
+#define KILN_KERNEL_START 0xffff800000000000ull
+typedef enum {
+  KILN_SYM_NONE = 0, /* outside every module: [unknown] */
+  KILN_SYM_ELF,      /* a symbol of the module (or its debug file) */
+  KILN_SYM_UNWIND,   /* no symbol: the function's start from .eh_frame_hdr */
+  KILN_SYM_OFFSET,   /* in a module, in no known function */
+  KILN_SYM_JIT,      /* a perf map entry (/tmp/perf-PID.map) */
+  KILN_SYM_KERNEL,   /* a kernel address: /proc/kallsyms */
+  KILN_SYM_MARKER,   /* a marker pc (kiln_types.h): offset holds it */
+} kiln_symbol_source_t;
+typedef struct kiln_symbol {
+  kiln_symbol_source_t source;
+  const kiln_module_t *module; /* ELF, UNWIND, OFFSET */
+  uint64_t offset;   /* pc-1 as the module's link-time address (else pc-1) */
+  uint64_t start;    /* the function's start, in the same terms (ELF, UNWIND, JIT) */
+  const char *raw;   /* ELF, JIT: the name as stored (mangled), NUL-terminated */
+} kiln_symbol_t;
+/* What is known of pc; kiln_symbols_name is lookup + format. raw: the
+ * stored name cleaned for a folded line (pprof's system_name). */
+void kiln_symbols_lookup(kiln_symbols_t *sy, uint64_t pc, kiln_symbol_t *out) KILN_INTERNAL;
+void kiln_symbols_format(kiln_symbols_t *sy, const kiln_symbol_t *s, kiln_buf_t *out) KILN_INTERNAL;
+void kiln_symbols_raw(const kiln_symbol_t *s, kiln_buf_t *out) KILN_INTERNAL;
+/* The kernel function holding addr (looked up as given) from
+ * /proc/kallsyms, as flamegraph.pl writes kernel frames: "name_[k]".
+ * -ENOENT when unknown (kallsyms hidden by kptr_restrict, or outside). */
+int kiln_symbols_kernel(kiln_symbols_t *sy, uint64_t addr, kiln_buf_t *out) KILN_INTERNAL;
 /* A frame inside the allocator's C++ wrapper (operator new, new[]):
  * allocation stacks are cut above it, to start at its caller. */
 static inline bool kiln_symbols_is_alloc_wrapper(const char *name, size_t n) {
   return name != NULL && n >= 12 && __builtin_memcmp(name, "operator new", 12) == 0;
 }
-/* Whether C++ names are demangled (malloc inside: off in a crash). */
+/* Whether symbolizers opened from now on demangle C++ names and decode
+ * MiniDebugInfo (malloc and dlopen inside: off in a crash). */
 void kiln_symbols_demangle(bool on) KILN_INTERNAL;
+/* Whether kernel frames are named from now on (reading /proc/kallsyms
+ * costs ~50 ms); off: they are left out of the folded lines, the
+ * "[kernel]" frame stays. */
+void kiln_symbols_kernel_names(bool on) KILN_INTERNAL;
 
 /* ---------------------------------------------------------- kiln_sampler.c */
 /* Picks the timer (cfg->timer, or the best that works: perf, posix,
@@ -525,9 +578,13 @@ int kiln_out_write_file(const char *dir, const char *name, const char *data, siz
 /* ---------------------------------------------------------- kiln_folded.c */
 /* Renders the counts of each kind as folded text into outs[k] (root first,
  * merged, sorted; allocation stacks cut at the caller of operator new);
- * totals[k] gets the sum of its counts. One symbolization for all. */
-void kiln_folded_render(const kiln_count_kind_t *kinds, int nkinds, kiln_buf_t *outs,
-                        uint64_t *totals) KILN_INTERNAL;
+ * totals[k] gets the sum of its counts. One symbolization for all. When
+ * stacks is not NULL it also gets the set's stacks file: the module map
+ * and, per kind (named by kind_names[k]), every stack as frame ids with
+ * each frame's module and address, so that the tool can add source lines
+ * and inlined frames offline (format in kiln_folded.c). */
+void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_names, int nkinds,
+                        kiln_buf_t *outs, uint64_t *totals, kiln_buf_t *stacks) KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_suppress.c */
 /* Leak suppressions, LeakSanitizer's format ("leak:PATTERN" lines, '#'
@@ -543,9 +600,10 @@ typedef struct kiln_suppress {
 int kiln_suppress_load(const char *path, kiln_suppress_t *sup) KILN_INTERNAL;
 /* LSan's template match: substring; '*' any run; '^' and '$' anchors. */
 bool kiln_suppress_match(const char *templ, const char *name) KILN_INTERNAL;
-/* Whether a pattern matches a frame of s; under kiln_symbols_begin/end.
+/* Whether a pattern matches a frame of s, named with sy.
  * scratch: a buffer for names, reused. */
-bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln_buf_t *scratch) KILN_INTERNAL;
+bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln_symbols_t *sy,
+                         kiln_buf_t *scratch) KILN_INTERNAL;
 void kiln_suppress_free(kiln_suppress_t *sup) KILN_INTERNAL;
 
 /* ------------------------------------------------------------ kiln_scan.c */

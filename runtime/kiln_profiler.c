@@ -598,7 +598,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   kiln_symbols_demangle(!set->crash); /* __cxa_demangle mallocs: not in a crash */
   /* Kernel function names cost a read of /proc/kallsyms (~50 ms): only
    * for runs long enough to make that small; "[kernel]" marks the rest. */
-  kiln_ksyms_want(!set->crash && kiln_profiler_now(CLOCK_MONOTONIC) - kiln_profiler.wall_start >= 1.0);
+  kiln_symbols_kernel_names(!set->crash && kiln_profiler_now(CLOCK_MONOTONIC) - kiln_profiler.wall_start >= 1.0);
   set->until_unix = kiln_profiler_now(CLOCK_REALTIME);
   set->from_unix = set->tagged && set->delta ? kiln_profiler.last_set_unix : kiln_profiler.wall_start_unix;
   char base[200];
@@ -618,6 +618,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   memset(&r, 0, sizeof r);
   kiln_count_kind_t kinds[KILN_PROFILER_FILES];
   char names[KILN_PROFILER_FILES][320];
+  const char *suffixes[KILN_PROFILER_FILES];
   uint64_t totals[KILN_PROFILER_FILES];
   kiln_buf_t outs[KILN_PROFILER_FILES];
   memset(outs, 0, sizeof outs);
@@ -641,6 +642,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
       continue;
     }
     kinds[n] = kind;
+    suffixes[n] = suffix;
     snprintf(names[n], sizeof names[n], "%s.%s.folded", base, suffix);
     n++;
   }
@@ -650,7 +652,10 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   }
   bool commit = false;
   if (set->tagged && set->delta) kiln_stacktab_foreach(kiln_profiler_delta_stack, &commit);
-  kiln_folded_render(kinds, n, outs, totals);
+  /* The stacks file (addresses and module map, for the tool's source
+   * lines): not in an emergency, where less is more. */
+  kiln_buf_t stacks = {0};
+  kiln_folded_render(kinds, suffixes, n, outs, totals, set->crash ? NULL : &stacks);
   for (int i = 0; i < n; i++)
     if (kinds[i] == KILN_COUNT_CPU || kinds[i] == KILN_COUNT_DELTA_CPU) r.cpu_total = totals[i];
   kiln_threads_totals(&r.threads);
@@ -704,6 +709,12 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
     if (outs[i].failed) rc = -ENOMEM;
     else rc = kiln_out_write_file(dir, names[i], outs[i].data ? outs[i].data : "", outs[i].len);
   }
+  if (rc == 0 && n > 0 && !set->crash && !stacks.failed) {
+    char stacks_name[220];
+    snprintf(stacks_name, sizeof stacks_name, "%s.stacks", base);
+    rc = kiln_out_write_file(dir, stacks_name, stacks.data ? stacks.data : "", stacks.len);
+  }
+  kiln_buf_free(&stacks);
   if (rc == 0 && c->pprof && set->tagged) rc = kiln_profiler_pprof(dir, base, set);
   /* The meta file last: when it is there, the whole set is. */
   kiln_buf_t meta = {0};

@@ -385,6 +385,17 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
     for (int i = 0; i < npaths && rc == 0; i++) {
         bool use_stdin = strcmp(paths[i], "-") == 0;
         const char *label = use_stdin ? "<stdin>" : paths[i];
+        /* The runtime's stacks file, when one matches: inlined frames and
+         * source lines (stacks.c). */
+        kiln_stacks_t *stacks = use_stdin || st.p->flamechart ? NULL : kiln_stacks_load(paths[i]);
+        if (stacks) {
+            kiln_stacks_add(st.p, stacks, opts);
+            st.valid++;
+            st.p->stacks = kiln_util_xrealloc(st.p->stacks, (st.p->nstacks + 1) * sizeof *st.p->stacks);
+            st.p->stacks[st.p->nstacks++] = stacks;
+            continue;
+        }
+        st.p->stacks_partial = true;
         FILE *fp = use_stdin ? stdin
                              : kiln_folded_open(paths[i], from_dir[i] || opts->dir_files);
         if (!fp) {

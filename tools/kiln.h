@@ -170,6 +170,12 @@ typedef struct kiln_profile_s {
     double cursor;   /* flame chart time */
     double *delta;   /* per node, when has_delta: self, then total after finish */
     double *start;   /* per node: flame chart creation time, then layout x */
+    uint32_t *where; /* per node (below where_cap): name id of its hottest
+                        "file:line" (stacks.c), KILN_NONE when unknown */
+    uint32_t where_cap;
+    struct kiln_stacks_s **stacks; /* the stacks files read (stacks.c) */
+    size_t nstacks;
+    bool stacks_partial; /* some input had no stacks file */
 } kiln_profile_t;
 void kiln_profile_init(kiln_profile_t *p, bool flamechart);
 void kiln_profile_free(kiln_profile_t *p);
@@ -238,6 +244,7 @@ typedef struct kiln_folded_opts_s {
                              (kiln_sets_expand; NULL: cpu) */
     bool dir_files;       /* the paths were found in a directory: regular
                              files only, no symbolic link (kiln leaks) */
+    bool lines;           /* frames named "function file:line" (from stacks files) */
 } kiln_folded_opts_t;
 /* Reads every path ("-" or none = stdin) into P. Malformed lines are reported
  * as "kiln: FILE:LINE: what" (the first ten, then a count). Returns 0, or -1
@@ -356,6 +363,72 @@ char *kiln_elf_resolve(const char *cmd);
  * an ELF file kiln can read (a script, say). */
 int kiln_elf_static_without_kiln(const char *path);
 
+/* ------------------------------------------------------------ dwarf.c */
+/* Source lines and inlined frames of a module's code from its DWARF
+ * (elfutils' libdw), by link-time address. */
+typedef struct kiln_dwarf_s kiln_dwarf_t;
+typedef struct kiln_dwarf_frame_s {
+    char *name; /* demangled; NULL when DWARF has lines but no function */
+    char *file; /* the source file, NULL when unknown */
+    int line;
+} kiln_dwarf_frame_t;
+/* NULL when PATH cannot be opened or its build-id is not BUILD_ID (hex;
+ * NULL, "" or "-": not checked). */
+kiln_dwarf_t *kiln_dwarf_open(const char *path, const char *build_id);
+void kiln_dwarf_close(kiln_dwarf_t *d);
+/* The frames at ADDR, outermost (the real function) first, then each
+ * inlined call inside it: *out malloc'ed (kiln_dwarf_frames_free), the
+ * count returned (0: nothing known). */
+size_t kiln_dwarf_lookup(kiln_dwarf_t *d, uint64_t addr, kiln_dwarf_frame_t **out);
+void kiln_dwarf_frames_free(kiln_dwarf_frame_t *f, size_t n);
+
+/* ------------------------------------------------------------ stacks.c */
+/* The runtime's stacks file beside a folded file (PROG.PID[.TAG].stacks
+ * for PROG.PID[.TAG].KIND.folded): the same stacks as module addresses. */
+typedef struct kiln_stacks_loc_s {
+    char *name, *file; /* file NULL: unknown */
+    int line;
+} kiln_stacks_loc_t;
+typedef struct kiln_stacks_frame_s {
+    uint32_t module;   /* 0: none */
+    uint64_t addr;     /* link-time address in the module (else absolute) */
+    char *raw, *name;  /* the stored symbol (NULL), the runtime's name */
+    bool expanded;
+    uint32_t nx;
+    kiln_stacks_loc_t *x; /* outermost first; x[0].name is name */
+} kiln_stacks_frame_t;
+typedef struct kiln_stacks_s {
+    char *path, *kind;
+    struct kiln_stacks_module_s *modules;
+    size_t nmodules;
+    kiln_stacks_frame_t *frames; /* by id */
+    size_t nframes;
+    uint32_t *ids;      /* every stack's frame ids, root first */
+    size_t nids, ids_cap;
+    size_t *starts;     /* stack k is ids[starts[k] .. starts[k+1]) */
+    double *counts;
+    size_t nstacks, stacks_cap;
+} kiln_stacks_t;
+/* "D/X.K.folded" -> "D/X.stacks" (malloc'ed) and *kind "K"; NULL if the
+ * name has no kind. */
+char *kiln_stacks_path(const char *folded, char **kind);
+/* The stacks of FOLDED's kind when its stacks file exists and matches it
+ * (same total); NULL otherwise (a malformed file is reported once). */
+kiln_stacks_t *kiln_stacks_load(const char *folded);
+void kiln_stacks_free(kiln_stacks_t *s);
+/* Frame ID with its inlined frames and lines (looked up on first use). */
+const kiln_stacks_loc_t *kiln_stacks_expand(kiln_stacks_t *s, uint32_t id, uint32_t *n);
+const char *kiln_stacks_module_path(const kiln_stacks_t *s, uint32_t module);
+void kiln_stacks_module_span(const kiln_stacks_t *s, uint32_t module, uint64_t *lo, uint64_t *hi,
+                             uint64_t *file_off, uint64_t *bias, const char **build_id);
+/* Adds S's stacks to P (inlined frames as frames; opts: reverse, base,
+ * lines) and sets each new node's where. */
+void kiln_stacks_add(kiln_profile_t *p, kiln_stacks_t *s, const kiln_folded_opts_t *o);
+/* NODE's "file:line" (not NUL-terminated), or NULL. */
+const char *kiln_stacks_where(const kiln_profile_t *p, uint32_t node, size_t *len);
+/* Appends NODE's "file.c:42" (base name) to B; false when unknown. */
+bool kiln_stacks_where_short(const kiln_profile_t *p, uint32_t node, kiln_buf_t *b);
+
 /* ------------------------------------------------------------ escape.c */
 /* Appends NAME escaped for XML text and attributes: <>&"' as entities,
  * control characters and invalid UTF-8 as U+FFFD. With max_chars > 0 and a
@@ -417,6 +490,7 @@ int kiln_record_main(int argc, char **argv);      /* record.c */
 int kiln_leaks_main(int argc, char **argv);       /* leaks.c */
 int kiln_push_main(int argc, char **argv);        /* push.c */
 int kiln_dump_main(int argc, char **argv);        /* dump.c */
+int kiln_lines_main(int argc, char **argv);       /* lines.c */
 
 /* leaks.c: the leak report of every process found in PATHS (directories,
  * or leak/category folded files), MAX_SITES sites per category (<= 0: all).
@@ -439,6 +513,7 @@ int kiln_leaks_print(FILE *out, const char *const *paths, int npaths,
  * kiln: line. */
 #define KILN_TOP_BY_TOTAL 1u
 #define KILN_TOP_STRICT 2u
+#define KILN_TOP_LINES 4u /* rows per function and source line (stacks files) */
 int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsigned flags,
                    const char *kind);
 
@@ -447,5 +522,16 @@ int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsig
 int kiln_speedscope_write(FILE *out, const kiln_profile_t *p, const char *kind,
                           const char *profile_name);
 int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind);
+/* The same with CPU samples also given as time (period_ns > 0: the sample
+ * period; 0: unknown). speedscope: unit nanoseconds, weights scaled; pprof:
+ * a second sample type cpu/nanoseconds. pprof written from stacks files
+ * (P's inputs all had one) has mappings, addresses, inlined frames and
+ * lines; otherwise one location per name. */
+int kiln_speedscope_write_scaled(FILE *out, const kiln_profile_t *p, const char *kind,
+                                 const char *profile_name, double period_ns);
+int kiln_pprof_write_period(FILE *out, const kiln_profile_t *p, const char *kind, double period_ns);
+/* What a count of KIND counts, for labels: "bytes" (*_bytes), "allocations"
+ * (alloc_count), "blocks" (other *_count), else "samples". convert.c */
+const char *kiln_convert_unit(const char *kind);
 
 #endif

@@ -314,6 +314,13 @@ static int kiln_leaks_part(kiln_leaks_t *lk, const kiln_leaks_proc_t *proc, int 
         for (uint32_t n = sites[i].node; n != 0; n = p.nodes[n].parent) {
             kiln_buf_adds(b, leaf ? "   at " : "   by ");
             kiln_leaks_frame(b, &p.names.names[p.nodes[n].name]);
+            /* valgrind's "(file.c:42)", from the stacks file's DWARF lines. */
+            size_t at = b->len;
+            kiln_buf_adds(b, " (");
+            if (kiln_stacks_where_short(&p, n, b))
+                kiln_buf_addc(b, ')');
+            else
+                b->len = at;
             kiln_buf_addc(b, '\n');
             leaf = false;
         }

@@ -69,6 +69,10 @@ void kiln_profile_free(kiln_profile_t *p)
     free(p->slots);
     free(p->delta);
     free(p->start);
+    free(p->where);
+    for (size_t i = 0; i < p->nstacks; i++)
+        kiln_stacks_free(p->stacks[i]);
+    free(p->stacks);
     memset(p, 0, sizeof *p);
 }
 

@@ -21,7 +21,7 @@ $(BUILD)/tests/render/fuzz_%: tests/render/fuzz_%.c $(FUZZ_TOOLS) tools/kiln.h r
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -g -O1 -std=c11 -D_GNU_SOURCE -Itools -Iruntime \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  -o $@ $< $(FUZZ_TOOLS) -lz -lm
+	  -o $@ $< $(FUZZ_TOOLS) $(LIBS_TOOL)
 
 # FUZZ_TARGET=meta or sets fuzzes the other parsers.
 FUZZ_TARGET  ?= folded

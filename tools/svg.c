@@ -274,6 +274,19 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
             double dp = 100 * delta / total;
             kiln_buf_printf(&b, "; %s%.2f%%", dp > 0 ? "+" : "", dp);
         }
+        /* The frame's hottest source line, inside the parentheses: the
+         * script takes the name as what precedes the last " (". */
+        size_t at = b.len;
+        kiln_buf_adds(&b, "; at ");
+        if (kiln_stacks_where_short(p, it.node, &b)) {
+            kiln_buf_t esc = {0};
+            kiln_escape_xml(&esc, b.data + at, b.len - at, 0);
+            b.len = at;
+            kiln_buf_add(&b, esc.data, esc.len);
+            kiln_buf_free(&esc);
+        } else {
+            b.len = at;
+        }
         kiln_buf_printf(&b, ")</title><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
                             "height=\"%.1f\" fill=\"", x1, y1, x2 - x1, y2 - y1);
         if (diff)

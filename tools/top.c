@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const char kiln_top_usage[] =
-    "usage: kiln top [-n N] [--total] [--kind KIND] [--strict] [FILE|DIR...]\n"
+    "usage: kiln top [-n N] [--total] [--lines] [--kind KIND] [--strict] [FILE|DIR...]\n"
     "\n"
     "Lists functions by self count (or by total with --total): self and total\n"
     "count and their share of all samples. Several files are merged; stdin when\n"
@@ -17,8 +17,10 @@ static const char kiln_top_usage[] =
     "KIND files: the exit set, else the sum of its delta interval sets, else\n"
     "its latest cumulative set (one interval: name its file).\n"
     "\n"
-    "  -n, --lines N   show N functions (20; 0 for all)\n"
+    "  -n N            show N functions (20; 0 for all)\n"
     "  --total         sort by total (inclusive) count instead of self\n"
+    "  --lines         one row per function and source line (\"f file.c:42\"), from\n"
+    "                  the stacks file the runtime writes beside its folded files\n"
     "  --kind KIND     the files a DIR stands for: cpu (default), alloc_bytes,\n"
     "                  alloc_count, live_bytes, live_count, leak_bytes...\n"
     "  --strict        a malformed input line is an error, not a warning\n"
@@ -94,7 +96,8 @@ int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsig
                    const char *kind)
 {
     kiln_profile_t p;
-    kiln_folded_opts_t fo = {.strict = (flags & KILN_TOP_STRICT) != 0, .dir_kind = kind};
+    kiln_folded_opts_t fo = {.strict = (flags & KILN_TOP_STRICT) != 0, .dir_kind = kind,
+                             .lines = (flags & KILN_TOP_LINES) != 0};
     bool by_total = (flags & KILN_TOP_BY_TOTAL) != 0;
     kiln_profile_init(&p, false);
     if (kiln_folded_read(&p, paths, npaths, &fo) != 0) {
@@ -139,7 +142,7 @@ int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsig
 int kiln_top_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"lines", required_argument, NULL, 'n'},
+        {"lines", no_argument, NULL, 'l'},
         {"total", no_argument, NULL, 't'},
         {"strict", no_argument, NULL, 's'},
         {"kind", required_argument, NULL, 'k'},
@@ -148,18 +151,20 @@ int kiln_top_main(int argc, char **argv)
     };
     const char *kind = NULL;
     long n = 20;
-    bool by_total = false, strict = false;
+    bool by_total = false, strict = false, lines = false;
     int c;
     while ((c = kiln_util_getopt(argc, argv, "n:", longopts, "top",
                                  kiln_top_usage)) != -1) {
         switch (c) {
         case 'n': n = kiln_util_opt_count("top", "-n", optarg); break;
         case 't': by_total = true; break;
+        case 'l': lines = true; break;
         case 's': strict = true; break;
         case 'k': kind = kiln_folded_opt_kind("top", optarg); break;
         }
     }
-    unsigned flags = (by_total ? KILN_TOP_BY_TOTAL : 0) | (strict ? KILN_TOP_STRICT : 0);
+    unsigned flags = (by_total ? KILN_TOP_BY_TOTAL : 0) | (strict ? KILN_TOP_STRICT : 0) |
+                     (lines ? KILN_TOP_LINES : 0);
     int rc = kiln_top_print(stdout, (const char *const *)argv + optind, argc - optind, (int)n,
                             flags, kind);
     if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {

@@ -9,8 +9,8 @@
 #include <string.h>
 
 static const char kiln_tree_usage[] =
-    "usage: kiln tree [--min PCT] [--depth N] [--lines N] [--reverse] [--kind KIND]\n"
-    "                 [--strict] [FILE|DIR...]\n"
+    "usage: kiln tree [--min PCT] [--depth N] [--max-lines N] [--reverse] [--kind KIND]\n"
+    "                 [--strict] [--lines] [FILE|DIR...]\n"
     "\n"
     "Prints the call tree, one frame a line, indented by depth:\n"
     "  [61.0%] serialize_response  (self 2.0%)\n"
@@ -25,15 +25,18 @@ static const char kiln_tree_usage[] =
     "\n"
     "  --min PCT       prune branches under PCT percent of all samples (1)\n"
     "  --depth N       show at most N levels below the root (all)\n"
-    "  --lines N       stop after N lines, saying so (20000; 0 for all)\n"
+    "  --max-lines N   stop after N lines, saying so (20000; 0 for all)\n"
     "  --reverse       merge from the leaves (callers under each function)\n"
     "  --kind KIND     the files a DIR stands for (cpu)\n"
     "  --strict        a malformed input line is an error, not a warning\n"
+    "  --lines         one frame per function and source line (from the stacks\n"
+    "                  file beside a kiln folded file; without it each frame\n"
+    "                  shows its hottest line: \"at file.c:42\")\n"
     "  -h, --help      this help\n";
 
 /* Output stays proportional to the input: indentation stops growing at
  * KILN_TREE_INDENT_MAX levels (deeper lines say their depth), a chain of
- * one function calling itself is one line, and at most --lines lines are
+ * one function calling itself is one line, and at most --max-lines lines are
  * written. (A 4.9 MB folded file of one 2.45M-frame recursion used to give
  * 222 MB of indentation; it now gives one line.) */
 #define KILN_TREE_INDENT_MAX 32u
@@ -79,7 +82,7 @@ static void kiln_tree_print(FILE *out, const kiln_profile_t *p, double min_pct, 
     stack[top++] = (kiln_tree_item_t){0, 0, 0, 0, 0};
     while (top) {
         if (max_lines > 0 && lines == max_lines) {
-            fprintf(out, "(output stops at %ld lines; --lines 0 shows all)\n", max_lines);
+            fprintf(out, "(output stops at %ld lines; --max-lines 0 shows all)\n", max_lines);
             break;
         }
         lines++;
@@ -109,6 +112,10 @@ static void kiln_tree_print(FILE *out, const kiln_profile_t *p, double min_pct, 
         kiln_tree_name(&line, &p->names.names[n->name]);
         if (run > 1)
             kiln_buf_printf(&line, "  (x%u: recursion, one line)", run);
+        size_t at = line.len;
+        kiln_buf_adds(&line, "  at ");
+        if (!kiln_stacks_where_short(p, it.node, &line))
+            line.len = at;
         if (it.node == 0) {
             kiln_buf_adds(&line, "  (");
             kiln_profile_fmt(&line, p, p->nodes[0].total, true);
@@ -150,10 +157,11 @@ int kiln_tree_main(int argc, char **argv)
     static const struct option longopts[] = {
         {"min", required_argument, NULL, 'm'},
         {"depth", required_argument, NULL, 'd'},
-        {"lines", required_argument, NULL, 'l'},
+        {"max-lines", required_argument, NULL, 'L'},
         {"reverse", no_argument, NULL, 'r'},
         {"strict", no_argument, NULL, 's'},
         {"kind", required_argument, NULL, 'k'},
+        {"lines", no_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -169,10 +177,11 @@ int kiln_tree_main(int argc, char **argv)
                 kiln_util_usage_error("tree", "--min needs a percentage, not '%s'", optarg);
             break;
         case 'd': depth = kiln_util_opt_count("tree", "--depth", optarg); break;
-        case 'l': max_lines = kiln_util_opt_count("tree", "--lines", optarg); break;
+        case 'L': max_lines = kiln_util_opt_count("tree", "--max-lines", optarg); break;
         case 'r': fo.reverse = true; break;
         case 's': fo.strict = true; break;
         case 'k': fo.dir_kind = kiln_folded_opt_kind("tree", optarg); break;
+        case 'l': fo.lines = true; break;
         }
     }
     kiln_profile_t p;

@@ -295,8 +295,8 @@ check_eq tree_deep_recursion_one_line "  [100.0%] a  (x2450000: recursion, one l
 timeout 60 "$KILN" tree "$T/alt.folded" > "$T/alt.out"
 insize=$(stat -c %s "$T/alt.folded") outsize=$(stat -c %s "$T/alt.out")
 if [ "$outsize" -lt "$insize" ]; then pass tree_alt_bounded; else fail tree_alt_bounded "$outsize bytes out for $insize in"; fi
-check tree_alt_says_cut grep -q '^(output stops at 20000 lines; --lines 0 shows all)$' "$T/alt.out"
-timeout 60 "$KILN" tree --lines 0 "$T/alt.folded" | wc -c > "$T/alt_all.size"
+check tree_alt_says_cut grep -q '^(output stops at 20000 lines; --max-lines 0 shows all)$' "$T/alt.out"
+timeout 60 "$KILN" tree --max-lines 0 "$T/alt.folded" | wc -c > "$T/alt_all.size"
 if [ "$(cat "$T/alt_all.size")" -lt $((insize * 50)) ]; then pass tree_alt_all_proportional; else fail tree_alt_all_proportional "$(cat "$T/alt_all.size") bytes for $insize in"; fi
 
 # C1 controls (U+009B as UTF-8, and a bare 0x9b byte) and invalid UTF-8 in

@@ -36,6 +36,11 @@ fuzz() {
   fi
 }
 
-fuzz folded 12 "$IN"/*.folded
+# A stacks file seed for the folded harness (mode byte, then the file;
+# its stacks total 3).
+mkdir -p "$T/seed_stacks"
+printf '\001kiln-stacks\t1\nmodule\t1\t-\t1000\t1000\t2000\t0\t/nonexistent/prog\nframe\t1\t0\t0\t-\t[kiln: table full]\nframe\t5\t1\t1a0\t_Z1fv\tf()\nframe\t6\t0\t7f00\t-\tJIT:x\nkind\tcpu\t3\n2\t5 6\n1\t5\n' \
+  > "$T/seed_stacks/seed.stacks"
+fuzz folded 12 "$IN"/*.folded "$T"/seed_stacks/*
 fuzz meta 8 "$T"/seed_meta/*
 fuzz sets 8 "$T"/seed_sets/*
