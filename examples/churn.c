@@ -21,17 +21,19 @@ NOINLINE static void step(churn_t *c, int site) {
   free(c->slot[i]);
   c->slot[i] = malloc(size);
 }
+/* The empty asm after each call keeps it out of tail position, so that the
+ * compiler cannot turn the chain into jumps: the stacks really are deep. */
 #define LEVEL(name, next) NOINLINE static void name(churn_t *c, int site, int depth) { \
-    if (depth == 0) { step(c, site); return; } next(c, site, depth - 1); }
-static void d0(churn_t *c, int site, int depth) { (void)depth; step(c, site); }
+    if (depth == 0) step(c, site); else next(c, site, depth - 1); __asm__ volatile(""); }
+NOINLINE static void d0(churn_t *c, int site, int depth) { (void)depth; step(c, site); __asm__ volatile(""); }
 LEVEL(d1, d0) LEVEL(d2, d1) LEVEL(d3, d2) LEVEL(d4, d3) LEVEL(d5, d4)
 LEVEL(d6, d5) LEVEL(d7, d6) LEVEL(d8, d7) LEVEL(d9, d8)
-NOINLINE static void site1(churn_t *c) { d9(c, 1, 4); }
-NOINLINE static void site2(churn_t *c) { d9(c, 2, 5); }
-NOINLINE static void site3(churn_t *c) { d9(c, 3, 6); }
-NOINLINE static void site4(churn_t *c) { d9(c, 4, 7); }
-NOINLINE static void site5(churn_t *c) { d9(c, 5, 8); }
-NOINLINE static void site6(churn_t *c) { d9(c, 6, 9); }
+NOINLINE static void site1(churn_t *c) { d9(c, 1, 4); __asm__ volatile(""); }
+NOINLINE static void site2(churn_t *c) { d9(c, 2, 5); __asm__ volatile(""); }
+NOINLINE static void site3(churn_t *c) { d9(c, 3, 6); __asm__ volatile(""); }
+NOINLINE static void site4(churn_t *c) { d9(c, 4, 7); __asm__ volatile(""); }
+NOINLINE static void site5(churn_t *c) { d9(c, 5, 8); __asm__ volatile(""); }
+NOINLINE static void site6(churn_t *c) { d9(c, 6, 9); __asm__ volatile(""); }
 
 static void *run(void *arg) {
   churn_t *c = arg;

@@ -90,6 +90,9 @@ typedef enum {
   KILN_COUNT_DELTA_CPU,
   KILN_COUNT_DELTA_ALLOC_BYTES,
   KILN_COUNT_DELTA_ALLOC_COUNT,
+  /* Blocks freed by the thread that allocated them before it allocated
+   * again (heaptrack's temporary allocations). */
+  KILN_COUNT_TEMP_COUNT,
   KILN_COUNT_KINDS
 } kiln_count_kind_t;
 
