@@ -95,7 +95,7 @@ KILN_EXPORT KILN_HOOK_TEXT void free(void *p) {
     __builtin_prefetch((const char *)p - 16);
     int e = errno;
     kiln_heap_guard_enter();
-    kiln_heap_on_free(p, NULL); /* before the allocator can hand p out again */
+    kiln_heap_on_program_free(p); /* before the allocator can hand p out again */
     kiln_heap_guard_leave();
     errno = e;
   }

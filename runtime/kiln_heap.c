@@ -304,9 +304,9 @@ KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
 }
 
 /* Removes p from the accounting; true (with its size and stack in *out,
- * for realloc) if it was a tracked block. A free (out NULL) of the block
- * the thread allocated last, before it allocated again, is temporary. */
-KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) {
+ * for realloc) if it was a tracked block. The program's free of the block
+ * its thread allocated last, before it allocated again, is temporary. */
+KILN_HOOK_TEXT static bool kiln_heap_untrack(void *p, kiln_heap_block_t *out, bool program_free) {
   if (p == NULL) return false;
   uint64_t addr = (uint64_t)(uintptr_t)p;
   if (kiln_heap.filter) {
@@ -333,7 +333,7 @@ KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) {
   kiln_heap_account(s, bytes, count, false);
   if (addr == kiln_tls_last_alloc) {
     kiln_tls_last_alloc = 0;
-    if (out == NULL) kiln_stacktab_add(s, KILN_COUNT_TEMP_COUNT, (uint64_t)count);
+    if (program_free) kiln_stacktab_add(s, KILN_COUNT_TEMP_COUNT, (uint64_t)count);
   }
   kiln_heap_totals_t *c = kiln_heap_my_totals();
   kiln_heap_total_add(c, &c->freed_bytes, (uint64_t)bytes);
@@ -348,6 +348,9 @@ KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) {
   }
   return true;
 }
+
+KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) { return kiln_heap_untrack(p, out, false); }
+KILN_HOOK_TEXT void kiln_heap_on_program_free(void *p) { kiln_heap_untrack(p, NULL, true); }
 
 /* realloc failed: the block is still there, account it back as it was
  * (not a new allocation). */

@@ -321,6 +321,9 @@ bool kiln_heap_started(void) KILN_INTERNAL;  /* frees must be matched */
  * (true and *out when p was tracked); after a failed realloc. */
 void kiln_heap_on_alloc(void *p, size_t size) KILN_INTERNAL;
 bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) KILN_INTERNAL;
+/* The program's free(p): kiln_heap_on_free, and p counts as temporary
+ * when it is the block its thread allocated last (kiln_tls_last_alloc). */
+void kiln_heap_on_program_free(void *p) KILN_INTERNAL;
 void kiln_heap_restore(void *p, const kiln_heap_block_t *b) KILN_INTERNAL;
 /* Dump time: LIVE_* of every stack computed, PEAK_BYTES made its value at
  * the last peak. */
