@@ -6,6 +6,10 @@ set of 10,000 blocks per thread), 1 and 2 threads: unprofiled, kiln exact
 heaptrack and gperftools' heap profiler (which also swaps in tcmalloc, so
 tcmalloc alone is measured too), alternating, in the same run.
 
+The churn's call chains are kept out of tail position, so its stacks really
+are 8-12 frames deep (plus the thread's own). The machine may be shared:
+CPU-time ratios are the figure to read, wall ratios are noisier.
+
 Prints medians of the wall and CPU ratios against the unprofiled run of the
 same binary, peak RSS (the largest process of the run: heaptrack's
 interpreter included), and kiln's live-map bytes per live block.
@@ -79,6 +83,11 @@ def main():
             bpb = f"{statistics.median(v['bpb']):.1f}" if v["bpb"] else "-"
             print(f"  {name:32} {statistics.median(v['wall']):10.2f} {statistics.median(v['cpu']):10.2f} "
                   f"{statistics.median(v['rss']) / 1024:13.0f} {bpb:>17}")
+        if "heaptrack" in res and res["heaptrack"]["cpu"]:
+            for name in ("kiln exact, libunwind", "kiln exact, fp (fp build)"):
+                k = statistics.median(res[name]["cpu"])
+                h = statistics.median(res["heaptrack"]["cpu"])
+                print(f"  heaptrack / {name}: {h / k:.2f}x the CPU time")
     subprocess.run(["rm", "-rf", tmp])
 
 
