@@ -90,9 +90,10 @@ KILN_EXPORT KILN_HOOK_TEXT void free(void *p) {
   if (p == NULL || kiln_boot_owns(p)) return;
   if (!kiln_malloc_ready()) return; /* cannot happen: p came from somewhere */
   if (kiln_tls_hook_guard == 0 && kiln_heap_started() && kiln_heap_may_track(p)) {
-    /* The allocator will read the block's header after kiln's map lookup:
-     * start both loads now, so the two misses overlap. */
+    /* The allocator reads the block's header after kiln's map lookup:
+     * start both loads now, so that the two misses overlap. */
     __builtin_prefetch((const char *)p - 16);
+    kiln_livemap_prefetch(&kiln_livemap_main, (uint64_t)(uintptr_t)p);
     int e = errno;
     kiln_heap_guard_enter();
     kiln_heap_on_program_free(p); /* before the allocator can hand p out again */

@@ -315,7 +315,6 @@ KILN_HOOK_TEXT static bool kiln_heap_untrack(void *p, kiln_heap_block_t *out, bo
   }
   uint64_t size;
   uint32_t id;
-  kiln_livemap_prefetch(&kiln_livemap_main, addr);
   if (!kiln_livemap_take(addr, &size, &id)) {
     atomic_fetch_add_explicit(&kiln_heap.untracked_frees, 1, memory_order_relaxed);
     return false;

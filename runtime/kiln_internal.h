@@ -231,7 +231,9 @@ void kiln_hookstack_stats(kiln_hookstack_stats_t *out) KILN_INTERNAL;
  * malloc hooks; never the signal handler. kiln_livemap_main holds every
  * tracked block; a second map serves leak scopes. Zeroed = empty. Stack
  * ids are below 2^31; the top bit (KILN_LIVEMAP_UP) is the heap's. */
-enum { KILN_LIVEMAP_SHARDS = 256 };
+/* 32 shards: their headers stay in L1 (each call touches one header and
+ * one slot line), while two threads rarely meet on one lock. */
+enum { KILN_LIVEMAP_SHARDS = 32 };
 #define KILN_LIVEMAP_UP 0x80000000u
 typedef struct kiln_livemap_shard kiln_livemap_shard_t;
 struct kiln_livemap_shard {
