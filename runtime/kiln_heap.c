@@ -104,6 +104,7 @@ int kiln_heap_start(const kiln_config_t *cfg) {
     if (kiln_heap.filter == NULL) return -ENOMEM;
   }
   kiln_heap_filter = kiln_heap.sample ? kiln_heap.filter : NULL;
+  kiln_heaplocal_init(&kiln_heap.epoch);
   /* Debugging and test knobs (README, "Testing kiln"): a fixed sampling
    * seed makes sampled mode deterministic for a deterministic program;
    * verify unwinds every allocation with libunwind as well. */
@@ -193,12 +194,19 @@ static void kiln_heap_peak_touch(kiln_stack_t *s) {
   atomic_store_explicit(&s->counts[KILN_COUNT_PEAK_EPOCH], epoch, memory_order_relaxed);
 }
 
-/* Two atomic adds on the stack (relaxed: uncontended unless threads share
- * the stack): live is derived (base + alloc - freed). */
-static void kiln_heap_account(kiln_stack_t *s, int64_t bytes, int64_t count, bool alloc) {
+/* Counts an operation on stack id: in the thread's own counters
+ * (kiln_heaplocal.c), or, for a thread without them, with atomic adds on
+ * the stack itself (live is derived: base + alloc - freed). */
+static void kiln_heap_account(uint32_t id, int64_t ab, int64_t ac, int64_t fb, int64_t fc, int64_t tc) {
+  const int64_t d[KILN_HL_VALUES] = {ab, ac, fb, fc, tc};
+  if (KILN_LIKELY(kiln_heaplocal_add(id, d))) return;
+  static const kiln_count_kind_t kinds[KILN_HL_VALUES] = {KILN_COUNT_ALLOC_BYTES, KILN_COUNT_ALLOC_COUNT,
+                                                          KILN_COUNT_FREED_BYTES, KILN_COUNT_FREED_COUNT,
+                                                          KILN_COUNT_TEMP_COUNT};
+  kiln_stack_t *s = kiln_stacktab_get(id);
   kiln_heap_peak_touch(s);
-  kiln_stacktab_add(s, alloc ? KILN_COUNT_ALLOC_BYTES : KILN_COUNT_FREED_BYTES, (uint64_t)bytes);
-  kiln_stacktab_add(s, alloc ? KILN_COUNT_ALLOC_COUNT : KILN_COUNT_FREED_COUNT, (uint64_t)count);
+  for (int k = 0; k < KILN_HL_VALUES; k++)
+    if (d[k] != 0) kiln_stacktab_add(s, kinds[k], (uint64_t)d[k]);
 }
 
 /* The calling thread's totals (a slot of its own, or the shared ones). */
@@ -262,6 +270,7 @@ static inline void kiln_heap_live_add(kiln_heap_tls_t *t, int64_t bytes) {
 static void kiln_heap_thread_exit(void *unused) {
   (void)unused;
   kiln_heap_flush(&kiln_heap_tls);
+  kiln_heaplocal_thread_exit();
 }
 
 KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
@@ -295,7 +304,7 @@ KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
   if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
   int64_t bytes, count;
   kiln_heap_weigh(size, up, &bytes, &count);
-  kiln_heap_account(kiln_stacktab_get(id), bytes, count, true);
+  kiln_heap_account(id, bytes, count, 0, 0, 0);
   kiln_heap_totals_t *c = kiln_heap_my_totals();
   kiln_heap_total_add(c, &c->alloc_bytes, (uint64_t)bytes);
   kiln_heap_total_add(c, &c->alloc_count, (uint64_t)count);
@@ -328,12 +337,12 @@ KILN_HOOK_TEXT static bool kiln_heap_untrack(void *p, kiln_heap_block_t *out, bo
                 kiln_livemap_find(&kiln_heap.scopes, addr, &scope_seq, &unused, true);
   int64_t bytes, count;
   kiln_heap_weigh(size, up, &bytes, &count);
-  kiln_stack_t *s = kiln_stacktab_get(id);
-  kiln_heap_account(s, bytes, count, false);
+  int64_t temp = 0;
   if (addr == kiln_tls_last_alloc) {
     kiln_tls_last_alloc = 0;
-    if (program_free) kiln_stacktab_add(s, KILN_COUNT_TEMP_COUNT, (uint64_t)count);
+    if (program_free) temp = count;
   }
+  kiln_heap_account(id, 0, 0, bytes, count, temp);
   kiln_heap_totals_t *c = kiln_heap_my_totals();
   kiln_heap_total_add(c, &c->freed_bytes, (uint64_t)bytes);
   kiln_heap_total_add(c, &c->freed_count, (uint64_t)count);
@@ -361,10 +370,7 @@ void kiln_heap_restore(void *p, const kiln_heap_block_t *b) {
     return;
   if (b->scoped) kiln_livemap_put(&kiln_heap.scopes, (uint64_t)(uintptr_t)p, b->scope_seq, 0);
   if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
-  kiln_stack_t *s = kiln_stacktab_get(b->stack_id);
-  kiln_heap_peak_touch(s);
-  kiln_stacktab_add(s, KILN_COUNT_FREED_BYTES, (uint64_t)-bytes);
-  kiln_stacktab_add(s, KILN_COUNT_FREED_COUNT, (uint64_t)-count);
+  kiln_heap_account(b->stack_id, 0, 0, -bytes, -count, 0);
   kiln_heap_totals_t *c = kiln_heap_my_totals();
   kiln_heap_total_add(c, &c->freed_bytes, (uint64_t)-bytes);
   kiln_heap_total_add(c, &c->freed_count, (uint64_t)-count);
@@ -386,6 +392,7 @@ static void kiln_heap_settle_stack(kiln_stack_t *s, void *ctx) {
 }
 
 void kiln_heap_settle(void) {
+  kiln_heaplocal_merge_all();
   uint64_t epoch = atomic_load(&kiln_heap.epoch);
   kiln_stacktab_foreach(kiln_heap_settle_stack, &epoch);
 }
@@ -433,6 +440,7 @@ static void kiln_heap_rebase_stack(kiln_stack_t *s, void *ctx) {
 }
 
 void kiln_heap_stats(kiln_heap_stats_t *out) {
+  kiln_heaplocal_merge_all(); /* counts read from the stacks are current */
   kiln_heap_totals_t sum;
   kiln_heap_sum(&sum);
   out->alloc_bytes = atomic_load(&sum.alloc_bytes);
@@ -520,6 +528,7 @@ bool kiln_heap_is_std_buffer(uint64_t addr) {
 }
 
 void kiln_heap_exit_freeres(void) {
+  kiln_heaplocal_merge_all(); /* the stacks' live counts are read below */
   for (int i = 0; i < 3; i++)
     if (kiln_heap_std_buffer(i) != NULL) kiln_heap_on_free(kiln_heap_std_buffer(i), NULL);
   /* Threads' dynamic TLS vectors, kept by glibc with its cached thread
@@ -556,6 +565,7 @@ void kiln_heap_after_fork_child(void) {
   kiln_stacktab_foreach(kiln_heap_rebase_stack, NULL);
   /* The parent's other threads and their pending frees are gone. */
   kiln_heap_tls.pending = 0;
+  kiln_heaplocal_after_fork_child();
   atomic_store(&kiln_heap.live_bytes, st.live_bytes);
   atomic_store(&kiln_heap.peak_bytes, st.live_bytes);
   atomic_fetch_add(&kiln_heap.epoch, 1);
@@ -565,6 +575,7 @@ void kiln_heap_after_fork_child(void) {
 
 void kiln_heap_reset(void) {
   kiln_heap_totals_clear();
+  kiln_heaplocal_discard_all();
   kiln_heap_tls.pending = 0;
   kiln_heap.base_bytes = kiln_heap.base_count = 0;
   atomic_store(&kiln_heap.live_bytes, 0);
@@ -607,6 +618,7 @@ void kiln_heap_scope_end(uint64_t seq0, void (*fn)(uint64_t addr, uint64_t size,
 bool kiln_heap_exact(void) { return kiln_heap_active() && kiln_heap.sample == 0; }
 
 void kiln_heap_fork_prepare(void) {
+  kiln_heaplocal_fork_prepare();
   kiln_livemap_fork_prepare(&kiln_livemap_main);
   kiln_livemap_fork_prepare(&kiln_heap.scopes);
 }
@@ -614,4 +626,5 @@ void kiln_heap_fork_prepare(void) {
 void kiln_heap_fork_release(void) {
   kiln_livemap_fork_release(&kiln_heap.scopes);
   kiln_livemap_fork_release(&kiln_livemap_main);
+  kiln_heaplocal_fork_release();
 }

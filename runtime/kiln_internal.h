@@ -269,6 +269,29 @@ void kiln_livemap_stats(kiln_livemap_t *m, uint64_t *entries, uint64_t *bytes) K
 void kiln_livemap_fork_prepare(kiln_livemap_t *m) KILN_INTERNAL;
 void kiln_livemap_fork_release(kiln_livemap_t *m) KILN_INTERNAL;
 
+/* ------------------------------------------------------- kiln_heaplocal.c */
+/* Per-thread allocation counters per stack (see the file): the values a
+ * hook adds, in this order. */
+enum { KILN_HL_ALLOC_BYTES = 0, KILN_HL_ALLOC_COUNT, KILN_HL_FREED_BYTES, KILN_HL_FREED_COUNT,
+       KILN_HL_TEMP_COUNT, KILN_HL_VALUES };
+/* epoch: the heap's peak epoch. Normal context, before the first hook. */
+void kiln_heaplocal_init(_Atomic uint64_t *epoch) KILN_INTERNAL;
+/* Hook: adds d to the calling thread's counters of stack id; false when
+ * the thread has no table (then the caller counts on the stack itself). */
+bool kiln_heaplocal_add(uint32_t id, const int64_t d[KILN_HL_VALUES]) KILN_INTERNAL;
+/* Normal context: every thread's counts into the stack table, so that
+ * its counts are current (waits for an eviction in progress). */
+void kiln_heaplocal_merge_all(void) KILN_INTERNAL;
+/* After the stack table's counts were cleared: what the threads counted
+ * so far is forgotten. */
+void kiln_heaplocal_discard_all(void) KILN_INTERNAL;
+/* At thread exit (the heap's key destructor): merged, table released. */
+void kiln_heaplocal_thread_exit(void) KILN_INTERNAL;
+void kiln_heaplocal_fork_prepare(void) KILN_INTERNAL;
+void kiln_heaplocal_fork_release(void) KILN_INTERNAL;
+void kiln_heaplocal_after_fork_child(void) KILN_INTERNAL; /* after a merge */
+uint64_t kiln_heaplocal_skipped(void) KILN_INTERNAL;
+
 /* ----------------------------------------------------------- kiln_heap.c */
 /* The hook guard: while above 0 in a thread, its malloc hooks forward to
  * the real allocator and record nothing (kiln's own calls, nested calls). */
