@@ -175,6 +175,15 @@ static void kiln_heap_weigh(uint64_t size, bool up, int64_t *bytes, int64_t *cou
 
 static size_t kiln_heap_filter_slot(uint64_t addr) { return kiln_heap_filter_index(addr); }
 
+/* A filter count up or down by one; 255 is sticky (see the header). */
+static void kiln_heap_filter_add(uint64_t addr, int d) {
+  _Atomic uint8_t *c = &kiln_heap.filter[kiln_heap_filter_slot(addr)];
+  uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+  while (v != 255 && !atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v + d), memory_order_relaxed,
+                                                            memory_order_relaxed)) {
+  }
+}
+
 /* ---------------------------------------------------------------- stacks */
 
 static inline uint64_t kiln_heap_count(kiln_stack_t *s, kiln_count_kind_t k) {
@@ -301,7 +310,7 @@ KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
   if (atomic_load_explicit(&kiln_heap.open_scopes, memory_order_relaxed) > 0)
     kiln_livemap_put(&kiln_heap.scopes, (uint64_t)(uintptr_t)p,
                      atomic_fetch_add_explicit(&kiln_heap.seq, 1, memory_order_relaxed), 0);
-  if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
+  if (kiln_heap.filter) kiln_heap_filter_add((uintptr_t)p, 1);
   int64_t bytes, count;
   kiln_heap_weigh(size, up, &bytes, &count);
   kiln_heap_account(id, bytes, count, 0, 0, 0);
@@ -330,7 +339,7 @@ KILN_HOOK_TEXT static bool kiln_heap_untrack(void *p, kiln_heap_block_t *out, bo
   }
   bool up = (id & KILN_LIVEMAP_UP) != 0;
   id &= ~(uint32_t)KILN_LIVEMAP_UP;
-  if (kiln_heap.filter) atomic_fetch_sub_explicit(&kiln_heap.filter[kiln_heap_filter_slot(addr)], 1, memory_order_relaxed);
+  if (kiln_heap.filter) kiln_heap_filter_add(addr, -1);
   uint64_t scope_seq = 0;
   uint32_t unused;
   bool scoped = atomic_load_explicit(&kiln_heap.open_scopes, memory_order_relaxed) > 0 &&
@@ -369,7 +378,7 @@ void kiln_heap_restore(void *p, const kiln_heap_block_t *b) {
                        b->stack_id | (b->up ? KILN_LIVEMAP_UP : 0)) < 0)
     return;
   if (b->scoped) kiln_livemap_put(&kiln_heap.scopes, (uint64_t)(uintptr_t)p, b->scope_seq, 0);
-  if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
+  if (kiln_heap.filter) kiln_heap_filter_add((uintptr_t)p, 1);
   kiln_heap_account(b->stack_id, 0, 0, -bytes, -count, 0);
   kiln_heap_totals_t *c = kiln_heap_my_totals();
   kiln_heap_total_add(c, &c->freed_bytes, (uint64_t)-bytes);

@@ -306,9 +306,12 @@ extern __thread int64_t kiln_tls_alloc_countdown __attribute__((tls_model("initi
 extern __thread uintptr_t kiln_tls_last_alloc __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
 extern _Atomic uint8_t *kiln_heap_filter KILN_INTERNAL;
 extern uint64_t kiln_heap_sample_bytes KILN_INTERNAL;
-enum { KILN_HEAP_FILTER_SLOTS = 1 << 14 };
+/* 4 KiB: it stays in L1 next to the program's data (a free in sampled
+ * mode costs one load of it); a count that reaches 255 sticks there, so
+ * the filter never says "not tracked" of a tracked block. */
+enum { KILN_HEAP_FILTER_SLOTS = 1 << 12 };
 static inline size_t kiln_heap_filter_index(uint64_t addr) {
-  return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 50) & (KILN_HEAP_FILTER_SLOTS - 1);
+  return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 52) & (KILN_HEAP_FILTER_SLOTS - 1);
 }
 /* True when this allocation is not sampled (nothing to record). */
 static inline bool kiln_heap_sample_skip(size_t size) {
