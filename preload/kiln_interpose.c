@@ -90,6 +90,7 @@ KILN_EXPORT int dlclose(void *handle) {
   kiln_unwind_unsafe_enter();
   int rc = kiln_libc.dlclose(handle);
   kiln_unwind_unsafe_leave();
+  if (rc == 0) kiln_hookstack_forget_rules(); /* its addresses may hold other code next */
   if (kiln_profiler_active()) kiln_modules_refresh();
   return rc;
 }

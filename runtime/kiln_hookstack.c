@@ -28,6 +28,7 @@
 #include <libunwind.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -110,7 +111,7 @@ enum {
   KILN_HS_PCS = KILN_DEPTH_MAX + KILN_UNWIND_SLACK,
   KILN_HS_IDS = 1024,             /* stack cache entries */
   KILN_HS_LOG = 48,               /* words of a walk that can be cached */
-  KILN_HS_WALKS = 128,            /* cached walks */
+  KILN_HS_WALKS = 64,             /* cached walks (about 50 KiB) */
   KILN_HS_LEARN_STACK = 32 * 1024 /* where libunwind's unw_step runs */
 };
 
@@ -203,6 +204,16 @@ int kiln_hookstack_init(kiln_unwind_kind_t kind, bool verify) {
   if (kiln_hs_rules == NULL) kiln_hs_rules = kiln_mem_map(KILN_HS_RULES * sizeof *kiln_hs_rules);
   kiln_hs_unw.ok = true;
   return 0;
+}
+
+/* After dlclose: code at an address may be another library's next time,
+ * so every rule is learned again. The pages drop to zeros (empty slots)
+ * at once; a walk racing with this sees a rule or nothing, and walks only
+ * through code that is still mapped. */
+void kiln_hookstack_forget_rules(void) {
+  if (kiln_hs_rules == NULL) return;
+  madvise(kiln_hs_rules, KILN_HS_RULES * sizeof *kiln_hs_rules, MADV_DONTNEED);
+  atomic_store_explicit(&kiln_hs_rules_used, 0, memory_order_relaxed);
 }
 
 void kiln_hookstack_stats(kiln_hookstack_stats_t *out) {

@@ -224,6 +224,8 @@ typedef struct kiln_hookstack_stats {
   uint64_t fallbacks, rules;     /* unwound by unw_backtrace; rules learned */
 } kiln_hookstack_stats_t;
 void kiln_hookstack_stats(kiln_hookstack_stats_t *out) KILN_INTERNAL;
+/* After dlclose (normal context): the learned unwind rules are dropped. */
+void kiln_hookstack_forget_rules(void) KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_livemap.c */
 /* Address -> (requested size, stack_id) of tracked live blocks: sharded,

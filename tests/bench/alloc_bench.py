@@ -10,6 +10,9 @@ The churn's call chains are kept out of tail position, so its stacks really
 are 8-12 frames deep (plus the thread's own). The machine may be shared:
 CPU-time ratios are the figure to read, wall ratios are noisier.
 
+BENCH_PAIRS, BENCH_ROUNDS, BENCH_REDIS_REQUESTS and BENCH_NO_GPERFTOOLS=1
+(its heap profiler is ~100x) shorten a run.
+
 Prints medians of the wall and CPU ratios against the unprofiled run of the
 same binary, peak RSS (the largest process of the run: heaptrack's
 interpreter included), and kiln's live-map bytes per live block.
@@ -46,7 +49,7 @@ def main():
     ]
     if os.path.exists("/usr/bin/heaptrack"):
         configs.append(("heaptrack", churn, "plain", {}, ["heaptrack", "-o", "@OUT@/ht"]))
-    if os.path.exists(f"{LIB}/libtcmalloc.so.4"):
+    if os.path.exists(f"{LIB}/libtcmalloc.so.4") and not os.environ.get("BENCH_NO_GPERFTOOLS"):
         configs.append(("tcmalloc alone (no profiling)", churn, "plain", {"LD_PRELOAD": f"{LIB}/libtcmalloc.so.4"}, []))
         configs.append(("gperftools heap profiler", churn, "plain",
                         {"LD_PRELOAD": f"{LIB}/libtcmalloc.so.4", "HEAPPROFILE": "@OUT@/hp"}, []))
@@ -109,6 +112,7 @@ def redis_bench():
     if os.path.exists("/usr/bin/heaptrack"):
         configs.append(("heaptrack", {}, ["heaptrack", "-o", f"{tmp}/ht"]))
     res = {name: [] for name, *_ in configs}
+    cpu = {name: [] for name, *_ in configs}  # the server's CPU time (heaptrack: its whole process tree)
     port = 20000 + os.getpid() % 20000
     for r in range(ROUNDS):
         for name, env_extra, prefix in configs:
@@ -125,14 +129,18 @@ def redis_bench():
                                   "-t", "set,get,lpush,lpop,sadd", "--csv"], capture_output=True, text=True).stdout
             rps = [float(line.split(",")[1].strip('"')) for line in out.splitlines()[1:] if line.count(",") >= 1]
             subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
-            server.wait()
+            _, _, ru = os.wait4(server.pid, 0)
             res[name].append(sum(rps) / len(rps) if rps else 0)
+            cpu[name].append(ru.ru_utime + ru.ru_stime)
     base = statistics.median(res["unprofiled"])
+    base_cpu = statistics.median(cpu["unprofiled"])
     print(f"\nredis-server under redis-benchmark ({n} requests x set,get,lpush,lpop,sadd, 20 clients, "
           f"loopback), {ROUNDS} alternating runs; medians")
     for name, *_ in configs:
         v = statistics.median(res[name])
-        print(f"  {name:32} {v:12.0f} req/s {v / base:8.2f}x unprofiled throughput")
+        c = statistics.median(cpu[name])
+        print(f"  {name:32} {v:12.0f} req/s {v / base:8.2f}x unprofiled throughput, "
+              f"server CPU {c / base_cpu:5.2f}x")
     subprocess.run(["rm", "-rf", tmp])
 
 
