@@ -54,8 +54,10 @@ NOINLINE static void vla_frame(int n) {
 static thread_local jmp_buf *jump_target;
 NOINLINE static void jump_deep(int depth) {
   churn_here(48);
-  if (depth <= 0) longjmp(*jump_target, 1);
-  jump_deep(depth - 1);
+  if (depth > 0)
+    jump_deep(depth - 1);
+  else if (jump_target != nullptr)
+    longjmp(*jump_target, 1);
   sink = nullptr;
 }
 
