@@ -27,6 +27,17 @@ for bin in alloc_reuse alloc_reuse.fp; do
   check_eq "verify ($bin): every block freed" "0 0" "$(meta "$d" live_bytes $bin) $(meta "$d" live_count $bin)"
 done
 
+# Real interpreters: their own frames, libc's and sqlite's, all checked.
+d="$T/verify-python"
+KILN_ALLOC_VERIFY=1 KILN_OUT="$d" LD_PRELOAD="$LIBKILN" python3 -c '
+import json, re, sqlite3
+db = sqlite3.connect(":memory:"); db.execute("create table t(a, b)")
+db.executemany("insert into t values (?, ?)", [(i, str(i) * 5) for i in range(50000)])
+print(len(json.dumps([str(i) * 3 for i in range(100000)])), re.sub("a+", "b", "aaa" * 1000)[:3])' > /dev/null
+v=$(grep -ho '"alloc_verify": {"checked": [0-9]*, "mismatches": [0-9]*}' "$d"/python3*.meta.json)
+case "$v" in *'"mismatches": 0}'*) pass "verify (python3, sqlite3): no stack differs from libunwind's ($v)" ;;
+  *) fail "verify (python3, sqlite3)" "$v" ;; esac
+
 # --- temporary allocations, by construction (see examples/temp_allocs.c) --
 for unwind in libunwind fp; do
   d="$T/temp-$unwind"
