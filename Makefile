@@ -29,7 +29,7 @@ DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev liblzma-dev libdw
 DEPS_TEST  := libxml2-utils valgrind google-perftools libgoogle-perftools-dev \
               libjemalloc2 libtcmalloc-minimal4 libcmocka-dev clang \
               chromium golang-go golang-github-google-pprof-dev heaptrack \
-              python3 redis-server
+              python3 redis-server redis-tools
 
 RUNTIME_SRC := $(sort $(wildcard runtime/*.c))
 PRELOAD_SRC := $(sort $(wildcard preload/*.c))

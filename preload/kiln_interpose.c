@@ -97,6 +97,7 @@ KILN_EXPORT KILN_PASS_TEXT int dlclose(void *handle) {
   int rc = kiln_libc.dlclose(handle);
   kiln_unwind_unsafe_leave();
   atomic_fetch_add_explicit(&kiln_unwind_copy_loader_gen, 1, memory_order_release);
+  if (rc == 0) kiln_hookstack_forget_rules(); /* its addresses may hold other code next */
   if (kiln_profiler_active()) kiln_modules_refresh();
   return rc;
 }

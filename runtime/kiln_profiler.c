@@ -385,6 +385,7 @@ static const struct {
     {KILN_COUNT_LIVE_BYTES, KILN_MODE_ALLOC_BIT, "leak_bytes", false},
     {KILN_COUNT_LIVE_COUNT, KILN_MODE_ALLOC_BIT, "leak_count", false},
     {KILN_COUNT_PEAK_BYTES, KILN_MODE_ALLOC_BIT, "peak_bytes", false},
+    {KILN_COUNT_TEMP_COUNT, KILN_MODE_ALLOC_BIT, "temp_count", false},
     {KILN_COUNT_DEFINITE_BYTES, KILN_MODE_ALLOC_BIT, "definite_bytes", true},
     {KILN_COUNT_DEFINITE_COUNT, KILN_MODE_ALLOC_BIT, "definite_count", true},
     {KILN_COUNT_INDIRECT_BYTES, KILN_MODE_ALLOC_BIT, "indirect_bytes", true},
@@ -455,6 +456,11 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                     (unsigned long long)h->tracked_blocks, (unsigned long long)h->untracked_frees,
                     (unsigned long long)h->map_failures);
     kiln_buf_printf(b, "  \"live_map_bytes\": %llu,\n", (unsigned long long)h->map_bytes);
+    kiln_buf_printf(b, "  \"alloc_unwind_fallbacks\": %llu,\n  \"alloc_unwind_rules\": %llu,\n",
+                    (unsigned long long)h->unwind.fallbacks, (unsigned long long)h->unwind.rules);
+    if (h->unwind.verify)
+      kiln_buf_printf(b, "  \"alloc_verify\": {\"checked\": %llu, \"mismatches\": %llu},\n",
+                      (unsigned long long)h->unwind.verified, (unsigned long long)h->unwind.mismatches);
     kiln_scan_totals_t lk;
     kiln_scan_totals(&lk);
     if (lk.ran) {

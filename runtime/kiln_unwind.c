@@ -133,55 +133,6 @@ KILN_SIGNAL_SAFE static int kiln_unwind_fp(const ucontext_t *uc, const kiln_thre
   return n;
 }
 
-/* The bounds of the kiln_hooks section (made by the linker). */
-extern const char __start_kiln_hooks[] KILN_INTERNAL;
-extern const char __stop_kiln_hooks[] KILN_INTERNAL;
-
-static inline bool kiln_unwind_in_hooks(uintptr_t pc) {
-  return pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks;
-}
-
-KILN_HOOK_TEXT int kiln_unwind_here(kiln_unwind_kind_t kind, uintptr_t lo, uintptr_t hi,
-                                    uint64_t *pcs, int max, unsigned *flags) {
-  int n = 0;
-  if (kind == KILN_UNWIND_LIBUNWIND && kiln_unw_backtrace != NULL) {
-    int cap = max + KILN_UNWIND_SLACK;
-    kiln_unwind_unsafe_enter();
-    int got = kiln_unw_backtrace((void **)pcs, cap);
-    kiln_unwind_unsafe_leave();
-    /* Cut libunwind's own frame, then the leading run of hook frames (a
-     * kiln frame further up, e.g. the pthread_create wrapper, stays). */
-    int first = 0;
-    while (first < got && first < 4 && !kiln_unwind_in_hooks((uintptr_t)pcs[first])) first++;
-    if (first == got || first == 4) first = 0; /* no hook frame seen: keep all */
-    while (first < got && kiln_unwind_in_hooks((uintptr_t)pcs[first])) first++;
-    n = got - first;
-    if (got == cap || n > max) *flags |= KILN_STACK_TRUNCATED;
-    if (n > max) n = max;
-    for (int i = 0; i < n; i++) pcs[i] = pcs[first + i];
-    return n;
-  }
-  /* Frame pointers: the runtime is built with them, so the chain runs
-   * through the hooks into the program. */
-  uintptr_t fp = (uintptr_t)__builtin_frame_address(0), sp = fp;
-  bool bounded = lo < hi && fp >= lo && fp < hi;
-  uintptr_t frame[2];
-  while (fp >= sp && kiln_unwind_fp_read(fp, bounded ? sp : 0, bounded ? hi : 0, frame)) {
-    if (frame[1] < 4096) break;
-    if (n == 0 && kiln_unwind_in_hooks(frame[1])) {
-      /* still inside kiln */
-    } else if (n == max) {
-      *flags |= KILN_STACK_TRUNCATED;
-      break;
-    } else {
-      pcs[n++] = frame[1];
-    }
-    if (frame[0] <= fp) break;
-    fp = frame[0];
-  }
-  return n;
-}
-
 kiln_unwind_fn kiln_unwind_backend(kiln_unwind_kind_t kind) {
   return kind == KILN_UNWIND_FP ? kiln_unwind_fp : kiln_unwind_libunwind;
 }

@@ -106,8 +106,9 @@ static int kiln_record_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* With --alloc: the leak report's headers and top 5 sites, and the top
- * allocating functions of each alloc_bytes profile. */
+/* With --alloc: the leak report's headers and top 5 sites, the top
+ * allocating functions of each alloc_bytes profile, and the top 5 by
+ * temporary allocations. */
 static void kiln_record_alloc_summary(const char *dir, char **names, size_t n)
 {
     bool any = false;
@@ -129,6 +130,23 @@ static void kiln_record_alloc_summary(const char *dir, char **names, size_t n)
         } else {
             fprintf(stderr, "\n%s: top allocating functions by self (bytes)\n", path.data);
             kiln_top_print(stderr, one, 1, 10, 0, NULL);
+        }
+        kiln_buf_free(&path);
+    }
+    /* Temporary allocations: blocks freed before their thread allocated
+     * again, the buffers a program could reuse. */
+    for (size_t i = 0; i < n; i++) {
+        const char *kind = kiln_folded_kind(names[i]);
+        if (!kind || strcmp(kind, "temp_count") != 0)
+            continue;
+        kiln_buf_t path = {0};
+        kiln_buf_printf(&path, "%s/%s", dir, names[i]);
+        const char *one[] = {path.data};
+        struct stat st;
+        if (stat(path.data, &st) == 0 && st.st_size > 0) {
+            fprintf(stderr, "\n%s: top functions by temporary allocations (blocks freed before "
+                    "the thread's next allocation)\n", path.data);
+            kiln_top_print(stderr, one, 1, 5, 0, NULL);
         }
         kiln_buf_free(&path);
     }
