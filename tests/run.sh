@@ -38,7 +38,7 @@ for t in "$KILN_BUILD"/tests/unit/test_*; do
   [ -x "$t" ] || continue
   case "$(basename "$t")" in $pattern) run_one "unit/$(basename "$t")" "$t" ;; esac
 done
-for t in tests/integration/test_*.sh tests/render/test_*.sh; do
+for t in tests/integration/test_*.sh tests/render/test_*.sh tests/real/test_*.sh; do
   [ -f "$t" ] || continue
   case "$(basename "$t")" in $pattern) run_one "${t#tests/}" bash "$t" ;; esac
 done

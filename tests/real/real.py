@@ -55,11 +55,18 @@ SUMMARY_RE = re.compile(rb"^kiln: [^\s\[]+\[(\d+)\]: ")
 MODFRAME_RE = re.compile(r"^(.+)\+0x[0-9a-fA-F]+$")
 KILN_INTERNAL_RE = re.compile(r"^(kiln_|_ULx86_64_|_Ux86_64_|unw_|_U_dyn_|libkiln\.so\+|libunwind[^+]*\+)")
 SOVERSION_RE = re.compile(r"\.so(\.[0-9]+)*$")
+# kiln's marker frames that stand for the program's own samples; any other
+# "[kiln: ...]" frame (e.g. "[kiln: allocation tracking]") is kiln's cost.
+PROGRAM_MARKERS = ("[kiln: unwind skipped]", "[kiln: truncated]", "[kiln: table full]")
 KILN_DSOS = ("libkiln.so",)
 UNWIND_DSOS = ("libunwind.so", "libunwind-x86_64.so")
 
 
+COUNTS = collections.Counter()
+
+
 def out(line):
+    COUNTS[line.split(" ", 1)[0]] += 1
     print(line, flush=True)
 
 
@@ -187,10 +194,15 @@ def run_program(prog, ctx, prefix, env, limit):
 # ---------------------------------------------------------------- perf's picture
 class Picture:
     """One profiler's view of a run: CPU samples by unit (module, function),
-    kernel samples, and per process / thread counts."""
+    kernel samples, and per process / thread counts. Samples in kiln's own
+    code ("own", the unit [kiln]) are kept apart: the program's picture
+    (shares of functions, of the kernel) is over the other samples, as kiln
+    cannot sample its own signal handler or its exit-time work while perf
+    can; kiln's own cost is compared on its own."""
 
     def __init__(self):
         self.total = 0
+        self.own = 0
         self.kernel = 0
         self.units = collections.Counter()   # (module, fn or None) -> samples
         self.names = set()                   # every function name seen in any frame
@@ -199,8 +211,23 @@ class Picture:
         self.tid_comm = {}
         self.internals = collections.Counter()
 
+    @property
+    def prog(self):
+        return self.total - self.own
+
     def share(self, n):
-        return 100.0 * n / self.total if self.total else float("nan")
+        """Percent of the program's samples."""
+        return 100.0 * n / self.prog if self.prog else float("nan")
+
+    def own_share(self):
+        return 100.0 * self.own / self.total if self.total else float("nan")
+
+    def add(self, unit, n, kernel):
+        self.units[unit] += n
+        if unit[0] == KILN_MODULE:
+            self.own += n
+        elif kernel:
+            self.kernel += n
 
     def module_samples(self, module):
         return sum(n for (m, _), n in self.units.items() if m == module)
@@ -228,6 +255,12 @@ def read_perf(data, perf_picture_log):
                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=300)
     with open(perf_picture_log, "wb") as f:
         f.write(cp.stdout)
+    p, names = parse_perf(cp.stdout.decode("utf-8", "replace"))
+    return p, names, cp.returncode
+
+
+def parse_perf(text):
+    """perf script text (-F comm,pid,tid,period,ip,sym,dso) -> Picture."""
     p = Picture()
     modmap = collections.defaultdict(collections.Counter)
     head_re = re.compile(r"^(.*?)\s+(\d+)/(\d+)\s+(\d+)\s*$")
@@ -244,12 +277,10 @@ def read_perf(data, perf_picture_log):
         p.tids[tid] += 1
         p.tid_comm[tid] = comm
         if not frames:
-            p.units[("?", None)] += 1
+            p.add(("?", None), 1, False)
             return
         ip, sym, dso = frames[0]
         kernel_leaf = ip >= 0xffff800000000000 or dso.startswith("[kernel")
-        if kernel_leaf:
-            p.kernel += 1
         mods = [perf_module(d) for _, _, d in frames]
         for _, s, d in frames:
             if s != "[unknown]":
@@ -258,15 +289,15 @@ def read_perf(data, perf_picture_log):
                 modmap[fn][KERNEL if d.startswith("[kernel") else perf_module(d)] += 1
         leaf_mod = mods[0]
         if leaf_mod in KILN_DSOS or leaf_mod in UNWIND_DSOS or any(m in KILN_DSOS for m in mods):
-            p.units[(KILN_MODULE, None)] += 1
+            p.add((KILN_MODULE, None), 1, kernel_leaf)
             return
         if kernel_leaf:
             leaf_mod = KERNEL
         fn = None if sym == "[unknown]" else norm_name(sym)
-        p.units[(leaf_mod, fn)] += 1
+        p.add((leaf_mod, fn), 1, kernel_leaf)
 
     head, frames = None, []
-    for raw in cp.stdout.decode("utf-8", "replace").split("\n"):
+    for raw in text.split("\n"):
         if not raw.strip():
             flush(head, frames)
             head, frames = None, []
@@ -281,8 +312,7 @@ def read_perf(data, perf_picture_log):
         if m:
             frames.append((int(m.group(1), 16), m.group(2), m.group(3)))
     flush(head, frames)
-    names = {fn: c.most_common(1)[0][0] for fn, c in modmap.items()}
-    return p, names, cp.returncode
+    return p, {fn: c.most_common(1)[0][0] for fn, c in modmap.items()}
 
 
 # ---------------------------------------------------------------- kiln's picture
@@ -314,9 +344,7 @@ def read_kiln(outdir, modmap):
                         p.internals[fr] += n
                     if not fr.startswith("["):
                         p.names.add(norm_name(fr[:-4] if fr.endswith("_[k]") else fr))
-                if KERNEL in frames:
-                    p.kernel += n
-                p.units[kiln_unit(frames, modmap)] += n
+                p.add(kiln_unit(frames, modmap), n, KERNEL in frames)
     for m in metas:
         if "pid" in m:
             p.pids[m["pid"]] += m.get("samples", 0)
@@ -325,9 +353,7 @@ def read_kiln(outdir, modmap):
 
 def kiln_unit(frames, modmap):
     leaf = frames[-1]
-    if leaf.startswith("[kiln:") and leaf != "[kiln: unwind skipped]":
-        return (KILN_MODULE, None)
-    if any(KILN_INTERNAL_RE.match(f) for f in frames):
+    if any((f.startswith("[kiln:") and f not in PROGRAM_MARKERS) or KILN_INTERNAL_RE.match(f) for f in frames):
         return (KILN_MODULE, None)
     if leaf == KERNEL:
         return (KERNEL, None)
@@ -344,21 +370,27 @@ def kiln_unit(frames, modmap):
 
 # ---------------------------------------------------------------- comparing
 def compare_unit(unit, kp, pp):
-    """Share of a unit in kiln and perf. By function when perf names it and
-    kiln names it too (in any frame: kiln resolved the symbol); otherwise by
-    module: the samples whose leaf lies in that module, named or not.
-    Returns (key, label, kiln share, perf share)."""
+    """Share of a unit in kiln and perf. By function when both profilers
+    name it (in any frame of any sample: each resolved that symbol);
+    otherwise by module: the samples whose leaf lies in that module, named
+    or not (perf and kiln name stripped code differently: perf by address,
+    kiln by the start of the function its unwind tables give).
+    Returns (key, label, note, kiln share, perf share)."""
     mod, fn = unit
-    if fn is not None and fn in kp.names:
-        return ("fn", fn), fn, kp.share(kp.function_samples(fn)), pp.share(pp.function_samples(fn))
-    label = ("module %s" % mod) + (" (kiln never names %s)" % fn if fn else "")
-    return ("mod", mod), label, kp.share(kp.module_samples(mod)), pp.share(pp.module_samples(mod))
+    if fn is not None and fn in kp.names and fn in pp.names:
+        return ("fn", fn), fn, "", kp.share(kp.function_samples(fn)), pp.share(pp.function_samples(fn))
+    note = ""
+    if fn is not None:
+        note = " (%s never names %s)" % ("kiln" if fn not in kp.names else "perf", fn)
+    return (("mod", mod), "module " + mod, note, kp.share(kp.module_samples(mod)),
+            pp.share(pp.module_samples(mod)))
 
 
 def top_unit(pic, named=False):
-    """The unit with the most self samples; unnamed code counts per module
-    (named: the top function that has a name)."""
-    items = sorted(((u, n) for u, n in pic.units.items() if u[1] is not None or not named), key=lambda kv: str(kv[0]))
+    """The program's unit with the most self samples; unnamed code counts
+    per module (named: the top function that has a name)."""
+    items = sorted(((u, n) for u, n in pic.units.items()
+                    if u[0] != KILN_MODULE and (u[1] is not None or not named)), key=lambda kv: str(kv[0]))
     if not items:
         return None
     return max(items, key=lambda kv: kv[1])[0]
@@ -374,11 +406,12 @@ def sigma(share_a, share_b, na, nb):
     return 100.0 * math.sqrt(p * (1 - p) * (1.0 / na + 1.0 / nb))
 
 
-def share_check(name, what, ks, ps, kp, pp):
-    if not kp.total:
-        out("FAIL %s: %s: kiln has no CPU samples (perf %.1f%%)" % (name, what, ps))
+def share_check(name, what, ks, ps, kp, pp, own=False):
+    nk, np_ = (kp.total, pp.total) if own else (kp.prog, pp.prog)
+    if not nk:
+        out("FAIL %s: %s: kiln has no CPU samples of the program (perf %.1f%%)" % (name, what, ps))
         return False
-    s = sigma(ks, ps, kp.total, pp.total)
+    s = sigma(ks, ps, nk, np_)
     d = abs(ks - ps) if not (math.isnan(ks) or math.isnan(ps)) else float("inf")
     msg = "%s: kiln %.1f%% vs perf %.1f%% (|d| %.1f, tolerance %.0f = %.1f sigma)" % (
         what, ks, ps, d, TOL, TOL / s if s else float("inf"))
@@ -492,16 +525,16 @@ def check_program(prog, base, lib, table, keep):
         # -- the picture is perf's
         pp, modmap, prc = read_perf(pdata, pdata + ".txt")
         kp, metas = read_kiln(kout, modmap)
-        row.update(perf_n=pp.total, kiln_n=kp.total)
-        if pp.total < MIN_PERF:
-            out("FAIL %s: perf took only %d samples (perf script status %d); the entry is too short "
-                "for a 5-point check" % (name, pp.total, prc))
+        row.update(perf_n=pp.prog, kiln_n=kp.prog)
+        if pp.prog < MIN_PERF:
+            out("FAIL %s: perf took only %d samples of the program (perf script status %d); the entry is "
+                "too short for a 5-point check" % (name, pp.prog, prc))
             continue
-        if kp.total >= MIN_SAMPLE_RATIO * pp.total:
-            out("PASS %s: samples: kiln %d, perf %d" % (name, kp.total, pp.total))
+        if kp.prog >= MIN_SAMPLE_RATIO * pp.prog:
+            out("PASS %s: samples of the program: kiln %d, perf %d" % (name, kp.prog, pp.prog))
         else:
-            out("FAIL %s: samples: kiln %d, perf %d (below %d%%)" % (name, kp.total, pp.total,
-                                                                     100 * MIN_SAMPLE_RATIO))
+            out("FAIL %s: samples of the program: kiln %d, perf %d (below %d%%)" % (name, kp.prog, pp.prog,
+                                                                                   100 * MIN_SAMPLE_RATIO))
         # The units to compare: perf's top one; perf's top named function
         # when the top one is a module's unnamed code; kiln's top one.
         units, keys = [], []
@@ -511,22 +544,23 @@ def check_program(prog, base, lib, table, keep):
                        ("kiln's", top_unit(kp))):
             if u is None:
                 continue
-            key, label, ks, ps = compare_unit(u, kp, pp)
+            key, label, note, ks, ps = compare_unit(u, kp, pp)
             if key in keys or (key == ("mod", KERNEL) and who != "perf's"):
                 continue  # the same comparison, or the kernel share check's
             keys.append(key)
-            units.append((who, label, ks, ps))
-        _, label, ks, ps = units[0]
+            units.append((who, label, note, ks, ps))
+        _, label, _, ks, ps = units[0]
         row.update(top=label, top_kiln=ks, top_perf=ps)
         if len(units) > 1 and units[-1][0] == "kiln's":
-            row["ktop"] = "%s (kiln %.1f%%, perf %.1f%%)" % units[-1][1:]
-        for who, label, ks, ps in units:
-            share_check(name, "%s top function %s" % (who, label), ks, ps, kp, pp)
+            row["ktop"] = "%s (kiln %.1f%%, perf %.1f%%)" % (units[-1][1], units[-1][3], units[-1][4])
+        for who, label, note, ks, ps in units:
+            share_check(name, "%s top function %s%s" % (who, label, note), ks, ps, kp, pp)
         ksh, psh = kp.share(kp.kernel), pp.share(pp.kernel)
         row.update(kern_kiln=ksh, kern_perf=psh)
         share_check(name, "kernel share", ksh, psh, kp, pp)
-        row.update(own_kiln=kp.share(kp.module_samples(KILN_MODULE)),
-                   own_perf=pp.share(pp.module_samples(KILN_MODULE)))
+        row.update(own_kiln=kp.own_share(), own_perf=pp.own_share())
+        share_check(name, "kiln's own cost (share of all samples)", kp.own_share(), pp.own_share(), kp, pp,
+                    own=True)
         if kp.internals:
             fr, n = kp.internals.most_common(1)[0]
             out("FAIL %s: no kiln internals: %d samples have frames of kiln or libunwind, e.g. '%s' (%d)"
@@ -635,7 +669,8 @@ def main():
             shutil.rmtree(base, ignore_errors=True)
     if a.table:
         print_table(table)
-    return 0
+    print("real programs: %d passed, %d failed, %d skipped" % (COUNTS["PASS"], COUNTS["FAIL"], COUNTS["SKIP"]))
+    return 1 if COUNTS["FAIL"] else 0
 
 
 if __name__ == "__main__":
