@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -259,19 +260,24 @@ def read_perf(data, perf_picture_log):
     return p, names, cp.returncode
 
 
-def parse_perf(text):
-    """perf script text (-F comm,pid,tid,period,ip,sym,dso) -> Picture."""
+def parse_perf(text, event=None, synth=None):
+    """perf script text (-F [event,]comm,pid,tid,period,ip,sym,dso) ->
+    Picture of the samples of one event (all when event is None). synth:
+    a dict that receives, per pid, the samples as kiln would fold them
+    (for --selfcheck)."""
     p = Picture()
     modmap = collections.defaultdict(collections.Counter)
-    head_re = re.compile(r"^(.*?)\s+(\d+)/(\d+)\s+(\d+)\s*$")
+    head_re = re.compile(r"^(.*?)\s+(\d+)/(\d+)\s+(\d+)(?:\s+([\w:-]+):)?\s*$")
     frame_re = re.compile(r"^\s+([0-9a-f]+)\s+(.*?)\s+\((.*)\)$")
 
     def flush(head, frames):
         if head is None:
             return
-        comm, pid, tid = head
-        if comm == COLLECTOR:
+        comm, pid, tid, ev = head
+        if comm == COLLECTOR or (event is not None and ev != event):
             return
+        if synth is not None:
+            fold_like_kiln(synth, comm, pid, tid, frames)
         p.total += 1
         p.pids[pid] += 1
         p.tids[tid] += 1
@@ -305,7 +311,7 @@ def parse_perf(text):
         if raw[0] not in " \t":
             flush(head, frames)
             m = head_re.match(raw)
-            head = (m.group(1).strip(), int(m.group(2)), int(m.group(3))) if m else None
+            head = (m.group(1).strip(), int(m.group(2)), int(m.group(3)), m.group(5)) if m else None
             frames = []
             continue
         m = frame_re.match(raw)
@@ -313,6 +319,40 @@ def parse_perf(text):
             frames.append((int(m.group(1), 16), m.group(2), m.group(3)))
     flush(head, frames)
     return p, {fn: c.most_common(1)[0][0] for fn, c in modmap.items()}
+
+
+def fold_like_kiln(synth, comm, pid, tid, frames):
+    """One perf sample as kiln writes it (shared_decisions.md): root first,
+    unnamed code as module+0xADDR, kernel frames after "[kernel]" with the
+    _[k] suffix."""
+    user = [f for f in frames if not (f[0] >= 0xffff800000000000 or f[2].startswith("[kernel"))]
+    kern = [f for f in frames if f not in user]
+    names = []
+    for ip, sym, dso in reversed(user):
+        if ip == 0:
+            continue
+        names.append(norm_name(sym) if sym != "[unknown]" else
+                     "%s+0x%x" % (os.path.basename(dso), ip) if dso != "[unknown]" else "[unknown]")
+    if kern:
+        names.append(KERNEL)
+        names += [norm_name(sym) + "_[k]" for _, sym, _ in reversed(kern) if sym != "[unknown]"]
+    rec = synth.setdefault(pid, {"prog": comm, "stacks": collections.Counter(), "tids": collections.Counter()})
+    rec["stacks"][";".join(names or ["[unknown]"])] += 1
+    rec["tids"][(tid, comm)] += 1
+
+
+def write_synth(synth, outdir):
+    """Writes perf's samples as kiln's per-process files."""
+    os.makedirs(outdir, exist_ok=True)
+    for pid, rec in synth.items():
+        stem = os.path.join(outdir, "%s.%d" % (rec["prog"], pid))
+        with open(stem + ".cpu.folded", "w") as f:
+            for stack, n in sorted(rec["stacks"].items()):
+                f.write("%s %d\n" % (stack, n))
+        meta = {"prog": rec["prog"], "pid": pid, "samples": sum(rec["stacks"].values()),
+                "threads_list": [{"tid": t, "name": c, "samples": n} for (t, c), n in sorted(rec["tids"].items())]}
+        with open(stem + ".meta.json", "w") as f:
+            json.dump(meta, f)
 
 
 # ---------------------------------------------------------------- kiln's picture
@@ -447,20 +487,131 @@ def first_diff(a, b):
 
 
 # ---------------------------------------------------------------- one program
-def check_program(prog, base, lib, table, keep):
+def judge(name, pp, kp, metas, row, prc):
+    """The profile checks: kiln's picture (kp, metas) against perf's (pp)."""
+    row.update(perf_n=pp.prog, kiln_n=kp.prog)
+    if pp.prog < MIN_PERF:
+        out("FAIL %s: perf took only %d samples of the program (perf script status %d); the entry is "
+            "too short for a 5-point check" % (name, pp.prog, prc))
+        return
+    if kp.prog >= MIN_SAMPLE_RATIO * pp.prog:
+        out("PASS %s: samples of the program: kiln %d, perf %d" % (name, kp.prog, pp.prog))
+    else:
+        out("FAIL %s: samples of the program: kiln %d, perf %d (below %d%%)" % (name, kp.prog, pp.prog,
+                                                                               100 * MIN_SAMPLE_RATIO))
+    # The units to compare: perf's top one; perf's top named function
+    # when the top one is a module's unnamed code; kiln's top one.
+    units, keys = [], []
+    ptop = top_unit(pp)
+    named = top_unit(pp, named=True)
+    for who, u in (("perf's", ptop), ("perf's named", named if ptop[1] is None else None),
+                   ("kiln's", top_unit(kp))):
+        if u is None:
+            continue
+        key, label, note, ks, ps = compare_unit(u, kp, pp)
+        if key in keys or (key == ("mod", KERNEL) and who != "perf's"):
+            continue  # the same comparison, or the kernel share check's
+        keys.append(key)
+        units.append((who, label, note, ks, ps))
+    _, label, _, ks, ps = units[0]
+    row.update(top=label, top_kiln=ks, top_perf=ps)
+    if len(units) > 1 and units[-1][0] == "kiln's":
+        row["ktop"] = "%s (kiln %.1f%%, perf %.1f%%)" % (units[-1][1], units[-1][3], units[-1][4])
+    for who, label, note, ks, ps in units:
+        share_check(name, "%s top function %s%s" % (who, label, note), ks, ps, kp, pp)
+    ksh, psh = kp.share(kp.kernel), pp.share(pp.kernel)
+    row.update(kern_kiln=ksh, kern_perf=psh)
+    share_check(name, "kernel share", ksh, psh, kp, pp)
+    row.update(own_kiln=kp.own_share(), own_perf=pp.own_share())
+    share_check(name, "kiln's own cost (share of all samples)", kp.own_share(), pp.own_share(), kp, pp,
+                own=True)
+    if kp.internals:
+        fr, n = kp.internals.most_common(1)[0]
+        out("FAIL %s: no kiln internals: %d samples have frames of kiln or libunwind, e.g. '%s' (%d)"
+            % (name, sum(kp.internals.values()), fr, n))
+    else:
+        out("PASS %s: no kiln internals in the profile" % name)
+    # -- every process and thread
+    seen_pids = sorted(pid for pid, n in pp.pids.items() if n >= MIN_THREAD)
+    kiln_pids = set(kp.pids)
+    missing = [pid for pid in seen_pids if pid not in kiln_pids]
+    row["procs"] = "%d/%d" % (len(seen_pids) - len(missing), len(seen_pids))
+    if missing:
+        out("FAIL %s: processes: %d of %d that perf saw with >= %d samples have no kiln profile: %s"
+            % (name, len(missing), len(seen_pids), MIN_THREAD,
+               ", ".join("%d (%s, %d samples)" % (pid, pp.tid_comm.get(pid, "?"), pp.pids[pid])
+                         for pid in missing[:5])))
+    else:
+        out("PASS %s: processes: all %d that perf saw with >= %d samples have a kiln profile"
+            % (name, len(seen_pids), MIN_THREAD))
+    seen_tids = sorted(t for t, n in pp.tids.items() if n >= MIN_THREAD)
+    if not any("threads_list" in m for m in metas):
+        row["threads"] = "%d/?" % len(seen_tids)
+        out("SKIP %s: threads: meta.json has no threads_list yet (perf saw %d threads with >= %d samples)"
+            % (name, len(seen_tids), MIN_THREAD))
+    else:
+        ktids = {t.get("tid") for m in metas for t in m.get("threads_list", [])}
+        missing = [t for t in seen_tids if t not in ktids]
+        row["threads"] = "%d/%d" % (len(seen_tids), len(seen_tids) - len(missing))
+        if missing:
+            out("FAIL %s: threads: %d of %d that perf saw with >= %d samples are not in threads_list: %s"
+                % (name, len(missing), len(seen_tids), MIN_THREAD,
+                   ", ".join("%d (%s, %d samples)" % (t, pp.tid_comm.get(t, "?"), pp.tids[t])
+                             for t in missing[:5])))
+        else:
+            out("PASS %s: threads: all %d that perf saw with >= %d samples are in threads_list"
+                % (name, len(seen_tids), MIN_THREAD))
+
+
+
+def set_up(prog, base):
+    """The entry's directory, its inputs, and the environment of its runs."""
     pdir = os.path.join(base, prog.name)
     data = os.path.join(pdir, "data")
-    os.makedirs(data, exist_ok=True)
+    shutil.rmtree(data, ignore_errors=True)
+    os.makedirs(data)
     ctx = {"data": data, "work": os.path.join(pdir, "work"), "progs": programs.PROGS,
-           "root": ROOT, "tmp": pdir, "port": 0}
-    name0 = "real/" + prog.name
+           "root": ROOT, "tmp": pdir, "port": free_port()}
     if prog.setup:
-        shutil.rmtree(data)
-        os.makedirs(data)
         prog.setup(data)
     env0 = {k: v for k, v in os.environ.items() if not k.startswith("KILN_") and k != "LD_PRELOAD"}
     env0.update(LC_ALL="C", HOME=data, GIT_CONFIG_NOSYSTEM="1")
-    ctx["port"] = free_port()
+    return pdir, ctx, env0
+
+
+def self_check(prog, base, table, keep):
+    """The checks judged on a perfect profiler: one perf run with two
+    independent samplers (cpu-clock and task-clock, each -F 999); the
+    task-clock samples, written as kiln's files, stand for kiln's profile.
+    Every share check must pass: what remains is the checks' own noise."""
+    pdir, ctx, env0 = set_up(prog, base)
+    name = "real/%s/selfcheck" % prog.name
+    pdata = os.path.join(pdir, "perf-self.data")
+    prefix = ["perf", "record", "-q", "-F", str(HZ), "-g", "-e", "cpu-clock", "-e", "task-clock", "-o", pdata, "--"]
+    r = run_program(prog, ctx, prefix, env0, prog.timeout)
+    row = {"program": prog.name, "mode": "selfcheck", "wall": float("nan"), "same": not r.hung and r.rc == 0}
+    table.append(row)
+    if r.hung or r.rc != 0:
+        out("FAIL %s: the perf run %s" % (name, r.hung or "exited with status %s" % r.rc))
+        return
+    cp = subprocess.run(["perf", "script", "-i", pdata, "-F", "event,comm,pid,tid,period,ip,sym,dso"],
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=300)
+    text = cp.stdout.decode("utf-8", "replace")
+    pp, modmap = parse_perf(text, event="cpu-clock")
+    synth = {}
+    parse_perf(text, event="task-clock", synth=synth)
+    kout = os.path.join(pdir, "kiln-self")
+    shutil.rmtree(kout, ignore_errors=True)
+    write_synth(synth, kout)
+    kp, metas = read_kiln(kout, modmap)
+    judge(name, pp, kp, metas, row, cp.returncode)
+    if not keep:
+        os.unlink(pdata)
+
+
+def check_program(prog, base, lib, table, keep):
+    pdir, ctx, env0 = set_up(prog, base)
+    name0 = "real/" + prog.name
     plain = run_program(prog, ctx, [], env0, prog.timeout)
     if plain.hung or plain.rc != 0:
         out("FAIL %s: the unprofiled run %s" % (name0, plain.hung or "exited with status %s; stderr: %s"
@@ -525,81 +676,16 @@ def check_program(prog, base, lib, table, keep):
         # -- the picture is perf's
         pp, modmap, prc = read_perf(pdata, pdata + ".txt")
         kp, metas = read_kiln(kout, modmap)
-        row.update(perf_n=pp.prog, kiln_n=kp.prog)
-        if pp.prog < MIN_PERF:
-            out("FAIL %s: perf took only %d samples of the program (perf script status %d); the entry is "
-                "too short for a 5-point check" % (name, pp.prog, prc))
-            continue
-        if kp.prog >= MIN_SAMPLE_RATIO * pp.prog:
-            out("PASS %s: samples of the program: kiln %d, perf %d" % (name, kp.prog, pp.prog))
-        else:
-            out("FAIL %s: samples of the program: kiln %d, perf %d (below %d%%)" % (name, kp.prog, pp.prog,
-                                                                                   100 * MIN_SAMPLE_RATIO))
-        # The units to compare: perf's top one; perf's top named function
-        # when the top one is a module's unnamed code; kiln's top one.
-        units, keys = [], []
-        ptop = top_unit(pp)
-        named = top_unit(pp, named=True)
-        for who, u in (("perf's", ptop), ("perf's named", named if ptop[1] is None else None),
-                       ("kiln's", top_unit(kp))):
-            if u is None:
-                continue
-            key, label, note, ks, ps = compare_unit(u, kp, pp)
-            if key in keys or (key == ("mod", KERNEL) and who != "perf's"):
-                continue  # the same comparison, or the kernel share check's
-            keys.append(key)
-            units.append((who, label, note, ks, ps))
-        _, label, _, ks, ps = units[0]
-        row.update(top=label, top_kiln=ks, top_perf=ps)
-        if len(units) > 1 and units[-1][0] == "kiln's":
-            row["ktop"] = "%s (kiln %.1f%%, perf %.1f%%)" % (units[-1][1], units[-1][3], units[-1][4])
-        for who, label, note, ks, ps in units:
-            share_check(name, "%s top function %s%s" % (who, label, note), ks, ps, kp, pp)
-        ksh, psh = kp.share(kp.kernel), pp.share(pp.kernel)
-        row.update(kern_kiln=ksh, kern_perf=psh)
-        share_check(name, "kernel share", ksh, psh, kp, pp)
-        row.update(own_kiln=kp.own_share(), own_perf=pp.own_share())
-        share_check(name, "kiln's own cost (share of all samples)", kp.own_share(), pp.own_share(), kp, pp,
-                    own=True)
-        if kp.internals:
-            fr, n = kp.internals.most_common(1)[0]
-            out("FAIL %s: no kiln internals: %d samples have frames of kiln or libunwind, e.g. '%s' (%d)"
-                % (name, sum(kp.internals.values()), fr, n))
-        else:
-            out("PASS %s: no kiln internals in the profile" % name)
-        # -- every process and thread
-        seen_pids = sorted(pid for pid, n in pp.pids.items() if n >= MIN_THREAD)
-        kiln_pids = set(kp.pids)
-        missing = [pid for pid in seen_pids if pid not in kiln_pids]
-        row["procs"] = "%d/%d" % (len(seen_pids) - len(missing), len(seen_pids))
-        if missing:
-            out("FAIL %s: processes: %d of %d that perf saw with >= %d samples have no kiln profile: %s"
-                % (name, len(missing), len(seen_pids), MIN_THREAD,
-                   ", ".join("%d (%s, %d samples)" % (pid, pp.tid_comm.get(pid, "?"), pp.pids[pid])
-                             for pid in missing[:5])))
-        else:
-            out("PASS %s: processes: all %d that perf saw with >= %d samples have a kiln profile"
-                % (name, len(seen_pids), MIN_THREAD))
-        seen_tids = sorted(t for t, n in pp.tids.items() if n >= MIN_THREAD)
-        if not any("threads_list" in m for m in metas):
-            row["threads"] = "%d/?" % len(seen_tids)
-            out("SKIP %s: threads: meta.json has no threads_list yet (perf saw %d threads with >= %d samples)"
-                % (name, len(seen_tids), MIN_THREAD))
-        else:
-            ktids = {t.get("tid") for m in metas for t in m.get("threads_list", [])}
-            missing = [t for t in seen_tids if t not in ktids]
-            row["threads"] = "%d/%d" % (len(seen_tids), len(seen_tids) - len(missing))
-            if missing:
-                out("FAIL %s: threads: %d of %d that perf saw with >= %d samples are not in threads_list: %s"
-                    % (name, len(missing), len(seen_tids), MIN_THREAD,
-                       ", ".join("%d (%s, %d samples)" % (t, pp.tid_comm.get(t, "?"), pp.tids[t])
-                                 for t in missing[:5])))
-            else:
-                out("PASS %s: threads: all %d that perf saw with >= %d samples are in threads_list"
-                    % (name, len(seen_tids), MIN_THREAD))
+        judge(name, pp, kp, metas, row, prc)
         if not keep:
             os.unlink(pdata)
             os.unlink(pdata + ".txt")
+
+
+def cpu_seconds():
+    """CPU time of this driver and of every process it waited for."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def fmt(v, spec="%.1f"):
@@ -633,6 +719,8 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--keep", default="", help="keep the runs' files under this directory")
+    ap.add_argument("--selfcheck", action="store_true",
+                    help="judge perf against itself (two samplers, one run) instead of kiln")
     a = ap.parse_args()
     build = os.environ.get("KILN_BUILD", "build")
     lib = os.path.join(build if os.path.isabs(build) else os.path.join(ROOT, build), "libkiln.so")
@@ -646,6 +734,15 @@ def main():
         need.append(p.argv[0])
         if p.daemon:
             need += [c[0] for c in p.daemon.clients]
+    try:
+        with open("/proc/sys/kernel/perf_event_paranoid") as f:
+            paranoid = int(f.read())
+    except (OSError, ValueError):
+        paranoid = 2
+    if os.geteuid() != 0 and paranoid > 1:
+        # perf would see user time only: every kernel-share check would be void.
+        out("SKIP real: perf cannot sample kernel time here (not root, perf_event_paranoid=%d)" % paranoid)
+        return 0
     missing = sorted({n for n in need if not shutil.which(n)})
     if missing:
         out("FAIL real: missing programs: %s (make deps-test installs them)" % " ".join(missing))
@@ -661,9 +758,12 @@ def main():
     table = []
     try:
         for p in progs:
-            t0 = time.monotonic()
-            check_program(p, base, lib, table, bool(a.keep))
-            out("# %s: %.0f s" % (p.name, time.monotonic() - t0))
+            t0, c0 = time.monotonic(), cpu_seconds()
+            if a.selfcheck:
+                self_check(p, base, table, bool(a.keep))
+            else:
+                check_program(p, base, lib, table, bool(a.keep))
+            out("# %s: %.0f s wall, %.0f s CPU" % (p.name, time.monotonic() - t0, cpu_seconds() - c0))
     finally:
         if not a.keep:
             shutil.rmtree(base, ignore_errors=True)
