@@ -6,18 +6,19 @@ For each program of programs.py: one unprofiled run, then, per kiln mode
     perf record -F 999 -g -e cpu-clock -o X -- env LD_PRELOAD=libkiln.so KILN_OUT=... prog
 so that perf and kiln see the very same processes. Checks, one line each
 ("PASS name" / "FAIL name: why" / "SKIP name: why", SKIP counts as neither):
-  status, stdout, stderr, files: as the unprofiled run (stderr may differ
-      only by kiln's summary lines, and those from one process only)
-  finished: every run is bounded; a run that does not end is a FAIL
-  top function: the share of perf's top unit, and of kiln's, within 5
-      points of the other profiler's share of the same unit
-  kernel share: within 5 points
+  finished, exit status, stdout, files: as the unprofiled run; every run
+      is bounded, one that does not end is killed and fails
+  stderr: as the unprofiled run but kiln's summary lines, from one process
+  samples: kiln took >= 80% as many samples of the program as perf
+  top function: perf's top unit, perf's top named function, kiln's top
+      unit: kiln's share within 5 points of perf's share of the same unit
+  kernel share, kiln's own cost: within 5 points of perf's
+  no kiln internals: no frame of kiln's or libunwind's code in the profile
   processes / threads: every process and thread perf saw with >= 20
       samples has a kiln profile / is in kiln's meta.json threads_list
-  no kiln internals: no frame of kiln's or libunwind's code in the profile
-  samples: kiln took >= 80% as many samples as perf (same rate, same run)
+README.md beside this file explains the name matching and the noise bound.
 
-Usage: real.py [--set ci|all] [--table] [--only NAME,...] [--keep DIR]
+Usage: real.py [--set ci|all] [--table] [--only NAME,...] [--keep DIR] [--selfcheck]
 Environment: KILN_BUILD (build directory, default build).
 """
 import argparse
@@ -723,6 +724,8 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--keep", default="", help="keep the runs' files under this directory")
+    ap.add_argument("--budget", type=float, default=0,
+                    help="seconds: entries not started by then are skipped (a loaded machine)")
     ap.add_argument("--selfcheck", action="store_true",
                     help="judge perf against itself (two samplers, one run) instead of kiln")
     a = ap.parse_args()
@@ -767,8 +770,13 @@ def main():
             shutil.rmtree(base, ignore_errors=True)
         return 1
     table = []
+    start = time.monotonic()
     try:
         for p in progs:
+            if a.budget and time.monotonic() - start > a.budget:
+                out("SKIP real/%s: not started, the suite's %.0f s budget is spent (machine loaded?)"
+                    % (p.name, a.budget))
+                continue
             t0, c0 = time.monotonic(), cpu_seconds()
             if a.selfcheck:
                 self_check(p, base, table, bool(a.keep))
