@@ -5,8 +5,10 @@
 #   name     check-name prefix; ci: part of the subset `make test` runs
 #   argv     the command; {data} (inputs made once by setup), {work} (the
 #            run's own directory, the same path in every run so that outputs
-#            naming it compare equal), {port} (a free loopback port) and
-#            {progs} (tests/real/progs) are filled in
+#            naming it compare equal), {port} (a free loopback port),
+#            {progs} (tests/real/progs) and {root} (the source tree) are
+#            filled in; more_args(ctx) may append more
+#   stdin    a file fed to the command's stdin
 #   setup    setup(data): makes the inputs, once per suite run
 #   prepare  prepare(work, port, data): per run, before the command (configs)
 #   files    outputs compared byte for byte (paths or globs under {work})
@@ -14,9 +16,11 @@
 #            Daemon.ready; Daemon.clients then run unprofiled against it
 #            (their filtered stdout is part of the compared output), and
 #            Daemon.stop ends it; it must then exit by itself
-#   timeout  seconds for one profiled run (the plain run gets the same)
-# Every size below is chosen for >= 3,000 perf samples (3 CPU-seconds) on
-# the program, so that a 5-point tolerance is > 4 standard errors (README).
+#   timeout  seconds for the unprofiled run; a profiled run gets the larger
+#            of this and 40x the unprofiled run's wall time
+# Every size below is chosen for >= 3,000 perf samples (3 CPU-seconds) of
+# the program unprofiled (real.py --selfcheck shows the counts), so that a
+# 5-point tolerance is >= 3.9 standard errors (README.md).
 import glob
 import os
 import random

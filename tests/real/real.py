@@ -517,7 +517,7 @@ def judge(name, pp, kp, metas, row, prc):
     _, label, _, ks, ps = units[0]
     row.update(top=label, top_kiln=ks, top_perf=ps)
     if len(units) > 1 and units[-1][0] == "kiln's":
-        row["ktop"] = "%s (kiln %.1f%%, perf %.1f%%)" % (units[-1][1], units[-1][3], units[-1][4])
+        row["ktop"] = "%s%s (kiln %.1f%%, perf %.1f%%)" % units[-1][1:]
     for who, label, note, ks, ps in units:
         share_check(name, "%s top function %s%s" % (who, label, note), ks, ps, kp, pp)
     ksh, psh = kp.share(kp.kernel), pp.share(pp.kernel)

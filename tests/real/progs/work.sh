@@ -4,7 +4,7 @@
 set -u
 declare -A count
 total=0
-for ((i = 0; i < 250000; i++)); do
+for ((i = 0; i < 300000; i++)); do
   word="w$(( (i * 7919) % 263 ))"
   count[$word]=$(( ${count[$word]:-0} + 1 ))
   s=${word//w/x}
