@@ -162,7 +162,10 @@ def run_program(prog, ctx, prefix, env, limit):
                     kept = [ln for ln in lines if keep is None or keep.search(ln.decode("latin-1"))]
                     r.client += b"$ %s (status %d)\n" % (c[0].encode(), cp.returncode) + b"\n".join(kept) + b"\n"
                 if d.stop and not r.hung:
-                    d.stop(work, ctx["port"])
+                    try:
+                        d.stop(work, ctx["port"])
+                    except (OSError, ValueError, subprocess.SubprocessError) as e:
+                        r.hung = "could not be stopped (%s)" % e
         left = max(1.0, deadline - time.monotonic())
         try:
             r.rc = proc.wait(timeout=left)
