@@ -26,10 +26,14 @@ LIBS_TOOL  := -lz -lm -ldw -lelf -lstdc++
 
 # Debian packages: what building needs, and what the tests add.
 DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev liblzma-dev libdw-dev
+# The real-program suite (tests/real): the programs, their load generators,
+# and perf to check kiln's profiles against.
+DEPS_REAL  := linux-perf perl sqlite3 xz-utils git bash nginx redis-server redis-tools \
+              apache2-utils
 DEPS_TEST  := libxml2-utils valgrind google-perftools libgoogle-perftools-dev \
               libjemalloc2 libtcmalloc-minimal4 libcmocka-dev clang \
               chromium golang-go golang-github-google-pprof-dev heaptrack \
-              python3 redis-server redis-tools
+              python3 $(DEPS_REAL)
 
 RUNTIME_SRC := $(sort $(wildcard runtime/*.c))
 PRELOAD_SRC := $(sort $(wildcard preload/*.c))

@@ -3,6 +3,7 @@
  * lock), as Rust's std, JVMs and sanitizers do at thread start. A profiler
  * hook that asks pthread_getattr_np for the stack bounds again deadlocks.
  * Usage: getattr_first [THREADS] */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
