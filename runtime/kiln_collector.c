@@ -355,7 +355,8 @@ static void *kiln_collector_main(void *arg) {
       kiln_collector_reap_foreign();
       next_reap = now + 1000000000ull;
     }
-    if (atomic_exchange(&kiln_collector.dump_requested, 0) && kiln_collector.dump)
+    /* One set per request, however close together the signals came. */
+    for (int n = atomic_exchange(&kiln_collector.dump_requested, 0); n > 0 && kiln_collector.dump; n--)
       kiln_collector.dump(KILN_DUMP_SIGNAL);
     if (now >= next_dump && kiln_collector.dump) {
       kiln_collector.dump(KILN_DUMP_INTERVAL);
@@ -372,7 +373,7 @@ static void *kiln_collector_main(void *arg) {
 }
 
 KILN_SIGNAL_SAFE void kiln_collector_request_dump(void) {
-  atomic_store(&kiln_collector.dump_requested, 1);
+  atomic_fetch_add_explicit(&kiln_collector.dump_requested, 1, memory_order_release);
   syscall(SYS_futex, &kiln_collector.stop, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 

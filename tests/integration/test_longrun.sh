@@ -9,8 +9,13 @@ PPROF="$B/pprof"
 
 # tgkill_collector PID SIG: the dump signal to kiln's own thread only.
 tgkill_collector() {
-  local tid
-  tid=$(grep -l '^kiln-collector$' /proc/"$1"/task/*/comm 2>/dev/null | head -n 1 | cut -d/ -f5)
+  local tid i
+  # kiln's thread may not be there yet on a busy machine: wait for it.
+  for i in $(seq 1 100); do
+    tid=$(grep -l '^kiln-collector$' /proc/"$1"/task/*/comm 2>/dev/null | head -n 1 | cut -d/ -f5)
+    [ -n "$tid" ] && break
+    sleep 0.05
+  done
   [ -n "$tid" ] || return 1
   python3 -c "import ctypes,sys; sys.exit(ctypes.CDLL(None).syscall(234, $1, $tid, $2) != 0)"
 }
