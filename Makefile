@@ -87,6 +87,10 @@ $(BUILD)/preload/%.o: preload/%.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(KILN_CFLAGS) -c $< -o $@
 
+# The interposers keep their frames (no tail calls), so that a CPU sample
+# inside the hooks names the call the program made (kiln_collector.c).
+$(BUILD)/preload/kiln_malloc.o: CFLAGS += -fno-optimize-sibling-calls
+
 $(BUILD)/libkiln.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ) preload/kiln.map
 	$(CC) -shared -o $@ $(RUNTIME_OBJ) $(PRELOAD_OBJ) \
 	  -Wl,--version-script=preload/kiln.map -Wl,-z,now $(LIBS_RT)

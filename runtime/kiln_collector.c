@@ -212,7 +212,9 @@ static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
     else if (kiln_collector_in_self(pcs[i])) marker = KILN_PC_KILN;
     else continue;
     if (marker == KILN_PC_KILN_ALLOC) atomic_fetch_add_explicit(&kiln_collector.kiln_frames, 1, memory_order_relaxed);
-    if (i == n - 1) { /* the unwind ended inside kiln: its caller is unknown */
+    /* The unwind ended inside kiln, or went astray past it (kiln's hooks
+     * learn unwind rules on a stack of their own): the caller is unknown. */
+    if (i == n - 1 || !kiln_unwind_copy_in_module(pcs[i + 1])) {
       pcs[0] = marker;
       return 1;
     }

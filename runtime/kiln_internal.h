@@ -184,6 +184,9 @@ bool kiln_unwind_copy_active(void) KILN_INTERNAL;
  * pipe libunwind would open for itself (see kiln_unwind_copy.c). */
 void kiln_unwind_refuse_pipes(bool on) KILN_INTERNAL;
 bool kiln_unwind_refusing_pipes(void) KILN_INTERNAL;
+/* Whether pc (a return address, looked up at pc-1) is in a loaded module,
+ * as last listed by the copy unwinder. Collector context. */
+bool kiln_unwind_copy_in_module(uint64_t pc) KILN_INTERNAL;
 /* Bumped by the dlopen/dlclose wrappers: cached unwind rules are flushed. */
 extern _Atomic uint64_t kiln_unwind_copy_loader_gen KILN_INTERNAL;
 

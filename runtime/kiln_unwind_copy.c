@@ -193,6 +193,12 @@ static int kiln_ucopy_span(struct dl_phdr_info *info, size_t size, void *ctx) {
   return 0;
 }
 
+bool kiln_unwind_copy_in_module(uint64_t pc) {
+  for (int i = 0; i < kiln_ucopy.nmods; i++)
+    if (pc > kiln_ucopy.mods[i].lo && pc <= kiln_ucopy.mods[i].hi) return true;
+  return false;
+}
+
 /* A module came or went: cached unwind rules and spans are stale. */
 static void kiln_ucopy_refresh(void) {
   uint64_t gen = atomic_load_explicit(&kiln_unwind_copy_loader_gen, memory_order_acquire);
