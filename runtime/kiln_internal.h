@@ -173,6 +173,11 @@ kiln_unwind_fn kiln_unwind_backend(kiln_unwind_kind_t kind) KILN_INTERNAL;
  * stack for the fp walker (0, 0: unknown). Returns the number of pcs. */
 int kiln_unwind_here(kiln_unwind_kind_t kind, uintptr_t lo, uintptr_t hi, uint64_t *pcs, int max,
                      unsigned *flags) KILN_INTERNAL;
+/* Around fork (prepare, then parent and child): no thread is inside
+ * libunwind at the fork, so the child inherits none of its locks held.
+ * Unwinds attempted meanwhile keep the leaf only. Normal context. */
+void kiln_unwind_fork_prepare(void) KILN_INTERNAL;
+void kiln_unwind_fork_done(void) KILN_INTERNAL;
 /* Per-thread set-up, in the new thread before its timer is armed. */
 void kiln_unwind_thread_init(kiln_unwind_kind_t kind) KILN_INTERNAL;
 const char *kiln_unwind_name(kiln_unwind_kind_t kind) KILN_INTERNAL;

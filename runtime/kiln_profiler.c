@@ -76,9 +76,10 @@ static void kiln_profiler_thread_key_dtor(void *value) {
   kiln_profiler_thread_end();
 }
 
-/* Registers and arms the calling thread. */
-static void kiln_profiler_add_self(void) {
-  kiln_unwind_thread_init(kiln_profiler.cfg.unwind);
+/* Registers and arms the calling thread (warm: set up its unwinder state
+ * first; the fork child's thread was warmed in the parent). */
+static void kiln_profiler_add_self(bool warm) {
+  if (warm) kiln_unwind_thread_init(kiln_profiler.cfg.unwind);
   kiln_thread_t *t = kiln_threads_register((pid_t)syscall(SYS_gettid), true);
   if (t == NULL) return;
   if (kiln_profiler.key_created) pthread_setspecific(kiln_profiler.thread_key, t);
@@ -106,17 +107,25 @@ static void kiln_profiler_fork_prepare(void) {
   sigemptyset(&prof);
   sigaddset(&prof, SIGPROF);
   pthread_sigmask(SIG_BLOCK, &prof, &kiln_tls_fork_mask);
-  /* No shard of the live map may be mid-update (or locked) in the child. */
+  /* The child's thread is this one: its unwinder state is set up here, in
+   * the parent, where nothing is held by a thread that will not exist.
+   * Then no thread may be inside libunwind at the fork (its locks), nor
+   * mid-update in a shard of the live map. */
+  if (atomic_load(&kiln_profiler.active) && (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT))
+    kiln_unwind_thread_init(kiln_profiler.cfg.unwind);
+  kiln_unwind_fork_prepare();
   kiln_heap_fork_prepare();
 }
 
 static void kiln_profiler_fork_parent(void) {
   kiln_heap_fork_release();
+  kiln_unwind_fork_done();
   pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
 }
 
 static void kiln_profiler_fork_child(void) {
   kiln_heap_fork_release();
+  kiln_unwind_fork_done();
   pthread_mutex_init(&kiln_profiler_lock, NULL);
   if (atomic_load(&kiln_profiler.active)) {
     /* The child starts a profile of its own: none of the parent's samples,
@@ -134,7 +143,7 @@ static void kiln_profiler_fork_child(void) {
     kiln_profiler_baseline();
     kiln_profiler.out_warned = false;
     if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
-      kiln_profiler_add_self();
+      kiln_profiler_add_self(false);
       kiln_sampler_resume();
       kiln_collector_start(kiln_profiler.cfg.hz, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(), kiln_profiler_on_dump);
     } else if (kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on) {
@@ -180,7 +189,7 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
   kiln_profiler.last_set_unix = kiln_profiler_now(CLOCK_REALTIME);
   if (cpu || kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on) {
     if (cpu) {
-      kiln_profiler_add_self();
+      kiln_profiler_add_self(true);
       kiln_profiler_add_existing();
     }
     if ((rc = kiln_collector_start(cpu ? kiln_profiler.cfg.hz : 0, kiln_profiler.cfg.interval_ns,
@@ -242,7 +251,7 @@ void kiln_profiler_thread_begin(void) {
       kiln_sampler_stepped_aside())
     return;
   kiln_heap_guard_enter();
-  kiln_profiler_add_self();
+  kiln_profiler_add_self(true);
   kiln_heap_guard_leave();
 }
 
