@@ -45,8 +45,22 @@ void kiln_buf_free(kiln_buf_t *b) KILN_INTERNAL;
 /* In-place heapsort: no recursion, no allocation. */
 void kiln_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) KILN_INTERNAL;
 
+/* ------------------------------------------------------------ kiln_fmt.c */
+/* snprintf's contract (always NUL-terminated, returns the length it would
+ * have written) for the subset the runtime uses, without locale, malloc or
+ * locks: safe in a signal handler and after _exit. [signal] */
+int kiln_fmt(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4))) KILN_SIGNAL_SAFE KILN_INTERNAL;
+int kiln_fmt_v(char *out, size_t cap, const char *fmt, va_list ap) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* gmtime_r's fields, computed (no lock, no time zone). [signal] */
+typedef struct kiln_fmt_tm { int year, month, day, hour, minute, second; } kiln_fmt_tm_t;
+void kiln_fmt_utc(int64_t unix_seconds, kiln_fmt_tm_t *out) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* strerror's text for the usual file errors, else "error N" in buf. [signal] */
+const char *kiln_fmt_errno(int e, char *buf, size_t cap) KILN_SIGNAL_SAFE KILN_INTERNAL;
+
 /* ------------------------------------------------------------ kiln_log.c */
-/* One "kiln: ..." line on stderr with write(2). Not for the handler. */
+/* One "kiln: ..." line on stderr with write(2), formatted by kiln_fmt (so
+ * also usable in emergency dumps). */
 void kiln_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))) KILN_INTERNAL;
 
 /* ----------------------------------------------------------- kiln_libc.c */

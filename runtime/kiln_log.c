@@ -1,6 +1,7 @@
 /* kiln_log.c — the runtime's one way to speak: a single "kiln: ..." line on
  * stderr, written with write(2) so that no stdio buffer of the program is
- * touched. Normal context only (vsnprintf is not async-signal-safe). */
+ * touched; formatted by kiln_fmt (no locale, no malloc), so emergency
+ * dumps may use it too. */
 #include "kiln_internal.h"
 
 #include <errno.h>
@@ -15,7 +16,7 @@ void kiln_log(const char *fmt, ...) {
   memcpy(line, "kiln: ", n);
   va_list ap;
   va_start(ap, fmt);
-  int k = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+  int k = kiln_fmt_v(line + n, sizeof line - n - 1, fmt, ap);
   va_end(ap);
   if (k > 0) n += (size_t)k < sizeof line - n - 1 ? (size_t)k : sizeof line - n - 2;
   line[n++] = '\n';

@@ -397,7 +397,7 @@ static const char *kiln_profiler_size(double bytes, char *buf, size_t cap) {
   const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
   while (bytes >= 1024 && u < 4) bytes /= 1024, u++;
-  snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+  kiln_fmt(buf, cap, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
   return buf;
 }
 
@@ -405,7 +405,7 @@ static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_sc
                                   const kiln_profiler_set_t *set, const char *dir, const char *first, int rc) {
   const kiln_config_t *c = &kiln_profiler.cfg;
   char path[4096 + 256];
-  snprintf(path, sizeof path, "%s/%s", dir, first);
+  kiln_fmt(path, sizeof path, "%s/%s", dir, first);
   if (c->mode & KILN_MODE_CPU_BIT)
     kiln_log("%s[%d]: %llu samples at %.0f Hz (%d requested; %s, %s), threads %llu, "
              "dropped %llu, truncated %llu%s%s",
@@ -420,11 +420,11 @@ static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_sc
       static const char *const cat[] = {"definitely lost", "indirectly lost", "possibly lost", "still reachable"};
       size_t len = 0;
       for (int k = 0; k < KILN_LEAK_KINDS && len < sizeof lost; k++)
-        len += (size_t)snprintf(lost + len, sizeof lost - len, "%s %s %s in %llu%s", k ? "," : ";", cat[k],
+        len += (size_t)kiln_fmt(lost + len, sizeof lost - len, "%s %s %s in %llu%s", k ? "," : ";", cat[k],
                                 kiln_profiler_size((double)leaks->bytes[k], a, sizeof a),
                                 (unsigned long long)leaks->count[k], k ? "" : " blocks");
       if (leaks->suppressed_count && len < sizeof lost)
-        snprintf(lost + len, sizeof lost - len, ", suppressed %s in %llu",
+        kiln_fmt(lost + len, sizeof lost - len, ", suppressed %s in %llu",
                  kiln_profiler_size((double)leaks->suppressed_bytes, a, sizeof a),
                  (unsigned long long)leaks->suppressed_count);
     }
@@ -476,7 +476,7 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
                               (int64_t)(1000000000 / c->hz), now_ns - dur_ns, dur_ns, false};
     kiln_buf_t out = {0};
     kiln_pprof_render(&spec, &out);
-    snprintf(set->pprof_files[0], sizeof set->pprof_files[0], "%s.cpu.pb.gz", base);
+    kiln_fmt(set->pprof_files[0], sizeof set->pprof_files[0], "%s.cpu.pb.gz", base);
     rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[0], out.data, out.len);
     kiln_buf_free(&out);
   }
@@ -489,7 +489,7 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
     kiln_pprof_spec_t spec = {kinds, NULL, types, units, 4, "space", "bytes", 0, now_ns - dur_ns, dur_ns, true};
     kiln_buf_t out = {0};
     kiln_pprof_render(&spec, &out);
-    snprintf(set->pprof_files[1], sizeof set->pprof_files[1], "%s.heap.pb.gz", base);
+    kiln_fmt(set->pprof_files[1], sizeof set->pprof_files[1], "%s.heap.pb.gz", base);
     rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[1], out.data, out.len);
     kiln_buf_free(&out);
   }
@@ -513,12 +513,12 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
     time_t t = (time_t)set->until_unix;
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(set->tag, sizeof set->tag, "%04d%02d%02dT%02d%02d%02dZ-%04u", tm.tm_year + 1900, tm.tm_mon + 1,
+    kiln_fmt(set->tag, sizeof set->tag, "%04d%02d%02dT%02d%02d%02dZ-%04u", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, set->seq % 10000);
-    snprintf(base, sizeof base, "%s.%d.%s", kiln_profiler.prog, (int)kiln_profiler.pid, set->tag);
+    kiln_fmt(base, sizeof base, "%s.%d.%s", kiln_profiler.prog, (int)kiln_profiler.pid, set->tag);
   } else {
     set->seq = kiln_profiler.dump_seq;
-    snprintf(base, sizeof base, "%s.%d", kiln_profiler.prog, (int)kiln_profiler.pid);
+    kiln_fmt(base, sizeof base, "%s.%d", kiln_profiler.prog, (int)kiln_profiler.pid);
   }
   kiln_profiler_report_t r;
   memset(&r, 0, sizeof r);
@@ -547,7 +547,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
       continue;
     }
     kinds[n] = kind;
-    snprintf(names[n], sizeof names[n], "%s.%s.folded", base, suffix);
+    kiln_fmt(names[n], sizeof names[n], "%s.%s.folded", base, suffix);
     n++;
   }
   if (c->mode & KILN_MODE_ALLOC_BIT) {
@@ -586,7 +586,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   /* The meta file last: when it is there, the whole set is. */
   kiln_buf_t meta = {0};
   char meta_name[300];
-  snprintf(meta_name, sizeof meta_name, "%s.meta.json", base);
+  kiln_fmt(meta_name, sizeof meta_name, "%s.meta.json", base);
   kiln_profiler_meta(&meta, &r, names, n, set);
   if (rc == 0) rc = meta.failed ? -ENOMEM : kiln_out_write_file(dir, meta_name, meta.data, meta.len);
   if (rc == 0 && set->tagged && set->delta) {

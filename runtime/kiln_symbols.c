@@ -154,11 +154,11 @@ static void *kiln_symbols_debug_file(const char *img, size_t len, size_t *dlen) 
       if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
           nh->n_descsz >= 2 && nh->n_descsz <= 64) {
         char path[256];
-        int k = snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%02x/",
+        int k = kiln_fmt(path, sizeof path, "/usr/lib/debug/.build-id/%02x/",
                          (unsigned char)desc[0]);
         for (unsigned j = 1; j < nh->n_descsz; j++)
-          k += snprintf(path + k, sizeof path - (size_t)k, "%02x", (unsigned char)desc[j]);
-        snprintf(path + k, sizeof path - (size_t)k, ".debug");
+          k += kiln_fmt(path + k, sizeof path - (size_t)k, "%02x", (unsigned char)desc[j]);
+        kiln_fmt(path + k, sizeof path - (size_t)k, ".debug");
         return kiln_symbols_map_file(path, dlen);
       }
       p = desc + dsz;
