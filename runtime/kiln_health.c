@@ -89,11 +89,11 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
                      (unsigned long long)in->table_full);
   if (in->dump_signal_refused)
     kiln_health_warn(h, "KILN_DUMP_SIGNAL: the program handles that signal itself; on-demand dumps off");
-  /* Who serves malloc: kiln forwards to the next allocator in line. */
-  Dl_info info;
-  if (kiln_libc.malloc != NULL && dladdr(*(void **)&kiln_libc.malloc, &info) != 0 && info.dli_fname != NULL) {
-    const char *base = strrchr(info.dli_fname, '/');
-    kiln_fmt(h->allocator, sizeof h->allocator, "%s", base ? base + 1 : info.dli_fname);
+  /* Who serves malloc: kiln forwards to the next allocator in line. From
+   * kiln's module list, not dladdr: no loader lock, also in emergencies. */
+  const kiln_module_t *am = kiln_libc.malloc != NULL ? kiln_modules_find((uintptr_t)*(void **)&kiln_libc.malloc) : NULL;
+  if (am != NULL && am->name[0] != '\0') {
+    kiln_fmt(h->allocator, sizeof h->allocator, "%s", am->name);
     if (strncmp(h->allocator, "libc.so", 7) != 0)
       kiln_health_warn(h, "another allocator: %s serves malloc (kiln forwards every call to it)", h->allocator);
   }

@@ -62,6 +62,9 @@ const char *kiln_fmt_errno(int e, char *buf, size_t cap) KILN_SIGNAL_SAFE KILN_I
 /* One "kiln: ..." line on stderr with write(2), formatted by kiln_fmt (so
  * also usable in emergency dumps). */
 void kiln_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))) KILN_INTERNAL;
+/* When set, lines go there instead of stderr (a process below the top of
+ * a profiled tree: kiln_tree.c). */
+extern void (*kiln_log_sink)(const char *line, size_t n) KILN_INTERNAL;
 
 /* ----------------------------------------------------------- kiln_libc.c */
 /* libc's own versions of the functions kiln interposes. */
@@ -435,6 +438,35 @@ void kiln_collector_try_drain(void) KILN_INTERNAL;
 double kiln_collector_cpu_seconds(void) KILN_INTERNAL;
 void kiln_collector_after_fork_child(void) KILN_INTERNAL;
 
+/* ------------------------------------------------------------ kiln_tree.c */
+/* One summary for a profiled process tree (see the file's comment and the
+ * README): the top process prints it; processes below write nothing to
+ * stderr and report to the tree file named in KILN_TREE. */
+int kiln_tree_start(const char *out_dir) KILN_INTERNAL; /* normal; 0 / -errno */
+bool kiln_tree_is_top(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void kiln_tree_after_fork_child(void) KILN_INTERNAL;
+/* What a process below wrote at its end. [signal] */
+typedef struct kiln_tree_rec {
+  const char *prog;
+  bool empty;          /* recorded nothing: no files written */
+  unsigned files;
+  uint64_t samples, allocs;
+  int rc;              /* 0, or -errno of the write */
+  int fatal_signal;
+} kiln_tree_rec_t;
+void kiln_tree_report(const kiln_tree_rec_t *r) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void kiln_tree_append(const char *rec, size_t n) KILN_SIGNAL_SAFE KILN_INTERNAL;
+enum { KILN_TREE_PROGS = 8 };
+typedef struct kiln_tree_totals {
+  uint64_t processes, empty, files, failed, warnings, other;
+  int nprogs;
+  struct { char name[64]; uint64_t count; } progs[KILN_TREE_PROGS]; /* with files, by name */
+  char first_warning[240];
+} kiln_tree_totals_t;
+/* The top: sums the records of the processes below (remove: and deletes
+ * the tree file). 0, or -errno when there is none. */
+int kiln_tree_collect(kiln_tree_totals_t *t, bool remove) KILN_INTERNAL;
+
 /* ------------------------------------------------------------- kiln_out.c */
 /* Creates dir and its parents (0755). 0 / -errno. */
 int kiln_out_mkdirs(const char *dir) KILN_INTERNAL;
@@ -542,11 +574,31 @@ void kiln_health_json(kiln_buf_t *b, const kiln_health_t *h) KILN_INTERNAL;
  * SIGILL): handlers claimed at start through the sampler. */
 void kiln_crash_start(const kiln_config_t *cfg) KILN_INTERNAL;
 bool kiln_crash_dump_signal_on(void) KILN_INTERNAL;
+/* The exit signals (SIGHUP, SIGINT, SIGQUIT, SIGTERM) are kiln's only while
+ * the program leaves them at SIG_DFL. The program's sigaction on one:
+ * answered with its view; a handler or SIG_IGN is installed as it is, and
+ * SIG_DFL again gives the signal back to kiln. Normal context. */
+bool kiln_crash_is_exit_signal(int sig) KILN_INTERNAL;
+int kiln_crash_program_sigaction(int sig, const struct sigaction *act, struct sigaction *old) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_profiler.c */
-/* _exit and fatal signals: write what can be written, without waiting on a
- * lock or calling malloc (sig: the fatal signal, 0 for _exit). */
-void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) KILN_INTERNAL;
+/* How a dump may behave, chosen by its call site. Normal: locks, malloc
+ * (the demangler), the loader (module refresh, dladdr). Emergency (fatal
+ * signals, _exit, an exit signal that cannot be handed to the collector):
+ * no lock waited on, no malloc, no stdio/locale (kiln_fmt), no loader call:
+ * only system calls, atomics and kiln's own code. */
+typedef enum { KILN_DUMP_MODE_NORMAL = 0, KILN_DUMP_MODE_EMERGENCY } kiln_dump_mode_t;
+/* _exit and fatal signals: the profile in emergency mode (sig: the fatal
+ * signal, 0 for _exit). [signal] */
+void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* SIGINT, SIGTERM, SIGHUP, SIGQUIT with their default action, from kiln's
+ * handler on any thread: the profile is written (by the collector in
+ * normal mode, waited for at most ~10 s; else here in emergency mode); the
+ * caller then ends the process as the signal would. [signal] */
+void kiln_profiler_exit_signal(int sig) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* This process is the one the profiler state belongs to (not a vfork
+ * child sharing the memory). [signal] */
+bool kiln_profiler_is_self(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
 /* Exact allocation tracking running (started alone if need be, for the
  * checks of kiln_check.c): 0, or -EINVAL when the heap is sampled. */
 int kiln_profiler_ensure_heap(void) KILN_INTERNAL;

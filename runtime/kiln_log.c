@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+void (*kiln_log_sink)(const char *line, size_t n);
+
 void kiln_log(const char *fmt, ...) {
   int saved_errno = errno;
   char line[1024];
@@ -20,6 +22,11 @@ void kiln_log(const char *fmt, ...) {
   va_end(ap);
   if (k > 0) n += (size_t)k < sizeof line - n - 1 ? (size_t)k : sizeof line - n - 2;
   line[n++] = '\n';
+  if (kiln_log_sink != NULL) {
+    kiln_log_sink(line, n);
+    errno = saved_errno;
+    return;
+  }
   for (size_t off = 0; off < n;) {
     ssize_t w = write(2, line + off, n - off);
     if (w < 0 && errno == EINTR) continue;

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,21 @@ static struct {
   unsigned dump_seq;         /* tagged sets written */
   double last_set_unix;      /* when the last tagged set was written */
   bool dump_signal_on;       /* KILN_DUMP_SIGNAL is ours */
+  bool collector_on;         /* the collector thread runs: dumps can be handed to it */
+  bool exec_quiesced;        /* the sampler was quiesced for an exec */
+  /* An exit signal's dump, handed from the signal's thread to the
+   * collector (KILN_PROFILER_EXIT_*); a futex word. */
+  _Atomic int exit_state;
+  int exit_sig;
 } kiln_profiler;
+
+enum {
+  KILN_PROFILER_EXIT_IDLE = 0,
+  KILN_PROFILER_EXIT_REQUESTED, /* the collector has been woken */
+  KILN_PROFILER_EXIT_RUNNING,   /* it writes the profile */
+  KILN_PROFILER_EXIT_DONE,
+  KILN_PROFILER_EXIT_ABANDONED, /* it did not start in time: the signal's thread dumps */
+};
 
 static pthread_mutex_t kiln_profiler_lock = PTHREAD_MUTEX_INITIALIZER;
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason);
@@ -132,6 +147,10 @@ static void kiln_profiler_fork_child(void) {
      * threads, events or allocations over the run come along. The blocks
      * live at fork are live in the child too, and stay tracked. */
     kiln_heap_guard_enter();
+    kiln_tree_after_fork_child(); /* below the top now: silent */
+    atomic_store(&kiln_profiler.exit_state, KILN_PROFILER_EXIT_IDLE);
+    kiln_profiler.collector_on = false;
+    kiln_profiler.exec_quiesced = false;
     kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
     kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) |
@@ -145,9 +164,11 @@ static void kiln_profiler_fork_child(void) {
     if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
       kiln_profiler_add_self(false);
       kiln_sampler_resume();
-      kiln_collector_start(kiln_profiler.cfg.hz, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(), kiln_profiler_on_dump);
+      kiln_profiler.collector_on = kiln_collector_start(kiln_profiler.cfg.hz, kiln_profiler.cfg.interval_ns,
+                                                        kiln_profiler_dump_signal(), kiln_profiler_on_dump) == 0;
     } else if (kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on) {
-      kiln_collector_start(0, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(), kiln_profiler_on_dump);
+      kiln_profiler.collector_on =
+          kiln_collector_start(0, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(), kiln_profiler_on_dump) == 0;
     }
     kiln_heap_guard_leave();
   }
@@ -165,6 +186,7 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
   kiln_libc_resolve();
   kiln_profiler.cfg = *cfg;
   kiln_profiler_set_prog();
+  kiln_tree_start(kiln_profiler.cfg.out_dir);
   if ((rc = kiln_threads_init()) < 0 || (rc = kiln_stacktab_init(1u << 18)) < 0 ||
       (rc = kiln_modules_init()) < 0) {
     kiln_log("cannot map the profiler's memory; profiling disabled");
@@ -199,6 +221,7 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
       atomic_store(&kiln_profiler.active, false);
       goto out;
     }
+    kiln_profiler.collector_on = true;
   }
   if (alloc && (rc = kiln_heap_start(&kiln_profiler.cfg)) < 0)
     kiln_log("cannot map the allocation tracker's memory; allocation profiling off");
@@ -240,6 +263,7 @@ int kiln_profiler_ensure_heap(void) {
 
 void kiln_profiler_start_env(void) {
   kiln_config_t cfg;
+  kiln_tree_start(NULL); /* below the top, even a bad KILN_* value is not said on stderr */
   if (kiln_options_from_env(&cfg) != 0) return;
   kiln_profiler_start_cfg(&cfg);
 }
@@ -285,7 +309,7 @@ typedef struct kiln_profiler_set {
   kiln_dump_reason_t reason;
   bool tagged;     /* an interval/on-demand set: <prog>.<pid>.<tag>.<kind> */
   bool delta;      /* counts since the last tagged set */
-  bool crash;      /* emergency: no locks waited on, no malloc */
+  kiln_dump_mode_t mode; /* chosen by the call site */
   int fatal_signal;
   unsigned seq;
   char tag[40];
@@ -499,22 +523,22 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
 static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, bool summary) {
   kiln_heap_guard_enter();
   const kiln_config_t *c = &kiln_profiler.cfg;
+  bool emergency = set->mode == KILN_DUMP_MODE_EMERGENCY;
   if (c->mode & KILN_MODE_CPU_BIT) {
-    if (set->crash) kiln_collector_try_drain();
+    if (emergency) kiln_collector_try_drain();
     else kiln_collector_drain();
   }
-  if (!set->crash) kiln_modules_refresh();
-  kiln_symbols_demangle(!set->crash); /* __cxa_demangle mallocs: not in a crash */
+  if (!emergency) kiln_modules_refresh(); /* a lock, and the loader's */
+  kiln_symbols_demangle(!emergency);      /* __cxa_demangle mallocs */
   set->until_unix = kiln_profiler_now(CLOCK_REALTIME);
   set->from_unix = set->tagged && set->delta ? kiln_profiler.last_set_unix : kiln_profiler.wall_start_unix;
   char base[200];
   if (set->tagged) {
     set->seq = ++kiln_profiler.dump_seq;
-    time_t t = (time_t)set->until_unix;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    kiln_fmt(set->tag, sizeof set->tag, "%04d%02d%02dT%02d%02d%02dZ-%04u", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, set->seq % 10000);
+    kiln_fmt_tm_t tm;
+    kiln_fmt_utc((int64_t)set->until_unix, &tm);
+    kiln_fmt(set->tag, sizeof set->tag, "%04d%02d%02dT%02d%02d%02dZ-%04u", tm.year, tm.month, tm.day, tm.hour,
+             tm.minute, tm.second, set->seq % 10000);
     kiln_fmt(base, sizeof base, "%s.%d.%s", kiln_profiler.prog, (int)kiln_profiler.pid, set->tag);
   } else {
     set->seq = kiln_profiler.dump_seq;
@@ -554,6 +578,18 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
     kiln_heap_settle();
     kiln_heap_stats(&r.heap);
   }
+  /* The last set of this process image (exit, exec, _exit, a signal). */
+  bool final = !set->tagged && set->reason != KILN_DUMP_API;
+  kiln_threads_totals(&r.threads);
+  if (final && !kiln_tree_is_top() && r.threads.samples == 0 && r.heap.alloc_count == 0) {
+    /* A process below the top that recorded nothing: no empty files, one
+     * record for the top's summary. */
+    kiln_tree_rec_t rec = {kiln_profiler.prog, true, 0, 0, 0, 0, set->fatal_signal};
+    kiln_tree_report(&rec);
+    kiln_symbols_demangle(true);
+    kiln_heap_guard_leave();
+    return 0;
+  }
   bool commit = false;
   if (set->tagged && set->delta) kiln_stacktab_foreach(kiln_profiler_delta_stack, &commit);
   kiln_folded_render(kinds, n, outs, totals);
@@ -574,7 +610,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   kiln_health_input_t hin = {c, r.threads.samples, counted, r.threads.dropped, r.threads.truncated,
                              r.threads.skipped, r.table.full_hits, r.table.bytes + r.heap.map_bytes,
                              (c->mode & KILN_MODE_CPU_BIT) ? r.threads.threads : 0, kiln_sampler_stepped_aside(),
-                             c->dump_signal > 0 && !kiln_profiler.dump_signal_on, set->crash};
+                             c->dump_signal > 0 && !kiln_profiler.dump_signal_on, emergency};
   kiln_health_assess(&hin, &set->health);
 
   int rc = kiln_out_mkdirs(dir);
@@ -596,9 +632,16 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   if (rc == 0 && set->tagged) kiln_profiler.last_set_unix = set->until_unix;
   if (rc < 0 && !kiln_profiler.out_warned) {
     kiln_profiler.out_warned = true;
-    kiln_log("cannot write profiles to %s: %s", dir, strerror(-rc));
+    char e[32];
+    kiln_log("cannot write profiles to %s: %s", dir, kiln_fmt_errno(-rc, e, sizeof e));
   }
-  if (summary && !c->quiet) kiln_profiler_summary(&r, &leaks, set, dir, names[0], rc);
+  if (final && !kiln_tree_is_top()) {
+    kiln_tree_rec_t rec = {kiln_profiler.prog, false, rc == 0 ? (unsigned)n + 1 : 0, r.threads.samples,
+                           r.heap.alloc_count, rc, set->fatal_signal};
+    kiln_tree_report(&rec);
+  } else if (summary && !c->quiet) {
+    kiln_profiler_summary(&r, &leaks, set, dir, names[0], rc);
+  }
   for (int i = 0; i < n; i++) kiln_buf_free(&outs[i]);
   kiln_buf_free(&meta);
   kiln_symbols_demangle(true);
@@ -619,39 +662,119 @@ static int kiln_profiler_dump_signal(void) {
   return kiln_profiler.dump_signal_on ? kiln_profiler.cfg.dump_signal : 0;
 }
 
-/* From the collector thread: an interval is up, or the dump signal came. */
+/* The last sets of a process that ends now (a signal, _exit): the last
+ * interval, so that the intervals add up to the whole, then the whole run.
+ * Under the lock, the profiler just made inactive. */
+static void kiln_profiler_final_sets(kiln_dump_reason_t reason, int sig, kiln_dump_mode_t mode) {
+  kiln_heap_guard_enter();
+  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop();
+  kiln_profiler_set_t set;
+  memset(&set, 0, sizeof set);
+  set.reason = reason;
+  set.mode = mode;
+  set.fatal_signal = sig;
+  if (kiln_profiler.cfg.interval_ns) {
+    kiln_profiler_set_t last = set;
+    last.tagged = true;
+    last.delta = !kiln_profiler.cfg.interval_cumulative;
+    kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &last, false);
+  }
+  kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &set, true);
+  kiln_heap_guard_leave();
+}
+
+static void kiln_profiler_exit_wake(int state) {
+  atomic_store(&kiln_profiler.exit_state, state);
+  syscall(SYS_futex, &kiln_profiler.exit_state, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* On the collector: the dump an exit signal asked for, in normal mode (it
+ * is not a signal context). The lock is waited for a bounded time: the
+ * signal's thread may be the one holding it. */
+static void kiln_profiler_exit_dump(void) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_nsec += 300000000L;
+  if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+  if (pthread_mutex_timedlock(&kiln_profiler_lock, &until) != 0) return;
+  if (atomic_exchange(&kiln_profiler.active, false))
+    kiln_profiler_final_sets(KILN_DUMP_FATAL, kiln_profiler.exit_sig, KILN_DUMP_MODE_NORMAL);
+  pthread_mutex_unlock(&kiln_profiler_lock);
+}
+
+/* From the collector thread: an interval is up, the dump signal came, or
+ * an exit signal's thread hands its dump over. */
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason) {
+  int want = KILN_PROFILER_EXIT_REQUESTED;
+  if (atomic_compare_exchange_strong(&kiln_profiler.exit_state, &want, KILN_PROFILER_EXIT_RUNNING)) {
+    kiln_profiler_exit_dump();
+    kiln_profiler_exit_wake(KILN_PROFILER_EXIT_DONE);
+    return;
+  }
+  if (want != KILN_PROFILER_EXIT_IDLE) return; /* the process is ending */
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_load(&kiln_profiler.active)) kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, reason, false);
   pthread_mutex_unlock(&kiln_profiler_lock);
 }
 
+/* Waits while exit_state is `state`, at most `ms`; the state then. */
+KILN_SIGNAL_SAFE static int kiln_profiler_exit_wait(int state, long ms) {
+  struct timespec now, end;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += ms / 1000;
+  end.tv_nsec += (ms % 1000) * 1000000L;
+  if (end.tv_nsec >= 1000000000L) end.tv_sec++, end.tv_nsec -= 1000000000L;
+  int st;
+  while ((st = atomic_load(&kiln_profiler.exit_state)) == state) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left = (long long)(end.tv_sec - now.tv_sec) * 1000000000LL + (end.tv_nsec - now.tv_nsec);
+    if (left <= 0) break;
+    struct timespec ts = {(time_t)(left / 1000000000LL), (long)(left % 1000000000LL)};
+    syscall(SYS_futex, &kiln_profiler.exit_state, FUTEX_WAIT_PRIVATE, state, &ts, NULL, 0);
+  }
+  return st;
+}
+
 /* _exit and fatal signals: whatever state the program is in, write what
- * can be written without waiting on a lock and without malloc; never
- * twice. Returns at once if a dump is under way elsewhere. */
+ * can be written in emergency mode (no lock waited on, no malloc, no stdio
+ * or locale, no loader call); never twice. Returns at once if a dump is
+ * under way elsewhere. */
 void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) {
   if (getpid() != kiln_profiler.pid || !atomic_load(&kiln_profiler.active)) return;
   if (pthread_mutex_trylock(&kiln_profiler_lock) != 0) return;
-  if (atomic_exchange(&kiln_profiler.active, false)) {
-    kiln_heap_guard_enter();
-    if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop();
-    kiln_profiler_set_t set;
-    memset(&set, 0, sizeof set);
-    set.reason = reason;
-    set.crash = sig != 0;
-    set.fatal_signal = sig;
-    if (kiln_profiler.cfg.interval_ns) {
-      /* the last interval, so that the intervals add up to the whole */
-      kiln_profiler_set_t last = set;
-      last.tagged = true;
-      last.delta = !kiln_profiler.cfg.interval_cumulative;
-      kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &last, false);
-    }
-    kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &set, true);
-    kiln_heap_guard_leave();
-  }
+  if (atomic_exchange(&kiln_profiler.active, false)) kiln_profiler_final_sets(reason, sig, KILN_DUMP_MODE_EMERGENCY);
   pthread_mutex_unlock(&kiln_profiler_lock);
 }
+
+/* An exit signal with its default action, in its handler on any thread of
+ * the program: the collector writes the profile in normal mode while this
+ * thread waits (bounded), unless there is no collector, or this thread was
+ * inside kiln or the loader (it may hold what a normal dump needs), or the
+ * collector does not take the request within 0.5 s: then this thread
+ * writes it in emergency mode. */
+void kiln_profiler_exit_signal(int sig) {
+  if (getpid() != kiln_profiler.pid || !atomic_load(&kiln_profiler.active)) return;
+  bool inside = kiln_tls_hook_guard > 0 || kiln_tls_unsafe > 0;
+  if (kiln_profiler.collector_on && !inside) {
+    int idle = KILN_PROFILER_EXIT_IDLE;
+    kiln_profiler.exit_sig = sig;
+    if (!atomic_compare_exchange_strong(&kiln_profiler.exit_state, &idle, KILN_PROFILER_EXIT_REQUESTED))
+      return; /* another thread's exit signal is being written */
+    kiln_collector_request_dump();
+    int st = kiln_profiler_exit_wait(KILN_PROFILER_EXIT_REQUESTED, 500);
+    int want = KILN_PROFILER_EXIT_REQUESTED;
+    if (st != KILN_PROFILER_EXIT_REQUESTED ||
+        !atomic_compare_exchange_strong(&kiln_profiler.exit_state, &want, KILN_PROFILER_EXIT_ABANDONED)) {
+      /* The collector writes it: symbolizing a large program takes a
+       * while, but a process told to end must end. */
+      kiln_profiler_exit_wait(KILN_PROFILER_EXIT_RUNNING, 10000);
+      return;
+    }
+  }
+  kiln_profiler_emergency(KILN_DUMP_FATAL, sig);
+}
+
+bool kiln_profiler_is_self(void) { return kiln_profiler.pid != 0 && getpid() == kiln_profiler.pid; }
 
 void kiln_profiler_at_exit(void) {
   /* A vfork child shares this memory: it must not touch the state. */

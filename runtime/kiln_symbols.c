@@ -44,7 +44,9 @@ void kiln_symbols_begin(void) {
   kiln_symfiles = kiln_mem_map(sizeof(kiln_symfile_t) * KILN_SYMFILES_MAX);
   kiln_nsymfiles = 0;
   kiln_symfile_last = NULL;
-  *(void **)&kiln_demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
+  /* dlsym takes the loader's lock: not when demangling is off (emergencies). */
+  kiln_demangle = NULL;
+  if (!kiln_symbols_no_demangle) *(void **)&kiln_demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
 }
 
 void kiln_symbols_end(void) {
