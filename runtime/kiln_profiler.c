@@ -466,6 +466,32 @@ static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_sc
              set->health.nwarnings > 1 ? " (more in the meta file)" : "");
 }
 
+/* What the processes below the top reported (kiln_tree.c), in one line. */
+static void kiln_profiler_tree_summary(const char *dir, bool print) {
+  kiln_tree_totals_t t;
+  if (kiln_tree_collect(&t, true) != 0 || !print || (t.processes == 0 && t.warnings == 0)) return;
+  char progs[600] = "";
+  size_t len = 0;
+  for (int i = 0; i < t.nprogs && len < sizeof progs; i++)
+    len += (size_t)kiln_fmt(progs + len, sizeof progs - len, "%s%llu %s", i ? ", " : "",
+                            (unsigned long long)t.progs[i].count, t.progs[i].name);
+  if (t.other && len < sizeof progs)
+    kiln_fmt(progs + len, sizeof progs - len, ", %llu other", (unsigned long long)t.other);
+  uint64_t profiled = t.processes - t.empty;
+  kiln_log("%s[%d]: tree: %llu process%s below: %llu profiled%s%s%s, %llu recorded nothing (no files written); "
+           "%llu files -> %s",
+           kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)t.processes, t.processes == 1 ? "" : "es",
+           (unsigned long long)profiled, profiled ? " (" : "", profiled ? progs : "", profiled ? ")" : "",
+           (unsigned long long)t.empty, (unsigned long long)t.files, dir);
+  if (t.failed)
+    kiln_log("%s[%d]: tree: %llu process%s below could not write their profiles", kiln_profiler.prog,
+             (int)kiln_profiler.pid, (unsigned long long)t.failed, t.failed == 1 ? "" : "es");
+  if (t.warnings)
+    kiln_log("%s[%d]: tree: %llu kiln message%s below (not shown on their stderr), the first: %s",
+             kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)t.warnings, t.warnings == 1 ? "" : "s",
+             t.first_warning);
+}
+
 /* Delta mode: DELTA_* = current - MARK_* for every stack; after the set
  * is written, MARK_* += DELTA_*, so each count lands in exactly one set. */
 static void kiln_profiler_delta_stack(kiln_stack_t *s, void *ctx) {
@@ -639,8 +665,10 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
     kiln_tree_rec_t rec = {kiln_profiler.prog, false, rc == 0 ? (unsigned)n + 1 : 0, r.threads.samples,
                            r.heap.alloc_count, rc, set->fatal_signal};
     kiln_tree_report(&rec);
-  } else if (summary && !c->quiet) {
-    kiln_profiler_summary(&r, &leaks, set, dir, names[0], rc);
+  } else if (summary) {
+    if (!c->quiet) kiln_profiler_summary(&r, &leaks, set, dir, names[0], rc);
+    /* The top's last image: the processes below, in one line. */
+    if (final && set->reason != KILN_DUMP_EXEC) kiln_profiler_tree_summary(dir, !c->quiet);
   }
   for (int i = 0; i < n; i++) kiln_buf_free(&outs[i]);
   kiln_buf_free(&meta);
