@@ -153,21 +153,21 @@ static int kiln_interpose_exec_done(int rc) {
 KILN_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.execve == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec();
+  kiln_profiler_before_exec(path, false);
   return kiln_interpose_exec_done(kiln_libc.execve(path, argv, envp));
 }
 
 KILN_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.execvpe == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec();
+  kiln_profiler_before_exec(file, true);
   return kiln_interpose_exec_done(kiln_libc.execvpe(file, argv, envp));
 }
 
 KILN_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.fexecve == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec();
+  kiln_profiler_before_exec(NULL, false);
   return kiln_interpose_exec_done(kiln_libc.fexecve(fd, argv, envp));
 }
 

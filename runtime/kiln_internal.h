@@ -609,8 +609,10 @@ void kiln_profiler_at_exit(void) KILN_INTERNAL;
 /* Thread lifecycle, from the preload's pthread_create wrapper. */
 void kiln_profiler_thread_begin(void) KILN_INTERNAL;
 void kiln_profiler_thread_end(void) KILN_INTERNAL;
-/* exec wrappers: dump, quiesce; on failure, resume. */
-void kiln_profiler_before_exec(void) KILN_INTERNAL;
+/* exec wrappers: dump, quiesce; on failure, resume. file: what is exec'd
+ * (search: looked up in PATH; NULL for fexecve); an exec that cannot
+ * succeed (no executable file found) skips the dump. */
+void kiln_profiler_before_exec(const char *file, bool search) KILN_INTERNAL;
 void kiln_profiler_exec_failed(void) KILN_INTERNAL;
 bool kiln_profiler_active(void) KILN_INTERNAL;
 

@@ -825,17 +825,46 @@ void kiln_profiler_at_exit(void) {
   kiln_heap_guard_leave();
 }
 
-void kiln_profiler_before_exec(void) {
+/* Whether exec of file can succeed: an executable file there (path), or in
+ * a directory of PATH (search, as execvp looks). An exec that surely fails
+ * (the usual ENOENT of a PATH search, a shell probing commands) costs no
+ * dump. */
+static bool kiln_profiler_exec_may_work(const char *file, bool search) {
+  if (file == NULL || *file == '\0') return file == NULL; /* fexecve: unknown */
+  if (!search || strchr(file, '/') != NULL) return access(file, X_OK) == 0;
+  const char *path = getenv("PATH");
+  if (path == NULL) path = "/bin:/usr/bin"; /* glibc's default */
+  char cand[4096];
+  size_t fl = strlen(file);
+  for (const char *p = path;; p++) {
+    const char *end = strchr(p, ':');
+    size_t dl = end ? (size_t)(end - p) : strlen(p);
+    if (dl + fl + 2 <= sizeof cand) {
+      if (dl == 0) cand[0] = '.', dl = 1; /* an empty entry is the current directory */
+      else memcpy(cand, p, dl);
+      cand[dl] = '/';
+      memcpy(cand + dl + 1, file, fl + 1);
+      if (access(cand, X_OK) == 0) return true;
+    }
+    if (end == NULL) return false;
+    p = end;
+  }
+}
+
+void kiln_profiler_before_exec(const char *file, bool search) {
   /* A vfork child shares our memory but is another process: hands off. */
   if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid) return;
+  if (!kiln_profiler_exec_may_work(file, search)) return;
   pthread_mutex_lock(&kiln_profiler_lock);
   kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_EXEC, true);
   kiln_sampler_quiesce();
+  kiln_profiler.exec_quiesced = true;
   pthread_mutex_unlock(&kiln_profiler_lock);
 }
 
 void kiln_profiler_exec_failed(void) {
-  if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid) return;
+  if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid || !kiln_profiler.exec_quiesced) return;
+  kiln_profiler.exec_quiesced = false;
   kiln_sampler_resume();
 }
 
