@@ -51,6 +51,7 @@ static pthread_mutex_t kiln_profiler_lock = PTHREAD_MUTEX_INITIALIZER;
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason);
 static int kiln_profiler_dump_signal(void);
 static __thread sigset_t kiln_tls_fork_mask;
+static __thread bool kiln_tls_fork_warmed __attribute__((tls_model("initial-exec")));
 
 static double kiln_profiler_now(clockid_t clk) {
   struct timespec ts;
@@ -126,8 +127,10 @@ static void kiln_profiler_fork_prepare(void) {
    * the parent, where nothing is held by a thread that will not exist.
    * Then no thread may be inside libunwind at the fork (its locks), nor
    * mid-update in a shard of the live map. */
-  if (atomic_load(&kiln_profiler.active) && (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT))
+  if (atomic_load(&kiln_profiler.active) && (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) && !kiln_tls_fork_warmed) {
     kiln_unwind_thread_init(kiln_profiler.cfg.unwind);
+    kiln_tls_fork_warmed = true; /* once a thread: a fork storm pays it once */
+  }
   kiln_unwind_fork_prepare();
   kiln_heap_fork_prepare();
 }
