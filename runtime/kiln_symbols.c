@@ -27,6 +27,8 @@ typedef struct kiln_symfile {
   const kiln_module_t *module;
   kiln_sym_t *syms;
   size_t nsyms, syms_bytes;
+  bool sorted;      /* sorted by kiln_symbols_cmp, one symbol an address */
+  unsigned lookups; /* while unsorted: a scan each; sorted past a few */
   void *maps[2]; /* the module file and its debug file */
   size_t map_len[2];
 } kiln_symfile_t;
@@ -197,12 +199,22 @@ static void kiln_symbols_load(kiln_symfile_t *f) {
     if (f->maps[1] == NULL || kiln_symbols_read(f, f->maps[1], f->map_len[1], SHT_SYMTAB) == 0)
       kiln_symbols_read(f, img, len, SHT_DYNSYM);
   }
+}
+
+/* Sorting a module's table (libc's has thousands of symbols, tens of
+ * thousands with its debug file) costs more than a few linear scans: a
+ * short-lived process names a handful of pcs per module. Sorted on the
+ * KILN_SYMBOLS_SCANS+1st lookup. */
+enum { KILN_SYMBOLS_SCANS = 16 };
+
+static void kiln_symbols_sort(kiln_symfile_t *f) {
   kiln_sort(f->syms, f->nsyms, sizeof(kiln_sym_t), kiln_symbols_cmp);
   /* One name per address: the best-ranked alias, now first of its run. */
   size_t out = 0;
   for (size_t i = 0; i < f->nsyms; i++)
     if (out == 0 || f->syms[out - 1].addr != f->syms[i].addr) f->syms[out++] = f->syms[i];
   f->nsyms = out;
+  f->sorted = true;
 }
 
 static kiln_symfile_t *kiln_symbols_file(const kiln_module_t *m) {
@@ -218,7 +230,21 @@ static kiln_symfile_t *kiln_symbols_file(const kiln_module_t *m) {
   return kiln_symfile_last = f;
 }
 
-static const kiln_sym_t *kiln_symbols_lookup(const kiln_symfile_t *f, uint64_t off) {
+static const kiln_sym_t *kiln_symbols_lookup(kiln_symfile_t *f, uint64_t off) {
+  if (!f->sorted && ++f->lookups > KILN_SYMBOLS_SCANS) kiln_symbols_sort(f);
+  if (!f->sorted) {
+    /* What the sorted table would give: the highest address <= off, the
+     * first of its aliases in kiln_symbols_cmp's order. */
+    const kiln_sym_t *best = NULL;
+    for (size_t i = 0; i < f->nsyms; i++) {
+      const kiln_sym_t *c = &f->syms[i];
+      if (c->addr > off) continue;
+      if (best == NULL || c->addr > best->addr || (c->addr == best->addr && kiln_symbols_cmp(c, best) < 0))
+        best = c;
+    }
+    if (best == NULL || (best->size != 0 && off >= best->addr + best->size)) return NULL;
+    return best;
+  }
   size_t lo = 0, hi = f->nsyms;
   while (lo < hi) { /* first symbol above off */
     size_t mid = (lo + hi) / 2;
