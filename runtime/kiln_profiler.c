@@ -52,6 +52,10 @@ static void kiln_profiler_on_dump(kiln_dump_reason_t reason);
 static int kiln_profiler_dump_signal(void);
 static __thread sigset_t kiln_tls_fork_mask;
 static __thread bool kiln_tls_fork_warmed __attribute__((tls_model("initial-exec")));
+/* The live maps were locked by this fork's prepare handler (only when the
+ * heap is tracked: in cpu mode, unlocking 512 shards in the child costs
+ * copy-on-write faults for nothing). */
+static __thread bool kiln_tls_fork_heap __attribute__((tls_model("initial-exec")));
 
 static double kiln_profiler_now(clockid_t clk) {
   struct timespec ts;
@@ -132,17 +136,18 @@ static void kiln_profiler_fork_prepare(void) {
     kiln_tls_fork_warmed = true; /* once a thread: a fork storm pays it once */
   }
   kiln_unwind_fork_prepare();
-  kiln_heap_fork_prepare();
+  kiln_tls_fork_heap = kiln_heap_started();
+  if (kiln_tls_fork_heap) kiln_heap_fork_prepare();
 }
 
 static void kiln_profiler_fork_parent(void) {
-  kiln_heap_fork_release();
+  if (kiln_tls_fork_heap) kiln_heap_fork_release();
   kiln_unwind_fork_done();
   pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
 }
 
 static void kiln_profiler_fork_child(void) {
-  kiln_heap_fork_release();
+  if (kiln_tls_fork_heap) kiln_heap_fork_release();
   kiln_unwind_fork_done();
   pthread_mutex_init(&kiln_profiler_lock, NULL);
   if (atomic_load(&kiln_profiler.active)) {
@@ -557,8 +562,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
     if (emergency) kiln_collector_try_drain();
     else kiln_collector_drain();
   }
-  if (!emergency) kiln_modules_refresh(); /* a lock, and the loader's */
-  kiln_symbols_demangle(!emergency);      /* __cxa_demangle mallocs */
+  kiln_symbols_demangle(!emergency); /* __cxa_demangle mallocs */
   set->until_unix = kiln_profiler_now(CLOCK_REALTIME);
   set->from_unix = set->tagged && set->delta ? kiln_profiler.last_set_unix : kiln_profiler.wall_start_unix;
   char base[200];
@@ -619,6 +623,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
     kiln_heap_guard_leave();
     return 0;
   }
+  if (!emergency) kiln_modules_refresh(); /* a lock, and the loader's */
   bool commit = false;
   if (set->tagged && set->delta) kiln_stacktab_foreach(kiln_profiler_delta_stack, &commit);
   kiln_folded_render(kinds, n, outs, totals);
