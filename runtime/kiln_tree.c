@@ -32,7 +32,8 @@ static bool kiln_tree_parse(const char *v, pid_t *pid, const char **path) {
   long p = 0;
   const char *s = v;
   while (*s >= '0' && *s <= '9' && p < 1 << 30) p = p * 10 + (*s++ - '0');
-  if (s == v || *s != ':' || s[1] != '/' || p <= 0) return false;
+  /* An empty PATH: the top could not create the file; still the top. */
+  if (s == v || *s != ':' || (s[1] != '/' && s[1] != '\0') || p <= 0) return false;
   *pid = (pid_t)p;
   *path = s + 1;
   return true;
@@ -75,22 +76,25 @@ int kiln_tree_start(const char *out_dir) {
   }
   uint64_t tag;
   memcpy(&tag, rnd, sizeof tag);
-  if (kiln_out_mkdirs(out_dir) < 0) return -ENOENT; /* reported when the profile is written */
-  for (int attempt = 0; attempt < 8; attempt++, tag = tag * 6364136223846793005ull + 1442695040888963407ull) {
+  int rc = kiln_out_mkdirs(out_dir) < 0 ? -ENOENT : -EEXIST; /* reported when the profile is written */
+  for (int attempt = 0; rc == -EEXIST && attempt < 8; attempt++) {
     kiln_fmt(kiln_tree.path, sizeof kiln_tree.path, "%s/.kiln-tree.%d.%016llx", out_dir, (int)getpid(),
              (unsigned long long)tag);
     int fd = open(kiln_tree.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0) {
       close(fd);
-      char env[sizeof kiln_tree.path + 16];
-      kiln_fmt(env, sizeof env, "%d:%s", (int)getpid(), kiln_tree.path);
-      setenv("KILN_TREE", env, 1);
-      return 0;
+      rc = 0;
+    } else if (errno != EEXIST) {
+      rc = -errno;
     }
-    if (errno != EEXIST) break;
+    tag = tag * 6364136223846793005ull + 1442695040888963407ull;
   }
-  kiln_tree.path[0] = '\0';
-  return -EEXIST;
+  if (rc != 0) kiln_tree.path[0] = '\0';
+  /* Named even without a file: the processes below stay silent. */
+  char env[sizeof kiln_tree.path + 16];
+  kiln_fmt(env, sizeof env, "%d:%s", (int)getpid(), kiln_tree.path);
+  setenv("KILN_TREE", env, 1);
+  return rc;
 }
 
 bool kiln_tree_is_top(void) { return !kiln_tree.started || kiln_tree.top; }
