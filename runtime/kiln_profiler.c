@@ -812,9 +812,20 @@ void kiln_profiler_exit_signal(int sig) {
 
 bool kiln_profiler_is_self(void) { return kiln_profiler.pid != 0 && getpid() == kiln_profiler.pid; }
 
+/* Out of line: its buffer must not widen kiln_profiler_at_exit's frame,
+ * whose stale bytes the leak scan would read as roots. */
+__attribute__((noinline)) static void kiln_profiler_tree_drop(void) {
+  kiln_tree_totals_t t;
+  kiln_tree_collect(&t, true);
+}
+
 void kiln_profiler_at_exit(void) {
   /* A vfork child shares this memory: it must not touch the state. */
-  if (getpid() != kiln_profiler.pid || !atomic_load(&kiln_profiler.active)) return;
+  if (getpid() != kiln_profiler.pid) return;
+  if (!atomic_load(&kiln_profiler.active)) {
+    kiln_profiler_tree_drop(); /* stopped earlier (kiln_stop): the tree file goes */
+    return;
+  }
   kiln_heap_guard_enter();
   /* The collector may be writing a set under the lock: stop it first. */
   if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop();

@@ -4,9 +4,9 @@
  * write to stderr: their kiln: lines and, at their end, one record of what
  * they wrote go to the tree file (O_APPEND, one write(2) a record, so
  * records never interleave); the top reads it for its summary and removes
- * it. The file is created O_EXCL|O_NOFOLLOW, mode 0600, under a name with a
- * random part; below, it is opened without O_CREAT and only if it is a
- * regular file of this user. Start and top in normal context; the records
+ * it. The file has a random part in its name, is created (by the first
+ * process below that reports) O_NOFOLLOW, mode 0600, and is written and
+ * read only if it is a regular file of this user. Start and top in normal context; the records
  * and kiln: lines of processes below are written with kiln_fmt and raw
  * system calls, so that emergency dumps may write them. */
 #include "kiln_internal.h"
@@ -76,25 +76,18 @@ int kiln_tree_start(const char *out_dir) {
   }
   uint64_t tag;
   memcpy(&tag, rnd, sizeof tag);
-  int rc = kiln_out_mkdirs(out_dir) < 0 ? -ENOENT : -EEXIST; /* reported when the profile is written */
-  for (int attempt = 0; rc == -EEXIST && attempt < 8; attempt++) {
-    kiln_fmt(kiln_tree.path, sizeof kiln_tree.path, "%s/.kiln-tree.%d.%016llx", out_dir, (int)getpid(),
-             (unsigned long long)tag);
-    int fd = open(kiln_tree.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-      close(fd);
-      rc = 0;
-    } else if (errno != EEXIST) {
-      rc = -errno;
-    }
-    tag = tag * 6364136223846793005ull + 1442695040888963407ull;
-  }
-  if (rc != 0) kiln_tree.path[0] = '\0';
-  /* Named even without a file: the processes below stay silent. */
+  /* The file itself is made by the first process below that reports: a
+   * top without children leaves nothing behind, even if it never reaches
+   * its end (an exec into a program without kiln, kiln_stop). */
+  kiln_fmt(kiln_tree.path, sizeof kiln_tree.path, "%s/.kiln-tree.%d.%016llx", out_dir, (int)getpid(),
+           (unsigned long long)tag);
+  /* The directory is there for the children (the top writes into it at
+   * its end anyway; an error is reported then). */
+  if (kiln_out_mkdirs(out_dir) < 0) kiln_tree.path[0] = '\0';
   char env[sizeof kiln_tree.path + 16];
   kiln_fmt(env, sizeof env, "%d:%s", (int)getpid(), kiln_tree.path);
   setenv("KILN_TREE", env, 1);
-  return rc;
+  return 0;
 }
 
 bool kiln_tree_is_top(void) { return !kiln_tree.started || kiln_tree.top; }
@@ -107,7 +100,7 @@ void kiln_tree_after_fork_child(void) {
 
 KILN_SIGNAL_SAFE void kiln_tree_append(const char *rec, size_t n) {
   if (kiln_tree.path[0] == '\0') return;
-  int fd = open(kiln_tree.path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+  int fd = open(kiln_tree.path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return;
   struct stat st;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()) {
