@@ -45,9 +45,26 @@ void kiln_buf_free(kiln_buf_t *b) KILN_INTERNAL;
 /* In-place heapsort: no recursion, no allocation. */
 void kiln_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) KILN_INTERNAL;
 
+/* ------------------------------------------------------------ kiln_fmt.c */
+/* snprintf's contract (always NUL-terminated, returns the length it would
+ * have written) for the subset the runtime uses, without locale, malloc or
+ * locks: safe in a signal handler and after _exit. [signal] */
+int kiln_fmt(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4))) KILN_SIGNAL_SAFE KILN_INTERNAL;
+int kiln_fmt_v(char *out, size_t cap, const char *fmt, va_list ap) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* gmtime_r's fields, computed (no lock, no time zone). [signal] */
+typedef struct kiln_fmt_tm { int year, month, day, hour, minute, second; } kiln_fmt_tm_t;
+void kiln_fmt_utc(int64_t unix_seconds, kiln_fmt_tm_t *out) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* strerror's text for the usual file errors, else "error N" in buf. [signal] */
+const char *kiln_fmt_errno(int e, char *buf, size_t cap) KILN_SIGNAL_SAFE KILN_INTERNAL;
+
 /* ------------------------------------------------------------ kiln_log.c */
-/* One "kiln: ..." line on stderr with write(2). Not for the handler. */
+/* One "kiln: ..." line on stderr with write(2), formatted by kiln_fmt (so
+ * also usable in emergency dumps). */
 void kiln_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))) KILN_INTERNAL;
+/* When set, lines go there instead of stderr (a process below the top of
+ * a profiled tree: kiln_tree.c). */
+extern void (*kiln_log_sink)(const char *line, size_t n) KILN_INTERNAL;
 
 /* ----------------------------------------------------------- kiln_libc.c */
 /* libc's own versions of the functions kiln interposes. */
@@ -166,6 +183,11 @@ typedef int (*kiln_unwind_fn)(const ucontext_t *uc, const kiln_thread_t *t, uint
 /* Loads the backend; a missing libunwind falls back to fp (logged). */
 int kiln_unwind_init(kiln_unwind_kind_t *kind) KILN_INTERNAL;
 kiln_unwind_fn kiln_unwind_backend(kiln_unwind_kind_t kind) KILN_INTERNAL;
+/* Around fork (prepare, then parent and child): no thread is inside
+ * libunwind at the fork, so the child inherits none of its locks held.
+ * Unwinds attempted meanwhile keep the leaf only. Normal context. */
+void kiln_unwind_fork_prepare(void) KILN_INTERNAL;
+void kiln_unwind_fork_done(void) KILN_INTERNAL;
 /* Per-thread set-up, in the new thread before its timer is armed. */
 void kiln_unwind_thread_init(kiln_unwind_kind_t kind) KILN_INTERNAL;
 const char *kiln_unwind_name(kiln_unwind_kind_t kind) KILN_INTERNAL;
@@ -631,6 +653,35 @@ void kiln_collector_fork_prepare(void) KILN_INTERNAL;
 void kiln_collector_fork_parent(void) KILN_INTERNAL;
 void kiln_collector_after_fork_child(void) KILN_INTERNAL;
 
+/* ------------------------------------------------------------ kiln_tree.c */
+/* One summary for a profiled process tree (see the file's comment and the
+ * README): the top process prints it; processes below write nothing to
+ * stderr and report to the tree file named in KILN_TREE. */
+int kiln_tree_start(const char *out_dir) KILN_INTERNAL; /* normal; 0 / -errno */
+bool kiln_tree_is_top(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void kiln_tree_after_fork_child(void) KILN_INTERNAL;
+/* What a process below wrote at its end. [signal] */
+typedef struct kiln_tree_rec {
+  const char *prog;
+  bool empty;          /* recorded nothing: no files written */
+  unsigned files;
+  uint64_t samples, allocs;
+  int rc;              /* 0, or -errno of the write */
+  int fatal_signal;
+} kiln_tree_rec_t;
+void kiln_tree_report(const kiln_tree_rec_t *r) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void kiln_tree_append(const char *rec, size_t n) KILN_SIGNAL_SAFE KILN_INTERNAL;
+enum { KILN_TREE_PROGS = 8 };
+typedef struct kiln_tree_totals {
+  uint64_t processes, empty, files, failed, warnings, other;
+  int nprogs;
+  struct { char name[64]; uint64_t count; } progs[KILN_TREE_PROGS]; /* with files, by name */
+  char first_warning[240];
+} kiln_tree_totals_t;
+/* The top: sums the records of the processes below (remove: and deletes
+ * the tree file). 0, or -errno when there is none. */
+int kiln_tree_collect(kiln_tree_totals_t *t, bool remove) KILN_INTERNAL;
+
 /* ------------------------------------------------------------- kiln_out.c */
 /* Creates dir and its parents (0755). 0 / -errno. */
 int kiln_out_mkdirs(const char *dir) KILN_INTERNAL;
@@ -749,11 +800,31 @@ void kiln_health_json(kiln_buf_t *b, const kiln_health_t *h) KILN_INTERNAL;
  * SIGILL): handlers claimed at start through the sampler. */
 void kiln_crash_start(const kiln_config_t *cfg) KILN_INTERNAL;
 bool kiln_crash_dump_signal_on(void) KILN_INTERNAL;
+/* The exit signals (SIGHUP, SIGINT, SIGQUIT, SIGTERM) are kiln's only while
+ * the program leaves them at SIG_DFL. The program's sigaction on one:
+ * answered with its view; a handler or SIG_IGN is installed as it is, and
+ * SIG_DFL again gives the signal back to kiln. Normal context. */
+bool kiln_crash_is_exit_signal(int sig) KILN_INTERNAL;
+int kiln_crash_program_sigaction(int sig, const struct sigaction *act, struct sigaction *old) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_profiler.c */
-/* _exit and fatal signals: write what can be written, without waiting on a
- * lock or calling malloc (sig: the fatal signal, 0 for _exit). */
-void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) KILN_INTERNAL;
+/* How a dump may behave, chosen by its call site. Normal: locks, malloc
+ * (the demangler), the loader (module refresh, dladdr). Emergency (fatal
+ * signals, _exit, an exit signal that cannot be handed to the collector):
+ * no lock waited on, no malloc, no stdio/locale (kiln_fmt), no loader call:
+ * only system calls, atomics and kiln's own code. */
+typedef enum { KILN_DUMP_MODE_NORMAL = 0, KILN_DUMP_MODE_EMERGENCY } kiln_dump_mode_t;
+/* _exit and fatal signals: the profile in emergency mode (sig: the fatal
+ * signal, 0 for _exit). [signal] */
+void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* SIGINT, SIGTERM, SIGHUP, SIGQUIT with their default action, from kiln's
+ * handler on any thread: the profile is written (by the collector in
+ * normal mode, waited for at most ~10 s; else here in emergency mode); the
+ * caller then ends the process as the signal would. [signal] */
+void kiln_profiler_exit_signal(int sig) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* This process is the one the profiler state belongs to (not a vfork
+ * child sharing the memory). [signal] */
+bool kiln_profiler_is_self(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
 /* Exact allocation tracking running (started alone if need be, for the
  * checks of kiln_check.c): 0, or -EINVAL when the heap is sampled. */
 int kiln_profiler_ensure_heap(void) KILN_INTERNAL;
@@ -765,8 +836,10 @@ void kiln_profiler_at_exit(void) KILN_INTERNAL;
 /* parent_covered: kiln_sampler_covered() in the creating thread. */
 void kiln_profiler_thread_begin(bool parent_covered) KILN_INTERNAL;
 void kiln_profiler_thread_end(void) KILN_INTERNAL;
-/* exec wrappers: dump, quiesce; on failure, resume. */
-void kiln_profiler_before_exec(void) KILN_INTERNAL;
+/* exec wrappers: dump, quiesce; on failure, resume. file: what is exec'd
+ * (search: looked up in PATH; NULL for fexecve); an exec that cannot
+ * succeed (no executable file found) skips the dump. */
+void kiln_profiler_before_exec(const char *file, bool search) KILN_INTERNAL;
 void kiln_profiler_exec_failed(void) KILN_INTERNAL;
 bool kiln_profiler_active(void) KILN_INTERNAL;
 

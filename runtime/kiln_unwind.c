@@ -14,18 +14,48 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 __thread int kiln_tls_unsafe __attribute__((tls_model("initial-exec"))) = 0;
 
 static int (*kiln_unw_backtrace)(void **buffer, int size);
 
+/* Fork gate. libunwind's unw_step holds a mutex (its global register-state
+ * cache) and the loader's lock (dl_iterate_phdr) while it works: a fork
+ * while another thread unwinds would leave them locked in the child, whose
+ * next unwind, or its dlopen, hangs. Every libunwind call is counted in
+ * flight; fork's prepare handler closes the gate and waits for the count to
+ * fall to zero, and calls that find the gate closed do not unwind (the
+ * sample keeps its leaf). Both atomics are seq_cst: a Dekker pair. */
+static _Atomic int kiln_unwind_forking, kiln_unwind_inflight;
+
+KILN_SIGNAL_SAFE static inline int kiln_unwind_call(void **frames, int cap) {
+  atomic_fetch_add(&kiln_unwind_inflight, 1);
+  int n = 0;
+  if (!atomic_load(&kiln_unwind_forking)) n = kiln_unw_backtrace(frames, cap);
+  atomic_fetch_sub(&kiln_unwind_inflight, 1);
+  return n;
+}
+
+void kiln_unwind_fork_prepare(void) {
+  atomic_store(&kiln_unwind_forking, 1);
+  /* Unwinds take microseconds; a thread stopped inside one (by a debugger,
+   * or a handler of the program's that never returns) is waited for 1 s. */
+  for (int i = 0; i < 20000 && atomic_load(&kiln_unwind_inflight) != 0; i++) {
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+void kiln_unwind_fork_done(void) { atomic_store(&kiln_unwind_forking, 0); }
+
 /* A thread's first unwind sets up libunwind's per-thread trace cache
  * (pthread_once, mmap): do it here, in normal context, not in a handler. */
 static void kiln_unwind_warm(void) {
   void *frames[8];
   kiln_unwind_unsafe_enter();
-  kiln_unw_backtrace(frames, 8);
+  kiln_unwind_call(frames, 8);
   kiln_unwind_unsafe_leave();
 }
 
@@ -54,7 +84,7 @@ KILN_SIGNAL_SAFE static int kiln_unwind_libunwind(const ucontext_t *uc, const ki
   uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
   void **frames = (void **)t->scratch;
   int cap = max + KILN_UNWIND_SLACK;
-  int n = kiln_unw_backtrace(frames, cap);
+  int n = kiln_unwind_call(frames, cap);
   /* Cut the handler's own frames: everything above the interrupted pc. */
   int first = 0;
   while (first < n && first < KILN_UNWIND_SLACK && (uintptr_t)frames[first] != ip) first++;

@@ -17,7 +17,7 @@ tgkill_collector() {
     sleep 0.05
   done
   [ -n "$tid" ] || return 1
-  python3 -c "import ctypes,sys; sys.exit(ctypes.CDLL(None).syscall(234, $1, $tid, $2) != 0)"
+  /usr/bin/python3 -c "import ctypes,sys; sys.exit(ctypes.CDLL(None).syscall(234, $1, $tid, $2) != 0)"
 }
 # set_ok DIR META: every file the meta lists exists, and folded ones parse.
 set_ok() {
@@ -65,8 +65,8 @@ check_eq "interval (cumulative): the last set holds the whole run" "$(sum_kind "
 # On-demand: the dump signal to kiln's thread while workers are in malloc
 # and a reader is blocked in read(2): sets written, no EINTR, same output.
 d="$T/ondemand"
-want=$("$EX/server" 3 2>/dev/null)
-out=$(KILN_MODE=cpu,alloc KILN_DUMP_SIGNAL=USR2 KILN_OUT=$d LD_PRELOAD=$LIBKILN "$EX/server" 3 2>/dev/null &
+want=$("$EX/server" 5 2>/dev/null)
+out=$(KILN_MODE=cpu,alloc KILN_DUMP_SIGNAL=USR2 KILN_OUT=$d LD_PRELOAD=$LIBKILN "$EX/server" 5 2>/dev/null &
       pid=$!; sleep 0.6; for i in 1 2 3; do tgkill_collector $pid 12; sleep 0.5; done; wait $pid)
 check_eq "dump signal: output unchanged (no EINTR in the program)" "$want" "$out"
 check_eq "dump signal: one set per signal" 3 "$(grep -l '"dump_reason": "signal"' "$d"/*.meta.json 2>/dev/null | wc -l)"
