@@ -198,8 +198,8 @@ static inline bool kiln_collector_in_self(uint64_t pc) {
  *     would without kiln);
  *   - from the outermost frame of the malloc hooks (the interposer, e.g.
  *     malloc) leafwards: that frame and one "[kiln: allocation tracking]";
- *   - from the outermost other frame of kiln's (start-up, dumps): that
- *     frame and one "[kiln]".
+ *   - from the outermost other frame of kiln's (start-up, dumps) on: one
+ *     "[kiln]" frame.
  * pcs has room for one more. */
 static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
   int k = 0;
@@ -217,6 +217,11 @@ static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
     if (i == n - 1 || !kiln_unwind_copy_in_module(pcs[i + 1])) {
       pcs[0] = marker;
       return 1;
+    }
+    if (marker == KILN_PC_KILN) { /* kiln's own code: the marker stands for its frames */
+      pcs[i] = marker;
+      memmove(pcs, pcs + i, (size_t)(n - i) * sizeof *pcs);
+      return n - i;
     }
     if (i == 0) {
       memmove(pcs + 1, pcs, (size_t)n * sizeof *pcs);

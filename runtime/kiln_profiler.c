@@ -725,7 +725,11 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   /* The last set of this process image (exit, exec, _exit, a signal). */
   bool final = !set->tagged && set->reason != KILN_DUMP_API;
   kiln_threads_totals(&r.threads);
-  if (final && !kiln_tree_is_top() && r.threads.samples == 0 && r.heap.alloc_count == 0) {
+  kiln_perf_stats(&r.perf);
+  kiln_collector_stats(&r.coll);
+  uint64_t cpu_seen = r.perf.samples - (r.coll.own_samples < r.perf.samples ? r.coll.own_samples : r.perf.samples) +
+                      r.threads.samples;
+  if (final && !kiln_tree_is_top() && cpu_seen == 0 && r.heap.alloc_count == 0) {
     /* A process below the top that recorded nothing: no empty files, one
      * record for the top's summary. */
     kiln_tree_rec_t rec = {kiln_profiler.prog, true, 0, 0, 0, 0, set->fatal_signal};
@@ -818,7 +822,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
     kiln_log("cannot write profiles to %s: %s", dir, kiln_fmt_errno(-rc, e, sizeof e));
   }
   if (final && !kiln_tree_is_top()) {
-    kiln_tree_rec_t rec = {kiln_profiler.prog, false, rc == 0 ? (unsigned)n + 1 : 0, r.threads.samples,
+    kiln_tree_rec_t rec = {kiln_profiler.prog, false, rc == 0 ? (unsigned)n + 1 : 0, r.samples,
                            r.heap.alloc_count, rc, set->fatal_signal};
     kiln_tree_report(&rec);
   } else if (summary) {
