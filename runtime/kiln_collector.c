@@ -60,7 +60,7 @@ static pthread_mutex_t kiln_tids_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void kiln_tids_name(kiln_tid_entry_t *e) {
   char path[64];
-  snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)e->tid);
+  kiln_fmt(path, sizeof path, "/proc/self/task/%d/comm", (int)e->tid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   ssize_t n = read(fd, e->name, sizeof e->name - 1);
@@ -99,7 +99,7 @@ static void kiln_tids_add(pid_t tid, bool kernel, uint64_t count, const char *na
     e->samples += count;
     if (kernel) e->kernel += count;
     if (name != NULL && !e->named) {
-      snprintf(e->name, sizeof e->name, "%s", name);
+      kiln_fmt(e->name, sizeof e->name, "%s", name);
       e->named = true;
     }
   }
@@ -265,6 +265,7 @@ void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) {
     n += kiln_unwind_copy(kiln_collector.unwind, &s->regs, s->stack, s->stack_len, pcs + n, max - n, &flags);
   if (n == 0) return;
   n = kiln_collector_cut_kiln(pcs, n);
+  if (n == 1 && pcs[0] < KILN_PC_MARKERS) flags &= ~KILN_STACK_TRUNCATED; /* kiln's time, whole */
   if (n > max) n = max, flags |= KILN_STACK_TRUNCATED;
   if (flags & KILN_STACK_TRUNCATED) atomic_fetch_add_explicit(&kiln_collector.truncated, 1, memory_order_relaxed);
   uint32_t id = kiln_stacktab_intern(pcs, (unsigned)n, flags & (KILN_STACK_TRUNCATED));
@@ -281,7 +282,7 @@ static void kiln_collector_drain_locked(bool reap, bool emergency) {
     if (st != KILN_SLOT_ACTIVE && st != KILN_SLOT_EXITED) continue;
     uint64_t header;
     int n;
-    while ((n = kiln_ring_pop(&t->ring, &header, w, KILN_REGS + 1 + KILN_STACK_COPY / 8)) >= 0) {
+    while (!emergency && (n = kiln_ring_pop(&t->ring, &header, w, KILN_REGS + 1 + KILN_STACK_COPY / 8)) >= 0) {
       unsigned flags = (unsigned)(header >> 16) & 0xff;
       if (!(flags & KILN_RING_RAW) || n < KILN_REGS + 1) continue;
       kiln_raw_sample_t s;
@@ -295,8 +296,9 @@ static void kiln_collector_drain_locked(bool reap, bool emergency) {
     }
     if (st == KILN_SLOT_EXITED) kiln_threads_release(t);
   }
-  if (emergency) kiln_perf_try_drain(kiln_collector_sink, NULL);
-  else kiln_perf_drain(kiln_collector_sink, NULL, reap);
+  /* In an emergency the last few milliseconds of perf samples stay in the
+   * rings: unwinding them would take libunwind's locks in a dying thread. */
+  if (!emergency) kiln_perf_drain(kiln_collector_sink, NULL, reap);
 }
 
 void kiln_collector_drain(void) {

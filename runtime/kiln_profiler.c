@@ -370,7 +370,7 @@ static void kiln_profiler_unsampled(kiln_profiler_report_t *r, int hz) {
     pid_t tid = (pid_t)atoi(e->d_name);
     if (tid <= 0 || kiln_collector_thread_seen(tid)) continue;
     char path[64], stat[512], comm[32] = "?";
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    kiln_fmt(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
     FILE *f = fopen(path, "re");
     if (f == NULL) continue;
     size_t n = fread(stat, 1, sizeof stat - 1, f);
@@ -378,7 +378,7 @@ static void kiln_profiler_unsampled(kiln_profiler_report_t *r, int hz) {
     stat[n] = '\0';
     char *open = strchr(stat, '('), *close = strrchr(stat, ')');
     if (open == NULL || close == NULL) continue;
-    snprintf(comm, sizeof comm, "%.*s", (int)(close - open - 1), open + 1);
+    kiln_fmt(comm, sizeof comm, "%.*s", (int)(close - open - 1), open + 1);
     if (strcmp(comm, "kiln-collector") == 0) {
       collector = tid;
       continue;
@@ -391,7 +391,7 @@ static void kiln_profiler_unsampled(kiln_profiler_report_t *r, int hz) {
     r->unsampled++;
     r->unsampled_seconds += cpu;
     if (len < sizeof r->unsampled_names - 40)
-      len += (size_t)snprintf(r->unsampled_names + len, sizeof r->unsampled_names - len, "%s%s[%d]",
+      len += (size_t)kiln_fmt(r->unsampled_names + len, sizeof r->unsampled_names - len, "%s%s[%d]",
                               len ? ", " : "", comm, (int)tid);
   }
   (void)collector;
@@ -722,6 +722,10 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
     kiln_heap_settle();
     kiln_heap_stats(&r.heap);
   }
+  /* CPU time before this dump's own work (symbolizing, writing), which the
+   * sampler no longer sees. */
+  double user, sys;
+  kiln_profiler_rusage(&user, &sys);
   /* The last set of this process image (exit, exec, _exit, a signal). */
   bool final = !set->tagged && set->reason != KILN_DUMP_API;
   kiln_threads_totals(&r.threads);
@@ -757,8 +761,6 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   r.dropped = r.threads.dropped + r.perf.lost;
   r.truncated = r.coll.truncated;
   if (!(set->mode == KILN_DUMP_MODE_EMERGENCY)) kiln_collector_threads(NULL, NULL, &r.threads_seen);
-  double user, sys;
-  kiln_profiler_rusage(&user, &sys);
   r.user = user - kiln_profiler.user_start;
   r.sys = sys - kiln_profiler.sys_start;
   r.wall = kiln_profiler_now(CLOCK_MONOTONIC) - kiln_profiler.wall_start;
@@ -800,7 +802,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   }
   if (rc == 0 && n > 0 && !(set->mode == KILN_DUMP_MODE_EMERGENCY) && !stacks.failed) {
     char stacks_name[220];
-    snprintf(stacks_name, sizeof stacks_name, "%s.stacks", base);
+    kiln_fmt(stacks_name, sizeof stacks_name, "%s.stacks", base);
     rc = kiln_out_write_file(dir, stacks_name, stacks.data ? stacks.data : "", stacks.len);
   }
   kiln_buf_free(&stacks);
