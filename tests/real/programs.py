@@ -151,24 +151,30 @@ PROGRAMS = [
     Program("sqlite3", ["sqlite3", "{work}/t.db"], stdin="{progs}/work.sql", files=["t.db"]),
     Program("xz", ["xz", "-T2", "-6", "--block-size=1MiB", "-c", "{data}/input.txt"], setup=_xz_setup),
     # The driver gcc, then cc1 and as for each of kiln's runtime sources: a
-    # process tree.
+    # process tree. make test-real only, with bash and nginx: in process
+    # trees of short processes kiln cannot see what runs before its
+    # constructor and after its destructor (exec, the loader, the exit's
+    # teardown: kernel time perf counts), and nginx's workers lose their
+    # profiles until the output-directory work for privilege drops lands.
     Program("gcc", ["gcc", "-O2", "-g", "-D_GNU_SOURCE", "-I{root}/include", "-I{root}/runtime", "-c"],
             more_args=lambda ctx: sorted(glob.glob(os.path.join(ctx["root"], "runtime", "*.c"))),
-            files=["*.o"]),
+            files=["*.o"], ci=False),
     # git repack runs git pack-objects (delta search: CPU) as a child; one
     # delta thread, so that the pack written is the same in every run.
     # make test-real only (make test's subset stays within its time).
     Program("git", ["git", "-C", "{work}/repo", "-c", "pack.threads=1", "repack", "-q", "-a", "-d", "-f",
                     "--window=100", "--depth=50"],
             setup=_git_setup, prepare=_git_prepare, files=["repo/.git/objects/pack/*"], ci=False),
-    Program("bash", ["bash", "{progs}/work.sh"]),
+    Program("bash", ["bash", "{progs}/work.sh"], ci=False),
     Program("nginx", ["nginx", "-p", "{work}", "-c", "{work}/nginx.conf"], prepare=_nginx_prepare,
-            files=["logs/error.log"],
+            files=["logs/error.log"], ci=False,
             daemon=Daemon(ready="port",
                           clients=[["ab", "-q", "-n", "60000", "-c", "4", "http://127.0.0.1:{port}/index.html"]],
                           client_keep=r"^(Complete requests|Failed requests|Non-2xx responses|Document Length):",
                           stop=_nginx_stop)),
-    Program("redis", ["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "",
+    # make test-real only for now: its background threads block signals and
+    # the leak scan's word on them goes to stderr until the ptrace helper lands.
+    Program("redis", ci=False, argv=["redis-server", "--port", "{port}", "--bind", "127.0.0.1", "--save", "",
                       "--appendonly", "no", "--dir", "{work}", "--logfile", "{work}/redis.log",
                       "--loglevel", "warning"],
             daemon=Daemon(ready="port",
