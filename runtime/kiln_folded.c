@@ -156,7 +156,9 @@ static void kiln_folded_name(kiln_folded_ctx_t *c, uint64_t pc, const char **s, 
     kiln_symbols_format(c->sy, &sym, &nm->text);
     nm->len[i] = nm->text.len - nm->off[i];
     nm->ids[i] = (uint32_t)(KILN_FOLDED_FIRST_ID + nm->count++);
-    if (c->stacks != NULL && !nm->text.failed)
+    /* A frame left out (no name: kernel names not read) has no line, and
+     * no stack lists it. */
+    if (c->stacks != NULL && !nm->text.failed && nm->len[i] > 0)
       kiln_folded_frame_line(c, nm->ids[i], &sym, nm->text.data + nm->off[i], nm->len[i]);
   }
   *s = nm->text.data + nm->off[i];
