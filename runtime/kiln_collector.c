@@ -201,7 +201,18 @@ static inline bool kiln_collector_in_self(uint64_t pc) {
  *   - from the outermost other frame of kiln's (start-up, dumps) on: one
  *     "[kiln]" frame.
  * pcs has room for one more. */
+extern const char __start_kiln_learn[] KILN_INTERNAL;
+extern const char __stop_kiln_learn[] KILN_INTERNAL;
+
 static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
+  /* On the stack where kiln's hooks learn unwind rules: kiln's time, with
+   * no way back into the program's stack. */
+  for (int i = 0; i < n; i++)
+    if (pcs[i] > (uintptr_t)__start_kiln_learn && pcs[i] <= (uintptr_t)__stop_kiln_learn) {
+      atomic_fetch_add_explicit(&kiln_collector.kiln_frames, 1, memory_order_relaxed);
+      pcs[0] = KILN_PC_KILN_ALLOC;
+      return 1;
+    }
   int k = 0;
   for (int i = 0; i < n; i++)
     if (!kiln_collector_in_pass(pcs[i])) pcs[k++] = pcs[i];

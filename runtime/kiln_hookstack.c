@@ -237,7 +237,10 @@ static inline bool kiln_hs_in_hooks(uintptr_t pc) {
 /* Walks t->uc with unw_step and writes a rule for every frame. Runs on the
  * thread's learning stack: libunwind needs kilobytes, the program's stack
  * may be an 8 KiB coroutine's. */
-static void kiln_hs_learn_on_stack(void *arg) {
+/* In a section of its own: a CPU sample taken while it runs, on kiln's
+ * stack, cannot be unwound into the program's, and is kiln's time whole
+ * (kiln_collector.c). */
+__attribute__((section("kiln_learn"), noinline)) static void kiln_hs_learn_on_stack(void *arg) {
   kiln_hs_thread_t *t = arg;
   unw_cursor_t *c = &t->cursor;
   if (kiln_hs_unw.init_local(c, &t->uc) < 0) return;
