@@ -298,6 +298,90 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o);
 extern const char *const kiln_svg_script[];
 extern const char *const kiln_svg_style[];
 
+/* ------------------------------------------------------------ report.c */
+/* `kiln report`: every kind of profile of a run (or two runs, diff), per
+ * process, gathered for one HTML page. In each kind's trie the root's
+ * children are the processes ("PROG [PID]"; "PROG" in a diff), their
+ * subtrees the folded stacks. */
+#define KILN_REPORT_MAX_NODES 200000
+typedef struct kiln_report_kindinfo_s {
+    const char *kind, *label, *unit;
+    bool additive; /* interval sets add up (cpu, alloc_*): a span is their sum */
+} kiln_report_kindinfo_t;
+/* One interval set of a process (meta.json facts; -1: not given). */
+typedef struct kiln_report_set_s {
+    double t0, t1, live_bytes, alloc_bytes, samples;
+    bool cumulative;
+} kiln_report_set_t;
+typedef struct kiln_report_proc_s {
+    char *label, *dir, *prefix; /* prefix "PROG.PID" of its files, or NULL */
+    kiln_report_set_t *sets;
+    size_t nsets;
+} kiln_report_proc_t;
+/* One interval's counts of one kind: self values of trie nodes. */
+typedef struct kiln_report_iv_s {
+    size_t proc, set;
+    uint32_t *node;
+    double *value;
+    size_t n;
+} kiln_report_iv_t;
+typedef struct kiln_report_kind_s {
+    char *kind;
+    const kiln_report_kindinfo_t *info;
+    size_t order;
+    kiln_profile_t p;
+    double *before; /* diff: BEFORE's self per node (nbefore of them) */
+    uint32_t nbefore;
+    bool has_before;
+    kiln_report_iv_t *iv;
+    size_t niv;
+} kiln_report_kind_t;
+typedef struct kiln_report_s {
+    bool diff, strict;
+    long max_nodes;
+    const char *title, *before_label, *after_label;
+    kiln_report_kind_t *kinds;
+    size_t nkinds;
+    kiln_report_proc_t *procs;
+    size_t nprocs;
+    char *leaks_text;
+} kiln_report_t;
+/* Reads PATHS (two, BEFORE and AFTER, with r->diff). 0, or -1 after a kiln: line. */
+int kiln_report_collect(kiln_report_t *r, const char *const *paths, int npaths);
+void kiln_report_free(kiln_report_t *r);
+/* The report of the run in DIR written to OUTPUT (kiln record's). 0 or -1. */
+int kiln_report_write_run(const char *dir, const char *output, const char *title);
+
+/* ------------------------------------------------------------ report_data.c */
+/* Writes the page: the assets of report_assets.c around the JSON of R. */
+int kiln_report_html(FILE *out, kiln_report_t *r);
+
+/* ------------------------------------------------------------ report_assets.c */
+/* Generated from report_page.js / report_page.css (report_gen.sh):
+ * NULL-terminated lists of lines. */
+extern const char *const kiln_report_script[];
+extern const char *const kiln_report_style[];
+
+/* ------------------------------------------------------------ explain.c */
+/* The flame-graph reading guide applied to a profile: shapes (plateaus,
+ * dispatchers, similar peaks, spikes, recursion) and culprit families
+ * (allocation, strings, locks, hashing, ...), each with its share of the
+ * total, where it is called from and the usual fix. */
+typedef struct kiln_finding_s {
+    double share;      /* of the profile's total, 0..1 */
+    const char *what;  /* "plateau", "dispatcher", "peaks", "spike", "recursion",
+                          "family", "kernel", "site" */
+    char *title;       /* one line: what and how much */
+    char *where;       /* where it is called from, or NULL */
+    const char *advice;/* the usual fix */
+    char *frame;       /* a frame name to focus on, or NULL */
+} kiln_finding_t;
+/* Findings of P (frames from depth SKIP + 1 down: SKIP 1 skips the report's
+ * process level) for a profile of KIND, ranked by share; at most MAX. */
+size_t kiln_explain_profile(const kiln_profile_t *p, uint32_t skip, const char *kind,
+                            kiln_finding_t **out, size_t max);
+void kiln_explain_free(kiln_finding_t *f, size_t n);
+
 /* ------------------------------------------------------------ commands */
 int kiln_flamegraph_main(int argc, char **argv);  /* flamegraph.c */
 int kiln_diff_main(int argc, char **argv);        /* diff.c */
@@ -308,6 +392,8 @@ int kiln_record_main(int argc, char **argv);      /* record.c */
 int kiln_leaks_main(int argc, char **argv);       /* leaks.c */
 int kiln_push_main(int argc, char **argv);        /* push.c */
 int kiln_dump_main(int argc, char **argv);        /* dump.c */
+int kiln_report_main(int argc, char **argv);      /* report.c */
+int kiln_explain_main(int argc, char **argv);     /* explain.c */
 
 /* leaks.c: the leak report of every process found in PATHS (directories,
  * or leak/category folded files), MAX_SITES sites per category (<= 0: all).
