@@ -346,7 +346,7 @@
       ctx.fillRect(R.x, R.y, Math.max(R.w - 1, 0.5), FH - 1);
       if (sel >= 0 && id === sel) { ctx.strokeStyle = "#000"; ctx.lineWidth = 1.5; ctx.strokeRect(R.x + 0.75, R.y + 0.75, R.w - 2, FH - 2.5); }
       if (R.w > 21) {
-        var txt = fitLabel(ctx, R.c === 0 ? "all" : label(id), R.w - 6);
+        var txt = fitLabel(ctx, label(id), R.w - 6);
         if (txt) {
           ctx.fillStyle = (t.diff && (t.total0[R.c] === 0 || t.total[R.c] === 0)) || fill === "rgb(0,0,170)" ? "#fff" : "#000";
           ctx.fillText(txt, R.x + 3, R.y + FH / 2);
@@ -379,7 +379,7 @@
   };
 
   function frameInfo(t, c) {
-    var k = t.kind, all = width(t, 0), name = c === 0 ? "all" : t.proc[c] ? "process " + NAMES[t.name[c]] : label(t.name[c]);
+    var k = t.kind, all = width(t, 0), name = t.proc[c] ? "process " + NAMES[t.name[c]] : label(t.name[c]);
     var lines = [name];
     if (t.diff) {
       var d = t.self[c] - t.self0[c];
@@ -620,6 +620,24 @@
   // ------------------------------------------------------------ time chart
   // CPU per interval (bars) and live heap (line), per process; a drag
   // selects a span, whose intervals then make every view.
+  var timeDrag = null;
+  window.addEventListener("mouseup", function (e) {
+    if (!timeDrag) return;
+    var cv = $("kiln-time"), d = timeDrag;
+    timeDrag = null;
+    if (!cv) return;
+    var up = e.clientX - cv.getBoundingClientRect().left, a = Math.min(d.x, up), b = Math.max(d.x, up);
+    if (b - a < 3) {
+      // A click: the interval under the pointer.
+      var at = d.T2(a), hit = null;
+      D.procs.forEach(function (p) { (p.sets || []).forEach(function (s) { if (at >= s.t0 && at <= s.t1) hit = s; }); });
+      if (!hit) return;
+      S.span = { t0: hit.t0, t1: hit.t1 };
+    } else {
+      S.span = { t0: d.T2(a), t1: d.T2(b) };
+    }
+    rebuild();
+  });
   function hasTime() { return D.procs.some(function (p) { return p.sets && p.sets.length > 0; }); }
   function setSamples() {
     var cpu = D.kinds.filter(function (k) { return k.kind === "cpu" && k.iv; })[0], out = {};
@@ -675,23 +693,8 @@
     ctx.fillStyle = "#333";
     ctx.fillText("0 s", pad, H - 4);
     ctx.fillText((t1 - t0).toFixed(1) + " s", W - pad - 30, H - 4);
-    var down = null;
-    cv.addEventListener("mousedown", function (e) { down = e.clientX - cv.getBoundingClientRect().left; });
-    cv.addEventListener("mouseup", function (e) {
-      if (down === null) return;
-      var up = e.clientX - cv.getBoundingClientRect().left, a = Math.min(down, up), b = Math.max(down, up);
-      down = null;
-      if (b - a < 3) {
-        // A click: the interval under the pointer.
-        var at = T2(a), hit = null;
-        D.procs.forEach(function (p) { (p.sets || []).forEach(function (s) { if (at >= s.t0 && at <= s.t1) hit = s; }); });
-        if (!hit) return;
-        S.span = { t0: hit.t0, t1: hit.t1 };
-      } else {
-        S.span = { t0: T2(a), t1: T2(b) };
-      }
-      rebuild();
-    });
+    // The drag is kept outside the canvas: a redraw may replace it mid-drag.
+    cv.addEventListener("mousedown", function (e) { timeDrag = { x: e.clientX - cv.getBoundingClientRect().left, T2: T2 }; });
     var note = "";
     if (S.span) {
       var k = D.kinds[S.kind];
@@ -735,7 +738,8 @@
     fb.textContent = "";
     if (k.findings && k.findings.length) {
       fb.appendChild(el("div", { "class": "fhead", text: "What stands out (kiln explain), " + k.label + ":" }));
-      k.findings.forEach(function (f) {
+      var nshow = S.allFindings ? k.findings.length : Math.min(4, k.findings.length);
+      k.findings.slice(0, nshow).forEach(function (f) {
         fb.appendChild(el("div", { "class": "finding" }, [
           el("span", { "class": "share", text: (100 * f.share).toFixed(1) + "%" }),
           el("span", { "class": "ftitle", text: f.title }),
@@ -744,6 +748,9 @@
           f.frame ? el("a", { href: "#", text: "search", onclick: function (e) { e.preventDefault(); setSearch("^" + f.frame.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$"); } }) : null
         ]));
       });
+      if (k.findings.length > 4)
+        fb.appendChild(el("a", { href: "#", id: "kiln-morefindings", text: S.allFindings ? "fewer" : "all " + k.findings.length + " findings",
+          onclick: function (e) { e.preventDefault(); S.allFindings = !S.allFindings; render(); } }));
     }
     // time
     var tb = $("kiln-timebox");
