@@ -31,7 +31,7 @@ static const char kiln_explain_usage[] =
     "  -h, --help         this help\n";
 
 /* Thresholds, as shares of the total. */
-#define KILN_EXPLAIN_PLATEAU 0.05  /* self share of a plateau */
+#define KILN_EXPLAIN_PLATEAU 0.10  /* self share of a plateau */
 #define KILN_EXPLAIN_FAMILY 0.02   /* share worth a family finding */
 #define KILN_EXPLAIN_BASE 0.20     /* a dispatcher's total */
 #define KILN_EXPLAIN_PEAK 0.05     /* each of several similar peaks */
@@ -255,7 +255,9 @@ static bool *kiln_explain_match(const kiln_profile_t *p, const char *pattern)
     return m;
 }
 
-static void kiln_explain_families_find(kiln_explain_ctx_t *c)
+/* Each family with its share; MEMBER collects the names of every family
+ * found, so that plateaus do not repeat them. */
+static void kiln_explain_families_find(kiln_explain_ctx_t *c, bool *member)
 {
     for (size_t k = 0; k < KILN_EXPLAIN_NFAMILIES; k++) {
         const kiln_explain_family_t *fam = &kiln_explain_families[k];
@@ -279,6 +281,8 @@ static void kiln_explain_families_find(kiln_explain_ctx_t *c)
             f->where = kiln_explain_where(c, hits, w, n, m);
             f->frame = strndup(nm->str, nm->len);
             free(by);
+            for (uint32_t i = 0; i < c->p->names.count; i++)
+                member[i] = member[i] || m[i];
         }
         free(hits);
         free(w);
@@ -335,16 +339,20 @@ static void kiln_explain_kernel(kiln_explain_ctx_t *c)
     free(m);
 }
 
-static void kiln_explain_plateaus(kiln_explain_ctx_t *c, const double *self)
+/* Plateaus: a large self share. Members of a culprit family and kernel
+ * frames are left to the family and kernel findings, which say more. */
+static void kiln_explain_plateaus(kiln_explain_ctx_t *c, const double *self, const bool *family)
 {
     const kiln_profile_t *p = c->p;
+    bool *same = kiln_util_xcalloc(p->names.count, sizeof *same);
     for (uint32_t nmid = 0; nmid < p->names.count; nmid++) {
         double share = self[nmid] / c->all;
-        if (share < KILN_EXPLAIN_PLATEAU)
+        if (share < KILN_EXPLAIN_PLATEAU || family[nmid])
             continue;
         const kiln_name_t *nm = &p->names.names[nmid];
-        if (nm->len == 8 && memcmp(nm->str, "[kernel]", 8) == 0)
-            continue; /* the kernel finding says more */
+        if ((nm->len == 8 && memcmp(nm->str, "[kernel]", 8) == 0) ||
+            (nm->len > 4 && memcmp(nm->str + nm->len - 4, "_[k]", 4) == 0))
+            continue;
         uint32_t *hits = NULL;
         double *w = NULL;
         size_t n = 0;
@@ -362,11 +370,14 @@ static void kiln_explain_plateaus(kiln_explain_ctx_t *c, const double *self)
             "passes over the data, cache-friendlier layout)");
         f->title = kiln_explain_printf("plateau: %.*s spends %.1f%% of the total in its own code",
                                        (int)nm->len, nm->str, 100 * share);
-        f->where = kiln_explain_where(c, hits, w, n, NULL);
+        same[nmid] = true; /* a recursive function's callers are the outer ones */
+        f->where = kiln_explain_where(c, hits, w, n, same);
+        same[nmid] = false;
         f->frame = strndup(nm->str, nm->len);
         free(hits);
         free(w);
     }
+    free(same);
 }
 
 /* Dispatchers (a wide frame whose time is spread over many small callees)
@@ -404,7 +415,7 @@ static void kiln_explain_bases(kiln_explain_ctx_t *c)
          * smallest of them at least half the widest. */
         size_t m = 0;
         while (m < k && p->nodes[kids[m]].total / c->all >= KILN_EXPLAIN_PEAK &&
-               p->nodes[kids[m]].total * 2 >= big)
+               p->nodes[kids[m]].total * 3 >= big * 2)
             m++;
         if (m >= 3 && !said[n->name]) {
             said[n->name] = true;
@@ -602,12 +613,14 @@ size_t kiln_explain_profile(const kiln_profile_t *p, uint32_t skip, const char *
     if (cpu) {
         double *self = kiln_util_xcalloc(p->names.count, sizeof *self);
         double *total = kiln_util_xcalloc(p->names.count, sizeof *total);
+        bool *family = kiln_util_xcalloc(p->names.count, sizeof *family);
         kiln_explain_rows(&c, self, total);
-        kiln_explain_plateaus(&c, self);
+        kiln_explain_families_find(&c, family);
+        kiln_explain_plateaus(&c, self, family);
         kiln_explain_bases(&c);
         kiln_explain_depths(&c);
-        kiln_explain_families_find(&c);
         kiln_explain_kernel(&c);
+        free(family);
         free(self);
         free(total);
     } else {

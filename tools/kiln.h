@@ -345,6 +345,7 @@ typedef struct kiln_report_s {
     kiln_report_proc_t *procs;
     size_t nprocs;
     char *leaks_text;
+    size_t added; /* profiles with a non-zero count read so far */
 } kiln_report_t;
 /* Reads PATHS (two, BEFORE and AFTER, with r->diff). 0, or -1 after a kiln: line. */
 int kiln_report_collect(kiln_report_t *r, const char *const *paths, int npaths);

@@ -143,6 +143,7 @@ static int kiln_report_add_files(kiln_report_t *r, const char *kind, size_t proc
         uint32_t pn = kiln_profile_child(&k->p, 0,
                                          kiln_names_intern(&k->p.names, label, strlen(label)));
         kiln_report_graft(&k->p, pn, &tmp, NULL, true);
+        r->added++;
     }
     kiln_profile_free(&tmp);
     return rc;
@@ -372,9 +373,9 @@ static int kiln_report_add(kiln_report_t *r, const char *path)
         return -1;
     }
     if (strcmp(path, "-") != 0 && S_ISDIR(st.st_mode)) {
-        size_t before = r->nkinds;
+        size_t before = r->added;
         int rc = kiln_report_add_dir(r, path, 0);
-        if (rc == 0 && r->nkinds == before && !r->diff) {
+        if (rc == 0 && r->added == before && !r->diff) {
             kiln_util_err("%s: no folded profile in this directory", path);
             rc = -1;
         }
