@@ -338,6 +338,7 @@ typedef struct kiln_report_kind_s {
 } kiln_report_kind_t;
 typedef struct kiln_report_s {
     bool diff, strict;
+    bool quiet_empty; /* nothing to report is 1, without a kiln: line */
     long max_nodes;
     const char *title, *before_label, *after_label;
     kiln_report_kind_t *kinds;
@@ -350,7 +351,8 @@ typedef struct kiln_report_s {
 /* Reads PATHS (two, BEFORE and AFTER, with r->diff). 0, or -1 after a kiln: line. */
 int kiln_report_collect(kiln_report_t *r, const char *const *paths, int npaths);
 void kiln_report_free(kiln_report_t *r);
-/* The report of the run in DIR written to OUTPUT (kiln record's). 0 or -1. */
+/* The report of the run in DIR written to OUTPUT (kiln record's). 0, 1 when
+ * DIR holds no profile with a count (nothing written, nothing said), or -1. */
 int kiln_report_write_run(const char *dir, const char *output, const char *title);
 
 /* ------------------------------------------------------------ report_data.c */

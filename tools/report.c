@@ -376,7 +376,9 @@ static int kiln_report_add(kiln_report_t *r, const char *path)
         size_t before = r->added;
         int rc = kiln_report_add_dir(r, path, 0);
         if (rc == 0 && r->added == before && !r->diff) {
-            kiln_util_err("%s: no folded profile in this directory", path);
+            if (r->quiet_empty)
+                return 0;
+            kiln_util_err("%s: no folded profile with a count in this directory", path);
             rc = -1;
         }
         return rc;
@@ -477,6 +479,8 @@ int kiln_report_collect(kiln_report_t *r, const char *const *paths, int npaths)
     if (r->nkinds > 1)
         qsort(r->kinds, r->nkinds, sizeof *r->kinds, kiln_report_cmp_kind);
     if (rc == 0 && r->nkinds == 0) {
+        if (r->quiet_empty)
+            return 1;
         kiln_util_err("nothing to report: no profile with a non-zero count");
         rc = -1;
     }
@@ -485,7 +489,7 @@ int kiln_report_collect(kiln_report_t *r, const char *const *paths, int npaths)
 
 int kiln_report_write_run(const char *dir, const char *output, const char *title)
 {
-    kiln_report_t r = {.max_nodes = KILN_REPORT_MAX_NODES, .title = title};
+    kiln_report_t r = {.max_nodes = KILN_REPORT_MAX_NODES, .title = title, .quiet_empty = true};
     const char *one[] = {dir};
     int rc = kiln_report_collect(&r, one, 1);
     if (rc == 0) {
