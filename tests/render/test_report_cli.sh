@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# kiln report without a browser: the page is self-contained, its data (read
+# back from the embedded JSON) holds every kind with the folded files'
+# exact totals, kernel share, pruning with an exact top table, diff totals,
+# escaping that cannot close the script, and the error paths.
+source "$(dirname "$0")/../lib.sh"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+IN="$HERE/input"
+J() { python3 "$HERE/report_json.py" "$@"; }
+
+"$KILN" report -o "$T/cat.html" "$IN/leaks_categories"
+check_eq report_exit 0 $?
+check_eq report_no_network 0 "$(grep -Eci 'https?://|<link|@import|<script[^>]*src=|<img' "$T/cat.html")"
+check_eq report_two_scripts 2 "$(grep -o '</script>' "$T/cat.html" | wc -l)"
+want=$(ls "$IN/leaks_categories" | sed -n 's/^svc\.400\.\(.*\)\.folded$/\1/p' | sort | tr '\n' ' ')
+check_eq report_every_kind "$want" "$(J "$T/cat.html" '" ".join(sorted(k["kind"] for k in d["kinds"])) + " "')"
+bad=0
+for f in "$IN"/leaks_categories/*.folded; do
+  kind=$(basename "$f" .folded); kind=${kind#svc.400.}
+  got=$(J "$T/cat.html" "[k['total'] for k in d['kinds'] if k['kind'] == '$kind'][0]")
+  [ "$got" = "$(folded_total "$f")" ] || { bad=1; echo "# $kind: $got vs $(folded_total "$f")"; }
+done
+check_eq report_kind_totals 0 "$bad"
+check_eq report_units '["bytes", "blocks"]' "$(J "$T/cat.html" '[k["unit"] for k in d["kinds"] if k["kind"] in ("definite_bytes", "definite_count")]')"
+check_eq report_process_label '["svc [400]"]' "$(J "$T/cat.html" '[p["label"] for p in d["procs"]]')"
+check_eq report_leak_text 1 "$(J "$T/cat.html" '1 if "definitely lost" in d.get("leaks", "") else 0')"
+
+# Kernel time: stacks with [kernel] (shared_decisions.md) or perf's _[k].
+printf 'main;do_io;__libc_pread64;[kernel];ksys_pread64_[k] 20\nmain;work 70\nmain;tcp_v4_rcv_[k] 5\nmain;fault;[kernel] 5\n' > "$T/k.cpu.folded"
+"$KILN" report -o "$T/k.html" "$T/k.cpu.folded"
+check_eq report_kernel_share 0.3 "$(J "$T/k.html" 'd["kinds"][0]["kernel"]')"
+
+# Pruned to --max-nodes: few frames kept, the top table still exact.
+if cc -O2 -o "$T/gen_wide" "$HERE/gen_wide.c"; then
+  "$T/gen_wide" 20000 > "$T/wide.folded"
+  "$KILN" report --max-nodes 500 -o "$T/wide.html" "$T/wide.folded"
+  kept=$(J "$T/wide.html" 'd["kinds"][0]["kept"]')
+  if [ "$kept" -le 502 ] && [ "$(J "$T/wide.html" 'd["kinds"][0]["pruned"]')" = true ]; then
+    pass report_pruned
+  else
+    fail report_pruned "kept $kept"
+  fi
+  J "$T/wide.html" '"\n".join("%s %s %s" % (d["names"][r[0]], r[1], r[2]) for r in sorted(d["kinds"][0]["top"], key=lambda r: d["names"][r[0]]))' > "$T/wide.top"
+  "$KILN" top -n 0 "$T/wide.folded" | awk 'NR > 2 { print $5, $1, $3 }' | sort > "$T/wide.want"
+  check report_pruned_top_exact cmp -s "$T/wide.want" <(sort "$T/wide.top")
+  check_eq report_pruned_total "$(folded_total "$T/wide.folded")" "$(J "$T/wide.html" 'd["kinds"][0]["total"]')"
+fi
+
+# Diff: both totals, one trie.
+"$KILN" report --diff -o "$T/diff.html" "$IN/before.folded" "$IN/after.folded"
+check_eq report_diff_totals "$(folded_total "$IN/before.folded") $(folded_total "$IN/after.folded")" \
+  "$(J "$T/diff.html" '"%s %s" % (d["kinds"][0]["total0"], d["kinds"][0]["total"])')"
+
+# Names that look like markup stay data.
+"$KILN" report -o "$T/esc.html" "$IN/escape.folded" 2> /dev/null
+check_eq report_escape_scripts 2 "$(grep -o '</script>' "$T/esc.html" | wc -l)"
+check_eq report_escape_names 1 "$(J "$T/esc.html" '1 if "a<b>&c\"d'"'"'e" in d["names"] and "]]>" in d["names"] else 0')"
+
+# Errors: one kiln: line and exit 1; usage errors exit 2; no partial file.
+"$KILN" report -o "$T/x.html" "$T/missing" 2> "$T/err"; check_eq report_missing_exit 1 $?
+check_eq report_missing_one_line 1 "$(wc -l < "$T/err")"
+check report_missing_no_file test ! -e "$T/x.html"
+mkdir -p "$T/empty"; "$KILN" report -o "$T/x.html" "$T/empty" 2> /dev/null; check_eq report_empty_dir_exit 1 $?
+"$KILN" report --diff "$IN/before.folded" > /dev/null 2>&1; check_eq report_diff_usage 2 $?
+"$KILN" report > /dev/null 2>&1; check_eq report_no_operand_usage 2 $?
+"$KILN" report --strict -o "$T/x.html" "$IN/bad.folded" 2> /dev/null; check_eq report_strict_exit 1 $?
+"$KILN" report -o "$T/bad.html" "$IN/bad.folded" 2> "$T/bad.err"; check_eq report_lenient_exit 0 $?
+check report_lenient_warns grep -q "^kiln: .*bad.folded:[0-9]*: " "$T/bad.err"
