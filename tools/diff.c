@@ -16,7 +16,8 @@ static const char kiln_diff_usage[] =
     "(difffolded format), stacks in byte order. Draw it with\n"
     "'kiln flamegraph': red frames grew, blue frames shrank.\n"
     "\n"
-    "  -n, --normalize   scale BEFORE's counts to AFTER's total (rounded)\n"
+    "  -n, --normalize   scale BEFORE's counts to AFTER's total (rounded so that\n"
+    "                    they add up to it exactly: no change at the root)\n"
     "  -o, --output FILE write FILE (appears whole) instead of stdout\n"
     "  --strict          a malformed input line is an error, not a warning\n"
     "  -h, --help        this help\n";
@@ -25,7 +26,7 @@ static const char kiln_diff_usage[] =
  * order of the frames, keeping the current stack text in one buffer:
  * ends[d] is its length through the frame at depth d + 1. */
 static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *before,
-                           uint32_t nbefore, double scale)
+                           uint32_t nbefore)
 {
     kiln_buf_t stack = {0}, line = {0};
     size_t *ends = NULL, ends_cap = 0;
@@ -51,7 +52,7 @@ static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *bef
             line.len = 0;
             kiln_buf_add(&line, stack.data, stack.len);
             kiln_buf_addc(&line, ' ');
-            kiln_util_fmt_count(&line, scale != 1 ? round(b * scale) : b, false);
+            kiln_util_fmt_count(&line, b, false);
             kiln_buf_addc(&line, ' ');
             kiln_util_fmt_count(&line, a, false);
             kiln_buf_addc(&line, '\n');
@@ -62,6 +63,47 @@ static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *bef
     free(ends);
     kiln_buf_free(&stack);
     kiln_buf_free(&line);
+}
+
+typedef struct kiln_diff_rem_s {
+    double rem;
+    uint32_t id;
+} kiln_diff_rem_t;
+
+static int kiln_diff_cmp_rem(const void *a, const void *b)
+{
+    const kiln_diff_rem_t *x = a, *y = b;
+    if (x->rem != y->rem)
+        return x->rem > y->rem ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* -n: BEFORE's counts scaled to TARGET (AFTER's total) and rounded by the
+ * largest remainders, so that they add up to TARGET exactly and the root
+ * shows no change that is only rounding. */
+static void kiln_diff_normalize(double *before, uint32_t n, double target)
+{
+    double sum = 0, floors = 0;
+    for (uint32_t i = 0; i < n; i++)
+        sum += before[i];
+    if (!(sum > 0))
+        return;
+    double scale = target / sum;
+    kiln_diff_rem_t *rem = kiln_util_xmalloc((n ? n : 1) * sizeof *rem);
+    size_t nr = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (before[i] <= 0)
+            continue;
+        double v = before[i] * scale, f = floor(v);
+        rem[nr++] = (kiln_diff_rem_t){v - f, i};
+        before[i] = f;
+        floors += f;
+    }
+    qsort(rem, nr, sizeof *rem, kiln_diff_cmp_rem);
+    double left = round(target) - floors;
+    for (size_t k = 0; k < nr && left >= 1; k++, left--)
+        before[rem[k].id] += 1;
+    free(rem);
 }
 
 int kiln_diff_main(int argc, char **argv)
@@ -110,11 +152,12 @@ int kiln_diff_main(int argc, char **argv)
         rc = -1;
     }
     if (rc == 0) {
-        double scale = normalize && total_before > 0 ? p.nodes[0].total / total_before : 1;
+        if (normalize && total_before > 0)
+            kiln_diff_normalize(before, nbefore, p.nodes[0].total);
         kiln_out_t out;
         rc = kiln_out_open(&out, output);
         if (rc == 0) {
-            kiln_diff_emit(out.fp, &p, before, nbefore, scale);
+            kiln_diff_emit(out.fp, &p, before, nbefore);
             rc = kiln_out_commit(&out);
         }
     }

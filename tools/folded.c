@@ -47,9 +47,10 @@ const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_l
     if (kiln_folded_number(line + tok, len - tok, &counts[0]) != 0)
         return "count is not a number";
     *ncounts = 1;
-    size_t end = tok;
-    while (end > 0 && kiln_folded_space(line[end - 1]))
-        end--;
+    /* One blank separates the stack from its count, as flamegraph.pl's
+     * "(.*)\s+?(\d+)" reads it: more blanks belong to the last frame's
+     * name (perf writes C++ names such as "std::function<bool ").  */
+    size_t end = tok - 1;
     /* A second number before the count makes a differential line. */
     size_t tok2 = end;
     while (tok2 > 0 && !kiln_folded_space(line[tok2 - 1]))
@@ -59,9 +60,7 @@ const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_l
         counts[1] = counts[0];
         counts[0] = before;
         *ncounts = 2;
-        end = tok2;
-        while (end > 0 && kiln_folded_space(line[end - 1]))
-            end--;
+        end = tok2 - 1;
     } else if (tok2 > 0 && line[tok2] == '-' &&
                kiln_folded_number(line + tok2 + 1, end - tok2 - 1, &before) == 0) {
         return "negative count";

@@ -268,26 +268,47 @@ size_t kiln_escape_chars(const char *s, size_t len);
 typedef enum {
     KILN_PAL_HOT, KILN_PAL_MEM, KILN_PAL_IO, KILN_PAL_RED, KILN_PAL_GREEN,
     KILN_PAL_BLUE, KILN_PAL_AQUA, KILN_PAL_YELLOW, KILN_PAL_PURPLE,
-    KILN_PAL_ORANGE
+    KILN_PAL_ORANGE, KILN_PAL_JAVA, KILN_PAL_JS, KILN_PAL_PERL, KILN_PAL_WAKEUP,
+    KILN_PAL_CHAIN
 } kiln_palette_t;
+/* How the numbers behind a colour are chosen (flamegraph.pl's default,
+ * --hash, --random). */
+typedef enum { KILN_COLOR_NAME, KILN_COLOR_HASH, KILN_COLOR_RANDOM } kiln_color_mode_t;
 int kiln_color_palette(const char *name, kiln_palette_t *out);
 const char *kiln_color_palette_names(void);
-/* Writes "rgb(r,g,b)" for a frame. With hash, the colour depends only on the
- * name; otherwise on a fixed-seed sequence (*seed), so output is stable. */
-void kiln_color_frame(kiln_buf_t *b, kiln_palette_t pal, bool hash, const char *name,
-                      size_t len, uint64_t *seed);
-/* Differential colour: red for growth, blue for shrink, by |delta|/max. */
+/* The background gradient for --bgcolors NAME (yellow, blue, green, grey,
+ * #rrggbb; NULL or "": the palette's default). 0, or -1 for an unknown name. */
+int kiln_color_background(const char *name, kiln_palette_t pal, const char **top,
+                          const char **bottom);
+/* Writes "rgb(r,g,b)" for a frame called NAME (annotations included: the
+ * multi-hue palettes read them). KILN_COLOR_RANDOM draws from *seed. */
+void kiln_color_frame(kiln_buf_t *b, kiln_palette_t pal, kiln_color_mode_t mode,
+                      const char *name, size_t len, uint64_t *seed);
+/* The default mode's number for a name: Perl's rand(1) after srand(the sum
+ * of its code points), as flamegraph.pl computes it (the report's script
+ * computes the same). */
+double kiln_color_name_value(const char *name, size_t len);
+/* Differential colour (flamegraph.pl's scale): red for growth, blue for
+ * shrink, by |delta|/max; white when unchanged. */
 void kiln_color_diff(kiln_buf_t *b, double delta, double max_abs);
+/* NAME's length without a trailing perf annotation (_[k] _[w] _[i] _[j]). */
+size_t kiln_color_strip(const char *name, size_t len);
 
 /* ------------------------------------------------------------ svg.c */
 typedef struct kiln_svg_opts_s {
     const char *title, *subtitle, *countname, *nametype, *notes;
+    const char *fonttype, *encoding, *bgcolors;
     double width, frame_height, font_size, font_width;
     double minwidth;       /* pixels, or percent of the total with minwidth_pct */
     bool minwidth_pct, minwidth_set;
     double factor;
+    double total;          /* --total: the count 100% stands for (0: the sum) */
     kiln_palette_t palette;
-    bool hash, inverted, negate;
+    kiln_color_mode_t color_mode;
+    bool inverted, negate;
+    bool short_names;      /* parameter lists and template arguments dropped */
+    const char *palette_map; /* --cp: name -> colour file, read then written */
+    const char *nameattr;  /* --nameattr: extra <g> attributes per function */
     long frame_budget;     /* when minwidth is not given: cap on frames drawn */
 } kiln_svg_opts_t;
 /* Draws P as a flamegraph.pl-compatible interactive SVG. 0 or -1. */

@@ -3,7 +3,8 @@
 library only: a minimal WebSocket client) to check a kiln flame graph SVG:
 a click zooms a frame, a search (Ctrl-F, answered prompt) shows the matched
 share, the case toggle, the details line and the URL state.
-usage: browser_check.py SVG CLICK_NAME SEARCH_REGEX EXPECTED_PCT
+usage: browser_check.py SVG CLICK_NAME SEARCH_REGEX EXPECTED_PCT EXPECTED_ZOOMED_PCT
+(the share of the search within CLICK_NAME's frame, as flamegraph.pl shows it zoomed)
 Prints PASS/FAIL lines like the shell tests."""
 import json
 import os
@@ -45,7 +46,7 @@ def search_with_keys(cdp, term):
 
 
 def main():
-    svg, click_name, regex, expected = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    svg, click_name, regex, expected, zoomed = sys.argv[1:6]
     url = "file://" + os.path.abspath(svg)
     proc, profile, ws_url = start_browser(url)
     try:
@@ -116,7 +117,8 @@ def main():
         restored = cdp.js("kiln_zoomed !== null && kiln_zoomed.name === %s" % json.dumps(click_name))
         report("browser_url_restores_zoom", restored, "zoom not restored from %s" % zoomed_hash)
         matched = cdp.js("document.getElementById('matched').textContent")
-        report("browser_url_restores_search", matched == "Matched: %s%%" % expected, matched)
+        report("browser_url_restores_search", matched == "Matched: %s%%" % zoomed,
+               "%s, want the zoomed frame's %s%%" % (matched, zoomed))
     finally:
         proc.terminate()
         try:
