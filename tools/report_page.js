@@ -388,8 +388,10 @@
       lines.push("own change " + (d > 0 ? "+" : "") + commas(d) + " (" + (d > 0 ? "+" : "") +
                  pct(d, t.total[0]) + ")" + (t.total0[c] === 0 ? ", new" : t.total[c] === 0 ? ", vanished" : ""));
     } else {
+      var inZoom = false;
+      if (t === T && T.zoom > 0) for (var a = c; a >= 0 && !inZoom; a = t.parent[a]) inZoom = a === T.zoom;
       lines.push(amount(t.total[c], k) + ", " + pct(t.total[c], all) + " of all" +
-                 (T && T.zoom > 0 && t === T ? ", " + pct(t.total[c], width(t, T.zoom)) + " of the zoomed frame" : ""));
+                 (inZoom ? ", " + pct(t.total[c], width(t, T.zoom)) + " of the zoomed frame" : ""));
       if (t.self[c] > 0) lines.push("self " + amount(t.self[c], k) + ", " + pct(t.self[c], all));
       if (t.rest[c] > 0) lines.push("frames too small to keep: " + amount(t.rest[c], k));
     }
