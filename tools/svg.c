@@ -457,7 +457,8 @@ static void kiln_svg_header(FILE *out, const kiln_svg_opts_t *o, double timemax,
     kiln_buf_free(&b);
 }
 
-#define KILN_SVG_EXTRA_MAX 400000
+/* About 25 bytes each: the list adds at most a few MB to the SVG. */
+#define KILN_SVG_EXTRA_MAX 150000
 
 /* The frames flamegraph.pl would draw (at least T_FG wide) that the size
  * budget (T) left out, for the search: "extra: [name, start, count, depth,
