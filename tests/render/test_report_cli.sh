@@ -66,3 +66,11 @@ mkdir -p "$T/empty"; "$KILN" report -o "$T/x.html" "$T/empty" 2> /dev/null; chec
 "$KILN" report --strict -o "$T/x.html" "$IN/bad.folded" 2> /dev/null; check_eq report_strict_exit 1 $?
 "$KILN" report -o "$T/bad.html" "$IN/bad.folded" 2> "$T/bad.err"; check_eq report_lenient_exit 0 $?
 check report_lenient_warns grep -q "^kiln: .*bad.folded:[0-9]*: " "$T/bad.err"
+
+# Diff of two run directories: each side's process under its program name.
+mkdir -p "$T/d1" "$T/d2"
+printf 'main;spin 70\nmain;idle 30\n' > "$T/d1/app.11.cpu.folded"
+printf 'main;spin 90\nmain;idle 10\n' > "$T/d2/app.22.cpu.folded"
+"$KILN" report --diff -o "$T/dd.html" "$T/d1" "$T/d2"
+check_eq report_diff_dirs '[100, 100, ["app"]]' "$(J "$T/dd.html" '[d["kinds"][0]["total0"], d["kinds"][0]["total"], [p["label"] for p in d["procs"]]]')"
+check_eq report_diff_dirs_one_trie 1 "$(J "$T/dd.html" 'sum(1 for i, n in enumerate(d["kinds"][0]["name"]) if d["names"][n] == "spin")')"
