@@ -58,3 +58,5 @@ if grep -qE 'recursion: [a-z_]+ calls itself up to [0-9]+ deep' <<<"$out"; then
 else
   fail explain_real_recursion "$out"
 fi
+has explain_temp_site app.7.temp_count.folded "temporary allocations: reply, 60.0% of the total"
+has explain_temp_fix app.7.temp_count.folded "allocated and freed almost at once"
