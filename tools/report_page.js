@@ -576,8 +576,8 @@
     box.appendChild(el("div", { "class": "tophead" }, [
       el("input", { id: "kiln-topfilter", type: "search", placeholder: "filter functions (text or regex)", value: S.filterText,
         oninput: function (e) { S.filterText = e.target.value; var pos = e.target.selectionStart; render(); var i2 = $("kiln-topfilter"); i2.focus(); i2.setSelectionRange(pos, pos); } }),
-      el("span", { id: "kiln-topcount", text: shown.length + " of " + rows.length + " functions" +
-        (k.top && rows === rows && !S.focus && !S.ignore && !S.hide ? "" : "") + "; total " + amount(all, k) + (t.diff ? " (before " + commas(all0) + ")" : "") })
+      el("span", { id: "kiln-topcount", text: shown.length + " of " + rows.length + " functions; total " +
+        amount(all, k) + (t.diff ? " (before " + commas(all0) + ")" : "") })
     ]));
     box.appendChild(el("table", { id: "kiln-top", "class": "top" }, [el("thead", null, [head]), body]));
     if (shown.length > 500) box.appendChild(el("p", { text: (shown.length - 500) + " more rows: refine the filter" }));
