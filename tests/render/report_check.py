@@ -307,6 +307,36 @@ def check_diff(p):
     shot(p.cdp, "report_diff_top")
 
 
+def check_extras(p):
+    """Kernel time, annotations, collapse recursion and short names."""
+    loaded = p.open(os.path.join(WORK, "kernel.html"))
+    report("report_kernel_loads", loaded and not p.exceptions(), str(p.exceptions()[:1]))
+    if not loaded:
+        return
+    btn = p.text("button[data-kind=cpu]")
+    report("report_kernel_share_shown", "(kernel 30.0%)" in btn, repr(btn))
+    labels = p.js("(function () { var t = window.kilnReport.tree(); return window.kilnReport.flame().rects.map(function (R) {"
+                  " return t.name[R.c] >= 0 ? window.kilnReport.label(t.name[R.c]) : ''; }); })()")
+    report("report_annotation_stripped", "ksys_pread64" in labels and not any("_[" in l for l in labels), str(labels))
+    rgb = p.js("(function () { var cv = document.getElementById('kiln-flame'), R = %s;"
+               " var d = cv.getContext('2d').getImageData(Math.round(R.x + 2), Math.round(R.y + 3), 1, 1).data; return [d[0], d[1], d[2]]; })()"
+               % p.rect_of("ksys_pread64"))
+    report("report_kernel_orange", rgb[2] == 0 and rgb[0] >= 190 and rgb[1] < rgb[0], str(rgb))
+    shot(p.cdp, "report_kernel")
+    p.open(os.path.join(WORK, "rec.html"))
+    deep = p.js("(function () { var t = window.kilnReport.tree(), m = 0; for (var c = 1; c < t.n; c++) { var d = 0;"
+                " for (var a = c; a > 0; a = t.parent[a]) d++; m = Math.max(m, d); } return [m, t.total[0]]; })()")
+    p.click("#kiln-collapse")
+    flat = p.js("(function () { var t = window.kilnReport.tree(), m = 0; for (var c = 1; c < t.n; c++) { var d = 0;"
+                " for (var a = c; a > 0; a = t.parent[a]) d++; m = Math.max(m, d); } return [m, t.total[0]]; })()")
+    report("report_collapse_recursion", flat[0] == deep[0] - 4 and flat[1] == deep[1], "depth %s -> %s" % (deep, flat))
+    p.click("#kiln-collapse")
+    p.click("#kiln-short")
+    lab = p.js("window.kilnReport.flame().rects.map(function (R) { var t = window.kilnReport.tree(); return t.name[R.c] >= 0 ? window.kilnReport.label(t.name[R.c]) : ''; })")
+    report("report_short_names", "ns::Map::find" in lab, str(lab))
+    shot(p.cdp, "report_short_names")
+
+
 def check_big(p):
     path = os.path.join(WORK, "big.html")
     size = os.path.getsize(path)
@@ -347,6 +377,7 @@ def main():
         p = Page(cdp)
         check_run(p)
         check_diff(p)
+        check_extras(p)
         if os.path.exists(os.path.join(WORK, "big.html")):
             check_big(p)
     finally:
