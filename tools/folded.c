@@ -109,6 +109,7 @@ typedef struct kiln_folded_state_s {
     size_t names_cap;
     long errors, valid;
     uint32_t base_name;
+    uint32_t root;    /* where stacks start: node 0, or opts->prefix's node */
 } kiln_folded_state_t;
 
 static void kiln_folded_reserve(kiln_folded_state_t *st, size_t depth)
@@ -141,7 +142,7 @@ static void kiln_folded_add_forward(kiln_folded_state_t *st, const char *s, size
     }
     size_t pos = keep ? st->ends[keep - 1] + 1 : 0;
     size_t depth = keep;
-    uint32_t parent = keep ? st->path[keep - 1] : 0;
+    uint32_t parent = keep ? st->path[keep - 1] : st->root;
     if (!(keep && st->ends[keep - 1] >= len)) {
         for (;;) {
             const char *semi = memchr(s + pos, ';', len - pos);
@@ -160,7 +161,7 @@ static void kiln_folded_add_forward(kiln_folded_state_t *st, const char *s, size
     st->depth = depth;
     st->prev.len = 0;
     kiln_buf_add(&st->prev, s, len);
-    kiln_profile_add(st->p, depth ? st->path[depth - 1] : 0, value, delta);
+    kiln_profile_add(st->p, depth ? st->path[depth - 1] : st->root, value, delta);
 }
 
 /* --reverse and --base: intern every frame, then reorder or cut. */
@@ -194,13 +195,13 @@ static void kiln_folded_add_general(kiln_folded_state_t *st, const char *s, size
         if (from == n)
             return; /* not under the base frame: not part of this view */
     }
-    uint32_t parent = 0;
+    uint32_t parent = st->root;
     kiln_folded_reserve(st, n);
     for (size_t i = from; i < n; i++) {
         parent = kiln_profile_child(st->p, parent, st->names[i]);
         st->path[i - from] = parent;
     }
-    kiln_profile_add(st->p, n > from ? st->path[n - from - 1] : 0, value, delta);
+    kiln_profile_add(st->p, n > from ? st->path[n - from - 1] : st->root, value, delta);
 }
 
 static int kiln_folded_read_one(kiln_folded_state_t *st, FILE *fp, const char *label)
@@ -266,6 +267,9 @@ static void kiln_folded_state_init(kiln_folded_state_t *st, kiln_profile_t *p,
     st->opts = opts;
     if (opts->base)
         st->base_name = kiln_names_intern(&p->names, opts->base, strlen(opts->base));
+    if (opts->prefix)
+        st->root = kiln_profile_child(p, 0, kiln_names_intern(&p->names, opts->prefix,
+                                                              strlen(opts->prefix)));
 }
 
 /* Reports the summary and the no-valid-line error; frees the state. */

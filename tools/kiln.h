@@ -186,6 +186,8 @@ typedef struct kiln_folded_opts_s {
     bool allow_empty; /* a file with no line at all is an empty profile, not an error */
     const char *dir_kind; /* a directory operand reads its files of this kind
                              (kiln_sets_expand; NULL: cpu) */
+    const char *prefix;   /* a frame every stack is read under (the report's
+                             process level), or NULL */
 } kiln_folded_opts_t;
 /* Reads every path ("-" or none = stdin) into P. Malformed lines are reported
  * as "kiln: FILE:LINE: what" (the first ten, then a count). Returns 0, or -1

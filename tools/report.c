@@ -102,10 +102,11 @@ static size_t kiln_report_proc(kiln_report_t *r, const char *label, const char *
     return r->nprocs++;
 }
 
-/* Copies SRC under node UNDER of DST (self counts; totals come from
- * kiln_profile_finish). MAP, when given, receives each SRC node's DST node. */
+/* The node of DST, under UNDER, for each node of SRC (created as needed;
+ * no counts are added): how an interval set's stacks are found in the
+ * kind's trie. *MAP_OUT is malloc'ed, SRC->count entries. */
 static void kiln_report_graft(kiln_profile_t *dst, uint32_t under, const kiln_profile_t *src,
-                              uint32_t **map_out, bool add)
+                              uint32_t **map_out)
 {
     uint32_t *map = kiln_util_xmalloc((size_t)src->count * sizeof *map);
     map[0] = under;
@@ -113,13 +114,8 @@ static void kiln_report_graft(kiln_profile_t *dst, uint32_t under, const kiln_pr
         const kiln_name_t *nm = kiln_profile_name(src, i);
         uint32_t name = kiln_names_intern(&dst->names, nm->str, nm->len);
         map[i] = kiln_profile_child(dst, map[src->nodes[i].parent], name);
-        if (add && src->nodes[i].self != 0)
-            kiln_profile_add(dst, map[i], src->nodes[i].self, 0);
     }
-    if (map_out)
-        *map_out = map;
-    else
-        free(map);
+    *map_out = map;
 }
 
 /* Reads PATHS (one process's files of one kind) into a fresh profile. */
@@ -131,21 +127,21 @@ static int kiln_report_read(kiln_profile_t *tmp, const char *const *paths, int n
     return kiln_folded_read(tmp, paths, n, &fo);
 }
 
-/* Adds the files of one process and kind under the process's frame. */
+/* Adds the files of one process and kind under the process's frame: read
+ * straight into the kind's trie, the frame as every stack's first. */
 static int kiln_report_add_files(kiln_report_t *r, const char *kind, size_t proc,
                                  const char *const *paths, int n)
 {
-    kiln_profile_t tmp;
-    int rc = kiln_report_read(&tmp, paths, n, r);
-    if (rc == 0 && tmp.nodes[0].total > 0) {
-        kiln_report_kind_t *k = kiln_report_kind(r, kind);
-        const char *label = r->procs[proc].label;
-        uint32_t pn = kiln_profile_child(&k->p, 0,
-                                         kiln_names_intern(&k->p.names, label, strlen(label)));
-        kiln_report_graft(&k->p, pn, &tmp, NULL, true);
+    kiln_report_kind_t *k = kiln_report_kind(r, kind);
+    const char *label = r->procs[proc].label;
+    uint32_t pn = kiln_profile_child(&k->p, 0,
+                                     kiln_names_intern(&k->p.names, label, strlen(label)));
+    kiln_profile_finish(&k->p);
+    double before = k->p.nodes[pn].total;
+    kiln_folded_opts_t fo = {.strict = r->strict, .allow_empty = true, .prefix = label};
+    int rc = kiln_folded_read(&k->p, paths, n, &fo);
+    if (rc == 0 && k->p.nodes[pn].total > before)
         r->added++;
-    }
-    kiln_profile_free(&tmp);
     return rc;
 }
 
@@ -256,9 +252,8 @@ static int kiln_report_intervals(kiln_report_t *r, size_t proc, char **names, si
                 uint32_t pn = kiln_profile_child(
                     &k->p, 0, kiln_names_intern(&k->p.names, pr->label, strlen(pr->label)));
                 uint32_t *map;
-                /* Grafted only to learn the node ids: the counts are kept
-                 * apart, in the interval's cells. */
-                kiln_report_graft(&k->p, pn, &tmp, &map, false);
+                /* The counts are kept apart, in the interval's cells. */
+                kiln_report_graft(&k->p, pn, &tmp, &map);
                 kiln_report_iv_t *iv;
                 k->iv = kiln_util_xrealloc(k->iv, (k->niv + 1) * sizeof *k->iv);
                 iv = &k->iv[k->niv++];
@@ -474,8 +469,23 @@ int kiln_report_collect(kiln_report_t *r, const char *const *paths, int npaths)
         if (rc == 0)
             kiln_report_leaks(r, paths, npaths);
     }
-    for (size_t i = 0; i < r->nkinds; i++)
-        kiln_profile_finish(&r->kinds[i].p);
+    /* Kinds whose files were all empty (no samples, no leak) are left out. */
+    size_t kept = 0;
+    for (size_t i = 0; i < r->nkinds; i++) {
+        kiln_report_kind_t *k = &r->kinds[i];
+        kiln_profile_finish(&k->p);
+        double before = 0;
+        for (uint32_t j = 0; k->before && j < k->nbefore; j++)
+            before += k->before[j];
+        if (k->p.nodes[0].total > 0 || before > 0 || k->niv > 0) {
+            r->kinds[kept++] = *k;
+            continue;
+        }
+        kiln_profile_free(&k->p);
+        free(k->before);
+        free(k->kind);
+    }
+    r->nkinds = kept;
     if (r->nkinds > 1)
         qsort(r->kinds, r->nkinds, sizeof *r->kinds, kiln_report_cmp_kind);
     if (rc == 0 && r->nkinds == 0) {
