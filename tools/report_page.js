@@ -805,10 +805,16 @@
   }
   function setSearch(term) { S.search = term; $("kiln-search").value = term; render(); }
 
-  // State in the URL fragment: kind, view and search survive a reload.
+  // State in the URL fragment, as pprof keeps it: kind, view, search,
+  // filters, toggles and the zoomed frame (its path of names) survive a
+  // reload and can be shared.
+  var HASH_TEXT = { s: "search", f: "focus", i: "ignore", h: "hide" };
+  var HASH_FLAG = { rc: "collapse", gp: "group", sn: "short", ic: "ic" };
   function saveHash() {
     var parts = ["kind=" + encodeURIComponent(D.kinds[S.kind].kind), "view=" + S.view];
-    if (S.search) parts.push("s=" + encodeURIComponent(S.search));
+    Object.keys(HASH_TEXT).forEach(function (k) { if (S[HASH_TEXT[k]]) parts.push(k + "=" + encodeURIComponent(S[HASH_TEXT[k]])); });
+    Object.keys(HASH_FLAG).forEach(function (k) { parts.push(k + "=" + (S[HASH_FLAG[k]] ? 1 : 0)); });
+    if (S.zoomPath.length) parts.push("z=" + encodeURIComponent(JSON.stringify(S.zoomPath.map(function (id) { return NAMES[id]; }))));
     try { history.replaceState(null, "", "#" + parts.join("&")); } catch (e) { /* file: URLs may refuse */ }
   }
   function loadHash() {
@@ -818,14 +824,23 @@
       try { v = decodeURIComponent(kv.substring(i + 1)); } catch (e) { return; }
       if (key === "kind") D.kinds.forEach(function (k, j) { if (k.kind === v) S.kind = j; });
       else if (key === "view" && /^(flame|icicle|sandwich|top|tree|leaks)$/.test(v)) S.view = v;
-      else if (key === "s") S.search = v;
+      else if (key in HASH_TEXT) S[HASH_TEXT[key]] = v;
+      else if (key in HASH_FLAG) S[HASH_FLAG[key]] = v === "1";
+      else if (key === "z") {
+        try {
+          var byName = new Map();
+          NAMES.forEach(function (n, id) { byName.set(n, id); });
+          S.zoomPath = JSON.parse(v).map(function (n) { return byName.has(n) ? byName.get(n) : -2; })
+            .filter(function (id) { return id >= 0; });
+        } catch (e) { S.zoomPath = []; }
+      }
     });
   }
 
   function input(id, ph, key) {
     return el("label", null, [el("span", { text: key + " " }),
       el("input", { id: "kiln-" + key, type: "text", placeholder: ph, value: S[key],
-        onchange: function (e) { S[key] = e.target.value; S.zoomPath = []; rebuild(); } }),
+        onchange: function (e) { S[key] = e.target.value; rebuild(); } }),
       el("span", { id: "kiln-err-" + key, "class": "err" })]);
   }
   function check(key, text) {
@@ -860,7 +875,7 @@
     app.appendChild(el("main", { id: "kiln-main" }));
     app.appendChild(el("div", { id: "kiln-details", text: "\u00a0" }));
     app.appendChild(el("div", { id: "kiln-tip" }));
-    $("kiln-group").checked = S.group;
+    ["group", "collapse", "short", "ic"].forEach(function (k) { $("kiln-" + k).checked = S[k]; });
     window.addEventListener("keydown", function (e) {
       if ((e.ctrlKey || e.metaKey) && e.keyCode === 70) { e.preventDefault(); $("kiln-search").focus(); $("kiln-search").select(); }
       else if (e.key === "Escape") { S.zoomPath = []; if (T) T.zoom = 0; setSearch(""); }

@@ -335,6 +335,16 @@ def check_extras(p):
     lab = p.js("window.kilnReport.flame().rects.map(function (R) { var t = window.kilnReport.tree(); return t.name[R.c] >= 0 ? window.kilnReport.label(t.name[R.c]) : ''; })")
     report("report_short_names", "ns::Map::find" in lab, str(lab))
     shot(p.cdp, "report_short_names")
+    # The state lives in the URL: a reload with it shows the same view.
+    p.click_frame("solve")
+    p.type_into("#kiln-hide", "^fib$")
+    h = p.js("location.hash")
+    p.cdp.call("Page.navigate", url="about:blank")
+    p.open(os.path.join(WORK, "rec.html"), h)
+    st = p.js("(function () { var s = window.kilnReport.state, t = window.kilnReport.tree();"
+              " return [s.short, s.hide, window.kilnReport.label(t.name[t.zoom]), document.getElementById('kiln-short').checked,"
+              " document.getElementById('kiln-hide').value]; })()")
+    report("report_url_state", st == [True, "^fib$", "solve", True, "^fib$"], "%s from %s" % (st, h))
 
 
 def check_big(p):
