@@ -744,7 +744,7 @@ const char *const kiln_report_script[] = {
     "    var fb = $(\"kiln-findings\");\n",
     "    fb.textContent = \"\";\n",
     "    if (k.findings && k.findings.length) {\n",
-    "      fb.appendChild(el(\"div\", { \"class\": \"fhead\", text: \"What stands out (kiln explain), \" + k.label + \":\" }));\n",
+    "      fb.appendChild(el(\"div\", { \"class\": \"fhead\", text: \"What stands out (kiln explain), \" + k.label + (D.diff ? \", after\" : \"\") + \":\" }));\n",
     "      var nshow = S.allFindings ? k.findings.length : Math.min(4, k.findings.length);\n",
     "      k.findings.slice(0, nshow).forEach(function (f) {\n",
     "        fb.appendChild(el(\"div\", { \"class\": \"finding\" }, [\n",

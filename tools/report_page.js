@@ -739,7 +739,7 @@
     var fb = $("kiln-findings");
     fb.textContent = "";
     if (k.findings && k.findings.length) {
-      fb.appendChild(el("div", { "class": "fhead", text: "What stands out (kiln explain), " + k.label + ":" }));
+      fb.appendChild(el("div", { "class": "fhead", text: "What stands out (kiln explain), " + k.label + (D.diff ? ", after" : "") + ":" }));
       var nshow = S.allFindings ? k.findings.length : Math.min(4, k.findings.length);
       k.findings.slice(0, nshow).forEach(function (f) {
         fb.appendChild(el("div", { "class": "finding" }, [

@@ -74,3 +74,7 @@ printf 'main;spin 90\nmain;idle 10\n' > "$T/d2/app.22.cpu.folded"
 "$KILN" report --diff -o "$T/dd.html" "$T/d1" "$T/d2"
 check_eq report_diff_dirs '[100, 100, ["app"]]' "$(J "$T/dd.html" '[d["kinds"][0]["total0"], d["kinds"][0]["total"], [p["label"] for p in d["procs"]]]')"
 check_eq report_diff_dirs_one_trie 1 "$(J "$T/dd.html" 'sum(1 for i, n in enumerate(d["kinds"][0]["name"]) if d["names"][n] == "spin")')"
+
+# The committed C strings are the page's script and style as they are.
+check report_assets_in_sync cmp -s "$KILN_ROOT/tools/report_assets.c" \
+  <(sh "$KILN_ROOT/tools/report_gen.sh" "$KILN_ROOT/tools/report_page.js" "$KILN_ROOT/tools/report_page.css")
