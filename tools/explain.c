@@ -4,7 +4,8 @@
  * (allocation, strings, locks, hashing, serialization, interpreters, C++
  * runtime costs, kernel time by system call; allocating and leaking sites
  * in heap profiles), each ranked by its share of the total with where it is
- * called from and the usual fix. Also feeds the top of `kiln report`. */
+ * called from and the usual fix (names shown without perf's annotations).
+ * Also feeds the top of `kiln report`. */
 #include "kiln.h"
 
 #include <getopt.h>
@@ -102,7 +103,7 @@ static const char *kiln_explain_str(const kiln_profile_t *p, uint32_t node, kiln
 {
     const kiln_name_t *nm = kiln_profile_name(p, node);
     b->len = 0;
-    kiln_buf_add(b, nm->str, nm->len);
+    kiln_buf_add(b, nm->str, kiln_color_strip(nm->str, nm->len));
     return b->data;
 }
 
@@ -136,7 +137,7 @@ static char *kiln_explain_printf(const char *fmt, ...)
 static char *kiln_explain_name(const kiln_profile_t *p, uint32_t node)
 {
     const kiln_name_t *nm = kiln_profile_name(p, node);
-    return strndup(nm->str, nm->len);
+    return strndup(nm->str, kiln_color_strip(nm->str, nm->len));
 }
 
 /* "called from A (60%), B (30%)": the callers (nearest ancestor frames for
@@ -163,7 +164,8 @@ static char *kiln_explain_where(const kiln_explain_ctx_t *c, const uint32_t *hit
         if (best == KILN_NONE)
             break;
         const kiln_name_t *nm = &p->names.names[best];
-        kiln_buf_printf(&b, "%s%.*s (%.0f%%)", k ? ", " : "called from ", (int)nm->len, nm->str,
+        kiln_buf_printf(&b, "%s%.*s (%.0f%%)", k ? ", " : "called from ",
+                        (int)kiln_color_strip(nm->str, nm->len), nm->str,
                         100 * by[best] / sum);
         by[best] = 0;
     }
@@ -277,9 +279,9 @@ static void kiln_explain_families_find(kiln_explain_ctx_t *c, bool *member)
             const kiln_name_t *nm = &c->p->names.names[best];
             kiln_finding_t *f = kiln_explain_add(c, share, "family", fam->advice);
             f->title = kiln_explain_printf("%s: %.1f%% of the total (mostly %.*s)", fam->name,
-                                           100 * share, (int)nm->len, nm->str);
+                                           100 * share, (int)kiln_color_strip(nm->str, nm->len), nm->str);
             f->where = kiln_explain_where(c, hits, w, n, m);
-            f->frame = strndup(nm->str, nm->len);
+            f->frame = strndup(nm->str, kiln_color_strip(nm->str, nm->len));
             free(by);
             for (uint32_t i = 0; i < c->p->names.count; i++)
                 member[i] = member[i] || m[i];
@@ -320,7 +322,8 @@ static void kiln_explain_kernel(kiln_explain_ctx_t *c)
             if (!(by[best] > 0))
                 break;
             const kiln_name_t *nm = &p->names.names[best];
-            kiln_buf_printf(&b, "%s%.*s %.1f%%", k ? ", " : "", (int)nm->len, nm->str,
+            kiln_buf_printf(&b, "%s%.*s %.1f%%", k ? ", " : "",
+                            (int)kiln_color_strip(nm->str, nm->len), nm->str,
                             100 * by[best] / c->all);
             by[best] = 0;
         }
@@ -369,11 +372,11 @@ static void kiln_explain_plateaus(kiln_explain_ctx_t *c, const double *self, con
             "optimise this function: the time is in its own code (a better algorithm, fewer "
             "passes over the data, cache-friendlier layout)");
         f->title = kiln_explain_printf("plateau: %.*s spends %.1f%% of the total in its own code",
-                                       (int)nm->len, nm->str, 100 * share);
+                                       (int)kiln_color_strip(nm->str, nm->len), nm->str, 100 * share);
         same[nmid] = true; /* a recursive function's callers are the outer ones */
         f->where = kiln_explain_where(c, hits, w, n, same);
         same[nmid] = false;
-        f->frame = strndup(nm->str, nm->len);
+        f->frame = strndup(nm->str, kiln_color_strip(nm->str, nm->len));
         free(hits);
         free(w);
     }
@@ -520,8 +523,8 @@ static void kiln_explain_depths(kiln_explain_ctx_t *c)
             "sub-problems");
         f->title = kiln_explain_printf("recursion: %.*s calls itself up to %u deep, %.1f%% of "
                                        "the total",
-                                       (int)n->len, n->str, deep[nm], 100 * share_by[nm] / c->all);
-        f->frame = strndup(n->str, n->len);
+                                       (int)kiln_color_strip(n->str, n->len), n->str, deep[nm], 100 * share_by[nm] / c->all);
+        f->frame = strndup(n->str, kiln_color_strip(n->str, n->len));
     }
     free(in);
     free(run);
@@ -579,10 +582,11 @@ static void kiln_explain_sites(kiln_explain_ctx_t *c, const char *kind)
             w[n++] = p->nodes[i].total;
         }
         kiln_finding_t *f = kiln_explain_add(c, by[best] / c->all, "site", advice);
-        f->title = kiln_explain_printf("%s: %.*s, %.1f%% of the total", what, (int)nm->len,
-                                       nm->str, 100 * by[best] / c->all);
+        f->title = kiln_explain_printf("%s: %.*s, %.1f%% of the total", what,
+                                       (int)kiln_color_strip(nm->str, nm->len), nm->str,
+                                       100 * by[best] / c->all);
         f->where = kiln_explain_where(c, hits, w, n, NULL);
-        f->frame = strndup(nm->str, nm->len);
+        f->frame = strndup(nm->str, kiln_color_strip(nm->str, nm->len));
         free(hits);
         free(w);
         by[best] = 0;
