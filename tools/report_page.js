@@ -768,7 +768,9 @@
     var main = $("kiln-main");
     main.textContent = "";
     $("kiln-zoomreset").style.visibility = T.zoom > 0 && (S.view === "flame" || S.view === "icicle") ? "visible" : "hidden";
-    if (S.view === "flame" || S.view === "icicle") {
+    if (!(T.total[0] > 0) && !(T.total0 && T.total0[0] > 0) && S.view !== "leaks") {
+      main.appendChild(el("p", { id: "kiln-empty", text: "Nothing left to show: the filters (or the span) leave no stack of this kind." }));
+    } else if (S.view === "flame" || S.view === "icicle") {
       var cv = el("canvas", { id: "kiln-flame" });
       main.appendChild(el("div", { "class": "cvbox" }, [cv]));
       flame = new Flame(cv, { tree: function () { return T; }, zoom: function () { return T.zoom; }, inverted: S.view === "icicle",

@@ -345,6 +345,9 @@ def check_extras(p):
               " return [s.short, s.hide, window.kilnReport.label(t.name[t.zoom]), document.getElementById('kiln-short').checked,"
               " document.getElementById('kiln-hide').value]; })()")
     report("report_url_state", st == [True, "^fib$", "solve", True, "^fib$"], "%s from %s" % (st, h))
+    p.type_into("#kiln-focus", "^no_such_function$")
+    report("report_filters_leave_nothing", p.js("!!document.getElementById('kiln-empty')") and not p.exceptions(),
+           str(p.exceptions()[:1]))
 
 
 def check_big(p):
