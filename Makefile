@@ -20,13 +20,16 @@ WARN       := -Wall -Wextra -Wpedantic
 KILN_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -fno-omit-frame-pointer -D_GNU_SOURCE \
                -Iinclude -Iruntime -MMD -MP
 LIBS_RT    := -lunwind -lpthread -ldl -lm
+# The tool: zlib (pprof), libdw (source lines, inlined frames), libstdc++'s
+# demangler for DWARF's linkage names.
+LIBS_TOOL  := -lz -lm -ldw -lelf -lstdc++
 
 # Debian packages: what building needs, and what the tests add.
-DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev
+DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev liblzma-dev libdw-dev
 DEPS_TEST  := libxml2-utils valgrind google-perftools libgoogle-perftools-dev \
               libjemalloc2 libtcmalloc-minimal4 libcmocka-dev clang \
               chromium golang-go golang-github-google-pprof-dev heaptrack \
-              python3
+              python3 redis-server
 
 RUNTIME_SRC := $(sort $(wildcard runtime/*.c))
 PRELOAD_SRC := $(sort $(wildcard preload/*.c))
@@ -90,9 +93,9 @@ $(BUILD)/libkiln.a: $(LINK_OBJ)
 # ---------------------------------------------------------------- the tool
 $(BUILD)/tools/%.o: tools/%.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -Iruntime -MMD -MP -c $< -o $@
 $(BUILD)/kiln: $(TOOLS_OBJ)
-	$(CC) $(CFLAGS) -o $@ $(TOOLS_OBJ) -lz -lm
+	$(CC) $(CFLAGS) -o $@ $(TOOLS_OBJ) $(LIBS_TOOL)
 
 # ---------------------------------------------------------------- examples
 include examples/examples.mk
@@ -130,8 +133,8 @@ asan:
 	@for t in $(SAN_UNITS); do build/asan/tests/unit/$$t || exit 1; done
 tsan:
 	$(MAKE) BUILD=build/tsan CFLAGS="-O1 -g -fsanitize=thread" \
-	  build/tsan/tests/unit/test_ring build/tsan/tests/unit/test_stacktab
-	@for t in test_ring test_stacktab; do build/tsan/tests/unit/$$t || exit 1; done
+	  build/tsan/tests/unit/test_ring build/tsan/tests/unit/test_stacktab build/tsan/tests/unit/test_symbols
+	@for t in test_ring test_stacktab test_symbols; do build/tsan/tests/unit/$$t || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

@@ -6,7 +6,9 @@
  *   sigaction/signal a program that takes SIGPROF gets it; kiln steps aside
  *   exec*            the profile so far is written and no kiln signal or
  *                    timer survives into the new image
- * Runs in whatever thread the program calls from; never in the handler. */
+ * Runs in whatever thread the program calls from; never in the handler.
+ * The wrappers that only forward live in the kiln_pass section: a CPU
+ * sample drops their frames, so that stacks read as without kiln. */
 #include "kiln_internal.h"
 
 #include <dlfcn.h>
@@ -23,6 +25,7 @@
  * not call the program's malloc here), claimed with a CAS. */
 typedef struct kiln_start_rec {
   _Atomic int used;
+  bool covered; /* the creator is sampled by an inherited perf event */
   void *(*fn)(void *);
   void *arg;
 } kiln_start_rec_t;
@@ -47,16 +50,17 @@ static kiln_start_rec_t *kiln_interpose_rec_claim(void) {
   return NULL;
 }
 
-static void *kiln_interpose_thread_start(void *p) {
+KILN_PASS_TEXT static void *kiln_interpose_thread_start(void *p) {
   kiln_start_rec_t *rec = p;
   void *(*fn)(void *) = rec->fn;
   void *arg = rec->arg;
+  bool covered = rec->covered;
   atomic_store_explicit(&rec->used, 0, memory_order_release);
-  kiln_profiler_thread_begin();
+  kiln_profiler_thread_begin(covered);
   return fn(arg);
 }
 
-KILN_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+KILN_EXPORT KILN_PASS_TEXT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
                                void *(*start)(void *), void *arg) {
   kiln_libc_resolve();
   if (kiln_libc.pthread_create == NULL) return ENOSYS;
@@ -65,6 +69,7 @@ KILN_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
   if (rec == NULL) return kiln_libc.pthread_create(thread, attr, start, arg);
   rec->fn = start;
   rec->arg = arg;
+  rec->covered = kiln_sampler_covered();
   int rc = kiln_libc.pthread_create(thread, attr, kiln_interpose_thread_start, rec);
   if (rc != 0) atomic_store(&rec->used, 0);
   return rc;
@@ -72,17 +77,18 @@ KILN_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 
 /* ----------------------------------------------------------- the loader */
 
-KILN_EXPORT void *dlopen(const char *file, int mode) {
+KILN_EXPORT KILN_PASS_TEXT void *dlopen(const char *file, int mode) {
   kiln_libc_resolve();
   if (kiln_libc.dlopen == NULL) return NULL;
   kiln_unwind_unsafe_enter();
   void *h = kiln_libc.dlopen(file, mode);
   kiln_unwind_unsafe_leave();
+  atomic_fetch_add_explicit(&kiln_unwind_copy_loader_gen, 1, memory_order_release);
   if (h != NULL && kiln_profiler_active()) kiln_modules_refresh();
   return h;
 }
 
-KILN_EXPORT int dlclose(void *handle) {
+KILN_EXPORT KILN_PASS_TEXT int dlclose(void *handle) {
   kiln_libc_resolve();
   if (kiln_libc.dlclose == NULL) return -1;
   /* Record the module while it is still mapped, so it can be named later. */
@@ -90,11 +96,12 @@ KILN_EXPORT int dlclose(void *handle) {
   kiln_unwind_unsafe_enter();
   int rc = kiln_libc.dlclose(handle);
   kiln_unwind_unsafe_leave();
+  atomic_fetch_add_explicit(&kiln_unwind_copy_loader_gen, 1, memory_order_release);
   if (kiln_profiler_active()) kiln_modules_refresh();
   return rc;
 }
 
-KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data) {
+KILN_EXPORT KILN_PASS_TEXT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data) {
   kiln_libc_resolve();
   if (kiln_libc.dl_iterate_phdr == NULL) return 0;
   kiln_unwind_unsafe_enter();
@@ -103,9 +110,33 @@ KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *)
   return rc;
 }
 
+/* ----------------------------------------------------------- pipes */
+
+KILN_EXPORT int pipe2(int fds[2], int flags) {
+  if (kiln_unwind_refusing_pipes()) return errno = EMFILE, -1;
+  return (int)syscall(SYS_pipe2, fds, flags);
+}
+
+KILN_EXPORT int pipe(int fds[2]) { return pipe2(fds, 0); }
+
 /* ----------------------------------------------------------- signals */
 
-KILN_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+/* libunwind blocks every signal around its unwind-info cache, two system
+ * calls per frame. On kiln's collector thread, inside kiln_unwind_copy,
+ * every signal is blocked already: the calls would change nothing and cost
+ * most of the unwind, so they are answered without the kernel. Everywhere
+ * else this forwards. */
+KILN_EXPORT KILN_PASS_TEXT int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
+  if (kiln_unwind_copy_active()) {
+    if (old != NULL) sigfillset(old);
+    return 0;
+  }
+  kiln_libc_resolve();
+  if (kiln_libc.sigprocmask == NULL) return errno = ENOSYS, -1;
+  return kiln_libc.sigprocmask(how, set, old);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
   kiln_libc_resolve();
   if (kiln_libc.sigaction == NULL) return errno = ENOSYS, -1;
   if (sig == SIGPROF) return kiln_sampler_program_sigaction(act, old, kiln_libc.sigaction);
@@ -124,7 +155,7 @@ static sighandler_t kiln_interpose_signal(int sig, sighandler_t handler, int fla
   return old.sa_handler;
 }
 
-KILN_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
+KILN_EXPORT KILN_PASS_TEXT sighandler_t signal(int sig, sighandler_t handler) {
   kiln_libc_resolve();
   if (sig != SIGPROF && !kiln_sampler_claimed(sig) && kiln_libc.signal != NULL)
     return kiln_libc.signal(sig, handler);
@@ -148,29 +179,29 @@ static int kiln_interpose_exec_done(int rc) {
   return rc;
 }
 
-KILN_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+KILN_EXPORT KILN_PASS_TEXT int execve(const char *path, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.execve == NULL) return errno = ENOSYS, -1;
   kiln_profiler_before_exec();
   return kiln_interpose_exec_done(kiln_libc.execve(path, argv, envp));
 }
 
-KILN_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
+KILN_EXPORT KILN_PASS_TEXT int execvpe(const char *file, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.execvpe == NULL) return errno = ENOSYS, -1;
   kiln_profiler_before_exec();
   return kiln_interpose_exec_done(kiln_libc.execvpe(file, argv, envp));
 }
 
-KILN_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
+KILN_EXPORT KILN_PASS_TEXT int fexecve(int fd, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.fexecve == NULL) return errno = ENOSYS, -1;
   kiln_profiler_before_exec();
   return kiln_interpose_exec_done(kiln_libc.fexecve(fd, argv, envp));
 }
 
-KILN_EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
-KILN_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+KILN_EXPORT KILN_PASS_TEXT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+KILN_EXPORT KILN_PASS_TEXT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
 /* The list forms: count the arguments, then build argv on the stack. */
 #define KILN_EXEC_ARGV(first, ap, argv, envp_out)                                                  \
@@ -185,19 +216,19 @@ KILN_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(fi
   envp_out;                                                                                        \
   va_end(ap)
 
-KILN_EXPORT int execl(const char *path, const char *arg, ...) {
+KILN_EXPORT KILN_PASS_TEXT int execl(const char *path, const char *arg, ...) {
   va_list ap;
   KILN_EXEC_ARGV(arg, ap, argv, (void)0);
   return execve(path, argv, environ);
 }
 
-KILN_EXPORT int execlp(const char *file, const char *arg, ...) {
+KILN_EXPORT KILN_PASS_TEXT int execlp(const char *file, const char *arg, ...) {
   va_list ap;
   KILN_EXEC_ARGV(arg, ap, argv, (void)0);
   return execvpe(file, argv, environ);
 }
 
-KILN_EXPORT int execle(const char *path, const char *arg, ...) {
+KILN_EXPORT KILN_PASS_TEXT int execle(const char *path, const char *arg, ...) {
   va_list ap;
   char **envp;
   KILN_EXEC_ARGV(arg, ap, argv, envp = va_arg(ap, char **));

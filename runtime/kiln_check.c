@@ -72,20 +72,21 @@ static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_repor
     out->blocks += recs[i].count;
   }
   /* As in the folded files: a site starts at the caller of operator new. */
+  /* The report's own symbolizer: another thread may be dumping. */
   kiln_modules_refresh();
-  kiln_symbols_begin();
+  kiln_symbols_t *sy = kiln_symbols_open();
   kiln_buf_t name = {0};
   for (size_t i = 0; i < nsites; i++) {
     while (sites[i].depth > 1) {
       name.len = 0;
-      kiln_symbols_name((uint64_t)(uintptr_t)sites[i].frames[0], &name);
+      kiln_symbols_name(sy, (uint64_t)(uintptr_t)sites[i].frames[0], &name);
       if (!kiln_symbols_is_alloc_wrapper(name.data, name.len)) break;
       sites[i].frames++;
       sites[i].depth--;
     }
   }
   kiln_buf_free(&name);
-  kiln_symbols_end();
+  kiln_symbols_close(sy);
   kiln_sort(sites, nsites, sizeof *sites, kiln_check_by_bytes);
   out->nsites = nsites;
   out->sites = sites;
@@ -97,20 +98,20 @@ static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_repor
 static void kiln_check_print_sites(const kiln_leak_site_t *sites, size_t n, size_t max, const char *what,
                                    FILE *f) {
   kiln_modules_refresh();
-  kiln_symbols_begin();
+  kiln_symbols_t *sy = kiln_symbols_open();
   kiln_buf_t name = {0};
   for (size_t i = 0; i < n && i < max; i++) {
     fprintf(f, "kiln: %zu bytes in %zu blocks %s (site %zu of %zu)\n", sites[i].bytes, sites[i].blocks, what,
             i + 1, n);
     for (size_t k = 0; k < sites[i].depth; k++) {
       name.len = 0;
-      kiln_symbols_name((uint64_t)(uintptr_t)sites[i].frames[k], &name);
+      kiln_symbols_name(sy, (uint64_t)(uintptr_t)sites[i].frames[k], &name);
       fprintf(f, "kiln:    %s %.*s\n", k == 0 ? "at" : "by", (int)name.len, name.data ? name.data : "");
     }
   }
   if (n > max) fprintf(f, "kiln: (%zu more sites)\n", n - max);
   kiln_buf_free(&name);
-  kiln_symbols_end();
+  kiln_symbols_close(sy);
 }
 
 /* ---------------------------------------------------------- leak scopes */

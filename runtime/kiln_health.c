@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 #include <stdio.h>
+#include <sys/auxv.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@ typedef struct kiln_health_walk {
   kiln_buf_t name;
   struct { char module[96]; uint64_t count; } ends[32];
   int nends;
+  kiln_symbols_t *sy;
 } kiln_health_walk_t;
 
 /* Frames where a whole stack legitimately ends. */
@@ -36,8 +38,12 @@ static void kiln_health_stack(kiln_stack_t *s, void *ctx) {
   w->total += v;
   if (s->depth == 0 || (s->flags & (KILN_STACK_TRUNCATED | KILN_STACK_SKIPPED | KILN_STACK_FULL))) return;
   uint64_t root = s->pcs[s->depth - 1];
+  /* The program's entry point ends the main thread's stacks, named or not
+   * (a stripped program's _start has no name). */
+  uint64_t entry = getauxval(AT_ENTRY);
+  if (entry != 0 && root - 1 >= entry && root - 1 < entry + 64) return;
   w->name.len = 0;
-  kiln_symbols_name(root, &w->name);
+  kiln_symbols_name(w->sy, root, &w->name);
   if (w->name.data != NULL && kiln_health_is_root(w->name.data, w->name.len)) return;
   /* Blame the deepest frame in a module: a walk that lost its way may
    * have taken a stray word for a frame or two beyond it. */
@@ -83,6 +89,19 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
     if (in->samples && in->skipped * 20 > in->samples)
       kiln_health_warn(h, "%.0f%% of samples fell inside the dynamic loader and kept only their leaf",
                        100.0 * (double)in->skipped / (double)in->samples);
+    double cpu_seconds = in->user_seconds + in->sys_seconds;
+    if (in->kernel_missing && cpu_seconds > 0 && in->sys_seconds / cpu_seconds >= 0.01)
+      kiln_health_warn(h, "%.0f%% of this process's CPU time was in the kernel and is not in this profile: "
+                          "run as root or with perf_event_paranoid <= 1",
+                       100.0 * in->sys_seconds / cpu_seconds);
+    if (in->unsampled)
+      kiln_health_warn(h, "%llu threads were not sampled (%.2f s of CPU time): %s",
+                       (unsigned long long)in->unsampled, in->unsampled_seconds,
+                       in->unsampled_names ? in->unsampled_names : "");
+    if (in->samples && in->kiln_hook_samples * 10 > in->samples)
+      kiln_health_warn(h, "%.0f%% of CPU samples are kiln's own allocation tracking ([kiln: allocation "
+                          "tracking]); KILN_ALLOC_SAMPLE makes it cheaper",
+                       100.0 * (double)in->kiln_hook_samples / (double)in->samples);
   }
   if (in->table_full)
     kiln_health_warn(h, "stack table full: %llu samples or allocations counted under [kiln: table full]",
@@ -102,9 +121,9 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
   kiln_health_walk_t w;
   memset(&w, 0, sizeof w);
   w.kind = cpu ? KILN_COUNT_CPU : KILN_COUNT_ALLOC_COUNT;
-  kiln_symbols_begin();
+  w.sy = kiln_symbols_open();
   kiln_stacktab_foreach(kiln_health_stack, &w);
-  kiln_symbols_end();
+  kiln_symbols_close(w.sy);
   kiln_buf_free(&w.name);
   for (int i = 0; i < w.nends; i++) {
     double share = w.total ? (double)w.ends[i].count / (double)w.total : 0;

@@ -396,6 +396,7 @@ typedef struct kiln_heap_dtv {
   int nids;
   uint64_t *addrs;   /* live blocks on those stacks */
   size_t naddrs, cap;
+  kiln_symbols_t *sy;
 } kiln_heap_dtv_t;
 
 static void kiln_heap_dtv_stack(kiln_stack_t *s, void *ctx) {
@@ -407,7 +408,7 @@ static void kiln_heap_dtv_stack(kiln_stack_t *s, void *ctx) {
   if (in_loader) {
     /* The fp walker may see nothing above the loader's leaf: name it. */
     kiln_buf_t name = {0};
-    kiln_symbols_name(s->pcs[0], &name);
+    kiln_symbols_name(d->sy, s->pcs[0], &name);
     bool dtv = name.data != NULL && ((name.len == 12 && memcmp(name.data, "allocate_dtv", 12) == 0) ||
                                      (name.len == 14 && memcmp(name.data, "_dl_resize_dtv", 14) == 0));
     kiln_buf_free(&name);
@@ -469,9 +470,9 @@ void kiln_heap_exit_freeres(void) {
     d.ld_lo = ld->lo;
     d.ld_hi = ld->hi;
   }
-  kiln_symbols_begin();
+  d.sy = kiln_symbols_open();
   kiln_stacktab_foreach(kiln_heap_dtv_stack, &d);
-  kiln_symbols_end();
+  kiln_symbols_close(d.sy);
   if (d.nids == 0) return;
   d.cap = 4096;
   d.addrs = kiln_mem_map(d.cap * sizeof *d.addrs);

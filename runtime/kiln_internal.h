@@ -54,6 +54,7 @@ void kiln_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))) KILN_I
 struct dl_phdr_info;
 typedef struct kiln_libc {
   int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+  int (*sigprocmask)(int, const sigset_t *, sigset_t *);
   void (*(*signal)(int, void (*)(int)))(int);
   int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
   void *(*dlopen)(const char *, int);
@@ -114,14 +115,12 @@ enum { KILN_SLOT_FREE = 0, KILN_SLOT_CLAIMED, KILN_SLOT_ACTIVE, KILN_SLOT_EXITED
 typedef struct kiln_thread {
   _Atomic int state;          /* KILN_SLOT_* */
   pid_t tid;
-  _Atomic int perf_fd;        /* KILN_TIMER_PERF: the event, else -1 */
-  uint64_t perf_id;           /* its PERF_EVENT_IOC_ID: is the fd still ours? */
   _Atomic bool has_timer;     /* KILN_TIMER_POSIX: timer is armed */
   timer_t timer;
   bool own;                   /* registered by the thread itself (TLS set) */
   uintptr_t stack_lo, stack_hi; /* for the fp walker; 0,0 when unknown */
   kiln_ring_t ring;
-  uint64_t *scratch;          /* the handler's unwind buffer */
+  uint64_t *scratch;          /* the handler's record (KILN_REGS + 1 + KILN_STACK_COPY / 8 words) */
   /* Written by the thread's handler, read by the collector. */
   _Atomic uint64_t samples, dropped, truncated, skipped;
 } kiln_thread_t;
@@ -176,6 +175,23 @@ int kiln_unwind_here(kiln_unwind_kind_t kind, uintptr_t lo, uintptr_t hi, uint64
 /* Per-thread set-up, in the new thread before its timer is armed. */
 void kiln_unwind_thread_init(kiln_unwind_kind_t kind) KILN_INTERNAL;
 const char *kiln_unwind_name(kiln_unwind_kind_t kind) KILN_INTERNAL;
+
+/* ----------------------------------------------------- kiln_unwind_copy.c */
+/* Unwinds a sample from its registers and the copy of its stack (taken at
+ * regs->r[RSP], len bytes): pcs leaf first, pcs[0] the interrupted pc + 1.
+ * Collector context only (any thread but never a handler or hook). */
+int kiln_unwind_copy_init(void) KILN_INTERNAL; /* 0, or -ENOENT: fp only */
+int kiln_unwind_copy(kiln_unwind_kind_t kind, const kiln_regs_t *regs, const uint8_t *stack, size_t len,
+                     uint64_t *pcs, int max, unsigned *flags) KILN_INTERNAL;
+/* True on a thread while it is inside kiln_unwind_copy (libunwind's signal
+ * masking around its cache is then a no-op: see the sigprocmask wrapper). */
+bool kiln_unwind_copy_active(void) KILN_INTERNAL;
+/* While kiln sets libunwind up in a thread, the pipe wrappers refuse the
+ * pipe libunwind would open for itself (see kiln_unwind_copy.c). */
+void kiln_unwind_refuse_pipes(bool on) KILN_INTERNAL;
+bool kiln_unwind_refusing_pipes(void) KILN_INTERNAL;
+/* Bumped by the dlopen/dlclose wrappers: cached unwind rules are flushed. */
+extern _Atomic uint64_t kiln_unwind_copy_loader_gen KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_stacktab.c */
 /* Insert-only, lock-free hash table of stacks. Any thread may intern. */
@@ -317,6 +333,45 @@ void kiln_heap_scope_end(uint64_t seq0,
 void kiln_heap_fork_prepare(void) KILN_INTERNAL;
 void kiln_heap_fork_release(void) KILN_INTERNAL;
 
+/* ------------------------------------------------------------ kiln_perf.c */
+/* Samples without a signal (see the file). A raw sample as the collector
+ * gets it, valid during the sink call only. */
+typedef struct kiln_raw_sample {
+  pid_t pid, tid;
+  bool kernel;              /* taken in the kernel */
+  bool has_regs;            /* regs and stack are the user context */
+  kiln_regs_t regs;
+  const uint8_t *stack;     /* copy of [regs.r[RSP], + stack_len) */
+  size_t stack_len;
+  const uint64_t *kchain;   /* kernel call chain, perf's encoding, or NULL */
+  unsigned nk;
+} kiln_raw_sample_t;
+typedef void (*kiln_perf_sink_fn)(const kiln_raw_sample_t *s, void *ctx);
+/* Whether perf ring sampling works here (with kernel time if want_kernel
+ * and allowed: *kernel). Normal context. 0 / -errno. */
+int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) KILN_INTERNAL;
+/* Per-CPU events inherited by every thread the calling thread creates. */
+int kiln_perf_open_inherited(void) KILN_INTERNAL;
+/* One thread's own event (threads not covered by inheritance). Normal
+ * context, any thread. */
+int kiln_perf_open_thread(pid_t tid) KILN_INTERNAL;
+/* Reads every ring into sink (reap: close the rings of threads that are
+ * gone). Collector or dump; serialised inside. */
+void kiln_perf_drain(kiln_perf_sink_fn sink, void *ctx, bool reap) KILN_INTERNAL;
+/* The same unless a drain is under way elsewhere (emergencies). */
+void kiln_perf_try_drain(kiln_perf_sink_fn sink, void *ctx) KILN_INTERNAL;
+/* Drains (sink may be NULL) and closes every ring: sampling stops. */
+void kiln_perf_close_all(kiln_perf_sink_fn sink, void *ctx) KILN_INTERNAL;
+typedef struct kiln_perf_stats {
+  uint64_t samples, kernel_samples, lost, open_failures, rings, ring_bytes;
+} kiln_perf_stats_t;
+void kiln_perf_stats(kiln_perf_stats_t *out) KILN_INTERNAL;
+/* Around fork: no drain under way (prepare), then released (parent); the
+ * child re-initialises in kiln_perf_after_fork_child. */
+void kiln_perf_fork_prepare(void) KILN_INTERNAL;
+void kiln_perf_fork_parent(void) KILN_INTERNAL;
+void kiln_perf_after_fork_child(void) KILN_INTERNAL;
+
 /* --------------------------------------------------------- kiln_modules.c */
 typedef struct kiln_module {
   const char *path;     /* file on disk ("" for none) */
@@ -325,6 +380,8 @@ typedef struct kiln_module {
   uintptr_t lo, hi;     /* span of its PT_LOAD segments in memory */
   const void *mem_ehdr; /* the vDSO: parse from memory */
   bool closed;          /* dlclose'd (or no longer listed) */
+  char build_id[129];   /* GNU build-id in hex, from the loaded notes ("" if none) */
+  uint64_t file_off;    /* file offset of the first PT_LOAD (lo maps it) */
   uint64_t gen;         /* refresh in which it was first seen */
 } kiln_module_t;
 
@@ -334,33 +391,104 @@ int kiln_modules_init(void) KILN_INTERNAL;
 void kiln_modules_refresh(void) KILN_INTERNAL;
 /* The module holding pc (open ones first), or NULL. Dump time. */
 const kiln_module_t *kiln_modules_find(uintptr_t pc) KILN_INTERNAL;
+/* Every module seen so far (closed ones too), in the order first seen:
+ * the module map written beside the profiles. */
+size_t kiln_modules_count(void) KILN_INTERNAL;
+const kiln_module_t *kiln_modules_at(size_t i) KILN_INTERNAL;
+size_t kiln_modules_index(const kiln_module_t *m) KILN_INTERNAL; /* m == kiln_modules_at(index) */
 void kiln_modules_after_fork_child(void) KILN_INTERNAL;
 
+/* --------------------------------------------------------- kiln_ehframe.c */
+/* Function bounds from an ELF image's .eh_frame_hdr search table (and the
+ * FDE headers it points to): they survive stripping. Dump time, normal
+ * context; reads only the image it is given, bounds-checked. */
+typedef struct kiln_ehframe {
+  const char *img;
+  size_t len;
+  const uint8_t *table; /* NULL: no usable table */
+  size_t count, entry_size;
+  unsigned table_enc;
+  uint64_t hdr_vaddr;
+} kiln_ehframe_t;
+/* 0, or -ENOENT / -EINVAL (no PT_GNU_EH_FRAME, or one kiln cannot search). */
+int kiln_ehframe_open(kiln_ehframe_t *t, const char *img, size_t len) KILN_INTERNAL;
+/* The function holding link-time address vaddr: [*start, *end). */
+bool kiln_ehframe_find(const kiln_ehframe_t *t, uint64_t vaddr, uint64_t *start, uint64_t *end) KILN_INTERNAL;
+
 /* --------------------------------------------------------- kiln_symbols.c */
-/* Names pc-1 (see the glossary) into out: "function", "module+0xOFF" or
- * "[unknown]". Loads and caches each module's symbols on first use;
- * demangles C++ names when the program has __cxa_demangle. Dump time only,
- * under kiln_symbols_begin/end. */
-void kiln_symbols_begin(void) KILN_INTERNAL;
-void kiln_symbols_name(uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
-void kiln_symbols_end(void) KILN_INTERNAL;
+/* A symbolizer: an owned context, opened by whoever names frames (a dump,
+ * a leak report, a scan) and passed along; two threads may each use their
+ * own at the same time. Loads each module's symbols on first use; names
+ * pc-1 (see the glossary) as "function" (C++ demangled when the program
+ * has __cxa_demangle), "module+0xSTART" of the function holding it (from
+ * the unwind tables, when the file has no symbol for it), "module+0xOFF",
+ * a perf-map name (JIT code), "name_[k]" (kernel) or "[unknown]". Normal
+ * context only: not in the handler, not in a crash. */
+typedef struct kiln_symbols kiln_symbols_t;
+kiln_symbols_t *kiln_symbols_open(void) KILN_INTERNAL; /* NULL when out of memory */
+void kiln_symbols_close(kiln_symbols_t *sy) KILN_INTERNAL;
+void kiln_symbols_name(kiln_symbols_t *sy, uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
+/* Addresses from here up are the kernel's (x86-64). */
+#define KILN_KERNEL_START 0xffff800000000000ull
+typedef enum {
+  KILN_SYM_NONE = 0, /* outside every module: [unknown] */
+  KILN_SYM_ELF,      /* a symbol of the module (or its debug file) */
+  KILN_SYM_UNWIND,   /* no symbol: the function's start from .eh_frame_hdr */
+  KILN_SYM_OFFSET,   /* in a module, in no known function */
+  KILN_SYM_JIT,      /* a perf map entry (/tmp/perf-PID.map) */
+  KILN_SYM_KERNEL,   /* a kernel address: /proc/kallsyms */
+  KILN_SYM_MARKER,   /* a marker pc (kiln_types.h): offset holds it */
+} kiln_symbol_source_t;
+typedef struct kiln_symbol {
+  kiln_symbol_source_t source;
+  const kiln_module_t *module; /* ELF, UNWIND, OFFSET */
+  uint64_t offset;   /* pc-1 as the module's link-time address (else pc-1) */
+  uint64_t start;    /* the function's start, in the same terms (ELF, UNWIND, JIT) */
+  const char *raw;   /* ELF, JIT: the name as stored (mangled), NUL-terminated */
+} kiln_symbol_t;
+/* What is known of pc; kiln_symbols_name is lookup + format. raw: the
+ * stored name cleaned for a folded line (pprof's system_name). */
+void kiln_symbols_lookup(kiln_symbols_t *sy, uint64_t pc, kiln_symbol_t *out) KILN_INTERNAL;
+void kiln_symbols_format(kiln_symbols_t *sy, const kiln_symbol_t *s, kiln_buf_t *out) KILN_INTERNAL;
+void kiln_symbols_raw(const kiln_symbol_t *s, kiln_buf_t *out) KILN_INTERNAL;
+/* The kernel function holding addr (looked up as given) from
+ * /proc/kallsyms, as flamegraph.pl writes kernel frames: "name_[k]".
+ * -ENOENT when unknown (kallsyms hidden by kptr_restrict, or outside). */
+int kiln_symbols_kernel(kiln_symbols_t *sy, uint64_t addr, kiln_buf_t *out) KILN_INTERNAL;
 /* A frame inside the allocator's C++ wrapper (operator new, new[]):
  * allocation stacks are cut above it, to start at its caller. */
 static inline bool kiln_symbols_is_alloc_wrapper(const char *name, size_t n) {
   return name != NULL && n >= 12 && __builtin_memcmp(name, "operator new", 12) == 0;
 }
-/* Whether C++ names are demangled (malloc inside: off in a crash). */
+/* Whether symbolizers opened from now on demangle C++ names and decode
+ * MiniDebugInfo (malloc and dlopen inside: off in a crash). */
 void kiln_symbols_demangle(bool on) KILN_INTERNAL;
+/* Whether kernel frames are named from now on (reading /proc/kallsyms
+ * costs ~50 ms); off: they are left out of the folded lines, the
+ * "[kernel]" frame stays. */
+void kiln_symbols_kernel_names(bool on) KILN_INTERNAL;
 
 /* ---------------------------------------------------------- kiln_sampler.c */
-/* Installs the SIGPROF handler and picks the timer (cfg->timer, or the best
- * that works: perf, posix, itimer). The only sigaction in the runtime. */
+/* Picks the timer (cfg->timer, or the best that works: perf, posix,
+ * itimer) and starts it; perf opens the inherited rings on the calling
+ * thread, the signal timers install the SIGPROF handler (the only
+ * sigaction in the runtime). */
 int kiln_sampler_start(const kiln_config_t *cfg) KILN_INTERNAL;
 /* Arms/disarms the timer of one registered thread. */
 int kiln_sampler_thread_arm(kiln_thread_t *t) KILN_INTERNAL;
 void kiln_sampler_thread_disarm(kiln_thread_t *t) KILN_INTERNAL;
-/* Disarms every thread's timer; the handler ignores late signals. */
-void kiln_sampler_stop(void) KILN_INTERNAL;
+/* Stops sampling: perf rings drained into sink (may be NULL) and closed;
+ * signal timers disarmed, and handlers still running waited for. */
+void kiln_sampler_stop(kiln_perf_sink_fn sink, void *ctx) KILN_INTERNAL;
+/* Emergencies (_exit, fatal signals): no more samples are taken or
+ * counted; takes no lock. */
+void kiln_sampler_halt(void) KILN_INTERNAL;
+/* perf: whether the calling thread is sampled by an inherited event, and
+ * (in a new thread) whether its creator was: then so is it. */
+bool kiln_sampler_covered(void) KILN_INTERNAL;
+void kiln_sampler_thread_inherit(bool parent_covered) KILN_INTERNAL;
+/* Kernel time is in the samples. */
+bool kiln_sampler_kernel(void) KILN_INTERNAL;
 kiln_timer_kind_t kiln_sampler_timer(void) KILN_INTERNAL;
 const char *kiln_sampler_timer_name(kiln_timer_kind_t k) KILN_INTERNAL;
 /* Before exec: disarm everything and discard pending SIGPROFs so none can
@@ -402,8 +530,8 @@ int kiln_sampler_stop_signal(void (*handler)(int, siginfo_t *, void *)) KILN_INT
  * interval_ns (0: never) and on kiln_collector_request_dump, it calls dump
  * from its own thread. The thread is named "kiln-collector" and leaves
  * dump_signal unblocked, so that the signal sent to it alone (tgkill)
- * interrupts no thread of the program. */
-int kiln_collector_start(int hz, uint64_t interval_ns, int dump_signal,
+ * interrupts no thread of the program. cfg: the unwinder, the depth. */
+int kiln_collector_start(const kiln_config_t *cfg, int hz, uint64_t interval_ns, int dump_signal,
                          void (*dump)(kiln_dump_reason_t reason)) KILN_INTERNAL;
 /* Asks the collector for a dump now: async-signal-safe (the dump signal's
  * handler calls it). */
@@ -413,7 +541,31 @@ void kiln_collector_stop(void) KILN_INTERNAL; /* joins; drains what is left */
 void kiln_collector_drain(void) KILN_INTERNAL;
 /* The same, unless another consumer holds the rings (emergencies). */
 void kiln_collector_try_drain(void) KILN_INTERNAL;
+/* Unwinds and counts one raw sample (a kiln_perf_sink_fn). Reentrant;
+ * normal context. */
+void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) KILN_INTERNAL;
+/* The threads seen in samples, most sampled first; *count: how many. */
+typedef struct kiln_thread_seen {
+  pid_t tid;
+  const char *name;
+  uint64_t samples, kernel;
+} kiln_thread_seen_t;
+void kiln_collector_threads(void (*fn)(const kiln_thread_seen_t *t, void *ctx), void *ctx,
+                            uint64_t *count) KILN_INTERNAL;
+bool kiln_collector_thread_seen(pid_t tid) KILN_INTERNAL;
+/* A thread ends: its name for the list (normal context, the thread itself). */
+void kiln_collector_thread_exit(pid_t tid, const char *name) KILN_INTERNAL;
+typedef struct kiln_collector_stats {
+  uint64_t own_samples; /* of the collector thread itself, dropped */
+  uint64_t truncated;   /* stacks cut (depth limit, or deeper than the copy) */
+  uint64_t kiln_frames; /* samples inside kiln's hooks, named as kiln's */
+} kiln_collector_stats_t;
+void kiln_collector_stats(kiln_collector_stats_t *out) KILN_INTERNAL;
 double kiln_collector_cpu_seconds(void) KILN_INTERNAL;
+/* Around fork: no drain (no unwinding) under way in another thread while
+ * the program forks; the child's locks are new. */
+void kiln_collector_fork_prepare(void) KILN_INTERNAL;
+void kiln_collector_fork_parent(void) KILN_INTERNAL;
 void kiln_collector_after_fork_child(void) KILN_INTERNAL;
 
 /* ------------------------------------------------------------- kiln_out.c */
@@ -426,9 +578,13 @@ int kiln_out_write_file(const char *dir, const char *name, const char *data, siz
 /* ---------------------------------------------------------- kiln_folded.c */
 /* Renders the counts of each kind as folded text into outs[k] (root first,
  * merged, sorted; allocation stacks cut at the caller of operator new);
- * totals[k] gets the sum of its counts. One symbolization for all. */
-void kiln_folded_render(const kiln_count_kind_t *kinds, int nkinds, kiln_buf_t *outs,
-                        uint64_t *totals) KILN_INTERNAL;
+ * totals[k] gets the sum of its counts. One symbolization for all. When
+ * stacks is not NULL it also gets the set's stacks file: the module map
+ * and, per kind (named by kind_names[k]), every stack as frame ids with
+ * each frame's module and address, so that the tool can add source lines
+ * and inlined frames offline (format in kiln_folded.c). */
+void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_names, int nkinds,
+                        kiln_buf_t *outs, uint64_t *totals, kiln_buf_t *stacks) KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_suppress.c */
 /* Leak suppressions, LeakSanitizer's format ("leak:PATTERN" lines, '#'
@@ -444,9 +600,10 @@ typedef struct kiln_suppress {
 int kiln_suppress_load(const char *path, kiln_suppress_t *sup) KILN_INTERNAL;
 /* LSan's template match: substring; '*' any run; '^' and '$' anchors. */
 bool kiln_suppress_match(const char *templ, const char *name) KILN_INTERNAL;
-/* Whether a pattern matches a frame of s; under kiln_symbols_begin/end.
+/* Whether a pattern matches a frame of s, named with sy.
  * scratch: a buffer for names, reused. */
-bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln_buf_t *scratch) KILN_INTERNAL;
+bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln_symbols_t *sy,
+                         kiln_buf_t *scratch) KILN_INTERNAL;
 void kiln_suppress_free(kiln_suppress_t *sup) KILN_INTERNAL;
 
 /* ------------------------------------------------------------ kiln_scan.c */
@@ -504,6 +661,12 @@ typedef struct kiln_health_input {
   double counted_seconds; /* CPU time the timer counts, the profiler's own out */
   uint64_t dropped, truncated, skipped, table_full, memory_bytes, threads;
   bool stepped_aside, dump_signal_refused, crash;
+  bool kernel_missing;        /* kernel time could not be sampled */
+  double user_seconds, sys_seconds;
+  uint64_t unsampled;         /* live threads with CPU time and no sample */
+  double unsampled_seconds;
+  const char *unsampled_names;
+  uint64_t kiln_hook_samples; /* samples inside kiln's hooks */
 } kiln_health_input_t;
 typedef struct kiln_health {
   double expected_samples, delivered_share;
@@ -536,7 +699,8 @@ void kiln_profiler_start_env(void) KILN_INTERNAL;
 /* At exit: stop, dump, summary line. Idempotent. */
 void kiln_profiler_at_exit(void) KILN_INTERNAL;
 /* Thread lifecycle, from the preload's pthread_create wrapper. */
-void kiln_profiler_thread_begin(void) KILN_INTERNAL;
+/* parent_covered: kiln_sampler_covered() in the creating thread. */
+void kiln_profiler_thread_begin(bool parent_covered) KILN_INTERNAL;
 void kiln_profiler_thread_end(void) KILN_INTERNAL;
 /* exec wrappers: dump, quiesce; on failure, resume. */
 void kiln_profiler_before_exec(void) KILN_INTERNAL;

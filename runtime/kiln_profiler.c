@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -36,6 +37,7 @@ static pthread_mutex_t kiln_profiler_lock = PTHREAD_MUTEX_INITIALIZER;
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason);
 static int kiln_profiler_dump_signal(void);
 static __thread sigset_t kiln_tls_fork_mask;
+static __thread bool kiln_tls_fork_locked; /* prepare took the collector's locks */
 
 static double kiln_profiler_now(clockid_t clk) {
   struct timespec ts;
@@ -108,9 +110,13 @@ static void kiln_profiler_fork_prepare(void) {
   pthread_sigmask(SIG_BLOCK, &prof, &kiln_tls_fork_mask);
   /* No shard of the live map may be mid-update (or locked) in the child. */
   kiln_heap_fork_prepare();
+  kiln_tls_fork_locked = atomic_load(&kiln_profiler.active);
+  if (kiln_tls_fork_locked) kiln_collector_fork_prepare();
 }
 
 static void kiln_profiler_fork_parent(void) {
+  if (kiln_tls_fork_locked) kiln_collector_fork_parent();
+  kiln_tls_fork_locked = false;
   kiln_heap_fork_release();
   pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
 }
@@ -118,6 +124,11 @@ static void kiln_profiler_fork_parent(void) {
 static void kiln_profiler_fork_child(void) {
   kiln_heap_fork_release();
   pthread_mutex_init(&kiln_profiler_lock, NULL);
+  if (kiln_tls_fork_locked) { /* the locks taken in prepare are new here */
+    kiln_perf_after_fork_child();
+    kiln_collector_after_fork_child();
+    kiln_tls_fork_locked = false;
+  }
   if (atomic_load(&kiln_profiler.active)) {
     /* The child starts a profile of its own: none of the parent's samples,
      * threads, events or allocations over the run come along. The blocks
@@ -134,11 +145,13 @@ static void kiln_profiler_fork_child(void) {
     kiln_profiler_baseline();
     kiln_profiler.out_warned = false;
     if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
+      kiln_sampler_resume(); /* perf: this thread's rings, inherited by its threads */
       kiln_profiler_add_self();
-      kiln_sampler_resume();
-      kiln_collector_start(kiln_profiler.cfg.hz, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(), kiln_profiler_on_dump);
+      kiln_collector_start(&kiln_profiler.cfg, kiln_profiler.cfg.hz, kiln_profiler.cfg.interval_ns,
+                           kiln_profiler_dump_signal(), kiln_profiler_on_dump);
     } else if (kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on) {
-      kiln_collector_start(0, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(), kiln_profiler_on_dump);
+      kiln_collector_start(&kiln_profiler.cfg, 0, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(),
+                           kiln_profiler_on_dump);
     }
     kiln_heap_guard_leave();
   }
@@ -161,11 +174,17 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
     kiln_log("cannot map the profiler's memory; profiling disabled");
     goto out;
   }
-  kiln_unwind_init(&kiln_profiler.cfg.unwind);
+  bool cpu = kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT, alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
+  /* In-process unwinding serves the malloc hooks; CPU samples are unwound
+   * from their copies (kiln_unwind_copy.c). */
+  if (alloc) {
+    kiln_unwind_refuse_pipes(true);
+    kiln_unwind_init(&kiln_profiler.cfg.unwind);
+    kiln_unwind_refuse_pipes(false);
+  }
   if (!kiln_profiler.key_created)
     kiln_profiler.key_created =
         pthread_key_create(&kiln_profiler.thread_key, kiln_profiler_thread_key_dtor) == 0;
-  bool cpu = kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT, alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
   if (cpu && (rc = kiln_sampler_start(&kiln_profiler.cfg)) < 0) {
     if (!alloc) goto out;
     kiln_profiler.cfg.mode &= ~KILN_MODE_CPU_BIT; /* the heap goes on alone */
@@ -183,10 +202,11 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
       kiln_profiler_add_self();
       kiln_profiler_add_existing();
     }
-    if ((rc = kiln_collector_start(cpu ? kiln_profiler.cfg.hz : 0, kiln_profiler.cfg.interval_ns,
-                                   kiln_profiler_dump_signal(), kiln_profiler_on_dump)) < 0) {
+    if ((rc = kiln_collector_start(&kiln_profiler.cfg, cpu ? kiln_profiler.cfg.hz : 0,
+                                   kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(),
+                                   kiln_profiler_on_dump)) < 0) {
       kiln_log("cannot start the collector thread (%s); profiling disabled", strerror(-rc));
-      kiln_sampler_stop();
+      kiln_sampler_stop(NULL, NULL);
       atomic_store(&kiln_profiler.active, false);
       goto out;
     }
@@ -215,7 +235,9 @@ int kiln_profiler_ensure_heap(void) {
     if (cfg.alloc_sample != 0) {
       rc = -EINVAL; /* a sampled heap cannot see every block */
     } else if ((rc = kiln_stacktab_init(1u << 18)) == 0 && (rc = kiln_modules_init()) == 0) {
+      kiln_unwind_refuse_pipes(true);
       kiln_unwind_init(&cfg.unwind);
+      kiln_unwind_refuse_pipes(false);
       rc = kiln_heap_start(&cfg);
       if (!kiln_profiler.atfork_registered)
         kiln_profiler.atfork_registered = pthread_atfork(kiln_profiler_fork_prepare, kiln_profiler_fork_parent,
@@ -237,16 +259,22 @@ void kiln_profiler_start_env(void) {
 
 bool kiln_profiler_active(void) { return atomic_load(&kiln_profiler.active); }
 
-void kiln_profiler_thread_begin(void) {
+void kiln_profiler_thread_begin(bool parent_covered) {
   if (!atomic_load(&kiln_profiler.active) || !(kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) ||
       kiln_sampler_stepped_aside())
     return;
   kiln_heap_guard_enter();
+  kiln_sampler_thread_inherit(parent_covered);
   kiln_profiler_add_self();
   kiln_heap_guard_leave();
 }
 
 void kiln_profiler_thread_end(void) {
+  if (atomic_load(&kiln_profiler.active) && (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT)) {
+    char name[17] = "";
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    kiln_collector_thread_exit((pid_t)syscall(SYS_gettid), name);
+  }
   kiln_thread_t *t = kiln_tls_thread;
   /* The slot may have been retired by kiln_stop and reused since. */
   if (t == NULL || t->tid != (pid_t)syscall(SYS_gettid) ||
@@ -267,9 +295,67 @@ typedef struct kiln_profiler_report {
   kiln_thread_totals_t threads;
   kiln_stacktab_stats_t table;
   kiln_heap_stats_t heap;
+  kiln_perf_stats_t perf;
+  kiln_collector_stats_t coll;
   uint64_t cpu_total;
+  uint64_t samples, dropped, truncated, kernel_samples, threads_seen; /* over the run */
+  uint64_t unsampled;        /* live threads with CPU time and no sample */
+  double unsampled_seconds;  /* their CPU time */
+  char unsampled_names[160];
   double user, sys, wall, profiler_cpu, delivered_hz;
 } kiln_profiler_report_t;
+
+/* One "threads_list" entry of meta.json. */
+static void kiln_profiler_meta_thread(const kiln_thread_seen_t *t, void *ctx) {
+  kiln_buf_t *b = ctx;
+  if (b->len == 0 || b->data[b->len - 1] != '[') kiln_buf_puts(b, ", ");
+  kiln_buf_printf(b, "{\"tid\": %d, \"name\": \"", (int)t->tid);
+  for (const char *p = t->name; *p; p++)
+    if ((unsigned char)*p >= 0x20 && *p != '"' && *p != '\\') kiln_buf_put(b, p, 1);
+  kiln_buf_printf(b, "\", \"samples\": %llu, \"kernel_samples\": %llu}", (unsigned long long)t->samples,
+                  (unsigned long long)t->kernel);
+}
+
+/* Live threads that used CPU time but gave no sample: sampling could not
+ * see them (threads the inheritance and the wrappers both missed). */
+static void kiln_profiler_unsampled(kiln_profiler_report_t *r, int hz) {
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL) return;
+  long tick = sysconf(_SC_CLK_TCK);
+  pid_t collector = 0;
+  struct dirent *e;
+  size_t len = 0;
+  while ((e = readdir(d)) != NULL) {
+    pid_t tid = (pid_t)atoi(e->d_name);
+    if (tid <= 0 || kiln_collector_thread_seen(tid)) continue;
+    char path[64], stat[512], comm[32] = "?";
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) continue;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+    if (open == NULL || close == NULL) continue;
+    snprintf(comm, sizeof comm, "%.*s", (int)(close - open - 1), open + 1);
+    if (strcmp(comm, "kiln-collector") == 0) {
+      collector = tid;
+      continue;
+    }
+    unsigned long long utime = 0, stime = 0;
+    /* fields after the name: state ppid ... utime(14) stime(15) */
+    if (sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) continue;
+    double cpu = (double)(utime + stime) / (double)tick;
+    if (cpu * hz < 3) continue; /* too little CPU time to expect a sample */
+    r->unsampled++;
+    r->unsampled_seconds += cpu;
+    if (len < sizeof r->unsampled_names - 40)
+      len += (size_t)snprintf(r->unsampled_names + len, sizeof r->unsampled_names - len, "%s%s[%d]",
+                              len ? ", " : "", comm, (int)tid);
+  }
+  (void)collector;
+  closedir(d);
+}
 
 /* One profile set being written. */
 typedef struct kiln_profiler_set {
@@ -334,12 +420,26 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
     kiln_buf_printf(b, "  \"hz_requested\": %d,\n  \"sample_period_ns\": %lld,\n  \"hz_delivered\": %.1f,\n",
                     c->hz, 1000000000LL / c->hz, r->delivered_hz);
     kiln_buf_printf(b, "  \"samples\": %llu,\n  \"samples_in_profile\": %llu,\n",
-                    (unsigned long long)r->threads.samples, (unsigned long long)r->cpu_total);
+                    (unsigned long long)r->samples, (unsigned long long)r->cpu_total);
+    kiln_buf_printf(b, "  \"kernel_time_sampled\": %s,\n  \"cpu_kernel_samples\": %llu,\n"
+                       "  \"cpu_user_samples\": %llu,\n",
+                    kiln_sampler_kernel() ? "true" : "false", (unsigned long long)r->kernel_samples,
+                    (unsigned long long)(r->samples - r->kernel_samples));
     kiln_buf_printf(b, "  \"dropped\": %llu,\n  \"truncated\": %llu,\n  \"unwind_skipped\": %llu,\n",
-                    (unsigned long long)r->threads.dropped, (unsigned long long)r->threads.truncated,
+                    (unsigned long long)r->dropped, (unsigned long long)r->truncated,
                     (unsigned long long)r->threads.skipped);
-    kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n",
-                    (unsigned long long)r->threads.threads, (unsigned long long)r->threads.unregistered);
+    kiln_buf_printf(b, "  \"kiln_hook_samples\": %llu,\n  \"profiler_thread_samples\": %llu,\n",
+                    (unsigned long long)r->coll.kiln_frames, (unsigned long long)r->coll.own_samples);
+    kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n"
+                       "  \"threads_unsampled_cpu_seconds\": %.3f,\n",
+                    (unsigned long long)r->threads_seen, (unsigned long long)(r->unsampled + r->threads.unregistered),
+                    r->unsampled_seconds);
+    if (!set->crash) {
+      uint64_t count;
+      kiln_buf_puts(b, "  \"threads_list\": [");
+      kiln_collector_threads(kiln_profiler_meta_thread, b, &count);
+      kiln_buf_puts(b, "],\n");
+    }
     kiln_buf_printf(b, "  \"stepped_aside\": %s,\n", kiln_sampler_stepped_aside() ? "true" : "false");
   }
   if (alloc) {
@@ -400,10 +500,10 @@ static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_sc
   if (c->mode & KILN_MODE_CPU_BIT)
     kiln_log("%s[%d]: %llu samples at %.0f Hz (%d requested; %s, %s), threads %llu, "
              "dropped %llu, truncated %llu%s%s",
-             kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r->threads.samples, r->delivered_hz,
+             kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r->samples, r->delivered_hz,
              c->hz, kiln_sampler_timer_name(kiln_sampler_timer()), kiln_unwind_name(c->unwind),
-             (unsigned long long)r->threads.threads, (unsigned long long)r->threads.dropped,
-             (unsigned long long)r->threads.truncated, rc == 0 ? " -> " : "", rc == 0 ? path : "");
+             (unsigned long long)r->threads_seen, (unsigned long long)r->dropped,
+             (unsigned long long)r->truncated, rc == 0 ? " -> " : "", rc == 0 ? path : "");
   if (c->mode & KILN_MODE_ALLOC_BIT) {
     const kiln_heap_stats_t *h = &r->heap;
     char a[32], f[32], l[32], p[32], lost[512] = "";
@@ -496,6 +596,9 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   }
   if (!set->crash) kiln_modules_refresh();
   kiln_symbols_demangle(!set->crash); /* __cxa_demangle mallocs: not in a crash */
+  /* Kernel function names cost a read of /proc/kallsyms (~50 ms): only
+   * for runs long enough to make that small; "[kernel]" marks the rest. */
+  kiln_symbols_kernel_names(!set->crash && kiln_profiler_now(CLOCK_MONOTONIC) - kiln_profiler.wall_start >= 1.0);
   set->until_unix = kiln_profiler_now(CLOCK_REALTIME);
   set->from_unix = set->tagged && set->delta ? kiln_profiler.last_set_unix : kiln_profiler.wall_start_unix;
   char base[200];
@@ -515,6 +618,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   memset(&r, 0, sizeof r);
   kiln_count_kind_t kinds[KILN_PROFILER_FILES];
   char names[KILN_PROFILER_FILES][320];
+  const char *suffixes[KILN_PROFILER_FILES];
   uint64_t totals[KILN_PROFILER_FILES];
   kiln_buf_t outs[KILN_PROFILER_FILES];
   memset(outs, 0, sizeof outs);
@@ -538,6 +642,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
       continue;
     }
     kinds[n] = kind;
+    suffixes[n] = suffix;
     snprintf(names[n], sizeof names[n], "%s.%s.folded", base, suffix);
     n++;
   }
@@ -547,25 +652,56 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   }
   bool commit = false;
   if (set->tagged && set->delta) kiln_stacktab_foreach(kiln_profiler_delta_stack, &commit);
-  kiln_folded_render(kinds, n, outs, totals);
+  /* The stacks file (addresses and module map, for the tool's source
+   * lines): not in an emergency, where less is more. */
+  kiln_buf_t stacks = {0};
+  kiln_folded_render(kinds, suffixes, n, outs, totals, set->crash ? NULL : &stacks);
   for (int i = 0; i < n; i++)
     if (kinds[i] == KILN_COUNT_CPU || kinds[i] == KILN_COUNT_DELTA_CPU) r.cpu_total = totals[i];
   kiln_threads_totals(&r.threads);
   kiln_stacktab_stats(&r.table);
+  kiln_perf_stats(&r.perf);
+  kiln_collector_stats(&r.coll);
+  uint64_t own = r.coll.own_samples < r.perf.samples ? r.coll.own_samples : r.perf.samples;
+  r.samples = r.perf.samples - own + r.threads.samples;
+  r.kernel_samples = r.perf.kernel_samples;
+  r.dropped = r.threads.dropped + r.perf.lost;
+  r.truncated = r.coll.truncated;
+  if (!set->crash) kiln_collector_threads(NULL, NULL, &r.threads_seen);
   double user, sys;
   kiln_profiler_rusage(&user, &sys);
   r.user = user - kiln_profiler.user_start;
   r.sys = sys - kiln_profiler.sys_start;
   r.wall = kiln_profiler_now(CLOCK_MONOTONIC) - kiln_profiler.wall_start;
   r.profiler_cpu = kiln_collector_cpu_seconds();
-  /* The perf timer counts user time; the others user and system time. */
-  double counted = r.user + (kiln_sampler_timer() == KILN_TIMER_PERF ? 0 : r.sys) - r.profiler_cpu;
-  r.delivered_hz = counted > 0.001 ? (double)r.threads.samples / counted : 0;
+  /* What the timer counts: user and system time (perf with kernel time,
+   * and the signal timers), or user time only; less the collector's. */
+  bool counts_sys = kiln_sampler_timer() != KILN_TIMER_PERF || kiln_sampler_kernel();
+  double counted = r.user + (counts_sys ? r.sys : 0) - r.profiler_cpu;
+  if (counted < 0) counted = 0;
+  r.delivered_hz = counted > 0.001 ? (double)r.samples / counted : 0;
+  if ((c->mode & KILN_MODE_CPU_BIT) && !set->crash) kiln_profiler_unsampled(&r, c->hz);
 
-  kiln_health_input_t hin = {c, r.threads.samples, counted, r.threads.dropped, r.threads.truncated,
-                             r.threads.skipped, r.table.full_hits, r.table.bytes + r.heap.map_bytes,
-                             (c->mode & KILN_MODE_CPU_BIT) ? r.threads.threads : 0, kiln_sampler_stepped_aside(),
-                             c->dump_signal > 0 && !kiln_profiler.dump_signal_on, set->crash};
+  kiln_health_input_t hin = {.cfg = c,
+                             .samples = r.samples,
+                             .counted_seconds = counted,
+                             .dropped = r.dropped,
+                             .truncated = r.truncated,
+                             .skipped = r.threads.skipped,
+                             .table_full = r.table.full_hits,
+                             .memory_bytes = r.table.bytes + r.heap.map_bytes + r.perf.ring_bytes,
+                             .threads = (c->mode & KILN_MODE_CPU_BIT) ? r.threads_seen : 0,
+                             .stepped_aside = kiln_sampler_stepped_aside(),
+                             .dump_signal_refused = c->dump_signal > 0 && !kiln_profiler.dump_signal_on,
+                             .crash = set->crash};
+  hin.kernel_missing = (c->mode & KILN_MODE_CPU_BIT) && kiln_sampler_timer() == KILN_TIMER_PERF &&
+                       !kiln_sampler_kernel() && c->cpu_time != KILN_CPU_USER;
+  hin.user_seconds = r.user;
+  hin.sys_seconds = r.sys;
+  hin.unsampled = r.unsampled;
+  hin.unsampled_seconds = r.unsampled_seconds;
+  hin.unsampled_names = r.unsampled_names;
+  hin.kiln_hook_samples = r.coll.kiln_frames;
   kiln_health_assess(&hin, &set->health);
 
   int rc = kiln_out_mkdirs(dir);
@@ -573,6 +709,12 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
     if (outs[i].failed) rc = -ENOMEM;
     else rc = kiln_out_write_file(dir, names[i], outs[i].data ? outs[i].data : "", outs[i].len);
   }
+  if (rc == 0 && n > 0 && !set->crash && !stacks.failed) {
+    char stacks_name[220];
+    snprintf(stacks_name, sizeof stacks_name, "%s.stacks", base);
+    rc = kiln_out_write_file(dir, stacks_name, stacks.data ? stacks.data : "", stacks.len);
+  }
+  kiln_buf_free(&stacks);
   if (rc == 0 && c->pprof && set->tagged) rc = kiln_profiler_pprof(dir, base, set);
   /* The meta file last: when it is there, the whole set is. */
   kiln_buf_t meta = {0};
@@ -625,7 +767,7 @@ void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) {
   if (pthread_mutex_trylock(&kiln_profiler_lock) != 0) return;
   if (atomic_exchange(&kiln_profiler.active, false)) {
     kiln_heap_guard_enter();
-    if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop();
+    if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_halt();
     kiln_profiler_set_t set;
     memset(&set, 0, sizeof set);
     set.reason = reason;
@@ -649,7 +791,7 @@ void kiln_profiler_at_exit(void) {
   if (getpid() != kiln_profiler.pid || !atomic_load(&kiln_profiler.active)) return;
   kiln_heap_guard_enter();
   /* The collector may be writing a set under the lock: stop it first. */
-  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop();
+  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop(kiln_collector_sink, NULL);
   kiln_collector_stop();
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_exchange(&kiln_profiler.active, false)) {
@@ -725,7 +867,7 @@ KILN_EXPORT void kiln_stop(void) {
   bool was = atomic_exchange(&kiln_profiler.active, false);
   if (was) {
     kiln_heap_stop();
-    kiln_sampler_stop();
+    kiln_sampler_stop(kiln_collector_sink, NULL);
     int high = kiln_threads_high();
     for (int i = 0; i < high; i++) {
       kiln_thread_t *t = kiln_threads_slot(i);

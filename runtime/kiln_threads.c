@@ -22,7 +22,8 @@ static _Atomic int kiln_threads_high_water;
 static kiln_thread_totals_t kiln_threads_retired; /* collector only */
 static _Atomic uint64_t kiln_threads_unregistered; /* registry full */
 
-enum { KILN_SLOT_MEM = KILN_RING_WORDS * 8 + (KILN_DEPTH_MAX + KILN_UNWIND_SLACK + 8) * 8 };
+/* The ring, then the handler's record: registers, length, stack copy. */
+enum { KILN_SLOT_MEM = KILN_RING_WORDS * 8 + (KILN_REGS + 1 + KILN_STACK_COPY / 8 + 8) * 8 };
 
 int kiln_threads_init(void) {
   if (kiln_threads_slots != NULL) return 0;
@@ -63,7 +64,6 @@ kiln_thread_t *kiln_threads_register(pid_t tid, bool self) {
     }
     kiln_ring_init(&t->ring, t->ring.words, KILN_RING_WORDS);
     t->tid = tid;
-    atomic_store(&t->perf_fd, -1);
     atomic_store(&t->has_timer, false);
     t->own = self;
     t->stack_lo = t->stack_hi = 0;

@@ -5,7 +5,6 @@
 #include "kiln.h"
 
 #include <getopt.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +24,7 @@ static const char kiln_diff_usage[] =
 /* Writes every stack with a count in either profile, depth first in byte
  * order of the frames, keeping the current stack text in one buffer:
  * ends[d] is its length through the frame at depth d + 1. */
-static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *before,
+static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const kiln_count_t *before,
                            uint32_t nbefore)
 {
     kiln_buf_t stack = {0}, line = {0};
@@ -47,14 +46,14 @@ static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *bef
         const kiln_name_t *nm = &p->names.names[n->name];
         kiln_buf_add(&stack, nm->str, nm->len);
         ends[depth - 1] = stack.len;
-        double b = id < nbefore ? before[id] : 0, a = n->self;
+        kiln_count_t b = id < nbefore ? before[id] : 0, a = n->self;
         if (b > 0 || a > 0) {
             line.len = 0;
             kiln_buf_add(&line, stack.data, stack.len);
             kiln_buf_addc(&line, ' ');
-            kiln_util_fmt_count(&line, b, false);
+            kiln_profile_fmt(&line, p, b, false);
             kiln_buf_addc(&line, ' ');
-            kiln_util_fmt_count(&line, a, false);
+            kiln_profile_fmt(&line, p, a, false);
             kiln_buf_addc(&line, '\n');
             fwrite(line.data, 1, line.len, out);
         }
@@ -66,7 +65,7 @@ static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *bef
 }
 
 typedef struct kiln_diff_rem_s {
-    double rem;
+    kiln_count_t rem;
     uint32_t id;
 } kiln_diff_rem_t;
 
@@ -78,30 +77,36 @@ static int kiln_diff_cmp_rem(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* -n: BEFORE's counts scaled to TARGET (AFTER's total) and rounded by the
- * largest remainders, so that they add up to TARGET exactly and the root
- * shows no change that is only rounding. */
-static void kiln_diff_normalize(double *before, uint32_t n, double target)
+/* -n: BEFORE's counts (in AFTER's unit: whole counts or thousandths) scaled
+ * to TARGET (AFTER's total) and rounded by the largest remainders, so that
+ * they add up to TARGET exactly and the root shows no change that is only
+ * rounding. The products are taken in 128 bits: exact for any uint64
+ * counts. */
+__extension__ typedef unsigned __int128 kiln_diff_wide_t; /* GCC and clang have it */
+
+static void kiln_diff_normalize(kiln_count_t *before, uint32_t n, kiln_count_t target)
 {
-    double sum = 0, floors = 0;
+    kiln_diff_wide_t sum = 0;
     for (uint32_t i = 0; i < n; i++)
         sum += before[i];
-    if (!(sum > 0))
+    if (sum == 0)
         return;
-    double scale = target / sum;
     kiln_diff_rem_t *rem = kiln_util_xmalloc((n ? n : 1) * sizeof *rem);
     size_t nr = 0;
+    kiln_count_t floors = 0;
     for (uint32_t i = 0; i < n; i++) {
-        if (before[i] <= 0)
+        if (before[i] == 0)
             continue;
-        double v = before[i] * scale, f = floor(v);
-        rem[nr++] = (kiln_diff_rem_t){v - f, i};
-        before[i] = f;
-        floors += f;
+        kiln_diff_wide_t v = (kiln_diff_wide_t)before[i] * target;
+        /* v / sum <= target and v % sum < sum: both fit in 64 bits, as
+         * BEFORE's total (sum) is itself one kiln_count_t. */
+        rem[nr++] = (kiln_diff_rem_t){(kiln_count_t)(v % sum), i};
+        before[i] = (kiln_count_t)(v / sum);
+        floors += before[i];
     }
     qsort(rem, nr, sizeof *rem, kiln_diff_cmp_rem);
-    double left = round(target) - floors;
-    for (size_t k = 0; k < nr && left >= 1; k++, left--)
+    kiln_count_t left = target - floors; /* below nr: each floor lost < 1 */
+    for (size_t k = 0; k < nr && left > 0; k++, left--)
         before[rem[k].id] += 1;
     free(rem);
 }
@@ -132,16 +137,18 @@ int kiln_diff_main(int argc, char **argv)
     kiln_profile_t p;
     kiln_profile_init(&p, false);
     int rc = kiln_folded_read(&p, (const char *const *)argv + optind, 1, &fo);
-    double *before = NULL;
+    kiln_count_t *before = NULL;
     uint32_t nbefore = 0;
     double total_before = 0;
+    unsigned before_scale = 0;
     if (rc == 0) {
         if (p.has_delta) {
             kiln_util_err("%s: already a differential profile (two counts per line)",
                           argv[optind]);
             rc = -1;
         }
-        total_before = p.nodes[0].total;
+        total_before = (double)p.nodes[0].total;
+        before_scale = p.scale;
         before = kiln_profile_take_self(&p, &nbefore);
     }
     if (rc == 0)
@@ -150,6 +157,15 @@ int kiln_diff_main(int argc, char **argv)
         kiln_util_err("%s: already a differential profile (two counts per line)",
                       argv[optind + 1]);
         rc = -1;
+    }
+    if (rc == 0 && before_scale != p.scale) {
+        /* AFTER had fractions, BEFORE not: bring BEFORE to thousandths. */
+        total_before *= KILN_COUNT_FRAC_UNIT;
+        if (kiln_profile_rescale(&p, before, nbefore, before_scale) != 0) {
+            kiln_util_err("%s: counts too large to compare with fractional counts",
+                          argv[optind]);
+            rc = -1;
+        }
     }
     if (rc == 0) {
         if (normalize && total_before > 0)

@@ -82,6 +82,13 @@ static const kiln_explain_family_t kiln_explain_families[] = {
      "__cxxabiv1::|std::type_info|std::function<|_M_invoke",
      "avoid dynamic_cast on the hot path (virtual calls or variants), pass shared_ptr by "
      "reference and move it, do not use exceptions for control flow"},
+    /* The runtime's own time: "[kiln]" (start, dumps) and the marker
+     * leaves of kiln_contract.h ("[kiln: allocation tracking]"). Said as
+     * such, not as a plateau of the program. */
+    {"kiln's own time",
+     "^\\[kiln(: [^]]*)?\\]$",
+     "the profiler's cost, not the program's: sampled allocations (KILN_ALLOC_SAMPLE, e.g. "
+     "524288) instead of every one, a lower KILN_HZ or fewer interval dumps make it smaller"},
 };
 #define KILN_EXPLAIN_NFAMILIES (sizeof kiln_explain_families / sizeof kiln_explain_families[0])
 
@@ -399,8 +406,8 @@ static void kiln_explain_bases(kiln_explain_ctx_t *c)
         if (k == 0)
             continue;
         double big = p->nodes[kids[0]].total;
-        if (n->total / c->all >= KILN_EXPLAIN_BASE && k >= 8 && big < n->total / 4 &&
-            n->self < n->total / 4 && !said[n->name]) {
+        if (n->total / c->all >= KILN_EXPLAIN_BASE && k >= 8 && big < n->total / 4.0 &&
+            n->self < n->total / 4.0 && !said[n->name]) {
             said[n->name] = true;
             kiln_finding_t *f = kiln_explain_add(
                 c, n->total / c->all, "dispatcher",
@@ -409,7 +416,7 @@ static void kiln_explain_bases(kiln_explain_ctx_t *c)
             char *name = kiln_explain_name(p, i);
             f->title = kiln_explain_printf("wide base, narrow tops: %s (%.1f%%) spreads its time "
                                            "over %zu callees, none above %.1f%%",
-                                           name, 100 * n->total / c->all, k,
+                                           name, 100.0 * n->total / c->all, k,
                                            100 * big / c->all);
             f->frame = name;
             continue;
@@ -418,7 +425,7 @@ static void kiln_explain_bases(kiln_explain_ctx_t *c)
          * smallest of them at least half the widest. */
         size_t m = 0;
         while (m < k && p->nodes[kids[m]].total / c->all >= KILN_EXPLAIN_PEAK &&
-               p->nodes[kids[m]].total * 3 >= big * 2)
+               (double)p->nodes[kids[m]].total * 3 >= big * 2)
             m++;
         if (m >= 3 && !said[n->name]) {
             said[n->name] = true;
@@ -429,7 +436,7 @@ static void kiln_explain_bases(kiln_explain_ctx_t *c)
                 if (j < 4)
                     kiln_buf_printf(&b, "%s%s %.1f%%", j ? ", " : "",
                                     kiln_explain_str(p, kids[j], &nb),
-                                    100 * p->nodes[kids[j]].total / c->all);
+                                    100.0 * p->nodes[kids[j]].total / c->all);
             }
             kiln_finding_t *f = kiln_explain_add(
                 c, sum / c->all, "peaks",

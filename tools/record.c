@@ -120,8 +120,12 @@ static void kiln_record_alloc_summary(const char *dir, char **names, size_t n)
         kiln_buf_printf(&path, "%s/%s", dir, names[i]);
         const char *one[] = {path.data};
         struct stat st;
+        if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
+            kiln_buf_free(&path); /* not a profile the runtime wrote */
+            continue;
+        }
         any = true;
-        if (stat(path.data, &st) == 0 && st.st_size == 0) {
+        if (st.st_size == 0) {
             fprintf(stderr, "\n%s: no allocations\n", path.data);
         } else {
             fprintf(stderr, "\n%s: top allocating functions by self (bytes)\n", path.data);
@@ -181,6 +185,10 @@ static void kiln_record_list_sets(const char *dir, char **names, size_t *n)
  * allocation summary with --alloc). */
 static void kiln_record_summary(const char *dir, bool alloc)
 {
+    long stale = kiln_sets_clean_stale(dir);
+    if (stale > 0)
+        kiln_util_err("record: removed %ld unfinished temporary file%s from %s (a process was "
+                      "killed while writing its profile)", stale, stale == 1 ? "" : "s", dir);
     DIR *d = opendir(dir);
     if (!d) {
         kiln_util_err("record: %s: %s (no profile written)", dir, strerror(errno));
@@ -215,7 +223,11 @@ static void kiln_record_summary(const char *dir, bool alloc)
             kiln_buf_printf(&path, "%s/%s", dir, names[i]);
             const char *one[] = {path.data};
             struct stat st;
-            if (stat(path.data, &st) == 0 && st.st_size == 0) {
+            if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
+                kiln_buf_free(&path); /* not a profile the runtime wrote */
+                continue;
+            }
+            if (st.st_size == 0) {
                 fprintf(stderr, "\n%s: no samples\n", path.data);
                 kiln_buf_free(&path);
                 continue;

@@ -122,7 +122,8 @@ static void kiln_report_graft(kiln_profile_t *dst, uint32_t under, const kiln_pr
 static int kiln_report_read(kiln_profile_t *tmp, const char *const *paths, int n,
                             const kiln_report_t *r)
 {
-    kiln_folded_opts_t fo = {.strict = r->strict, .allow_empty = true};
+    /* Interval files are found in a directory: regular files only. */
+    kiln_folded_opts_t fo = {.strict = r->strict, .allow_empty = true, .dir_files = true};
     kiln_profile_init(tmp, false);
     return kiln_folded_read(tmp, paths, n, &fo);
 }
@@ -130,16 +131,20 @@ static int kiln_report_read(kiln_profile_t *tmp, const char *const *paths, int n
 /* Adds the files of one process and kind under the process's frame: read
  * straight into the kind's trie, the frame as every stack's first. */
 static int kiln_report_add_files(kiln_report_t *r, const char *kind, size_t proc,
-                                 const char *const *paths, int n)
+                                 const char *const *paths, int n, bool from_dir)
 {
     kiln_report_kind_t *k = kiln_report_kind(r, kind);
     const char *label = r->procs[proc].label;
     uint32_t pn = kiln_profile_child(&k->p, 0,
                                      kiln_names_intern(&k->p.names, label, strlen(label)));
     kiln_profile_finish(&k->p);
-    double before = k->p.nodes[pn].total;
-    kiln_folded_opts_t fo = {.strict = r->strict, .allow_empty = true, .prefix = label};
+    kiln_count_t before = k->p.nodes[pn].total;
+    unsigned scale = k->p.scale;
+    kiln_folded_opts_t fo = {.strict = r->strict, .allow_empty = true, .prefix = label,
+                             .dir_files = from_dir};
     int rc = kiln_folded_read(&k->p, paths, n, &fo);
+    if (rc == 0 && scale != k->p.scale)
+        before *= KILN_COUNT_FRAC_UNIT; /* this file brought fractions */
     if (rc == 0 && k->p.nodes[pn].total > before)
         r->added++;
     return rc;
@@ -266,7 +271,7 @@ static int kiln_report_intervals(kiln_report_t *r, size_t proc, char **names, si
                     if (tmp.nodes[t].self == 0)
                         continue;
                     iv->node[iv->n] = map[t];
-                    iv->value[iv->n++] = tmp.nodes[t].self;
+                    iv->value[iv->n++] = kiln_profile_value(&tmp, tmp.nodes[t].self);
                 }
                 free(map);
             }
@@ -323,7 +328,8 @@ static int kiln_report_add_dir(kiln_report_t *r, const char *dir, int depth)
         const char **files;
         int nfiles;
         const char *one[] = {dir};
-        if (kiln_sets_expand(one, 1, kinds[k], &files, &nfiles) != 0)
+        unsigned char *from_dir = NULL;
+        if (kiln_sets_expand(one, 1, kinds[k], &files, &nfiles, &from_dir) != 0)
             continue; /* only unfinished interval sets of this kind */
         /* Group the files by process: runtime names by PROG.PID. */
         int i = 0;
@@ -342,12 +348,15 @@ static int kiln_report_add_dir(kiln_report_t *r, const char *dir, int depth)
             if (runtime)
                 kiln_buf_printf(&prefix, "%.*s.%ld", (int)nm.prog_len, base, nm.pid);
             size_t proc = kiln_report_proc(r, label, dir, runtime ? prefix.data : NULL);
-            rc = kiln_report_add_files(r, kinds[k], proc, files + i, j - i);
+            /* A group's files all came out of this directory (one operand). */
+            rc = kiln_report_add_files(r, kinds[k], proc, files + i, j - i,
+                                       from_dir && from_dir[i]);
             free(label);
             kiln_buf_free(&prefix);
             i = j;
         }
         kiln_sets_free(files, nfiles);
+        free(from_dir);
     }
     if (!r->diff)
         for (size_t p = first_proc; p < r->nprocs && rc == 0; p++)
@@ -385,7 +394,7 @@ static int kiln_report_add(kiln_report_t *r, const char *path)
     char *label = kiln_report_label(r, base);
     size_t proc = kiln_report_proc(r, label, NULL, NULL);
     const char *one[] = {path};
-    int rc = kiln_report_add_files(r, k, proc, one, 1);
+    int rc = kiln_report_add_files(r, k, proc, one, 1, false);
     free(label);
     free(kind);
     return rc;
@@ -457,12 +466,22 @@ int kiln_report_collect(kiln_report_t *r, const char *const *paths, int npaths)
             kiln_report_kind_t *k = &r->kinds[i];
             kiln_profile_finish(&k->p);
             k->before = kiln_profile_take_self(&k->p, &k->nbefore);
+            k->before_scale = k->p.scale;
             k->has_before = true;
         }
         if (rc == 0)
             rc = kiln_report_add(r, paths[1]);
-        for (size_t i = 0; i < r->nkinds; i++)
-            r->kinds[i].has_before = true;
+        for (size_t i = 0; i < r->nkinds && rc == 0; i++) {
+            kiln_report_kind_t *k = &r->kinds[i];
+            k->has_before = true;
+            /* AFTER brought fractions, BEFORE had none: to thousandths. */
+            if (k->before && k->before_scale != k->p.scale &&
+                kiln_profile_rescale(&k->p, k->before, k->nbefore, k->before_scale) != 0) {
+                kiln_util_err("%s: counts too large to compare with fractional counts",
+                              paths[0]);
+                rc = -1;
+            }
+        }
     } else {
         for (int i = 0; i < npaths && rc == 0; i++)
             rc = kiln_report_add(r, paths[i]);
@@ -474,10 +493,10 @@ int kiln_report_collect(kiln_report_t *r, const char *const *paths, int npaths)
     for (size_t i = 0; i < r->nkinds; i++) {
         kiln_report_kind_t *k = &r->kinds[i];
         kiln_profile_finish(&k->p);
-        double before = 0;
-        for (uint32_t j = 0; k->before && j < k->nbefore; j++)
-            before += k->before[j];
-        if (k->p.nodes[0].total > 0 || before > 0 || k->niv > 0) {
+        bool before = false;
+        for (uint32_t j = 0; k->before && j < k->nbefore && !before; j++)
+            before = k->before[j] > 0;
+        if (k->p.nodes[0].total > 0 || before || k->niv > 0) {
             r->kinds[kept++] = *k;
             continue;
         }

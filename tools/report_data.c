@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define KILN_REPORT_TOP_ROWS 20000
 #define KILN_REPORT_FLUSH (1u << 20)
@@ -64,6 +65,29 @@ static void kiln_report_num(kiln_buf_t *b, double v)
         kiln_buf_printf(b, "%.10g", v);
 }
 
+/* A count of P exactly, in the input's unit: digits, and the thousandths
+ * of a profile with fractions (JSON numbers; the page computes in double,
+ * the data stays exact). */
+static void kiln_report_count(kiln_buf_t *b, const kiln_profile_t *p, kiln_count_t v)
+{
+    if (!p->scale) {
+        kiln_buf_printf(b, "%llu", (unsigned long long)v);
+        return;
+    }
+    unsigned long long whole = v / KILN_COUNT_FRAC_UNIT;
+    unsigned frac = (unsigned)(v % KILN_COUNT_FRAC_UNIT);
+    if (frac == 0) {
+        kiln_buf_printf(b, "%llu", whole);
+        return;
+    }
+    char digits[8];
+    snprintf(digits, sizeof digits, "%03u", frac);
+    size_t n = strlen(digits);
+    while (n > 1 && digits[n - 1] == '0')
+        n--;
+    kiln_buf_printf(b, "%llu.%.*s", whole, (int)n, digits);
+}
+
 static int kiln_report_cmp_desc(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -71,9 +95,10 @@ static int kiln_report_cmp_desc(const void *a, const void *b)
 }
 
 /* Per node: the totals of SELF (COUNT entries, the rest 0) summed up. */
-static double *kiln_report_totals(const kiln_profile_t *p, const double *self, uint32_t count)
+static kiln_count_t *kiln_report_totals(const kiln_profile_t *p, const kiln_count_t *self,
+                                       uint32_t count)
 {
-    double *t = kiln_util_xcalloc(p->count, sizeof *t);
+    kiln_count_t *t = kiln_util_xcalloc(p->count, sizeof *t);
     for (uint32_t i = 0; i < count && i < p->count; i++)
         t[i] = self[i];
     for (uint32_t i = p->count; i-- > 1;)
@@ -92,7 +117,7 @@ static bool kiln_report_is_kernel(const kiln_name_t *nm)
 static double kiln_report_kernel(const kiln_profile_t *p)
 {
     bool *in = kiln_util_xcalloc(p->count, sizeof *in);
-    double k = 0;
+    kiln_count_t k = 0;
     for (uint32_t i = 1; i < p->count; i++) {
         bool here = kiln_report_is_kernel(kiln_profile_name(p, i));
         in[i] = in[p->nodes[i].parent] || here;
@@ -100,7 +125,7 @@ static double kiln_report_kernel(const kiln_profile_t *p)
             k += p->nodes[i].total;
     }
     free(in);
-    return p->nodes[0].total > 0 ? k / p->nodes[0].total : 0;
+    return p->nodes[0].total > 0 ? (double)k / (double)p->nodes[0].total : 0;
 }
 
 /* The exact per-function table (as `kiln top`: a function's total counts a
@@ -108,7 +133,8 @@ static double kiln_report_kernel(const kiln_profile_t *p)
 static void kiln_report_top(kiln_report_out_t *o, const kiln_profile_t *p)
 {
     uint32_t nn = p->names.count;
-    double *self = kiln_util_xcalloc(nn, sizeof *self), *total = kiln_util_xcalloc(nn, sizeof *total);
+    kiln_count_t *self = kiln_util_xcalloc(nn, sizeof *self);
+    kiln_count_t *total = kiln_util_xcalloc(nn, sizeof *total);
     uint32_t *onpath = kiln_util_xcalloc(nn, sizeof *onpath);
     size_t top = 0, cap = 1024;
     uint64_t *stack = kiln_util_xmalloc(cap * sizeof *stack);
@@ -142,7 +168,7 @@ static void kiln_report_top(kiln_report_out_t *o, const kiln_profile_t *p)
     size_t nk = 0;
     for (uint32_t i = 0; i < nn; i++)
         if (total[i] > 0)
-            keys[nk++] = total[i];
+            keys[nk++] = (double)total[i];
     double cut = 0;
     if (nk > KILN_REPORT_TOP_ROWS) {
         qsort(keys, nk, sizeof *keys, kiln_report_cmp_desc);
@@ -151,14 +177,14 @@ static void kiln_report_top(kiln_report_out_t *o, const kiln_profile_t *p)
     kiln_buf_adds(&o->b, ",\"top\":[");
     bool first = true;
     for (uint32_t i = 0; i < nn; i++) {
-        if (!(total[i] > cut) && !(self[i] > cut && self[i] > 0))
+        if (!((double)total[i] > cut) && !((double)self[i] > cut && self[i] > 0))
             continue;
         const kiln_name_t *nm = &p->names.names[i];
         kiln_buf_printf(&o->b, "%s[%u,", first ? "" : ",",
                         kiln_names_intern(&o->names, nm->str, nm->len));
-        kiln_report_num(&o->b, self[i]);
+        kiln_report_count(&o->b, p, self[i]);
         kiln_buf_addc(&o->b, ',');
-        kiln_report_num(&o->b, total[i]);
+        kiln_report_count(&o->b, p, total[i]);
         kiln_buf_addc(&o->b, ']');
         first = false;
         kiln_report_flush(o, false);
@@ -208,13 +234,14 @@ typedef struct kiln_report_item_s {
     uint32_t node, depth;
 } kiln_report_item_t;
 
-static void kiln_report_arr(kiln_report_out_t *o, const char *key, const double *v, size_t n)
+static void kiln_report_counts(kiln_report_out_t *o, const char *key, const kiln_profile_t *p,
+                               const kiln_count_t *v, size_t n)
 {
     kiln_buf_printf(&o->b, ",\"%s\":[", key);
     for (size_t i = 0; i < n; i++) {
         if (i)
             kiln_buf_addc(&o->b, ',');
-        kiln_report_num(&o->b, v[i]);
+        kiln_report_count(&o->b, p, v[i]);
         kiln_report_flush(o, false);
     }
     kiln_buf_addc(&o->b, ']');
@@ -226,7 +253,9 @@ static void kiln_report_kind_json(kiln_report_out_t *o, const kiln_report_t *r,
     kiln_profile_t *p = &k->p;
     uint32_t n = p->count;
     kiln_report_deltas(r, k);
-    double *tb = k->has_before ? kiln_report_totals(p, k->before, k->nbefore) : NULL;
+    kiln_count_t *tb = k->has_before ? kiln_report_totals(p, k->before, k->nbefore) : NULL;
+    /* Weights compare trie counts with interval cells in the input's unit. */
+    double unit = p->scale ? KILN_COUNT_FRAC_UNIT : 1;
     double *ivs = kiln_util_xcalloc(n, sizeof *ivs);
     for (size_t j = 0; j < k->niv; j++)
         for (size_t c = 0; c < k->iv[j].n; c++)
@@ -235,9 +264,9 @@ static void kiln_report_kind_json(kiln_report_out_t *o, const kiln_report_t *r,
         ivs[p->nodes[i].parent] += ivs[i];
     double *w = kiln_util_xmalloc((size_t)n * sizeof *w);
     for (uint32_t i = 0; i < n; i++) {
-        w[i] = p->nodes[i].total;
-        if (tb && tb[i] > w[i])
-            w[i] = tb[i];
+        w[i] = (double)p->nodes[i].total / unit;
+        if (tb && (double)tb[i] / unit > w[i])
+            w[i] = (double)tb[i] / unit;
         if (ivs[i] > w[i])
             w[i] = ivs[i];
     }
@@ -260,7 +289,8 @@ static void kiln_report_kind_json(kiln_report_out_t *o, const kiln_report_t *r,
     kiln_report_item_t *stack = kiln_util_xmalloc(cap * sizeof *stack);
     uint32_t *order = kiln_util_xmalloc((size_t)n * sizeof *order);
     uint32_t *up = kiln_util_xmalloc((size_t)n * sizeof *up);
-    double *rest = kiln_util_xcalloc(n, sizeof *rest), *rest0 = kiln_util_xcalloc(n, sizeof *rest0);
+    kiln_count_t *rest = kiln_util_xcalloc(n, sizeof *rest);
+    kiln_count_t *rest0 = kiln_util_xcalloc(n, sizeof *rest0);
     uint32_t *kids = NULL, prev_depth = 0;
     size_t kids_cap = 0, nrest = 0;
     stack[top++] = (kiln_report_item_t){0, 0};
@@ -294,10 +324,10 @@ static void kiln_report_kind_json(kiln_report_out_t *o, const kiln_report_t *r,
     kiln_report_strz(&o->b, k->info->unit);
     kiln_buf_printf(&o->b, ",\"additive\":%s,\"pruned\":%s,\"nodes\":%u,\"kept\":%zu,\"total\":",
                     k->info->additive ? "true" : "false", pruned ? "true" : "false", n, ne);
-    kiln_report_num(&o->b, p->nodes[0].total);
+    kiln_report_count(&o->b, p, p->nodes[0].total);
     if (tb) {
         kiln_buf_adds(&o->b, ",\"total0\":");
-        kiln_report_num(&o->b, tb[0]);
+        kiln_report_count(&o->b, p, tb[0]);
     }
     if (strcmp(k->kind, "cpu") == 0) {
         kiln_buf_adds(&o->b, ",\"kernel\":");
@@ -315,14 +345,30 @@ static void kiln_report_kind_json(kiln_report_out_t *o, const kiln_report_t *r,
         kiln_report_flush(o, false);
     }
     kiln_buf_addc(&o->b, ']');
-    double *vals = kiln_util_xmalloc((ne ? ne : 1) * sizeof *vals);
+    /* Each node's hottest source line (stacks files), "file.c:42" as
+     * kiln tree shows it: pairs of node index and name id. */
+    bool any = false;
+    kiln_buf_t where = {0};
+    for (size_t i = 0; i < ne; i++) {
+        where.len = 0;
+        if (!kiln_stacks_where_short(p, order[i], &where))
+            continue;
+        kiln_buf_printf(&o->b, "%s%zu,%u", any ? "," : ",\"where\":[", i,
+                        kiln_names_intern(&o->names, where.data, where.len));
+        any = true;
+        kiln_report_flush(o, false);
+    }
+    if (any)
+        kiln_buf_addc(&o->b, ']');
+    kiln_buf_free(&where);
+    kiln_count_t *vals = kiln_util_xmalloc((ne ? ne : 1) * sizeof *vals);
     for (size_t i = 0; i < ne; i++)
         vals[i] = p->nodes[order[i]].self;
-    kiln_report_arr(o, "self", vals, ne);
+    kiln_report_counts(o, "self", p, vals, ne);
     if (tb) {
         for (size_t i = 0; i < ne; i++)
             vals[i] = order[i] < k->nbefore ? k->before[order[i]] : 0;
-        kiln_report_arr(o, "self0", vals, ne);
+        kiln_report_counts(o, "self0", p, vals, ne);
     }
     free(vals);
     if (nrest) {
@@ -333,9 +379,9 @@ static void kiln_report_kind_json(kiln_report_out_t *o, const kiln_report_t *r,
             if (rest[id] == 0 && rest0[id] == 0)
                 continue;
             kiln_buf_printf(&o->b, "%s%zu,", first ? "" : ",", i);
-            kiln_report_num(&o->b, rest[id]);
+            kiln_report_count(&o->b, p, rest[id]);
             kiln_buf_addc(&o->b, ',');
-            kiln_report_num(&o->b, rest0[id]);
+            kiln_report_count(&o->b, p, rest0[id]);
             first = false;
             kiln_report_flush(o, false);
         }
@@ -439,7 +485,11 @@ int kiln_report_html(FILE *out, kiln_report_t *r)
         if (pr->prefix && pr->dir) {
             kiln_buf_t meta = {0};
             kiln_buf_printf(&meta, "%s/%s.meta.json", pr->dir, pr->prefix);
-            char *v = kiln_sets_meta_string(meta.data, "sample_period_ns");
+            /* No exit meta.json (a run still going, or files copied
+             * without it) is no error: the period is optional. */
+            struct stat st;
+            char *v = lstat(meta.data, &st) == 0
+                          ? kiln_sets_meta_string(meta.data, "sample_period_ns") : NULL;
             if (v) {
                 period = strtod(v, NULL);
                 free(v);

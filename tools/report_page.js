@@ -125,7 +125,9 @@
     if (k.rest) for (var j = 0; j < k.rest.length; j += 3) { rest[k.rest[j]] = k.rest[j + 1]; rest0[k.rest[j]] = k.rest[j + 2]; }
     k.src = { n: n, parent: parent, depth: depth, name: Int32Array.from(k.name),
               self: Float64Array.from(k.self), self0: k.self0 ? Float64Array.from(k.self0) : null,
-              rest: rest, rest0: rest0 };
+              rest: rest, rest0: rest0, where: new Int32Array(n).fill(-1) };
+    // The hottest source line of a node (stacks files), as kiln tree says it.
+    if (k.where) for (var w = 0; w < k.where.length; w += 2) k.src.where[k.where[w]] = k.where[w + 1];
   }
   D.kinds.forEach(decode);
 
@@ -191,7 +193,8 @@
       n: 1, parent: new Int32Array(n), name: new Int32Array(n), proc: new Uint8Array(n),
       self: new Float64Array(n), rest: new Float64Array(n), total: new Float64Array(n),
       self0: self0 ? new Float64Array(n) : null, rest0: self0 ? new Float64Array(n) : null,
-      total0: self0 ? new Float64Array(n) : null, diff: !!self0, span: span
+      total0: self0 ? new Float64Array(n) : null, diff: !!self0, span: span,
+      where: new Int32Array(n).fill(-1)
     };
     t.parent[0] = -1; t.name[0] = -1;
     var dn = new Int32Array(n), fh = new Uint8Array(n), ih = new Uint8Array(n), map = new Map();
@@ -208,6 +211,7 @@
         else {
           var key = dp * NN + nm, c = map.get(key);
           if (c === undefined) { c = t.n++; t.parent[c] = dp; t.name[c] = nm; t.proc[c] = isProc ? 1 : 0; map.set(key, c); }
+          if (t.where[c] < 0) t.where[c] = s.where[i]; // merged processes: the first one's
           d = c;
         }
       }
@@ -381,6 +385,7 @@
   function frameInfo(t, c) {
     var k = t.kind, all = width(t, 0), name = t.proc[c] ? "process " + NAMES[t.name[c]] : label(t.name[c]);
     var lines = [name];
+    if (t.where && t.where[c] >= 0) lines.push("hottest line " + NAMES[t.where[c]]);
     if (t.diff) {
       var d = t.self[c] - t.self0[c];
       lines.push("after " + amount(t.total[c], k) + " (" + pct(t.total[c], t.total[0]) + "), before " +
@@ -606,6 +611,7 @@
     function row(c, depth) {
       var ks = byWeight(c), k0 = key(c), isOpen = !!open[k0];
       var text = "[" + (100 * t.total[c] / all).toFixed(1) + "%] " + (c === 0 ? "all" : t.proc[c] ? NAMES[t.name[c]] : label(t.name[c]));
+      if (t.where && t.where[c] >= 0) text += "  at " + NAMES[t.where[c]];
       if (c === 0) text += "  (" + commas(all) + ")";
       if (t.self[c] > 0 && ks.length) text += "  (self " + (100 * t.self[c] / all).toFixed(1) + "%)";
       if (t.diff) { var d = t.total[c] - t.total0[c]; text += "  \u0394 " + (d > 0 ? "+" : "") + commas(d); }

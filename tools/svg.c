@@ -98,6 +98,7 @@ static void kiln_svg_rename(kiln_profile_t *p, bool short_names, bool chain)
 {
     kiln_profile_t q;
     kiln_profile_init(&q, p->flamechart);
+    q.scale = p->scale; /* the counts are carried as they are */
     double *own = NULL;
     if (p->delta) {
         own = kiln_util_xmalloc((size_t)p->count * sizeof *own);
@@ -130,6 +131,24 @@ static void kiln_svg_rename(kiln_profile_t *p, bool short_names, bool chain)
     }
     q.has_delta = p->has_delta;
     kiln_profile_finish(&q);
+    /* Each renamed frame keeps the hottest source line of the heaviest
+     * frame merged into it (stacks files; tooltips show it). */
+    if (p->where) {
+        q.where = kiln_util_xmalloc((size_t)q.count * sizeof *q.where);
+        q.where_cap = q.count;
+        kiln_count_t *best = kiln_util_xcalloc(q.count, sizeof *best);
+        for (uint32_t i = 0; i < q.count; i++)
+            q.where[i] = KILN_NONE;
+        for (uint32_t i = 1; i < p->count; i++) {
+            size_t len;
+            const char *w = kiln_stacks_where(p, i, &len);
+            if (w && (q.where[map[i]] == KILN_NONE || p->nodes[i].total > best[map[i]])) {
+                q.where[map[i]] = kiln_names_intern(&q.names, w, len);
+                best[map[i]] = p->nodes[i].total;
+            }
+        }
+        free(best);
+    }
     kiln_buf_free(&b);
     free(map);
     free(waker);
@@ -368,7 +387,7 @@ static uint32_t kiln_svg_layout(kiln_profile_t *p, double t)
     return depth_max;
 }
 
-static void kiln_svg_header(FILE *out, const kiln_svg_opts_t *o, double timemax,
+static void kiln_svg_header(FILE *out, const kiln_svg_opts_t *o, double timemax, double unit,
                             double height, double ypad2, double y0, bool diff,
                             const kiln_buf_t *extra)
 {
@@ -420,7 +439,9 @@ static void kiln_svg_header(FILE *out, const kiln_svg_opts_t *o, double timemax,
                     w, KILN_SVG_XPAD, o->frame_height, fs, o->font_width,
                     o->inverted ? "true" : "false", y0);
     kiln_svg_num(&b, timemax);
-    kiln_buf_printf(&b, ", factor: %.17g, diff: %s, countname: ", o->factor,
+    /* The script shows count * factor: counts kept in thousandths
+     * (fractional input) come with a factor a thousand times smaller. */
+    kiln_buf_printf(&b, ", factor: %.17g, diff: %s, countname: ", o->factor / unit,
                     diff ? "true" : "false");
     kiln_svg_js_string(&b, o->countname);
     kiln_buf_adds(&b, ", nametype: ");
@@ -521,19 +542,22 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
 {
     if (o->short_names || o->palette == KILN_PAL_CHAIN)
         kiln_svg_rename(p, o->short_names, o->palette == KILN_PAL_CHAIN);
-    double total = p->nodes[0].total;
+    double total = (double)p->nodes[0].total;
     if (!(total > 0)) {
         kiln_util_err("nothing to draw: the total count is zero");
         return -1;
     }
+    /* Geometry is in the profile's own units: thousandths once a fraction
+     * was read. UNIT turns them back into the input's counts. */
+    double unit = p->scale ? KILN_COUNT_FRAC_UNIT : 1;
     /* --total: what 100% is (flamegraph.pl ignores a value below the sum). */
     double timemax = total;
-    if (o->total > 0 && o->total < total) {
-        if (o->total / total > 0.02)
+    if (o->total > 0 && o->total * unit < total) {
+        if (o->total * unit / total > 0.02)
             kiln_util_err("note: --total %.17g is less than the actual total %.17g, so ignored",
-                          o->total, total);
+                          o->total, total / unit);
     } else if (o->total > 0) {
-        timemax = o->total;
+        timemax = o->total * unit;
     }
     kiln_svg_attrs_t attrs = {0};
     if (o->nameattr && kiln_svg_attrs_read(&attrs, o->nameattr) != 0) {
@@ -592,7 +616,7 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
                 max_abs = fabs(own[i]);
     }
 
-    kiln_svg_header(out, o, timemax, height, ypad2, y0, diff, &extra);
+    kiln_svg_header(out, o, timemax, unit, height, ypad2, y0, diff, &extra);
     kiln_buf_free(&extra);
     fputs("<g id=\"frames\">\n", out);
     kiln_buf_t b = {0}, sname = {0};
@@ -629,7 +653,10 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
         } else {
             kiln_escape_xml(&b, nm->str, shown, 0);
             kiln_buf_adds(&b, " (");
-            kiln_util_fmt_count(&b, width * o->factor, true);
+            if (o->factor == 1 && width == (double)n->total)
+                kiln_profile_fmt(&b, p, n->total, true); /* exact */
+            else
+                kiln_util_fmt_count(&b, width / unit * o->factor, true);
             kiln_buf_addc(&b, ' ');
             kiln_svg_text(&b, o->countname);
             if (it.node == 0)
@@ -639,6 +666,19 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
             if (diff && it.node != 0) {
                 double dp = 100 * delta / timemax;
                 kiln_buf_printf(&b, "; %s%.2f%%", dp > 0 ? "+" : "", dp);
+            }
+            /* The frame's hottest source line, inside the parentheses: the
+             * script takes the name as what precedes the last " (". */
+            size_t at = b.len;
+            kiln_buf_adds(&b, "; at ");
+            if (kiln_stacks_where_short(p, it.node, &b)) {
+                kiln_buf_t esc = {0};
+                kiln_escape_xml(&esc, b.data + at, b.len - at, 0);
+                b.len = at;
+                kiln_buf_add(&b, esc.data, esc.len);
+                kiln_buf_free(&esc);
+            } else {
+                b.len = at;
             }
             kiln_buf_addc(&b, ')');
         }
@@ -699,7 +739,7 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
     if (budget_hit)
         fprintf(stderr, "kiln: note: frames narrower than %.3g %s left out to keep the SVG "
                         "small (use --minwidth to choose); the search still counts them\n",
-                t * o->factor, o->countname);
+                t / unit * o->factor, o->countname);
     int rc = 0;
     if (o->palette_map)
         rc = kiln_svg_palmap_write(&palmap, o->palette_map);

@@ -18,6 +18,13 @@ check_eq diff_only_after "main;gc 0 12" "$(grep '^main;gc ' "$T/d.folded")"
 nb=$(awk '{ s += $(NF-1) } END { print s }' "$T/dn.folded")
 check_eq diff_normalized_total_exact "$(folded_total "$IN/after.folded")" "$nb"
 check diff_normalized_integers awk '$(NF-1) !~ /^[0-9]+$/ { exit 1 }' "$T/dn.folded"
+# Exact beyond double precision: counts near 2^62 scaled and rounded by
+# the largest remainders still add up to AFTER's total to the unit.
+printf 'a;x 4611686018427387905\na;y 3\n' > "$T/big_before.folded"
+printf 'a;x 1\na;y 4611686018427387903\n' > "$T/big_after.folded"
+"$KILN" diff -n "$T/big_before.folded" "$T/big_after.folded" > "$T/big.folded"
+check_eq diff_normalized_exact_uint64 "a;x 4611686018427387901 1
+a;y 3 4611686018427387903" "$(cat "$T/big.folded")"
 "$KILN" flamegraph "$T/dn.folded" > "$T/dn.svg"
 check_eq diff_normalized_root_white 'fill="rgb(255,255,255)"' "$(grep '<title>all (' "$T/dn.svg" | grep -o 'fill="[^"]*"')"
 check_eq diff_normalized_no_root_delta 0 "$(grep -c '<title>all ([^)]*;' "$T/dn.svg")"

@@ -29,6 +29,12 @@ has explain_interpreter families.folded "interpreter loop: 7.0% of the total (mo
 has explain_cxx families.folded "C++ runtime: 6.0% of the total (mostly __dynamic_cast)"
 has explain_kernel families.folded "kernel time: 15.0% of the total, by system call: __libc_pread64 15.0%"
 has explain_family_fix families.folded "fix: shorten critical sections"
+# The runtime's own time (its marker frames): a family of its own, never a
+# plateau of the program.
+printf 'main;work 80\nmain;[kiln] 12\nmain;alloc;[kiln: allocation tracking] 8\n' > "$T/own.folded"
+out=$("$KILN" explain -n 0 "$T/own.folded")
+check explain_kiln_own_time grep -qF "kiln's own time: 20.0% of the total (mostly [kiln])" <<<"$out"
+check_eq explain_kiln_no_plateau "" "$(grep -F 'plateau: [kiln' <<<"$out")"
 out=$("$KILN" explain -n 0 "$IN/families.folded")
 check_eq explain_no_plateau_for_members "" "$(grep -E 'plateau: (_int_malloc|memcpy|__lll_lock_wait)' <<<"$out")"
 has explain_alloc_site app.7.alloc_bytes.folded "allocating site: build_index, 73.3% of the total"

@@ -91,3 +91,12 @@ check short_names_operator grep -q '<title>operator() (1 samples' "$T/sn.svg"
 # kiln top on a diff file says which counts it shows.
 "$KILN" top "$IN/diff.folded" > /dev/null 2> "$T/top.err"
 check top_diff_note grep -q 'two counts per line' "$T/top.err"
+
+# Fractional counts (kept in thousandths) through --short-names (frames
+# renamed and merged keep the unit) and --total (given in the input's unit).
+printf 'main;f(int) 0.5\nmain;f(long) 1.25\nmain;g 2\n' > "$T/frac.folded"
+"$KILN" flamegraph --short-names "$T/frac.folded" > "$T/frac.svg"
+check_eq fraction_short_names_merged '<title>f (1.75 samples, 46.67%)</title>' "$(grep -o '<title>f ([^<]*</title>' "$T/frac.svg")"
+"$KILN" flamegraph --total 10 "$T/frac.folded" > "$T/fract.svg"
+check_eq fraction_total_root '<title>all (10 samples, 100%)</title>' "$(grep -o '<title>all ([^<]*</title>' "$T/fract.svg")"
+check_eq fraction_total_share '<title>main (3.75 samples, 37.50%)</title>' "$(grep -o '<title>main ([^<]*</title>' "$T/fract.svg")"

@@ -30,6 +30,20 @@ printf 'main;do_io;__libc_pread64;[kernel];ksys_pread64_[k] 20\nmain;work 70\nma
 "$KILN" report -o "$T/k.html" "$T/k.cpu.folded"
 check_eq report_kernel_share 0.3 "$(J "$T/k.html" 'd["kinds"][0]["kernel"]')"
 
+# Exact counts: past 2^53 every digit reaches the page's data; fractional
+# input as thousandths, written back in the input's unit.
+printf 'main;f 9007199254740993\nmain;g 2\n' > "$T/big.cpu.folded"
+"$KILN" report -o "$T/big.html" "$T/big.cpu.folded"
+check_eq report_exact_uint64 1 "$(grep -c '"total":9007199254740995,' "$T/big.html")"
+printf 'main;f 0.5\nmain;g 1.25\n' > "$T/frac.cpu.folded"
+"$KILN" report -o "$T/frac.html" "$T/frac.cpu.folded"
+check_eq report_fraction_total 1.75 "$(J "$T/frac.html" 'd["kinds"][0]["total"]')"
+check_eq report_fraction_selfs '[0, 0, 0, 0.5, 1.25]' "$(J "$T/frac.html" 'sorted(d["kinds"][0]["self"])')"
+# A diff whose AFTER brings fractions: BEFORE's counts in the same unit.
+printf 'main;f 3\n' > "$T/int.cpu.folded"
+"$KILN" report --diff -o "$T/fd.html" "$T/int.cpu.folded" "$T/frac.cpu.folded"
+check_eq report_diff_fraction_units '[3, 1.75]' "$(J "$T/fd.html" '[d["kinds"][0]["total0"], d["kinds"][0]["total"]]')"
+
 # Pruned to --max-nodes: few frames kept, the top table still exact.
 if cc -O2 -o "$T/gen_wide" "$HERE/gen_wide.c"; then
   "$T/gen_wide" 20000 > "$T/wide.folded"
