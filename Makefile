@@ -26,10 +26,14 @@ LIBS_TOOL  := -lz -lm -ldw -lelf -lstdc++
 
 # Debian packages: what building needs, and what the tests add.
 DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev liblzma-dev libdw-dev
+# The real-program suite (tests/real): the programs, their load generators,
+# and perf to check kiln's profiles against.
+DEPS_REAL  := linux-perf perl sqlite3 xz-utils git bash nginx redis-server redis-tools \
+              apache2-utils
 DEPS_TEST  := libxml2-utils valgrind google-perftools libgoogle-perftools-dev \
               libjemalloc2 libtcmalloc-minimal4 libcmocka-dev clang \
               chromium golang-go golang-github-google-pprof-dev heaptrack \
-              python3 redis-server
+              python3 $(DEPS_REAL)
 
 RUNTIME_SRC := $(sort $(wildcard runtime/*.c))
 PRELOAD_SRC := $(sort $(wildcard preload/*.c))
@@ -82,6 +86,10 @@ $(BUILD)/runtime/%.o: runtime/%.c | $(BUILD)/.deps-build
 $(BUILD)/preload/%.o: preload/%.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(KILN_CFLAGS) -c $< -o $@
+
+# The interposers keep their frames (no tail calls), so that a CPU sample
+# inside the hooks names the call the program made (kiln_collector.c).
+$(BUILD)/preload/kiln_malloc.o: CFLAGS += -fno-optimize-sibling-calls
 
 $(BUILD)/libkiln.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ) preload/kiln.map
 	$(CC) -shared -o $@ $(RUNTIME_OBJ) $(PRELOAD_OBJ) \

@@ -3,7 +3,8 @@
  *   pthread_create   new threads register and arm their timer first thing
  *   dlopen/dlclose   the module list follows; unwinding is unsafe inside
  *   dl_iterate_phdr  unwinding is unsafe inside (the loader's lock)
- *   sigaction/signal a program that takes SIGPROF gets it; kiln steps aside
+ *   sigaction/signal a program that takes SIGPROF gets it; kiln steps aside;
+ *                    the exit and fatal signals: the program's view
  *   exec*            the profile so far is written and no kiln signal or
  *                    timer survives into the new image
  * Runs in whatever thread the program calls from; never in the handler.
@@ -97,6 +98,7 @@ KILN_EXPORT KILN_PASS_TEXT int dlclose(void *handle) {
   int rc = kiln_libc.dlclose(handle);
   kiln_unwind_unsafe_leave();
   atomic_fetch_add_explicit(&kiln_unwind_copy_loader_gen, 1, memory_order_release);
+  if (rc == 0) kiln_hookstack_forget_rules(); /* its addresses may hold other code next */
   if (kiln_profiler_active()) kiln_modules_refresh();
   return rc;
 }
@@ -140,6 +142,7 @@ KILN_EXPORT KILN_PASS_TEXT int sigaction(int sig, const struct sigaction *act, s
   kiln_libc_resolve();
   if (kiln_libc.sigaction == NULL) return errno = ENOSYS, -1;
   if (sig == SIGPROF) return kiln_sampler_program_sigaction(act, old, kiln_libc.sigaction);
+  if (kiln_crash_is_exit_signal(sig)) return kiln_crash_program_sigaction(sig, act, old);
   if (kiln_sampler_claimed(sig)) return kiln_sampler_program_claimed_sigaction(sig, act, old);
   return kiln_libc.sigaction(sig, act, old);
 }
@@ -157,7 +160,7 @@ static sighandler_t kiln_interpose_signal(int sig, sighandler_t handler, int fla
 
 KILN_EXPORT KILN_PASS_TEXT sighandler_t signal(int sig, sighandler_t handler) {
   kiln_libc_resolve();
-  if (sig != SIGPROF && !kiln_sampler_claimed(sig) && kiln_libc.signal != NULL)
+  if (sig != SIGPROF && !kiln_sampler_claimed(sig) && !kiln_crash_is_exit_signal(sig) && kiln_libc.signal != NULL)
     return kiln_libc.signal(sig, handler);
   return kiln_interpose_signal(sig, handler, SA_RESTART); /* glibc: BSD semantics */
 }
@@ -182,21 +185,21 @@ static int kiln_interpose_exec_done(int rc) {
 KILN_EXPORT KILN_PASS_TEXT int execve(const char *path, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.execve == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec();
+  kiln_profiler_before_exec(path, false);
   return kiln_interpose_exec_done(kiln_libc.execve(path, argv, envp));
 }
 
 KILN_EXPORT KILN_PASS_TEXT int execvpe(const char *file, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.execvpe == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec();
+  kiln_profiler_before_exec(file, true);
   return kiln_interpose_exec_done(kiln_libc.execvpe(file, argv, envp));
 }
 
 KILN_EXPORT KILN_PASS_TEXT int fexecve(int fd, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.fexecve == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec();
+  kiln_profiler_before_exec(NULL, false);
   return kiln_interpose_exec_done(kiln_libc.fexecve(fd, argv, envp));
 }
 

@@ -60,7 +60,7 @@ static pthread_mutex_t kiln_tids_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void kiln_tids_name(kiln_tid_entry_t *e) {
   char path[64];
-  snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)e->tid);
+  kiln_fmt(path, sizeof path, "/proc/self/task/%d/comm", (int)e->tid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   ssize_t n = read(fd, e->name, sizeof e->name - 1);
@@ -99,7 +99,7 @@ static void kiln_tids_add(pid_t tid, bool kernel, uint64_t count, const char *na
     e->samples += count;
     if (kernel) e->kernel += count;
     if (name != NULL && !e->named) {
-      snprintf(e->name, sizeof e->name, "%s", name);
+      kiln_fmt(e->name, sizeof e->name, "%s", name);
       e->named = true;
     }
   }
@@ -198,8 +198,8 @@ static inline bool kiln_collector_in_self(uint64_t pc) {
  *     would without kiln);
  *   - from the outermost frame of the malloc hooks (the interposer, e.g.
  *     malloc) leafwards: that frame and one "[kiln: allocation tracking]";
- *   - from the outermost other frame of kiln's (start-up, dumps): that
- *     frame and one "[kiln]".
+ *   - from the outermost other frame of kiln's (start-up, dumps) on: one
+ *     "[kiln]" frame.
  * pcs has room for one more. */
 static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
   int k = 0;
@@ -212,9 +212,16 @@ static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
     else if (kiln_collector_in_self(pcs[i])) marker = KILN_PC_KILN;
     else continue;
     if (marker == KILN_PC_KILN_ALLOC) atomic_fetch_add_explicit(&kiln_collector.kiln_frames, 1, memory_order_relaxed);
-    if (i == n - 1) { /* the unwind ended inside kiln: its caller is unknown */
+    /* The unwind ended inside kiln, or went astray past it (kiln's hooks
+     * learn unwind rules on a stack of their own): the caller is unknown. */
+    if (i == n - 1 || !kiln_unwind_copy_in_module(pcs[i + 1])) {
       pcs[0] = marker;
       return 1;
+    }
+    if (marker == KILN_PC_KILN) { /* kiln's own code: the marker stands for its frames */
+      pcs[i] = marker;
+      memmove(pcs, pcs + i, (size_t)(n - i) * sizeof *pcs);
+      return n - i;
     }
     if (i == 0) {
       memmove(pcs + 1, pcs, (size_t)n * sizeof *pcs);
@@ -258,6 +265,7 @@ void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) {
     n += kiln_unwind_copy(kiln_collector.unwind, &s->regs, s->stack, s->stack_len, pcs + n, max - n, &flags);
   if (n == 0) return;
   n = kiln_collector_cut_kiln(pcs, n);
+  if (n == 1 && pcs[0] < KILN_PC_MARKERS) flags &= ~KILN_STACK_TRUNCATED; /* kiln's time, whole */
   if (n > max) n = max, flags |= KILN_STACK_TRUNCATED;
   if (flags & KILN_STACK_TRUNCATED) atomic_fetch_add_explicit(&kiln_collector.truncated, 1, memory_order_relaxed);
   uint32_t id = kiln_stacktab_intern(pcs, (unsigned)n, flags & (KILN_STACK_TRUNCATED));
@@ -274,7 +282,7 @@ static void kiln_collector_drain_locked(bool reap, bool emergency) {
     if (st != KILN_SLOT_ACTIVE && st != KILN_SLOT_EXITED) continue;
     uint64_t header;
     int n;
-    while ((n = kiln_ring_pop(&t->ring, &header, w, KILN_REGS + 1 + KILN_STACK_COPY / 8)) >= 0) {
+    while (!emergency && (n = kiln_ring_pop(&t->ring, &header, w, KILN_REGS + 1 + KILN_STACK_COPY / 8)) >= 0) {
       unsigned flags = (unsigned)(header >> 16) & 0xff;
       if (!(flags & KILN_RING_RAW) || n < KILN_REGS + 1) continue;
       kiln_raw_sample_t s;
@@ -288,8 +296,9 @@ static void kiln_collector_drain_locked(bool reap, bool emergency) {
     }
     if (st == KILN_SLOT_EXITED) kiln_threads_release(t);
   }
-  if (emergency) kiln_perf_try_drain(kiln_collector_sink, NULL);
-  else kiln_perf_drain(kiln_collector_sink, NULL, reap);
+  /* In an emergency the last few milliseconds of perf samples stay in the
+   * rings: unwinding them would take libunwind's locks in a dying thread. */
+  if (!emergency) kiln_perf_drain(kiln_collector_sink, NULL, reap);
 }
 
 void kiln_collector_drain(void) {
@@ -355,7 +364,8 @@ static void *kiln_collector_main(void *arg) {
       kiln_collector_reap_foreign();
       next_reap = now + 1000000000ull;
     }
-    if (atomic_exchange(&kiln_collector.dump_requested, 0) && kiln_collector.dump)
+    /* One set per request, however close together the signals came. */
+    for (int n = atomic_exchange(&kiln_collector.dump_requested, 0); n > 0 && kiln_collector.dump; n--)
       kiln_collector.dump(KILN_DUMP_SIGNAL);
     if (now >= next_dump && kiln_collector.dump) {
       kiln_collector.dump(KILN_DUMP_INTERVAL);
@@ -372,7 +382,7 @@ static void *kiln_collector_main(void *arg) {
 }
 
 KILN_SIGNAL_SAFE void kiln_collector_request_dump(void) {
-  atomic_store(&kiln_collector.dump_requested, 1);
+  atomic_fetch_add_explicit(&kiln_collector.dump_requested, 1, memory_order_release);
   syscall(SYS_futex, &kiln_collector.stop, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 

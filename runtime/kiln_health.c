@@ -54,7 +54,7 @@ static void kiln_health_stack(kiln_stack_t *s, void *ctx) {
   while (i < w->nends && strcmp(w->ends[i].module, module) != 0) i++;
   if (i == w->nends) {
     if (w->nends == 32) return;
-    snprintf(w->ends[w->nends++].module, sizeof w->ends[0].module, "%s", module);
+    kiln_fmt(w->ends[w->nends++].module, sizeof w->ends[0].module, "%s", module);
   }
   w->ends[i].count += v;
 }
@@ -64,7 +64,7 @@ static void kiln_health_warn(kiln_health_t *h, const char *fmt, ...) {
   if (h->nwarnings == KILN_HEALTH_WARNINGS) return;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(h->warnings[h->nwarnings++], sizeof h->warnings[0], fmt, ap);
+  kiln_fmt_v(h->warnings[h->nwarnings++], sizeof h->warnings[0], fmt, ap);
   va_end(ap);
 }
 
@@ -108,11 +108,11 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
                      (unsigned long long)in->table_full);
   if (in->dump_signal_refused)
     kiln_health_warn(h, "KILN_DUMP_SIGNAL: the program handles that signal itself; on-demand dumps off");
-  /* Who serves malloc: kiln forwards to the next allocator in line. */
-  Dl_info info;
-  if (kiln_libc.malloc != NULL && dladdr(*(void **)&kiln_libc.malloc, &info) != 0 && info.dli_fname != NULL) {
-    const char *base = strrchr(info.dli_fname, '/');
-    snprintf(h->allocator, sizeof h->allocator, "%s", base ? base + 1 : info.dli_fname);
+  /* Who serves malloc: kiln forwards to the next allocator in line. From
+   * kiln's module list, not dladdr: no loader lock, also in emergencies. */
+  const kiln_module_t *am = kiln_libc.malloc != NULL ? kiln_modules_find((uintptr_t)*(void **)&kiln_libc.malloc) : NULL;
+  if (am != NULL && am->name[0] != '\0') {
+    kiln_fmt(h->allocator, sizeof h->allocator, "%s", am->name);
     if (strncmp(h->allocator, "libc.so", 7) != 0)
       kiln_health_warn(h, "another allocator: %s serves malloc (kiln forwards every call to it)", h->allocator);
   }
@@ -129,7 +129,7 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
     double share = w.total ? (double)w.ends[i].count / (double)w.total : 0;
     if (share < 0.10 || w.ends[i].count < 20) continue;
     if (h->nmodules < KILN_HEALTH_MODULES) {
-      snprintf(h->modules[h->nmodules].name, sizeof h->modules[0].name, "%s", w.ends[i].module);
+      kiln_fmt(h->modules[h->nmodules].name, sizeof h->modules[0].name, "%s", w.ends[i].module);
       h->modules[h->nmodules++].share = share;
     }
     if (c->unwind == KILN_UNWIND_FP)

@@ -45,9 +45,26 @@ void kiln_buf_free(kiln_buf_t *b) KILN_INTERNAL;
 /* In-place heapsort: no recursion, no allocation. */
 void kiln_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) KILN_INTERNAL;
 
+/* ------------------------------------------------------------ kiln_fmt.c */
+/* snprintf's contract (always NUL-terminated, returns the length it would
+ * have written) for the subset the runtime uses, without locale, malloc or
+ * locks: safe in a signal handler and after _exit. [signal] */
+int kiln_fmt(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4))) KILN_SIGNAL_SAFE KILN_INTERNAL;
+int kiln_fmt_v(char *out, size_t cap, const char *fmt, va_list ap) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* gmtime_r's fields, computed (no lock, no time zone). [signal] */
+typedef struct kiln_fmt_tm { int year, month, day, hour, minute, second; } kiln_fmt_tm_t;
+void kiln_fmt_utc(int64_t unix_seconds, kiln_fmt_tm_t *out) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* strerror's text for the usual file errors, else "error N" in buf. [signal] */
+const char *kiln_fmt_errno(int e, char *buf, size_t cap) KILN_SIGNAL_SAFE KILN_INTERNAL;
+
 /* ------------------------------------------------------------ kiln_log.c */
-/* One "kiln: ..." line on stderr with write(2). Not for the handler. */
+/* One "kiln: ..." line on stderr with write(2), formatted by kiln_fmt (so
+ * also usable in emergency dumps). */
 void kiln_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))) KILN_INTERNAL;
+/* When set, lines go there instead of stderr (a process below the top of
+ * a profiled tree: kiln_tree.c). */
+extern void (*kiln_log_sink)(const char *line, size_t n) KILN_INTERNAL;
 
 /* ----------------------------------------------------------- kiln_libc.c */
 /* libc's own versions of the functions kiln interposes. */
@@ -166,12 +183,11 @@ typedef int (*kiln_unwind_fn)(const ucontext_t *uc, const kiln_thread_t *t, uint
 /* Loads the backend; a missing libunwind falls back to fp (logged). */
 int kiln_unwind_init(kiln_unwind_kind_t *kind) KILN_INTERNAL;
 kiln_unwind_fn kiln_unwind_backend(kiln_unwind_kind_t kind) KILN_INTERNAL;
-/* Captures the calling thread's stack from inside a malloc hook, leaf
- * first, starting at the caller of the first function of the kiln_hooks
- * section; pcs has room for max + KILN_UNWIND_SLACK. [lo, hi) bounds the
- * stack for the fp walker (0, 0: unknown). Returns the number of pcs. */
-int kiln_unwind_here(kiln_unwind_kind_t kind, uintptr_t lo, uintptr_t hi, uint64_t *pcs, int max,
-                     unsigned *flags) KILN_INTERNAL;
+/* Around fork (prepare, then parent and child): no thread is inside
+ * libunwind at the fork, so the child inherits none of its locks held.
+ * Unwinds attempted meanwhile keep the leaf only. Normal context. */
+void kiln_unwind_fork_prepare(void) KILN_INTERNAL;
+void kiln_unwind_fork_done(void) KILN_INTERNAL;
 /* Per-thread set-up, in the new thread before its timer is armed. */
 void kiln_unwind_thread_init(kiln_unwind_kind_t kind) KILN_INTERNAL;
 const char *kiln_unwind_name(kiln_unwind_kind_t kind) KILN_INTERNAL;
@@ -190,6 +206,9 @@ bool kiln_unwind_copy_active(void) KILN_INTERNAL;
  * pipe libunwind would open for itself (see kiln_unwind_copy.c). */
 void kiln_unwind_refuse_pipes(bool on) KILN_INTERNAL;
 bool kiln_unwind_refusing_pipes(void) KILN_INTERNAL;
+/* Whether pc (a return address, looked up at pc-1) is in a loaded module,
+ * as last listed by the copy unwinder. Collector context. */
+bool kiln_unwind_copy_in_module(uint64_t pc) KILN_INTERNAL;
 /* Bumped by the dlopen/dlclose wrappers: cached unwind rules are flushed. */
 extern _Atomic uint64_t kiln_unwind_copy_loader_gen KILN_INTERNAL;
 
@@ -223,21 +242,50 @@ void kiln_stacktab_clear_counts(unsigned mask) KILN_INTERNAL;
 int kiln_stacktab_reset(void) KILN_INTERNAL;
 void kiln_stacktab_destroy(void) KILN_INTERNAL;
 typedef struct kiln_stacktab_stats { uint64_t stacks, full_hits, bytes; } kiln_stacktab_stats_t;
+/* Bumped by every reset: ids of an older generation are meaningless. */
+uint64_t kiln_stacktab_generation(void) KILN_INTERNAL;
 void kiln_stacktab_stats(kiln_stacktab_stats_t *out) KILN_INTERNAL;
+
+/* ------------------------------------------------------- kiln_hookstack.c */
+/* The allocation stack of the calling thread as a stack_id, from inside a
+ * malloc hook (hook context, guard held; never the handler): leaf first,
+ * starting at the caller of the outermost kiln_hooks function, at most max
+ * frames (KILN_STACK_TRUNCATED beyond). libunwind mode walks with unwind
+ * rules learned from libunwind once per return address (unw_backtrace where
+ * no rule applies); fp mode follows frame pointers. Uses a few hundred
+ * bytes of the program's stack; never calls pthread_getattr_np. */
+uint32_t kiln_hookstack_id(kiln_unwind_kind_t kind, int max) KILN_INTERNAL;
+/* Normal context, before the first hook: libunwind's entry points, the
+ * rule table, the thread-exit key. verify: every rule walk is checked
+ * against unw_backtrace (KILN_ALLOC_VERIFY). 0 / -ENOENT (no libunwind). */
+int kiln_hookstack_init(kiln_unwind_kind_t kind, bool verify) KILN_INTERNAL;
+typedef struct kiln_hookstack_stats {
+  bool verify;
+  uint64_t verified, mismatches; /* verify mode: walks checked, differing */
+  uint64_t fallbacks, rules;     /* unwound by unw_backtrace; rules learned */
+} kiln_hookstack_stats_t;
+void kiln_hookstack_stats(kiln_hookstack_stats_t *out) KILN_INTERNAL;
+/* After dlclose (normal context): the learned unwind rules are dropped. */
+void kiln_hookstack_forget_rules(void) KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_livemap.c */
 /* Address -> (requested size, stack_id) of tracked live blocks: sharded,
  * each shard under a spinlock held for one probe. Any thread, from the
  * malloc hooks; never the signal handler. kiln_livemap_main holds every
- * tracked block; a second map serves leak scopes. Zeroed = empty. */
-enum { KILN_LIVEMAP_SHARDS = 256 };
+ * tracked block; a second map serves leak scopes. Zeroed = empty. Stack
+ * ids are below 2^31; the top bit (KILN_LIVEMAP_UP) is the heap's. */
+/* 32 shards: their headers stay in L1 (each call touches one header and
+ * one slot line), while two threads rarely meet on one lock. */
+enum { KILN_LIVEMAP_SHARDS = 32 };
+#define KILN_LIVEMAP_UP 0x80000000u
 typedef struct kiln_livemap_shard kiln_livemap_shard_t;
 struct kiln_livemap_shard {
-  atomic_flag lock;
+  _Alignas(64) atomic_flag lock; /* one cache line a shard */
+  uint32_t nbig;
   struct kiln_livemap_entry *slots;
-  size_t cap, used, tombs;
+  size_t cap, used;
   struct kiln_livemap_big *big;
-  size_t nbig, bigcap;
+  size_t bigcap;
 };
 typedef struct kiln_livemap {
   kiln_livemap_shard_t shards[KILN_LIVEMAP_SHARDS];
@@ -246,6 +294,9 @@ typedef struct kiln_livemap {
 extern kiln_livemap_t kiln_livemap_main KILN_INTERNAL;
 
 int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t stack_id) KILN_INTERNAL; /* 0 / -ENOMEM */
+/* Starts loading addr's slot, so that a put or find a little later does
+ * not wait for memory (the shard is read without its lock: a hint). */
+void kiln_livemap_prefetch(kiln_livemap_t *m, uint64_t addr) KILN_INTERNAL;
 /* Looks addr up (and removes it when remove); false if absent. */
 bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id,
                        bool remove) KILN_INTERNAL;
@@ -261,6 +312,29 @@ void kiln_livemap_stats(kiln_livemap_t *m, uint64_t *entries, uint64_t *bytes) K
 void kiln_livemap_fork_prepare(kiln_livemap_t *m) KILN_INTERNAL;
 void kiln_livemap_fork_release(kiln_livemap_t *m) KILN_INTERNAL;
 
+/* ------------------------------------------------------- kiln_heaplocal.c */
+/* Per-thread allocation counters per stack (see the file): the values a
+ * hook adds, in this order. */
+enum { KILN_HL_ALLOC_BYTES = 0, KILN_HL_ALLOC_COUNT, KILN_HL_FREED_BYTES, KILN_HL_FREED_COUNT,
+       KILN_HL_TEMP_COUNT, KILN_HL_VALUES };
+/* epoch: the heap's peak epoch. Normal context, before the first hook. */
+void kiln_heaplocal_init(_Atomic uint64_t *epoch) KILN_INTERNAL;
+/* Hook: adds d to the calling thread's counters of stack id; false when
+ * the thread has no table (then the caller counts on the stack itself). */
+bool kiln_heaplocal_add(uint32_t id, const int64_t d[KILN_HL_VALUES]) KILN_INTERNAL;
+/* Normal context: every thread's counts into the stack table, so that
+ * its counts are current (waits for an eviction in progress). */
+void kiln_heaplocal_merge_all(void) KILN_INTERNAL;
+/* After the stack table's counts were cleared: what the threads counted
+ * so far is forgotten. */
+void kiln_heaplocal_discard_all(void) KILN_INTERNAL;
+/* At thread exit (the heap's key destructor): merged, table released. */
+void kiln_heaplocal_thread_exit(void) KILN_INTERNAL;
+void kiln_heaplocal_fork_prepare(void) KILN_INTERNAL;
+void kiln_heaplocal_fork_release(void) KILN_INTERNAL;
+void kiln_heaplocal_after_fork_child(void) KILN_INTERNAL; /* after a merge */
+uint64_t kiln_heaplocal_skipped(void) KILN_INTERNAL;
+
 /* ----------------------------------------------------------- kiln_heap.c */
 /* The hook guard: while above 0 in a thread, its malloc hooks forward to
  * the real allocator and record nothing (kiln's own calls, nested calls). */
@@ -270,11 +344,17 @@ extern __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec")
  * counters of sampled live blocks per address hash (16 KiB: it stays in
  * cache; NULL in exact mode). */
 extern __thread int64_t kiln_tls_alloc_countdown __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
+/* The block this thread allocated last (0: it allocated another since, or
+ * freed it): its free before the next allocation makes it temporary. */
+extern __thread uintptr_t kiln_tls_last_alloc __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
 extern _Atomic uint8_t *kiln_heap_filter KILN_INTERNAL;
 extern uint64_t kiln_heap_sample_bytes KILN_INTERNAL;
-enum { KILN_HEAP_FILTER_SLOTS = 1 << 14 };
+/* 4 KiB: it stays in L1 next to the program's data (a free in sampled
+ * mode costs one load of it); a count that reaches 255 sticks there, so
+ * the filter never says "not tracked" of a tracked block. */
+enum { KILN_HEAP_FILTER_SLOTS = 1 << 12 };
 static inline size_t kiln_heap_filter_index(uint64_t addr) {
-  return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 50) & (KILN_HEAP_FILTER_SLOTS - 1);
+  return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 52) & (KILN_HEAP_FILTER_SLOTS - 1);
 }
 /* True when this allocation is not sampled (nothing to record). */
 static inline bool kiln_heap_sample_skip(size_t size) {
@@ -293,6 +373,7 @@ static inline void kiln_heap_guard_leave(void) { kiln_tls_hook_guard--; }
 typedef struct kiln_heap_block {
   uint64_t size;
   uint32_t stack_id;
+  bool up;            /* sampled: counted as floor(weight) + 1 blocks */
   bool scoped;        /* allocated inside an open leak scope */
   uint64_t scope_seq; /* then: its allocation number */
 } kiln_heap_block_t;
@@ -300,6 +381,7 @@ typedef struct kiln_heap_stats {
   uint64_t alloc_bytes, alloc_count, freed_bytes, freed_count;
   int64_t live_bytes, live_count, peak_bytes;
   uint64_t untracked_frees, map_failures, tracked_blocks, map_bytes, sample;
+  kiln_hookstack_stats_t unwind;
 } kiln_heap_stats_t;
 
 int kiln_heap_start(const kiln_config_t *cfg) KILN_INTERNAL;
@@ -310,6 +392,9 @@ bool kiln_heap_started(void) KILN_INTERNAL;  /* frees must be matched */
  * (true and *out when p was tracked); after a failed realloc. */
 void kiln_heap_on_alloc(void *p, size_t size) KILN_INTERNAL;
 bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) KILN_INTERNAL;
+/* The program's free(p): kiln_heap_on_free, and p counts as temporary
+ * when it is the block its thread allocated last (kiln_tls_last_alloc). */
+void kiln_heap_on_program_free(void *p) KILN_INTERNAL;
 void kiln_heap_restore(void *p, const kiln_heap_block_t *b) KILN_INTERNAL;
 /* Dump time: LIVE_* of every stack computed, PEAK_BYTES made its value at
  * the last peak. */
@@ -568,6 +653,35 @@ void kiln_collector_fork_prepare(void) KILN_INTERNAL;
 void kiln_collector_fork_parent(void) KILN_INTERNAL;
 void kiln_collector_after_fork_child(void) KILN_INTERNAL;
 
+/* ------------------------------------------------------------ kiln_tree.c */
+/* One summary for a profiled process tree (see the file's comment and the
+ * README): the top process prints it; processes below write nothing to
+ * stderr and report to the tree file named in KILN_TREE. */
+int kiln_tree_start(const char *out_dir) KILN_INTERNAL; /* normal; 0 / -errno */
+bool kiln_tree_is_top(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void kiln_tree_after_fork_child(void) KILN_INTERNAL;
+/* What a process below wrote at its end. [signal] */
+typedef struct kiln_tree_rec {
+  const char *prog;
+  bool empty;          /* recorded nothing: no files written */
+  unsigned files;
+  uint64_t samples, allocs;
+  int rc;              /* 0, or -errno of the write */
+  int fatal_signal;
+} kiln_tree_rec_t;
+void kiln_tree_report(const kiln_tree_rec_t *r) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void kiln_tree_append(const char *rec, size_t n) KILN_SIGNAL_SAFE KILN_INTERNAL;
+enum { KILN_TREE_PROGS = 8 };
+typedef struct kiln_tree_totals {
+  uint64_t processes, empty, files, failed, warnings, other;
+  int nprogs;
+  struct { char name[64]; uint64_t count; } progs[KILN_TREE_PROGS]; /* with files, by name */
+  char first_warning[240];
+} kiln_tree_totals_t;
+/* The top: sums the records of the processes below (remove: and deletes
+ * the tree file). 0, or -errno when there is none. */
+int kiln_tree_collect(kiln_tree_totals_t *t, bool remove) KILN_INTERNAL;
+
 /* ------------------------------------------------------------- kiln_out.c */
 /* Creates dir and its parents (0755). 0 / -errno. */
 int kiln_out_mkdirs(const char *dir) KILN_INTERNAL;
@@ -686,11 +800,31 @@ void kiln_health_json(kiln_buf_t *b, const kiln_health_t *h) KILN_INTERNAL;
  * SIGILL): handlers claimed at start through the sampler. */
 void kiln_crash_start(const kiln_config_t *cfg) KILN_INTERNAL;
 bool kiln_crash_dump_signal_on(void) KILN_INTERNAL;
+/* The exit signals (SIGHUP, SIGINT, SIGQUIT, SIGTERM) are kiln's only while
+ * the program leaves them at SIG_DFL. The program's sigaction on one:
+ * answered with its view; a handler or SIG_IGN is installed as it is, and
+ * SIG_DFL again gives the signal back to kiln. Normal context. */
+bool kiln_crash_is_exit_signal(int sig) KILN_INTERNAL;
+int kiln_crash_program_sigaction(int sig, const struct sigaction *act, struct sigaction *old) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_profiler.c */
-/* _exit and fatal signals: write what can be written, without waiting on a
- * lock or calling malloc (sig: the fatal signal, 0 for _exit). */
-void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) KILN_INTERNAL;
+/* How a dump may behave, chosen by its call site. Normal: locks, malloc
+ * (the demangler), the loader (module refresh, dladdr). Emergency (fatal
+ * signals, _exit, an exit signal that cannot be handed to the collector):
+ * no lock waited on, no malloc, no stdio/locale (kiln_fmt), no loader call:
+ * only system calls, atomics and kiln's own code. */
+typedef enum { KILN_DUMP_MODE_NORMAL = 0, KILN_DUMP_MODE_EMERGENCY } kiln_dump_mode_t;
+/* _exit and fatal signals: the profile in emergency mode (sig: the fatal
+ * signal, 0 for _exit). [signal] */
+void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* SIGINT, SIGTERM, SIGHUP, SIGQUIT with their default action, from kiln's
+ * handler on any thread: the profile is written (by the collector in
+ * normal mode, waited for at most ~10 s; else here in emergency mode); the
+ * caller then ends the process as the signal would. [signal] */
+void kiln_profiler_exit_signal(int sig) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* This process is the one the profiler state belongs to (not a vfork
+ * child sharing the memory). [signal] */
+bool kiln_profiler_is_self(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
 /* Exact allocation tracking running (started alone if need be, for the
  * checks of kiln_check.c): 0, or -EINVAL when the heap is sampled. */
 int kiln_profiler_ensure_heap(void) KILN_INTERNAL;
@@ -702,8 +836,10 @@ void kiln_profiler_at_exit(void) KILN_INTERNAL;
 /* parent_covered: kiln_sampler_covered() in the creating thread. */
 void kiln_profiler_thread_begin(bool parent_covered) KILN_INTERNAL;
 void kiln_profiler_thread_end(void) KILN_INTERNAL;
-/* exec wrappers: dump, quiesce; on failure, resume. */
-void kiln_profiler_before_exec(void) KILN_INTERNAL;
+/* exec wrappers: dump, quiesce; on failure, resume. file: what is exec'd
+ * (search: looked up in PATH; NULL for fexecve); an exec that cannot
+ * succeed (no executable file found) skips the dump. */
+void kiln_profiler_before_exec(const char *file, bool search) KILN_INTERNAL;
 void kiln_profiler_exec_failed(void) KILN_INTERNAL;
 bool kiln_profiler_active(void) KILN_INTERNAL;
 

@@ -32,11 +32,11 @@ int kiln_out_mkdirs(const char *dir) {
 int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len) {
   static _Atomic unsigned kiln_out_seq;
   char tmp[4096], final[4096];
-  if (snprintf(final, sizeof final, "%s/%s", dir, name) >= (int)sizeof final) return -ENAMETOOLONG;
+  if (kiln_fmt(final, sizeof final, "%s/%s", dir, name) >= (int)sizeof final) return -ENAMETOOLONG;
   int fd = -1;
   for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
     unsigned seq = atomic_fetch_add(&kiln_out_seq, 1);
-    if (snprintf(tmp, sizeof tmp, "%s/.%s.%d.%u.tmp", dir, name, (int)getpid(), seq) >= (int)sizeof tmp)
+    if (kiln_fmt(tmp, sizeof tmp, "%s/.%s.%d.%u.tmp", dir, name, (int)getpid(), seq) >= (int)sizeof tmp)
       return -ENAMETOOLONG;
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0 && errno != EEXIST) return -errno;

@@ -45,6 +45,7 @@ static struct {
   size_t pages;      /* data pages a ring asks for */
   pid_t pid;
   _Atomic uint64_t lost, samples, kernel_samples, open_failures;
+  size_t ring_bytes_peak;
   uint8_t scratch[65536 + 8] __attribute__((aligned(8))); /* a record that wraps */
 } kiln_perf;
 
@@ -289,6 +290,8 @@ void kiln_perf_try_drain(kiln_perf_sink_fn sink, void *ctx) {
 }
 
 void kiln_perf_close_all(kiln_perf_sink_fn sink, void *ctx) {
+  kiln_perf_stats_t st;
+  kiln_perf_stats(&st); /* the peak, before the rings go */
   pthread_mutex_lock(&kiln_perf_lock);
   int high = atomic_load_explicit(&kiln_perf.high, memory_order_acquire);
   for (int i = 0; i < high; i++) {
@@ -306,13 +309,17 @@ void kiln_perf_stats(kiln_perf_stats_t *out) {
   out->lost = atomic_load_explicit(&kiln_perf.lost, memory_order_relaxed);
   out->open_failures = atomic_load_explicit(&kiln_perf.open_failures, memory_order_relaxed);
   out->rings = 0;
-  out->ring_bytes = 0;
+  size_t bytes = 0;
   int high = atomic_load_explicit(&kiln_perf.high, memory_order_acquire);
   for (int i = 0; i < high; i++)
     if (atomic_load_explicit(&kiln_perf.rings[i].state, memory_order_acquire) == KILN_PERF_LIVE) {
       out->rings++;
-      out->ring_bytes += kiln_perf.rings[i].map_bytes;
+      bytes += kiln_perf.rings[i].map_bytes;
     }
+  /* The most the rings held at once: the profiler's memory does not seem to
+   * shrink because sampling stopped before the last set. */
+  if (bytes > kiln_perf.ring_bytes_peak) kiln_perf.ring_bytes_peak = bytes;
+  out->ring_bytes = kiln_perf.ring_bytes_peak;
 }
 
 void kiln_perf_fork_prepare(void) { pthread_mutex_lock(&kiln_perf_lock); }

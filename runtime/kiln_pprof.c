@@ -125,7 +125,8 @@ typedef struct kiln_pprof_ctx {
   bool failed;
 } kiln_pprof_ctx_t;
 
-enum { KILN_PPROF_TRUNCATED = 1, KILN_PPROF_SKIPPED = 2, KILN_PPROF_FULL = 3 };
+/* Locations of the flag frames: pcs below KILN_PC_MARKERS that are no marker pc. */
+enum { KILN_PPROF_TRUNCATED = 13, KILN_PPROF_SKIPPED = 14, KILN_PPROF_FULL = 15 };
 
 static uint64_t kiln_pprof_function(kiln_pprof_ctx_t *c, uint64_t name, uint64_t system_name) {
   size_t have = c->func_of_name.len / sizeof(uint64_t);

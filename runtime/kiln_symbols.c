@@ -240,9 +240,9 @@ static void *kiln_symbols_debug_file(const char *path, const char *img, size_t l
   size_t n = 0;
   const unsigned char *id = kiln_symbols_build_id(img, len, &n);
   if (id != NULL) {
-    int k = snprintf(dpath, sizeof dpath, "/usr/lib/debug/.build-id/%02x/", id[0]);
-    for (size_t j = 1; j < n; j++) k += snprintf(dpath + k, sizeof dpath - (size_t)k, "%02x", id[j]);
-    snprintf(dpath + k, sizeof dpath - (size_t)k, ".debug");
+    int k = kiln_fmt(dpath, sizeof dpath, "/usr/lib/debug/.build-id/%02x/", id[0]);
+    for (size_t j = 1; j < n; j++) k += kiln_fmt(dpath + k, sizeof dpath - (size_t)k, "%02x", id[j]);
+    kiln_fmt(dpath + k, sizeof dpath - (size_t)k, ".debug");
     void *d = kiln_symbols_map_file(dpath, dlen);
     if (d != NULL) return d;
   }
@@ -255,7 +255,7 @@ static void *kiln_symbols_debug_file(const char *path, const char *img, size_t l
   int dir = (int)(slash - path);
   static const char *const forms[] = {"%.*s/%s", "%.*s/.debug/%s", "/usr/lib/debug%.*s/%s"};
   for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
-    if (snprintf(dpath, sizeof dpath, forms[i], dir, path, link) >= (int)sizeof dpath) continue;
+    if (kiln_fmt(dpath, sizeof dpath, forms[i], dir, path, link) >= (int)sizeof dpath) continue;
     if (strcmp(dpath, path) == 0) continue; /* the file itself, not its debug file */
     void *d = kiln_symbols_map_file(dpath, dlen);
     if (d == NULL) continue;
@@ -441,7 +441,7 @@ static const kiln_sym_t *kiln_symbols_jit(kiln_symbols_t *sy, uint64_t addr) {
   if (!sy->jit_loaded) {
     sy->jit_loaded = true;
     char path[64];
-    snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
+    kiln_fmt(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
     if (kiln_symbols_slurp(path, &sy->jit_text, true) == 0) kiln_symbols_parse_map(&sy->jit, &sy->jit_text);
   }
   const kiln_sym_t *s = kiln_symbols_find(&sy->jit, addr, true);

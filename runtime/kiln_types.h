@@ -113,6 +113,10 @@ typedef enum {
   KILN_COUNT_LIVE_COUNT,
   KILN_COUNT_PEAK_BYTES,   /* live bytes when the heap last peaked (lazy, see kiln_heap.c) */
   KILN_COUNT_PEAK_EPOCH,   /* the peak that PEAK_BYTES belongs to */
+  /* Blocks freed by the thread that allocated them before it allocated
+   * again (heaptrack's temporary allocations). The kinds the hooks bump
+   * (ALLOC_* to TEMP_COUNT) are kept together: two cache lines a stack. */
+  KILN_COUNT_TEMP_COUNT,
   /* Blocks live at exit by reachability (kiln_scan.c; valgrind's words): */
   KILN_COUNT_DEFINITE_BYTES,  /* definitely lost: no pointer reaches it */
   KILN_COUNT_DEFINITE_COUNT,

@@ -74,7 +74,8 @@ static int kiln_ucopy_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_
   (void)as;
   kiln_ucopy_arg_t *a = argv;
   if (write) return -UNW_EINVAL;
-  if (addr >= a->sp && addr + sizeof *val <= a->sp + a->len) {
+  /* (No sum that can wrap: addr may be anything a corrupt frame holds.) */
+  if (addr >= a->sp && a->len >= sizeof *val && addr - a->sp <= a->len - sizeof *val) {
     memcpy(val, a->stack + (addr - a->sp), sizeof *val);
     return 0;
   }
@@ -83,7 +84,7 @@ static int kiln_ucopy_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_
       return kiln_ucopy_peek(addr, val, sizeof *val) ? 0 : -UNW_EINVAL;
   /* Just above the copy: the live stack has moved on since the sample;
    * never read it, say the stack was cut. */
-  if (addr >= a->sp && addr < a->sp + (64u << 20)) {
+  if (addr >= a->sp && addr - a->sp < (64u << 20)) {
     a->beyond = true;
     return -UNW_EINVAL;
   }
@@ -193,6 +194,12 @@ static int kiln_ucopy_span(struct dl_phdr_info *info, size_t size, void *ctx) {
   return 0;
 }
 
+bool kiln_unwind_copy_in_module(uint64_t pc) {
+  for (int i = 0; i < kiln_ucopy.nmods; i++)
+    if (pc > kiln_ucopy.mods[i].lo && pc <= kiln_ucopy.mods[i].hi) return true;
+  return false;
+}
+
 /* A module came or went: cached unwind rules and spans are stale. */
 static void kiln_ucopy_refresh(void) {
   uint64_t gen = atomic_load_explicit(&kiln_unwind_copy_loader_gen, memory_order_acquire);
@@ -295,8 +302,8 @@ static int kiln_ucopy_fp(const kiln_regs_t *regs, const uint8_t *stack, size_t l
   uint64_t leaf_ret = kiln_ucopy_fp_leaf(regs->r[KILN_REG_RIP], stack, len);
   if (leaf_ret != 0 && max > 1) pcs[n++] = leaf_ret;
   while (!(fp & 7) && fp >= sp) {
-    if (fp + 16 > sp + len) {
-      if (fp < sp + (64u << 20)) *flags |= KILN_STACK_TRUNCATED; /* the chain goes on past the copy */
+    if (len < 16 || fp - sp > len - 16) {
+      if (fp - sp < (64u << 20)) *flags |= KILN_STACK_TRUNCATED; /* the chain goes on past the copy */
       break;
     }
     uint64_t frame[2];

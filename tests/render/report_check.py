@@ -95,6 +95,12 @@ class Page:
     def type_into(self, selector, text):
         self.click(selector)
         self.js("document.querySelector(%s).select()" % json.dumps(selector))
+        if not text:
+            # Inserting "" leaves the selection: a user clears the box with
+            # Backspace (otherwise the old text would stay in force).
+            for kind in ("rawKeyDown", "keyUp"):
+                self.cdp.call("Input.dispatchKeyEvent", type=kind, key="Backspace", code="Backspace",
+                              windowsVirtualKeyCode=8, nativeVirtualKeyCode=8)
         type_text(self.cdp, text)
 
     def text(self, selector):
@@ -174,6 +180,8 @@ def check_run(p):
     report("report_top_filter", names and all("parse" in n for n in names), str(names))
     shot(p.cdp, "report_top")
     p.type_into("#kiln-topfilter", "")
+    report("report_top_filter_cleared", p.js("window.kilnReport.state.filterText") == "",
+           repr(p.js("window.kilnReport.state.filterText")))
 
     # Call tree rows are kiln tree's lines.
     tree_txt = subprocess.run([KILN, "tree", "--min", "0", run], capture_output=True, text=True, check=True).stdout.splitlines()
