@@ -51,4 +51,10 @@ if "$B/kiln" leaks --help >/dev/null 2>&1; then
   "$B/kiln" leaks -n 3 "$OUT/leaky" | sed 's/^/  /'
 fi
 [ $have_fg = yes ] && echo && echo "Open any .svg in a browser: click to zoom, Ctrl-F to search."
+if "$B/kiln" report --help >/dev/null 2>&1 &&
+   "$B/kiln" report --title "kiln demo: every example" -o "$OUT/report.html" "$OUT"; then
+  echo
+  echo "One page with every example's profiles (flame graph, top, tree, sandwich, kinds):"
+  echo "  $OUT/report.html"
+fi
 exit 0

@@ -5,7 +5,6 @@
 #include "kiln.h"
 
 #include <getopt.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +15,8 @@ static const char kiln_diff_usage[] =
     "(difffolded format), stacks in byte order. Draw it with\n"
     "'kiln flamegraph': red frames grew, blue frames shrank.\n"
     "\n"
-    "  -n, --normalize   scale BEFORE's counts to AFTER's total (rounded)\n"
+    "  -n, --normalize   scale BEFORE's counts to AFTER's total (rounded so that\n"
+    "                    they add up to it exactly: no change at the root)\n"
     "  -o, --output FILE write FILE (appears whole) instead of stdout\n"
     "  --strict          a malformed input line is an error, not a warning\n"
     "  -h, --help        this help\n";
@@ -25,7 +25,7 @@ static const char kiln_diff_usage[] =
  * order of the frames, keeping the current stack text in one buffer:
  * ends[d] is its length through the frame at depth d + 1. */
 static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const kiln_count_t *before,
-                           uint32_t nbefore, double scale)
+                           uint32_t nbefore)
 {
     kiln_buf_t stack = {0}, line = {0};
     size_t *ends = NULL, ends_cap = 0;
@@ -51,10 +51,7 @@ static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const kiln_count_
             line.len = 0;
             kiln_buf_add(&line, stack.data, stack.len);
             kiln_buf_addc(&line, ' ');
-            if (scale != 1) /* normalized: an estimate, rounded */
-                kiln_util_fmt_count(&line, round(kiln_profile_value(p, b) * scale), false);
-            else
-                kiln_profile_fmt(&line, p, b, false);
+            kiln_profile_fmt(&line, p, b, false);
             kiln_buf_addc(&line, ' ');
             kiln_profile_fmt(&line, p, a, false);
             kiln_buf_addc(&line, '\n');
@@ -65,6 +62,53 @@ static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const kiln_count_
     free(ends);
     kiln_buf_free(&stack);
     kiln_buf_free(&line);
+}
+
+typedef struct kiln_diff_rem_s {
+    kiln_count_t rem;
+    uint32_t id;
+} kiln_diff_rem_t;
+
+static int kiln_diff_cmp_rem(const void *a, const void *b)
+{
+    const kiln_diff_rem_t *x = a, *y = b;
+    if (x->rem != y->rem)
+        return x->rem > y->rem ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* -n: BEFORE's counts (in AFTER's unit: whole counts or thousandths) scaled
+ * to TARGET (AFTER's total) and rounded by the largest remainders, so that
+ * they add up to TARGET exactly and the root shows no change that is only
+ * rounding. The products are taken in 128 bits: exact for any uint64
+ * counts. */
+__extension__ typedef unsigned __int128 kiln_diff_wide_t; /* GCC and clang have it */
+
+static void kiln_diff_normalize(kiln_count_t *before, uint32_t n, kiln_count_t target)
+{
+    kiln_diff_wide_t sum = 0;
+    for (uint32_t i = 0; i < n; i++)
+        sum += before[i];
+    if (sum == 0)
+        return;
+    kiln_diff_rem_t *rem = kiln_util_xmalloc((n ? n : 1) * sizeof *rem);
+    size_t nr = 0;
+    kiln_count_t floors = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (before[i] == 0)
+            continue;
+        kiln_diff_wide_t v = (kiln_diff_wide_t)before[i] * target;
+        /* v / sum <= target and v % sum < sum: both fit in 64 bits, as
+         * BEFORE's total (sum) is itself one kiln_count_t. */
+        rem[nr++] = (kiln_diff_rem_t){(kiln_count_t)(v % sum), i};
+        before[i] = (kiln_count_t)(v / sum);
+        floors += before[i];
+    }
+    qsort(rem, nr, sizeof *rem, kiln_diff_cmp_rem);
+    kiln_count_t left = target - floors; /* below nr: each floor lost < 1 */
+    for (size_t k = 0; k < nr && left > 0; k++, left--)
+        before[rem[k].id] += 1;
+    free(rem);
 }
 
 int kiln_diff_main(int argc, char **argv)
@@ -124,11 +168,12 @@ int kiln_diff_main(int argc, char **argv)
         }
     }
     if (rc == 0) {
-        double scale = normalize && total_before > 0 ? (double)p.nodes[0].total / total_before : 1;
+        if (normalize && total_before > 0)
+            kiln_diff_normalize(before, nbefore, p.nodes[0].total);
         kiln_out_t out;
         rc = kiln_out_open(&out, output);
         if (rc == 0) {
-            kiln_diff_emit(out.fp, &p, before, nbefore, scale);
+            kiln_diff_emit(out.fp, &p, before, nbefore);
             rc = kiln_out_commit(&out);
         }
     }

@@ -1,6 +1,7 @@
-/* flamegraph.c — `kiln flamegraph`: options in the spelling flamegraph.pl and
- * inferno users know, the parse, and the SVG written whole (stdout, or -o
- * through a temporary file). */
+/* flamegraph.c — `kiln flamegraph`: every option flamegraph.pl documents, in
+ * its spellings (--opt, -opt, --opt=value; Getopt::Long's), plus kiln's own,
+ * the parse, and the SVG written whole (stdout, or -o through a temporary
+ * file). */
 #include "kiln.h"
 
 #include <getopt.h>
@@ -13,8 +14,10 @@ static const char kiln_flamegraph_usage[] =
     "Draws folded stacks (stdin when no FILE; several files are merged) as one\n"
     "self-contained interactive SVG: click to zoom, Ctrl-F to search by regex.\n"
     "Lines with two counts ('stack BEFORE AFTER', from 'kiln diff') make a\n"
-    "differential graph: widths from AFTER, red where a frame grew, blue where\n"
-    "it shrank. A DIR is each process's run ('kiln top --help').\n"
+    "differential graph: widths from AFTER, each frame red where its own count\n"
+    "grew, blue where it shrank (flamegraph.pl's colours). A DIR is each\n"
+    "process's run ('kiln top --help'). Options may also be written with one\n"
+    "dash (-title TEXT), as flamegraph.pl takes them.\n"
     "\n"
     "  -o, --output FILE   write FILE (appears whole) instead of stdout\n"
     "  --title TEXT        title (default: Flame Graph / Icicle Graph / Flame Chart)\n"
@@ -28,13 +31,30 @@ static const char kiln_flamegraph_usage[] =
     "  --fontwidth F       average glyph width / font size (0.59)\n"
     "  --countname NAME    count unit in tooltips (samples)\n"
     "  --nametype TEXT     details line prefix (Function:)\n"
-    "  --colors PALETTE    hot, mem, io, red, green, blue, aqua, yellow, purple,\n"
-    "                      orange (hot)\n"
-    "  --hash              colour by name: the same function, the same colour\n"
+    "  --fonttype FONT     font family (Verdana)\n"
+    "  --encoding ENC      the XML encoding declared in the header\n"
+    "  --colors PALETTE    hot (default), mem, io, wakeup, chain, java, js, perl,\n"
+    "                      red, green, blue, aqua, yellow, purple, orange; java,\n"
+    "                      js and perl colour by perf's _[k] _[j] _[i] annotations\n"
+    "                      and by language naming, chain marks wakers (_[w])\n"
+    "  --bgcolors COLOR    background gradient: yellow, blue, green, grey, or a\n"
+    "                      flat #rrggbb (default: by palette, as flamegraph.pl)\n"
+    "  --hash              colour by flamegraph.pl's name hash (similar names,\n"
+    "                      similar colours); by default each name has one colour\n"
+    "                      from the sum of its characters, as flamegraph.pl\n"
+    "  --random            colours drawn per frame (a fixed sequence)\n"
+    "  --cp                consistent palette: colours read from and saved to\n"
+    "                      ./palette.map (flamegraph.pl's file)\n"
+    "  --nameattr FILE     extra <g> attributes per function: FUNCTION<tab>k=v...\n"
+    "  --total N           the count that makes 100% (when above the sum)\n"
+    "  --short-names       drop parameter lists and template arguments from\n"
+    "                      names (frames that become equal merge)\n"
     "  --reverse           merge from the leaves (stacks reversed)\n"
     "  --inverted          icicle graph: root at the top\n"
     "  --flamechart        keep input order (time), merge only adjacent stacks\n"
-    "  --negate            differential: widths from BEFORE, hues swapped\n"
+    "  --negate            differential: swap the hues (blue grew, red shrank);\n"
+    "                      with 'kiln diff AFTER BEFORE' it draws BEFORE's widths\n"
+    "                      in the usual hues (Gregg's recipe)\n"
     "  --factor F          multiply the counts shown in tooltips by F\n"
     "  --notes TEXT        embed TEXT in the SVG (<desc id=\"notes\">)\n"
     "  --base SYM          re-root at frame SYM: keep only stacks through it\n"
@@ -48,7 +68,9 @@ enum {
     KILN_FG_TITLE = 256, KILN_FG_SUBTITLE, KILN_FG_WIDTH, KILN_FG_HEIGHT, KILN_FG_MINWIDTH,
     KILN_FG_FONTSIZE, KILN_FG_FONTWIDTH, KILN_FG_COUNTNAME, KILN_FG_NAMETYPE, KILN_FG_COLORS,
     KILN_FG_HASH, KILN_FG_REVERSE, KILN_FG_INVERTED, KILN_FG_FLAMECHART, KILN_FG_NEGATE,
-    KILN_FG_FACTOR, KILN_FG_NOTES, KILN_FG_BASE, KILN_FG_STRICT, KILN_FG_KIND, KILN_FG_LINES,
+    KILN_FG_FACTOR, KILN_FG_NOTES, KILN_FG_BASE, KILN_FG_STRICT, KILN_FG_KIND,
+    KILN_FG_FONTTYPE, KILN_FG_ENCODING, KILN_FG_BGCOLORS, KILN_FG_RANDOM, KILN_FG_CP,
+    KILN_FG_NAMEATTR, KILN_FG_TOTAL, KILN_FG_SHORT, KILN_FG_LINES,
 };
 
 static const struct option kiln_flamegraph_longopts[] = {
@@ -73,6 +95,14 @@ static const struct option kiln_flamegraph_longopts[] = {
     {"base", required_argument, NULL, KILN_FG_BASE},
     {"strict", no_argument, NULL, KILN_FG_STRICT},
     {"kind", required_argument, NULL, KILN_FG_KIND},
+    {"fonttype", required_argument, NULL, KILN_FG_FONTTYPE},
+    {"encoding", required_argument, NULL, KILN_FG_ENCODING},
+    {"bgcolors", required_argument, NULL, KILN_FG_BGCOLORS},
+    {"random", no_argument, NULL, KILN_FG_RANDOM},
+    {"cp", no_argument, NULL, KILN_FG_CP},
+    {"nameattr", required_argument, NULL, KILN_FG_NAMEATTR},
+    {"total", required_argument, NULL, KILN_FG_TOTAL},
+    {"short-names", no_argument, NULL, KILN_FG_SHORT},
     {"lines", no_argument, NULL, KILN_FG_LINES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -87,8 +117,50 @@ static double kiln_flamegraph_positive(const char *opt, const char *arg, double 
     return v;
 }
 
+/* flamegraph.pl takes "-title X" as well as "--title X" (Getopt::Long): a
+ * single-dash word naming a long option (in full, or a unique prefix of
+ * two letters or more) is rewritten to the double-dash form. One-letter
+ * words (-o, -h) stay short options; "--" ends the options. */
+static void kiln_flamegraph_single_dash(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (a[0] != '-' || a[1] == '-' || a[1] == '\0')
+            continue;
+        size_t n = strcspn(a + 1, "=");
+        if (n < 2)
+            continue;
+        const struct option *hit = NULL;
+        int hits = 0;
+        for (const struct option *o = kiln_flamegraph_longopts; o->name; o++) {
+            if (strncmp(o->name, a + 1, n) != 0)
+                continue;
+            if (strlen(o->name) == n) {
+                hit = o;
+                hits = 1;
+                break;
+            }
+            hit = o;
+            hits++;
+        }
+        if (hits != 1)
+            continue;
+        size_t len = strlen(a) + 2;
+        char *w = kiln_util_xmalloc(len);
+        snprintf(w, len, "-%s", a);
+        argv[i] = w; /* lives as long as argv */
+        (void)hit;
+        /* An option with a value takes the next word: skip it. */
+        if (hit->has_arg == required_argument && !strchr(a, '=') && i + 1 < argc)
+            i++;
+    }
+}
+
 int kiln_flamegraph_main(int argc, char **argv)
 {
+    kiln_flamegraph_single_dash(argc, argv);
     kiln_svg_opts_t o = {
         .title = NULL, .countname = "samples", .nametype = "Function:",
         .width = 1200, .frame_height = 16, .font_size = 12, .font_width = 0.59,
@@ -128,11 +200,28 @@ int kiln_flamegraph_main(int argc, char **argv)
                 kiln_util_usage_error("flamegraph", "unknown palette '%s' (known: %s)", optarg,
                                       kiln_color_palette_names());
             break;
-        case KILN_FG_HASH: o.hash = true; break;
+        case KILN_FG_HASH: o.color_mode = KILN_COLOR_HASH; break;
+        case KILN_FG_RANDOM: o.color_mode = KILN_COLOR_RANDOM; break;
+        case KILN_FG_CP: o.palette_map = "palette.map"; break;
+        case KILN_FG_FONTTYPE: o.fonttype = optarg; break;
+        case KILN_FG_ENCODING: o.encoding = optarg; break;
+        case KILN_FG_NAMEATTR: o.nameattr = optarg; break;
+        case KILN_FG_SHORT: o.short_names = true; break;
+        case KILN_FG_BGCOLORS: {
+            const char *a, *b;
+            if (kiln_color_background(optarg, o.palette, &a, &b) != 0)
+                kiln_util_usage_error("flamegraph", "--bgcolors is yellow, blue, green, grey or "
+                                      "#rrggbb, not '%s'", optarg);
+            o.bgcolors = optarg;
+            break;
+        }
+        case KILN_FG_TOTAL:
+            o.total = kiln_flamegraph_positive("--total", optarg, 1e300);
+            break;
         case KILN_FG_REVERSE: fo.reverse = true; break;
         case KILN_FG_INVERTED: o.inverted = true; break;
         case KILN_FG_FLAMECHART: flamechart = true; break;
-        case KILN_FG_NEGATE: fo.negate = o.negate = true; break;
+        case KILN_FG_NEGATE: o.negate = true; break;
         case KILN_FG_FACTOR:
             o.factor = kiln_flamegraph_positive("--factor", optarg, 1e300);
             break;

@@ -64,9 +64,10 @@ const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_l
     if (num != 0)
         return "count is not a number";
     *ncounts = 1;
-    size_t end = tok;
-    while (end > 0 && kiln_folded_space(line[end - 1]))
-        end--;
+    /* One blank separates the stack from its count, as flamegraph.pl's
+     * "(.*)\s+?(\d+)" reads it: more blanks belong to the last frame's
+     * name (perf writes C++ names such as "std::function<bool ").  */
+    size_t end = tok - 1;
     /* A second number before the count makes a differential line. */
     size_t tok2 = end;
     while (tok2 > 0 && !kiln_folded_space(line[tok2 - 1]))
@@ -78,9 +79,7 @@ const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_l
         counts[1] = counts[0];
         counts[0] = before;
         *ncounts = 2;
-        end = tok2;
-        while (end > 0 && kiln_folded_space(line[end - 1]))
-            end--;
+        end = tok2 - 1;
     } else if (tok2 > 0 && line[tok2] == '-' &&
                kiln_folded_number(line + tok2 + 1, end - tok2 - 1, &before) == 0) {
         return "negative count";
@@ -130,6 +129,7 @@ typedef struct kiln_folded_state_s {
     size_t names_cap;
     long errors, valid;
     uint32_t base_name;
+    uint32_t root;    /* where stacks start: node 0, or opts->prefix's node */
 } kiln_folded_state_t;
 
 static void kiln_folded_reserve(kiln_folded_state_t *st, size_t depth)
@@ -162,7 +162,7 @@ static int kiln_folded_add_forward(kiln_folded_state_t *st, const char *s, size_
     }
     size_t pos = keep ? st->ends[keep - 1] + 1 : 0;
     size_t depth = keep;
-    uint32_t parent = keep ? st->path[keep - 1] : 0;
+    uint32_t parent = keep ? st->path[keep - 1] : st->root;
     if (!(keep && st->ends[keep - 1] >= len)) {
         for (;;) {
             const char *semi = memchr(s + pos, ';', len - pos);
@@ -181,7 +181,7 @@ static int kiln_folded_add_forward(kiln_folded_state_t *st, const char *s, size_
     st->depth = depth;
     st->prev.len = 0;
     kiln_buf_add(&st->prev, s, len);
-    return kiln_profile_add(st->p, depth ? st->path[depth - 1] : 0, value, delta);
+    return kiln_profile_add(st->p, depth ? st->path[depth - 1] : st->root, value, delta);
 }
 
 /* --reverse and --base: intern every frame, then reorder or cut. */
@@ -215,13 +215,13 @@ static int kiln_folded_add_general(kiln_folded_state_t *st, const char *s, size_
         if (from == n)
             return 0; /* not under the base frame: not part of this view */
     }
-    uint32_t parent = 0;
+    uint32_t parent = st->root;
     kiln_folded_reserve(st, n);
     for (size_t i = from; i < n; i++) {
         parent = kiln_profile_child(st->p, parent, st->names[i]);
         st->path[i - from] = parent;
     }
-    return kiln_profile_add(st->p, n > from ? st->path[n - from - 1] : 0, value, delta);
+    return kiln_profile_add(st->p, n > from ? st->path[n - from - 1] : st->root, value, delta);
 }
 
 static int kiln_folded_read_one(kiln_folded_state_t *st, FILE *fp, const char *label)
@@ -328,6 +328,9 @@ static void kiln_folded_state_init(kiln_folded_state_t *st, kiln_profile_t *p,
     st->opts = opts;
     if (opts->base)
         st->base_name = kiln_names_intern(&p->names, opts->base, strlen(opts->base));
+    if (opts->prefix)
+        st->root = kiln_profile_child(p, 0, kiln_names_intern(&p->names, opts->prefix,
+                                                              strlen(opts->prefix)));
 }
 
 /* Reports the summary and the no-valid-line error; frees the state. */

@@ -242,6 +242,8 @@ typedef struct kiln_folded_opts_s {
     bool allow_empty; /* a file with no line at all is an empty profile, not an error */
     const char *dir_kind; /* a directory operand reads its files of this kind
                              (kiln_sets_expand; NULL: cpu) */
+    const char *prefix;   /* a frame every stack is read under (the report's
+                             process level), or NULL */
     bool dir_files;       /* the paths were found in a directory: regular
                              files only, no symbolic link (kiln leaks) */
     bool lines;           /* frames named "function file:line" (from stacks files) */
@@ -450,26 +452,47 @@ size_t kiln_escape_chars(const char *s, size_t len);
 typedef enum {
     KILN_PAL_HOT, KILN_PAL_MEM, KILN_PAL_IO, KILN_PAL_RED, KILN_PAL_GREEN,
     KILN_PAL_BLUE, KILN_PAL_AQUA, KILN_PAL_YELLOW, KILN_PAL_PURPLE,
-    KILN_PAL_ORANGE
+    KILN_PAL_ORANGE, KILN_PAL_JAVA, KILN_PAL_JS, KILN_PAL_PERL, KILN_PAL_WAKEUP,
+    KILN_PAL_CHAIN
 } kiln_palette_t;
+/* How the numbers behind a colour are chosen (flamegraph.pl's default,
+ * --hash, --random). */
+typedef enum { KILN_COLOR_NAME, KILN_COLOR_HASH, KILN_COLOR_RANDOM } kiln_color_mode_t;
 int kiln_color_palette(const char *name, kiln_palette_t *out);
 const char *kiln_color_palette_names(void);
-/* Writes "rgb(r,g,b)" for a frame. With hash, the colour depends only on the
- * name; otherwise on a fixed-seed sequence (*seed), so output is stable. */
-void kiln_color_frame(kiln_buf_t *b, kiln_palette_t pal, bool hash, const char *name,
-                      size_t len, uint64_t *seed);
-/* Differential colour: red for growth, blue for shrink, by |delta|/max. */
+/* The background gradient for --bgcolors NAME (yellow, blue, green, grey,
+ * #rrggbb; NULL or "": the palette's default). 0, or -1 for an unknown name. */
+int kiln_color_background(const char *name, kiln_palette_t pal, const char **top,
+                          const char **bottom);
+/* Writes "rgb(r,g,b)" for a frame called NAME (annotations included: the
+ * multi-hue palettes read them). KILN_COLOR_RANDOM draws from *seed. */
+void kiln_color_frame(kiln_buf_t *b, kiln_palette_t pal, kiln_color_mode_t mode,
+                      const char *name, size_t len, uint64_t *seed);
+/* The default mode's number for a name: Perl's rand(1) after srand(the sum
+ * of its code points), as flamegraph.pl computes it (the report's script
+ * computes the same). */
+double kiln_color_name_value(const char *name, size_t len);
+/* Differential colour (flamegraph.pl's scale): red for growth, blue for
+ * shrink, by |delta|/max; white when unchanged. */
 void kiln_color_diff(kiln_buf_t *b, double delta, double max_abs);
+/* NAME's length without a trailing perf annotation (_[k] _[w] _[i] _[j]). */
+size_t kiln_color_strip(const char *name, size_t len);
 
 /* ------------------------------------------------------------ svg.c */
 typedef struct kiln_svg_opts_s {
     const char *title, *subtitle, *countname, *nametype, *notes;
+    const char *fonttype, *encoding, *bgcolors;
     double width, frame_height, font_size, font_width;
     double minwidth;       /* pixels, or percent of the total with minwidth_pct */
     bool minwidth_pct, minwidth_set;
     double factor;
+    double total;          /* --total: the count 100% stands for (0: the sum) */
     kiln_palette_t palette;
-    bool hash, inverted, negate;
+    kiln_color_mode_t color_mode;
+    bool inverted, negate;
+    bool short_names;      /* parameter lists and template arguments dropped */
+    const char *palette_map; /* --cp: name -> colour file, read then written */
+    const char *nameattr;  /* --nameattr: extra <g> attributes per function */
     long frame_budget;     /* when minwidth is not given: cap on frames drawn */
 } kiln_svg_opts_t;
 /* Draws P as a flamegraph.pl-compatible interactive SVG. 0 or -1. */
@@ -479,6 +502,95 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o);
 /* NULL-terminated lists of lines. */
 extern const char *const kiln_svg_script[];
 extern const char *const kiln_svg_style[];
+
+/* ------------------------------------------------------------ report.c */
+/* `kiln report`: every kind of profile of a run (or two runs, diff), per
+ * process, gathered for one HTML page. In each kind's trie the root's
+ * children are the processes ("PROG [PID]"; "PROG" in a diff), their
+ * subtrees the folded stacks. */
+#define KILN_REPORT_MAX_NODES 200000
+typedef struct kiln_report_kindinfo_s {
+    const char *kind, *label, *unit;
+    bool additive; /* interval sets add up (cpu, alloc_*): a span is their sum */
+} kiln_report_kindinfo_t;
+/* One interval set of a process (meta.json facts; -1: not given). */
+typedef struct kiln_report_set_s {
+    double t0, t1, live_bytes, alloc_bytes, samples;
+    bool cumulative;
+} kiln_report_set_t;
+typedef struct kiln_report_proc_s {
+    char *label, *dir, *prefix; /* prefix "PROG.PID" of its files, or NULL */
+    kiln_report_set_t *sets;
+    size_t nsets;
+} kiln_report_proc_t;
+/* One interval's counts of one kind: self values of trie nodes. */
+typedef struct kiln_report_iv_s {
+    size_t proc, set;
+    uint32_t *node;
+    double *value; /* in the input's unit (a file's thousandths divided out) */
+    size_t n;
+} kiln_report_iv_t;
+typedef struct kiln_report_kind_s {
+    char *kind;
+    const kiln_report_kindinfo_t *info;
+    size_t order;
+    kiln_profile_t p;
+    kiln_count_t *before; /* diff: BEFORE's self per node (nbefore of them),
+                             in the trie's unit */
+    uint32_t nbefore;
+    unsigned before_scale; /* the trie's scale when BEFORE was set aside */
+    bool has_before;
+    kiln_report_iv_t *iv;
+    size_t niv;
+} kiln_report_kind_t;
+typedef struct kiln_report_s {
+    bool diff, strict;
+    bool quiet_empty; /* nothing to report is 1, without a kiln: line */
+    long max_nodes;
+    const char *title, *before_label, *after_label;
+    kiln_report_kind_t *kinds;
+    size_t nkinds;
+    kiln_report_proc_t *procs;
+    size_t nprocs;
+    char *leaks_text;
+    size_t added; /* profiles with a non-zero count read so far */
+} kiln_report_t;
+/* Reads PATHS (two, BEFORE and AFTER, with r->diff). 0, or -1 after a kiln: line. */
+int kiln_report_collect(kiln_report_t *r, const char *const *paths, int npaths);
+void kiln_report_free(kiln_report_t *r);
+/* The report of the run in DIR written to OUTPUT (kiln record's). 0, 1 when
+ * DIR holds no profile with a count (nothing written, nothing said), or -1. */
+int kiln_report_write_run(const char *dir, const char *output, const char *title);
+
+/* ------------------------------------------------------------ report_data.c */
+/* Writes the page: the assets of report_assets.c around the JSON of R. */
+int kiln_report_html(FILE *out, kiln_report_t *r);
+
+/* ------------------------------------------------------------ report_assets.c */
+/* Generated from report_page.js / report_page.css (report_gen.sh):
+ * NULL-terminated lists of lines. */
+extern const char *const kiln_report_script[];
+extern const char *const kiln_report_style[];
+
+/* ------------------------------------------------------------ explain.c */
+/* The flame-graph reading guide applied to a profile: shapes (plateaus,
+ * dispatchers, similar peaks, spikes, recursion) and culprit families
+ * (allocation, strings, locks, hashing, ...), each with its share of the
+ * total, where it is called from and the usual fix. */
+typedef struct kiln_finding_s {
+    double share;      /* of the profile's total, 0..1 */
+    const char *what;  /* "plateau", "dispatcher", "peaks", "spike", "recursion",
+                          "family", "kernel", "site" */
+    char *title;       /* one line: what and how much */
+    char *where;       /* where it is called from, or NULL */
+    const char *advice;/* the usual fix */
+    char *frame;       /* a frame name to focus on, or NULL */
+} kiln_finding_t;
+/* Findings of P (frames from depth SKIP + 1 down: SKIP 1 skips the report's
+ * process level) for a profile of KIND, ranked by share; at most MAX. */
+size_t kiln_explain_profile(const kiln_profile_t *p, uint32_t skip, const char *kind,
+                            kiln_finding_t **out, size_t max);
+void kiln_explain_free(kiln_finding_t *f, size_t n);
 
 /* ------------------------------------------------------------ commands */
 int kiln_flamegraph_main(int argc, char **argv);  /* flamegraph.c */
@@ -490,6 +602,8 @@ int kiln_record_main(int argc, char **argv);      /* record.c */
 int kiln_leaks_main(int argc, char **argv);       /* leaks.c */
 int kiln_push_main(int argc, char **argv);        /* push.c */
 int kiln_dump_main(int argc, char **argv);        /* dump.c */
+int kiln_report_main(int argc, char **argv);      /* report.c */
+int kiln_explain_main(int argc, char **argv);     /* explain.c */
 int kiln_lines_main(int argc, char **argv);       /* lines.c */
 
 /* leaks.c: the leak report of every process found in PATHS (directories,

@@ -23,6 +23,8 @@ static const kiln_command_t kiln_commands[] = {
     {"leaks", kiln_leaks_main, "memory still allocated at exit, per site (memcheck style)"},
     {"push", kiln_push_main, "send profiles to a Pyroscope-compatible server"},
     {"dump", kiln_dump_main, "ask a running process for a profile set now"},
+    {"report", kiln_report_main, "one self-contained HTML page of a run (or a diff)"},
+    {"explain", kiln_explain_main, "what a profile's shapes and hot families mean, and the fixes"},
     {"lines", kiln_lines_main, "source lines and inlined functions at addresses (addr2line -i)"},
 };
 #define KILN_NCOMMANDS (sizeof kiln_commands / sizeof kiln_commands[0])

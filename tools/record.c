@@ -22,7 +22,8 @@ static const char kiln_record_usage[] =
     "\n"
     "Runs CMD with libkiln.so preloaded (prepended to any LD_PRELOAD), waits for\n"
     "it, lists the profiles written and prints the top functions of each CPU\n"
-    "profile (on stderr, so CMD's output stays its own). Exits with CMD's\n"
+    "profile (on stderr, so CMD's output stays its own), then writes DIR/report.html\n"
+    "('kiln report') and prints its path last. Exits with CMD's\n"
     "status: 128+N if it was killed by signal N, 127 if it could not be run.\n"
     "SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to kiln are\n"
     "passed on to CMD.\n"
@@ -355,6 +356,18 @@ static void kiln_record_summary(const char *dir, bool alloc)
     free(names);
 }
 
+/* The run's HTML report, its path printed last (the one file to open). */
+static void kiln_record_report(const char *dir, const char *prog)
+{
+    kiln_buf_t path = {0}, title = {0};
+    kiln_buf_printf(&path, "%s/report.html", dir);
+    kiln_buf_printf(&title, "kiln report: %s", prog);
+    if (kiln_report_write_run(dir, path.data, title.data) == 0)
+        fprintf(stderr, "kiln: report: %s (open it in a browser)\n", path.data);
+    kiln_buf_free(&path);
+    kiln_buf_free(&title);
+}
+
 int kiln_record_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -487,6 +500,7 @@ int kiln_record_main(int argc, char **argv)
         rc = 1;
     }
     kiln_record_summary(dir, alloc);
+    kiln_record_report(dir, cmd[0]);
     free(lib);
     free(owned_dir);
     kiln_buf_free(&preload);

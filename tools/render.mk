@@ -44,3 +44,8 @@ $(GEN_FOLDED): tests/bench/gen_folded.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CC) -O2 -std=c11 $(WARN) -D_GNU_SOURCE -o $@ $<
 bench: $(GEN_FOLDED)
+
+# The report page's script and style, as C strings (committed, regenerated
+# when either changes).
+tools/report_assets.c: tools/report_page.js tools/report_page.css tools/report_gen.sh
+	sh tools/report_gen.sh tools/report_page.js tools/report_page.css > $@.tmp && mv $@.tmp $@

@@ -428,6 +428,10 @@ void kiln_stacks_add(kiln_profile_t *p, kiln_stacks_t *s, const kiln_folded_opts
     size_t cap = 0;
     kiln_stacks_where_t w = {0};
     uint32_t base_name = o->base ? kiln_names_intern(&p->names, o->base, strlen(o->base)) : KILN_NONE;
+    /* The report reads each process under its own frame (opts->prefix). */
+    uint32_t root = o->prefix ? kiln_profile_child(p, 0, kiln_names_intern(&p->names, o->prefix,
+                                                                          strlen(o->prefix)))
+                              : 0;
     for (size_t k = 0; k < s->nstacks; k++) {
         size_t n = 0;
         for (size_t i = s->starts[k]; i < s->starts[k + 1]; i++) {
@@ -466,7 +470,7 @@ void kiln_stacks_add(kiln_profile_t *p, kiln_stacks_t *s, const kiln_folded_opts
             if (from == n)
                 continue;
         }
-        uint32_t node = 0;
+        uint32_t node = root;
         for (size_t i = from; i < n; i++) {
             node = kiln_profile_child(p, node, names[i]);
             if (wheres[i] != KILN_NONE)

@@ -104,6 +104,9 @@ int kiln_top_print(FILE *out, const char *const *paths, int npaths, int n, unsig
         kiln_profile_free(&p);
         return -1;
     }
+    if (p.has_delta)
+        kiln_util_err("note: the input has two counts per line (a diff): this table is of the "
+                      "second (AFTER) counts; 'kiln report --diff' compares both");
     size_t nrows;
     kiln_top_row_t *rows = kiln_top_rows(&p, &nrows);
     kiln_top_ctx_t ctx = {&p, by_total};

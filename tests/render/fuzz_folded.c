@@ -1,11 +1,11 @@
 /* fuzz_folded.c — libFuzzer entry for the folded parser and everything that
  * reads its trie: the input is parsed as a folded file (plain, reversed,
- * re-rooted or as a flame chart, chosen by the first byte), then drawn as
- * an SVG and converted to speedscope and pprof into a null stream. An
- * input whose text starts "kiln-stacks" is a stacks file instead (parsed
- * beside a one-line folded file; when its total matches, read, expanded
- * and converted). Built with ASan and UBSan by 'make fuzz' and the bounded
- * run in 'make test'. */
+ * re-rooted or as a flame chart, chosen by the first byte), explained, then
+ * drawn as an SVG (hashed colours, chain palette, simplified names) and
+ * converted to speedscope and pprof into a null stream. An input whose text
+ * starts "kiln-stacks" is a stacks file instead (parsed beside a one-line
+ * folded file; when its total matches, read, expanded and converted). Built
+ * with ASan and UBSan by 'make fuzz' and the bounded run in 'make test'. */
 #include "kiln.h"
 
 #include <stdio.h>
@@ -73,9 +73,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             .title = "fuzz", .countname = "samples", .nametype = "Function:",
             .width = 1200, .frame_height = 16, .font_size = 12, .font_width = 0.59,
             .minwidth = (mode & 16) ? 0 : 0.1, .minwidth_set = (mode & 16) != 0,
-            .factor = 1, .palette = KILN_PAL_HOT, .hash = (mode & 64) != 0,
+            .factor = 1, .palette = (mode & 64) ? KILN_PAL_CHAIN : KILN_PAL_HOT,
+            .color_mode = (mode & 64) ? KILN_COLOR_HASH : KILN_COLOR_NAME,
+            .short_names = (mode & 2) != 0, .negate = (mode & 2) != 0,
             .inverted = (mode & 128) != 0, .frame_budget = 2000,
         };
+        kiln_finding_t *f;
+        size_t nf = kiln_explain_profile(&p, 0, (mode & 1) ? "alloc_bytes" : "cpu", &f, 20);
+        kiln_explain_free(f, nf);
+        free(f);
         kiln_svg_write(kiln_fuzz_null, &p, &o);
         if (!p.has_delta) {
             kiln_speedscope_write(kiln_fuzz_null, &p, "cpu", "fuzz");

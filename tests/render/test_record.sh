@@ -103,3 +103,10 @@ check_eq record_sets_exit 0 $?
 check record_sets_one_line grep -q "^kiln: wrote 3 profile sets of app.77 while it ran in $T/sets (20261121T120000Z-0001 to 20261121T120000Z-0003): 'kiln top $T/sets' reads the run" "$T/sets.err"
 check_eq record_sets_files_not_listed 0 "$(grep -c "wrote $T/sets/app\.77\." "$T/sets.err")"
 check_eq record_sets_no_table 0 "$(grep -c "app\.77\..*top functions" "$T/sets.err")"
+
+# The run's report: written into the directory, its path the last line.
+check record_report_written test -s "$T/split/report.html"
+check_eq record_report_path_last "kiln: report: $T/split/report.html (open it in a browser)" "$(tail -n 1 "$T/split.err")"
+# A run that wrote no profile with a count gets no report and no message.
+"$KILN" record -o "$T/none" -- true > /dev/null 2> "$T/none.err"
+check_eq record_report_not_for_nothing 0 "$(grep -c 'report' "$T/none.err")"
