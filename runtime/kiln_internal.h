@@ -476,6 +476,24 @@ typedef struct kiln_scan_totals {
  * off): fills the DEFINITE..REACHABLE counts of every stack (suppressed
  * stacks' moved out) and the totals. 0, 1 when not asked, or -errno. */
 int kiln_scan_run(const kiln_config_t *cfg) KILN_INTERNAL;
+/* An allocator leaves its free-list links in a block it hands out: glibc
+ * the bin links of a chunk (fd, bk, fd_nextsize, bk_nextsize, and those
+ * of the chunks it was split from), tcmalloc the next free object (the
+ * first word). A block the
+ * program never writes there would then seem to point at other blocks,
+ * and a conservative scan cannot tell those words from the program's own
+ * (valgrind, with an allocator of its own, never sees them). So while a
+ * leak scan is due, the malloc-family hooks clear the first 64 bytes of a
+ * new block, whose content is indeterminate (never for calloc, which
+ * zeroes, or realloc, which keeps the content). Set by kiln_scan_prepare
+ * at start. Hook context. */
+extern bool kiln_scan_links KILN_INTERNAL;
+static inline void kiln_scan_clear_link(void *p, size_t size) {
+  if (!kiln_scan_links || p == NULL) return;
+  void *volatile *w = p;
+  for (size_t i = 0, n = size < 64 ? size / sizeof *w : 64 / sizeof *w; i < n; i++) w[i] = NULL;
+}
+void kiln_scan_prepare(const kiln_config_t *cfg) KILN_INTERNAL; /* normal context, at start */
 /* The last scan's totals (ran false when none). */
 void kiln_scan_totals(kiln_scan_totals_t *out) KILN_INTERNAL;
 /* The count kinds of a category (bytes, blocks). */

@@ -191,6 +191,7 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
       goto out;
     }
   }
+  if (alloc) kiln_scan_prepare(&kiln_profiler.cfg); /* before the first tracked block */
   if (alloc && (rc = kiln_heap_start(&kiln_profiler.cfg)) < 0)
     kiln_log("cannot map the allocation tracker's memory; allocation profiling off");
   if (!kiln_profiler.atfork_registered)

@@ -95,6 +95,8 @@ typedef struct kiln_scan {
   uintptr_t tls_below;  /* static TLS below the thread pointer */
   uintptr_t tcb_size;   /* struct pthread above it */
   uintptr_t self_mod_lo, self_mod_hi; /* kiln's own module (preloaded), skipped */
+  uintptr_t alloc_mod_lo, alloc_mod_hi; /* the allocator's library (not glibc), skipped */
+  uintptr_t alloc_tls_below, alloc_tls_size; /* its static TLS, below each thread pointer */
   bool glibc_malloc;    /* chunk headers tell allocator-internal pointers */
 } kiln_scan_t;
 
@@ -237,20 +239,35 @@ static void kiln_scan_release_world(void) {
 typedef struct kiln_scan_phdr_ctx {
   kiln_scan_t *sc;
   uintptr_t self_addr, tp;
+  uintptr_t alloc_addr; /* the real malloc: in glibc, or in another allocator's library */
+  uintptr_t static_tls; /* the static TLS area's size, 0 if unknown */
 } kiln_scan_phdr_ctx_t;
+
+static bool kiln_scan_is_libc(const char *path) {
+  const char *base = path != NULL ? strrchr(path, '/') : NULL;
+  base = base != NULL ? base + 1 : path;
+  return base != NULL && strncmp(base, "libc.so", 7) == 0;
+}
 
 static int kiln_scan_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
   (void)size;
   kiln_scan_phdr_ctx_t *c = vctx;
   kiln_scan_t *sc = c->sc;
-  uintptr_t mod_lo = UINTPTR_MAX, mod_hi = 0;
+  uintptr_t mod_lo = UINTPTR_MAX, mod_hi = 0, tls_below = 0, tls_size = 0;
   size_t first = sc->nranges;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type == PT_TLS && info->dlpi_tls_data != NULL && (uintptr_t)info->dlpi_tls_data < c->tp) {
-      /* A static TLS block: the same distance below every thread's TCB. */
+    if (ph->p_type == PT_TLS && info->dlpi_tls_data != NULL && (uintptr_t)info->dlpi_tls_data < c->tp &&
+        c->tp - (uintptr_t)info->dlpi_tls_data <= (c->static_tls ? c->static_tls : (64u << 20))) {
+      /* A static TLS block: the same distance below every thread's TCB.
+       * (A dlopen'd module's block is dynamic: somewhere in the heap, and
+       * reached through the DTV, not a fixed distance below.) */
       uintptr_t below = c->tp - (uintptr_t)info->dlpi_tls_data;
-      if (below < (64u << 20) && below > sc->tls_below) sc->tls_below = below;
+      if (below > sc->tls_below) sc->tls_below = below;
+      {
+        tls_below = below;
+        tls_size = ph->p_memsz;
+      }
     }
     if (ph->p_type != PT_LOAD) continue;
     uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
@@ -271,6 +288,18 @@ static int kiln_scan_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
     sc->nranges = first;
     sc->self_mod_lo = mod_lo;
     sc->self_mod_hi = mod_hi;
+  } else if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0' && c->alloc_addr >= mod_lo &&
+             c->alloc_addr < mod_hi && !kiln_scan_is_libc(info->dlpi_name)) {
+    /* A malloc of its own (jemalloc, tcmalloc): its data and its TLS are
+     * its bookkeeping (caches of freed and reused blocks, extent records
+     * that point at large blocks), never the program's roots; valgrind,
+     * which replaces the allocator, never sees them either. glibc's state
+     * is told apart word by word (kiln_scan_chunk_header). */
+    sc->nranges = first;
+    sc->alloc_mod_lo = mod_lo;
+    sc->alloc_mod_hi = mod_hi;
+    sc->alloc_tls_below = tls_below;
+    sc->alloc_tls_size = tls_size;
   }
   return 0;
 }
@@ -487,6 +516,17 @@ static void kiln_scan_dtv(kiln_scan_t *sc, uintptr_t tp) {
   kiln_scan_root(sc, dtv, hi < m->hi ? hi : m->hi);
 }
 
+/* A root holding static TLS: all of it but the allocator's own block. */
+static void kiln_scan_tls_root(kiln_scan_t *sc, uintptr_t tp, uintptr_t lo, uintptr_t hi) {
+  if (sc->alloc_tls_size == 0 || tp < sc->alloc_tls_below) {
+    kiln_scan_root(sc, lo, hi);
+    return;
+  }
+  uintptr_t a_lo = tp - sc->alloc_tls_below, a_hi = a_lo + sc->alloc_tls_size;
+  if (a_lo > lo) kiln_scan_root(sc, lo, a_lo < hi ? a_lo : hi);
+  if (a_hi < hi) kiln_scan_root(sc, a_hi > lo ? a_hi : lo, hi);
+}
+
 static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp) {
   kiln_scan_dtv(sc, tp);
   const kiln_scan_map_t *m = kiln_scan_map_of(sc, sp);
@@ -499,7 +539,7 @@ static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp) 
     }
     uintptr_t lo = sp - KILN_SCAN_REDZONE;
     if (lo < m->lo) lo = m->lo;
-    kiln_scan_root(sc, lo, top);
+    kiln_scan_tls_root(sc, tp, lo, top);
   }
   if (tp == 0 || (m != NULL && tp > sp && tp < top)) return; /* TLS done with the stack */
   const kiln_scan_map_t *t = kiln_scan_map_of(sc, tp);
@@ -507,7 +547,7 @@ static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp) 
   uintptr_t lo = tp - sc->tls_below, hi = tp + sc->tcb_size;
   if (lo < t->lo || lo > tp) lo = t->lo;
   if (hi > t->hi) hi = t->hi;
-  kiln_scan_root(sc, lo, hi);
+  kiln_scan_tls_root(sc, tp, lo, hi);
 }
 
 static void kiln_scan_regs(kiln_scan_t *sc, const greg_t *regs, int n) {
@@ -594,6 +634,13 @@ static bool kiln_scan_glibc_malloc(void) {
   return strncmp(base, "libc.so", 7) == 0;
 }
 
+bool kiln_scan_links;
+
+void kiln_scan_prepare(const kiln_config_t *cfg) {
+  kiln_scan_links = (cfg->mode & KILN_MODE_ALLOC_BIT) && cfg->alloc_sample == 0 &&
+                    cfg->leak_check != KILN_LEAK_CHECK_OFF;
+}
+
 static void kiln_scan_attribute(kiln_scan_t *sc) {
   static const kiln_leak_kind_t of_state[] = {KILN_LEAK_DEFINITE, KILN_LEAK_POSSIBLE, KILN_LEAK_REACHABLE,
                                               KILN_LEAK_INDIRECT};
@@ -668,13 +715,15 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   }
   /* Everything that takes locks or may allocate, before the world stops:
    * the loader's module list, the thread-pointer layout, the signal. */
-  kiln_scan_phdr_ctx_t pc = {&sc, (uintptr_t)&kiln_scan_lot, kiln_scan_thread_pointer()};
-  kiln_libc.dl_iterate_phdr(kiln_scan_phdr, &pc);
   size_t static_size = 0, static_align = 0;
   void (*static_info)(size_t *, size_t *);
   *(void **)&static_info = dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
   if (static_info != NULL) static_info(&static_size, &static_align);
-  if (static_size > sc.tls_below && static_size < (64u << 20)) sc.tls_below = static_size;
+  if (static_size >= (64u << 20)) static_size = 0;
+  kiln_scan_phdr_ctx_t pc = {&sc, (uintptr_t)&kiln_scan_lot, kiln_scan_thread_pointer(),
+                             (uintptr_t) * (void **)&kiln_libc.malloc, static_size};
+  kiln_libc.dl_iterate_phdr(kiln_scan_phdr, &pc);
+  if (static_size > sc.tls_below) sc.tls_below = static_size;
   sc.tcb_size = kiln_scan_tcb_size();
   sc.glibc_malloc = kiln_scan_glibc_malloc();
   int sig = kiln_sampler_stop_signal(kiln_scan_on_stop);
