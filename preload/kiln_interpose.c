@@ -6,6 +6,8 @@
  *   sigaction/signal a program that takes SIGPROF gets it; kiln steps aside
  *   exec*            the profile so far is written and no kiln signal or
  *                    timer survives into the new image
+ *   mmap/munmap      the leak scan learns which mappings the allocator
+ *                    made (its bookkeeping, never the program's roots)
  * Runs in whatever thread the program calls from; never in the handler. */
 #include "kiln_internal.h"
 
@@ -14,6 +16,7 @@
 #include <link.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -100,6 +103,32 @@ KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *)
   kiln_unwind_unsafe_enter();
   int rc = kiln_libc.dl_iterate_phdr(cb, data);
   kiln_unwind_unsafe_leave();
+  return rc;
+}
+
+/* ----------------------------------------------------------- mappings */
+
+/* Forwarded as the system call itself: an allocator maps memory before
+ * anything is resolved (jemalloc in its constructor), and dlsym there
+ * could re-enter it. */
+static void *kiln_interpose_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void *caller) {
+  long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  if (r < 0 && r > -4096) return MAP_FAILED; /* syscall() set errno */
+  kiln_scan_on_mmap((void *)r, len, prot, flags, caller);
+  return (void *)r;
+}
+
+KILN_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return kiln_interpose_mmap(addr, len, prot, flags, fd, off, __builtin_return_address(0));
+}
+
+KILN_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return kiln_interpose_mmap(addr, len, prot, flags, fd, off, __builtin_return_address(0));
+}
+
+KILN_EXPORT int munmap(void *addr, size_t len) {
+  int rc = (int)syscall(SYS_munmap, addr, len);
+  if (rc == 0) kiln_scan_on_munmap(addr, len);
   return rc;
 }
 

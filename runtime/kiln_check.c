@@ -124,7 +124,7 @@ KILN_EXPORT kiln_leak_scope_t kiln_leak_begin(void) {
 }
 
 static void kiln_check_collect(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx) {
-  if (kiln_heap_is_std_buffer(addr)) return; /* glibc's, not the scope's */
+  if (kiln_freeres_is_std_buffer(addr)) return; /* glibc's, not the scope's */
   kiln_check_block_t *rec = kiln_buf_reserve(ctx, sizeof *rec);
   if (rec == NULL) return;
   rec->stack_id = stack_id;

@@ -18,6 +18,10 @@
 /* Anonymous, zeroed memory from mmap: the runtime never uses malloc. */
 void *kiln_mem_map(size_t bytes) KILN_INTERNAL;           /* NULL on failure */
 void kiln_mem_unmap(void *p, size_t bytes) KILN_INTERNAL;
+/* The runtime's mappings now (kiln_mem_map, arenas, buffers): up to max
+ * [lo, hi) pairs, for the leak scan, which must never take them for the
+ * program's memory. Normal context. */
+size_t kiln_mem_regions_list(uintptr_t *lo, uintptr_t *hi, size_t max) KILN_INTERNAL;
 
 /* A lock-free bump arena reserved up front (MAP_NORESERVE); pages are touched
  * only as they are used. Nothing is freed but the whole arena. */
@@ -300,10 +304,6 @@ void kiln_heap_restore(void *p, const kiln_heap_block_t *b) KILN_INTERNAL;
 void kiln_heap_settle(void) KILN_INTERNAL;
 void kiln_heap_stats(kiln_heap_stats_t *out) KILN_INTERNAL;
 void kiln_heap_after_fork_child(void) KILN_INTERNAL;
-/* At exit only: what glibc frees in __libc_freeres counted freed. */
-void kiln_heap_exit_freeres(void) KILN_INTERNAL;
-/* addr is the buffer of stdin, stdout or stderr (glibc's, not a leak). */
-bool kiln_heap_is_std_buffer(uint64_t addr) KILN_INTERNAL;
 void kiln_heap_reset(void) KILN_INTERNAL;
 bool kiln_heap_exact(void) KILN_INTERNAL; /* active, every block tracked */
 /* Leak scopes: begin returns the first allocation number of the scope;
@@ -316,6 +316,17 @@ void kiln_heap_scope_end(uint64_t seq0,
 /* Around fork: the maps' shards locked, then released. */
 void kiln_heap_fork_prepare(void) KILN_INTERNAL;
 void kiln_heap_fork_release(void) KILN_INTERNAL;
+
+/* --------------------------------------------------------- kiln_freeres.c */
+/* At exit, before the leak scan: what glibc's __libc_freeres frees (which
+ * valgrind runs before its check) counted freed: the buffers glibc made
+ * for stdin, stdout and stderr (not one the program gave with setvbuf),
+ * the threads' DTVs, and the blocks of glibc's own subsystems (locales,
+ * time zones, converters, the loader's lists), told by the glibc frames
+ * nearest the allocation. Normal context, hook guard held. */
+void kiln_freeres_at_exit(void) KILN_INTERNAL;
+/* addr is the buffer glibc made for stdin, stdout or stderr (not a leak). */
+bool kiln_freeres_is_std_buffer(uint64_t addr) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_modules.c */
 typedef struct kiln_module {
@@ -470,6 +481,7 @@ typedef struct kiln_scan_totals {
   uint64_t suppressed_bytes, suppressed_count;
   uint64_t blocks;                /* live blocks classified */
   uint64_t threads, threads_unstopped; /* other threads parked; gone silent */
+  uint64_t threads_whole_stack;   /* of those, stacks scanned whole (no stack pointer) */
   double seconds;                 /* the scan, stop to classification */
 } kiln_scan_totals_t;
 /* Runs the scan when cfg asks for it (exact alloc mode, KILN_LEAK_CHECK not
@@ -494,6 +506,12 @@ static inline void kiln_scan_clear_link(void *p, size_t size) {
   for (size_t i = 0, n = size < 64 ? size / sizeof *w : 64 / sizeof *w; i < n; i++) w[i] = NULL;
 }
 void kiln_scan_prepare(const kiln_config_t *cfg) KILN_INTERNAL; /* normal context, at start */
+/* The mmap and munmap interposers, after a successful call (any thread,
+ * from process start on; no lock but a spinlock held for a table update,
+ * no allocation): mappings made by the allocator's own library are
+ * recorded, so that the scan never takes its bookkeeping for roots. */
+void kiln_scan_on_mmap(void *addr, size_t len, int prot, int flags, void *caller) KILN_INTERNAL;
+void kiln_scan_on_munmap(void *addr, size_t len) KILN_INTERNAL;
 /* The last scan's totals (ran false when none). */
 void kiln_scan_totals(kiln_scan_totals_t *out) KILN_INTERNAL;
 /* The count kinds of a category (bytes, blocks). */

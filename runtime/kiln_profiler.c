@@ -657,7 +657,7 @@ void kiln_profiler_at_exit(void) {
     if (kiln_profiler.cfg.interval_ns) /* the last interval: the sets add up to the whole run */
       kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_INTERVAL, false);
     if (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) {
-      kiln_heap_exit_freeres();
+      kiln_freeres_at_exit();
       kiln_scan_run(&kiln_profiler.cfg); /* leak categories, when asked */
     }
     kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_EXIT, true);

@@ -16,6 +16,7 @@
 #include <link.h>
 #include <linux/futex.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -36,8 +37,13 @@ typedef struct kiln_scan_block {
 } kiln_scan_block_t;
 
 /* A readable mapping of /proc/self/maps. */
+enum {
+  KILN_SCAN_MAP_WRITABLE = 1, /* rw-p: private and writable, a candidate root */
+  KILN_SCAN_MAP_NAMED = 2,    /* [stack], [heap], [vvar]...: never a root as a whole */
+};
 typedef struct kiln_scan_map {
   uintptr_t lo, hi;
+  unsigned flags;
 } kiln_scan_map_t;
 
 /* A writable PT_LOAD segment, a root. */
@@ -89,11 +95,17 @@ typedef struct kiln_scan {
   bool check_blocks; /* some thread runs on: read a block only if still mapped */
   kiln_scan_range_t *ranges;
   size_t nranges;
+  kiln_scan_range_t *spans; /* every module's span in memory: never an anonymous root */
+  size_t nspans;
+  kiln_scan_range_t *skip;  /* what the mapping pass leaves out, sorted (kiln_scan_mappings) */
+  size_t nskip, skip_cap;
   size_t mem_bytes;
   char *mem;
   kiln_buf_t maps_text;
   uintptr_t tls_below;  /* static TLS below the thread pointer */
   uintptr_t tcb_size;   /* struct pthread above it */
+  uintptr_t tls_align;  /* the static TLS alignment: the TCB's on a stack */
+  uintptr_t tid_offset; /* of the tid in struct pthread (libthread_db), 0 if unknown */
   uintptr_t self_mod_lo, self_mod_hi; /* kiln's own module (preloaded), skipped */
   uintptr_t alloc_mod_lo, alloc_mod_hi; /* the allocator's library (not glibc), skipped */
   uintptr_t alloc_tls_below, alloc_tls_size; /* its static TLS, below each thread pointer */
@@ -249,6 +261,109 @@ static bool kiln_scan_is_libc(const char *path) {
   return base != NULL && strncmp(base, "libc.so", 7) == 0;
 }
 
+/* ------------------------------------------ the allocator's own mappings */
+
+/* Mappings the allocator's library made with mmap (jemalloc's extents and
+ * its metadata, tcmalloc's spans): its bookkeeping, which points at the
+ * blocks it manages (a large block's extent record holds its address), so
+ * never the program's roots. Recorded by the mmap interposer from process
+ * start; until kiln_scan_prepare knows the allocator, every caller's. The
+ * table lives in kiln's own data, which is never scanned. glibc's malloc
+ * maps with internal calls, never seen here (its heaps are recognised by
+ * their heap_info). mremap is not followed: these allocators do not use it. */
+enum { KILN_SCAN_AMAPS = 8192 };
+enum { KILN_SCAN_AMAPS_ALL = 0, KILN_SCAN_AMAPS_LIBRARY, KILN_SCAN_AMAPS_NONE };
+static struct {
+  atomic_flag lock;
+  _Atomic int mode;    /* KILN_SCAN_AMAPS_*: whose mappings are recorded */
+  uintptr_t lo, hi;    /* LIBRARY: the allocator's library */
+  size_t n;
+  uint64_t lost;       /* the table was full */
+  kiln_scan_range_t maps[KILN_SCAN_AMAPS];
+  uintptr_t callers[KILN_SCAN_AMAPS];
+} kiln_scan_amaps;
+
+static void kiln_scan_amaps_lock(void) {
+  while (atomic_flag_test_and_set_explicit(&kiln_scan_amaps.lock, memory_order_acquire)) {
+  }
+}
+static void kiln_scan_amaps_unlock(void) { atomic_flag_clear_explicit(&kiln_scan_amaps.lock, memory_order_release); }
+
+void kiln_scan_on_mmap(void *addr, size_t len, int prot, int flags, void *caller) {
+  (void)prot; /* a reservation made PROT_NONE and opened later is the allocator's too */
+  int mode = atomic_load_explicit(&kiln_scan_amaps.mode, memory_order_acquire);
+  uintptr_t c = (uintptr_t)caller;
+  if (mode == KILN_SCAN_AMAPS_NONE || (flags & MAP_SHARED) || !(flags & MAP_ANONYMOUS) || len == 0) return;
+  if (mode == KILN_SCAN_AMAPS_LIBRARY && (c < kiln_scan_amaps.lo || c >= kiln_scan_amaps.hi)) return;
+  kiln_scan_amaps_lock();
+  if (kiln_scan_amaps.n < KILN_SCAN_AMAPS) {
+    kiln_scan_amaps.maps[kiln_scan_amaps.n].lo = (uintptr_t)addr;
+    kiln_scan_amaps.maps[kiln_scan_amaps.n].hi = (uintptr_t)addr + len;
+    kiln_scan_amaps.callers[kiln_scan_amaps.n] = c;
+    kiln_scan_amaps.n++;
+  } else {
+    kiln_scan_amaps.lost++;
+  }
+  kiln_scan_amaps_unlock();
+}
+
+void kiln_scan_on_munmap(void *addr, size_t len) {
+  if (atomic_load_explicit(&kiln_scan_amaps.mode, memory_order_acquire) == KILN_SCAN_AMAPS_NONE) return;
+  uintptr_t lo = (uintptr_t)addr, hi = lo + ((len + 4095) & ~(size_t)4095);
+  kiln_scan_amaps_lock();
+  for (size_t i = 0; i < kiln_scan_amaps.n; i++) {
+    kiln_scan_range_t *r = &kiln_scan_amaps.maps[i];
+    if (r->hi <= lo || r->lo >= hi) continue;
+    if (r->lo < lo && r->hi > hi) { /* a hole in the middle: two records */
+      if (kiln_scan_amaps.n < KILN_SCAN_AMAPS) {
+        kiln_scan_amaps.maps[kiln_scan_amaps.n].lo = hi;
+        kiln_scan_amaps.maps[kiln_scan_amaps.n].hi = r->hi;
+        kiln_scan_amaps.callers[kiln_scan_amaps.n] = kiln_scan_amaps.callers[i];
+        kiln_scan_amaps.n++;
+      }
+      r->hi = lo;
+    } else if (r->lo < lo) {
+      r->hi = lo;
+    } else if (r->hi > hi) {
+      r->lo = hi;
+    } else { /* all of it: the last record takes its place */
+      kiln_scan_amaps.n--;
+      *r = kiln_scan_amaps.maps[kiln_scan_amaps.n];
+      kiln_scan_amaps.callers[i] = kiln_scan_amaps.callers[kiln_scan_amaps.n];
+      i--;
+    }
+  }
+  kiln_scan_amaps_unlock();
+}
+
+static void kiln_scan_amaps_fork_prepare(void) { kiln_scan_amaps_lock(); }
+static void kiln_scan_amaps_fork_release(void) { kiln_scan_amaps_unlock(); }
+
+typedef struct kiln_scan_module_of {
+  uintptr_t addr, lo, hi;
+  bool found, main, libc;
+} kiln_scan_module_of_t;
+
+static int kiln_scan_module_of_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
+  (void)size;
+  kiln_scan_module_of_t *c = vctx;
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+    if (a < lo) lo = a;
+    if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+  }
+  if (c->found || c->addr < lo || c->addr >= hi) return 0;
+  c->found = true;
+  c->lo = lo;
+  c->hi = hi;
+  c->main = info->dlpi_name == NULL || info->dlpi_name[0] == '\0';
+  c->libc = kiln_scan_is_libc(info->dlpi_name);
+  return 0;
+}
+
 static int kiln_scan_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
   (void)size;
   kiln_scan_phdr_ctx_t *c = vctx;
@@ -280,6 +395,11 @@ static int kiln_scan_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
     sc->ranges[sc->nranges].lo = lo;
     sc->ranges[sc->nranges].hi = hi;
     sc->nranges++;
+  }
+  if (mod_lo < mod_hi && sc->nspans < KILN_SCAN_RANGES) {
+    sc->spans[sc->nspans].lo = mod_lo & ~(uintptr_t)4095;
+    sc->spans[sc->nspans].hi = (mod_hi + 4095) & ~(uintptr_t)4095;
+    sc->nspans++;
   }
   /* kiln's own data (the preloaded library): never a root. Linked into the
    * program, it shares the program's segments, which must be scanned. */
@@ -331,6 +451,7 @@ static void kiln_scan_read_maps(kiln_scan_t *sc) {
     for (; s < end && *s != '-'; s++) lo = lo * 16 + (uintptr_t)(*s <= '9' ? *s - '0' : (*s | 32) - 'a' + 10);
     for (s++; s < end && *s != ' '; s++) hi = hi * 16 + (uintptr_t)(*s <= '9' ? *s - '0' : (*s | 32) - 'a' + 10);
     bool readable = s + 1 < end && s[1] == 'r';
+    bool writable_private = s + 4 < end && s[2] == 'w' && s[4] == 'p';
     /* Device mappings are never read (valgrind skips them too). */
     bool device = false;
     const char *eol = memchr(s, '\n', (size_t)(end - s));
@@ -339,6 +460,8 @@ static void kiln_scan_read_maps(kiln_scan_t *sc) {
     if (readable && !device && hi > lo) {
       sc->maps[sc->nmaps].lo = lo;
       sc->maps[sc->nmaps].hi = hi;
+      sc->maps[sc->nmaps].flags = (writable_private ? KILN_SCAN_MAP_WRITABLE : 0) |
+                                  (eol[-1] == ']' && memmem(s, (size_t)(eol - s), " [", 2) != NULL ? KILN_SCAN_MAP_NAMED : 0);
       sc->nmaps++;
     }
     s = eol + 1;
@@ -502,7 +625,7 @@ static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp);
 
 /* The thread's dynamic TLS vector (glibc: the TCB's second word points one
  * 16-byte entry into a calloc'd array whose entry -1 holds its length).
- * kiln_heap_exit_freeres counts the vector freed, as glibc's freeres does;
+ * kiln_freeres_at_exit counts the vector freed, as glibc's freeres does;
  * what it points to (dlopen'd modules' TLS blocks) is the thread's: a root. */
 static void kiln_scan_dtv(kiln_scan_t *sc, uintptr_t tp) {
   if (tp == 0 || kiln_scan_map_of(sc, tp + 8) == NULL) return;
@@ -555,6 +678,175 @@ static void kiln_scan_regs(kiln_scan_t *sc, const greg_t *regs, int n) {
   kiln_scan_words(sc, (uintptr_t)regs, (uintptr_t)(regs + n), true, -1);
 }
 
+/* -------------------------------------------------- the program's mappings */
+
+/* Any readable word of the process, through the kernel (a thread that runs
+ * on may unmap it): false when unreadable. */
+static bool kiln_scan_peek(uintptr_t addr, void *out, size_t n) {
+  struct iovec local = {out, n}, remote = {(void *)addr, n};
+  return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
+static void kiln_scan_skip_add(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
+  if (lo >= hi) return;
+  if (sc->nskip == sc->skip_cap) {
+    size_t cap = sc->skip_cap ? 2 * sc->skip_cap : 4096;
+    kiln_scan_range_t *grown = kiln_mem_map(cap * sizeof *grown);
+    if (grown == NULL) return;
+    if (sc->skip != NULL) {
+      memcpy(grown, sc->skip, sc->nskip * sizeof *grown);
+      kiln_mem_unmap(sc->skip, sc->skip_cap * sizeof *grown);
+    }
+    sc->skip = grown;
+    sc->skip_cap = cap;
+  }
+  sc->skip[sc->nskip].lo = lo;
+  sc->skip[sc->nskip].hi = hi;
+  sc->nskip++;
+}
+
+static int kiln_scan_range_cmp(const void *a, const void *b) {
+  const kiln_scan_range_t *x = a, *y = b;
+  return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sorted, overlaps merged: the ends rise with the starts. */
+static void kiln_scan_skip_sort(kiln_scan_t *sc) {
+  if (sc->nskip == 0) return;
+  kiln_sort(sc->skip, sc->nskip, sizeof *sc->skip, kiln_scan_range_cmp);
+  size_t n = 1;
+  for (size_t i = 1; i < sc->nskip; i++) {
+    if (sc->skip[i].lo <= sc->skip[n - 1].hi) {
+      if (sc->skip[i].hi > sc->skip[n - 1].hi) sc->skip[n - 1].hi = sc->skip[i].hi;
+    } else {
+      sc->skip[n++] = sc->skip[i];
+    }
+  }
+  sc->nskip = n;
+}
+
+/* A root piece of an anonymous mapping, less the tracked blocks in it
+ * (glibc's mmapped chunks, which the kernel may merge with the mapping
+ * beside them): a block is scanned as a block, never as a root. */
+static void kiln_scan_piece(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
+  size_t a = 0, b = sc->n; /* first block ending above lo */
+  while (a < b) {
+    size_t mid = (a + b) / 2;
+    if (sc->blocks[mid].addr + (sc->blocks[mid].size ? sc->blocks[mid].size : 1) <= lo) a = mid + 1;
+    else b = mid;
+  }
+  for (; a < sc->n && lo < hi && sc->blocks[a].addr < hi; a++) {
+    const kiln_scan_block_t *blk = &sc->blocks[a];
+    if (blk->addr > lo) kiln_scan_root(sc, lo, blk->addr);
+    uintptr_t end = blk->addr + (blk->size ? blk->size : 1);
+    if (end > lo) lo = end;
+  }
+  if (lo < hi) kiln_scan_root(sc, lo, hi);
+}
+
+/* [lo, hi) less the skip list. */
+static void kiln_scan_line(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
+  size_t a = 0, b = sc->nskip; /* first skipped range ending above lo */
+  while (a < b) {
+    size_t mid = (a + b) / 2;
+    if (sc->skip[mid].hi <= lo) a = mid + 1;
+    else b = mid;
+  }
+  for (; a < sc->nskip && lo < hi && sc->skip[a].lo < hi; a++) {
+    if (sc->skip[a].lo > lo) kiln_scan_piece(sc, lo, sc->skip[a].lo);
+    if (sc->skip[a].hi > lo) lo = sc->skip[a].hi;
+  }
+  if (lo < hi) kiln_scan_piece(sc, lo, hi);
+}
+
+/* glibc's thread arenas: each heap is 64 MiB-aligned and opens with its
+ * heap_info {arena, prev heap, size, mprotect_size, ...}; its read-write
+ * part is mprotect_size long. The arena's bins and free chunks are the
+ * allocator's, never roots (valgrind never sees them). */
+enum { KILN_SCAN_HEAP_MAX = 64 << 20 };
+static bool kiln_scan_glibc_heap(const kiln_scan_t *sc, uintptr_t at, uintptr_t line_hi, uintptr_t *end) {
+  uintptr_t h[4];
+  if (at + sizeof h > line_hi || !kiln_scan_peek(at, h, sizeof h)) return false;
+  if (h[0] == 0 || (h[0] & 7) != 0 || (h[1] & (KILN_SCAN_HEAP_MAX - 1)) != 0 || h[2] < 4096 || h[2] > h[3] ||
+      h[3] > KILN_SCAN_HEAP_MAX || (h[3] & 4095) != 0 || at + h[3] > line_hi || kiln_scan_map_of(sc, h[0]) == NULL)
+    return false;
+  *end = at + h[3];
+  return true;
+}
+
+/* A thread stack glibc made: its TCB at the top (a 64-byte aligned struct
+ * pthread whose first and third words point to itself). Returns the tid
+ * kept in it (0: the thread is gone, the stack cached for reuse), or -1
+ * when the mapping is no such stack. */
+static pid_t kiln_scan_stack_owner(const kiln_scan_t *sc, const kiln_scan_map_t *m) {
+  if (sc->tcb_size == 0 || sc->tid_offset == 0 || m->hi - m->lo < sc->tcb_size + 4096) return -1;
+  uintptr_t tp = (m->hi - sc->tcb_size) & ~(uintptr_t)(sc->tls_align - 1);
+  uintptr_t head[3];
+  int32_t tid;
+  if (!kiln_scan_peek(tp, head, sizeof head) || head[0] != tp || head[2] != tp ||
+      !kiln_scan_peek(tp + sc->tid_offset, &tid, sizeof tid))
+    return -1;
+  return tid >= 0 ? tid : 0;
+}
+
+/* The program's own writable private mappings, as valgrind scans every
+ * mapping of its client: an interpreter's object arenas (CPython's
+ * obmalloc), a program's own pools. Left out: the loaded modules (their
+ * segments are roots already), kiln's own memory, what the allocator
+ * mapped (recorded by the mmap interposer; glibc's arenas by their
+ * heap_info), the tracked blocks themselves, the allocator's TLS, and the
+ * stacks of threads already scanned from their stack pointer or gone. A
+ * thread that could not be paused has its whole stack scanned here. */
+static void kiln_scan_mappings(kiln_scan_t *sc, pid_t self, const uintptr_t *tps, int ntps) {
+  for (size_t i = 0; i < sc->nspans; i++) kiln_scan_skip_add(sc, sc->spans[i].lo, sc->spans[i].hi);
+  enum { KILN_SCAN_KILN_REGIONS = 1 << 15 };
+  size_t bytes = 2 * KILN_SCAN_KILN_REGIONS * sizeof(uintptr_t);
+  uintptr_t *rl = kiln_mem_map(bytes);
+  if (rl != NULL) {
+    size_t n = kiln_mem_regions_list(rl, rl + KILN_SCAN_KILN_REGIONS, KILN_SCAN_KILN_REGIONS);
+    for (size_t i = 0; i < n; i++) kiln_scan_skip_add(sc, rl[i], rl[KILN_SCAN_KILN_REGIONS + i]);
+    kiln_scan_skip_add(sc, (uintptr_t)rl, (uintptr_t)rl + bytes);
+  }
+  kiln_scan_amaps_lock();
+  for (size_t i = 0; i < kiln_scan_amaps.n; i++)
+    kiln_scan_skip_add(sc, kiln_scan_amaps.maps[i].lo, kiln_scan_amaps.maps[i].hi);
+  kiln_scan_amaps_unlock();
+  for (int i = 0; i < ntps && sc->alloc_tls_size != 0; i++)
+    if (tps[i] > sc->alloc_tls_below)
+      kiln_scan_skip_add(sc, tps[i] - sc->alloc_tls_below, tps[i] - sc->alloc_tls_below + sc->alloc_tls_size);
+  kiln_scan_skip_sort(sc);
+
+  int nthreads = atomic_load(&kiln_scan_lot.nthreads);
+  for (size_t i = 0; i < sc->nmaps; i++) {
+    const kiln_scan_map_t *m = &sc->maps[i];
+    if ((m->flags & (KILN_SCAN_MAP_WRITABLE | KILN_SCAN_MAP_NAMED)) != KILN_SCAN_MAP_WRITABLE) continue;
+    pid_t owner = kiln_scan_stack_owner(sc, m);
+    if (owner == 0 || owner == self) continue;
+    if (owner > 0) {
+      bool scanned = false, known = false;
+      for (int t = 0; t < nthreads; t++) {
+        if (atomic_load(&kiln_scan_lot.threads[t].tid) != owner) continue;
+        known = true;
+        scanned = atomic_load(&kiln_scan_lot.threads[t].state) != KILN_SCAN_SIGNALED;
+      }
+      if (scanned) continue;
+      if (known) kiln_scan_last.threads_whole_stack++;
+    }
+    uintptr_t lo = m->lo;
+    if (sc->glibc_malloc) {
+      for (uintptr_t at = (m->lo + KILN_SCAN_HEAP_MAX - 1) & ~(uintptr_t)(KILN_SCAN_HEAP_MAX - 1); at < m->hi;
+           at += KILN_SCAN_HEAP_MAX) {
+        uintptr_t end;
+        if (!kiln_scan_glibc_heap(sc, at, m->hi, &end)) continue;
+        kiln_scan_line(sc, lo, at);
+        lo = end;
+      }
+    }
+    kiln_scan_line(sc, lo, m->hi);
+  }
+  if (rl != NULL) kiln_mem_unmap(rl, bytes);
+}
+
 /* ------------------------------------------------------------ snapshot */
 
 static void kiln_scan_collect(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx) {
@@ -595,7 +887,7 @@ static bool kiln_scan_alloc(kiln_scan_t *sc, size_t cap) {
   sc->stack_cap = 2 * cap + 64; /* each block changes state at most twice */
   size_t sizes[] = {cap * sizeof(kiln_scan_block_t), cap * sizeof(kiln_scan_block_t), cap * sizeof(uint64_t),
                     cap, sc->stack_cap * sizeof(uint32_t), 65536 * sizeof(uint32_t),
-                    KILN_SCAN_RANGES * sizeof(kiln_scan_range_t)};
+                    KILN_SCAN_RANGES * sizeof(kiln_scan_range_t), KILN_SCAN_RANGES * sizeof(kiln_scan_range_t)};
   size_t total = 0;
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 63) & ~(size_t)63;
   sc->mem = kiln_mem_map(total);
@@ -603,7 +895,7 @@ static bool kiln_scan_alloc(kiln_scan_t *sc, size_t cap) {
   sc->mem_bytes = total;
   char *p = sc->mem;
   void **slots[] = {(void **)&sc->blocks, (void **)&sc->sort_tmp, (void **)&sc->addrs, (void **)&sc->state,
-                    (void **)&sc->stack, (void **)&sc->sort_counts, (void **)&sc->ranges};
+                    (void **)&sc->stack, (void **)&sc->sort_counts, (void **)&sc->ranges, (void **)&sc->spans};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     if (slots[i] != NULL) *slots[i] = p;
     p += (sizes[i] + 63) & ~(size_t)63;
@@ -614,6 +906,7 @@ static bool kiln_scan_alloc(kiln_scan_t *sc, size_t cap) {
 static void kiln_scan_free(kiln_scan_t *sc) {
   if (sc->mem != NULL) kiln_mem_unmap(sc->mem, sc->mem_bytes);
   if (sc->maps != NULL) kiln_mem_unmap(sc->maps, sc->maps_cap * sizeof *sc->maps);
+  if (sc->skip != NULL) kiln_mem_unmap(sc->skip, sc->skip_cap * sizeof *sc->skip);
   kiln_buf_free(&sc->maps_text);
 }
 
@@ -639,6 +932,34 @@ bool kiln_scan_links;
 void kiln_scan_prepare(const kiln_config_t *cfg) {
   kiln_scan_links = (cfg->mode & KILN_MODE_ALLOC_BIT) && cfg->alloc_sample == 0 &&
                     cfg->leak_check != KILN_LEAK_CHECK_OFF;
+  static bool atfork;
+  if (!atfork)
+    atfork = pthread_atfork(kiln_scan_amaps_fork_prepare, kiln_scan_amaps_fork_release,
+                            kiln_scan_amaps_fork_release) == 0;
+  /* Whose mappings to keep: the allocator's library's; none for glibc's
+   * malloc (internal calls) or one linked into the program (its mappings
+   * cannot be told from the program's). */
+  kiln_scan_module_of_t m;
+  memset(&m, 0, sizeof m);
+  m.addr = (uintptr_t) * (void **)&kiln_libc.malloc;
+  if (m.addr != 0 && kiln_libc.dl_iterate_phdr != NULL) kiln_libc.dl_iterate_phdr(kiln_scan_module_of_phdr, &m);
+  kiln_scan_amaps_lock();
+  if (!m.found || m.main || m.libc) {
+    kiln_scan_amaps.n = 0;
+    atomic_store_explicit(&kiln_scan_amaps.mode, KILN_SCAN_AMAPS_NONE, memory_order_release);
+  } else {
+    kiln_scan_amaps.lo = m.lo;
+    kiln_scan_amaps.hi = m.hi;
+    size_t n = 0;
+    for (size_t i = 0; i < kiln_scan_amaps.n; i++) {
+      if (kiln_scan_amaps.callers[i] < m.lo || kiln_scan_amaps.callers[i] >= m.hi) continue;
+      kiln_scan_amaps.maps[n] = kiln_scan_amaps.maps[i];
+      kiln_scan_amaps.callers[n++] = kiln_scan_amaps.callers[i];
+    }
+    kiln_scan_amaps.n = n;
+    atomic_store_explicit(&kiln_scan_amaps.mode, KILN_SCAN_AMAPS_LIBRARY, memory_order_release);
+  }
+  kiln_scan_amaps_unlock();
 }
 
 static void kiln_scan_attribute(kiln_scan_t *sc) {
@@ -725,6 +1046,12 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   kiln_libc.dl_iterate_phdr(kiln_scan_phdr, &pc);
   if (static_size > sc.tls_below) sc.tls_below = static_size;
   sc.tcb_size = kiln_scan_tcb_size();
+  sc.tls_align = static_align >= 16 && static_align <= 4096 && (static_align & (static_align - 1)) == 0
+                     ? static_align
+                     : 64;
+  /* libthread_db's descriptor of struct pthread's tid: {bits, count, offset}. */
+  const uint32_t *tid_desc = dlsym(RTLD_DEFAULT, "_thread_db_pthread_tid");
+  if (tid_desc != NULL && tid_desc[0] == 32 && tid_desc[2] + 4 <= sc.tcb_size) sc.tid_offset = tid_desc[2];
   sc.glibc_malloc = kiln_scan_glibc_malloc();
   int sig = kiln_sampler_stop_signal(kiln_scan_on_stop);
   if (sig < 0) {
@@ -768,6 +1095,19 @@ int kiln_scan_run(const kiln_config_t *cfg) {
     kiln_scan_regs(&sc, r->regs, NGREG);
     kiln_scan_thread_roots(&sc, r->sp, r->tp);
   }
+  /* The program's own mappings; the allocator's TLS below every thread
+   * pointer known is left out. */
+  size_t tps_bytes = ((size_t)nthreads + 1) * sizeof(uintptr_t);
+  uintptr_t *tps = kiln_mem_map(tps_bytes);
+  int ntps = 0;
+  if (tps != NULL) {
+    tps[ntps++] = kiln_scan_thread_pointer();
+    for (int i = 0; i < nthreads; i++)
+      if (atomic_load(&kiln_scan_lot.threads[i].state) == KILN_SCAN_STOPPED && kiln_scan_lot.threads[i].tp != 0)
+        tps[ntps++] = kiln_scan_lot.threads[i].tp;
+  }
+  kiln_scan_mappings(&sc, (pid_t)syscall(SYS_gettid), tps, ntps);
+  if (tps != NULL) kiln_mem_unmap(tps, tps_bytes);
   kiln_scan_drain(&sc, -1);
   /* Cliques: each block still unreached, in address order, leads; the
    * unreached blocks it reaches are indirectly lost (an earlier leader
