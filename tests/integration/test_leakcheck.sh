@@ -137,3 +137,39 @@ check_eq "KILN_SUPPRESS: a bad line is one kiln: line" 1 "$(grep -c "^kiln: .*ba
 check_eq "KILN_SUPPRESS: a bad file suppresses nothing" "380 5 548 2 64 1 188 2" "$(cats "$(one "$T/badsupp/*.meta.json")")"
 KILN_SUPPRESS="$T/missing.txt" KILN_QUIET= run_pair "KILN_SUPPRESS: a missing file" "$T/nosupp" "$EX/leakcheck"
 check_eq "KILN_SUPPRESS: a missing file is one kiln: line" 1 "$(grep -c "^kiln: KILN_SUPPRESS=.*missing.txt" "$ERR")"
+
+# ------------------------------------- CPython (its arenas are mmap'd) (11.11)
+# The real interpreter: its object arenas are the program's own mappings,
+# roots as valgrind scans them; what __libc_freeres frees (locales, time
+# zones, converters, the loader's lists) is not the program's. Exactly
+# valgrind's LEAK SUMMARY, with glibc's malloc and with jemalloc behind kiln.
+PY=/usr/bin/python3
+vg_summary() {
+  timeout 120 valgrind --leak-check=full "$@" 2>&1 >/dev/null | tr -d , | awk '
+    /definitely lost:/ { db = $4; dn = $7 } /indirectly lost:/ { ib = $4; in_ = $7 }
+    /possibly lost:/ { pb = $4; pn = $7 } /still reachable:/ { rb = $4; rn = $7 }
+    END { print db+0, dn+0, ib+0, in_+0, pb+0, pn+0, rb+0, rn+0 }'
+}
+if [ -x "$PY" ]; then
+  threads='import json, concurrent.futures as cf
+with cf.ThreadPoolExecutor(4) as ex: print(sum(ex.map(lambda x: len(json.dumps(list(range(x)))), range(200))))'
+  for script in 'import json, re' "$threads"; do
+    name="python3 -c '${script%%$'\n'*}'"
+    d=$(mktemp -d "$T/py.XXXXXX")
+    run_pair "$name" "$d" "$PY" -c "$script"
+    m=$(one "$d/*.meta.json")
+    set -- $(cats "$m")
+    check_eq "$name: nothing lost" "0 0 0 0 0 0" "$1 $2 $3 $4 $5 $6"
+    [ $have_vg = 1 ] && check_eq "$name: valgrind's LEAK SUMMARY" "$(vg_summary "$PY" -c "$script")" "$(cats "$m")"
+    je=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+    if [ -e "$je" ]; then
+      d=$(mktemp -d "$T/pyje.XXXXXX")
+      KILN_OUT=$d LD_PRELOAD="$LIBKILN:$je" "$PY" -c "$script" >/dev/null 2>&1
+      check_eq "$name, jemalloc behind kiln: the same categories" "$(cats "$m")" "$(cats "$(one "$d/*.meta.json")")"
+    fi
+  done
+  out=$("$KILN" leaks --error-exitcode 7 "$(dirname "$m")" 2>&1); rc=$?
+  check_eq "python3: kiln leaks --error-exitcode passes a correct program" 0 "$rc"
+else
+  fail "python3 leak check" "$PY not installed"
+fi
