@@ -1,7 +1,7 @@
 /* kiln_freeres.c — what glibc frees at exit in __libc_freeres (which
  * valgrind runs before its leak check), counted freed by kiln at exit so
  * that the leak files and categories are the program's, as valgrind's are:
- * the buffers glibc made for stdin, stdout and stderr, the threads' DTVs,
+ * the buffers glibc made for its streams, the threads' DTVs,
  * and the memory of glibc's own subsystems (locales, time zones, character
  * set converters, the loader's lists). Exit time, normal context, hook
  * guard held; memory from mmap. */
@@ -22,6 +22,36 @@ static void *kiln_freeres_std_buffer(int i) {
   FILE *std[] = {stdin, stdout, stderr};
   if (std[i] == NULL || (std[i]->_flags & KILN_FREERES_IO_USER_BUF)) return NULL;
   return std[i]->_IO_buf_base;
+}
+
+/* Every stream the program has open (libio's list), bounded. */
+static void kiln_freeres_streams(FILE **out, size_t max, size_t *n) {
+  FILE **list = dlsym(RTLD_DEFAULT, "_IO_list_all");
+  *n = 0;
+  for (FILE *fp = list != NULL ? *list : NULL; fp != NULL && *n < max; fp = fp->_chain) out[(*n)++] = fp;
+}
+
+/* The buffer glibc made for a stream (not one the program gave it). */
+static void *kiln_freeres_stream_buffer(FILE *fp) {
+  if ((fp->_flags & KILN_FREERES_IO_USER_BUF) || fp->_IO_buf_base == NULL || fp->_IO_buf_base == fp->_shortbuf)
+    return NULL;
+  return fp->_IO_buf_base;
+}
+
+size_t kiln_freeres_hidden_words(uintptr_t *lo, uintptr_t *hi, size_t max) {
+  enum { KILN_FREERES_STREAMS = 4096 };
+  static FILE *streams[KILN_FREERES_STREAMS];
+  size_t n, out = 0;
+  kiln_freeres_streams(streams, KILN_FREERES_STREAMS, &n);
+  for (size_t i = 0; i < n && out < max; i++) {
+    FILE *fp = streams[i];
+    if (!(fp->_flags & KILN_FREERES_IO_USER_BUF) || fp->_IO_buf_base == NULL || fp->_IO_buf_base == fp->_shortbuf)
+      continue;
+    lo[out] = (uintptr_t)&fp->_IO_read_ptr;
+    hi[out] = (uintptr_t)(&fp->_IO_save_end + 1);
+    out++;
+  }
+  return out;
 }
 
 bool kiln_freeres_is_std_buffer(uint64_t addr) {
@@ -129,8 +159,14 @@ static bool kiln_freeres_fn_range(void *fn, uintptr_t *lo, uintptr_t *hi) {
 }
 
 void kiln_freeres_at_exit(void) {
-  for (int i = 0; i < 3; i++)
-    if (kiln_freeres_std_buffer(i) != NULL) kiln_heap_on_free(kiln_freeres_std_buffer(i), NULL);
+  /* The buffers glibc made for its streams: exit's _IO_cleanup hands
+   * them to freeres. (The FILE of a stream left open stays: reachable.) */
+  enum { KILN_FREERES_STREAMS = 4096 };
+  static FILE *streams[KILN_FREERES_STREAMS];
+  size_t nstreams;
+  kiln_freeres_streams(streams, KILN_FREERES_STREAMS, &nstreams);
+  for (size_t i = 0; i < nstreams; i++)
+    if (kiln_freeres_stream_buffer(streams[i]) != NULL) kiln_heap_on_free(kiln_freeres_stream_buffer(streams[i]), NULL);
   kiln_freeres_t f;
   memset(&f, 0, sizeof f);
   kiln_modules_refresh();

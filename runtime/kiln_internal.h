@@ -320,13 +320,19 @@ void kiln_heap_fork_release(void) KILN_INTERNAL;
 /* --------------------------------------------------------- kiln_freeres.c */
 /* At exit, before the leak scan: what glibc's __libc_freeres frees (which
  * valgrind runs before its check) counted freed: the buffers glibc made
- * for stdin, stdout and stderr (not one the program gave with setvbuf),
+ * for its streams (not one the program gave with setvbuf),
  * the threads' DTVs, and the blocks of glibc's own subsystems (locales,
  * time zones, converters, the loader's lists), told by the glibc frames
  * nearest the allocation. Normal context, hook guard held. */
 void kiln_freeres_at_exit(void) KILN_INTERNAL;
 /* addr is the buffer glibc made for stdin, stdout or stderr (not a leak). */
 bool kiln_freeres_is_std_buffer(uint64_t addr) KILN_INTERNAL;
+/* Words the leak scan must not read as roots, up to max [lo, hi) ranges:
+ * the buffer pointers of streams the program gave a buffer (setvbuf),
+ * which exit's _IO_cleanup drops (it unbuffers every stream) before
+ * valgrind looks: such a buffer is the program's, lost if it kept no
+ * pointer of its own. Normal context. */
+size_t kiln_freeres_hidden_words(uintptr_t *lo, uintptr_t *hi, size_t max) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_modules.c */
 typedef struct kiln_module {

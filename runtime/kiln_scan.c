@@ -110,6 +110,8 @@ typedef struct kiln_scan {
   uintptr_t alloc_mod_lo, alloc_mod_hi; /* the allocator's library (not glibc), skipped */
   uintptr_t alloc_tls_below, alloc_tls_size; /* its static TLS, below each thread pointer */
   bool glibc_malloc;    /* chunk headers tell allocator-internal pointers */
+  uintptr_t hidden_lo[64], hidden_hi[64]; /* root words read as 0 (kiln_freeres_hidden_words) */
+  size_t nhidden;
 } kiln_scan_t;
 
 kiln_count_kind_t kiln_scan_kind_bytes(kiln_leak_kind_t k) {
@@ -549,6 +551,15 @@ static void kiln_scan_words(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi, bool de
   if (lo < hi) kiln_scan_word_array(sc, (const uint64_t *)lo, (const uint64_t *)hi, definite, clique);
 }
 
+/* Zeroes the hidden words of a copy of [lo, lo + n). */
+static void kiln_scan_hide(const kiln_scan_t *sc, uint64_t *copy, uintptr_t lo, size_t n) {
+  for (size_t i = 0; i < sc->nhidden; i++) {
+    uintptr_t a = sc->hidden_lo[i] > lo ? sc->hidden_lo[i] : lo;
+    uintptr_t b = sc->hidden_hi[i] < lo + n ? sc->hidden_hi[i] : lo + n;
+    for (; a < b; a += 8) copy[(a - lo) / 8] = 0;
+  }
+}
+
 /* Roots are read through the kernel, into a copy: the maps snapshot may
  * call a page readable that no longer is (adjacent anonymous mappings
  * share one line; one of them may be unmapped since), and a root is never
@@ -563,6 +574,7 @@ static void kiln_scan_root_copy(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
     struct iovec local = {copy, n}, remote = {(void *)lo, n};
     ssize_t got = syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0);
     if (got == (ssize_t)n) {
+      kiln_scan_hide(sc, copy, lo, n);
       kiln_scan_word_array(sc, copy, copy + n / 8, true, -1);
       lo += n;
       continue;
@@ -571,8 +583,10 @@ static void kiln_scan_root_copy(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
     uintptr_t page_end = (lo | 4095) + 1;
     size_t m = (page_end < hi ? page_end : hi) - lo;
     local.iov_len = remote.iov_len = m;
-    if (syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) == (ssize_t)m)
+    if (syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) == (ssize_t)m) {
+      kiln_scan_hide(sc, copy, lo, m);
       kiln_scan_word_array(sc, copy, copy + m / 8, true, -1);
+    }
     lo += m;
   }
 }
@@ -1067,6 +1081,7 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   kiln_livemap_fork_release(&kiln_livemap_main);
   kiln_livemap_foreach(&kiln_livemap_main, kiln_scan_collect, &sc);
   kiln_scan_read_maps(&sc);
+  sc.nhidden = kiln_freeres_hidden_words(sc.hidden_lo, sc.hidden_hi, 64);
   int nthreads = atomic_load(&kiln_scan_lot.nthreads);
   for (int i = 0; i < nthreads; i++)
     if (atomic_load(&kiln_scan_lot.threads[i].state) == KILN_SCAN_SIGNALED) kiln_scan_last.threads_unstopped++;
