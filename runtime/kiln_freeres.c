@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,40 +82,81 @@ static bool kiln_freeres_named(const char *name, size_t n) {
   return false;
 }
 
+/* Where glibc is: its two modules, _dl_allocate_tls and libc's
+ * pthread_create. Fixed once libc is loaded: computed once. */
+static struct {
+  pthread_once_t once;
+  uintptr_t libc_lo, libc_hi, ld_lo, ld_hi;
+  uintptr_t tls_lo, tls_hi;
+  uintptr_t pc_lo, pc_hi;
+} kiln_freeres_glibc = {PTHREAD_ONCE_INIT, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* [lo, hi) of the function at fn, from its symbol's size. */
+static bool kiln_freeres_fn_range(void *fn, uintptr_t *lo, uintptr_t *hi) {
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  if (fn == NULL || dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL) return false;
+  *lo = (uintptr_t)fn;
+  *hi = *lo + (sym->st_size ? sym->st_size : 1);
+  return true;
+}
+
+static void kiln_freeres_glibc_init(void) {
+  kiln_libc_resolve();
+  kiln_modules_refresh();
+  void *tls_fn = dlsym(RTLD_DEFAULT, "_dl_allocate_tls");
+  kiln_freeres_fn_range(tls_fn, &kiln_freeres_glibc.tls_lo, &kiln_freeres_glibc.tls_hi);
+  kiln_freeres_fn_range(*(void **)&kiln_libc.pthread_create, &kiln_freeres_glibc.pc_lo, &kiln_freeres_glibc.pc_hi);
+  const kiln_module_t *ld = tls_fn != NULL ? kiln_modules_find((uintptr_t)tls_fn) : NULL;
+  const kiln_module_t *libc = kiln_modules_find((uintptr_t) * (void **)&kiln_libc.sigaction);
+  if (ld != NULL) {
+    kiln_freeres_glibc.ld_lo = ld->lo;
+    kiln_freeres_glibc.ld_hi = ld->hi;
+  }
+  if (libc != NULL) {
+    kiln_freeres_glibc.libc_lo = libc->lo;
+    kiln_freeres_glibc.libc_hi = libc->hi;
+  }
+}
+
+static bool kiln_freeres_in_glibc(uintptr_t pc) {
+  return (pc >= kiln_freeres_glibc.libc_lo && pc < kiln_freeres_glibc.libc_hi) ||
+         (pc >= kiln_freeres_glibc.ld_lo && pc < kiln_freeres_glibc.ld_hi);
+}
+
+/* The frames from the allocation out, as long as they are in libc or the
+ * loader, name a function that freeres cleans up after; or the stack runs
+ * through _dl_allocate_tls (a DTV: where frame pointers cannot see the
+ * loader's frames, pthread_create's stands in). */
+bool kiln_freeres_glibc_stack(const kiln_stack_t *s, kiln_buf_t *name) {
+  pthread_once(&kiln_freeres_glibc.once, kiln_freeres_glibc_init);
+  bool in_loader = s->depth > 0 && s->pcs[0] - 1 >= kiln_freeres_glibc.ld_lo && s->pcs[0] - 1 < kiln_freeres_glibc.ld_hi;
+  for (uint32_t i = 0; i < s->depth; i++) {
+    uintptr_t pc = s->pcs[i] - 1;
+    if ((pc >= kiln_freeres_glibc.tls_lo && pc < kiln_freeres_glibc.tls_hi) ||
+        (in_loader && pc >= kiln_freeres_glibc.pc_lo && pc < kiln_freeres_glibc.pc_hi))
+      return true;
+  }
+  for (uint32_t i = 0; i < s->depth && kiln_freeres_in_glibc(s->pcs[i] - 1); i++) {
+    name->len = 0;
+    kiln_symbols_name(s->pcs[i], name);
+    if (name->data != NULL && kiln_freeres_named(name->data, name->len)) return true;
+  }
+  return false;
+}
+
 typedef struct kiln_freeres {
-  uintptr_t libc_lo, libc_hi, ld_lo, ld_hi; /* the two modules of glibc */
-  uintptr_t tls_lo, tls_hi;                 /* _dl_allocate_tls */
-  uintptr_t pc_lo, pc_hi;                   /* libc's pthread_create */
-  kiln_buf_t ids;                           /* uint32_t stack ids, glibc's */
+  kiln_buf_t ids; /* uint32_t stack ids, glibc's */
   kiln_buf_t name;
-  uint64_t *addrs;                          /* their live blocks */
+  uint64_t *addrs; /* their live blocks */
   size_t naddrs, cap;
   uint32_t *sorted;
   size_t nids;
 } kiln_freeres_t;
 
-static bool kiln_freeres_in_glibc(const kiln_freeres_t *f, uintptr_t pc) {
-  return (pc >= f->libc_lo && pc < f->libc_hi) || (pc >= f->ld_lo && pc < f->ld_hi);
-}
-
-/* Whether a stack is glibc's: the frames from the allocation out, as long
- * as they are in libc or the loader, name a function that freeres cleans
- * up after; or it runs through _dl_allocate_tls (a DTV: where frame
- * pointers cannot see the loader's frames, pthread_create's stands in). */
 static void kiln_freeres_stack(kiln_stack_t *s, void *ctx) {
   kiln_freeres_t *f = ctx;
-  bool in_loader = s->depth > 0 && s->pcs[0] - 1 >= f->ld_lo && s->pcs[0] - 1 < f->ld_hi;
-  bool glibc = false;
-  for (uint32_t i = 0; i < s->depth && !glibc; i++) {
-    uintptr_t pc = s->pcs[i] - 1;
-    if ((pc >= f->tls_lo && pc < f->tls_hi) || (in_loader && pc >= f->pc_lo && pc < f->pc_hi)) glibc = true;
-  }
-  for (uint32_t i = 0; i < s->depth && !glibc && kiln_freeres_in_glibc(f, s->pcs[i] - 1); i++) {
-    f->name.len = 0;
-    kiln_symbols_name(s->pcs[i], &f->name);
-    glibc = f->name.data != NULL && kiln_freeres_named(f->name.data, f->name.len);
-  }
-  if (!glibc) return;
+  if (!kiln_freeres_glibc_stack(s, &f->name)) return;
   uint32_t id = kiln_stacktab_id(s);
   kiln_buf_put(&f->ids, (const char *)&id, sizeof id);
 }
@@ -148,16 +190,6 @@ static void kiln_freeres_block(uint64_t addr, uint64_t size, uint32_t id, void *
   f->addrs[f->naddrs++] = addr;
 }
 
-/* [lo, hi) of the function at fn, from its symbol's size. */
-static bool kiln_freeres_fn_range(void *fn, uintptr_t *lo, uintptr_t *hi) {
-  Dl_info info;
-  const ElfW(Sym) *sym = NULL;
-  if (fn == NULL || dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL) return false;
-  *lo = (uintptr_t)fn;
-  *hi = *lo + (sym->st_size ? sym->st_size : 1);
-  return true;
-}
-
 void kiln_freeres_at_exit(void) {
   /* The buffers glibc made for its streams: exit's _IO_cleanup hands
    * them to freeres. (The FILE of a stream left open stays: reachable.) */
@@ -170,19 +202,6 @@ void kiln_freeres_at_exit(void) {
   kiln_freeres_t f;
   memset(&f, 0, sizeof f);
   kiln_modules_refresh();
-  void *tls_fn = dlsym(RTLD_DEFAULT, "_dl_allocate_tls");
-  kiln_freeres_fn_range(tls_fn, &f.tls_lo, &f.tls_hi);
-  kiln_freeres_fn_range(*(void **)&kiln_libc.pthread_create, &f.pc_lo, &f.pc_hi);
-  const kiln_module_t *ld = tls_fn != NULL ? kiln_modules_find((uintptr_t)tls_fn) : NULL;
-  const kiln_module_t *libc = kiln_modules_find((uintptr_t) * (void **)&kiln_libc.sigaction);
-  if (ld != NULL) {
-    f.ld_lo = ld->lo;
-    f.ld_hi = ld->hi;
-  }
-  if (libc != NULL) {
-    f.libc_lo = libc->lo;
-    f.libc_hi = libc->hi;
-  }
   kiln_symbols_begin();
   kiln_stacktab_foreach(kiln_freeres_stack, &f);
   kiln_symbols_end();

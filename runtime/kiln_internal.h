@@ -325,6 +325,10 @@ void kiln_heap_fork_release(void) KILN_INTERNAL;
  * time zones, converters, the loader's lists), told by the glibc frames
  * nearest the allocation. Normal context, hook guard held. */
 void kiln_freeres_at_exit(void) KILN_INTERNAL;
+/* A stack of an allocation glibc's freeres frees (a DTV, locale data...):
+ * glibc's, never a leak of the program. Under kiln_symbols_begin/end;
+ * name: a scratch buffer. */
+bool kiln_freeres_glibc_stack(const kiln_stack_t *s, kiln_buf_t *name) KILN_INTERNAL;
 /* addr is the buffer glibc made for stdin, stdout or stderr (not a leak). */
 bool kiln_freeres_is_std_buffer(uint64_t addr) KILN_INTERNAL;
 /* Words the leak scan must not read as roots, up to max [lo, hi) ranges:
