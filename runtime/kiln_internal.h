@@ -474,8 +474,10 @@ void kiln_suppress_free(kiln_suppress_t *sup) KILN_INTERNAL;
 /* Leak classification, valgrind memcheck's way: each block live at exit is
  * definitely lost, indirectly lost, possibly lost or still reachable, by a
  * conservative scan from the roots (writable data of the loaded modules,
- * every thread's stack, registers and TLS) through the heap, with the other
- * threads parked in a signal handler (kiln_sampler_stop_signal). Exact
+ * every thread's stack, registers and TLS, the program's own anonymous
+ * mappings) through the heap, with the other threads parked in a signal
+ * handler (kiln_sampler_stop_signal) or, when they block it, stopped by a
+ * ptrace helper process. Exact
  * allocation tracking only. Normal context, hook guard held. */
 typedef enum {
   KILN_LEAK_DEFINITE = 0,
@@ -491,7 +493,8 @@ typedef struct kiln_scan_totals {
   uint64_t suppressed_bytes, suppressed_count;
   uint64_t blocks;                /* live blocks classified */
   uint64_t threads, threads_unstopped; /* other threads parked; gone silent */
-  uint64_t threads_whole_stack;   /* of those, stacks scanned whole (no stack pointer) */
+  uint64_t threads_traced;        /* of the threads scanned, stopped with ptrace (they block the signal) */
+  uint64_t threads_whole_stack;   /* of the unstopped, stacks scanned whole (no stack pointer) */
   double seconds;                 /* the scan, stop to classification */
 } kiln_scan_totals_t;
 /* Runs the scan when cfg asks for it (exact alloc mode, KILN_LEAK_CHECK not

@@ -367,9 +367,10 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
       kiln_buf_printf(b, "  \"suppressed_bytes\": %llu,\n  \"suppressed_count\": %llu,\n",
                       (unsigned long long)lk.suppressed_bytes, (unsigned long long)lk.suppressed_count);
       kiln_buf_printf(b, "  \"leak_scan_blocks\": %llu,\n  \"leak_scan_threads\": %llu,\n"
+                      "  \"leak_scan_threads_traced\": %llu,\n"
                       "  \"leak_scan_threads_unstopped\": %llu,\n  \"leak_scan_seconds\": %.6f,\n",
                       (unsigned long long)lk.blocks, (unsigned long long)lk.threads,
-                      (unsigned long long)lk.threads_unstopped, lk.seconds);
+                      (unsigned long long)lk.threads_traced, (unsigned long long)lk.threads_unstopped, lk.seconds);
     }
   }
   kiln_buf_printf(b, "  \"stacks\": %llu,\n  \"table_full\": %llu,\n  \"table_bytes\": %llu,\n",

@@ -17,6 +17,10 @@
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -52,10 +56,16 @@ typedef struct kiln_scan_range {
 } kiln_scan_range_t;
 
 /* Another thread of the process, as its stop handler saw it. */
-enum { KILN_SCAN_SIGNALED = 1, KILN_SCAN_STOPPED, KILN_SCAN_RESUMED };
+enum {
+  KILN_SCAN_SIGNALED = 1, /* sent the stop signal, not parked yet */
+  KILN_SCAN_STOPPED,      /* parked in the stop handler */
+  KILN_SCAN_RESUMED,      /* released (or gone) */
+  KILN_SCAN_BLOCKED,      /* blocks the stop signal: never sent */
+  KILN_SCAN_TRACED,       /* stopped by the ptrace helper instead */
+};
 typedef struct kiln_scan_thread {
   _Atomic pid_t tid;
-  _Atomic int state; /* KILN_SCAN_SIGNALED .. RESUMED */
+  _Atomic int state; /* KILN_SCAN_SIGNALED .. TRACED */
   uintptr_t sp, tp;  /* interrupted stack pointer; thread pointer (its TCB) */
   greg_t regs[NGREG];
 } kiln_scan_thread_t;
@@ -168,7 +178,10 @@ KILN_SIGNAL_SAFE static void kiln_scan_on_stop(int sig, siginfo_t *si, void *ucv
   memcpy(r->regs, uc->uc_mcontext.gregs, sizeof r->regs);
   r->sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
   r->tp = kiln_scan_thread_pointer();
-  atomic_store_explicit(&r->state, KILN_SCAN_STOPPED, memory_order_release);
+  int expect = KILN_SCAN_SIGNALED; /* the ptrace helper may have taken it meanwhile */
+  if (!atomic_compare_exchange_strong_explicit(&r->state, &expect, KILN_SCAN_STOPPED, memory_order_acq_rel,
+                                               memory_order_acquire))
+    goto out;
   atomic_fetch_add_explicit(&kiln_scan_lot.stopped, 1, memory_order_acq_rel);
   kiln_scan_futex_wake(&kiln_scan_lot.stopped);
   for (int64_t waited = 0; atomic_load_explicit(&kiln_scan_lot.gen, memory_order_acquire) == gen &&
@@ -178,6 +191,30 @@ KILN_SIGNAL_SAFE static void kiln_scan_on_stop(int sig, siginfo_t *si, void *ucv
   atomic_store_explicit(&r->state, KILN_SCAN_RESUMED, memory_order_release);
 out:
   errno = saved_errno;
+}
+
+/* Whether thread tid blocks sig, from its SigBlk line in /proc (raw reads). */
+static bool kiln_scan_blocks_signal(pid_t tid, int sig) {
+  char path[64] = "/proc/self/task/", digits[16], buf[2048];
+  int nd = 0;
+  for (unsigned v = (unsigned)tid; nd == 0 || v != 0; v /= 10) digits[nd++] = (char)('0' + v % 10);
+  size_t len = strlen(path);
+  while (nd > 0) path[len++] = digits[--nd];
+  memcpy(path + len, "/status", 8);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t got = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (got <= 0) return false;
+  buf[got] = '\0';
+  const char *p = strstr(buf, "SigBlk:");
+  if (p == NULL) return false;
+  uint64_t mask = 0;
+  for (p += 7; *p == ' ' || *p == '\t'; p++) {
+  }
+  for (; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++)
+    mask = mask * 16 + (uint64_t)(*p <= '9' ? *p - '0' : *p - 'a' + 10);
+  return (mask >> (sig - 1)) & 1;
 }
 
 /* Signals every thread of /proc/self/task not yet signalled (raw getdents:
@@ -206,9 +243,13 @@ static int kiln_scan_signal_new(int sig, pid_t self) {
       kiln_scan_thread_t *r = &kiln_scan_lot.threads[n];
       memset(r->regs, 0, sizeof r->regs);
       r->sp = r->tp = 0;
-      atomic_store(&r->state, KILN_SCAN_SIGNALED);
+      /* A thread that blocks the signal would never park: not waited for
+       * (the ptrace helper stops it). */
+      bool blocked = kiln_scan_blocks_signal(tid, sig);
+      atomic_store(&r->state, blocked ? KILN_SCAN_BLOCKED : KILN_SCAN_SIGNALED);
       atomic_store(&r->tid, tid);
       atomic_store_explicit(&kiln_scan_lot.nthreads, n + 1, memory_order_release);
+      if (blocked) continue;
       if (syscall(SYS_tgkill, getpid(), tid, sig) == 0)
         sent++;
       else
@@ -246,6 +287,154 @@ static void kiln_scan_release_world(void) {
   atomic_store_explicit(&kiln_scan_lot.stopping, 0, memory_order_release);
   atomic_fetch_add_explicit(&kiln_scan_lot.gen, 1, memory_order_acq_rel);
   kiln_scan_futex_wake(&kiln_scan_lot.gen);
+}
+
+/* ------------------------------------------------------ the ptrace helper */
+
+/* Threads that block the stop signal (node's and redis' helpers, thread
+ * pools that block everything) or do not park in time are stopped another
+ * way: a short-lived child process (a raw clone: no atfork handler runs,
+ * and no exit signal reaches the program) seizes each with ptrace,
+ * interrupts it and sends back its registers through a shared page, keeps
+ * it stopped while the scan reads its stack, then detaches; the thread's
+ * interrupted system call restarts as after any ptrace stop, and if the
+ * helper dies the kernel detaches it. Where ptrace is refused (Yama,
+ * seccomp, a setuid program), the thread's whole stack is scanned instead
+ * (kiln_scan_mappings): no registers then, and stale words below its
+ * stack pointer may keep a lost block reachable. */
+enum { KILN_SCAN_HELPED = 256 };
+enum { KILN_SCAN_HELPER_GO = 1, KILN_SCAN_HELPER_READY, KILN_SCAN_HELPER_RELEASE, KILN_SCAN_HELPER_DONE };
+typedef struct kiln_scan_helped {
+  pid_t tid;
+  int ok;                   /* stopped, registers read */
+  struct user_regs_struct regs;
+} kiln_scan_helped_t;
+typedef struct kiln_scan_helper {
+  _Atomic uint32_t phase;   /* futex (shared): KILN_SCAN_HELPER_* */
+  int n;
+  kiln_scan_helped_t t[KILN_SCAN_HELPED];
+} kiln_scan_helper_t;
+
+static void kiln_scan_shared_wait(_Atomic uint32_t *word, uint32_t val, int64_t ns) {
+  struct timespec ts = {(time_t)(ns / 1000000000ll), (long)(ns % 1000000000ll)};
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static void kiln_scan_shared_wake(_Atomic uint32_t *word) {
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Waits (bounded) until *word reaches want. */
+static bool kiln_scan_shared_until(_Atomic uint32_t *word, uint32_t want, int64_t ns) {
+  int64_t deadline = kiln_scan_now_ns() + ns;
+  for (;;) {
+    uint32_t v = atomic_load_explicit(word, memory_order_acquire);
+    if (v >= want) return true;
+    int64_t left = deadline - kiln_scan_now_ns();
+    if (left <= 0) return false;
+    kiln_scan_shared_wait(word, v, left < 10000000 ? left : 10000000);
+  }
+}
+
+/* The child: raw system calls only (it is a copy of one thread of a
+ * process whose locks may be held by threads it does not have). */
+__attribute__((noreturn)) static void kiln_scan_helper_main(kiln_scan_helper_t *h) {
+  kiln_scan_shared_until(&h->phase, KILN_SCAN_HELPER_GO, 2000000000ll);
+  for (int i = 0; i < h->n; i++) {
+    pid_t tid = h->t[i].tid;
+    if (syscall(SYS_ptrace, PTRACE_SEIZE, tid, 0, 0) != 0) continue;
+    if (syscall(SYS_ptrace, PTRACE_INTERRUPT, tid, 0, 0) != 0) continue;
+    int status = 0;
+    if (syscall(SYS_wait4, tid, &status, __WALL, NULL) != tid || !WIFSTOPPED(status)) continue;
+    if (syscall(SYS_ptrace, PTRACE_GETREGS, tid, 0, &h->t[i].regs) == 0) h->t[i].ok = 1;
+  }
+  atomic_store_explicit(&h->phase, KILN_SCAN_HELPER_READY, memory_order_release);
+  kiln_scan_shared_wake(&h->phase);
+  kiln_scan_shared_until(&h->phase, KILN_SCAN_HELPER_RELEASE, 10000000000ll);
+  for (int i = 0; i < h->n; i++) syscall(SYS_ptrace, PTRACE_DETACH, h->t[i].tid, 0, 0);
+  atomic_store_explicit(&h->phase, KILN_SCAN_HELPER_DONE, memory_order_release);
+  kiln_scan_shared_wake(&h->phase);
+  for (;;) syscall(SYS_exit, 0);
+}
+
+static struct {
+  kiln_scan_helper_t *page;
+  pid_t pid;
+} kiln_scan_helper;
+
+/* Stops the threads that did not park (BLOCKED, or SIGNALED past the
+ * deadline) through the helper; those it stopped become TRACED, their
+ * registers in the helper's page. Returns how many. */
+static int kiln_scan_trace_rest(void) {
+  int nthreads = atomic_load(&kiln_scan_lot.nthreads), want = 0;
+  for (int i = 0; i < nthreads; i++) {
+    int st = atomic_load(&kiln_scan_lot.threads[i].state);
+    want += st == KILN_SCAN_BLOCKED || st == KILN_SCAN_SIGNALED;
+  }
+  if (want == 0) return 0;
+  if (kiln_scan_helper.page == NULL) {
+    void *m = mmap(NULL, sizeof(kiln_scan_helper_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return 0;
+    kiln_scan_helper.page = m; /* shared: never scanned as a root (private mappings only) */
+  }
+  kiln_scan_helper_t *h = kiln_scan_helper.page;
+  memset(h, 0, sizeof *h);
+  for (int i = 0; i < nthreads && h->n < KILN_SCAN_HELPED; i++) {
+    int st = atomic_load(&kiln_scan_lot.threads[i].state);
+    if (st == KILN_SCAN_BLOCKED || st == KILN_SCAN_SIGNALED) h->t[h->n++].tid = atomic_load(&kiln_scan_lot.threads[i].tid);
+  }
+  long pid = syscall(SYS_clone, 0L /* no exit signal */, NULL, NULL, NULL, NULL);
+  if (pid == 0) kiln_scan_helper_main(h);
+  if (pid < 0) return 0;
+  kiln_scan_helper.pid = (pid_t)pid;
+  prctl(PR_SET_PTRACER, (unsigned long)pid, 0, 0, 0); /* Yama's ptrace_scope 1 (EINVAL without Yama) */
+  atomic_store_explicit(&h->phase, KILN_SCAN_HELPER_GO, memory_order_release);
+  kiln_scan_shared_wake(&h->phase);
+  kiln_scan_shared_until(&h->phase, KILN_SCAN_HELPER_READY, 1000000000ll);
+  int traced = 0;
+  if (atomic_load_explicit(&h->phase, memory_order_acquire) >= KILN_SCAN_HELPER_READY) {
+    for (int k = 0; k < h->n; k++) {
+      if (!h->t[k].ok) continue;
+      for (int i = 0; i < nthreads; i++) {
+        kiln_scan_thread_t *r = &kiln_scan_lot.threads[i];
+        if (atomic_load(&r->tid) != h->t[k].tid) continue;
+        int expect = atomic_load(&r->state);
+        if ((expect == KILN_SCAN_BLOCKED || expect == KILN_SCAN_SIGNALED) &&
+            atomic_compare_exchange_strong(&r->state, &expect, KILN_SCAN_TRACED)) {
+          r->sp = (uintptr_t)h->t[k].regs.rsp;
+          r->tp = (uintptr_t)h->t[k].regs.fs_base;
+          traced++;
+        }
+      }
+    }
+  }
+  return traced;
+}
+
+/* The registers the helper read for tid (NULL: none). */
+static const struct user_regs_struct *kiln_scan_traced_regs(pid_t tid) {
+  kiln_scan_helper_t *h = kiln_scan_helper.page;
+  for (int k = 0; h != NULL && k < h->n; k++)
+    if (h->t[k].tid == tid && h->t[k].ok) return &h->t[k].regs;
+  return NULL;
+}
+
+/* Detaches and reaps the helper. */
+static void kiln_scan_untrace(void) {
+  if (kiln_scan_helper.pid <= 0) return;
+  kiln_scan_helper_t *h = kiln_scan_helper.page;
+  atomic_store_explicit(&h->phase, KILN_SCAN_HELPER_RELEASE, memory_order_release);
+  kiln_scan_shared_wake(&h->phase);
+  kiln_scan_shared_until(&h->phase, KILN_SCAN_HELPER_DONE, 1000000000ll);
+  prctl(PR_SET_PTRACER, 0, 0, 0, 0);
+  for (int i = 0; i < 100; i++) {
+    int status;
+    long r = syscall(SYS_wait4, kiln_scan_helper.pid, &status, __WALL | WNOHANG, NULL);
+    if (r != 0) break;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+  kiln_scan_helper.pid = 0;
 }
 
 /* ------------------------------------------------------------- the roots */
@@ -841,7 +1030,8 @@ static void kiln_scan_mappings(kiln_scan_t *sc, pid_t self, const uintptr_t *tps
       for (int t = 0; t < nthreads; t++) {
         if (atomic_load(&kiln_scan_lot.threads[t].tid) != owner) continue;
         known = true;
-        scanned = atomic_load(&kiln_scan_lot.threads[t].state) != KILN_SCAN_SIGNALED;
+        int st = atomic_load(&kiln_scan_lot.threads[t].state);
+        scanned = st != KILN_SCAN_SIGNALED && st != KILN_SCAN_BLOCKED;
       }
       if (scanned) continue;
       if (known) kiln_scan_last.threads_whole_stack++;
@@ -1082,9 +1272,12 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   kiln_livemap_foreach(&kiln_livemap_main, kiln_scan_collect, &sc);
   kiln_scan_read_maps(&sc);
   sc.nhidden = kiln_freeres_hidden_words(sc.hidden_lo, sc.hidden_hi, 64);
+  kiln_scan_last.threads_traced = (uint64_t)kiln_scan_trace_rest();
   int nthreads = atomic_load(&kiln_scan_lot.nthreads);
-  for (int i = 0; i < nthreads; i++)
-    if (atomic_load(&kiln_scan_lot.threads[i].state) == KILN_SCAN_SIGNALED) kiln_scan_last.threads_unstopped++;
+  for (int i = 0; i < nthreads; i++) {
+    int st = atomic_load(&kiln_scan_lot.threads[i].state);
+    if (st == KILN_SCAN_SIGNALED || st == KILN_SCAN_BLOCKED) kiln_scan_last.threads_unstopped++;
+  }
   sc.check_blocks = kiln_scan_last.threads_unstopped > 0;
 
   kiln_scan_sort(sc.blocks, sc.sort_tmp, sc.n, sc.sort_counts);
@@ -1104,10 +1297,16 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   for (int i = 0; i < nthreads; i++) {
     kiln_scan_thread_t *r = &kiln_scan_lot.threads[i];
     int st = atomic_load_explicit(&r->state, memory_order_acquire);
-    if (st == KILN_SCAN_SIGNALED) continue;
-    if (st != KILN_SCAN_STOPPED) continue;
+    if (st == KILN_SCAN_TRACED) {
+      const struct user_regs_struct *regs = kiln_scan_traced_regs(atomic_load(&r->tid));
+      if (regs != NULL)
+        kiln_scan_words(&sc, (uintptr_t)regs, (uintptr_t)regs + sizeof *regs, true, -1);
+    } else if (st == KILN_SCAN_STOPPED) {
+      kiln_scan_regs(&sc, r->regs, NGREG);
+    } else {
+      continue;
+    }
     kiln_scan_last.threads++;
-    kiln_scan_regs(&sc, r->regs, NGREG);
     kiln_scan_thread_roots(&sc, r->sp, r->tp);
   }
   /* The program's own mappings; the allocator's TLS below every thread
@@ -1118,7 +1317,9 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   if (tps != NULL) {
     tps[ntps++] = kiln_scan_thread_pointer();
     for (int i = 0; i < nthreads; i++)
-      if (atomic_load(&kiln_scan_lot.threads[i].state) == KILN_SCAN_STOPPED && kiln_scan_lot.threads[i].tp != 0)
+      if ((atomic_load(&kiln_scan_lot.threads[i].state) == KILN_SCAN_STOPPED ||
+           atomic_load(&kiln_scan_lot.threads[i].state) == KILN_SCAN_TRACED) &&
+          kiln_scan_lot.threads[i].tp != 0)
         tps[ntps++] = kiln_scan_lot.threads[i].tp;
   }
   kiln_scan_mappings(&sc, (pid_t)syscall(SYS_gettid), tps, ntps);
@@ -1133,6 +1334,7 @@ int kiln_scan_run(const kiln_config_t *cfg) {
     kiln_scan_drain(&sc, (int64_t)i);
   }
   kiln_scan_release_world();
+  kiln_scan_untrace();
 
   kiln_scan_attribute(&sc);
   kiln_scan_last.blocks = sc.n;
@@ -1143,7 +1345,7 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   if (cfg->suppress[0] != '\0') kiln_scan_suppress(cfg->suppress);
   kiln_scan_last.seconds = (double)(kiln_scan_now_ns() - t0) / 1e9;
   if (kiln_scan_last.threads_unstopped > 0)
-    kiln_log("leak scan: %llu thread(s) did not pause; their stacks were not scanned",
+    kiln_log("leak scan: %llu thread(s) could not be paused; their whole stacks were scanned, without their registers",
              (unsigned long long)kiln_scan_last.threads_unstopped);
   return 0;
 }

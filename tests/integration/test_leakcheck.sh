@@ -186,3 +186,24 @@ for args in "" "stderr-too"; do
   check_eq "$name: the program's buffers lost, the open FILE reachable" "$want" "$(cats "$(one "$d/*.meta.json")")"
   [ $have_vg = 1 ] && check_eq "$name: valgrind's LEAK SUMMARY" "$(vg_summary "$T/leak_setvbuf" $args)" "$(cats "$(one "$d/*.meta.json")")"
 done
+
+# ---------------------------- threads that block every signal (11.15)
+# They cannot be parked with a signal: not waited for (the scan takes
+# milliseconds, not a second), stopped with ptrace by a helper process
+# instead, their registers and their stacks from the stack pointer up
+# scanned: a block held only in a register is reachable, one whose address
+# lies in a dead frame below the stack pointer is lost, as valgrind says.
+cc -O2 -g -pthread -o "$T/leak_blocked_threads" "$(dirname "$0")/leak_blocked_threads.c" || fail "leak_blocked_threads: build" "cc failed"
+d=$(mktemp -d "$T/blocked.XXXXXX")
+run_pair "blocked threads" "$d" "$T/leak_blocked_threads"
+m=$(one "$d/*.meta.json")
+check_eq "blocked threads: categories" "110 7 0 0 0 0 400 4" "$(cats "$m")"
+check_eq "blocked threads: all 4 stopped (by ptrace), none left" "4 4 0" \
+  "$(meta_field "$m" leak_scan_threads) $(meta_field "$m" leak_scan_threads_traced) $(meta_field "$m" leak_scan_threads_unstopped)"
+if awk -v s="$(meta_field "$m" leak_scan_seconds)" 'BEGIN { exit !(s < 0.5) }'; then
+  pass "blocked threads: the scan waited for nobody ($(meta_field "$m" leak_scan_seconds) s)"
+else fail "blocked threads: the scan took" "$(meta_field "$m" leak_scan_seconds) s"; fi
+[ $have_vg = 1 ] && check_eq "blocked threads: valgrind's LEAK SUMMARY (less glibc's thread blocks)" \
+  "$(vg_cats "$T/leak_blocked_threads")" "$(cats "$m")"
+check_eq "blocked threads: no warning on stderr" "" \
+  "$(grep -v '^kiln: [a-z_]*\[[0-9]*\]: ' "$ERR")"
