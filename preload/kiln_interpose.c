@@ -8,6 +8,8 @@
  *                    timer survives into the new image
  *   mmap/munmap      the leak scan learns which mappings the allocator
  *                    made (its bookkeeping, never the program's roots)
+ *   setuid & co.     a root process about to become another user gets a
+ *                    place that user may write its profile in
  * Runs in whatever thread the program calls from; never in the handler. */
 #include "kiln_internal.h"
 
@@ -130,6 +132,40 @@ KILN_EXPORT int munmap(void *addr, size_t len) {
   int rc = (int)syscall(SYS_munmap, addr, len);
   if (rc == 0) kiln_scan_on_munmap(addr, len);
   return rc;
+}
+
+/* ----------------------------------------------------------- identity */
+
+static void kiln_interpose_become(uid_t uid) {
+  if (uid != (uid_t)-1 && kiln_profiler_active()) kiln_out_before_setuid(uid);
+}
+
+KILN_EXPORT int setuid(uid_t uid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setuid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_become(uid);
+  return kiln_libc.setuid(uid);
+}
+
+KILN_EXPORT int seteuid(uid_t euid) {
+  kiln_libc_resolve();
+  if (kiln_libc.seteuid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_become(euid);
+  return kiln_libc.seteuid(euid);
+}
+
+KILN_EXPORT int setreuid(uid_t ruid, uid_t euid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setreuid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_become(euid != (uid_t)-1 ? euid : ruid);
+  return kiln_libc.setreuid(ruid, euid);
+}
+
+KILN_EXPORT int setresuid(uid_t ruid, uid_t euid, uid_t suid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setresuid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_become(euid != (uid_t)-1 ? euid : ruid);
+  return kiln_libc.setresuid(ruid, euid, suid);
 }
 
 /* ----------------------------------------------------------- signals */

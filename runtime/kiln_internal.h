@@ -76,6 +76,10 @@ typedef struct kiln_libc {
   void *(*memalign)(size_t, size_t);
   void *(*valloc)(size_t);
   void *(*pvalloc)(size_t);
+  int (*setuid)(uid_t);
+  int (*seteuid)(uid_t);
+  int (*setreuid)(uid_t, uid_t);
+  int (*setresuid)(uid_t, uid_t, uid_t);
 } kiln_libc_t;
 extern kiln_libc_t kiln_libc KILN_INTERNAL;
 /* Fills kiln_libc once (dlsym RTLD_NEXT). Normal context. */
@@ -438,11 +442,29 @@ double kiln_collector_cpu_seconds(void) KILN_INTERNAL;
 void kiln_collector_after_fork_child(void) KILN_INTERNAL;
 
 /* ------------------------------------------------------------- kiln_out.c */
-/* Creates dir and its parents (0755). 0 / -errno. */
+/* The output directory: reached from "/" with openat(O_NOFOLLOW), missing
+ * parts created (0755); a symlink on the way is followed only when owned by
+ * root or this process's user, or by the owner of a directory nobody else
+ * may write (a link planted in /tmp by another user is refused). Opened at
+ * start (kiln_out_open: while the process still has its first rights) and
+ * kept as a descriptor at the top of the fd range, close-on-exec; another
+ * directory (kiln_dump(dir)) is opened the same way when used. Normal
+ * context; thread-safe. 0 / -errno, with the reason in kiln_out_error. */
+int kiln_out_open(const char *dir) KILN_INTERNAL;
 int kiln_out_mkdirs(const char *dir) KILN_INTERNAL;
-/* Writes data to dir/name whole: a temporary created O_CREAT|O_EXCL|
- * O_NOFOLLOW in dir, then renamed. 0 / -errno; nothing left on failure. */
+/* Writes data to dir/name whole: a temporary with an unpredictable name
+ * (getrandom; drawn again if taken), created O_CREAT|O_EXCL|O_NOFOLLOW
+ * (0644), then renamed. 0 / -errno; nothing left on failure. */
 int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len) KILN_INTERNAL;
+/* The last failure in words ("DIR/NAME is a directory"), else strerror. */
+const char *kiln_out_error(int rc) KILN_INTERNAL;
+/* A root process about to become uid (the setuid family's interposers):
+ * when uid could not write the output directory, a subdirectory uid-N is
+ * made and given to it now, and the process writes there from then on. */
+void kiln_out_before_setuid(uid_t uid) KILN_INTERNAL;
+/* Set-user-ID or set-group-ID (AT_SECURE, or effective ids not the real
+ * ones): kiln_start then needs an explicit output directory. */
+bool kiln_out_secure(void) KILN_INTERNAL;
 
 /* ---------------------------------------------------------- kiln_folded.c */
 /* Renders the counts of each kind as folded text into outs[k] (root first,

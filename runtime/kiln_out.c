@@ -1,59 +1,281 @@
-/* kiln_out.c — putting files in the output directory safely: the directory
- * is created if missing; each file is written under a temporary name made
- * with O_CREAT|O_EXCL|O_NOFOLLOW (a planted symlink is never followed), then
+/* kiln_out.c — putting files in the output directory safely. The directory
+ * is reached (and missing parts created) by walking it from "/" one
+ * component at a time with openat(O_NOFOLLOW | O_DIRECTORY) and mkdirat,
+ * so that a symlink planted in a shared directory (/tmp) cannot send the
+ * files elsewhere; it is opened once, at start, while the process still has
+ * the rights it started with, and kept as a descriptor at the top of the fd
+ * range (close-on-exec). Each file is written under an unpredictable
+ * temporary name (getrandom) created O_CREAT|O_EXCL|O_NOFOLLOW in it, then
  * renamed over the final name, so a reader sees the old file or the new
- * one, never half of one. Normal context (exit, dump, before exec). */
+ * one, never half of one. A process that gives up root for another user
+ * (nginx workers) writes into a subdirectory made for that user while it
+ * was still root. Normal context (start, exit, dump, before exec, setuid). */
 #include "kiln_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-int kiln_out_mkdirs(const char *dir) {
+/* A directory kept open: the path it was reached by and what it is, so
+ * that a program that closes or dup2s over the descriptor is noticed. */
+typedef struct kiln_out_dir {
+  char path[4096];
+  int fd; /* -1: none */
+  dev_t dev;
+  ino_t ino;
+} kiln_out_dir_t;
+
+static struct {
+  pthread_mutex_t lock;
+  kiln_out_dir_t main;  /* the run's output directory (kiln_out_open) */
+  kiln_out_dir_t other; /* the last other one (kiln_dump(dir)) */
+  bool atfork;
+  char detail[600];     /* the last failure, in words, for kiln_out_error */
+} kiln_out = {PTHREAD_MUTEX_INITIALIZER, {"", -1, 0, 0}, {"", -1, 0, 0}, false, ""};
+
+/* Says why in kiln_out.detail; returns rc. */
+__attribute__((format(printf, 2, 3))) static int kiln_out_fail(int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(kiln_out.detail, sizeof kiln_out.detail, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+bool kiln_out_secure(void) {
+  return getauxval(AT_SECURE) != 0 || geteuid() != getuid() || getegid() != getgid();
+}
+
+const char *kiln_out_error(int rc) { return kiln_out.detail[0] != '\0' ? kiln_out.detail : strerror(-rc); }
+
+/* Moves fd to the top of the descriptor range (close-on-exec), out of the
+ * way of a program that expects its low numbers free. */
+static int kiln_out_high_fd(int fd) {
+  struct rlimit rl;
+  int top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= 1 << 20
+                ? (int)rl.rlim_cur
+                : 1024;
+  for (int want = top - 1; want >= 3 && want >= top - 64 && want > fd; want--) {
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, want);
+    if (high < 0) continue;
+    close(fd);
+    return high;
+  }
+  return fd;
+}
+
+/* Whether to follow a symlink met on the way: one owned by root or by this
+ * process's user, or one owned by the owner of a directory nobody else may
+ * write. A link planted in a shared directory (world- or group-writable,
+ * like /tmp) by another user is refused, as the kernel's protected_symlinks
+ * refuses it in sticky directories. */
+static bool kiln_out_trust_link(const struct stat *link, const struct stat *dir) {
+  if (link->st_uid == 0 || link->st_uid == geteuid()) return true;
+  return !(dir->st_mode & (S_IWGRP | S_IWOTH)) && dir->st_uid == link->st_uid;
+}
+
+/* Opens the absolute path dir, creating what is missing (0755), without
+ * following an untrusted symlink. The fd, or -errno with kiln_out.detail. */
+static int kiln_out_walk(const char *dir) {
   char path[4096];
   size_t n = strlen(dir);
-  if (n == 0 || n >= sizeof path) return -ENAMETOOLONG;
+  if (n == 0 || n >= sizeof path) return kiln_out_fail(-ENAMETOOLONG, "%s: path too long", dir);
+  if (dir[0] != '/') return kiln_out_fail(-EINVAL, "%s: not an absolute path", dir);
   memcpy(path, dir, n + 1);
-  for (size_t i = 1; i <= n; i++) {
-    if (path[i] != '/' && path[i] != '\0') continue;
-    char c = path[i];
-    path[i] = '\0';
-    if (mkdir(path, 0755) < 0 && errno != EEXIST) return -errno;
-    path[i] = c;
+  int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  for (char *comp = path; *comp != '\0';) {
+    while (*comp == '/') comp++;
+    if (*comp == '\0') break;
+    char *end = strchr(comp, '/');
+    char save = end != NULL ? *end : '\0';
+    if (end != NULL) *end = '\0';
+    int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT) {
+      if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
+        int e = errno;
+        close(fd);
+        return kiln_out_fail(-e, "cannot create %.*s: %s", (int)(comp + strlen(comp) - path), path, strerror(e));
+      }
+      next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (next < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+      struct stat ls, ds;
+      if (fstatat(fd, comp, &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(ls.st_mode) && fstat(fd, &ds) == 0) {
+        if (!kiln_out_trust_link(&ls, &ds)) {
+          close(fd);
+          return kiln_out_fail(-ELOOP, "%.*s is a symlink owned by uid %u in a directory others may write; not followed",
+                               (int)(comp + strlen(comp) - path), path, (unsigned)ls.st_uid);
+        }
+        next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      } else {
+        close(fd);
+        return kiln_out_fail(-ENOTDIR, "%.*s is not a directory", (int)(comp + strlen(comp) - path), path);
+      }
+    }
+    if (next < 0) {
+      int e = errno;
+      close(fd);
+      return kiln_out_fail(-e, "%.*s: %s", (int)(comp + strlen(comp) - path), path, strerror(e));
+    }
+    close(fd);
+    fd = next;
+    if (end == NULL) break;
+    *end = save;
+    comp = end;
   }
+  return fd;
+}
+
+static bool kiln_out_still(const kiln_out_dir_t *d) {
   struct stat st;
-  if (stat(dir, &st) < 0) return -errno;
-  return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+  return d->fd >= 0 && fstat(d->fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == d->dev && st.st_ino == d->ino;
+}
+
+/* d holds dir open (walking it again if need be): its fd or -errno. */
+static int kiln_out_hold(kiln_out_dir_t *d, const char *dir) {
+  bool ours = kiln_out_still(d); /* else closed or reused by the program: not ours to close */
+  if (ours && strcmp(d->path, dir) == 0) return d->fd;
+  if (ours) close(d->fd);
+  d->fd = -1;
+  int fd = kiln_out_walk(dir);
+  if (fd < 0) return fd;
+  fd = kiln_out_high_fd(fd);
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    close(fd);
+    return -errno;
+  }
+  snprintf(d->path, sizeof d->path, "%s", dir);
+  d->fd = fd;
+  d->dev = st.st_dev;
+  d->ino = st.st_ino;
+  return fd;
+}
+
+/* The fd of dir, the run's directory or another. Under the lock. */
+static int kiln_out_dir_fd(const char *dir) {
+  kiln_out.detail[0] = '\0';
+  if (kiln_out.main.path[0] != '\0' && strcmp(kiln_out.main.path, dir) == 0) return kiln_out_hold(&kiln_out.main, dir);
+  return kiln_out_hold(&kiln_out.other, dir);
+}
+
+static void kiln_out_fork_prepare(void) { pthread_mutex_lock(&kiln_out.lock); }
+static void kiln_out_fork_release(void) { pthread_mutex_unlock(&kiln_out.lock); }
+
+int kiln_out_open(const char *dir) {
+  pthread_mutex_lock(&kiln_out.lock);
+  if (!kiln_out.atfork)
+    kiln_out.atfork = pthread_atfork(kiln_out_fork_prepare, kiln_out_fork_release, kiln_out_fork_release) == 0;
+  kiln_out.detail[0] = '\0';
+  int rc = kiln_out_hold(&kiln_out.main, dir);
+  pthread_mutex_unlock(&kiln_out.lock);
+  return rc < 0 ? rc : 0;
+}
+
+int kiln_out_mkdirs(const char *dir) {
+  pthread_mutex_lock(&kiln_out.lock);
+  int rc = kiln_out_dir_fd(dir);
+  pthread_mutex_unlock(&kiln_out.lock);
+  return rc < 0 ? rc : 0;
+}
+
+/* A temporary name nobody can guess: .NAME.<64 random bits>.tmp */
+static int kiln_out_tmp_name(char *out, size_t size, const char *name) {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    r ^= (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&r;
+  }
+  return snprintf(out, size, ".%s.%016llx.tmp", name, (unsigned long long)r) < (int)size ? 0 : -ENAMETOOLONG;
 }
 
 int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len) {
-  static _Atomic unsigned kiln_out_seq;
-  char tmp[4096], final[4096];
-  if (snprintf(final, sizeof final, "%s/%s", dir, name) >= (int)sizeof final) return -ENAMETOOLONG;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-    unsigned seq = atomic_fetch_add(&kiln_out_seq, 1);
-    if (snprintf(tmp, sizeof tmp, "%s/.%s.%d.%u.tmp", dir, name, (int)getpid(), seq) >= (int)sizeof tmp)
-      return -ENAMETOOLONG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0 && errno != EEXIST) return -errno;
+  pthread_mutex_lock(&kiln_out.lock);
+  int dfd = kiln_out_dir_fd(dir), rc = 0, fd = -1;
+  char tmp[512];
+  if (dfd < 0) {
+    rc = dfd;
+    goto out;
   }
-  if (fd < 0) return -EEXIST;
-  int rc = 0;
+  if (strchr(name, '/') != NULL || strlen(name) > 255 - 24) {
+    rc = kiln_out_fail(-EINVAL, "%s: not a file name", name);
+    goto out;
+  }
+  /* Planted names only make us draw again. */
+  for (int attempt = 0; attempt < 64 && fd < 0; attempt++) {
+    if ((rc = kiln_out_tmp_name(tmp, sizeof tmp, name)) < 0) goto out;
+    fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST) {
+      rc = kiln_out_fail(-errno, "%s/%s: %s", dir, tmp, strerror(errno));
+      goto out;
+    }
+  }
+  if (fd < 0) {
+    rc = kiln_out_fail(-EEXIST, "%s: 64 temporary names in a row were taken", dir);
+    goto out;
+  }
   for (size_t off = 0; off < len;) {
     ssize_t w = write(fd, data + off, len - off);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       rc = w < 0 ? -errno : -EIO;
+      (void)kiln_out_fail(rc, "%s/%s: %s", dir, name, strerror(-rc));
       break;
     }
     off += (size_t)w;
   }
-  if (close(fd) < 0 && rc == 0) rc = -errno;
-  if (rc == 0 && rename(tmp, final) < 0) rc = -errno;
-  if (rc != 0) unlink(tmp);
+  if (close(fd) < 0 && rc == 0) rc = kiln_out_fail(-errno, "%s/%s: %s", dir, name, strerror(errno));
+  if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0) {
+    int e = errno;
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+      rc = kiln_out_fail(-e, "%s/%s is a directory", dir, name);
+    else
+      rc = kiln_out_fail(-e, "%s/%s: %s", dir, name, strerror(e));
+  }
+  if (rc != 0) unlinkat(dfd, tmp, 0);
+out:
+  pthread_mutex_unlock(&kiln_out.lock);
   return rc;
+}
+
+void kiln_out_before_setuid(uid_t uid) {
+  if (geteuid() != 0 || uid == 0 || uid == (uid_t)-1) return;
+  pthread_mutex_lock(&kiln_out.lock);
+  kiln_out_dir_t *d = &kiln_out.main;
+  struct stat st;
+  if (!kiln_out_still(d) || fstat(d->fd, &st) < 0 || st.st_uid == uid || (st.st_mode & S_IWOTH)) goto out;
+  /* uid could not write here: a directory of its own, made (and given to
+   * it) while this process can. */
+  char sub[32];
+  snprintf(sub, sizeof sub, "uid-%u", (unsigned)uid);
+  if (mkdirat(d->fd, sub, 0755) == 0) {
+    if (fchownat(d->fd, sub, uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0) goto out;
+  } else if (errno != EEXIST) {
+    goto out;
+  }
+  int fd = openat(d->fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) goto out;
+  if (fstat(fd, &st) < 0 || st.st_uid != uid) { /* not made for it: not used */
+    close(fd);
+    goto out;
+  }
+  fd = kiln_out_high_fd(fd);
+  close(d->fd);
+  d->fd = fd; /* the run's path now names this subdirectory */
+  d->dev = st.st_dev;
+  d->ino = st.st_ino;
+out:
+  pthread_mutex_unlock(&kiln_out.lock);
 }

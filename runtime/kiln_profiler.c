@@ -156,6 +156,10 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
   kiln_libc_resolve();
   kiln_profiler.cfg = *cfg;
   kiln_profiler_set_prog();
+  /* Opened now, with the rights the process starts with (a daemon that
+   * drops root later still writes there); a failure is reported at the
+   * first write. */
+  kiln_out_open(kiln_profiler.cfg.out_dir);
   if ((rc = kiln_threads_init()) < 0 || (rc = kiln_stacktab_init(1u << 18)) < 0 ||
       (rc = kiln_modules_init()) < 0) {
     kiln_log("cannot map the profiler's memory; profiling disabled");
@@ -589,7 +593,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   if (rc == 0 && set->tagged) kiln_profiler.last_set_unix = set->until_unix;
   if (rc < 0 && !kiln_profiler.out_warned) {
     kiln_profiler.out_warned = true;
-    kiln_log("cannot write profiles to %s: %s", dir, strerror(-rc));
+    kiln_log("cannot write profiles to %s: %s", dir, kiln_out_error(rc));
   }
   if (summary && !c->quiet) kiln_profiler_summary(&r, &leaks, set, dir, names[0], rc);
   for (int i = 0; i < n; i++) kiln_buf_free(&outs[i]);
@@ -716,6 +720,14 @@ KILN_EXPORT int kiln_start(const kiln_options_t *opts) {
     }
   }
   if (rc == 1 || cfg.mode == 0) return 0; /* KILN_MODE=off */
+  /* A set-user-ID program runs in its caller's directory, which KILN_OUT
+   * (ignored there: secure_getenv) cannot move it out of: no root-owned
+   * files in someone else's directory, unless the program names one. */
+  if ((opts == NULL || opts->out_dir == NULL) && kiln_out_secure()) {
+    kiln_log("kiln_start: a set-user-ID or set-group-ID program must name its output directory "
+             "(kiln_options_t.out_dir); profiling disabled");
+    return -EPERM;
+  }
   rc = kiln_profiler_start_cfg(&cfg);
   static bool atexit_registered;
   if (rc == 0 && !atexit_registered) atexit_registered = atexit(kiln_profiler_at_exit) == 0;
