@@ -26,7 +26,7 @@ DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev
 DEPS_TEST  := libxml2-utils valgrind google-perftools libgoogle-perftools-dev \
               libjemalloc2 libtcmalloc-minimal4 libcmocka-dev clang \
               chromium golang-go golang-github-google-pprof-dev heaptrack \
-              python3
+              python3 nginx curl
 
 RUNTIME_SRC := $(sort $(wildcard runtime/*.c))
 PRELOAD_SRC := $(sort $(wildcard preload/*.c))

@@ -456,6 +456,8 @@ int kiln_out_mkdirs(const char *dir) KILN_INTERNAL;
  * (getrandom; drawn again if taken), created O_CREAT|O_EXCL|O_NOFOLLOW
  * (0644), then renamed. 0 / -errno; nothing left on failure. */
 int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len) KILN_INTERNAL;
+/* Where files for dir really go (dir, or its uid-N subdirectory). */
+const char *kiln_out_where(const char *dir) KILN_INTERNAL;
 /* The last failure in words ("DIR/NAME is a directory"), else strerror. */
 const char *kiln_out_error(int rc) KILN_INTERNAL;
 /* A root process about to become uid (the setuid family's interposers):

@@ -30,6 +30,7 @@
 typedef struct kiln_out_dir {
   char path[4096];
   int fd; /* -1: none */
+  char where[4096]; /* where fd really is: path, or path/uid-N after a setuid */
   dev_t dev;
   ino_t ino;
 } kiln_out_dir_t;
@@ -40,7 +41,7 @@ static struct {
   kiln_out_dir_t other; /* the last other one (kiln_dump(dir)) */
   bool atfork;
   char detail[600];     /* the last failure, in words, for kiln_out_error */
-} kiln_out = {PTHREAD_MUTEX_INITIALIZER, {"", -1, 0, 0}, {"", -1, 0, 0}, false, ""};
+} kiln_out = {PTHREAD_MUTEX_INITIALIZER, {"", -1, "", 0, 0}, {"", -1, "", 0, 0}, false, ""};
 
 /* Says why in kiln_out.detail; returns rc. */
 __attribute__((format(printf, 2, 3))) static int kiln_out_fail(int rc, const char *fmt, ...) {
@@ -53,6 +54,10 @@ __attribute__((format(printf, 2, 3))) static int kiln_out_fail(int rc, const cha
 
 bool kiln_out_secure(void) {
   return getauxval(AT_SECURE) != 0 || geteuid() != getuid() || getegid() != getgid();
+}
+
+const char *kiln_out_where(const char *dir) {
+  return kiln_out.main.fd >= 0 && strcmp(kiln_out.main.path, dir) == 0 ? kiln_out.main.where : dir;
 }
 
 const char *kiln_out_error(int rc) { return kiln_out.detail[0] != '\0' ? kiln_out.detail : strerror(-rc); }
@@ -156,6 +161,7 @@ static int kiln_out_hold(kiln_out_dir_t *d, const char *dir) {
     return -errno;
   }
   snprintf(d->path, sizeof d->path, "%s", dir);
+  snprintf(d->where, sizeof d->where, "%s", dir);
   d->fd = fd;
   d->dev = st.st_dev;
   d->ino = st.st_ino;
@@ -274,6 +280,8 @@ void kiln_out_before_setuid(uid_t uid) {
   fd = kiln_out_high_fd(fd);
   close(d->fd);
   d->fd = fd; /* the run's path now names this subdirectory */
+  size_t n = strlen(d->where);
+  if (n + 1 + strlen(sub) < sizeof d->where) snprintf(d->where + n, sizeof d->where - n, "/%s", sub);
   d->dev = st.st_dev;
   d->ino = st.st_ino;
 out:

@@ -595,7 +595,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
     kiln_profiler.out_warned = true;
     kiln_log("cannot write profiles to %s: %s", dir, kiln_out_error(rc));
   }
-  if (summary && !c->quiet) kiln_profiler_summary(&r, &leaks, set, dir, names[0], rc);
+  if (summary && !c->quiet) kiln_profiler_summary(&r, &leaks, set, kiln_out_where(dir), names[0], rc);
   for (int i = 0; i < n; i++) kiln_buf_free(&outs[i]);
   kiln_buf_free(&meta);
   kiln_symbols_demangle(true);
