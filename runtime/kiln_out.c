@@ -36,12 +36,12 @@ typedef struct kiln_out_dir {
 } kiln_out_dir_t;
 
 static struct {
-  pthread_mutex_t lock;
+  pthread_mutex_t lock; /* recursive: a fatal signal during a write may dump again */
   kiln_out_dir_t main;  /* the run's output directory (kiln_out_open) */
   kiln_out_dir_t other; /* the last other one (kiln_dump(dir)) */
   bool atfork;
   char detail[600];     /* the last failure, in words, for kiln_out_error */
-} kiln_out = {PTHREAD_MUTEX_INITIALIZER, {"", -1, "", 0, 0}, {"", -1, "", 0, 0}, false, ""};
+} kiln_out = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, {"", -1, "", 0, 0}, {"", -1, "", 0, 0}, false, ""};
 
 /* Says why in kiln_out.detail; returns rc. */
 __attribute__((format(printf, 2, 3))) static int kiln_out_fail(int rc, const char *fmt, ...) {
@@ -66,9 +66,9 @@ const char *kiln_out_error(int rc) { return kiln_out.detail[0] != '\0' ? kiln_ou
  * way of a program that expects its low numbers free. */
 static int kiln_out_high_fd(int fd) {
   struct rlimit rl;
-  int top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur <= 1 << 20
-                ? (int)rl.rlim_cur
-                : 1024;
+  /* Not above 1024: a descriptor near a limit of a million would make the
+   * kernel grow the program's fd table to match. */
+  int top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1024 ? (int)rl.rlim_cur : 1024;
   for (int want = top - 1; want >= 3 && want >= top - 64 && want > fd; want--) {
     int high = fcntl(fd, F_DUPFD_CLOEXEC, want);
     if (high < 0) continue;
@@ -176,12 +176,18 @@ static int kiln_out_dir_fd(const char *dir) {
 }
 
 static void kiln_out_fork_prepare(void) { pthread_mutex_lock(&kiln_out.lock); }
-static void kiln_out_fork_release(void) { pthread_mutex_unlock(&kiln_out.lock); }
+static void kiln_out_fork_parent(void) { pthread_mutex_unlock(&kiln_out.lock); }
+/* The child's thread is not the owner the recursive lock remembers: a new
+ * lock (the state it guards is whole: the parent held it across fork). */
+static void kiln_out_fork_child(void) {
+  pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+  kiln_out.lock = fresh;
+}
 
 int kiln_out_open(const char *dir) {
   pthread_mutex_lock(&kiln_out.lock);
   if (!kiln_out.atfork)
-    kiln_out.atfork = pthread_atfork(kiln_out_fork_prepare, kiln_out_fork_release, kiln_out_fork_release) == 0;
+    kiln_out.atfork = pthread_atfork(kiln_out_fork_prepare, kiln_out_fork_parent, kiln_out_fork_child) == 0;
   kiln_out.detail[0] = '\0';
   int rc = kiln_out_hold(&kiln_out.main, dir);
   pthread_mutex_unlock(&kiln_out.lock);

@@ -109,11 +109,17 @@ EOF
     master=$!
     for i in $(seq 50); do curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
     if curl -s "http://127.0.0.1:$port/" | grep -qx ok; then ok=1; break; fi
-    kill -QUIT $master 2>/dev/null; wait $master 2>/dev/null
+    kill -KILL $master 2>/dev/null; wait $master 2>/dev/null
   done
   check_eq "nginx: serves on loopback under kiln" 1 "$ok"
   for i in $(seq 100); do curl -s "http://127.0.0.1:$port/" >/dev/null; done
-  kill -QUIT $master; wait $master; rc=$?
+  kill -QUIT $master
+  for i in $(seq 100); do kill -0 $master 2>/dev/null || break; sleep 0.1; done
+  if kill -0 $master 2>/dev/null; then # a hang: never wait for it
+    pkill -KILL -P $master; kill -KILL $master
+    fail "nginx: exits within 10 s of SIGQUIT" "still running"
+  fi
+  wait $master; rc=$?
   check_eq "nginx: exits 0 on SIGQUIT" 0 "$rc"
   check_eq "nginx: the master's profile, root's, 0644" "1 root -rw-r--r--" \
     "$(ls "$P" | grep -c '^nginx\.[0-9]*\.cpu\.folded$') $(stat -c '%U %A' "$P"/nginx.*.cpu.folded 2>/dev/null | sort -u)"
