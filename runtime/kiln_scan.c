@@ -383,8 +383,14 @@ static int kiln_scan_trace_rest(void) {
     int st = atomic_load(&kiln_scan_lot.threads[i].state);
     if (st == KILN_SCAN_BLOCKED || st == KILN_SCAN_SIGNALED) h->t[h->n++].tid = atomic_load(&kiln_scan_lot.threads[i].tid);
   }
+  /* The child starts with every signal blocked: none of the program's
+   * handlers may ever run in it. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   long pid = syscall(SYS_clone, 0L /* no exit signal */, NULL, NULL, NULL, NULL);
   if (pid == 0) kiln_scan_helper_main(h);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (pid < 0) return 0;
   kiln_scan_helper.pid = (pid_t)pid;
   prctl(PR_SET_PTRACER, (unsigned long)pid, 0, 0, 0); /* Yama's ptrace_scope 1 (EINVAL without Yama) */
