@@ -116,7 +116,7 @@ KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *)
 static void *kiln_interpose_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void *caller) {
   long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
   if (r < 0 && r > -4096) return MAP_FAILED; /* syscall() set errno */
-  kiln_scan_on_mmap((void *)r, len, prot, flags, caller);
+  kiln_allocmaps_on_mmap((void *)r, len, prot, flags, caller);
   return (void *)r;
 }
 
@@ -130,7 +130,7 @@ KILN_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, of
 
 KILN_EXPORT int munmap(void *addr, size_t len) {
   int rc = (int)syscall(SYS_munmap, addr, len);
-  if (rc == 0) kiln_scan_on_munmap(addr, len);
+  if (rc == 0) kiln_allocmaps_on_munmap(addr, len);
   return rc;
 }
 

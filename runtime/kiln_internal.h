@@ -494,6 +494,20 @@ bool kiln_suppress_match(const char *templ, const char *name) KILN_INTERNAL;
 bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln_buf_t *scratch) KILN_INTERNAL;
 void kiln_suppress_free(kiln_suppress_t *sup) KILN_INTERNAL;
 
+/* ------------------------------------------------------- kiln_allocmaps.c */
+/* The mmap and munmap interposers, after a successful call (any thread,
+ * from process start on; a spinlock held for one table update, no
+ * allocation): the mappings made by the allocator's own library are
+ * recorded, so that the leak scan never takes its bookkeeping for roots.
+ * Until kiln_allocmaps_prepare knows the allocator, every caller's. */
+void kiln_allocmaps_on_mmap(void *addr, size_t len, int prot, int flags, void *caller) KILN_INTERNAL;
+void kiln_allocmaps_on_munmap(void *addr, size_t len) KILN_INTERNAL;
+/* At start (normal context): keeps only the allocator library's records
+ * (none for glibc's malloc, or for one linked into the program). */
+void kiln_allocmaps_prepare(void) KILN_INTERNAL;
+/* Calls fn for each recorded mapping, under the table's lock. */
+void kiln_allocmaps_foreach(void (*fn)(uintptr_t lo, uintptr_t hi, void *ctx), void *ctx) KILN_INTERNAL;
+
 /* ------------------------------------------------------------ kiln_scan.c */
 /* Leak classification, valgrind memcheck's way: each block live at exit is
  * definitely lost, indirectly lost, possibly lost or still reachable, by a
@@ -543,12 +557,7 @@ static inline void kiln_scan_clear_link(void *p, size_t size) {
   for (size_t i = 0, n = size < 64 ? size / sizeof *w : 64 / sizeof *w; i < n; i++) w[i] = NULL;
 }
 void kiln_scan_prepare(const kiln_config_t *cfg) KILN_INTERNAL; /* normal context, at start */
-/* The mmap and munmap interposers, after a successful call (any thread,
- * from process start on; no lock but a spinlock held for a table update,
- * no allocation): mappings made by the allocator's own library are
- * recorded, so that the scan never takes its bookkeeping for roots. */
-void kiln_scan_on_mmap(void *addr, size_t len, int prot, int flags, void *caller) KILN_INTERNAL;
-void kiln_scan_on_munmap(void *addr, size_t len) KILN_INTERNAL;
+
 /* The last scan's totals (ran false when none). */
 void kiln_scan_totals(kiln_scan_totals_t *out) KILN_INTERNAL;
 /* The count kinds of a category (bytes, blocks). */

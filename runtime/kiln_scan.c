@@ -458,109 +458,6 @@ static bool kiln_scan_is_libc(const char *path) {
   return base != NULL && strncmp(base, "libc.so", 7) == 0;
 }
 
-/* ------------------------------------------ the allocator's own mappings */
-
-/* Mappings the allocator's library made with mmap (jemalloc's extents and
- * its metadata, tcmalloc's spans): its bookkeeping, which points at the
- * blocks it manages (a large block's extent record holds its address), so
- * never the program's roots. Recorded by the mmap interposer from process
- * start; until kiln_scan_prepare knows the allocator, every caller's. The
- * table lives in kiln's own data, which is never scanned. glibc's malloc
- * maps with internal calls, never seen here (its heaps are recognised by
- * their heap_info). mremap is not followed: these allocators do not use it. */
-enum { KILN_SCAN_AMAPS = 8192 };
-enum { KILN_SCAN_AMAPS_ALL = 0, KILN_SCAN_AMAPS_LIBRARY, KILN_SCAN_AMAPS_NONE };
-static struct {
-  atomic_flag lock;
-  _Atomic int mode;    /* KILN_SCAN_AMAPS_*: whose mappings are recorded */
-  uintptr_t lo, hi;    /* LIBRARY: the allocator's library */
-  size_t n;
-  uint64_t lost;       /* the table was full */
-  kiln_scan_range_t maps[KILN_SCAN_AMAPS];
-  uintptr_t callers[KILN_SCAN_AMAPS];
-} kiln_scan_amaps;
-
-static void kiln_scan_amaps_lock(void) {
-  while (atomic_flag_test_and_set_explicit(&kiln_scan_amaps.lock, memory_order_acquire)) {
-  }
-}
-static void kiln_scan_amaps_unlock(void) { atomic_flag_clear_explicit(&kiln_scan_amaps.lock, memory_order_release); }
-
-void kiln_scan_on_mmap(void *addr, size_t len, int prot, int flags, void *caller) {
-  (void)prot; /* a reservation made PROT_NONE and opened later is the allocator's too */
-  int mode = atomic_load_explicit(&kiln_scan_amaps.mode, memory_order_acquire);
-  uintptr_t c = (uintptr_t)caller;
-  if (mode == KILN_SCAN_AMAPS_NONE || (flags & MAP_SHARED) || !(flags & MAP_ANONYMOUS) || len == 0) return;
-  if (mode == KILN_SCAN_AMAPS_LIBRARY && (c < kiln_scan_amaps.lo || c >= kiln_scan_amaps.hi)) return;
-  kiln_scan_amaps_lock();
-  if (kiln_scan_amaps.n < KILN_SCAN_AMAPS) {
-    kiln_scan_amaps.maps[kiln_scan_amaps.n].lo = (uintptr_t)addr;
-    kiln_scan_amaps.maps[kiln_scan_amaps.n].hi = (uintptr_t)addr + len;
-    kiln_scan_amaps.callers[kiln_scan_amaps.n] = c;
-    kiln_scan_amaps.n++;
-  } else {
-    kiln_scan_amaps.lost++;
-  }
-  kiln_scan_amaps_unlock();
-}
-
-void kiln_scan_on_munmap(void *addr, size_t len) {
-  if (atomic_load_explicit(&kiln_scan_amaps.mode, memory_order_acquire) == KILN_SCAN_AMAPS_NONE) return;
-  uintptr_t lo = (uintptr_t)addr, hi = lo + ((len + 4095) & ~(size_t)4095);
-  kiln_scan_amaps_lock();
-  for (size_t i = 0; i < kiln_scan_amaps.n; i++) {
-    kiln_scan_range_t *r = &kiln_scan_amaps.maps[i];
-    if (r->hi <= lo || r->lo >= hi) continue;
-    if (r->lo < lo && r->hi > hi) { /* a hole in the middle: two records */
-      if (kiln_scan_amaps.n < KILN_SCAN_AMAPS) {
-        kiln_scan_amaps.maps[kiln_scan_amaps.n].lo = hi;
-        kiln_scan_amaps.maps[kiln_scan_amaps.n].hi = r->hi;
-        kiln_scan_amaps.callers[kiln_scan_amaps.n] = kiln_scan_amaps.callers[i];
-        kiln_scan_amaps.n++;
-      }
-      r->hi = lo;
-    } else if (r->lo < lo) {
-      r->hi = lo;
-    } else if (r->hi > hi) {
-      r->lo = hi;
-    } else { /* all of it: the last record takes its place */
-      kiln_scan_amaps.n--;
-      *r = kiln_scan_amaps.maps[kiln_scan_amaps.n];
-      kiln_scan_amaps.callers[i] = kiln_scan_amaps.callers[kiln_scan_amaps.n];
-      i--;
-    }
-  }
-  kiln_scan_amaps_unlock();
-}
-
-static void kiln_scan_amaps_fork_prepare(void) { kiln_scan_amaps_lock(); }
-static void kiln_scan_amaps_fork_release(void) { kiln_scan_amaps_unlock(); }
-
-typedef struct kiln_scan_module_of {
-  uintptr_t addr, lo, hi;
-  bool found, main, libc;
-} kiln_scan_module_of_t;
-
-static int kiln_scan_module_of_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
-  (void)size;
-  kiln_scan_module_of_t *c = vctx;
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD) continue;
-    uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-    if (a < lo) lo = a;
-    if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
-  }
-  if (c->found || c->addr < lo || c->addr >= hi) return 0;
-  c->found = true;
-  c->lo = lo;
-  c->hi = hi;
-  c->main = info->dlpi_name == NULL || info->dlpi_name[0] == '\0';
-  c->libc = kiln_scan_is_libc(info->dlpi_name);
-  return 0;
-}
-
 static int kiln_scan_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
   (void)size;
   kiln_scan_phdr_ctx_t *c = vctx;
@@ -914,6 +811,8 @@ static void kiln_scan_skip_add(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
   sc->nskip++;
 }
 
+static void kiln_scan_skip_one(uintptr_t lo, uintptr_t hi, void *ctx) { kiln_scan_skip_add(ctx, lo, hi); }
+
 static int kiln_scan_range_cmp(const void *a, const void *b) {
   const kiln_scan_range_t *x = a, *y = b;
   return x->lo < y->lo ? -1 : x->lo > y->lo;
@@ -1016,10 +915,7 @@ static void kiln_scan_mappings(kiln_scan_t *sc, pid_t self, const uintptr_t *tps
     for (size_t i = 0; i < n; i++) kiln_scan_skip_add(sc, rl[i], rl[KILN_SCAN_KILN_REGIONS + i]);
     kiln_scan_skip_add(sc, (uintptr_t)rl, (uintptr_t)rl + bytes);
   }
-  kiln_scan_amaps_lock();
-  for (size_t i = 0; i < kiln_scan_amaps.n; i++)
-    kiln_scan_skip_add(sc, kiln_scan_amaps.maps[i].lo, kiln_scan_amaps.maps[i].hi);
-  kiln_scan_amaps_unlock();
+  kiln_allocmaps_foreach(kiln_scan_skip_one, sc);
   for (int i = 0; i < ntps && sc->alloc_tls_size != 0; i++)
     if (tps[i] > sc->alloc_tls_below)
       kiln_scan_skip_add(sc, tps[i] - sc->alloc_tls_below, tps[i] - sc->alloc_tls_below + sc->alloc_tls_size);
@@ -1142,34 +1038,7 @@ bool kiln_scan_links;
 void kiln_scan_prepare(const kiln_config_t *cfg) {
   kiln_scan_links = (cfg->mode & KILN_MODE_ALLOC_BIT) && cfg->alloc_sample == 0 &&
                     cfg->leak_check != KILN_LEAK_CHECK_OFF;
-  static bool atfork;
-  if (!atfork)
-    atfork = pthread_atfork(kiln_scan_amaps_fork_prepare, kiln_scan_amaps_fork_release,
-                            kiln_scan_amaps_fork_release) == 0;
-  /* Whose mappings to keep: the allocator's library's; none for glibc's
-   * malloc (internal calls) or one linked into the program (its mappings
-   * cannot be told from the program's). */
-  kiln_scan_module_of_t m;
-  memset(&m, 0, sizeof m);
-  m.addr = (uintptr_t) * (void **)&kiln_libc.malloc;
-  if (m.addr != 0 && kiln_libc.dl_iterate_phdr != NULL) kiln_libc.dl_iterate_phdr(kiln_scan_module_of_phdr, &m);
-  kiln_scan_amaps_lock();
-  if (!m.found || m.main || m.libc) {
-    kiln_scan_amaps.n = 0;
-    atomic_store_explicit(&kiln_scan_amaps.mode, KILN_SCAN_AMAPS_NONE, memory_order_release);
-  } else {
-    kiln_scan_amaps.lo = m.lo;
-    kiln_scan_amaps.hi = m.hi;
-    size_t n = 0;
-    for (size_t i = 0; i < kiln_scan_amaps.n; i++) {
-      if (kiln_scan_amaps.callers[i] < m.lo || kiln_scan_amaps.callers[i] >= m.hi) continue;
-      kiln_scan_amaps.maps[n] = kiln_scan_amaps.maps[i];
-      kiln_scan_amaps.callers[n++] = kiln_scan_amaps.callers[i];
-    }
-    kiln_scan_amaps.n = n;
-    atomic_store_explicit(&kiln_scan_amaps.mode, KILN_SCAN_AMAPS_LIBRARY, memory_order_release);
-  }
-  kiln_scan_amaps_unlock();
+  kiln_allocmaps_prepare();
 }
 
 static void kiln_scan_attribute(kiln_scan_t *sc) {
