@@ -307,6 +307,7 @@ enum { KILN_SCAN_HELPER_GO = 1, KILN_SCAN_HELPER_READY, KILN_SCAN_HELPER_RELEASE
 typedef struct kiln_scan_helped {
   pid_t tid;
   int ok;                   /* stopped, registers read */
+  int signal;               /* a signal it was stopped delivering: given back at detach */
   struct user_regs_struct regs;
 } kiln_scan_helped_t;
 typedef struct kiln_scan_helper {
@@ -346,12 +347,15 @@ __attribute__((noreturn)) static void kiln_scan_helper_main(kiln_scan_helper_t *
     if (syscall(SYS_ptrace, PTRACE_INTERRUPT, tid, 0, 0) != 0) continue;
     int status = 0;
     if (syscall(SYS_wait4, tid, &status, __WALL, NULL) != tid || !WIFSTOPPED(status)) continue;
+    /* Stopped either by the interrupt or on its way to a pending signal
+     * (a signal-delivery stop): that signal must still reach it. */
+    if ((status >> 16) != PTRACE_EVENT_STOP) h->t[i].signal = WSTOPSIG(status);
     if (syscall(SYS_ptrace, PTRACE_GETREGS, tid, 0, &h->t[i].regs) == 0) h->t[i].ok = 1;
   }
   atomic_store_explicit(&h->phase, KILN_SCAN_HELPER_READY, memory_order_release);
   kiln_scan_shared_wake(&h->phase);
   kiln_scan_shared_until(&h->phase, KILN_SCAN_HELPER_RELEASE, 10000000000ll);
-  for (int i = 0; i < h->n; i++) syscall(SYS_ptrace, PTRACE_DETACH, h->t[i].tid, 0, 0);
+  for (int i = 0; i < h->n; i++) syscall(SYS_ptrace, PTRACE_DETACH, h->t[i].tid, 0, (long)h->t[i].signal);
   atomic_store_explicit(&h->phase, KILN_SCAN_HELPER_DONE, memory_order_release);
   kiln_scan_shared_wake(&h->phase);
   for (;;) syscall(SYS_exit, 0);
