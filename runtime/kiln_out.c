@@ -272,14 +272,13 @@ void kiln_out_before_setuid(uid_t uid) {
    * it) while this process can. */
   char sub[32];
   snprintf(sub, sizeof sub, "uid-%u", (unsigned)uid);
-  if (mkdirat(d->fd, sub, 0755) == 0) {
-    if (fchownat(d->fd, sub, uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0) goto out;
-  } else if (errno != EEXIST) {
-    goto out;
-  }
+  if (mkdirat(d->fd, sub, 0755) < 0 && errno != EEXIST) goto out;
   int fd = openat(d->fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) goto out;
-  if (fstat(fd, &st) < 0 || st.st_uid != uid) { /* not made for it: not used */
+  /* Made now, or by a sibling (another worker) that may not have given it
+   * away yet: root's, so give it; anyone else's is not used. */
+  if (fstat(fd, &st) == 0 && st.st_uid == 0 && fchown(fd, uid, (gid_t)-1) == 0) st.st_uid = uid;
+  if (st.st_uid != uid) {
     close(fd);
     goto out;
   }

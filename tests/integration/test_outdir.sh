@@ -91,7 +91,7 @@ if [ $root = 1 ] && command -v nginx >/dev/null && command -v curl >/dev/null; t
     port=$((20000 + (RANDOM % 20000)))
     cat > "$N/nginx.conf" <<EOF
 user nobody nogroup;
-worker_processes 2;
+worker_processes 4;
 daemon off;
 master_process on;
 pid $N/nginx.pid;
@@ -123,7 +123,7 @@ EOF
   check_eq "nginx: exits 0 on SIGQUIT" 0 "$rc"
   check_eq "nginx: the master's profile, root's, 0644" "1 root -rw-r--r--" \
     "$(ls "$P" | grep -c '^nginx\.[0-9]*\.cpu\.folded$') $(stat -c '%U %A' "$P"/nginx.*.cpu.folded 2>/dev/null | sort -u)"
-  check_eq "nginx: both workers' profiles, nobody's, 0644, in uid-65534/" "2 nobody -rw-r--r--" \
+  check_eq "nginx: the 4 workers' profiles, nobody's, 0644, in uid-65534/" "4 nobody -rw-r--r--" \
     "$(ls "$P/uid-65534" 2>/dev/null | grep -c '^nginx\.[0-9]*\.cpu\.folded$') $(stat -c '%U %A' "$P"/uid-65534/nginx.*.cpu.folded 2>/dev/null | sort -u)"
   check_eq "nginx: the workers' directory is nobody's, not world-writable" "nobody drwxr-xr-x" "$(stat -c '%U %A' "$P/uid-65534")"
   check_eq "nginx: no world-writable file or directory, no symlink, no temporary" "" \
@@ -132,7 +132,7 @@ EOF
   # nginx sends its stderr to its error log: the summary lines are there.
   cat "$N/stderr" "$N/logs/error.log" > "$N/all"
   for f in $(sed -n 's/^kiln: nginx\[[0-9]*\]: .* -> //p' "$N/all"); do [ -e "$f" ] || bad=$((bad + 1)); done
-  check_eq "nginx: every summary line names a file that exists (3 lines)" "3 0" \
+  check_eq "nginx: every summary line names a file that exists (5 lines)" "5 0" \
     "$(grep -c '^kiln: nginx\[[0-9]*\]: .* -> ' "$N/all") $bad"
   check_eq "nginx: no kiln error in its log or on stderr" 0 "$(cat "$N/logs/error.log" "$N/stderr" | grep -c 'kiln: cannot')"
 else
