@@ -508,6 +508,36 @@ void kiln_allocmaps_prepare(void) KILN_INTERNAL;
 /* Calls fn for each recorded mapping, under the table's lock. */
 void kiln_allocmaps_foreach(void (*fn)(uintptr_t lo, uintptr_t hi, void *ctx), void *ctx) KILN_INTERNAL;
 
+/* ------------------------------------------------------- kiln_stopworld.c */
+/* Pausing every other thread of the process for the leak scan: parked in
+ * a handler of a realtime signal (kiln_sampler_stop_signal), or, for a
+ * thread that blocks it or does not park within one bounded wait (1 s for
+ * all), stopped by a ptrace helper process (a raw clone: no atfork handler,
+ * no exit signal). Normal context, one caller at a time. */
+typedef struct kiln_stopworld_thread {
+  pid_t tid;
+  uintptr_t sp, tp;          /* its stack pointer, thread pointer (0: unknown) */
+  const uint64_t *regs;      /* its general registers (NULL: none read) */
+  size_t nregs;
+} kiln_stopworld_thread_t;
+typedef struct kiln_stopworld_counts {
+  uint64_t parked, traced, unstopped;
+} kiln_stopworld_counts_t;
+/* Before anything is locked: the parking lot and the signal. 0, -ENOMEM,
+ * or -EBUSY when the program handles every realtime signal. */
+int kiln_stopworld_prepare(void) KILN_INTERNAL;
+void kiln_stopworld_stop(void) KILN_INTERNAL;
+/* The threads seen: i in [0, count); true with *out when i is stopped. */
+int kiln_stopworld_count(void) KILN_INTERNAL;
+bool kiln_stopworld_thread(int i, kiln_stopworld_thread_t *out) KILN_INTERNAL;
+/* 1: tid is stopped; 0: seen but running on; -1: not seen. */
+int kiln_stopworld_state(pid_t tid) KILN_INTERNAL;
+void kiln_stopworld_counts(kiln_stopworld_counts_t *out) KILN_INTERNAL;
+/* Lets them all go (parked ones resume, traced ones are detached). */
+void kiln_stopworld_release(void) KILN_INTERNAL;
+/* The calling thread's thread pointer (its TCB, x86-64 %fs:0). */
+uintptr_t kiln_stopworld_thread_pointer(void) KILN_INTERNAL;
+
 /* ------------------------------------------------------------ kiln_scan.c */
 /* Leak classification, valgrind memcheck's way: each block live at exit is
  * definitely lost, indirectly lost, possibly lost or still reachable, by a

@@ -2,29 +2,19 @@
  * every block still live is definitely lost, indirectly lost, possibly lost
  * or still reachable, by a conservative scan (any aligned word pointing at or
  * into a live block) from the roots through the heap. Other threads are
- * parked in a signal handler while memory is read: no ptrace. Normal
- * context, in the exiting thread, hook guard held; memory from mmap, an
- * explicit mark stack, no recursion, no malloc while the world is stopped.
- * The stop handler is async-signal-safe. */
+ * stopped while memory is read (kiln_stopworld.c). Normal context, in the
+ * exiting thread, hook guard held; memory from mmap, an explicit mark
+ * stack, no recursion, no malloc while the world is stopped. */
 #include "kiln_internal.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <link.h>
-#include <linux/futex.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/ptrace.h>
-#include <sys/user.h>
-#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 /* Block states, valgrind's: a block starts unreached; roots and reachable
@@ -55,40 +45,11 @@ typedef struct kiln_scan_range {
   uintptr_t lo, hi;
 } kiln_scan_range_t;
 
-/* Another thread of the process, as its stop handler saw it. */
 enum {
-  KILN_SCAN_SIGNALED = 1, /* sent the stop signal, not parked yet */
-  KILN_SCAN_STOPPED,      /* parked in the stop handler */
-  KILN_SCAN_RESUMED,      /* released (or gone) */
-  KILN_SCAN_BLOCKED,      /* blocks the stop signal: never sent */
-  KILN_SCAN_TRACED,       /* stopped by the ptrace helper instead */
-};
-typedef struct kiln_scan_thread {
-  _Atomic pid_t tid;
-  _Atomic int state; /* KILN_SCAN_SIGNALED .. TRACED */
-  uintptr_t sp, tp;  /* interrupted stack pointer; thread pointer (its TCB) */
-  greg_t regs[NGREG];
-} kiln_scan_thread_t;
-
-enum {
-  KILN_SCAN_THREADS = 8192,        /* threads parked at once (more: counted unstopped) */
   KILN_SCAN_RANGES = 4096,         /* writable segments of loaded modules */
   KILN_SCAN_REDZONE = 128,         /* x86-64 leaf functions use 128 bytes below sp */
   KILN_SCAN_TCB_DEFAULT = 2304,    /* sizeof(struct pthread), glibc 2.3x x86-64 */
 };
-#define KILN_SCAN_STOP_NS 1000000000ll /* waiting for threads to park, in all */
-#define KILN_SCAN_PARK_NS 10000000000ll /* a parked thread gives up after this */
-
-/* The parking lot: shared with the stop handler, mapped once, never freed
- * (a late signal may still find it). */
-static struct {
-  kiln_scan_thread_t *threads;
-  _Atomic int nthreads;
-  _Atomic int stopping;     /* handlers park only while set */
-  _Atomic uint32_t stopped; /* futex: threads parked */
-  _Atomic uint32_t gen;     /* futex: bumped to release them */
-} kiln_scan_lot;
-
 static kiln_scan_totals_t kiln_scan_last;
 
 /* Everything one scan works on. */
@@ -139,313 +100,7 @@ static int64_t kiln_scan_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
-static void kiln_scan_futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t ns) {
-  struct timespec ts = {(time_t)(ns / 1000000000ll), (long)(ns % 1000000000ll)};
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
-}
-
-static void kiln_scan_futex_wake(_Atomic uint32_t *word) {
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
-
-/* ------------------------------------------------------- stopping threads */
-
-static inline uintptr_t kiln_scan_thread_pointer(void) {
-  uintptr_t tp;
-  __asm__("mov %%fs:0, %0" : "=r"(tp)); /* the TCB's self pointer (x86-64) */
-  return tp;
-}
-
-/* The stop handler: saves the interrupted registers, says "parked", and
- * waits until released (bounded). Only atomics, memcpy and system calls. */
-KILN_SIGNAL_SAFE static void kiln_scan_on_stop(int sig, siginfo_t *si, void *ucv) {
-  (void)sig;
-  (void)si;
-  int saved_errno = errno;
-  if (!atomic_load_explicit(&kiln_scan_lot.stopping, memory_order_acquire)) goto out;
-  uint32_t gen = atomic_load_explicit(&kiln_scan_lot.gen, memory_order_acquire);
-  pid_t tid = (pid_t)syscall(SYS_gettid);
-  int n = atomic_load_explicit(&kiln_scan_lot.nthreads, memory_order_acquire);
-  kiln_scan_thread_t *r = NULL;
-  for (int i = 0; i < n; i++) {
-    if (atomic_load_explicit(&kiln_scan_lot.threads[i].tid, memory_order_relaxed) == tid) {
-      r = &kiln_scan_lot.threads[i];
-      break;
-    }
-  }
-  if (r == NULL || atomic_load_explicit(&r->state, memory_order_acquire) != KILN_SCAN_SIGNALED) goto out;
-  const ucontext_t *uc = ucv;
-  memcpy(r->regs, uc->uc_mcontext.gregs, sizeof r->regs);
-  r->sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-  r->tp = kiln_scan_thread_pointer();
-  int expect = KILN_SCAN_SIGNALED; /* the ptrace helper may have taken it meanwhile */
-  if (!atomic_compare_exchange_strong_explicit(&r->state, &expect, KILN_SCAN_STOPPED, memory_order_acq_rel,
-                                               memory_order_acquire))
-    goto out;
-  atomic_fetch_add_explicit(&kiln_scan_lot.stopped, 1, memory_order_acq_rel);
-  kiln_scan_futex_wake(&kiln_scan_lot.stopped);
-  for (int64_t waited = 0; atomic_load_explicit(&kiln_scan_lot.gen, memory_order_acquire) == gen &&
-                           waited < KILN_SCAN_PARK_NS;
-       waited += 100000000ll)
-    kiln_scan_futex_wait(&kiln_scan_lot.gen, gen, 100000000ll);
-  atomic_store_explicit(&r->state, KILN_SCAN_RESUMED, memory_order_release);
-out:
-  errno = saved_errno;
-}
-
-/* Whether thread tid blocks sig, from its SigBlk line in /proc (raw reads). */
-static bool kiln_scan_blocks_signal(pid_t tid, int sig) {
-  char path[64] = "/proc/self/task/", digits[16], buf[2048];
-  int nd = 0;
-  for (unsigned v = (unsigned)tid; nd == 0 || v != 0; v /= 10) digits[nd++] = (char)('0' + v % 10);
-  size_t len = strlen(path);
-  while (nd > 0) path[len++] = digits[--nd];
-  memcpy(path + len, "/status", 8);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t got = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (got <= 0) return false;
-  buf[got] = '\0';
-  const char *p = strstr(buf, "SigBlk:");
-  if (p == NULL) return false;
-  uint64_t mask = 0;
-  for (p += 7; *p == ' ' || *p == '\t'; p++) {
-  }
-  for (; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++)
-    mask = mask * 16 + (uint64_t)(*p <= '9' ? *p - '0' : *p - 'a' + 10);
-  return (mask >> (sig - 1)) & 1;
-}
-
-/* Signals every thread of /proc/self/task not yet signalled (raw getdents:
- * opendir would malloc). Returns how many were signalled now. */
-static int kiln_scan_signal_new(int sig, pid_t self) {
-  int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[4096];
-  int sent = 0;
-  long got;
-  while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-    for (long off = 0; off < got;) {
-      const struct dirent64 *d = (const void *)(buf + off);
-      off += d->d_reclen;
-      pid_t tid = 0;
-      for (const char *p = d->d_name; *p >= '0' && *p <= '9'; p++) tid = tid * 10 + (*p - '0');
-      if (tid <= 0 || tid == self) continue;
-      int n = atomic_load(&kiln_scan_lot.nthreads);
-      bool known = false;
-      for (int i = 0; i < n && !known; i++) known = atomic_load(&kiln_scan_lot.threads[i].tid) == tid;
-      if (known) continue;
-      if (n == KILN_SCAN_THREADS) {
-        kiln_scan_last.threads_unstopped++;
-        continue;
-      }
-      kiln_scan_thread_t *r = &kiln_scan_lot.threads[n];
-      memset(r->regs, 0, sizeof r->regs);
-      r->sp = r->tp = 0;
-      /* A thread that blocks the signal would never park: not waited for
-       * (the ptrace helper stops it). */
-      bool blocked = kiln_scan_blocks_signal(tid, sig);
-      atomic_store(&r->state, blocked ? KILN_SCAN_BLOCKED : KILN_SCAN_SIGNALED);
-      atomic_store(&r->tid, tid);
-      atomic_store_explicit(&kiln_scan_lot.nthreads, n + 1, memory_order_release);
-      if (blocked) continue;
-      if (syscall(SYS_tgkill, getpid(), tid, sig) == 0)
-        sent++;
-      else
-        atomic_store(&r->state, KILN_SCAN_RESUMED); /* gone already */
-    }
-  }
-  close(fd);
-  return sent;
-}
-
-/* Parks every other thread: signals, waits (bounded), and looks again for
- * threads created meanwhile. */
-static void kiln_scan_stop_world(int sig) {
-  pid_t self = (pid_t)syscall(SYS_gettid);
-  atomic_store(&kiln_scan_lot.nthreads, 0);
-  atomic_store(&kiln_scan_lot.stopped, 0);
-  atomic_store_explicit(&kiln_scan_lot.stopping, 1, memory_order_release);
-  int64_t deadline = kiln_scan_now_ns() + KILN_SCAN_STOP_NS;
-  uint32_t sent = 0;
-  for (int round = 0; round < 8; round++) {
-    int now = kiln_scan_signal_new(sig, self);
-    if (now == 0 && round > 0) break;
-    sent += (uint32_t)now;
-    for (;;) {
-      uint32_t stopped = atomic_load(&kiln_scan_lot.stopped);
-      int64_t left = deadline - kiln_scan_now_ns();
-      if (stopped >= sent || left <= 0) break;
-      kiln_scan_futex_wait(&kiln_scan_lot.stopped, stopped, left < 10000000 ? left : 10000000);
-    }
-    if (kiln_scan_now_ns() >= deadline) break;
-  }
-}
-
-static void kiln_scan_release_world(void) {
-  atomic_store_explicit(&kiln_scan_lot.stopping, 0, memory_order_release);
-  atomic_fetch_add_explicit(&kiln_scan_lot.gen, 1, memory_order_acq_rel);
-  kiln_scan_futex_wake(&kiln_scan_lot.gen);
-}
-
-/* ------------------------------------------------------ the ptrace helper */
-
-/* Threads that block the stop signal (node's and redis' helpers, thread
- * pools that block everything) or do not park in time are stopped another
- * way: a short-lived child process (a raw clone: no atfork handler runs,
- * and no exit signal reaches the program) seizes each with ptrace,
- * interrupts it and sends back its registers through a shared page, keeps
- * it stopped while the scan reads its stack, then detaches; the thread's
- * interrupted system call restarts as after any ptrace stop, and if the
- * helper dies the kernel detaches it. Where ptrace is refused (Yama,
- * seccomp, a setuid program), the thread's whole stack is scanned instead
- * (kiln_scan_mappings): no registers then, and stale words below its
- * stack pointer may keep a lost block reachable. */
-enum { KILN_SCAN_HELPED = 256 };
-enum { KILN_SCAN_HELPER_GO = 1, KILN_SCAN_HELPER_READY, KILN_SCAN_HELPER_RELEASE, KILN_SCAN_HELPER_DONE };
-typedef struct kiln_scan_helped {
-  pid_t tid;
-  int ok;                   /* stopped, registers read */
-  int signal;               /* a signal it was stopped delivering: given back at detach */
-  struct user_regs_struct regs;
-} kiln_scan_helped_t;
-typedef struct kiln_scan_helper {
-  _Atomic uint32_t phase;   /* futex (shared): KILN_SCAN_HELPER_* */
-  int n;
-  kiln_scan_helped_t t[KILN_SCAN_HELPED];
-} kiln_scan_helper_t;
-
-static void kiln_scan_shared_wait(_Atomic uint32_t *word, uint32_t val, int64_t ns) {
-  struct timespec ts = {(time_t)(ns / 1000000000ll), (long)(ns % 1000000000ll)};
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val, &ts, NULL, 0);
-}
-
-static void kiln_scan_shared_wake(_Atomic uint32_t *word) {
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
-/* Waits (bounded) until *word reaches want. */
-static bool kiln_scan_shared_until(_Atomic uint32_t *word, uint32_t want, int64_t ns) {
-  int64_t deadline = kiln_scan_now_ns() + ns;
-  for (;;) {
-    uint32_t v = atomic_load_explicit(word, memory_order_acquire);
-    if (v >= want) return true;
-    int64_t left = deadline - kiln_scan_now_ns();
-    if (left <= 0) return false;
-    kiln_scan_shared_wait(word, v, left < 10000000 ? left : 10000000);
-  }
-}
-
-/* The child: raw system calls only (it is a copy of one thread of a
- * process whose locks may be held by threads it does not have). */
-__attribute__((noreturn)) static void kiln_scan_helper_main(kiln_scan_helper_t *h) {
-  kiln_scan_shared_until(&h->phase, KILN_SCAN_HELPER_GO, 2000000000ll);
-  for (int i = 0; i < h->n; i++) {
-    pid_t tid = h->t[i].tid;
-    if (syscall(SYS_ptrace, PTRACE_SEIZE, tid, 0, 0) != 0) continue;
-    if (syscall(SYS_ptrace, PTRACE_INTERRUPT, tid, 0, 0) != 0) continue;
-    int status = 0;
-    if (syscall(SYS_wait4, tid, &status, __WALL, NULL) != tid || !WIFSTOPPED(status)) continue;
-    /* Stopped either by the interrupt or on its way to a pending signal
-     * (a signal-delivery stop): that signal must still reach it. */
-    if ((status >> 16) != PTRACE_EVENT_STOP) h->t[i].signal = WSTOPSIG(status);
-    if (syscall(SYS_ptrace, PTRACE_GETREGS, tid, 0, &h->t[i].regs) == 0) h->t[i].ok = 1;
-  }
-  atomic_store_explicit(&h->phase, KILN_SCAN_HELPER_READY, memory_order_release);
-  kiln_scan_shared_wake(&h->phase);
-  kiln_scan_shared_until(&h->phase, KILN_SCAN_HELPER_RELEASE, 10000000000ll);
-  for (int i = 0; i < h->n; i++) syscall(SYS_ptrace, PTRACE_DETACH, h->t[i].tid, 0, (long)h->t[i].signal);
-  atomic_store_explicit(&h->phase, KILN_SCAN_HELPER_DONE, memory_order_release);
-  kiln_scan_shared_wake(&h->phase);
-  for (;;) syscall(SYS_exit, 0);
-}
-
-static struct {
-  kiln_scan_helper_t *page;
-  pid_t pid;
-} kiln_scan_helper;
-
-/* Stops the threads that did not park (BLOCKED, or SIGNALED past the
- * deadline) through the helper; those it stopped become TRACED, their
- * registers in the helper's page. Returns how many. */
-static int kiln_scan_trace_rest(void) {
-  int nthreads = atomic_load(&kiln_scan_lot.nthreads), want = 0;
-  for (int i = 0; i < nthreads; i++) {
-    int st = atomic_load(&kiln_scan_lot.threads[i].state);
-    want += st == KILN_SCAN_BLOCKED || st == KILN_SCAN_SIGNALED;
-  }
-  if (want == 0) return 0;
-  if (kiln_scan_helper.page == NULL) {
-    void *m = mmap(NULL, sizeof(kiln_scan_helper_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return 0;
-    kiln_scan_helper.page = m; /* shared: never scanned as a root (private mappings only) */
-  }
-  kiln_scan_helper_t *h = kiln_scan_helper.page;
-  memset(h, 0, sizeof *h);
-  for (int i = 0; i < nthreads && h->n < KILN_SCAN_HELPED; i++) {
-    int st = atomic_load(&kiln_scan_lot.threads[i].state);
-    if (st == KILN_SCAN_BLOCKED || st == KILN_SCAN_SIGNALED) h->t[h->n++].tid = atomic_load(&kiln_scan_lot.threads[i].tid);
-  }
-  /* The child starts with every signal blocked: none of the program's
-   * handlers may ever run in it. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  long pid = syscall(SYS_clone, 0L /* no exit signal */, NULL, NULL, NULL, NULL);
-  if (pid == 0) kiln_scan_helper_main(h);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (pid < 0) return 0;
-  kiln_scan_helper.pid = (pid_t)pid;
-  prctl(PR_SET_PTRACER, (unsigned long)pid, 0, 0, 0); /* Yama's ptrace_scope 1 (EINVAL without Yama) */
-  atomic_store_explicit(&h->phase, KILN_SCAN_HELPER_GO, memory_order_release);
-  kiln_scan_shared_wake(&h->phase);
-  kiln_scan_shared_until(&h->phase, KILN_SCAN_HELPER_READY, 1000000000ll);
-  int traced = 0;
-  if (atomic_load_explicit(&h->phase, memory_order_acquire) >= KILN_SCAN_HELPER_READY) {
-    for (int k = 0; k < h->n; k++) {
-      if (!h->t[k].ok) continue;
-      for (int i = 0; i < nthreads; i++) {
-        kiln_scan_thread_t *r = &kiln_scan_lot.threads[i];
-        if (atomic_load(&r->tid) != h->t[k].tid) continue;
-        int expect = atomic_load(&r->state);
-        if ((expect == KILN_SCAN_BLOCKED || expect == KILN_SCAN_SIGNALED) &&
-            atomic_compare_exchange_strong(&r->state, &expect, KILN_SCAN_TRACED)) {
-          r->sp = (uintptr_t)h->t[k].regs.rsp;
-          r->tp = (uintptr_t)h->t[k].regs.fs_base;
-          traced++;
-        }
-      }
-    }
-  }
-  return traced;
-}
-
-/* The registers the helper read for tid (NULL: none). */
-static const struct user_regs_struct *kiln_scan_traced_regs(pid_t tid) {
-  kiln_scan_helper_t *h = kiln_scan_helper.page;
-  for (int k = 0; h != NULL && k < h->n; k++)
-    if (h->t[k].tid == tid && h->t[k].ok) return &h->t[k].regs;
-  return NULL;
-}
-
-/* Detaches and reaps the helper. */
-static void kiln_scan_untrace(void) {
-  if (kiln_scan_helper.pid <= 0) return;
-  kiln_scan_helper_t *h = kiln_scan_helper.page;
-  atomic_store_explicit(&h->phase, KILN_SCAN_HELPER_RELEASE, memory_order_release);
-  kiln_scan_shared_wake(&h->phase);
-  kiln_scan_shared_until(&h->phase, KILN_SCAN_HELPER_DONE, 1000000000ll);
-  prctl(PR_SET_PTRACER, 0, 0, 0, 0);
-  for (int i = 0; i < 100; i++) {
-    int status;
-    long r = syscall(SYS_wait4, kiln_scan_helper.pid, &status, __WALL | WNOHANG, NULL);
-    if (r != 0) break;
-    struct timespec ts = {0, 1000000};
-    nanosleep(&ts, NULL);
-  }
-  kiln_scan_helper.pid = 0;
-}
+static inline uintptr_t kiln_scan_thread_pointer(void) { return kiln_stopworld_thread_pointer(); }
 
 /* ------------------------------------------------------------- the roots */
 
@@ -783,10 +438,6 @@ static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp) 
   kiln_scan_tls_root(sc, tp, lo, hi);
 }
 
-static void kiln_scan_regs(kiln_scan_t *sc, const greg_t *regs, int n) {
-  /* The registers of a parked thread, saved by its handler. */
-  kiln_scan_words(sc, (uintptr_t)regs, (uintptr_t)(regs + n), true, -1);
-}
 
 /* -------------------------------------------------- the program's mappings */
 
@@ -925,22 +576,15 @@ static void kiln_scan_mappings(kiln_scan_t *sc, pid_t self, const uintptr_t *tps
       kiln_scan_skip_add(sc, tps[i] - sc->alloc_tls_below, tps[i] - sc->alloc_tls_below + sc->alloc_tls_size);
   kiln_scan_skip_sort(sc);
 
-  int nthreads = atomic_load(&kiln_scan_lot.nthreads);
   for (size_t i = 0; i < sc->nmaps; i++) {
     const kiln_scan_map_t *m = &sc->maps[i];
     if ((m->flags & (KILN_SCAN_MAP_WRITABLE | KILN_SCAN_MAP_NAMED)) != KILN_SCAN_MAP_WRITABLE) continue;
     pid_t owner = kiln_scan_stack_owner(sc, m);
     if (owner == 0 || owner == self) continue;
     if (owner > 0) {
-      bool scanned = false, known = false;
-      for (int t = 0; t < nthreads; t++) {
-        if (atomic_load(&kiln_scan_lot.threads[t].tid) != owner) continue;
-        known = true;
-        int st = atomic_load(&kiln_scan_lot.threads[t].state);
-        scanned = st != KILN_SCAN_SIGNALED && st != KILN_SCAN_BLOCKED;
-      }
-      if (scanned) continue;
-      if (known) kiln_scan_last.threads_whole_stack++;
+      int st = kiln_stopworld_state(owner);
+      if (st == 1) continue; /* scanned from its stack pointer */
+      if (st == 0) kiln_scan_last.threads_whole_stack++;
     }
     uintptr_t lo = m->lo;
     if (sc->glibc_malloc) {
@@ -1103,10 +747,6 @@ int kiln_scan_run(const kiln_config_t *cfg) {
     return 1;
   int64_t t0 = kiln_scan_now_ns();
   memset(&kiln_scan_last, 0, sizeof kiln_scan_last);
-  if (kiln_scan_lot.threads == NULL) {
-    kiln_scan_lot.threads = kiln_mem_map(KILN_SCAN_THREADS * sizeof(kiln_scan_thread_t));
-    if (kiln_scan_lot.threads == NULL) return -ENOMEM;
-  }
   kiln_scan_t sc;
   memset(&sc, 0, sizeof sc);
   uint64_t entries, map_bytes;
@@ -1124,7 +764,7 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   *(void **)&static_info = dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
   if (static_info != NULL) static_info(&static_size, &static_align);
   if (static_size >= (64u << 20)) static_size = 0;
-  kiln_scan_phdr_ctx_t pc = {&sc, (uintptr_t)&kiln_scan_lot, kiln_scan_thread_pointer(),
+  kiln_scan_phdr_ctx_t pc = {&sc, (uintptr_t)&kiln_scan_last, kiln_scan_thread_pointer(),
                              (uintptr_t) * (void **)&kiln_libc.malloc, static_size};
   kiln_libc.dl_iterate_phdr(kiln_scan_phdr, &pc);
   if (static_size > sc.tls_below) sc.tls_below = static_size;
@@ -1136,27 +776,26 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   const uint32_t *tid_desc = dlsym(RTLD_DEFAULT, "_thread_db_pthread_tid");
   if (tid_desc != NULL && tid_desc[0] == 32 && tid_desc[2] + 4 <= sc.tcb_size) sc.tid_offset = tid_desc[2];
   sc.glibc_malloc = kiln_scan_glibc_malloc();
-  int sig = kiln_sampler_stop_signal(kiln_scan_on_stop);
-  if (sig < 0) {
-    kiln_log("no realtime signal is free to pause the threads; no leak scan");
+  int rc = kiln_stopworld_prepare();
+  if (rc < 0) {
+    if (rc == -EBUSY) kiln_log("no realtime signal is free to pause the threads; no leak scan");
     kiln_scan_free(&sc);
-    return sig;
+    return rc;
   }
 
   /* No thread may be parked inside a live-map update: hold every shard
    * while they stop (a hook waiting for one is parked where it spins). */
   kiln_livemap_fork_prepare(&kiln_livemap_main);
-  kiln_scan_stop_world(sig);
+  kiln_stopworld_stop();
   kiln_livemap_fork_release(&kiln_livemap_main);
   kiln_livemap_foreach(&kiln_livemap_main, kiln_scan_collect, &sc);
   kiln_scan_read_maps(&sc);
   sc.nhidden = kiln_freeres_hidden_words(sc.hidden_lo, sc.hidden_hi, 64);
-  kiln_scan_last.threads_traced = (uint64_t)kiln_scan_trace_rest();
-  int nthreads = atomic_load(&kiln_scan_lot.nthreads);
-  for (int i = 0; i < nthreads; i++) {
-    int st = atomic_load(&kiln_scan_lot.threads[i].state);
-    if (st == KILN_SCAN_SIGNALED || st == KILN_SCAN_BLOCKED) kiln_scan_last.threads_unstopped++;
-  }
+  kiln_stopworld_counts_t counts;
+  kiln_stopworld_counts(&counts);
+  kiln_scan_last.threads_traced = counts.traced;
+  kiln_scan_last.threads_unstopped = counts.unstopped;
+  int nthreads = kiln_stopworld_count();
   sc.check_blocks = kiln_scan_last.threads_unstopped > 0;
 
   kiln_scan_sort(sc.blocks, sc.sort_tmp, sc.n, sc.sort_counts);
@@ -1174,19 +813,11 @@ int kiln_scan_run(const kiln_config_t *cfg) {
    * exit are saved in the frames of exit and its callers). */
   kiln_scan_thread_roots(&sc, (uintptr_t)__builtin_frame_address(0), kiln_scan_thread_pointer());
   for (int i = 0; i < nthreads; i++) {
-    kiln_scan_thread_t *r = &kiln_scan_lot.threads[i];
-    int st = atomic_load_explicit(&r->state, memory_order_acquire);
-    if (st == KILN_SCAN_TRACED) {
-      const struct user_regs_struct *regs = kiln_scan_traced_regs(atomic_load(&r->tid));
-      if (regs != NULL)
-        kiln_scan_words(&sc, (uintptr_t)regs, (uintptr_t)regs + sizeof *regs, true, -1);
-    } else if (st == KILN_SCAN_STOPPED) {
-      kiln_scan_regs(&sc, r->regs, NGREG);
-    } else {
-      continue;
-    }
+    kiln_stopworld_thread_t t;
+    if (!kiln_stopworld_thread(i, &t)) continue;
     kiln_scan_last.threads++;
-    kiln_scan_thread_roots(&sc, r->sp, r->tp);
+    kiln_scan_words(&sc, (uintptr_t)t.regs, (uintptr_t)(t.regs + t.nregs), true, -1);
+    kiln_scan_thread_roots(&sc, t.sp, t.tp);
   }
   /* The program's own mappings; the allocator's TLS below every thread
    * pointer known is left out. */
@@ -1195,11 +826,10 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   int ntps = 0;
   if (tps != NULL) {
     tps[ntps++] = kiln_scan_thread_pointer();
-    for (int i = 0; i < nthreads; i++)
-      if ((atomic_load(&kiln_scan_lot.threads[i].state) == KILN_SCAN_STOPPED ||
-           atomic_load(&kiln_scan_lot.threads[i].state) == KILN_SCAN_TRACED) &&
-          kiln_scan_lot.threads[i].tp != 0)
-        tps[ntps++] = kiln_scan_lot.threads[i].tp;
+    for (int i = 0; i < nthreads; i++) {
+      kiln_stopworld_thread_t t;
+      if (kiln_stopworld_thread(i, &t) && t.tp != 0) tps[ntps++] = t.tp;
+    }
   }
   kiln_scan_mappings(&sc, (pid_t)syscall(SYS_gettid), tps, ntps);
   if (tps != NULL) kiln_mem_unmap(tps, tps_bytes);
@@ -1212,8 +842,7 @@ int kiln_scan_run(const kiln_config_t *cfg) {
     kiln_scan_push(&sc, (uint32_t)i);
     kiln_scan_drain(&sc, (int64_t)i);
   }
-  kiln_scan_release_world();
-  kiln_scan_untrace();
+  kiln_stopworld_release();
 
   kiln_scan_attribute(&sc);
   kiln_scan_last.blocks = sc.n;
