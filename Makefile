@@ -20,13 +20,20 @@ WARN       := -Wall -Wextra -Wpedantic
 KILN_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -fno-omit-frame-pointer -D_GNU_SOURCE \
                -Iinclude -Iruntime -MMD -MP
 LIBS_RT    := -lunwind -lpthread -ldl -lm
+# The tool: zlib (pprof), libdw (source lines, inlined frames), libstdc++'s
+# demangler for DWARF's linkage names.
+LIBS_TOOL  := -lz -lm -ldw -lelf -lstdc++
 
 # Debian packages: what building needs, and what the tests add.
-DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev
+DEPS_BUILD := gcc g++ make pkg-config libunwind-dev zlib1g-dev liblzma-dev libdw-dev
+# The real-program suite (tests/real): the programs, their load generators,
+# and perf to check kiln's profiles against.
+DEPS_REAL  := linux-perf perl sqlite3 xz-utils git bash nginx redis-server redis-tools \
+              apache2-utils
 DEPS_TEST  := libxml2-utils valgrind google-perftools libgoogle-perftools-dev \
               libjemalloc2 libtcmalloc-minimal4 libcmocka-dev clang \
               chromium golang-go golang-github-google-pprof-dev heaptrack \
-              python3 nginx curl
+              python3 nginx curl $(DEPS_REAL)
 
 RUNTIME_SRC := $(sort $(wildcard runtime/*.c))
 PRELOAD_SRC := $(sort $(wildcard preload/*.c))
@@ -80,6 +87,10 @@ $(BUILD)/preload/%.o: preload/%.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(KILN_CFLAGS) -c $< -o $@
 
+# The interposers keep their frames (no tail calls), so that a CPU sample
+# inside the hooks names the call the program made (kiln_collector.c).
+$(BUILD)/preload/kiln_malloc.o: CFLAGS += -fno-optimize-sibling-calls
+
 $(BUILD)/libkiln.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ) preload/kiln.map
 	$(CC) -shared -o $@ $(RUNTIME_OBJ) $(PRELOAD_OBJ) \
 	  -Wl,--version-script=preload/kiln.map -Wl,-z,now $(LIBS_RT)
@@ -90,9 +101,9 @@ $(BUILD)/libkiln.a: $(LINK_OBJ)
 # ---------------------------------------------------------------- the tool
 $(BUILD)/tools/%.o: tools/%.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) -std=c11 $(WARN) -D_GNU_SOURCE -Itools -Iruntime -MMD -MP -c $< -o $@
 $(BUILD)/kiln: $(TOOLS_OBJ)
-	$(CC) $(CFLAGS) -o $@ $(TOOLS_OBJ) -lz -lm
+	$(CC) $(CFLAGS) -o $@ $(TOOLS_OBJ) $(LIBS_TOOL)
 
 # ---------------------------------------------------------------- examples
 include examples/examples.mk
@@ -130,8 +141,8 @@ asan:
 	@for t in $(SAN_UNITS); do build/asan/tests/unit/$$t || exit 1; done
 tsan:
 	$(MAKE) BUILD=build/tsan CFLAGS="-O1 -g -fsanitize=thread" \
-	  build/tsan/tests/unit/test_ring build/tsan/tests/unit/test_stacktab
-	@for t in test_ring test_stacktab; do build/tsan/tests/unit/$$t || exit 1; done
+	  build/tsan/tests/unit/test_ring build/tsan/tests/unit/test_stacktab build/tsan/tests/unit/test_symbols
+	@for t in test_ring test_stacktab test_symbols; do build/tsan/tests/unit/$$t || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

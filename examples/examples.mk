@@ -3,7 +3,8 @@
 EXB := $(BUILD)/examples
 EX_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -pthread
 EX_CXXFLAGS := -O2 -g -std=c++17 -Wall -Wextra -pthread
-EX_C  := $(filter-out examples/plugin_%.c examples/late_start.c examples/check_%.c examples/region.c,$(sort $(wildcard examples/*.c)))
+EX_C  := $(filter-out examples/plugin_%.c examples/late_start.c examples/check_%.c examples/region.c \
+           examples/symbolize_race.c,$(sort $(wildcard examples/*.c)))
 EX_CC := $(filter-out examples/check_%.cc,$(sort $(wildcard examples/*.cc)))
 EX_PLUGINS := $(patsubst examples/%.c,$(EXB)/%.so,$(sort $(wildcard examples/plugin_*.c)))
 EX_BINS := $(patsubst examples/%.c,$(EXB)/%,$(EX_C)) $(patsubst examples/%.cc,$(EXB)/%,$(EX_CC))
@@ -29,7 +30,8 @@ $(EXB)/plugin_%.so: examples/plugin_%.c examples/examples.mk | $(BUILD)/.deps-bu
 	$(CC) $(EX_CFLAGS) -fPIC -shared -o $@ $<
 
 # Examples that link the runtime instead of preloading it.
-EX_LINKED := $(EXB)/late_start $(EXB)/late_start.fp $(EXB)/check_api $(EXB)/check_raii $(EXB)/region
+EX_LINKED := $(EXB)/late_start $(EXB)/late_start.fp $(EXB)/check_api $(EXB)/check_raii $(EXB)/region \
+             $(EXB)/symbolize_race
 EX_ALL += $(EX_LINKED)
 examples: $(EX_LINKED)
 $(EXB)/late_start: examples/late_start.c $(BUILD)/libkiln.a examples/examples.mk
@@ -45,5 +47,8 @@ $(EXB)/check_raii: examples/check_raii.cc $(BUILD)/libkiln.a include/kiln.h exam
 	@mkdir -p $(@D)
 	$(CXX) $(EX_CXXFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm
 $(EXB)/region: examples/region.c $(BUILD)/libkiln.a include/kiln.h examples/examples.mk
+	@mkdir -p $(@D)
+	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm
+$(EXB)/symbolize_race: examples/symbolize_race.c $(BUILD)/libkiln.a include/kiln.h examples/examples.mk
 	@mkdir -p $(@D)
 	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm

@@ -1,5 +1,6 @@
 /* own_sigprof — a program with its own SIGPROF handler and ITIMER_PROF
- * timer. Under kiln it must keep both: kiln steps aside and says so. */
+ * timer. Under kiln it must keep both: with perf sampling kiln sends no
+ * signal and samples on; with a signal timer kiln steps aside and says so. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>

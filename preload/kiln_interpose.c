@@ -3,14 +3,17 @@
  *   pthread_create   new threads register and arm their timer first thing
  *   dlopen/dlclose   the module list follows; unwinding is unsafe inside
  *   dl_iterate_phdr  unwinding is unsafe inside (the loader's lock)
- *   sigaction/signal a program that takes SIGPROF gets it; kiln steps aside
+ *   sigaction/signal a program that takes SIGPROF gets it; kiln steps aside;
+ *                    the exit and fatal signals: the program's view
  *   exec*            the profile so far is written and no kiln signal or
  *                    timer survives into the new image
  *   mmap/munmap      the leak scan learns which mappings the allocator
  *                    made (its bookkeeping, never the program's roots)
  *   setuid & co.     a root process about to become another user gets a
  *                    place that user may write its profile in
- * Runs in whatever thread the program calls from; never in the handler. */
+ * Runs in whatever thread the program calls from; never in the handler.
+ * The wrappers that only forward live in the kiln_pass section: a CPU
+ * sample drops their frames, so that stacks read as without kiln. */
 #include "kiln_internal.h"
 
 #include <dlfcn.h>
@@ -28,6 +31,7 @@
  * not call the program's malloc here), claimed with a CAS. */
 typedef struct kiln_start_rec {
   _Atomic int used;
+  bool covered; /* the creator is sampled by an inherited perf event */
   void *(*fn)(void *);
   void *arg;
 } kiln_start_rec_t;
@@ -52,16 +56,17 @@ static kiln_start_rec_t *kiln_interpose_rec_claim(void) {
   return NULL;
 }
 
-static void *kiln_interpose_thread_start(void *p) {
+KILN_PASS_TEXT static void *kiln_interpose_thread_start(void *p) {
   kiln_start_rec_t *rec = p;
   void *(*fn)(void *) = rec->fn;
   void *arg = rec->arg;
+  bool covered = rec->covered;
   atomic_store_explicit(&rec->used, 0, memory_order_release);
-  kiln_profiler_thread_begin();
+  kiln_profiler_thread_begin(covered);
   return fn(arg);
 }
 
-KILN_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+KILN_EXPORT KILN_PASS_TEXT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
                                void *(*start)(void *), void *arg) {
   kiln_libc_resolve();
   if (kiln_libc.pthread_create == NULL) return ENOSYS;
@@ -70,6 +75,7 @@ KILN_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
   if (rec == NULL) return kiln_libc.pthread_create(thread, attr, start, arg);
   rec->fn = start;
   rec->arg = arg;
+  rec->covered = kiln_sampler_covered();
   int rc = kiln_libc.pthread_create(thread, attr, kiln_interpose_thread_start, rec);
   if (rc != 0) atomic_store(&rec->used, 0);
   return rc;
@@ -77,17 +83,18 @@ KILN_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 
 /* ----------------------------------------------------------- the loader */
 
-KILN_EXPORT void *dlopen(const char *file, int mode) {
+KILN_EXPORT KILN_PASS_TEXT void *dlopen(const char *file, int mode) {
   kiln_libc_resolve();
   if (kiln_libc.dlopen == NULL) return NULL;
   kiln_unwind_unsafe_enter();
   void *h = kiln_libc.dlopen(file, mode);
   kiln_unwind_unsafe_leave();
+  atomic_fetch_add_explicit(&kiln_unwind_copy_loader_gen, 1, memory_order_release);
   if (h != NULL && kiln_profiler_active()) kiln_modules_refresh();
   return h;
 }
 
-KILN_EXPORT int dlclose(void *handle) {
+KILN_EXPORT KILN_PASS_TEXT int dlclose(void *handle) {
   kiln_libc_resolve();
   if (kiln_libc.dlclose == NULL) return -1;
   /* Record the module while it is still mapped, so it can be named later. */
@@ -95,11 +102,13 @@ KILN_EXPORT int dlclose(void *handle) {
   kiln_unwind_unsafe_enter();
   int rc = kiln_libc.dlclose(handle);
   kiln_unwind_unsafe_leave();
+  atomic_fetch_add_explicit(&kiln_unwind_copy_loader_gen, 1, memory_order_release);
+  if (rc == 0) kiln_hookstack_forget_rules(); /* its addresses may hold other code next */
   if (kiln_profiler_active()) kiln_modules_refresh();
   return rc;
 }
 
-KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data) {
+KILN_EXPORT KILN_PASS_TEXT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data) {
   kiln_libc_resolve();
   if (kiln_libc.dl_iterate_phdr == NULL) return 0;
   kiln_unwind_unsafe_enter();
@@ -113,22 +122,22 @@ KILN_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *)
 /* Forwarded as the system call itself: an allocator maps memory before
  * anything is resolved (jemalloc in its constructor), and dlsym there
  * could re-enter it. */
-static void *kiln_interpose_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void *caller) {
+KILN_PASS_TEXT static void *kiln_interpose_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void *caller) {
   long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
   if (r < 0 && r > -4096) return MAP_FAILED; /* syscall() set errno */
   kiln_allocmaps_on_mmap((void *)r, len, prot, flags, caller);
   return (void *)r;
 }
 
-KILN_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+KILN_EXPORT KILN_PASS_TEXT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
   return kiln_interpose_mmap(addr, len, prot, flags, fd, off, __builtin_return_address(0));
 }
 
-KILN_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+KILN_EXPORT KILN_PASS_TEXT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
   return kiln_interpose_mmap(addr, len, prot, flags, fd, off, __builtin_return_address(0));
 }
 
-KILN_EXPORT int munmap(void *addr, size_t len) {
+KILN_EXPORT KILN_PASS_TEXT int munmap(void *addr, size_t len) {
   int rc = (int)syscall(SYS_munmap, addr, len);
   if (rc == 0) kiln_allocmaps_on_munmap(addr, len);
   return rc;
@@ -136,44 +145,69 @@ KILN_EXPORT int munmap(void *addr, size_t len) {
 
 /* ----------------------------------------------------------- identity */
 
-static void kiln_interpose_become(uid_t uid) {
+KILN_PASS_TEXT static void kiln_interpose_become(uid_t uid) {
   if (uid != (uid_t)-1 && kiln_profiler_active()) kiln_out_before_setuid(uid);
 }
 
-KILN_EXPORT int setuid(uid_t uid) {
+KILN_EXPORT KILN_PASS_TEXT int setuid(uid_t uid) {
   kiln_libc_resolve();
   if (kiln_libc.setuid == NULL) return errno = ENOSYS, -1;
   kiln_interpose_become(uid);
   return kiln_libc.setuid(uid);
 }
 
-KILN_EXPORT int seteuid(uid_t euid) {
+KILN_EXPORT KILN_PASS_TEXT int seteuid(uid_t euid) {
   kiln_libc_resolve();
   if (kiln_libc.seteuid == NULL) return errno = ENOSYS, -1;
   kiln_interpose_become(euid);
   return kiln_libc.seteuid(euid);
 }
 
-KILN_EXPORT int setreuid(uid_t ruid, uid_t euid) {
+KILN_EXPORT KILN_PASS_TEXT int setreuid(uid_t ruid, uid_t euid) {
   kiln_libc_resolve();
   if (kiln_libc.setreuid == NULL) return errno = ENOSYS, -1;
   kiln_interpose_become(euid != (uid_t)-1 ? euid : ruid);
   return kiln_libc.setreuid(ruid, euid);
 }
 
-KILN_EXPORT int setresuid(uid_t ruid, uid_t euid, uid_t suid) {
+KILN_EXPORT KILN_PASS_TEXT int setresuid(uid_t ruid, uid_t euid, uid_t suid) {
   kiln_libc_resolve();
   if (kiln_libc.setresuid == NULL) return errno = ENOSYS, -1;
   kiln_interpose_become(euid != (uid_t)-1 ? euid : ruid);
   return kiln_libc.setresuid(ruid, euid, suid);
 }
 
+/* ----------------------------------------------------------- pipes */
+
+KILN_EXPORT int pipe2(int fds[2], int flags) {
+  if (kiln_unwind_refusing_pipes()) return errno = EMFILE, -1;
+  return (int)syscall(SYS_pipe2, fds, flags);
+}
+
+KILN_EXPORT int pipe(int fds[2]) { return pipe2(fds, 0); }
+
 /* ----------------------------------------------------------- signals */
 
-KILN_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+/* libunwind blocks every signal around its unwind-info cache, two system
+ * calls per frame. On kiln's collector thread, inside kiln_unwind_copy,
+ * every signal is blocked already: the calls would change nothing and cost
+ * most of the unwind, so they are answered without the kernel. Everywhere
+ * else this forwards. */
+KILN_EXPORT KILN_PASS_TEXT int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
+  if (kiln_unwind_copy_active()) {
+    if (old != NULL) sigfillset(old);
+    return 0;
+  }
+  kiln_libc_resolve();
+  if (kiln_libc.sigprocmask == NULL) return errno = ENOSYS, -1;
+  return kiln_libc.sigprocmask(how, set, old);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
   kiln_libc_resolve();
   if (kiln_libc.sigaction == NULL) return errno = ENOSYS, -1;
   if (sig == SIGPROF) return kiln_sampler_program_sigaction(act, old, kiln_libc.sigaction);
+  if (kiln_crash_is_exit_signal(sig)) return kiln_crash_program_sigaction(sig, act, old);
   if (kiln_sampler_claimed(sig)) return kiln_sampler_program_claimed_sigaction(sig, act, old);
   return kiln_libc.sigaction(sig, act, old);
 }
@@ -189,9 +223,9 @@ static sighandler_t kiln_interpose_signal(int sig, sighandler_t handler, int fla
   return old.sa_handler;
 }
 
-KILN_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
+KILN_EXPORT KILN_PASS_TEXT sighandler_t signal(int sig, sighandler_t handler) {
   kiln_libc_resolve();
-  if (sig != SIGPROF && !kiln_sampler_claimed(sig) && kiln_libc.signal != NULL)
+  if (sig != SIGPROF && !kiln_sampler_claimed(sig) && !kiln_crash_is_exit_signal(sig) && kiln_libc.signal != NULL)
     return kiln_libc.signal(sig, handler);
   return kiln_interpose_signal(sig, handler, SA_RESTART); /* glibc: BSD semantics */
 }
@@ -213,29 +247,29 @@ static int kiln_interpose_exec_done(int rc) {
   return rc;
 }
 
-KILN_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+KILN_EXPORT KILN_PASS_TEXT int execve(const char *path, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.execve == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec();
+  kiln_profiler_before_exec(path, false);
   return kiln_interpose_exec_done(kiln_libc.execve(path, argv, envp));
 }
 
-KILN_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
+KILN_EXPORT KILN_PASS_TEXT int execvpe(const char *file, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.execvpe == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec();
+  kiln_profiler_before_exec(file, true);
   return kiln_interpose_exec_done(kiln_libc.execvpe(file, argv, envp));
 }
 
-KILN_EXPORT int fexecve(int fd, char *const argv[], char *const envp[]) {
+KILN_EXPORT KILN_PASS_TEXT int fexecve(int fd, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.fexecve == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec();
+  kiln_profiler_before_exec(NULL, false);
   return kiln_interpose_exec_done(kiln_libc.fexecve(fd, argv, envp));
 }
 
-KILN_EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
-KILN_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+KILN_EXPORT KILN_PASS_TEXT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+KILN_EXPORT KILN_PASS_TEXT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
 /* The list forms: count the arguments, then build argv on the stack. */
 #define KILN_EXEC_ARGV(first, ap, argv, envp_out)                                                  \
@@ -250,19 +284,19 @@ KILN_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(fi
   envp_out;                                                                                        \
   va_end(ap)
 
-KILN_EXPORT int execl(const char *path, const char *arg, ...) {
+KILN_EXPORT KILN_PASS_TEXT int execl(const char *path, const char *arg, ...) {
   va_list ap;
   KILN_EXEC_ARGV(arg, ap, argv, (void)0);
   return execve(path, argv, environ);
 }
 
-KILN_EXPORT int execlp(const char *file, const char *arg, ...) {
+KILN_EXPORT KILN_PASS_TEXT int execlp(const char *file, const char *arg, ...) {
   va_list ap;
   KILN_EXEC_ARGV(arg, ap, argv, (void)0);
   return execvpe(file, argv, environ);
 }
 
-KILN_EXPORT int execle(const char *path, const char *arg, ...) {
+KILN_EXPORT KILN_PASS_TEXT int execle(const char *path, const char *arg, ...) {
   va_list ap;
   char **envp;
   KILN_EXEC_ARGV(arg, ap, argv, envp = va_arg(ap, char **));

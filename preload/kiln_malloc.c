@@ -45,9 +45,15 @@ static inline bool kiln_malloc_ready(void) {
   return kiln_libc.malloc != NULL;
 }
 
-/* Whether this call is to be recorded (and then the guard is taken). */
+/* Whether this call is to be recorded (and then the guard is taken). An
+ * allocation sampled mode passes over still ends the "freed before the
+ * next allocation" window of the thread's last block. */
 static inline bool kiln_malloc_enter(size_t size) {
-  if (kiln_tls_hook_guard != 0 || !kiln_heap_active() || kiln_heap_sample_skip(size)) return false;
+  if (kiln_tls_hook_guard != 0 || !kiln_heap_active()) return false;
+  if (kiln_heap_sample_skip(size)) {
+    kiln_tls_last_alloc = 0;
+    return false;
+  }
   kiln_heap_guard_enter();
   return true;
 }
@@ -71,10 +77,11 @@ KILN_EXPORT KILN_HOOK_TEXT void *calloc(size_t n, size_t size) {
     if (size != 0 && n > SIZE_MAX / size) return NULL;
     return kiln_boot_alloc(n * size, 16);
   }
-  if (!kiln_malloc_enter(n * size)) return kiln_libc.calloc(n, size);
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total) || !kiln_malloc_enter(total)) return kiln_libc.calloc(n, size);
   void *p = kiln_libc.calloc(n, size);
   int e = errno;
-  kiln_heap_on_alloc(p, n * size);
+  kiln_heap_on_alloc(p, total);
   errno = e;
   kiln_heap_guard_leave();
   return p;
@@ -84,9 +91,13 @@ KILN_EXPORT KILN_HOOK_TEXT void free(void *p) {
   if (p == NULL || kiln_boot_owns(p)) return;
   if (!kiln_malloc_ready()) return; /* cannot happen: p came from somewhere */
   if (kiln_tls_hook_guard == 0 && kiln_heap_started() && kiln_heap_may_track(p)) {
+    /* The allocator reads the block's header after kiln's map lookup:
+     * start both loads now, so that the two misses overlap. */
+    __builtin_prefetch((const char *)p - 16);
+    kiln_livemap_prefetch(&kiln_livemap_main, (uint64_t)(uintptr_t)p);
     int e = errno;
     kiln_heap_guard_enter();
-    kiln_heap_on_free(p, NULL); /* before the allocator can hand p out again */
+    kiln_heap_on_program_free(p); /* before the allocator can hand p out again */
     kiln_heap_guard_leave();
     errno = e;
   }
@@ -122,7 +133,14 @@ KILN_HOOK_TEXT static void *kiln_malloc_realloc(void *p, size_t n, size_t size, 
   e = errno;
   size_t bytes = array ? n * size : n;
   if (q != NULL) {
-    if (kiln_heap_active()) kiln_heap_on_alloc(q, bytes);
+    /* The new block is an allocation like any other: sampled mode's
+     * countdown decides whether it is recorded. */
+    if (kiln_heap_active()) {
+      if (!kiln_heap_sample_skip(bytes))
+        kiln_heap_on_alloc(q, bytes);
+      else
+        kiln_tls_last_alloc = 0;
+    }
   } else if (tracked && bytes != 0) {
     kiln_heap_restore(p, &old); /* failed: p is still the program's */
   }

@@ -65,17 +65,17 @@ static bool kiln_check_kiln_frame(const kiln_module_t *self, uintptr_t pc, const
 static size_t kiln_check_drop_glibc(kiln_check_block_t *recs, size_t n) {
   kiln_sort(recs, n, sizeof *recs, kiln_check_by_stack);
   kiln_modules_refresh();
-  kiln_symbols_begin();
+  kiln_symbols_t *sy = kiln_symbols_open();
   kiln_buf_t name = {0};
   size_t m = 0;
   bool glibc = false;
   for (size_t i = 0; i < n; i++) {
     if (i == 0 || recs[i].stack_id != recs[i - 1].stack_id)
-      glibc = kiln_freeres_glibc_stack(kiln_stacktab_get(recs[i].stack_id), &name);
+      glibc = kiln_freeres_glibc_stack(kiln_stacktab_get(recs[i].stack_id), sy, &name);
     if (!glibc) recs[m++] = recs[i];
   }
   kiln_buf_free(&name);
-  kiln_symbols_end();
+  kiln_symbols_close(sy);
   return m;
 }
 
@@ -85,8 +85,9 @@ static size_t kiln_check_drop_glibc(kiln_check_block_t *recs, size_t n) {
 static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_report_t *out) {
   memset(out, 0, sizeof *out);
   kiln_sort(recs, n, sizeof *recs, kiln_check_by_stack);
+  /* The report's own symbolizer: another thread may be dumping. */
   kiln_modules_refresh();
-  kiln_symbols_begin();
+  kiln_symbols_t *sy = kiln_symbols_open();
   kiln_buf_t name = {0};
   size_t nsites = 0, nframes = 0;
   for (size_t i = 0; i < n; i++) {
@@ -98,7 +99,7 @@ static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_repor
   char *mem = kiln_mem_map(size);
   if (mem == NULL) {
     kiln_buf_free(&name);
-    kiln_symbols_end();
+    kiln_symbols_close(sy);
     return -ENOMEM;
   }
   kiln_leak_site_t *sites = (kiln_leak_site_t *)mem;
@@ -124,7 +125,7 @@ static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_repor
     bool leaf = true; /* still in the allocator's C++ wrapper */
     for (size_t k = 0; k < sites[i].depth; k++) {
       name.len = 0;
-      kiln_symbols_name((uint64_t)(uintptr_t)f[k], &name);
+      kiln_symbols_name(sy, (uint64_t)(uintptr_t)f[k], &name);
       bool wrapper = leaf && k + 1 < sites[i].depth && kiln_symbols_is_alloc_wrapper(name.data, name.len);
       leaf = wrapper;
       if (wrapper || (kiln_check_kiln_frame(self, (uintptr_t)f[k], &name) && sites[i].depth > 1)) continue;
@@ -133,7 +134,7 @@ static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_repor
     if (kept > 0) sites[i].depth = kept;
   }
   kiln_buf_free(&name);
-  kiln_symbols_end();
+  kiln_symbols_close(sy);
   kiln_sort(sites, nsites, sizeof *sites, kiln_check_by_frames);
   size_t merged = 0;
   for (size_t i = 0; i < nsites; i++) {
@@ -156,20 +157,20 @@ static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_repor
 static void kiln_check_print_sites(const kiln_leak_site_t *sites, size_t n, size_t max, const char *what,
                                    FILE *f) {
   kiln_modules_refresh();
-  kiln_symbols_begin();
+  kiln_symbols_t *sy = kiln_symbols_open();
   kiln_buf_t name = {0};
   for (size_t i = 0; i < n && i < max; i++) {
     fprintf(f, "kiln: %zu bytes in %zu blocks %s (site %zu of %zu)\n", sites[i].bytes, sites[i].blocks, what,
             i + 1, n);
     for (size_t k = 0; k < sites[i].depth; k++) {
       name.len = 0;
-      kiln_symbols_name((uint64_t)(uintptr_t)sites[i].frames[k], &name);
+      kiln_symbols_name(sy, (uint64_t)(uintptr_t)sites[i].frames[k], &name);
       fprintf(f, "kiln:    %s %.*s\n", k == 0 ? "at" : "by", (int)name.len, name.data ? name.data : "");
     }
   }
   if (n > max) fprintf(f, "kiln: (%zu more sites)\n", n - max);
   kiln_buf_free(&name);
-  kiln_symbols_end();
+  kiln_symbols_close(sy);
 }
 
 /* ---------------------------------------------------------- leak scopes */

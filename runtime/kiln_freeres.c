@@ -128,7 +128,7 @@ static bool kiln_freeres_in_glibc(uintptr_t pc) {
  * loader, name a function that freeres cleans up after; or the stack runs
  * through _dl_allocate_tls (a DTV: where frame pointers cannot see the
  * loader's frames, pthread_create's stands in). */
-bool kiln_freeres_glibc_stack(const kiln_stack_t *s, kiln_buf_t *name) {
+bool kiln_freeres_glibc_stack(const kiln_stack_t *s, kiln_symbols_t *sy, kiln_buf_t *name) {
   pthread_once(&kiln_freeres_glibc.once, kiln_freeres_glibc_init);
   bool in_loader = s->depth > 0 && s->pcs[0] - 1 >= kiln_freeres_glibc.ld_lo && s->pcs[0] - 1 < kiln_freeres_glibc.ld_hi;
   for (uint32_t i = 0; i < s->depth; i++) {
@@ -139,7 +139,7 @@ bool kiln_freeres_glibc_stack(const kiln_stack_t *s, kiln_buf_t *name) {
   }
   for (uint32_t i = 0; i < s->depth && kiln_freeres_in_glibc(s->pcs[i] - 1); i++) {
     name->len = 0;
-    kiln_symbols_name(s->pcs[i], name);
+    kiln_symbols_name(sy, s->pcs[i], name);
     if (name->data != NULL && kiln_freeres_named(name->data, name->len)) return true;
   }
   return false;
@@ -147,6 +147,7 @@ bool kiln_freeres_glibc_stack(const kiln_stack_t *s, kiln_buf_t *name) {
 
 typedef struct kiln_freeres {
   kiln_buf_t ids; /* uint32_t stack ids, glibc's */
+  kiln_symbols_t *sy;
   kiln_buf_t name;
   uint64_t *addrs; /* their live blocks */
   size_t naddrs, cap;
@@ -156,7 +157,7 @@ typedef struct kiln_freeres {
 
 static void kiln_freeres_stack(kiln_stack_t *s, void *ctx) {
   kiln_freeres_t *f = ctx;
-  if (!kiln_freeres_glibc_stack(s, &f->name)) return;
+  if (!kiln_freeres_glibc_stack(s, f->sy, &f->name)) return;
   uint32_t id = kiln_stacktab_id(s);
   kiln_buf_put(&f->ids, (const char *)&id, sizeof id);
 }
@@ -202,9 +203,9 @@ void kiln_freeres_at_exit(void) {
   kiln_freeres_t f;
   memset(&f, 0, sizeof f);
   kiln_modules_refresh();
-  kiln_symbols_begin();
+  f.sy = kiln_symbols_open();
   kiln_stacktab_foreach(kiln_freeres_stack, &f);
-  kiln_symbols_end();
+  kiln_symbols_close(f.sy);
   f.sorted = (uint32_t *)f.ids.data;
   f.nids = f.ids.failed ? 0 : f.ids.len / sizeof(uint32_t);
   if (f.nids > 0) {

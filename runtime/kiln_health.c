@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 #include <stdio.h>
+#include <sys/auxv.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@ typedef struct kiln_health_walk {
   kiln_buf_t name;
   struct { char module[96]; uint64_t count; } ends[32];
   int nends;
+  kiln_symbols_t *sy;
 } kiln_health_walk_t;
 
 /* Frames where a whole stack legitimately ends. */
@@ -36,8 +38,12 @@ static void kiln_health_stack(kiln_stack_t *s, void *ctx) {
   w->total += v;
   if (s->depth == 0 || (s->flags & (KILN_STACK_TRUNCATED | KILN_STACK_SKIPPED | KILN_STACK_FULL))) return;
   uint64_t root = s->pcs[s->depth - 1];
+  /* The program's entry point ends the main thread's stacks, named or not
+   * (a stripped program's _start has no name). */
+  uint64_t entry = getauxval(AT_ENTRY);
+  if (entry != 0 && root - 1 >= entry && root - 1 < entry + 64) return;
   w->name.len = 0;
-  kiln_symbols_name(root, &w->name);
+  kiln_symbols_name(w->sy, root, &w->name);
   if (w->name.data != NULL && kiln_health_is_root(w->name.data, w->name.len)) return;
   /* Blame the deepest frame in a module: a walk that lost its way may
    * have taken a stray word for a frame or two beyond it. */
@@ -48,7 +54,7 @@ static void kiln_health_stack(kiln_stack_t *s, void *ctx) {
   while (i < w->nends && strcmp(w->ends[i].module, module) != 0) i++;
   if (i == w->nends) {
     if (w->nends == 32) return;
-    snprintf(w->ends[w->nends++].module, sizeof w->ends[0].module, "%s", module);
+    kiln_fmt(w->ends[w->nends++].module, sizeof w->ends[0].module, "%s", module);
   }
   w->ends[i].count += v;
 }
@@ -58,7 +64,7 @@ static void kiln_health_warn(kiln_health_t *h, const char *fmt, ...) {
   if (h->nwarnings == KILN_HEALTH_WARNINGS) return;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(h->warnings[h->nwarnings++], sizeof h->warnings[0], fmt, ap);
+  kiln_fmt_v(h->warnings[h->nwarnings++], sizeof h->warnings[0], fmt, ap);
   va_end(ap);
 }
 
@@ -83,17 +89,30 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
     if (in->samples && in->skipped * 20 > in->samples)
       kiln_health_warn(h, "%.0f%% of samples fell inside the dynamic loader and kept only their leaf",
                        100.0 * (double)in->skipped / (double)in->samples);
+    double cpu_seconds = in->user_seconds + in->sys_seconds;
+    if (in->kernel_missing && cpu_seconds > 0 && in->sys_seconds / cpu_seconds >= 0.01)
+      kiln_health_warn(h, "%.0f%% of this process's CPU time was in the kernel and is not in this profile: "
+                          "run as root or with perf_event_paranoid <= 1",
+                       100.0 * in->sys_seconds / cpu_seconds);
+    if (in->unsampled)
+      kiln_health_warn(h, "%llu threads were not sampled (%.2f s of CPU time): %s",
+                       (unsigned long long)in->unsampled, in->unsampled_seconds,
+                       in->unsampled_names ? in->unsampled_names : "");
+    if (in->samples && in->kiln_hook_samples * 10 > in->samples)
+      kiln_health_warn(h, "%.0f%% of CPU samples are kiln's own allocation tracking ([kiln: allocation "
+                          "tracking]); KILN_ALLOC_SAMPLE makes it cheaper",
+                       100.0 * (double)in->kiln_hook_samples / (double)in->samples);
   }
   if (in->table_full)
     kiln_health_warn(h, "stack table full: %llu samples or allocations counted under [kiln: table full]",
                      (unsigned long long)in->table_full);
   if (in->dump_signal_refused)
     kiln_health_warn(h, "KILN_DUMP_SIGNAL: the program handles that signal itself; on-demand dumps off");
-  /* Who serves malloc: kiln forwards to the next allocator in line. */
-  Dl_info info;
-  if (kiln_libc.malloc != NULL && dladdr(*(void **)&kiln_libc.malloc, &info) != 0 && info.dli_fname != NULL) {
-    const char *base = strrchr(info.dli_fname, '/');
-    snprintf(h->allocator, sizeof h->allocator, "%s", base ? base + 1 : info.dli_fname);
+  /* Who serves malloc: kiln forwards to the next allocator in line. From
+   * kiln's module list, not dladdr: no loader lock, also in emergencies. */
+  const kiln_module_t *am = kiln_libc.malloc != NULL ? kiln_modules_find((uintptr_t)*(void **)&kiln_libc.malloc) : NULL;
+  if (am != NULL && am->name[0] != '\0') {
+    kiln_fmt(h->allocator, sizeof h->allocator, "%s", am->name);
     if (strncmp(h->allocator, "libc.so", 7) != 0)
       kiln_health_warn(h, "another allocator: %s serves malloc (kiln forwards every call to it)", h->allocator);
   }
@@ -102,15 +121,15 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
   kiln_health_walk_t w;
   memset(&w, 0, sizeof w);
   w.kind = cpu ? KILN_COUNT_CPU : KILN_COUNT_ALLOC_COUNT;
-  kiln_symbols_begin();
+  w.sy = kiln_symbols_open();
   kiln_stacktab_foreach(kiln_health_stack, &w);
-  kiln_symbols_end();
+  kiln_symbols_close(w.sy);
   kiln_buf_free(&w.name);
   for (int i = 0; i < w.nends; i++) {
     double share = w.total ? (double)w.ends[i].count / (double)w.total : 0;
     if (share < 0.10 || w.ends[i].count < 20) continue;
     if (h->nmodules < KILN_HEALTH_MODULES) {
-      snprintf(h->modules[h->nmodules].name, sizeof h->modules[0].name, "%s", w.ends[i].module);
+      kiln_fmt(h->modules[h->nmodules].name, sizeof h->modules[0].name, "%s", w.ends[i].module);
       h->modules[h->nmodules++].share = share;
     }
     if (c->unwind == KILN_UNWIND_FP)

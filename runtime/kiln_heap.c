@@ -22,6 +22,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -40,15 +41,20 @@ enum { KILN_HEAP_TOTALS = 8192 };
 typedef struct kiln_heap_tls {
   kiln_heap_totals_t *totals;
   bool totals_tried;
-  int64_t countdown; /* sampled mode: bytes until the next sample */
+  bool exit_key_set; /* the thread-exit destructor will flush pending */
   uint64_t rng;
-  uintptr_t stack_lo, stack_hi;
-  bool stack_known;
+  /* Live bytes this thread changed that the shared live_bytes does not
+   * hold yet: flushed as soon as it is positive (the heap may be growing
+   * past its peak), or below -KILN_HEAP_FLUSH, or at thread exit. */
+  int64_t pending;
 } kiln_heap_tls_t;
+
+enum { KILN_HEAP_FLUSH = 256 * 1024 };
 
 static __thread kiln_heap_tls_t kiln_heap_tls __attribute__((tls_model("initial-exec")));
 __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec"))) = 0;
 __thread int64_t kiln_tls_alloc_countdown __attribute__((tls_model("initial-exec"))) = 0;
+__thread uintptr_t kiln_tls_last_alloc __attribute__((tls_model("initial-exec"))) = 0;
 _Atomic uint8_t *kiln_heap_filter;
 uint64_t kiln_heap_sample_bytes;
 
@@ -67,6 +73,9 @@ static struct {
   _Atomic uint64_t epoch;
   _Atomic uint64_t untracked_frees, map_failures;
   _Atomic uint8_t *filter; /* sampled mode: blocks per address hash */
+  uint64_t seed;           /* KILN_ALLOC_SEED: 0 for a random one */
+  pthread_key_t exit_key;
+  bool exit_key_ok;
   /* Leak scopes: while any is open, each new block's allocation number
    * goes into a second map, left again when the block is freed. */
   _Atomic int open_scopes;
@@ -75,6 +84,8 @@ static struct {
 } kiln_heap;
 
 enum { KILN_HEAP_FILTER = KILN_HEAP_FILTER_SLOTS };
+
+static void kiln_heap_thread_exit(void *unused);
 
 bool kiln_heap_active(void) { return atomic_load_explicit(&kiln_heap.active, memory_order_relaxed); }
 bool kiln_heap_started(void) { return atomic_load_explicit(&kiln_heap.started, memory_order_relaxed); }
@@ -93,6 +104,16 @@ int kiln_heap_start(const kiln_config_t *cfg) {
     if (kiln_heap.filter == NULL) return -ENOMEM;
   }
   kiln_heap_filter = kiln_heap.sample ? kiln_heap.filter : NULL;
+  kiln_heaplocal_init(&kiln_heap.epoch);
+  /* Debugging and test knobs (README, "Testing kiln"): a fixed sampling
+   * seed makes sampled mode deterministic for a deterministic program;
+   * verify unwinds every allocation with libunwind as well. */
+  const char *seed = secure_getenv("KILN_ALLOC_SEED");
+  kiln_heap.seed = seed != NULL ? strtoull(seed, NULL, 0) : 0;
+  const char *verify = secure_getenv("KILN_ALLOC_VERIFY");
+  kiln_hookstack_init(cfg->unwind, verify != NULL && strcmp(verify, "1") == 0);
+  if (!kiln_heap.exit_key_ok && pthread_key_create(&kiln_heap.exit_key, kiln_heap_thread_exit) == 0)
+    kiln_heap.exit_key_ok = true;
   kiln_heap_sample_bytes = kiln_heap.sample;
   atomic_store(&kiln_heap.started, true);
   atomic_store(&kiln_heap.active, true);
@@ -105,9 +126,16 @@ void kiln_heap_stop(void) { atomic_store(&kiln_heap.active, false); }
 
 static uint64_t kiln_heap_rand(kiln_heap_tls_t *t) {
   if (t->rng == 0) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    t->rng = ((uint64_t)syscall(SYS_gettid) << 32) ^ (uint64_t)ts.tv_nsec ^ 0x9e3779b97f4a7c15ull;
+    static _Atomic uint64_t threads;
+    if (kiln_heap.seed != 0) {
+      /* Fixed seed: the nth thread to draw gets the nth stream. */
+      t->rng = kiln_heap.seed * 0x9e3779b97f4a7c15ull + atomic_fetch_add(&threads, 1) * 0xbf58476d1ce4e5b9ull;
+    } else {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      t->rng = ((uint64_t)syscall(SYS_gettid) << 32) ^ (uint64_t)ts.tv_nsec ^ 0x9e3779b97f4a7c15ull;
+    }
+    if (t->rng == 0) t->rng = 1;
   }
   t->rng ^= t->rng << 13;
   t->rng ^= t->rng >> 7;
@@ -129,31 +157,34 @@ static double kiln_heap_weight(uint64_t size) {
   return p > 0 ? 1 / p : 1;
 }
 
+/* What a block adds to the counts: 1 block and its size in exact mode;
+ * sampled, size * w bytes and floor(w) or floor(w) + 1 blocks, the latter
+ * with probability frac(w) (drawn once, at allocation, and kept with the
+ * block as up), so that both estimates are unbiased and its free takes
+ * back exactly what its allocation added. */
+static void kiln_heap_weigh(uint64_t size, bool up, int64_t *bytes, int64_t *count) {
+  if (kiln_heap.sample == 0) {
+    *bytes = (int64_t)size;
+    *count = 1;
+    return;
+  }
+  double w = kiln_heap_weight(size);
+  *bytes = llround((double)size * w);
+  *count = (int64_t)w + (up ? 1 : 0);
+}
+
 static size_t kiln_heap_filter_slot(uint64_t addr) { return kiln_heap_filter_index(addr); }
 
-/* ---------------------------------------------------------------- stacks */
-
-static void kiln_heap_stack_bounds(kiln_heap_tls_t *t) {
-  t->stack_known = true;
-  pthread_attr_t attr;
-  void *addr;
-  size_t size;
-  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
-  if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-    t->stack_lo = (uintptr_t)addr;
-    t->stack_hi = (uintptr_t)addr + size;
+/* A filter count up or down by one; 255 is sticky (see the header). */
+static void kiln_heap_filter_add(uint64_t addr, int d) {
+  _Atomic uint8_t *c = &kiln_heap.filter[kiln_heap_filter_slot(addr)];
+  uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+  while (v != 255 && !atomic_compare_exchange_weak_explicit(c, &v, (uint8_t)(v + d), memory_order_relaxed,
+                                                            memory_order_relaxed)) {
   }
-  pthread_attr_destroy(&attr);
 }
 
-KILN_HOOK_TEXT static uint32_t kiln_heap_stack_id(void) {
-  kiln_heap_tls_t *t = &kiln_heap_tls;
-  if (!t->stack_known) kiln_heap_stack_bounds(t);
-  uint64_t pcs[kiln_heap.max_depth + KILN_UNWIND_SLACK];
-  unsigned flags = 0;
-  int n = kiln_unwind_here(kiln_heap.unwind, t->stack_lo, t->stack_hi, pcs, kiln_heap.max_depth, &flags);
-  return kiln_stacktab_intern(pcs, (unsigned)n, flags);
-}
+/* ---------------------------------------------------------------- stacks */
 
 static inline uint64_t kiln_heap_count(kiln_stack_t *s, kiln_count_kind_t k) {
   return atomic_load_explicit(&s->counts[k], memory_order_relaxed);
@@ -172,11 +203,19 @@ static void kiln_heap_peak_touch(kiln_stack_t *s) {
   atomic_store_explicit(&s->counts[KILN_COUNT_PEAK_EPOCH], epoch, memory_order_relaxed);
 }
 
-/* Two atomic adds on the stack: live is derived (base + alloc - freed). */
-static void kiln_heap_account(kiln_stack_t *s, int64_t bytes, int64_t count, bool alloc) {
+/* Counts an operation on stack id: in the thread's own counters
+ * (kiln_heaplocal.c), or, for a thread without them, with atomic adds on
+ * the stack itself (live is derived: base + alloc - freed). */
+static void kiln_heap_account(uint32_t id, int64_t ab, int64_t ac, int64_t fb, int64_t fc, int64_t tc) {
+  const int64_t d[KILN_HL_VALUES] = {ab, ac, fb, fc, tc};
+  if (KILN_LIKELY(kiln_heaplocal_add(id, d))) return;
+  static const kiln_count_kind_t kinds[KILN_HL_VALUES] = {KILN_COUNT_ALLOC_BYTES, KILN_COUNT_ALLOC_COUNT,
+                                                          KILN_COUNT_FREED_BYTES, KILN_COUNT_FREED_COUNT,
+                                                          KILN_COUNT_TEMP_COUNT};
+  kiln_stack_t *s = kiln_stacktab_get(id);
   kiln_heap_peak_touch(s);
-  kiln_stacktab_add(s, alloc ? KILN_COUNT_ALLOC_BYTES : KILN_COUNT_FREED_BYTES, (uint64_t)bytes);
-  kiln_stacktab_add(s, alloc ? KILN_COUNT_ALLOC_COUNT : KILN_COUNT_FREED_COUNT, (uint64_t)count);
+  for (int k = 0; k < KILN_HL_VALUES; k++)
+    if (d[k] != 0) kiln_stacktab_add(s, kinds[k], (uint64_t)d[k]);
 }
 
 /* The calling thread's totals (a slot of its own, or the shared ones). */
@@ -206,37 +245,17 @@ static inline void kiln_heap_total_add(kiln_heap_totals_t *c, _Atomic uint64_t *
 
 /* ------------------------------------------------------------ the hooks */
 
-KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
-  if (p == NULL) return;
-  int64_t bytes = (int64_t)size, count = 1;
-  if (kiln_heap.sample != 0) {
-    kiln_heap_tls_t *t = &kiln_heap_tls;
-    if (kiln_tls_alloc_countdown == 0) {
-      /* This thread's first allocation: draw its countdown; the hook did
-       * not count this one down yet. */
-      kiln_tls_alloc_countdown = kiln_heap_next_sample(t) - (int64_t)size;
-      if (kiln_tls_alloc_countdown > 0) return;
-    }
-    /* The countdown crossed zero inside this block: sampled; draw anew. */
-    kiln_tls_alloc_countdown = kiln_heap_next_sample(t);
-    double w = kiln_heap_weight(size);
-    bytes = llround((double)size * w);
-    count = llround(w);
-  }
-  uint32_t id = kiln_heap_stack_id();
-  if (kiln_livemap_put(&kiln_livemap_main, (uint64_t)(uintptr_t)p, size, id) < 0) {
-    atomic_fetch_add_explicit(&kiln_heap.map_failures, 1, memory_order_relaxed);
-    return;
-  }
-  if (atomic_load_explicit(&kiln_heap.open_scopes, memory_order_relaxed) > 0)
-    kiln_livemap_put(&kiln_heap.scopes, (uint64_t)(uintptr_t)p,
-                     atomic_fetch_add_explicit(&kiln_heap.seq, 1, memory_order_relaxed), 0);
-  if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
-  kiln_heap_account(kiln_stacktab_get(id), bytes, count, true);
-  kiln_heap_totals_t *c = kiln_heap_my_totals();
-  kiln_heap_total_add(c, &c->alloc_bytes, (uint64_t)bytes);
-  kiln_heap_total_add(c, &c->alloc_count, (uint64_t)count);
-  int64_t live = atomic_fetch_add_explicit(&kiln_heap.live_bytes, bytes, memory_order_relaxed) + bytes;
+/* The thread's pending live bytes into the shared count; a rise past the
+ * peak makes a new peak (an epoch for the lazy per-stack snapshot). With
+ * pending kept at or below 0 between allocations, the shared count is never
+ * below the true live heap, and for one thread it is exact at every
+ * allocation, so its peak is too; with threads it may run ahead by the
+ * frees other threads have not flushed (< KILN_HEAP_FLUSH each). */
+static void kiln_heap_flush(kiln_heap_tls_t *t) {
+  int64_t d = t->pending;
+  t->pending = 0;
+  int64_t live = atomic_fetch_add_explicit(&kiln_heap.live_bytes, d, memory_order_relaxed) + d;
+  if (d <= 0) return;
   int64_t peak = atomic_load_explicit(&kiln_heap.peak_bytes, memory_order_relaxed);
   while (live > peak) {
     if (atomic_compare_exchange_weak_explicit(&kiln_heap.peak_bytes, &peak, live, memory_order_relaxed,
@@ -247,9 +266,65 @@ KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
   }
 }
 
-/* Removes p from the accounting; true (with its size and stack) if it was
- * a tracked block. */
-KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) {
+static inline void kiln_heap_live_add(kiln_heap_tls_t *t, int64_t bytes) {
+  t->pending += bytes;
+  if (t->pending > 0 || t->pending < -(int64_t)KILN_HEAP_FLUSH) kiln_heap_flush(t);
+  if (KILN_UNLIKELY(!t->exit_key_set) && kiln_heap.exit_key_ok) {
+    t->exit_key_set = true;
+    pthread_setspecific(kiln_heap.exit_key, (void *)1);
+  }
+}
+
+/* A thread ends: what it freed reaches the shared live count. */
+static void kiln_heap_thread_exit(void *unused) {
+  (void)unused;
+  kiln_heap_flush(&kiln_heap_tls);
+  kiln_heaplocal_thread_exit();
+}
+
+KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
+  if (p == NULL) return;
+  kiln_heap_tls_t *t = &kiln_heap_tls;
+  bool up = false;
+  if (kiln_heap.sample != 0) {
+    if (kiln_tls_alloc_countdown == 0) {
+      /* This thread's first allocation: draw its countdown; the hook did
+       * not count this one down yet. */
+      kiln_tls_alloc_countdown = kiln_heap_next_sample(t) - (int64_t)size;
+      if (kiln_tls_alloc_countdown > 0) {
+        kiln_tls_last_alloc = 0;
+        return;
+      }
+    }
+    /* The countdown crossed zero inside this block: sampled; draw anew. */
+    kiln_tls_alloc_countdown = kiln_heap_next_sample(t);
+    double w = kiln_heap_weight(size);
+    up = ((double)(kiln_heap_rand(t) >> 11) + 0.5) * 0x1p-53 < w - floor(w);
+  }
+  kiln_livemap_prefetch(&kiln_livemap_main, (uint64_t)(uintptr_t)p); /* loads while the stack is walked */
+  uint32_t id = kiln_hookstack_id(kiln_heap.unwind, kiln_heap.max_depth);
+  if (kiln_livemap_put(&kiln_livemap_main, (uint64_t)(uintptr_t)p, size, id | (up ? KILN_LIVEMAP_UP : 0)) < 0) {
+    atomic_fetch_add_explicit(&kiln_heap.map_failures, 1, memory_order_relaxed);
+    return;
+  }
+  if (atomic_load_explicit(&kiln_heap.open_scopes, memory_order_relaxed) > 0)
+    kiln_livemap_put(&kiln_heap.scopes, (uint64_t)(uintptr_t)p,
+                     atomic_fetch_add_explicit(&kiln_heap.seq, 1, memory_order_relaxed), 0);
+  if (kiln_heap.filter) kiln_heap_filter_add((uintptr_t)p, 1);
+  int64_t bytes, count;
+  kiln_heap_weigh(size, up, &bytes, &count);
+  kiln_heap_account(id, bytes, count, 0, 0, 0);
+  kiln_heap_totals_t *c = kiln_heap_my_totals();
+  kiln_heap_total_add(c, &c->alloc_bytes, (uint64_t)bytes);
+  kiln_heap_total_add(c, &c->alloc_count, (uint64_t)count);
+  kiln_tls_last_alloc = (uintptr_t)p;
+  kiln_heap_live_add(t, bytes);
+}
+
+/* Removes p from the accounting; true (with its size and stack in *out,
+ * for realloc) if it was a tracked block. The program's free of the block
+ * its thread allocated last, before it allocated again, is temporary. */
+KILN_HOOK_TEXT static bool kiln_heap_untrack(void *p, kiln_heap_block_t *out, bool program_free) {
   if (p == NULL) return false;
   uint64_t addr = (uint64_t)(uintptr_t)p;
   if (kiln_heap.filter) {
@@ -262,51 +337,53 @@ KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) {
     atomic_fetch_add_explicit(&kiln_heap.untracked_frees, 1, memory_order_relaxed);
     return false;
   }
-  if (kiln_heap.filter) atomic_fetch_sub_explicit(&kiln_heap.filter[kiln_heap_filter_slot(addr)], 1, memory_order_relaxed);
+  bool up = (id & KILN_LIVEMAP_UP) != 0;
+  id &= ~(uint32_t)KILN_LIVEMAP_UP;
+  if (kiln_heap.filter) kiln_heap_filter_add(addr, -1);
   uint64_t scope_seq = 0;
   uint32_t unused;
   bool scoped = atomic_load_explicit(&kiln_heap.open_scopes, memory_order_relaxed) > 0 &&
                 kiln_livemap_find(&kiln_heap.scopes, addr, &scope_seq, &unused, true);
-  int64_t bytes = (int64_t)size, count = 1;
-  if (kiln_heap.sample != 0) {
-    double w = kiln_heap_weight(size);
-    bytes = llround((double)size * w);
-    count = llround(w);
+  int64_t bytes, count;
+  kiln_heap_weigh(size, up, &bytes, &count);
+  int64_t temp = 0;
+  if (addr == kiln_tls_last_alloc) {
+    kiln_tls_last_alloc = 0;
+    if (program_free) temp = count;
   }
-  kiln_heap_account(kiln_stacktab_get(id), bytes, count, false);
+  kiln_heap_account(id, 0, 0, bytes, count, temp);
   kiln_heap_totals_t *c = kiln_heap_my_totals();
   kiln_heap_total_add(c, &c->freed_bytes, (uint64_t)bytes);
   kiln_heap_total_add(c, &c->freed_count, (uint64_t)count);
-  atomic_fetch_sub_explicit(&kiln_heap.live_bytes, bytes, memory_order_relaxed);
+  kiln_heap_live_add(&kiln_heap_tls, -bytes);
   if (out != NULL) {
     out->size = size;
     out->stack_id = id;
+    out->up = up;
     out->scoped = scoped;
     out->scope_seq = scope_seq;
   }
   return true;
 }
 
+KILN_HOOK_TEXT bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) { return kiln_heap_untrack(p, out, false); }
+KILN_HOOK_TEXT void kiln_heap_on_program_free(void *p) { kiln_heap_untrack(p, NULL, true); }
+
 /* realloc failed: the block is still there, account it back as it was
  * (not a new allocation). */
 void kiln_heap_restore(void *p, const kiln_heap_block_t *b) {
-  int64_t bytes = (int64_t)b->size, count = 1;
-  if (kiln_heap.sample != 0) {
-    double w = kiln_heap_weight(b->size);
-    bytes = llround((double)b->size * w);
-    count = llround(w);
-  }
-  if (kiln_livemap_put(&kiln_livemap_main, (uint64_t)(uintptr_t)p, b->size, b->stack_id) < 0) return;
+  int64_t bytes, count;
+  kiln_heap_weigh(b->size, b->up, &bytes, &count);
+  if (kiln_livemap_put(&kiln_livemap_main, (uint64_t)(uintptr_t)p, b->size,
+                       b->stack_id | (b->up ? KILN_LIVEMAP_UP : 0)) < 0)
+    return;
   if (b->scoped) kiln_livemap_put(&kiln_heap.scopes, (uint64_t)(uintptr_t)p, b->scope_seq, 0);
-  if (kiln_heap.filter) atomic_fetch_add_explicit(&kiln_heap.filter[kiln_heap_filter_slot((uintptr_t)p)], 1, memory_order_relaxed);
-  kiln_stack_t *s = kiln_stacktab_get(b->stack_id);
-  kiln_heap_peak_touch(s);
-  kiln_stacktab_add(s, KILN_COUNT_FREED_BYTES, (uint64_t)-bytes);
-  kiln_stacktab_add(s, KILN_COUNT_FREED_COUNT, (uint64_t)-count);
+  if (kiln_heap.filter) kiln_heap_filter_add((uintptr_t)p, 1);
+  kiln_heap_account(b->stack_id, 0, 0, -bytes, -count, 0);
   kiln_heap_totals_t *c = kiln_heap_my_totals();
   kiln_heap_total_add(c, &c->freed_bytes, (uint64_t)-bytes);
   kiln_heap_total_add(c, &c->freed_count, (uint64_t)-count);
-  atomic_fetch_add_explicit(&kiln_heap.live_bytes, bytes, memory_order_relaxed);
+  kiln_heap_live_add(&kiln_heap_tls, bytes);
 }
 
 /* ------------------------------------------------------------- reporting */
@@ -324,6 +401,7 @@ static void kiln_heap_settle_stack(kiln_stack_t *s, void *ctx) {
 }
 
 void kiln_heap_settle(void) {
+  kiln_heaplocal_merge_all();
   uint64_t epoch = atomic_load(&kiln_heap.epoch);
   kiln_stacktab_foreach(kiln_heap_settle_stack, &epoch);
 }
@@ -367,9 +445,11 @@ static void kiln_heap_rebase_stack(kiln_stack_t *s, void *ctx) {
   atomic_store(&s->counts[KILN_COUNT_ALLOC_COUNT], 0);
   atomic_store(&s->counts[KILN_COUNT_FREED_BYTES], 0);
   atomic_store(&s->counts[KILN_COUNT_FREED_COUNT], 0);
+  atomic_store(&s->counts[KILN_COUNT_TEMP_COUNT], 0);
 }
 
 void kiln_heap_stats(kiln_heap_stats_t *out) {
+  kiln_heaplocal_merge_all(); /* counts read from the stacks are current */
   kiln_heap_totals_t sum;
   kiln_heap_sum(&sum);
   out->alloc_bytes = atomic_load(&sum.alloc_bytes);
@@ -383,6 +463,7 @@ void kiln_heap_stats(kiln_heap_stats_t *out) {
   out->map_failures = atomic_load(&kiln_heap.map_failures);
   out->sample = kiln_heap.sample;
   kiln_livemap_stats(&kiln_livemap_main, &out->tracked_blocks, &out->map_bytes);
+  kiln_hookstack_stats(&out->unwind);
 }
 
 /* In the child after fork: the inherited live blocks stay (they are live
@@ -394,7 +475,11 @@ void kiln_heap_after_fork_child(void) {
   kiln_heap.base_count = (uint64_t)st.live_count;
   kiln_heap_totals_clear();
   kiln_stacktab_foreach(kiln_heap_rebase_stack, NULL);
-  atomic_store(&kiln_heap.peak_bytes, atomic_load(&kiln_heap.live_bytes));
+  /* The parent's other threads and their pending frees are gone. */
+  kiln_heap_tls.pending = 0;
+  kiln_heaplocal_after_fork_child();
+  atomic_store(&kiln_heap.live_bytes, st.live_bytes);
+  atomic_store(&kiln_heap.peak_bytes, st.live_bytes);
   atomic_fetch_add(&kiln_heap.epoch, 1);
   atomic_store(&kiln_heap.untracked_frees, 0);
   kiln_heap_tls.rng = 0;
@@ -402,6 +487,8 @@ void kiln_heap_after_fork_child(void) {
 
 void kiln_heap_reset(void) {
   kiln_heap_totals_clear();
+  kiln_heaplocal_discard_all();
+  kiln_heap_tls.pending = 0;
   kiln_heap.base_bytes = kiln_heap.base_count = 0;
   atomic_store(&kiln_heap.live_bytes, 0);
   atomic_store(&kiln_heap.peak_bytes, 0);
@@ -430,7 +517,7 @@ static void kiln_heap_scope_block(uint64_t addr, uint64_t seq, uint32_t unused, 
   uint64_t size;
   uint32_t id;
   if (seq >= w->seq0 && kiln_livemap_find(&kiln_livemap_main, addr, &size, &id, false))
-    w->fn(addr, size, id, w->ctx);
+    w->fn(addr, size, id & ~KILN_LIVEMAP_UP, w->ctx);
 }
 
 void kiln_heap_scope_end(uint64_t seq0, void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx),
@@ -443,6 +530,7 @@ void kiln_heap_scope_end(uint64_t seq0, void (*fn)(uint64_t addr, uint64_t size,
 bool kiln_heap_exact(void) { return kiln_heap_active() && kiln_heap.sample == 0; }
 
 void kiln_heap_fork_prepare(void) {
+  kiln_heaplocal_fork_prepare();
   kiln_livemap_fork_prepare(&kiln_livemap_main);
   kiln_livemap_fork_prepare(&kiln_heap.scopes);
 }
@@ -450,4 +538,5 @@ void kiln_heap_fork_prepare(void) {
 void kiln_heap_fork_release(void) {
   kiln_livemap_fork_release(&kiln_heap.scopes);
   kiln_livemap_fork_release(&kiln_livemap_main);
+  kiln_heaplocal_fork_release();
 }

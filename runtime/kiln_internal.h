@@ -49,15 +49,33 @@ void kiln_buf_free(kiln_buf_t *b) KILN_INTERNAL;
 /* In-place heapsort: no recursion, no allocation. */
 void kiln_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) KILN_INTERNAL;
 
+/* ------------------------------------------------------------ kiln_fmt.c */
+/* snprintf's contract (always NUL-terminated, returns the length it would
+ * have written) for the subset the runtime uses, without locale, malloc or
+ * locks: safe in a signal handler and after _exit. [signal] */
+int kiln_fmt(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4))) KILN_SIGNAL_SAFE KILN_INTERNAL;
+int kiln_fmt_v(char *out, size_t cap, const char *fmt, va_list ap) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* gmtime_r's fields, computed (no lock, no time zone). [signal] */
+typedef struct kiln_fmt_tm { int year, month, day, hour, minute, second; } kiln_fmt_tm_t;
+void kiln_fmt_utc(int64_t unix_seconds, kiln_fmt_tm_t *out) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* strerror's text for the usual file errors, else "error N" in buf. [signal] */
+const char *kiln_fmt_errno(int e, char *buf, size_t cap) KILN_SIGNAL_SAFE KILN_INTERNAL;
+
 /* ------------------------------------------------------------ kiln_log.c */
-/* One "kiln: ..." line on stderr with write(2). Not for the handler. */
+/* One "kiln: ..." line on stderr with write(2), formatted by kiln_fmt (so
+ * also usable in emergency dumps). */
 void kiln_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))) KILN_INTERNAL;
+/* When set, lines go there instead of stderr (a process below the top of
+ * a profiled tree: kiln_tree.c). */
+extern void (*kiln_log_sink)(const char *line, size_t n) KILN_INTERNAL;
 
 /* ----------------------------------------------------------- kiln_libc.c */
 /* libc's own versions of the functions kiln interposes. */
 struct dl_phdr_info;
 typedef struct kiln_libc {
   int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+  int (*sigprocmask)(int, const sigset_t *, sigset_t *);
   void (*(*signal)(int, void (*)(int)))(int);
   int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
   void *(*dlopen)(const char *, int);
@@ -122,14 +140,12 @@ enum { KILN_SLOT_FREE = 0, KILN_SLOT_CLAIMED, KILN_SLOT_ACTIVE, KILN_SLOT_EXITED
 typedef struct kiln_thread {
   _Atomic int state;          /* KILN_SLOT_* */
   pid_t tid;
-  _Atomic int perf_fd;        /* KILN_TIMER_PERF: the event, else -1 */
-  uint64_t perf_id;           /* its PERF_EVENT_IOC_ID: is the fd still ours? */
   _Atomic bool has_timer;     /* KILN_TIMER_POSIX: timer is armed */
   timer_t timer;
   bool own;                   /* registered by the thread itself (TLS set) */
   uintptr_t stack_lo, stack_hi; /* for the fp walker; 0,0 when unknown */
   kiln_ring_t ring;
-  uint64_t *scratch;          /* the handler's unwind buffer */
+  uint64_t *scratch;          /* the handler's record (KILN_REGS + 1 + KILN_STACK_COPY / 8 words) */
   /* Written by the thread's handler, read by the collector. */
   _Atomic uint64_t samples, dropped, truncated, skipped;
 } kiln_thread_t;
@@ -175,15 +191,34 @@ typedef int (*kiln_unwind_fn)(const ucontext_t *uc, const kiln_thread_t *t, uint
 /* Loads the backend; a missing libunwind falls back to fp (logged). */
 int kiln_unwind_init(kiln_unwind_kind_t *kind) KILN_INTERNAL;
 kiln_unwind_fn kiln_unwind_backend(kiln_unwind_kind_t kind) KILN_INTERNAL;
-/* Captures the calling thread's stack from inside a malloc hook, leaf
- * first, starting at the caller of the first function of the kiln_hooks
- * section; pcs has room for max + KILN_UNWIND_SLACK. [lo, hi) bounds the
- * stack for the fp walker (0, 0: unknown). Returns the number of pcs. */
-int kiln_unwind_here(kiln_unwind_kind_t kind, uintptr_t lo, uintptr_t hi, uint64_t *pcs, int max,
-                     unsigned *flags) KILN_INTERNAL;
+/* Around fork (prepare, then parent and child): no thread is inside
+ * libunwind at the fork, so the child inherits none of its locks held.
+ * Unwinds attempted meanwhile keep the leaf only. Normal context. */
+void kiln_unwind_fork_prepare(void) KILN_INTERNAL;
+void kiln_unwind_fork_done(void) KILN_INTERNAL;
 /* Per-thread set-up, in the new thread before its timer is armed. */
 void kiln_unwind_thread_init(kiln_unwind_kind_t kind) KILN_INTERNAL;
 const char *kiln_unwind_name(kiln_unwind_kind_t kind) KILN_INTERNAL;
+
+/* ----------------------------------------------------- kiln_unwind_copy.c */
+/* Unwinds a sample from its registers and the copy of its stack (taken at
+ * regs->r[RSP], len bytes): pcs leaf first, pcs[0] the interrupted pc + 1.
+ * Collector context only (any thread but never a handler or hook). */
+int kiln_unwind_copy_init(void) KILN_INTERNAL; /* 0, or -ENOENT: fp only */
+int kiln_unwind_copy(kiln_unwind_kind_t kind, const kiln_regs_t *regs, const uint8_t *stack, size_t len,
+                     uint64_t *pcs, int max, unsigned *flags) KILN_INTERNAL;
+/* True on a thread while it is inside kiln_unwind_copy (libunwind's signal
+ * masking around its cache is then a no-op: see the sigprocmask wrapper). */
+bool kiln_unwind_copy_active(void) KILN_INTERNAL;
+/* While kiln sets libunwind up in a thread, the pipe wrappers refuse the
+ * pipe libunwind would open for itself (see kiln_unwind_copy.c). */
+void kiln_unwind_refuse_pipes(bool on) KILN_INTERNAL;
+bool kiln_unwind_refusing_pipes(void) KILN_INTERNAL;
+/* Whether pc (a return address, looked up at pc-1) is in a loaded module,
+ * as last listed by the copy unwinder. Collector context. */
+bool kiln_unwind_copy_in_module(uint64_t pc) KILN_INTERNAL;
+/* Bumped by the dlopen/dlclose wrappers: cached unwind rules are flushed. */
+extern _Atomic uint64_t kiln_unwind_copy_loader_gen KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_stacktab.c */
 /* Insert-only, lock-free hash table of stacks. Any thread may intern. */
@@ -215,21 +250,50 @@ void kiln_stacktab_clear_counts(unsigned mask) KILN_INTERNAL;
 int kiln_stacktab_reset(void) KILN_INTERNAL;
 void kiln_stacktab_destroy(void) KILN_INTERNAL;
 typedef struct kiln_stacktab_stats { uint64_t stacks, full_hits, bytes; } kiln_stacktab_stats_t;
+/* Bumped by every reset: ids of an older generation are meaningless. */
+uint64_t kiln_stacktab_generation(void) KILN_INTERNAL;
 void kiln_stacktab_stats(kiln_stacktab_stats_t *out) KILN_INTERNAL;
+
+/* ------------------------------------------------------- kiln_hookstack.c */
+/* The allocation stack of the calling thread as a stack_id, from inside a
+ * malloc hook (hook context, guard held; never the handler): leaf first,
+ * starting at the caller of the outermost kiln_hooks function, at most max
+ * frames (KILN_STACK_TRUNCATED beyond). libunwind mode walks with unwind
+ * rules learned from libunwind once per return address (unw_backtrace where
+ * no rule applies); fp mode follows frame pointers. Uses a few hundred
+ * bytes of the program's stack; never calls pthread_getattr_np. */
+uint32_t kiln_hookstack_id(kiln_unwind_kind_t kind, int max) KILN_INTERNAL;
+/* Normal context, before the first hook: libunwind's entry points, the
+ * rule table, the thread-exit key. verify: every rule walk is checked
+ * against unw_backtrace (KILN_ALLOC_VERIFY). 0 / -ENOENT (no libunwind). */
+int kiln_hookstack_init(kiln_unwind_kind_t kind, bool verify) KILN_INTERNAL;
+typedef struct kiln_hookstack_stats {
+  bool verify;
+  uint64_t verified, mismatches; /* verify mode: walks checked, differing */
+  uint64_t fallbacks, rules;     /* unwound by unw_backtrace; rules learned */
+} kiln_hookstack_stats_t;
+void kiln_hookstack_stats(kiln_hookstack_stats_t *out) KILN_INTERNAL;
+/* After dlclose (normal context): the learned unwind rules are dropped. */
+void kiln_hookstack_forget_rules(void) KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_livemap.c */
 /* Address -> (requested size, stack_id) of tracked live blocks: sharded,
  * each shard under a spinlock held for one probe. Any thread, from the
  * malloc hooks; never the signal handler. kiln_livemap_main holds every
- * tracked block; a second map serves leak scopes. Zeroed = empty. */
-enum { KILN_LIVEMAP_SHARDS = 256 };
+ * tracked block; a second map serves leak scopes. Zeroed = empty. Stack
+ * ids are below 2^31; the top bit (KILN_LIVEMAP_UP) is the heap's. */
+/* 32 shards: their headers stay in L1 (each call touches one header and
+ * one slot line), while two threads rarely meet on one lock. */
+enum { KILN_LIVEMAP_SHARDS = 32 };
+#define KILN_LIVEMAP_UP 0x80000000u
 typedef struct kiln_livemap_shard kiln_livemap_shard_t;
 struct kiln_livemap_shard {
-  atomic_flag lock;
+  _Alignas(64) atomic_flag lock; /* one cache line a shard */
+  uint32_t nbig;
   struct kiln_livemap_entry *slots;
-  size_t cap, used, tombs;
+  size_t cap, used;
   struct kiln_livemap_big *big;
-  size_t nbig, bigcap;
+  size_t bigcap;
 };
 typedef struct kiln_livemap {
   kiln_livemap_shard_t shards[KILN_LIVEMAP_SHARDS];
@@ -238,6 +302,9 @@ typedef struct kiln_livemap {
 extern kiln_livemap_t kiln_livemap_main KILN_INTERNAL;
 
 int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t stack_id) KILN_INTERNAL; /* 0 / -ENOMEM */
+/* Starts loading addr's slot, so that a put or find a little later does
+ * not wait for memory (the shard is read without its lock: a hint). */
+void kiln_livemap_prefetch(kiln_livemap_t *m, uint64_t addr) KILN_INTERNAL;
 /* Looks addr up (and removes it when remove); false if absent. */
 bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id,
                        bool remove) KILN_INTERNAL;
@@ -253,6 +320,29 @@ void kiln_livemap_stats(kiln_livemap_t *m, uint64_t *entries, uint64_t *bytes) K
 void kiln_livemap_fork_prepare(kiln_livemap_t *m) KILN_INTERNAL;
 void kiln_livemap_fork_release(kiln_livemap_t *m) KILN_INTERNAL;
 
+/* ------------------------------------------------------- kiln_heaplocal.c */
+/* Per-thread allocation counters per stack (see the file): the values a
+ * hook adds, in this order. */
+enum { KILN_HL_ALLOC_BYTES = 0, KILN_HL_ALLOC_COUNT, KILN_HL_FREED_BYTES, KILN_HL_FREED_COUNT,
+       KILN_HL_TEMP_COUNT, KILN_HL_VALUES };
+/* epoch: the heap's peak epoch. Normal context, before the first hook. */
+void kiln_heaplocal_init(_Atomic uint64_t *epoch) KILN_INTERNAL;
+/* Hook: adds d to the calling thread's counters of stack id; false when
+ * the thread has no table (then the caller counts on the stack itself). */
+bool kiln_heaplocal_add(uint32_t id, const int64_t d[KILN_HL_VALUES]) KILN_INTERNAL;
+/* Normal context: every thread's counts into the stack table, so that
+ * its counts are current (waits for an eviction in progress). */
+void kiln_heaplocal_merge_all(void) KILN_INTERNAL;
+/* After the stack table's counts were cleared: what the threads counted
+ * so far is forgotten. */
+void kiln_heaplocal_discard_all(void) KILN_INTERNAL;
+/* At thread exit (the heap's key destructor): merged, table released. */
+void kiln_heaplocal_thread_exit(void) KILN_INTERNAL;
+void kiln_heaplocal_fork_prepare(void) KILN_INTERNAL;
+void kiln_heaplocal_fork_release(void) KILN_INTERNAL;
+void kiln_heaplocal_after_fork_child(void) KILN_INTERNAL; /* after a merge */
+uint64_t kiln_heaplocal_skipped(void) KILN_INTERNAL;
+
 /* ----------------------------------------------------------- kiln_heap.c */
 /* The hook guard: while above 0 in a thread, its malloc hooks forward to
  * the real allocator and record nothing (kiln's own calls, nested calls). */
@@ -262,11 +352,17 @@ extern __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec")
  * counters of sampled live blocks per address hash (16 KiB: it stays in
  * cache; NULL in exact mode). */
 extern __thread int64_t kiln_tls_alloc_countdown __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
+/* The block this thread allocated last (0: it allocated another since, or
+ * freed it): its free before the next allocation makes it temporary. */
+extern __thread uintptr_t kiln_tls_last_alloc __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
 extern _Atomic uint8_t *kiln_heap_filter KILN_INTERNAL;
 extern uint64_t kiln_heap_sample_bytes KILN_INTERNAL;
-enum { KILN_HEAP_FILTER_SLOTS = 1 << 14 };
+/* 4 KiB: it stays in L1 next to the program's data (a free in sampled
+ * mode costs one load of it); a count that reaches 255 sticks there, so
+ * the filter never says "not tracked" of a tracked block. */
+enum { KILN_HEAP_FILTER_SLOTS = 1 << 12 };
 static inline size_t kiln_heap_filter_index(uint64_t addr) {
-  return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 50) & (KILN_HEAP_FILTER_SLOTS - 1);
+  return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 52) & (KILN_HEAP_FILTER_SLOTS - 1);
 }
 /* True when this allocation is not sampled (nothing to record). */
 static inline bool kiln_heap_sample_skip(size_t size) {
@@ -285,6 +381,7 @@ static inline void kiln_heap_guard_leave(void) { kiln_tls_hook_guard--; }
 typedef struct kiln_heap_block {
   uint64_t size;
   uint32_t stack_id;
+  bool up;            /* sampled: counted as floor(weight) + 1 blocks */
   bool scoped;        /* allocated inside an open leak scope */
   uint64_t scope_seq; /* then: its allocation number */
 } kiln_heap_block_t;
@@ -292,6 +389,7 @@ typedef struct kiln_heap_stats {
   uint64_t alloc_bytes, alloc_count, freed_bytes, freed_count;
   int64_t live_bytes, live_count, peak_bytes;
   uint64_t untracked_frees, map_failures, tracked_blocks, map_bytes, sample;
+  kiln_hookstack_stats_t unwind;
 } kiln_heap_stats_t;
 
 int kiln_heap_start(const kiln_config_t *cfg) KILN_INTERNAL;
@@ -302,6 +400,9 @@ bool kiln_heap_started(void) KILN_INTERNAL;  /* frees must be matched */
  * (true and *out when p was tracked); after a failed realloc. */
 void kiln_heap_on_alloc(void *p, size_t size) KILN_INTERNAL;
 bool kiln_heap_on_free(void *p, kiln_heap_block_t *out) KILN_INTERNAL;
+/* The program's free(p): kiln_heap_on_free, and p counts as temporary
+ * when it is the block its thread allocated last (kiln_tls_last_alloc). */
+void kiln_heap_on_program_free(void *p) KILN_INTERNAL;
 void kiln_heap_restore(void *p, const kiln_heap_block_t *b) KILN_INTERNAL;
 /* Dump time: LIVE_* of every stack computed, PEAK_BYTES made its value at
  * the last peak. */
@@ -322,6 +423,7 @@ void kiln_heap_fork_prepare(void) KILN_INTERNAL;
 void kiln_heap_fork_release(void) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_freeres.c */
+typedef struct kiln_symbols kiln_symbols_t; /* kiln_symbols.c */
 /* At exit, before the leak scan: what glibc's __libc_freeres frees (which
  * valgrind runs before its check) counted freed: the buffers glibc made
  * for its streams (not one the program gave with setvbuf),
@@ -330,9 +432,9 @@ void kiln_heap_fork_release(void) KILN_INTERNAL;
  * nearest the allocation. Normal context, hook guard held. */
 void kiln_freeres_at_exit(void) KILN_INTERNAL;
 /* A stack of an allocation glibc's freeres frees (a DTV, locale data...):
- * glibc's, never a leak of the program. Under kiln_symbols_begin/end;
- * name: a scratch buffer. */
-bool kiln_freeres_glibc_stack(const kiln_stack_t *s, kiln_buf_t *name) KILN_INTERNAL;
+ * glibc's, never a leak of the program. Named with sy; name: a scratch
+ * buffer. */
+bool kiln_freeres_glibc_stack(const kiln_stack_t *s, kiln_symbols_t *sy, kiln_buf_t *name) KILN_INTERNAL;
 /* addr is the buffer glibc made for stdin, stdout or stderr (not a leak). */
 bool kiln_freeres_is_std_buffer(uint64_t addr) KILN_INTERNAL;
 /* Words the leak scan must not read as roots, up to max [lo, hi) ranges:
@@ -342,6 +444,45 @@ bool kiln_freeres_is_std_buffer(uint64_t addr) KILN_INTERNAL;
  * pointer of its own. Normal context. */
 size_t kiln_freeres_hidden_words(uintptr_t *lo, uintptr_t *hi, size_t max) KILN_INTERNAL;
 
+/* ------------------------------------------------------------ kiln_perf.c */
+/* Samples without a signal (see the file). A raw sample as the collector
+ * gets it, valid during the sink call only. */
+typedef struct kiln_raw_sample {
+  pid_t pid, tid;
+  bool kernel;              /* taken in the kernel */
+  bool has_regs;            /* regs and stack are the user context */
+  kiln_regs_t regs;
+  const uint8_t *stack;     /* copy of [regs.r[RSP], + stack_len) */
+  size_t stack_len;
+  const uint64_t *kchain;   /* kernel call chain, perf's encoding, or NULL */
+  unsigned nk;
+} kiln_raw_sample_t;
+typedef void (*kiln_perf_sink_fn)(const kiln_raw_sample_t *s, void *ctx);
+/* Whether perf ring sampling works here (with kernel time if want_kernel
+ * and allowed: *kernel). Normal context. 0 / -errno. */
+int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) KILN_INTERNAL;
+/* Per-CPU events inherited by every thread the calling thread creates. */
+int kiln_perf_open_inherited(void) KILN_INTERNAL;
+/* One thread's own event (threads not covered by inheritance). Normal
+ * context, any thread. */
+int kiln_perf_open_thread(pid_t tid) KILN_INTERNAL;
+/* Reads every ring into sink (reap: close the rings of threads that are
+ * gone). Collector or dump; serialised inside. */
+void kiln_perf_drain(kiln_perf_sink_fn sink, void *ctx, bool reap) KILN_INTERNAL;
+/* The same unless a drain is under way elsewhere (emergencies). */
+void kiln_perf_try_drain(kiln_perf_sink_fn sink, void *ctx) KILN_INTERNAL;
+/* Drains (sink may be NULL) and closes every ring: sampling stops. */
+void kiln_perf_close_all(kiln_perf_sink_fn sink, void *ctx) KILN_INTERNAL;
+typedef struct kiln_perf_stats {
+  uint64_t samples, kernel_samples, lost, open_failures, rings, ring_bytes;
+} kiln_perf_stats_t;
+void kiln_perf_stats(kiln_perf_stats_t *out) KILN_INTERNAL;
+/* Around fork: no drain under way (prepare), then released (parent); the
+ * child re-initialises in kiln_perf_after_fork_child. */
+void kiln_perf_fork_prepare(void) KILN_INTERNAL;
+void kiln_perf_fork_parent(void) KILN_INTERNAL;
+void kiln_perf_after_fork_child(void) KILN_INTERNAL;
+
 /* --------------------------------------------------------- kiln_modules.c */
 typedef struct kiln_module {
   const char *path;     /* file on disk ("" for none) */
@@ -350,6 +491,8 @@ typedef struct kiln_module {
   uintptr_t lo, hi;     /* span of its PT_LOAD segments in memory */
   const void *mem_ehdr; /* the vDSO: parse from memory */
   bool closed;          /* dlclose'd (or no longer listed) */
+  char build_id[129];   /* GNU build-id in hex, from the loaded notes ("" if none) */
+  uint64_t file_off;    /* file offset of the first PT_LOAD (lo maps it) */
   uint64_t gen;         /* refresh in which it was first seen */
 } kiln_module_t;
 
@@ -359,33 +502,104 @@ int kiln_modules_init(void) KILN_INTERNAL;
 void kiln_modules_refresh(void) KILN_INTERNAL;
 /* The module holding pc (open ones first), or NULL. Dump time. */
 const kiln_module_t *kiln_modules_find(uintptr_t pc) KILN_INTERNAL;
+/* Every module seen so far (closed ones too), in the order first seen:
+ * the module map written beside the profiles. */
+size_t kiln_modules_count(void) KILN_INTERNAL;
+const kiln_module_t *kiln_modules_at(size_t i) KILN_INTERNAL;
+size_t kiln_modules_index(const kiln_module_t *m) KILN_INTERNAL; /* m == kiln_modules_at(index) */
 void kiln_modules_after_fork_child(void) KILN_INTERNAL;
 
+/* --------------------------------------------------------- kiln_ehframe.c */
+/* Function bounds from an ELF image's .eh_frame_hdr search table (and the
+ * FDE headers it points to): they survive stripping. Dump time, normal
+ * context; reads only the image it is given, bounds-checked. */
+typedef struct kiln_ehframe {
+  const char *img;
+  size_t len;
+  const uint8_t *table; /* NULL: no usable table */
+  size_t count, entry_size;
+  unsigned table_enc;
+  uint64_t hdr_vaddr;
+} kiln_ehframe_t;
+/* 0, or -ENOENT / -EINVAL (no PT_GNU_EH_FRAME, or one kiln cannot search). */
+int kiln_ehframe_open(kiln_ehframe_t *t, const char *img, size_t len) KILN_INTERNAL;
+/* The function holding link-time address vaddr: [*start, *end). */
+bool kiln_ehframe_find(const kiln_ehframe_t *t, uint64_t vaddr, uint64_t *start, uint64_t *end) KILN_INTERNAL;
+
 /* --------------------------------------------------------- kiln_symbols.c */
-/* Names pc-1 (see the glossary) into out: "function", "module+0xOFF" or
- * "[unknown]". Loads and caches each module's symbols on first use;
- * demangles C++ names when the program has __cxa_demangle. Dump time only,
- * under kiln_symbols_begin/end. */
-void kiln_symbols_begin(void) KILN_INTERNAL;
-void kiln_symbols_name(uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
-void kiln_symbols_end(void) KILN_INTERNAL;
+/* A symbolizer: an owned context, opened by whoever names frames (a dump,
+ * a leak report, a scan) and passed along; two threads may each use their
+ * own at the same time. Loads each module's symbols on first use; names
+ * pc-1 (see the glossary) as "function" (C++ demangled when the program
+ * has __cxa_demangle), "module+0xSTART" of the function holding it (from
+ * the unwind tables, when the file has no symbol for it), "module+0xOFF",
+ * a perf-map name (JIT code), "name_[k]" (kernel) or "[unknown]". Normal
+ * context only: not in the handler, not in a crash. */
+typedef struct kiln_symbols kiln_symbols_t;
+kiln_symbols_t *kiln_symbols_open(void) KILN_INTERNAL; /* NULL when out of memory */
+void kiln_symbols_close(kiln_symbols_t *sy) KILN_INTERNAL;
+void kiln_symbols_name(kiln_symbols_t *sy, uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
+/* Addresses from here up are the kernel's (x86-64). */
+#define KILN_KERNEL_START 0xffff800000000000ull
+typedef enum {
+  KILN_SYM_NONE = 0, /* outside every module: [unknown] */
+  KILN_SYM_ELF,      /* a symbol of the module (or its debug file) */
+  KILN_SYM_UNWIND,   /* no symbol: the function's start from .eh_frame_hdr */
+  KILN_SYM_OFFSET,   /* in a module, in no known function */
+  KILN_SYM_JIT,      /* a perf map entry (/tmp/perf-PID.map) */
+  KILN_SYM_KERNEL,   /* a kernel address: /proc/kallsyms */
+  KILN_SYM_MARKER,   /* a marker pc (kiln_types.h): offset holds it */
+} kiln_symbol_source_t;
+typedef struct kiln_symbol {
+  kiln_symbol_source_t source;
+  const kiln_module_t *module; /* ELF, UNWIND, OFFSET */
+  uint64_t offset;   /* pc-1 as the module's link-time address (else pc-1) */
+  uint64_t start;    /* the function's start, in the same terms (ELF, UNWIND, JIT) */
+  const char *raw;   /* ELF, JIT: the name as stored (mangled), NUL-terminated */
+} kiln_symbol_t;
+/* What is known of pc; kiln_symbols_name is lookup + format. raw: the
+ * stored name cleaned for a folded line (pprof's system_name). */
+void kiln_symbols_lookup(kiln_symbols_t *sy, uint64_t pc, kiln_symbol_t *out) KILN_INTERNAL;
+void kiln_symbols_format(kiln_symbols_t *sy, const kiln_symbol_t *s, kiln_buf_t *out) KILN_INTERNAL;
+void kiln_symbols_raw(const kiln_symbol_t *s, kiln_buf_t *out) KILN_INTERNAL;
+/* The kernel function holding addr (looked up as given) from
+ * /proc/kallsyms, as flamegraph.pl writes kernel frames: "name_[k]".
+ * -ENOENT when unknown (kallsyms hidden by kptr_restrict, or outside). */
+int kiln_symbols_kernel(kiln_symbols_t *sy, uint64_t addr, kiln_buf_t *out) KILN_INTERNAL;
 /* A frame inside the allocator's C++ wrapper (operator new, new[]):
  * allocation stacks are cut above it, to start at its caller. */
 static inline bool kiln_symbols_is_alloc_wrapper(const char *name, size_t n) {
   return name != NULL && n >= 12 && __builtin_memcmp(name, "operator new", 12) == 0;
 }
-/* Whether C++ names are demangled (malloc inside: off in a crash). */
+/* Whether symbolizers opened from now on demangle C++ names and decode
+ * MiniDebugInfo (malloc and dlopen inside: off in a crash). */
 void kiln_symbols_demangle(bool on) KILN_INTERNAL;
+/* Whether kernel frames are named from now on (reading /proc/kallsyms
+ * costs ~50 ms); off: they are left out of the folded lines, the
+ * "[kernel]" frame stays. */
+void kiln_symbols_kernel_names(bool on) KILN_INTERNAL;
 
 /* ---------------------------------------------------------- kiln_sampler.c */
-/* Installs the SIGPROF handler and picks the timer (cfg->timer, or the best
- * that works: perf, posix, itimer). The only sigaction in the runtime. */
+/* Picks the timer (cfg->timer, or the best that works: perf, posix,
+ * itimer) and starts it; perf opens the inherited rings on the calling
+ * thread, the signal timers install the SIGPROF handler (the only
+ * sigaction in the runtime). */
 int kiln_sampler_start(const kiln_config_t *cfg) KILN_INTERNAL;
 /* Arms/disarms the timer of one registered thread. */
 int kiln_sampler_thread_arm(kiln_thread_t *t) KILN_INTERNAL;
 void kiln_sampler_thread_disarm(kiln_thread_t *t) KILN_INTERNAL;
-/* Disarms every thread's timer; the handler ignores late signals. */
-void kiln_sampler_stop(void) KILN_INTERNAL;
+/* Stops sampling: perf rings drained into sink (may be NULL) and closed;
+ * signal timers disarmed, and handlers still running waited for. */
+void kiln_sampler_stop(kiln_perf_sink_fn sink, void *ctx) KILN_INTERNAL;
+/* Emergencies (_exit, fatal signals): no more samples are taken or
+ * counted; takes no lock. */
+void kiln_sampler_halt(void) KILN_INTERNAL;
+/* perf: whether the calling thread is sampled by an inherited event, and
+ * (in a new thread) whether its creator was: then so is it. */
+bool kiln_sampler_covered(void) KILN_INTERNAL;
+void kiln_sampler_thread_inherit(bool parent_covered) KILN_INTERNAL;
+/* Kernel time is in the samples. */
+bool kiln_sampler_kernel(void) KILN_INTERNAL;
 kiln_timer_kind_t kiln_sampler_timer(void) KILN_INTERNAL;
 const char *kiln_sampler_timer_name(kiln_timer_kind_t k) KILN_INTERNAL;
 /* Before exec: disarm everything and discard pending SIGPROFs so none can
@@ -427,8 +641,8 @@ int kiln_sampler_stop_signal(void (*handler)(int, siginfo_t *, void *)) KILN_INT
  * interval_ns (0: never) and on kiln_collector_request_dump, it calls dump
  * from its own thread. The thread is named "kiln-collector" and leaves
  * dump_signal unblocked, so that the signal sent to it alone (tgkill)
- * interrupts no thread of the program. */
-int kiln_collector_start(int hz, uint64_t interval_ns, int dump_signal,
+ * interrupts no thread of the program. cfg: the unwinder, the depth. */
+int kiln_collector_start(const kiln_config_t *cfg, int hz, uint64_t interval_ns, int dump_signal,
                          void (*dump)(kiln_dump_reason_t reason)) KILN_INTERNAL;
 /* Asks the collector for a dump now: async-signal-safe (the dump signal's
  * handler calls it). */
@@ -438,8 +652,61 @@ void kiln_collector_stop(void) KILN_INTERNAL; /* joins; drains what is left */
 void kiln_collector_drain(void) KILN_INTERNAL;
 /* The same, unless another consumer holds the rings (emergencies). */
 void kiln_collector_try_drain(void) KILN_INTERNAL;
+/* Unwinds and counts one raw sample (a kiln_perf_sink_fn). Reentrant;
+ * normal context. */
+void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) KILN_INTERNAL;
+/* The threads seen in samples, most sampled first; *count: how many. */
+typedef struct kiln_thread_seen {
+  pid_t tid;
+  const char *name;
+  uint64_t samples, kernel;
+} kiln_thread_seen_t;
+void kiln_collector_threads(void (*fn)(const kiln_thread_seen_t *t, void *ctx), void *ctx,
+                            uint64_t *count) KILN_INTERNAL;
+bool kiln_collector_thread_seen(pid_t tid) KILN_INTERNAL;
+/* A thread ends: its name for the list (normal context, the thread itself). */
+void kiln_collector_thread_exit(pid_t tid, const char *name) KILN_INTERNAL;
+typedef struct kiln_collector_stats {
+  uint64_t own_samples; /* of the collector thread itself, dropped */
+  uint64_t truncated;   /* stacks cut (depth limit, or deeper than the copy) */
+  uint64_t kiln_frames; /* samples inside kiln's hooks, named as kiln's */
+} kiln_collector_stats_t;
+void kiln_collector_stats(kiln_collector_stats_t *out) KILN_INTERNAL;
 double kiln_collector_cpu_seconds(void) KILN_INTERNAL;
+/* Around fork: no drain (no unwinding) under way in another thread while
+ * the program forks; the child's locks are new. */
+void kiln_collector_fork_prepare(void) KILN_INTERNAL;
+void kiln_collector_fork_parent(void) KILN_INTERNAL;
 void kiln_collector_after_fork_child(void) KILN_INTERNAL;
+
+/* ------------------------------------------------------------ kiln_tree.c */
+/* One summary for a profiled process tree (see the file's comment and the
+ * README): the top process prints it; processes below write nothing to
+ * stderr and report to the tree file named in KILN_TREE. */
+int kiln_tree_start(const char *out_dir) KILN_INTERNAL; /* normal; 0 / -errno */
+bool kiln_tree_is_top(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void kiln_tree_after_fork_child(void) KILN_INTERNAL;
+/* What a process below wrote at its end. [signal] */
+typedef struct kiln_tree_rec {
+  const char *prog;
+  bool empty;          /* recorded nothing: no files written */
+  unsigned files;
+  uint64_t samples, allocs;
+  int rc;              /* 0, or -errno of the write */
+  int fatal_signal;
+} kiln_tree_rec_t;
+void kiln_tree_report(const kiln_tree_rec_t *r) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void kiln_tree_append(const char *rec, size_t n) KILN_SIGNAL_SAFE KILN_INTERNAL;
+enum { KILN_TREE_PROGS = 8 };
+typedef struct kiln_tree_totals {
+  uint64_t processes, empty, files, failed, warnings, other;
+  int nprogs;
+  struct { char name[64]; uint64_t count; } progs[KILN_TREE_PROGS]; /* with files, by name */
+  char first_warning[240];
+} kiln_tree_totals_t;
+/* The top: sums the records of the processes below (remove: and deletes
+ * the tree file). 0, or -errno when there is none. */
+int kiln_tree_collect(kiln_tree_totals_t *t, bool remove) KILN_INTERNAL;
 
 /* ------------------------------------------------------------- kiln_out.c */
 /* The output directory: reached from "/" with openat(O_NOFOLLOW), missing
@@ -451,11 +718,15 @@ void kiln_collector_after_fork_child(void) KILN_INTERNAL;
  * directory (kiln_dump(dir)) is opened the same way when used. Normal
  * context; thread-safe. 0 / -errno, with the reason in kiln_out_error. */
 int kiln_out_open(const char *dir) KILN_INTERNAL;
-int kiln_out_mkdirs(const char *dir) KILN_INTERNAL;
+/* dir held open (walked, made if need be). emergency: from an emergency
+ * dump (no stdio, no malloc; the lock is only taken when free). */
+int kiln_out_mkdirs(const char *dir, bool emergency) KILN_INTERNAL;
 /* Writes data to dir/name whole: a temporary with an unpredictable name
  * (getrandom; drawn again if taken), created O_CREAT|O_EXCL|O_NOFOLLOW
- * (0644), then renamed. 0 / -errno; nothing left on failure. */
-int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len) KILN_INTERNAL;
+ * (0644), then renamed. 0 / -errno; nothing left on failure. emergency:
+ * as for kiln_out_mkdirs. */
+int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len,
+                        bool emergency) KILN_INTERNAL;
 /* Where files for dir really go (dir, or its uid-N subdirectory). */
 const char *kiln_out_where(const char *dir) KILN_INTERNAL;
 /* The last failure in words ("DIR/NAME is a directory"), else strerror. */
@@ -471,9 +742,13 @@ bool kiln_out_secure(void) KILN_INTERNAL;
 /* ---------------------------------------------------------- kiln_folded.c */
 /* Renders the counts of each kind as folded text into outs[k] (root first,
  * merged, sorted; allocation stacks cut at the caller of operator new);
- * totals[k] gets the sum of its counts. One symbolization for all. */
-void kiln_folded_render(const kiln_count_kind_t *kinds, int nkinds, kiln_buf_t *outs,
-                        uint64_t *totals) KILN_INTERNAL;
+ * totals[k] gets the sum of its counts. One symbolization for all. When
+ * stacks is not NULL it also gets the set's stacks file: the module map
+ * and, per kind (named by kind_names[k]), every stack as frame ids with
+ * each frame's module and address, so that the tool can add source lines
+ * and inlined frames offline (format in kiln_folded.c). */
+void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_names, int nkinds,
+                        kiln_buf_t *outs, uint64_t *totals, kiln_buf_t *stacks) KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_suppress.c */
 /* Leak suppressions, LeakSanitizer's format ("leak:PATTERN" lines, '#'
@@ -489,9 +764,10 @@ typedef struct kiln_suppress {
 int kiln_suppress_load(const char *path, kiln_suppress_t *sup) KILN_INTERNAL;
 /* LSan's template match: substring; '*' any run; '^' and '$' anchors. */
 bool kiln_suppress_match(const char *templ, const char *name) KILN_INTERNAL;
-/* Whether a pattern matches a frame of s; under kiln_symbols_begin/end.
+/* Whether a pattern matches a frame of s, named with sy.
  * scratch: a buffer for names, reused. */
-bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln_buf_t *scratch) KILN_INTERNAL;
+bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln_symbols_t *sy,
+                         kiln_buf_t *scratch) KILN_INTERNAL;
 void kiln_suppress_free(kiln_suppress_t *sup) KILN_INTERNAL;
 
 /* ------------------------------------------------------- kiln_allocmaps.c */
@@ -616,6 +892,12 @@ typedef struct kiln_health_input {
   double counted_seconds; /* CPU time the timer counts, the profiler's own out */
   uint64_t dropped, truncated, skipped, table_full, memory_bytes, threads;
   bool stepped_aside, dump_signal_refused, crash;
+  bool kernel_missing;        /* kernel time could not be sampled */
+  double user_seconds, sys_seconds;
+  uint64_t unsampled;         /* live threads with CPU time and no sample */
+  double unsampled_seconds;
+  const char *unsampled_names;
+  uint64_t kiln_hook_samples; /* samples inside kiln's hooks */
 } kiln_health_input_t;
 typedef struct kiln_health {
   double expected_samples, delivered_share;
@@ -635,11 +917,31 @@ void kiln_health_json(kiln_buf_t *b, const kiln_health_t *h) KILN_INTERNAL;
  * SIGILL): handlers claimed at start through the sampler. */
 void kiln_crash_start(const kiln_config_t *cfg) KILN_INTERNAL;
 bool kiln_crash_dump_signal_on(void) KILN_INTERNAL;
+/* The exit signals (SIGHUP, SIGINT, SIGQUIT, SIGTERM) are kiln's only while
+ * the program leaves them at SIG_DFL. The program's sigaction on one:
+ * answered with its view; a handler or SIG_IGN is installed as it is, and
+ * SIG_DFL again gives the signal back to kiln. Normal context. */
+bool kiln_crash_is_exit_signal(int sig) KILN_INTERNAL;
+int kiln_crash_program_sigaction(int sig, const struct sigaction *act, struct sigaction *old) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_profiler.c */
-/* _exit and fatal signals: write what can be written, without waiting on a
- * lock or calling malloc (sig: the fatal signal, 0 for _exit). */
-void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) KILN_INTERNAL;
+/* How a dump may behave, chosen by its call site. Normal: locks, malloc
+ * (the demangler), the loader (module refresh, dladdr). Emergency (fatal
+ * signals, _exit, an exit signal that cannot be handed to the collector):
+ * no lock waited on, no malloc, no stdio/locale (kiln_fmt), no loader call:
+ * only system calls, atomics and kiln's own code. */
+typedef enum { KILN_DUMP_MODE_NORMAL = 0, KILN_DUMP_MODE_EMERGENCY } kiln_dump_mode_t;
+/* _exit and fatal signals: the profile in emergency mode (sig: the fatal
+ * signal, 0 for _exit). [signal] */
+void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* SIGINT, SIGTERM, SIGHUP, SIGQUIT with their default action, from kiln's
+ * handler on any thread: the profile is written (by the collector in
+ * normal mode, waited for at most ~10 s; else here in emergency mode); the
+ * caller then ends the process as the signal would. [signal] */
+void kiln_profiler_exit_signal(int sig) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* This process is the one the profiler state belongs to (not a vfork
+ * child sharing the memory). [signal] */
+bool kiln_profiler_is_self(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
 /* Exact allocation tracking running (started alone if need be, for the
  * checks of kiln_check.c): 0, or -EINVAL when the heap is sampled. */
 int kiln_profiler_ensure_heap(void) KILN_INTERNAL;
@@ -648,10 +950,13 @@ void kiln_profiler_start_env(void) KILN_INTERNAL;
 /* At exit: stop, dump, summary line. Idempotent. */
 void kiln_profiler_at_exit(void) KILN_INTERNAL;
 /* Thread lifecycle, from the preload's pthread_create wrapper. */
-void kiln_profiler_thread_begin(void) KILN_INTERNAL;
+/* parent_covered: kiln_sampler_covered() in the creating thread. */
+void kiln_profiler_thread_begin(bool parent_covered) KILN_INTERNAL;
 void kiln_profiler_thread_end(void) KILN_INTERNAL;
-/* exec wrappers: dump, quiesce; on failure, resume. */
-void kiln_profiler_before_exec(void) KILN_INTERNAL;
+/* exec wrappers: dump, quiesce; on failure, resume. file: what is exec'd
+ * (search: looked up in PATH; NULL for fexecve); an exec that cannot
+ * succeed (no executable file found) skips the dump. */
+void kiln_profiler_before_exec(const char *file, bool search) KILN_INTERNAL;
 void kiln_profiler_exec_failed(void) KILN_INTERNAL;
 bool kiln_profiler_active(void) KILN_INTERNAL;
 

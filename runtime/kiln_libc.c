@@ -34,6 +34,7 @@ void kiln_libc_resolve(void) {
   if (atomic_load_explicit(&done, memory_order_acquire)) return;
   kiln_libc_t l;
   *(void **)&l.sigaction = kiln_libc_sym("sigaction");
+  *(void **)&l.sigprocmask = kiln_libc_sym("sigprocmask");
   *(void **)&l.signal = kiln_libc_sym("signal");
   *(void **)&l.pthread_create = kiln_libc_sym("pthread_create");
   *(void **)&l.dlopen = kiln_libc_sym("dlopen");

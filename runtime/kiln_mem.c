@@ -155,7 +155,7 @@ void kiln_buf_printf(kiln_buf_t *b, const char *fmt, ...) {
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof line, fmt, ap);
+  int n = kiln_fmt_v(line, sizeof line, fmt, ap);
   va_end(ap);
   if (n < 0) return;
   if ((size_t)n >= sizeof line) n = sizeof line - 1;

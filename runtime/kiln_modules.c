@@ -14,7 +14,7 @@ enum { KILN_MODULES_MAX = 8192 };
 
 static pthread_mutex_t kiln_modules_lock = PTHREAD_MUTEX_INITIALIZER;
 static kiln_module_t *kiln_modules;
-static _Atomic size_t kiln_modules_count;
+static _Atomic size_t kiln_modules_n;
 static kiln_arena_t kiln_modules_names;
 static uint64_t kiln_modules_gen;
 static bool *kiln_modules_seen;
@@ -42,22 +42,55 @@ static const char *kiln_modules_strdup(const char *s) {
   return p;
 }
 
+/* The GNU build-id from the module's PT_NOTE segments, read in memory (the
+ * loader maps them), as hex: what pprof's mappings and the tool's DWARF
+ * lookup match files by. */
+static void kiln_modules_build_id(const struct dl_phdr_info *info, char *out, size_t cap) {
+  out[0] = '\0';
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_NOTE || ph->p_memsz < sizeof(ElfW(Nhdr))) continue;
+    const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+    while (end - p >= (ptrdiff_t)sizeof(ElfW(Nhdr))) {
+      const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+      size_t nsz = (nh->n_namesz + 3) & ~3u, dsz = (nh->n_descsz + 3) & ~3u;
+      const char *name = p + sizeof *nh, *desc = name + nsz;
+      if (nsz > (size_t)(end - name) || dsz > (size_t)(end - desc)) break;
+      if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+          nh->n_descsz * 2 < cap) {
+        static const char hex[] = "0123456789abcdef";
+        for (unsigned k = 0; k < nh->n_descsz; k++) {
+          out[2 * k] = hex[(unsigned char)desc[k] >> 4];
+          out[2 * k + 1] = hex[(unsigned char)desc[k] & 15];
+        }
+        out[2 * nh->n_descsz] = '\0';
+        return;
+      }
+      p = desc + dsz;
+    }
+  }
+}
+
 static int kiln_modules_visit(struct dl_phdr_info *info, size_t size, void *ctx) {
   (void)size;
   bool *first = ctx;
   uintptr_t lo = UINTPTR_MAX, hi = 0;
+  uint64_t file_off = 0;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD) continue;
     uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-    if (a < lo) lo = a;
+    if (a < lo) {
+      lo = a;
+      file_off = ph->p_offset;
+    }
     if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
   }
   bool is_main = *first;
   *first = false;
   if (hi == 0) return 0;
   const char *path = info->dlpi_name ? info->dlpi_name : "";
-  size_t n = atomic_load_explicit(&kiln_modules_count, memory_order_relaxed);
+  size_t n = atomic_load_explicit(&kiln_modules_n, memory_order_relaxed);
   for (size_t i = 0; i < n; i++) {
     kiln_module_t *m = &kiln_modules[i];
     if (!m->closed && m->base == info->dlpi_addr && m->lo == lo && m->hi == hi) {
@@ -86,18 +119,20 @@ static int kiln_modules_visit(struct dl_phdr_info *info, size_t size, void *ctx)
     if (m->name[0] == '\0') m->name = "[unknown]";
   }
   m->base = info->dlpi_addr;
+  m->file_off = file_off;
+  kiln_modules_build_id(info, m->build_id, sizeof m->build_id);
   m->lo = lo;
   m->hi = hi;
   m->gen = kiln_modules_gen;
   kiln_modules_seen[n] = true;
-  atomic_store_explicit(&kiln_modules_count, n + 1, memory_order_release);
+  atomic_store_explicit(&kiln_modules_n, n + 1, memory_order_release);
   return 0;
 }
 
 void kiln_modules_refresh(void) {
   if (kiln_modules == NULL) return;
   pthread_mutex_lock(&kiln_modules_lock);
-  size_t n = atomic_load_explicit(&kiln_modules_count, memory_order_relaxed);
+  size_t n = atomic_load_explicit(&kiln_modules_n, memory_order_relaxed);
   memset(kiln_modules_seen, 0, KILN_MODULES_MAX);
   kiln_modules_gen++;
   bool first = true;
@@ -108,7 +143,7 @@ void kiln_modules_refresh(void) {
 }
 
 const kiln_module_t *kiln_modules_find(uintptr_t pc) {
-  size_t n = atomic_load_explicit(&kiln_modules_count, memory_order_acquire);
+  size_t n = atomic_load_explicit(&kiln_modules_n, memory_order_acquire);
   const kiln_module_t *closed = NULL;
   /* Newest first: an address reused after dlclose names the newer module
    * among the open ones, else the most recently closed. */
@@ -124,4 +159,16 @@ const kiln_module_t *kiln_modules_find(uintptr_t pc) {
 void kiln_modules_after_fork_child(void) {
   /* Another thread may have held the lock at fork: it is gone. */
   pthread_mutex_init(&kiln_modules_lock, NULL);
+}
+
+size_t kiln_modules_count(void) {
+  return atomic_load_explicit(&kiln_modules_n, memory_order_acquire);
+}
+
+const kiln_module_t *kiln_modules_at(size_t i) {
+  return i < kiln_modules_count() ? &kiln_modules[i] : NULL;
+}
+
+size_t kiln_modules_index(const kiln_module_t *m) {
+  return m != NULL && kiln_modules != NULL ? (size_t)(m - kiln_modules) : (size_t)-1;
 }

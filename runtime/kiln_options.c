@@ -3,6 +3,7 @@
  * is reported in one line and profiling stays off: the program runs on.
  * Runs once at start, in normal context. */
 #include "kiln_internal.h"
+#include "kiln_contract.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -78,35 +79,6 @@ static bool kiln_options_keyword(const char *var, const char *const *words, cons
   return false;
 }
 
-/* A signal for on-demand dumps: a name (USR1, SIGUSR2, HUP, RTMIN+N) or
- * a number; never one whose default use matters to kiln or the program's
- * life (SIGPROF, SIGKILL, SIGSTOP, the fatal and job-control signals). 0 if
- * not acceptable. */
-static int kiln_options_signal(const char *v) {
-  static const struct { const char *name; int sig; } names[] = {
-      {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP}, {"URG", SIGURG},
-      {"PWR", SIGPWR},   {"WINCH", SIGWINCH}, {"VTALRM", SIGVTALRM}};
-  int sig = 0;
-  if (strncmp(v, "SIG", 3) == 0) v += 3;
-  if (kiln_options_int(v, 1, 64, &sig)) {
-    /* a number */
-  } else if (strncmp(v, "RTMIN+", 6) == 0 && kiln_options_int(v + 6, 0, 30, &sig)) {
-    sig += SIGRTMIN;
-  } else {
-    sig = 0;
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-      if (strcmp(v, names[i].name) == 0) sig = names[i].sig;
-  }
-  switch (sig) {
-  case SIGPROF: case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL:
-  case SIGABRT: case SIGCHLD: case SIGCONT: case SIGTSTP: case SIGTTIN: case SIGTTOU: case SIGPIPE:
-  case SIGINT: case SIGTERM: case SIGQUIT: case SIGTRAP: case SIGSYS:
-    return 0;
-  default:
-    return sig > 0 && sig <= SIGRTMAX ? sig : 0;
-  }
-}
-
 int kiln_options_from_env(kiln_config_t *cfg) {
   kiln_options_defaults(cfg);
   const char *v;
@@ -140,6 +112,10 @@ int kiln_options_from_env(kiln_config_t *cfg) {
   if (kind >= 0) cfg->unwind = (kiln_unwind_kind_t)kind;
   if (!kiln_options_keyword("KILN_TIMER", timers, timer_kinds, 4, &kind)) return -EINVAL;
   if (kind >= 0) cfg->timer = (kiln_timer_kind_t)kind;
+  static const char *const cpus[] = {"all", "user"};
+  static const int cpu_kinds[] = {KILN_CPU_ALL, KILN_CPU_USER};
+  if (!kiln_options_keyword("KILN_CPU", cpus, cpu_kinds, 2, &kind)) return -EINVAL;
+  if (kind >= 0) cfg->cpu_time = (kiln_cpu_time_t)kind;
   if ((v = secure_getenv("KILN_ALLOC_SAMPLE")) != NULL && *v) {
     /* Mean bytes between samples; 0 keeps every allocation. */
     uint64_t r = 0;
@@ -181,7 +157,7 @@ int kiln_options_from_env(kiln_config_t *cfg) {
   if (!kiln_options_keyword("KILN_PPROF", onoff, onoff_vals, 2, &kind)) return -EINVAL;
   if (kind >= 0) cfg->pprof = kind == 1;
   if ((v = secure_getenv("KILN_DUMP_SIGNAL")) != NULL && *v) {
-    cfg->dump_signal = kiln_options_signal(v);
+    cfg->dump_signal = kiln_contract_signal_parse(v); /* the grammar kiln dump shares */
     if (cfg->dump_signal <= 0) {
       kiln_log("KILN_DUMP_SIGNAL=%s: expected a signal name (USR1, SIGUSR2, RTMIN+3...) or number that "
                "kiln may take; profiling disabled", v);

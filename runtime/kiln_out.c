@@ -9,19 +9,22 @@
  * renamed over the final name, so a reader sees the old file or the new
  * one, never half of one. A process that gives up root for another user
  * (nginx workers) writes into a subdirectory made for that user while it
- * was still root. Normal context (start, exit, dump, before exec, setuid). */
+ * was still root. Normal context (start, exit, dump, before exec, setuid),
+ * and emergency dumps (kiln_profiler.c): no stdio, no malloc (kiln_fmt),
+ * and a lock they only take when free (else they write without it). */
 #include "kiln_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdio.h>
+#include <stdio.h> /* renameat */
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,21 +39,52 @@ typedef struct kiln_out_dir {
 } kiln_out_dir_t;
 
 static struct {
-  pthread_mutex_t lock; /* recursive: a fatal signal during a write may dump again */
+  /* A recursive lock of kiln's own (a fatal signal during a write may dump
+   * again on the same thread): the owner's tid, and how deep it holds it.
+   * An emergency dump never waits on it. */
+  _Atomic pid_t owner;
+  unsigned depth;
   kiln_out_dir_t main;  /* the run's output directory (kiln_out_open) */
   kiln_out_dir_t other; /* the last other one (kiln_dump(dir)) */
   bool atfork;
   char detail[600];     /* the last failure, in words, for kiln_out_error */
-} kiln_out = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, {"", -1, "", 0, 0}, {"", -1, "", 0, 0}, false, ""};
+  char errbuf[32];
+} kiln_out = {0, 0, {"", -1, "", 0, 0}, {"", -1, "", 0, 0}, false, "", ""};
+
+/* Takes the lock (waiting for another thread to let go), or, in an
+ * emergency, only when free or already ours: false then. */
+static bool kiln_out_lock(bool emergency) {
+  pid_t self = (pid_t)syscall(SYS_gettid);
+  if (atomic_load(&kiln_out.owner) == self) {
+    kiln_out.depth++;
+    return true;
+  }
+  for (;;) {
+    pid_t none = 0;
+    if (atomic_compare_exchange_strong(&kiln_out.owner, &none, self)) break;
+    if (emergency) return false;
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
+  }
+  kiln_out.depth = 1;
+  return true;
+}
+
+static void kiln_out_unlock(void) {
+  if (--kiln_out.depth == 0) atomic_store(&kiln_out.owner, 0);
+}
 
 /* Says why in kiln_out.detail; returns rc. */
 __attribute__((format(printf, 2, 3))) static int kiln_out_fail(int rc, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(kiln_out.detail, sizeof kiln_out.detail, fmt, ap);
+  kiln_fmt_v(kiln_out.detail, sizeof kiln_out.detail, fmt, ap);
   va_end(ap);
   return rc;
 }
+
+/* strerror without the locale. */
+static const char *kiln_out_strerror(int e) { return kiln_fmt_errno(e, kiln_out.errbuf, sizeof kiln_out.errbuf); }
 
 bool kiln_out_secure(void) {
   return getauxval(AT_SECURE) != 0 || geteuid() != getuid() || getegid() != getgid();
@@ -60,7 +94,7 @@ const char *kiln_out_where(const char *dir) {
   return kiln_out.main.fd >= 0 && strcmp(kiln_out.main.path, dir) == 0 ? kiln_out.main.where : dir;
 }
 
-const char *kiln_out_error(int rc) { return kiln_out.detail[0] != '\0' ? kiln_out.detail : strerror(-rc); }
+const char *kiln_out_error(int rc) { return kiln_out.detail[0] != '\0' ? kiln_out.detail : kiln_out_strerror(-rc); }
 
 /* Moves fd to the top of the descriptor range (close-on-exec), out of the
  * way of a program that expects its low numbers free. */
@@ -109,7 +143,7 @@ static int kiln_out_walk(const char *dir) {
       if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
         int e = errno;
         close(fd);
-        return kiln_out_fail(-e, "cannot create %.*s: %s", (int)(comp + strlen(comp) - path), path, strerror(e));
+        return kiln_out_fail(-e, "cannot create %.*s: %s", (int)(comp + strlen(comp) - path), path, kiln_out_strerror(e));
       }
       next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
@@ -130,7 +164,7 @@ static int kiln_out_walk(const char *dir) {
     if (next < 0) {
       int e = errno;
       close(fd);
-      return kiln_out_fail(-e, "%.*s: %s", (int)(comp + strlen(comp) - path), path, strerror(e));
+      return kiln_out_fail(-e, "%.*s: %s", (int)(comp + strlen(comp) - path), path, kiln_out_strerror(e));
     }
     close(fd);
     fd = next;
@@ -160,8 +194,8 @@ static int kiln_out_hold(kiln_out_dir_t *d, const char *dir) {
     close(fd);
     return -errno;
   }
-  snprintf(d->path, sizeof d->path, "%s", dir);
-  snprintf(d->where, sizeof d->where, "%s", dir);
+  kiln_fmt(d->path, sizeof d->path, "%s", dir);
+  kiln_fmt(d->where, sizeof d->where, "%s", dir);
   d->fd = fd;
   d->dev = st.st_dev;
   d->ino = st.st_ino;
@@ -175,29 +209,46 @@ static int kiln_out_dir_fd(const char *dir) {
   return kiln_out_hold(&kiln_out.other, dir);
 }
 
-static void kiln_out_fork_prepare(void) { pthread_mutex_lock(&kiln_out.lock); }
-static void kiln_out_fork_parent(void) { pthread_mutex_unlock(&kiln_out.lock); }
-/* The child's thread is not the owner the recursive lock remembers: a new
- * lock (the state it guards is whole: the parent held it across fork). */
+static void kiln_out_fork_prepare(void) { kiln_out_lock(false); }
+static void kiln_out_fork_parent(void) { kiln_out_unlock(); }
+/* The child's thread is not the owner the lock remembers: free again (the
+ * state it guards is whole: the parent held it across fork). */
 static void kiln_out_fork_child(void) {
-  pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-  kiln_out.lock = fresh;
+  kiln_out.depth = 0;
+  atomic_store(&kiln_out.owner, 0);
 }
 
 int kiln_out_open(const char *dir) {
-  pthread_mutex_lock(&kiln_out.lock);
+  kiln_out_lock(false);
   if (!kiln_out.atfork)
     kiln_out.atfork = pthread_atfork(kiln_out_fork_prepare, kiln_out_fork_parent, kiln_out_fork_child) == 0;
   kiln_out.detail[0] = '\0';
   int rc = kiln_out_hold(&kiln_out.main, dir);
-  pthread_mutex_unlock(&kiln_out.lock);
+  kiln_out_unlock();
   return rc < 0 ? rc : 0;
 }
 
-int kiln_out_mkdirs(const char *dir) {
-  pthread_mutex_lock(&kiln_out.lock);
-  int rc = kiln_out_dir_fd(dir);
-  pthread_mutex_unlock(&kiln_out.lock);
+/* An emergency dump that found the lock taken: the run's directory as it
+ * is held, else dir walked into a descriptor of its own (*own, closed by
+ * the caller); nothing shared is changed. */
+static int kiln_out_dir_fd_unlocked(const char *dir, int *own) {
+  *own = -1;
+  if (kiln_out.main.path[0] != '\0' && strcmp(kiln_out.main.path, dir) == 0 && kiln_out_still(&kiln_out.main))
+    return kiln_out.main.fd;
+  int fd = kiln_out_walk(dir);
+  if (fd >= 0) *own = fd;
+  return fd;
+}
+
+int kiln_out_mkdirs(const char *dir, bool emergency) {
+  int own = -1, rc;
+  if (kiln_out_lock(emergency)) {
+    rc = kiln_out_dir_fd(dir);
+    kiln_out_unlock();
+  } else {
+    rc = kiln_out_dir_fd_unlocked(dir, &own);
+    if (own >= 0) close(own);
+  }
   return rc < 0 ? rc : 0;
 }
 
@@ -209,12 +260,13 @@ static int kiln_out_tmp_name(char *out, size_t size, const char *name) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     r ^= (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&r;
   }
-  return snprintf(out, size, ".%s.%016llx.tmp", name, (unsigned long long)r) < (int)size ? 0 : -ENAMETOOLONG;
+  return kiln_fmt(out, size, ".%s.%016llx.tmp", name, (unsigned long long)r) < (int)size ? 0 : -ENAMETOOLONG;
 }
 
-int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len) {
-  pthread_mutex_lock(&kiln_out.lock);
-  int dfd = kiln_out_dir_fd(dir), rc = 0, fd = -1;
+int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len, bool emergency) {
+  bool locked = kiln_out_lock(emergency);
+  int own = -1;
+  int dfd = locked ? kiln_out_dir_fd(dir) : kiln_out_dir_fd_unlocked(dir, &own), rc = 0, fd = -1;
   char tmp[512];
   if (dfd < 0) {
     rc = dfd;
@@ -229,7 +281,7 @@ int kiln_out_write_file(const char *dir, const char *name, const char *data, siz
     if ((rc = kiln_out_tmp_name(tmp, sizeof tmp, name)) < 0) goto out;
     fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0 && errno != EEXIST) {
-      rc = kiln_out_fail(-errno, "%s/%s: %s", dir, tmp, strerror(errno));
+      rc = kiln_out_fail(-errno, "%s/%s: %s", dir, tmp, kiln_out_strerror(errno));
       goto out;
     }
   }
@@ -242,36 +294,37 @@ int kiln_out_write_file(const char *dir, const char *name, const char *data, siz
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       rc = w < 0 ? -errno : -EIO;
-      (void)kiln_out_fail(rc, "%s/%s: %s", dir, name, strerror(-rc));
+      (void)kiln_out_fail(rc, "%s/%s: %s", dir, name, kiln_out_strerror(-rc));
       break;
     }
     off += (size_t)w;
   }
-  if (close(fd) < 0 && rc == 0) rc = kiln_out_fail(-errno, "%s/%s: %s", dir, name, strerror(errno));
+  if (close(fd) < 0 && rc == 0) rc = kiln_out_fail(-errno, "%s/%s: %s", dir, name, kiln_out_strerror(errno));
   if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0) {
     int e = errno;
     struct stat st;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
       rc = kiln_out_fail(-e, "%s/%s is a directory", dir, name);
     else
-      rc = kiln_out_fail(-e, "%s/%s: %s", dir, name, strerror(e));
+      rc = kiln_out_fail(-e, "%s/%s: %s", dir, name, kiln_out_strerror(e));
   }
   if (rc != 0) unlinkat(dfd, tmp, 0);
 out:
-  pthread_mutex_unlock(&kiln_out.lock);
+  if (own >= 0) close(own);
+  if (locked) kiln_out_unlock();
   return rc;
 }
 
 void kiln_out_before_setuid(uid_t uid) {
   if (geteuid() != 0 || uid == 0 || uid == (uid_t)-1) return;
-  pthread_mutex_lock(&kiln_out.lock);
+  kiln_out_lock(false);
   kiln_out_dir_t *d = &kiln_out.main;
   struct stat st;
   if (!kiln_out_still(d) || fstat(d->fd, &st) < 0 || st.st_uid == uid || (st.st_mode & S_IWOTH)) goto out;
   /* uid could not write here: a directory of its own, made (and given to
    * it) while this process can. */
   char sub[32];
-  snprintf(sub, sizeof sub, "uid-%u", (unsigned)uid);
+  kiln_fmt(sub, sizeof sub, "uid-%u", (unsigned)uid);
   if (mkdirat(d->fd, sub, 0755) < 0 && errno != EEXIST) goto out;
   int fd = openat(d->fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) goto out;
@@ -286,9 +339,9 @@ void kiln_out_before_setuid(uid_t uid) {
   close(d->fd);
   d->fd = fd; /* the run's path now names this subdirectory */
   size_t n = strlen(d->where);
-  if (n + 1 + strlen(sub) < sizeof d->where) snprintf(d->where + n, sizeof d->where - n, "/%s", sub);
+  if (n + 1 + strlen(sub) < sizeof d->where) kiln_fmt(d->where + n, sizeof d->where - n, "/%s", sub);
   d->dev = st.st_dev;
   d->ino = st.st_ino;
 out:
-  pthread_mutex_unlock(&kiln_out.lock);
+  kiln_out_unlock();
 }

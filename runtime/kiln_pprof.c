@@ -102,52 +102,123 @@ static uint64_t kiln_pprof_string(kiln_pprof_strings_t *st, const char *s, size_
 
 /* ----------------------------------------------------------- locations */
 
-/* One location and one function per distinct pc (pprof merges functions
- * by name). The marker frames get pseudo pcs below 16. */
+/* One location per distinct pc (its address and mapping, so that pprof's
+ * -addresses and -lines have something to show) and one function per
+ * distinct name, with the stored (mangled) symbol as system_name: pprof
+ * keeps a name that differs from its system_name as it is, where it would
+ * strip the template arguments of an already demangled one and merge
+ * geo::Grid<double>::relax with geo::Grid<float>::relax. The marker
+ * frames get pseudo pcs below 16. */
 typedef struct kiln_pprof_ctx {
   const kiln_count_kind_t *kinds;
   const uint64_t *scale;
   int nkinds;
   bool alloc; /* cut operator new frames, as the folded files do */
+  kiln_symbols_t *sy;
   kiln_pprof_strings_t strings;
   uint64_t *pcs, *loc_ids; /* pc -> location id, open addressing */
-  size_t cap, nlocs;
-  kiln_buf_t locations, functions, samples, sub, sub2, name;
+  uint8_t *wrapper;        /* per slot: the frame is inside operator new */
+  size_t cap, nlocs, nfuncs;
+  kiln_buf_t func_of_name; /* uint64_t per string id: its function id, 0 = none */
+  kiln_buf_t locations, functions, samples, sub, sub2, name, raw;
   kiln_buf_t sample, packed; /* a sample being built (locations use sub, sub2) */
   bool failed;
 } kiln_pprof_ctx_t;
 
-enum { KILN_PPROF_TRUNCATED = 1, KILN_PPROF_SKIPPED = 2, KILN_PPROF_FULL = 3 };
+/* Locations of the flag frames: pcs below KILN_PC_MARKERS that are no marker pc. */
+enum { KILN_PPROF_TRUNCATED = 13, KILN_PPROF_SKIPPED = 14, KILN_PPROF_FULL = 15 };
 
-static uint64_t kiln_pprof_location(kiln_pprof_ctx_t *c, uint64_t pc) {
-  size_t j = (size_t)((pc * 0x9e3779b97f4a7c15ull) >> 20) & (c->cap - 1);
-  while (c->pcs[j] != 0 && c->pcs[j] != pc) j = (j + 1) & (c->cap - 1);
-  if (c->pcs[j] == pc) return c->loc_ids[j];
+static uint64_t kiln_pprof_function(kiln_pprof_ctx_t *c, uint64_t name, uint64_t system_name) {
+  size_t have = c->func_of_name.len / sizeof(uint64_t);
+  if (name >= have) {
+    uint64_t *more = kiln_buf_reserve(&c->func_of_name, (size_t)(name + 1 - have) * sizeof(uint64_t));
+    if (more == NULL) return 0;
+    memset(more, 0, (size_t)(name + 1 - have) * sizeof(uint64_t));
+  }
+  uint64_t *ids = (uint64_t *)c->func_of_name.data;
+  if (ids[name] != 0) return ids[name];
+  uint64_t id = ids[name] = ++c->nfuncs;
+  kiln_pprof_int(&c->sub, 1, id);
+  kiln_pprof_int(&c->sub, 2, name);
+  kiln_pprof_int(&c->sub, 3, system_name);
+  kiln_pprof_msg(&c->functions, 5, &c->sub);
+  return id;
+}
+
+static size_t kiln_pprof_slot(const uint64_t *pcs, size_t cap, uint64_t pc) {
+  size_t j = (size_t)((pc * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+  while (pcs[j] != 0 && pcs[j] != pc) j = (j + 1) & (cap - 1);
+  return j;
+}
+
+/* Doubles the pc table (stacks interned while the profile is written can
+ * pass the bound it was sized from); false when memory is short. */
+static bool kiln_pprof_grow(kiln_pprof_ctx_t *c) {
+  size_t cap = c->cap * 2;
+  uint64_t *pcs = kiln_mem_map(cap * 8), *ids = kiln_mem_map(cap * 8);
+  uint8_t *wrapper = kiln_mem_map(cap);
+  if (pcs == NULL || ids == NULL || wrapper == NULL) {
+    kiln_mem_unmap(pcs, cap * 8);
+    kiln_mem_unmap(ids, cap * 8);
+    kiln_mem_unmap(wrapper, cap);
+    return false;
+  }
+  for (size_t i = 0; i < c->cap; i++) {
+    if (c->pcs[i] == 0) continue;
+    size_t j = kiln_pprof_slot(pcs, cap, c->pcs[i]);
+    pcs[j] = c->pcs[i];
+    ids[j] = c->loc_ids[i];
+    wrapper[j] = c->wrapper[i];
+  }
+  kiln_mem_unmap(c->pcs, c->cap * 8);
+  kiln_mem_unmap(c->loc_ids, c->cap * 8);
+  kiln_mem_unmap(c->wrapper, c->cap);
+  c->pcs = pcs;
+  c->loc_ids = ids;
+  c->wrapper = wrapper;
+  c->cap = cap;
+  return true;
+}
+
+/* The location of pc (interned); *wrapper: it is inside operator new. */
+static uint64_t kiln_pprof_location(kiln_pprof_ctx_t *c, uint64_t pc, bool *wrapper) {
+  size_t j = kiln_pprof_slot(c->pcs, c->cap, pc);
+  /* At most half full, so the probe above always ends on a free slot. */
+  if (c->pcs[j] == 0 && (c->nlocs + 1) * 2 > c->cap) {
+    if (!kiln_pprof_grow(c)) {
+      c->failed = true;
+      return 0;
+    }
+    j = kiln_pprof_slot(c->pcs, c->cap, pc);
+  }
+  if (c->pcs[j] == pc) {
+    if (wrapper) *wrapper = c->wrapper[j] != 0;
+    return c->loc_ids[j];
+  }
   c->pcs[j] = pc;
   uint64_t id = c->loc_ids[j] = ++c->nlocs;
-  c->name.len = 0;
+  c->name.len = c->raw.len = 0;
+  kiln_symbol_t sym = {KILN_SYM_NONE, NULL, 0, 0, NULL};
   if (pc == KILN_PPROF_TRUNCATED) kiln_buf_puts(&c->name, "[kiln: truncated]");
   else if (pc == KILN_PPROF_SKIPPED) kiln_buf_puts(&c->name, "[kiln: unwind skipped]");
   else if (pc == KILN_PPROF_FULL) kiln_buf_puts(&c->name, "[kiln: table full]");
-  else kiln_symbols_name(pc, &c->name);
+  else {
+    kiln_symbols_lookup(c->sy, pc, &sym);
+    kiln_symbols_format(c->sy, &sym, &c->name);
+    kiln_symbols_raw(&sym, &c->raw);
+  }
+  c->wrapper[j] = kiln_symbols_is_alloc_wrapper(c->name.data, c->name.len);
+  if (wrapper) *wrapper = c->wrapper[j] != 0;
   uint64_t name = kiln_pprof_string(&c->strings, c->name.data ? c->name.data : "", c->name.len);
-  /* Function id = location id: one function per location. */
+  uint64_t system_name = c->raw.len ? kiln_pprof_string(&c->strings, c->raw.data, c->raw.len) : name;
+  uint64_t fn = kiln_pprof_function(c, name, system_name);
+  kiln_pprof_int(&c->sub2, 1, fn); /* Line.function_id */
   kiln_pprof_int(&c->sub, 1, id);
-  kiln_pprof_int(&c->sub, 2, name);
-  kiln_pprof_int(&c->sub, 3, name);
-  kiln_pprof_msg(&c->functions, 5, &c->sub);
-  kiln_pprof_int(&c->sub2, 1, id); /* Line.function_id */
-  kiln_pprof_int(&c->sub, 1, id);
+  if (sym.module != NULL) kiln_pprof_int(&c->sub, 2, kiln_modules_index(sym.module) + 1);
   kiln_pprof_int(&c->sub, 3, pc > 16 ? pc - 1 : 0);
   kiln_pprof_msg(&c->sub, 4, &c->sub2);
   kiln_pprof_msg(&c->locations, 4, &c->sub);
   return id;
-}
-
-static bool kiln_pprof_is_new(kiln_pprof_ctx_t *c, uint64_t pc) {
-  c->name.len = 0;
-  kiln_symbols_name(pc, &c->name);
-  return kiln_symbols_is_alloc_wrapper(c->name.data, c->name.len);
 }
 
 static void kiln_pprof_stack(kiln_stack_t *s, void *vctx) {
@@ -157,15 +228,16 @@ static void kiln_pprof_stack(kiln_stack_t *s, void *vctx) {
     uint64_t v = atomic_load_explicit(&s->counts[c->kinds[k]], memory_order_relaxed);
     if (v != 0 && (int64_t)v > 0) any = true;
   }
-  if (!any) return;
+  if (!any || c->failed) return;
   uint32_t lo = 0;
+  bool wrapper = false;
   if (c->alloc)
-    while (lo + 1 < s->depth && kiln_pprof_is_new(c, s->pcs[lo])) lo++;
+    while (lo + 1 < s->depth && (kiln_pprof_location(c, s->pcs[lo], &wrapper), wrapper)) lo++;
   /* Sample.location_id, packed, leaf first; markers at the root end. */
-  for (uint32_t i = lo; i < s->depth; i++) kiln_pprof_varint(&c->packed, kiln_pprof_location(c, s->pcs[i]));
-  if (s->flags & KILN_STACK_TRUNCATED) kiln_pprof_varint(&c->packed, kiln_pprof_location(c, KILN_PPROF_TRUNCATED));
-  if (s->flags & KILN_STACK_SKIPPED) kiln_pprof_varint(&c->packed, kiln_pprof_location(c, KILN_PPROF_SKIPPED));
-  if (s->flags & KILN_STACK_FULL) kiln_pprof_varint(&c->packed, kiln_pprof_location(c, KILN_PPROF_FULL));
+  for (uint32_t i = lo; i < s->depth; i++) kiln_pprof_varint(&c->packed, kiln_pprof_location(c, s->pcs[i], NULL));
+  if (s->flags & KILN_STACK_TRUNCATED) kiln_pprof_varint(&c->packed, kiln_pprof_location(c, KILN_PPROF_TRUNCATED, NULL));
+  if (s->flags & KILN_STACK_SKIPPED) kiln_pprof_varint(&c->packed, kiln_pprof_location(c, KILN_PPROF_SKIPPED, NULL));
+  if (s->flags & KILN_STACK_FULL) kiln_pprof_varint(&c->packed, kiln_pprof_location(c, KILN_PPROF_FULL, NULL));
   kiln_pprof_msg(&c->sample, 1, &c->packed);
   for (int k = 0; k < c->nkinds; k++) {
     uint64_t v = atomic_load_explicit(&s->counts[c->kinds[k]], memory_order_relaxed);
@@ -173,6 +245,29 @@ static void kiln_pprof_stack(kiln_stack_t *s, void *vctx) {
   }
   kiln_pprof_msg(&c->sample, 2, &c->packed);
   kiln_pprof_msg(&c->samples, 2, &c->sample);
+}
+
+static void kiln_pprof_count_pcs(kiln_stack_t *s, void *ctx) {
+  *(size_t *)ctx += s->depth;
+}
+
+/* Profile.mapping: every module, the program first (pprof takes the first
+ * mapping for the main binary). has_functions: the names are kiln's, so
+ * pprof does not symbolize again (and agrees with kiln top). */
+static void kiln_pprof_mappings(kiln_pprof_ctx_t *c, kiln_buf_t *profile) {
+  size_t n = kiln_modules_count();
+  for (size_t i = 0; i < n; i++) {
+    const kiln_module_t *m = kiln_modules_at(i);
+    const char *file = m->mem_ehdr ? m->name : m->path;
+    kiln_pprof_int(&c->sub, 1, i + 1);
+    kiln_pprof_int(&c->sub, 2, m->lo);
+    kiln_pprof_int(&c->sub, 3, m->hi);
+    kiln_pprof_int(&c->sub, 4, m->file_off);
+    kiln_pprof_int(&c->sub, 5, kiln_pprof_string(&c->strings, file, strlen(file)));
+    kiln_pprof_int(&c->sub, 6, kiln_pprof_string(&c->strings, m->build_id, strlen(m->build_id)));
+    kiln_pprof_int(&c->sub, 7, 1); /* has_functions */
+    kiln_pprof_msg(profile, 3, &c->sub);
+  }
 }
 
 /* ---------------------------------------------------------------- gzip */
@@ -218,15 +313,18 @@ void kiln_pprof_render(const kiln_pprof_spec_t *spec, kiln_buf_t *out) {
   c.scale = spec->scale;
   c.nkinds = spec->nkinds;
   c.alloc = spec->alloc;
+  /* Distinct pcs are at most the pcs of all stacks (plus the markers): a
+   * table twice that size never fills. */
   size_t npcs = 0;
-  kiln_stacktab_stats_t st;
-  kiln_stacktab_stats(&st);
-  npcs = st.stacks * 8 + 64;
+  kiln_stacktab_foreach(kiln_pprof_count_pcs, &npcs);
+  npcs += 4;
   c.cap = 1024;
-  while (c.cap < npcs) c.cap <<= 1;
+  while (c.cap < npcs * 2) c.cap <<= 1;
   c.pcs = kiln_mem_map(c.cap * 8);
   c.loc_ids = kiln_mem_map(c.cap * 8);
-  if (c.pcs == NULL || c.loc_ids == NULL) {
+  c.wrapper = kiln_mem_map(c.cap);
+  c.sy = kiln_symbols_open();
+  if (c.pcs == NULL || c.loc_ids == NULL || c.wrapper == NULL || c.sy == NULL) {
     out->failed = true;
     goto done;
   }
@@ -237,10 +335,9 @@ void kiln_pprof_render(const kiln_pprof_spec_t *spec, kiln_buf_t *out) {
     kiln_pprof_int(&c.sub, 2, kiln_pprof_string(&c.strings, spec->units[k], strlen(spec->units[k])));
     kiln_pprof_msg(&profile, 1, &c.sub);
   }
-  kiln_symbols_begin();
   kiln_stacktab_foreach(kiln_pprof_stack, &c);
-  kiln_symbols_end();
   kiln_buf_put(&profile, c.samples.data ? c.samples.data : "", c.samples.len);
+  kiln_pprof_mappings(&c, &profile);
   kiln_buf_put(&profile, c.locations.data ? c.locations.data : "", c.locations.len);
   kiln_buf_put(&profile, c.functions.data ? c.functions.data : "", c.functions.len);
   uint64_t ptype = kiln_pprof_string(&c.strings, spec->period_type, strlen(spec->period_type));
@@ -252,7 +349,7 @@ void kiln_pprof_render(const kiln_pprof_spec_t *spec, kiln_buf_t *out) {
   kiln_pprof_int(&c.sub, 2, punit);
   kiln_pprof_msg(&profile, 11, &c.sub);
   kiln_pprof_int(&profile, 12, spec->period);
-  if (profile.failed || c.samples.failed || c.locations.failed || c.functions.failed || c.strings.table.failed)
+  if (c.failed || profile.failed || c.samples.failed || c.locations.failed || c.functions.failed || c.strings.table.failed)
     out->failed = true;
   else
     kiln_pprof_gzip(&profile, out);
@@ -260,6 +357,10 @@ void kiln_pprof_render(const kiln_pprof_spec_t *spec, kiln_buf_t *out) {
 done:
   kiln_mem_unmap(c.pcs, c.cap * 8);
   kiln_mem_unmap(c.loc_ids, c.cap * 8);
+  kiln_mem_unmap(c.wrapper, c.cap);
+  kiln_symbols_close(c.sy);
+  kiln_buf_free(&c.func_of_name);
+  kiln_buf_free(&c.raw);
   kiln_mem_unmap(c.strings.offs, c.strings.cap * 8);
   kiln_mem_unmap(c.strings.ids, c.strings.cap * 8);
   kiln_buf_free(&c.strings.text);

@@ -8,10 +8,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -30,12 +32,32 @@ static struct {
   unsigned dump_seq;         /* tagged sets written */
   double last_set_unix;      /* when the last tagged set was written */
   bool dump_signal_on;       /* KILN_DUMP_SIGNAL is ours */
+  bool collector_on;         /* the collector thread runs: dumps can be handed to it */
+  bool exec_quiesced;        /* the sampler was quiesced for an exec */
+  /* An exit signal's dump, handed from the signal's thread to the
+   * collector (KILN_PROFILER_EXIT_*); a futex word. */
+  _Atomic int exit_state;
+  int exit_sig;
 } kiln_profiler;
+
+enum {
+  KILN_PROFILER_EXIT_IDLE = 0,
+  KILN_PROFILER_EXIT_REQUESTED, /* the collector has been woken */
+  KILN_PROFILER_EXIT_RUNNING,   /* it writes the profile */
+  KILN_PROFILER_EXIT_DONE,
+  KILN_PROFILER_EXIT_ABANDONED, /* it did not start in time: the signal's thread dumps */
+};
 
 static pthread_mutex_t kiln_profiler_lock = PTHREAD_MUTEX_INITIALIZER;
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason);
 static int kiln_profiler_dump_signal(void);
 static __thread sigset_t kiln_tls_fork_mask;
+static __thread bool kiln_tls_fork_locked; /* prepare took the collector's locks */
+static __thread bool kiln_tls_fork_warmed __attribute__((tls_model("initial-exec")));
+/* The live maps were locked by this fork's prepare handler (only when the
+ * heap is tracked: in cpu mode, unlocking 512 shards in the child costs
+ * copy-on-write faults for nothing). */
+static __thread bool kiln_tls_fork_heap __attribute__((tls_model("initial-exec")));
 
 static double kiln_profiler_now(clockid_t clk) {
   struct timespec ts;
@@ -76,9 +98,10 @@ static void kiln_profiler_thread_key_dtor(void *value) {
   kiln_profiler_thread_end();
 }
 
-/* Registers and arms the calling thread. */
-static void kiln_profiler_add_self(void) {
-  kiln_unwind_thread_init(kiln_profiler.cfg.unwind);
+/* Registers and arms the calling thread (warm: set up its unwinder state
+ * first; the fork child's thread was warmed in the parent). */
+static void kiln_profiler_add_self(bool warm) {
+  if (warm) kiln_unwind_thread_init(kiln_profiler.cfg.unwind);
   kiln_thread_t *t = kiln_threads_register((pid_t)syscall(SYS_gettid), true);
   if (t == NULL) return;
   if (kiln_profiler.key_created) pthread_setspecific(kiln_profiler.thread_key, t);
@@ -106,23 +129,48 @@ static void kiln_profiler_fork_prepare(void) {
   sigemptyset(&prof);
   sigaddset(&prof, SIGPROF);
   pthread_sigmask(SIG_BLOCK, &prof, &kiln_tls_fork_mask);
-  /* No shard of the live map may be mid-update (or locked) in the child. */
-  kiln_heap_fork_prepare();
+  /* The child's thread is this one: its unwinder state is set up here, in
+   * the parent, where nothing is held by a thread that will not exist.
+   * Then no thread may be inside libunwind at the fork (its locks), nor
+   * mid-update in a shard of the live map, nor draining (the collector's
+   * unwinds). */
+  if (atomic_load(&kiln_profiler.active) && (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) && !kiln_tls_fork_warmed) {
+    kiln_unwind_thread_init(kiln_profiler.cfg.unwind);
+    kiln_tls_fork_warmed = true; /* once a thread: a fork storm pays it once */
+  }
+  kiln_unwind_fork_prepare();
+  kiln_tls_fork_heap = kiln_heap_started();
+  if (kiln_tls_fork_heap) kiln_heap_fork_prepare();
+  kiln_tls_fork_locked = atomic_load(&kiln_profiler.active);
+  if (kiln_tls_fork_locked) kiln_collector_fork_prepare();
 }
 
 static void kiln_profiler_fork_parent(void) {
-  kiln_heap_fork_release();
+  if (kiln_tls_fork_locked) kiln_collector_fork_parent();
+  kiln_tls_fork_locked = false;
+  if (kiln_tls_fork_heap) kiln_heap_fork_release();
+  kiln_unwind_fork_done();
   pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
 }
 
 static void kiln_profiler_fork_child(void) {
-  kiln_heap_fork_release();
+  if (kiln_tls_fork_heap) kiln_heap_fork_release();
+  kiln_unwind_fork_done();
   pthread_mutex_init(&kiln_profiler_lock, NULL);
+  if (kiln_tls_fork_locked) { /* the locks taken in prepare are new here */
+    kiln_perf_after_fork_child();
+    kiln_collector_after_fork_child();
+    kiln_tls_fork_locked = false;
+  }
   if (atomic_load(&kiln_profiler.active)) {
     /* The child starts a profile of its own: none of the parent's samples,
      * threads, events or allocations over the run come along. The blocks
      * live at fork are live in the child too, and stay tracked. */
     kiln_heap_guard_enter();
+    kiln_tree_after_fork_child(); /* below the top now: silent */
+    atomic_store(&kiln_profiler.exit_state, KILN_PROFILER_EXIT_IDLE);
+    kiln_profiler.collector_on = false;
+    kiln_profiler.exec_quiesced = false;
     kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
     kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) |
@@ -134,11 +182,14 @@ static void kiln_profiler_fork_child(void) {
     kiln_profiler_baseline();
     kiln_profiler.out_warned = false;
     if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
-      kiln_profiler_add_self();
-      kiln_sampler_resume();
-      kiln_collector_start(kiln_profiler.cfg.hz, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(), kiln_profiler_on_dump);
+      kiln_sampler_resume(); /* perf: this thread's rings, inherited by its threads */
+      kiln_profiler_add_self(false);
+      kiln_profiler.collector_on = kiln_collector_start(&kiln_profiler.cfg, kiln_profiler.cfg.hz,
+                                                        kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(),
+                                                        kiln_profiler_on_dump) == 0;
     } else if (kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on) {
-      kiln_collector_start(0, kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(), kiln_profiler_on_dump);
+      kiln_profiler.collector_on = kiln_collector_start(&kiln_profiler.cfg, 0, kiln_profiler.cfg.interval_ns,
+                                                        kiln_profiler_dump_signal(), kiln_profiler_on_dump) == 0;
     }
     kiln_heap_guard_leave();
   }
@@ -160,16 +211,23 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
    * drops root later still writes there); a failure is reported at the
    * first write. */
   kiln_out_open(kiln_profiler.cfg.out_dir);
+  kiln_tree_start(kiln_profiler.cfg.out_dir);
   if ((rc = kiln_threads_init()) < 0 || (rc = kiln_stacktab_init(1u << 18)) < 0 ||
       (rc = kiln_modules_init()) < 0) {
     kiln_log("cannot map the profiler's memory; profiling disabled");
     goto out;
   }
-  kiln_unwind_init(&kiln_profiler.cfg.unwind);
+  bool cpu = kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT, alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
+  /* In-process unwinding serves the malloc hooks; CPU samples are unwound
+   * from their copies (kiln_unwind_copy.c). */
+  if (alloc) {
+    kiln_unwind_refuse_pipes(true);
+    kiln_unwind_init(&kiln_profiler.cfg.unwind);
+    kiln_unwind_refuse_pipes(false);
+  }
   if (!kiln_profiler.key_created)
     kiln_profiler.key_created =
         pthread_key_create(&kiln_profiler.thread_key, kiln_profiler_thread_key_dtor) == 0;
-  bool cpu = kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT, alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
   if (cpu && (rc = kiln_sampler_start(&kiln_profiler.cfg)) < 0) {
     if (!alloc) goto out;
     kiln_profiler.cfg.mode &= ~KILN_MODE_CPU_BIT; /* the heap goes on alone */
@@ -184,16 +242,18 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
   kiln_profiler.last_set_unix = kiln_profiler_now(CLOCK_REALTIME);
   if (cpu || kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on) {
     if (cpu) {
-      kiln_profiler_add_self();
+      kiln_profiler_add_self(true);
       kiln_profiler_add_existing();
     }
-    if ((rc = kiln_collector_start(cpu ? kiln_profiler.cfg.hz : 0, kiln_profiler.cfg.interval_ns,
-                                   kiln_profiler_dump_signal(), kiln_profiler_on_dump)) < 0) {
+    if ((rc = kiln_collector_start(&kiln_profiler.cfg, cpu ? kiln_profiler.cfg.hz : 0,
+                                   kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(),
+                                   kiln_profiler_on_dump)) < 0) {
       kiln_log("cannot start the collector thread (%s); profiling disabled", strerror(-rc));
-      kiln_sampler_stop();
+      kiln_sampler_stop(NULL, NULL);
       atomic_store(&kiln_profiler.active, false);
       goto out;
     }
+    kiln_profiler.collector_on = true;
   }
   if (alloc) kiln_scan_prepare(&kiln_profiler.cfg); /* before the first tracked block */
   if (alloc && (rc = kiln_heap_start(&kiln_profiler.cfg)) < 0)
@@ -220,7 +280,9 @@ int kiln_profiler_ensure_heap(void) {
     if (cfg.alloc_sample != 0) {
       rc = -EINVAL; /* a sampled heap cannot see every block */
     } else if ((rc = kiln_stacktab_init(1u << 18)) == 0 && (rc = kiln_modules_init()) == 0) {
+      kiln_unwind_refuse_pipes(true);
       kiln_unwind_init(&cfg.unwind);
+      kiln_unwind_refuse_pipes(false);
       rc = kiln_heap_start(&cfg);
       if (!kiln_profiler.atfork_registered)
         kiln_profiler.atfork_registered = pthread_atfork(kiln_profiler_fork_prepare, kiln_profiler_fork_parent,
@@ -236,22 +298,29 @@ int kiln_profiler_ensure_heap(void) {
 
 void kiln_profiler_start_env(void) {
   kiln_config_t cfg;
+  kiln_tree_start(NULL); /* below the top, even a bad KILN_* value is not said on stderr */
   if (kiln_options_from_env(&cfg) != 0) return;
   kiln_profiler_start_cfg(&cfg);
 }
 
 bool kiln_profiler_active(void) { return atomic_load(&kiln_profiler.active); }
 
-void kiln_profiler_thread_begin(void) {
+void kiln_profiler_thread_begin(bool parent_covered) {
   if (!atomic_load(&kiln_profiler.active) || !(kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) ||
       kiln_sampler_stepped_aside())
     return;
   kiln_heap_guard_enter();
-  kiln_profiler_add_self();
+  kiln_sampler_thread_inherit(parent_covered);
+  kiln_profiler_add_self(true);
   kiln_heap_guard_leave();
 }
 
 void kiln_profiler_thread_end(void) {
+  if (atomic_load(&kiln_profiler.active) && (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT)) {
+    char name[17] = "";
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    kiln_collector_thread_exit((pid_t)syscall(SYS_gettid), name);
+  }
   kiln_thread_t *t = kiln_tls_thread;
   /* The slot may have been retired by kiln_stop and reused since. */
   if (t == NULL || t->tid != (pid_t)syscall(SYS_gettid) ||
@@ -272,16 +341,74 @@ typedef struct kiln_profiler_report {
   kiln_thread_totals_t threads;
   kiln_stacktab_stats_t table;
   kiln_heap_stats_t heap;
+  kiln_perf_stats_t perf;
+  kiln_collector_stats_t coll;
   uint64_t cpu_total;
+  uint64_t samples, dropped, truncated, kernel_samples, threads_seen; /* over the run */
+  uint64_t unsampled;        /* live threads with CPU time and no sample */
+  double unsampled_seconds;  /* their CPU time */
+  char unsampled_names[160];
   double user, sys, wall, profiler_cpu, delivered_hz;
 } kiln_profiler_report_t;
+
+/* One "threads_list" entry of meta.json. */
+static void kiln_profiler_meta_thread(const kiln_thread_seen_t *t, void *ctx) {
+  kiln_buf_t *b = ctx;
+  if (b->len == 0 || b->data[b->len - 1] != '[') kiln_buf_puts(b, ", ");
+  kiln_buf_printf(b, "{\"tid\": %d, \"name\": \"", (int)t->tid);
+  for (const char *p = t->name; *p; p++)
+    if ((unsigned char)*p >= 0x20 && *p != '"' && *p != '\\') kiln_buf_put(b, p, 1);
+  kiln_buf_printf(b, "\", \"samples\": %llu, \"kernel_samples\": %llu}", (unsigned long long)t->samples,
+                  (unsigned long long)t->kernel);
+}
+
+/* Live threads that used CPU time but gave no sample: sampling could not
+ * see them (threads the inheritance and the wrappers both missed). */
+static void kiln_profiler_unsampled(kiln_profiler_report_t *r, int hz) {
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL) return;
+  long tick = sysconf(_SC_CLK_TCK);
+  pid_t collector = 0;
+  struct dirent *e;
+  size_t len = 0;
+  while ((e = readdir(d)) != NULL) {
+    pid_t tid = (pid_t)atoi(e->d_name);
+    if (tid <= 0 || kiln_collector_thread_seen(tid)) continue;
+    char path[64], stat[512], comm[32] = "?";
+    kiln_fmt(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) continue;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+    if (open == NULL || close == NULL) continue;
+    kiln_fmt(comm, sizeof comm, "%.*s", (int)(close - open - 1), open + 1);
+    if (strcmp(comm, "kiln-collector") == 0) {
+      collector = tid;
+      continue;
+    }
+    unsigned long long utime = 0, stime = 0;
+    /* fields after the name: state ppid ... utime(14) stime(15) */
+    if (sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) continue;
+    double cpu = (double)(utime + stime) / (double)tick;
+    if (cpu * hz < 3) continue; /* too little CPU time to expect a sample */
+    r->unsampled++;
+    r->unsampled_seconds += cpu;
+    if (len < sizeof r->unsampled_names - 40)
+      len += (size_t)kiln_fmt(r->unsampled_names + len, sizeof r->unsampled_names - len, "%s%s[%d]",
+                              len ? ", " : "", comm, (int)tid);
+  }
+  (void)collector;
+  closedir(d);
+}
 
 /* One profile set being written. */
 typedef struct kiln_profiler_set {
   kiln_dump_reason_t reason;
   bool tagged;     /* an interval/on-demand set: <prog>.<pid>.<tag>.<kind> */
   bool delta;      /* counts since the last tagged set */
-  bool crash;      /* emergency: no locks waited on, no malloc */
+  kiln_dump_mode_t mode; /* chosen by the call site */
   int fatal_signal;
   unsigned seq;
   char tag[40];
@@ -304,6 +431,7 @@ static const struct {
     {KILN_COUNT_LIVE_BYTES, KILN_MODE_ALLOC_BIT, "leak_bytes", false},
     {KILN_COUNT_LIVE_COUNT, KILN_MODE_ALLOC_BIT, "leak_count", false},
     {KILN_COUNT_PEAK_BYTES, KILN_MODE_ALLOC_BIT, "peak_bytes", false},
+    {KILN_COUNT_TEMP_COUNT, KILN_MODE_ALLOC_BIT, "temp_count", false},
     {KILN_COUNT_DEFINITE_BYTES, KILN_MODE_ALLOC_BIT, "definite_bytes", true},
     {KILN_COUNT_DEFINITE_COUNT, KILN_MODE_ALLOC_BIT, "definite_count", true},
     {KILN_COUNT_INDIRECT_BYTES, KILN_MODE_ALLOC_BIT, "indirect_bytes", true},
@@ -339,12 +467,26 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
     kiln_buf_printf(b, "  \"hz_requested\": %d,\n  \"sample_period_ns\": %lld,\n  \"hz_delivered\": %.1f,\n",
                     c->hz, 1000000000LL / c->hz, r->delivered_hz);
     kiln_buf_printf(b, "  \"samples\": %llu,\n  \"samples_in_profile\": %llu,\n",
-                    (unsigned long long)r->threads.samples, (unsigned long long)r->cpu_total);
+                    (unsigned long long)r->samples, (unsigned long long)r->cpu_total);
+    kiln_buf_printf(b, "  \"kernel_time_sampled\": %s,\n  \"cpu_kernel_samples\": %llu,\n"
+                       "  \"cpu_user_samples\": %llu,\n",
+                    kiln_sampler_kernel() ? "true" : "false", (unsigned long long)r->kernel_samples,
+                    (unsigned long long)(r->samples - r->kernel_samples));
     kiln_buf_printf(b, "  \"dropped\": %llu,\n  \"truncated\": %llu,\n  \"unwind_skipped\": %llu,\n",
-                    (unsigned long long)r->threads.dropped, (unsigned long long)r->threads.truncated,
+                    (unsigned long long)r->dropped, (unsigned long long)r->truncated,
                     (unsigned long long)r->threads.skipped);
-    kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n",
-                    (unsigned long long)r->threads.threads, (unsigned long long)r->threads.unregistered);
+    kiln_buf_printf(b, "  \"kiln_hook_samples\": %llu,\n  \"profiler_thread_samples\": %llu,\n",
+                    (unsigned long long)r->coll.kiln_frames, (unsigned long long)r->coll.own_samples);
+    kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n"
+                       "  \"threads_unsampled_cpu_seconds\": %.3f,\n",
+                    (unsigned long long)r->threads_seen, (unsigned long long)(r->unsampled + r->threads.unregistered),
+                    r->unsampled_seconds);
+    if (!(set->mode == KILN_DUMP_MODE_EMERGENCY)) {
+      uint64_t count;
+      kiln_buf_puts(b, "  \"threads_list\": [");
+      kiln_collector_threads(kiln_profiler_meta_thread, b, &count);
+      kiln_buf_puts(b, "],\n");
+    }
     kiln_buf_printf(b, "  \"stepped_aside\": %s,\n", kiln_sampler_stepped_aside() ? "true" : "false");
   }
   if (alloc) {
@@ -360,6 +502,11 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                     (unsigned long long)h->tracked_blocks, (unsigned long long)h->untracked_frees,
                     (unsigned long long)h->map_failures);
     kiln_buf_printf(b, "  \"live_map_bytes\": %llu,\n", (unsigned long long)h->map_bytes);
+    kiln_buf_printf(b, "  \"alloc_unwind_fallbacks\": %llu,\n  \"alloc_unwind_rules\": %llu,\n",
+                    (unsigned long long)h->unwind.fallbacks, (unsigned long long)h->unwind.rules);
+    if (h->unwind.verify)
+      kiln_buf_printf(b, "  \"alloc_verify\": {\"checked\": %llu, \"mismatches\": %llu},\n",
+                      (unsigned long long)h->unwind.verified, (unsigned long long)h->unwind.mismatches);
     kiln_scan_totals_t lk;
     kiln_scan_totals(&lk);
     if (lk.ran) {
@@ -394,7 +541,7 @@ static const char *kiln_profiler_size(double bytes, char *buf, size_t cap) {
   const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
   while (bytes >= 1024 && u < 4) bytes /= 1024, u++;
-  snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+  kiln_fmt(buf, cap, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
   return buf;
 }
 
@@ -402,14 +549,14 @@ static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_sc
                                   const kiln_profiler_set_t *set, const char *dir, const char *first, int rc) {
   const kiln_config_t *c = &kiln_profiler.cfg;
   char path[4096 + 256];
-  snprintf(path, sizeof path, "%s/%s", dir, first);
+  kiln_fmt(path, sizeof path, "%s/%s", dir, first);
   if (c->mode & KILN_MODE_CPU_BIT)
     kiln_log("%s[%d]: %llu samples at %.0f Hz (%d requested; %s, %s), threads %llu, "
              "dropped %llu, truncated %llu%s%s",
-             kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r->threads.samples, r->delivered_hz,
+             kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r->samples, r->delivered_hz,
              c->hz, kiln_sampler_timer_name(kiln_sampler_timer()), kiln_unwind_name(c->unwind),
-             (unsigned long long)r->threads.threads, (unsigned long long)r->threads.dropped,
-             (unsigned long long)r->threads.truncated, rc == 0 ? " -> " : "", rc == 0 ? path : "");
+             (unsigned long long)r->threads_seen, (unsigned long long)r->dropped,
+             (unsigned long long)r->truncated, rc == 0 ? " -> " : "", rc == 0 ? path : "");
   if (c->mode & KILN_MODE_ALLOC_BIT) {
     const kiln_heap_stats_t *h = &r->heap;
     char a[32], f[32], l[32], p[32], lost[512] = "";
@@ -417,11 +564,11 @@ static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_sc
       static const char *const cat[] = {"definitely lost", "indirectly lost", "possibly lost", "still reachable"};
       size_t len = 0;
       for (int k = 0; k < KILN_LEAK_KINDS && len < sizeof lost; k++)
-        len += (size_t)snprintf(lost + len, sizeof lost - len, "%s %s %s in %llu%s", k ? "," : ";", cat[k],
+        len += (size_t)kiln_fmt(lost + len, sizeof lost - len, "%s %s %s in %llu%s", k ? "," : ";", cat[k],
                                 kiln_profiler_size((double)leaks->bytes[k], a, sizeof a),
                                 (unsigned long long)leaks->count[k], k ? "" : " blocks");
       if (leaks->suppressed_count && len < sizeof lost)
-        snprintf(lost + len, sizeof lost - len, ", suppressed %s in %llu",
+        kiln_fmt(lost + len, sizeof lost - len, ", suppressed %s in %llu",
                  kiln_profiler_size((double)leaks->suppressed_bytes, a, sizeof a),
                  (unsigned long long)leaks->suppressed_count);
     }
@@ -437,6 +584,32 @@ static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_sc
   if (set->health.nwarnings > 0)
     kiln_log("%s[%d]: health: %s%s", kiln_profiler.prog, (int)kiln_profiler.pid, set->health.warnings[0],
              set->health.nwarnings > 1 ? " (more in the meta file)" : "");
+}
+
+/* What the processes below the top reported (kiln_tree.c), in one line. */
+static void kiln_profiler_tree_summary(const char *dir, bool print) {
+  kiln_tree_totals_t t;
+  if (kiln_tree_collect(&t, true) != 0 || !print || (t.processes == 0 && t.warnings == 0)) return;
+  char progs[600] = "";
+  size_t len = 0;
+  for (int i = 0; i < t.nprogs && len < sizeof progs; i++)
+    len += (size_t)kiln_fmt(progs + len, sizeof progs - len, "%s%llu %s", i ? ", " : "",
+                            (unsigned long long)t.progs[i].count, t.progs[i].name);
+  if (t.other && len < sizeof progs)
+    kiln_fmt(progs + len, sizeof progs - len, ", %llu other", (unsigned long long)t.other);
+  uint64_t profiled = t.processes - t.empty;
+  kiln_log("%s[%d]: tree: %llu process%s below: %llu profiled%s%s%s, %llu recorded nothing (no files written); "
+           "%llu files -> %s",
+           kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)t.processes, t.processes == 1 ? "" : "es",
+           (unsigned long long)profiled, profiled ? " (" : "", profiled ? progs : "", profiled ? ")" : "",
+           (unsigned long long)t.empty, (unsigned long long)t.files, dir);
+  if (t.failed)
+    kiln_log("%s[%d]: tree: %llu process%s below could not write their profiles", kiln_profiler.prog,
+             (int)kiln_profiler.pid, (unsigned long long)t.failed, t.failed == 1 ? "" : "es");
+  if (t.warnings)
+    kiln_log("%s[%d]: tree: %llu kiln message%s below (not shown on their stderr), the first: %s",
+             kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)t.warnings, t.warnings == 1 ? "" : "s",
+             t.first_warning);
 }
 
 /* Delta mode: DELTA_* = current - MARK_* for every stack; after the set
@@ -462,6 +635,7 @@ static void kiln_profiler_delta_stack(kiln_stack_t *s, void *ctx) {
  * (alloc and inuse objects/space), as Go's profiles name them. */
 static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_set_t *set) {
   const kiln_config_t *c = &kiln_profiler.cfg;
+  bool emergency = set->mode == KILN_DUMP_MODE_EMERGENCY;
   int rc = 0;
   int64_t now_ns = (int64_t)(set->until_unix * 1e9), dur_ns = (int64_t)((set->until_unix - set->from_unix) * 1e9);
   if (c->mode & KILN_MODE_CPU_BIT) {
@@ -473,8 +647,8 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
                               (int64_t)(1000000000 / c->hz), now_ns - dur_ns, dur_ns, false};
     kiln_buf_t out = {0};
     kiln_pprof_render(&spec, &out);
-    snprintf(set->pprof_files[0], sizeof set->pprof_files[0], "%s.cpu.pb.gz", base);
-    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[0], out.data, out.len);
+    kiln_fmt(set->pprof_files[0], sizeof set->pprof_files[0], "%s.cpu.pb.gz", base);
+    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[0], out.data, out.len, emergency);
     kiln_buf_free(&out);
   }
   if (rc == 0 && (c->mode & KILN_MODE_ALLOC_BIT)) {
@@ -486,8 +660,8 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
     kiln_pprof_spec_t spec = {kinds, NULL, types, units, 4, "space", "bytes", 0, now_ns - dur_ns, dur_ns, true};
     kiln_buf_t out = {0};
     kiln_pprof_render(&spec, &out);
-    snprintf(set->pprof_files[1], sizeof set->pprof_files[1], "%s.heap.pb.gz", base);
-    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[1], out.data, out.len);
+    kiln_fmt(set->pprof_files[1], sizeof set->pprof_files[1], "%s.heap.pb.gz", base);
+    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[1], out.data, out.len, emergency);
     kiln_buf_free(&out);
   }
   return rc;
@@ -496,31 +670,34 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
 static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, bool summary) {
   kiln_heap_guard_enter();
   const kiln_config_t *c = &kiln_profiler.cfg;
+  bool emergency = set->mode == KILN_DUMP_MODE_EMERGENCY;
   if (c->mode & KILN_MODE_CPU_BIT) {
-    if (set->crash) kiln_collector_try_drain();
+    if (emergency) kiln_collector_try_drain();
     else kiln_collector_drain();
   }
-  if (!set->crash) kiln_modules_refresh();
-  kiln_symbols_demangle(!set->crash); /* __cxa_demangle mallocs: not in a crash */
+  kiln_symbols_demangle(!emergency); /* __cxa_demangle mallocs */
+  /* Kernel function names cost a read of /proc/kallsyms (~50 ms): only
+   * for runs long enough to make that small; "[kernel]" marks the rest. */
+  kiln_symbols_kernel_names(!emergency && kiln_profiler_now(CLOCK_MONOTONIC) - kiln_profiler.wall_start >= 1.0);
   set->until_unix = kiln_profiler_now(CLOCK_REALTIME);
   set->from_unix = set->tagged && set->delta ? kiln_profiler.last_set_unix : kiln_profiler.wall_start_unix;
   char base[200];
   if (set->tagged) {
     set->seq = ++kiln_profiler.dump_seq;
-    time_t t = (time_t)set->until_unix;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(set->tag, sizeof set->tag, "%04d%02d%02dT%02d%02d%02dZ-%04u", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, set->seq % 10000);
-    snprintf(base, sizeof base, "%s.%d.%s", kiln_profiler.prog, (int)kiln_profiler.pid, set->tag);
+    kiln_fmt_tm_t tm;
+    kiln_fmt_utc((int64_t)set->until_unix, &tm);
+    kiln_fmt(set->tag, sizeof set->tag, "%04d%02d%02dT%02d%02d%02dZ-%04u", tm.year, tm.month, tm.day, tm.hour,
+             tm.minute, tm.second, set->seq % 10000);
+    kiln_fmt(base, sizeof base, "%s.%d.%s", kiln_profiler.prog, (int)kiln_profiler.pid, set->tag);
   } else {
     set->seq = kiln_profiler.dump_seq;
-    snprintf(base, sizeof base, "%s.%d", kiln_profiler.prog, (int)kiln_profiler.pid);
+    kiln_fmt(base, sizeof base, "%s.%d", kiln_profiler.prog, (int)kiln_profiler.pid);
   }
   kiln_profiler_report_t r;
   memset(&r, 0, sizeof r);
   kiln_count_kind_t kinds[KILN_PROFILER_FILES];
   char names[KILN_PROFILER_FILES][320];
+  const char *suffixes[KILN_PROFILER_FILES];
   uint64_t totals[KILN_PROFILER_FILES];
   kiln_buf_t outs[KILN_PROFILER_FILES];
   memset(outs, 0, sizeof outs);
@@ -544,48 +721,105 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
       continue;
     }
     kinds[n] = kind;
-    snprintf(names[n], sizeof names[n], "%s.%s.folded", base, suffix);
+    suffixes[n] = suffix;
+    kiln_fmt(names[n], sizeof names[n], "%s.%s.folded", base, suffix);
     n++;
   }
   if (c->mode & KILN_MODE_ALLOC_BIT) {
     kiln_heap_settle();
     kiln_heap_stats(&r.heap);
   }
+  /* CPU time before this dump's own work (symbolizing, writing), which the
+   * sampler no longer sees. */
+  double user, sys;
+  kiln_profiler_rusage(&user, &sys);
+  /* The last set of this process image (exit, exec, _exit, a signal). */
+  bool final = !set->tagged && set->reason != KILN_DUMP_API;
+  kiln_threads_totals(&r.threads);
+  kiln_perf_stats(&r.perf);
+  kiln_collector_stats(&r.coll);
+  uint64_t cpu_seen = r.perf.samples - (r.coll.own_samples < r.perf.samples ? r.coll.own_samples : r.perf.samples) +
+                      r.threads.samples;
+  if (final && !kiln_tree_is_top() && cpu_seen == 0 && r.heap.alloc_count == 0) {
+    /* A process below the top that recorded nothing: no empty files, one
+     * record for the top's summary. */
+    kiln_tree_rec_t rec = {kiln_profiler.prog, true, 0, 0, 0, 0, set->fatal_signal};
+    kiln_tree_report(&rec);
+    kiln_symbols_demangle(true);
+    kiln_heap_guard_leave();
+    return 0;
+  }
+  if (!emergency) kiln_modules_refresh(); /* a lock, and the loader's */
   bool commit = false;
   if (set->tagged && set->delta) kiln_stacktab_foreach(kiln_profiler_delta_stack, &commit);
-  kiln_folded_render(kinds, n, outs, totals);
+  /* The stacks file (addresses and module map, for the tool's source
+   * lines): not in an emergency, where less is more. */
+  kiln_buf_t stacks = {0};
+  kiln_folded_render(kinds, suffixes, n, outs, totals, (set->mode == KILN_DUMP_MODE_EMERGENCY) ? NULL : &stacks);
   for (int i = 0; i < n; i++)
     if (kinds[i] == KILN_COUNT_CPU || kinds[i] == KILN_COUNT_DELTA_CPU) r.cpu_total = totals[i];
   kiln_threads_totals(&r.threads);
   kiln_stacktab_stats(&r.table);
-  double user, sys;
-  kiln_profiler_rusage(&user, &sys);
+  kiln_perf_stats(&r.perf);
+  kiln_collector_stats(&r.coll);
+  uint64_t own = r.coll.own_samples < r.perf.samples ? r.coll.own_samples : r.perf.samples;
+  r.samples = r.perf.samples - own + r.threads.samples;
+  r.kernel_samples = r.perf.kernel_samples;
+  r.dropped = r.threads.dropped + r.perf.lost;
+  r.truncated = r.coll.truncated;
+  if (!(set->mode == KILN_DUMP_MODE_EMERGENCY)) kiln_collector_threads(NULL, NULL, &r.threads_seen);
   r.user = user - kiln_profiler.user_start;
   r.sys = sys - kiln_profiler.sys_start;
   r.wall = kiln_profiler_now(CLOCK_MONOTONIC) - kiln_profiler.wall_start;
   r.profiler_cpu = kiln_collector_cpu_seconds();
-  /* The perf timer counts user time; the others user and system time. */
-  double counted = r.user + (kiln_sampler_timer() == KILN_TIMER_PERF ? 0 : r.sys) - r.profiler_cpu;
-  r.delivered_hz = counted > 0.001 ? (double)r.threads.samples / counted : 0;
+  /* What the timer counts: user and system time (perf with kernel time,
+   * and the signal timers), or user time only; less the collector's. */
+  bool counts_sys = kiln_sampler_timer() != KILN_TIMER_PERF || kiln_sampler_kernel();
+  double counted = r.user + (counts_sys ? r.sys : 0) - r.profiler_cpu;
+  if (counted < 0) counted = 0;
+  r.delivered_hz = counted > 0.001 ? (double)r.samples / counted : 0;
+  if ((c->mode & KILN_MODE_CPU_BIT) && !(set->mode == KILN_DUMP_MODE_EMERGENCY)) kiln_profiler_unsampled(&r, c->hz);
 
-  kiln_health_input_t hin = {c, r.threads.samples, counted, r.threads.dropped, r.threads.truncated,
-                             r.threads.skipped, r.table.full_hits, r.table.bytes + r.heap.map_bytes,
-                             (c->mode & KILN_MODE_CPU_BIT) ? r.threads.threads : 0, kiln_sampler_stepped_aside(),
-                             c->dump_signal > 0 && !kiln_profiler.dump_signal_on, set->crash};
+  kiln_health_input_t hin = {.cfg = c,
+                             .samples = r.samples,
+                             .counted_seconds = counted,
+                             .dropped = r.dropped,
+                             .truncated = r.truncated,
+                             .skipped = r.threads.skipped,
+                             .table_full = r.table.full_hits,
+                             .memory_bytes = r.table.bytes + r.heap.map_bytes + r.perf.ring_bytes,
+                             .threads = (c->mode & KILN_MODE_CPU_BIT) ? r.threads_seen : 0,
+                             .stepped_aside = kiln_sampler_stepped_aside(),
+                             .dump_signal_refused = c->dump_signal > 0 && !kiln_profiler.dump_signal_on,
+                             .crash = emergency};
+  hin.kernel_missing = (c->mode & KILN_MODE_CPU_BIT) && kiln_sampler_timer() == KILN_TIMER_PERF &&
+                       !kiln_sampler_kernel() && c->cpu_time != KILN_CPU_USER;
+  hin.user_seconds = r.user;
+  hin.sys_seconds = r.sys;
+  hin.unsampled = r.unsampled;
+  hin.unsampled_seconds = r.unsampled_seconds;
+  hin.unsampled_names = r.unsampled_names;
+  hin.kiln_hook_samples = r.coll.kiln_frames;
   kiln_health_assess(&hin, &set->health);
 
-  int rc = kiln_out_mkdirs(dir);
+  int rc = kiln_out_mkdirs(dir, emergency);
   for (int i = 0; i < n && rc == 0; i++) {
     if (outs[i].failed) rc = -ENOMEM;
-    else rc = kiln_out_write_file(dir, names[i], outs[i].data ? outs[i].data : "", outs[i].len);
+    else rc = kiln_out_write_file(dir, names[i], outs[i].data ? outs[i].data : "", outs[i].len, emergency);
   }
+  if (rc == 0 && n > 0 && !(set->mode == KILN_DUMP_MODE_EMERGENCY) && !stacks.failed) {
+    char stacks_name[220];
+    kiln_fmt(stacks_name, sizeof stacks_name, "%s.stacks", base);
+    rc = kiln_out_write_file(dir, stacks_name, stacks.data ? stacks.data : "", stacks.len, false);
+  }
+  kiln_buf_free(&stacks);
   if (rc == 0 && c->pprof && set->tagged) rc = kiln_profiler_pprof(dir, base, set);
   /* The meta file last: when it is there, the whole set is. */
   kiln_buf_t meta = {0};
   char meta_name[300];
-  snprintf(meta_name, sizeof meta_name, "%s.meta.json", base);
+  kiln_fmt(meta_name, sizeof meta_name, "%s.meta.json", base);
   kiln_profiler_meta(&meta, &r, names, n, set);
-  if (rc == 0) rc = meta.failed ? -ENOMEM : kiln_out_write_file(dir, meta_name, meta.data, meta.len);
+  if (rc == 0) rc = meta.failed ? -ENOMEM : kiln_out_write_file(dir, meta_name, meta.data, meta.len, emergency);
   if (rc == 0 && set->tagged && set->delta) {
     commit = true;
     kiln_stacktab_foreach(kiln_profiler_delta_stack, &commit);
@@ -593,9 +827,17 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   if (rc == 0 && set->tagged) kiln_profiler.last_set_unix = set->until_unix;
   if (rc < 0 && !kiln_profiler.out_warned) {
     kiln_profiler.out_warned = true;
-    kiln_log("cannot write profiles to %s: %s", dir, kiln_out_error(rc));
+    kiln_log("cannot write profiles to %s: %s", dir, kiln_out_error(rc)); /* kiln_fmt: emergencies too */
   }
-  if (summary && !c->quiet) kiln_profiler_summary(&r, &leaks, set, kiln_out_where(dir), names[0], rc);
+  if (final && !kiln_tree_is_top()) {
+    kiln_tree_rec_t rec = {kiln_profiler.prog, false, rc == 0 ? (unsigned)n + 1 : 0, r.samples,
+                           r.heap.alloc_count, rc, set->fatal_signal};
+    kiln_tree_report(&rec);
+  } else if (summary) {
+    if (!c->quiet) kiln_profiler_summary(&r, &leaks, set, kiln_out_where(dir), names[0], rc);
+    /* The top's last image: the processes below, in one line. */
+    if (final && set->reason != KILN_DUMP_EXEC) kiln_profiler_tree_summary(dir, !c->quiet);
+  }
   for (int i = 0; i < n; i++) kiln_buf_free(&outs[i]);
   kiln_buf_free(&meta);
   kiln_symbols_demangle(true);
@@ -616,46 +858,140 @@ static int kiln_profiler_dump_signal(void) {
   return kiln_profiler.dump_signal_on ? kiln_profiler.cfg.dump_signal : 0;
 }
 
-/* From the collector thread: an interval is up, or the dump signal came. */
+/* The last sets of a process that ends now (a signal, _exit): the last
+ * interval, so that the intervals add up to the whole, then the whole run.
+ * Under the lock, the profiler just made inactive. */
+static void kiln_profiler_final_sets(kiln_dump_reason_t reason, int sig, kiln_dump_mode_t mode) {
+  kiln_heap_guard_enter();
+  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
+    if (mode == KILN_DUMP_MODE_EMERGENCY) kiln_sampler_halt(); /* takes no lock */
+    else kiln_sampler_stop(kiln_collector_sink, NULL);
+  }
+  kiln_profiler_set_t set;
+  memset(&set, 0, sizeof set);
+  set.reason = reason;
+  set.mode = mode;
+  set.fatal_signal = sig;
+  if (kiln_profiler.cfg.interval_ns) {
+    kiln_profiler_set_t last = set;
+    last.tagged = true;
+    last.delta = !kiln_profiler.cfg.interval_cumulative;
+    kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &last, false);
+  }
+  kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &set, true);
+  kiln_heap_guard_leave();
+}
+
+static void kiln_profiler_exit_wake(int state) {
+  atomic_store(&kiln_profiler.exit_state, state);
+  syscall(SYS_futex, &kiln_profiler.exit_state, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* On the collector: the dump an exit signal asked for, in normal mode (it
+ * is not a signal context). The lock is waited for a bounded time: the
+ * signal's thread may be the one holding it. */
+static void kiln_profiler_exit_dump(void) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_nsec += 300000000L;
+  if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+  if (pthread_mutex_timedlock(&kiln_profiler_lock, &until) != 0) return;
+  if (atomic_exchange(&kiln_profiler.active, false))
+    kiln_profiler_final_sets(KILN_DUMP_FATAL, kiln_profiler.exit_sig, KILN_DUMP_MODE_NORMAL);
+  pthread_mutex_unlock(&kiln_profiler_lock);
+}
+
+/* From the collector thread: an interval is up, the dump signal came, or
+ * an exit signal's thread hands its dump over. */
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason) {
+  int want = KILN_PROFILER_EXIT_REQUESTED;
+  if (atomic_compare_exchange_strong(&kiln_profiler.exit_state, &want, KILN_PROFILER_EXIT_RUNNING)) {
+    kiln_profiler_exit_dump();
+    kiln_profiler_exit_wake(KILN_PROFILER_EXIT_DONE);
+    return;
+  }
+  if (want != KILN_PROFILER_EXIT_IDLE) return; /* the process is ending */
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_load(&kiln_profiler.active)) kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, reason, false);
   pthread_mutex_unlock(&kiln_profiler_lock);
 }
 
+/* Waits while exit_state is `state`, at most `ms`; the state then. */
+KILN_SIGNAL_SAFE static int kiln_profiler_exit_wait(int state, long ms) {
+  struct timespec now, end;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += ms / 1000;
+  end.tv_nsec += (ms % 1000) * 1000000L;
+  if (end.tv_nsec >= 1000000000L) end.tv_sec++, end.tv_nsec -= 1000000000L;
+  int st;
+  while ((st = atomic_load(&kiln_profiler.exit_state)) == state) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left = (long long)(end.tv_sec - now.tv_sec) * 1000000000LL + (end.tv_nsec - now.tv_nsec);
+    if (left <= 0) break;
+    struct timespec ts = {(time_t)(left / 1000000000LL), (long)(left % 1000000000LL)};
+    syscall(SYS_futex, &kiln_profiler.exit_state, FUTEX_WAIT_PRIVATE, state, &ts, NULL, 0);
+  }
+  return st;
+}
+
 /* _exit and fatal signals: whatever state the program is in, write what
- * can be written without waiting on a lock and without malloc; never
- * twice. Returns at once if a dump is under way elsewhere. */
+ * can be written in emergency mode (no lock waited on, no malloc, no stdio
+ * or locale, no loader call); never twice. Returns at once if a dump is
+ * under way elsewhere. */
 void kiln_profiler_emergency(kiln_dump_reason_t reason, int sig) {
   if (getpid() != kiln_profiler.pid || !atomic_load(&kiln_profiler.active)) return;
   if (pthread_mutex_trylock(&kiln_profiler_lock) != 0) return;
-  if (atomic_exchange(&kiln_profiler.active, false)) {
-    kiln_heap_guard_enter();
-    if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop();
-    kiln_profiler_set_t set;
-    memset(&set, 0, sizeof set);
-    set.reason = reason;
-    set.crash = sig != 0;
-    set.fatal_signal = sig;
-    if (kiln_profiler.cfg.interval_ns) {
-      /* the last interval, so that the intervals add up to the whole */
-      kiln_profiler_set_t last = set;
-      last.tagged = true;
-      last.delta = !kiln_profiler.cfg.interval_cumulative;
-      kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &last, false);
-    }
-    kiln_profiler_dump_set(kiln_profiler.cfg.out_dir, &set, true);
-    kiln_heap_guard_leave();
-  }
+  if (atomic_exchange(&kiln_profiler.active, false)) kiln_profiler_final_sets(reason, sig, KILN_DUMP_MODE_EMERGENCY);
   pthread_mutex_unlock(&kiln_profiler_lock);
+}
+
+/* An exit signal with its default action, in its handler on any thread of
+ * the program: the collector writes the profile in normal mode while this
+ * thread waits (bounded), unless there is no collector, or this thread was
+ * inside kiln or the loader (it may hold what a normal dump needs), or the
+ * collector does not take the request within 0.5 s: then this thread
+ * writes it in emergency mode. */
+void kiln_profiler_exit_signal(int sig) {
+  if (getpid() != kiln_profiler.pid || !atomic_load(&kiln_profiler.active)) return;
+  bool inside = kiln_tls_hook_guard > 0 || kiln_tls_unsafe > 0;
+  if (kiln_profiler.collector_on && !inside) {
+    int idle = KILN_PROFILER_EXIT_IDLE;
+    kiln_profiler.exit_sig = sig;
+    if (!atomic_compare_exchange_strong(&kiln_profiler.exit_state, &idle, KILN_PROFILER_EXIT_REQUESTED))
+      return; /* another thread's exit signal is being written */
+    kiln_collector_request_dump();
+    int st = kiln_profiler_exit_wait(KILN_PROFILER_EXIT_REQUESTED, 500);
+    int want = KILN_PROFILER_EXIT_REQUESTED;
+    if (st != KILN_PROFILER_EXIT_REQUESTED ||
+        !atomic_compare_exchange_strong(&kiln_profiler.exit_state, &want, KILN_PROFILER_EXIT_ABANDONED)) {
+      /* The collector writes it: symbolizing a large program takes a
+       * while, but a process told to end must end. */
+      kiln_profiler_exit_wait(KILN_PROFILER_EXIT_RUNNING, 10000);
+      return;
+    }
+  }
+  kiln_profiler_emergency(KILN_DUMP_FATAL, sig);
+}
+
+bool kiln_profiler_is_self(void) { return kiln_profiler.pid != 0 && getpid() == kiln_profiler.pid; }
+
+/* Out of line: its buffer must not widen kiln_profiler_at_exit's frame,
+ * whose stale bytes the leak scan would read as roots. */
+__attribute__((noinline)) static void kiln_profiler_tree_drop(void) {
+  kiln_tree_totals_t t;
+  kiln_tree_collect(&t, true);
 }
 
 void kiln_profiler_at_exit(void) {
   /* A vfork child shares this memory: it must not touch the state. */
-  if (getpid() != kiln_profiler.pid || !atomic_load(&kiln_profiler.active)) return;
+  if (getpid() != kiln_profiler.pid) return;
+  if (!atomic_load(&kiln_profiler.active)) {
+    kiln_profiler_tree_drop(); /* stopped earlier (kiln_stop): the tree file goes */
+    return;
+  }
   kiln_heap_guard_enter();
   /* The collector may be writing a set under the lock: stop it first. */
-  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop();
+  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop(kiln_collector_sink, NULL);
   kiln_collector_stop();
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_exchange(&kiln_profiler.active, false)) {
@@ -671,17 +1007,46 @@ void kiln_profiler_at_exit(void) {
   kiln_heap_guard_leave();
 }
 
-void kiln_profiler_before_exec(void) {
+/* Whether exec of file can succeed: an executable file there (path), or in
+ * a directory of PATH (search, as execvp looks). An exec that surely fails
+ * (the usual ENOENT of a PATH search, a shell probing commands) costs no
+ * dump. */
+static bool kiln_profiler_exec_may_work(const char *file, bool search) {
+  if (file == NULL || *file == '\0') return file == NULL; /* fexecve: unknown */
+  if (!search || strchr(file, '/') != NULL) return access(file, X_OK) == 0;
+  const char *path = getenv("PATH");
+  if (path == NULL) path = "/bin:/usr/bin"; /* glibc's default */
+  char cand[4096];
+  size_t fl = strlen(file);
+  for (const char *p = path;; p++) {
+    const char *end = strchr(p, ':');
+    size_t dl = end ? (size_t)(end - p) : strlen(p);
+    if (dl + fl + 2 <= sizeof cand) {
+      if (dl == 0) cand[0] = '.', dl = 1; /* an empty entry is the current directory */
+      else memcpy(cand, p, dl);
+      cand[dl] = '/';
+      memcpy(cand + dl + 1, file, fl + 1);
+      if (access(cand, X_OK) == 0) return true;
+    }
+    if (end == NULL) return false;
+    p = end;
+  }
+}
+
+void kiln_profiler_before_exec(const char *file, bool search) {
   /* A vfork child shares our memory but is another process: hands off. */
   if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid) return;
+  if (!kiln_profiler_exec_may_work(file, search)) return;
   pthread_mutex_lock(&kiln_profiler_lock);
   kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_EXEC, true);
   kiln_sampler_quiesce();
+  kiln_profiler.exec_quiesced = true;
   pthread_mutex_unlock(&kiln_profiler_lock);
 }
 
 void kiln_profiler_exec_failed(void) {
-  if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid) return;
+  if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid || !kiln_profiler.exec_quiesced) return;
+  kiln_profiler.exec_quiesced = false;
   kiln_sampler_resume();
 }
 
@@ -739,7 +1104,7 @@ KILN_EXPORT void kiln_stop(void) {
   bool was = atomic_exchange(&kiln_profiler.active, false);
   if (was) {
     kiln_heap_stop();
-    kiln_sampler_stop();
+    kiln_sampler_stop(kiln_collector_sink, NULL);
     int high = kiln_threads_high();
     for (int i = 0; i < high; i++) {
       kiln_thread_t *t = kiln_threads_slot(i);

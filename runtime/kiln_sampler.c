@@ -1,102 +1,82 @@
-/* kiln_sampler.c — CPU sampling: the SIGPROF handler and the timers that
- * raise it. Timers, best first (chosen by what works here, or KILN_TIMER):
- *   perf    a per-thread perf_event cpu-clock counting user time, signalling
- *           its own thread on each overflow (F_SETSIG/F_SETOWN_EX). Delivers
- *           the requested rate; the tick-based timers below are capped near
- *           CONFIG_HZ signals per CPU-second. User time only, so a signal
- *           never lands inside a system call (no EINTR from kiln).
- *   posix   a per-thread timer_create on the thread's CPU clock.
- *   itimer  setitimer(ITIMER_PROF), process-wide.
- * This is the runtime's only sigaction (with the leak scan's stop signal,
- * installed here too). The handler obeys DESIGN rule 1: the thread's own
- * slot, atomics, the unwinder, the ring; errno kept. */
+/* kiln_sampler.c — CPU sampling: the timers, and the fallback SIGPROF
+ * handler. Timers, best first (chosen by what works here, or KILN_TIMER):
+ *   perf    perf_event cpu-clock events that write samples (registers, a
+ *           copy of the user stack, the kernel call chain) into rings the
+ *           collector reads (kiln_perf.c): no signal at all, so no EINTR,
+ *           no handler on the program's stack, and threads that block
+ *           signals are sampled too. Counts user and kernel time where the
+ *           system allows it (root, CAP_PERFMON, perf_event_paranoid <= 1),
+ *           user time otherwise.
+ *   posix   a per-thread timer_create on the thread's CPU clock, SIGPROF.
+ *   itimer  setitimer(ITIMER_PROF), process-wide, SIGPROF.
+ * With the signal timers the handler only copies the registers and the top
+ * of the stack into the thread's ring; the collector unwinds the copy, as
+ * it does perf's. This is the runtime's only sigaction (with the leak
+ * scan's stop signal and the claimed signals, installed here too). */
 #include "kiln_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/perf_event.h>
+#include <sched.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#ifndef F_SETSIG
-#define F_SETSIG 10
-#endif
-
 static struct {
   int hz, max_depth;
-  kiln_unwind_fn unwind;
   kiln_timer_kind_t timer;
-  bool installed;
+  bool installed;              /* the SIGPROF handler (signal timers only) */
+  bool inherited;              /* perf: per-CPU inherited rings are open */
+  bool kernel;                 /* perf: kernel time is sampled */
   _Atomic bool running;
   _Atomic bool stepped_aside;
+  _Atomic int handlers;        /* handlers running now (kiln_sampler_stop waits) */
   struct sigaction program_action; /* what the program last set for SIGPROF */
   struct sigaction kiln_action;
 } kiln_sampler;
 
 static __thread int kiln_tls_in_handler __attribute__((tls_model("initial-exec")));
+/* perf: this thread's samples are taken (an inherited event, or its own). */
+static __thread bool kiln_tls_covered __attribute__((tls_model("initial-exec")));
 
 KILN_SIGNAL_SAFE bool kiln_sampler_in_handler(void) { return kiln_tls_in_handler != 0; }
 
+/* The fallback handler: registers and up to KILN_STACK_COPY bytes of the
+ * stack from the interrupted stack pointer, read through the kernel (a
+ * short stack or an unmapped page ends the copy, never faults), pushed to
+ * the thread's ring as one record. Touches only the thread's own slot. */
 KILN_SIGNAL_SAFE static void kiln_sampler_on_signal(int sig, siginfo_t *si, void *ucv) {
   (void)sig;
   (void)si;
   int saved_errno = errno;
-  if (!atomic_load_explicit(&kiln_sampler.running, memory_order_relaxed)) goto out;
+  atomic_fetch_add_explicit(&kiln_sampler.handlers, 1, memory_order_acquire);
+  if (!atomic_load_explicit(&kiln_sampler.running, memory_order_acquire)) goto out;
   kiln_thread_t *t = kiln_threads_self();
   if (t == NULL) goto out;
   kiln_tls_in_handler = 1;
-  const ucontext_t *uc = ucv;
-  uint64_t *pcs = t->scratch;
-  unsigned flags = 0;
-  int n;
-  if (KILN_UNLIKELY(kiln_tls_unsafe > 0)) {
-    /* Inside the loader or libunwind: unwinding could deadlock or read a
-     * half-updated module list. Keep the leaf, say so. */
-    pcs[0] = (uint64_t)uc->uc_mcontext.gregs[REG_RIP] + 1;
-    n = 1;
-    flags = KILN_STACK_SKIPPED;
-    atomic_fetch_add_explicit(&t->skipped, 1, memory_order_relaxed);
-  } else {
-    kiln_tls_unsafe++;
-    n = kiln_sampler.unwind(uc, t, pcs, kiln_sampler.max_depth, &flags);
-    kiln_tls_unsafe--;
-  }
-  if (flags & KILN_STACK_TRUNCATED) atomic_fetch_add_explicit(&t->truncated, 1, memory_order_relaxed);
-  if (kiln_ring_push(&t->ring, kiln_ring_header((unsigned)n, flags, 1), pcs, (unsigned)n))
+  const greg_t *g = ((const ucontext_t *)ucv)->uc_mcontext.gregs;
+  uint64_t *w = t->scratch;
+  static const uint8_t greg_of[KILN_REGS] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI,
+                                             REG_RBP, REG_RSP, REG_R8,  REG_R9,  REG_R10, REG_R11,
+                                             REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
+  for (int r = 0; r < KILN_REGS; r++) w[r] = (uint64_t)g[greg_of[r]];
+  uint64_t sp = w[KILN_REG_RSP];
+  size_t want = KILN_STACK_COPY;
+  if (t->stack_hi > sp && t->stack_hi - sp < want) want = (size_t)(t->stack_hi - sp);
+  struct iovec local = {&w[KILN_REGS + 1], want}, remote = {(void *)(uintptr_t)sp, want};
+  ssize_t got = syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0);
+  w[KILN_REGS] = got > 0 ? (uint64_t)got : 0;
+  unsigned words = KILN_REGS + 1 + (unsigned)((w[KILN_REGS] + 7) / 8);
+  if (kiln_ring_push(&t->ring, kiln_ring_header(words, KILN_RING_RAW, 1), w, words))
     atomic_fetch_add_explicit(&t->samples, 1, memory_order_relaxed);
   else
     atomic_fetch_add_explicit(&t->dropped, 1, memory_order_relaxed);
   kiln_tls_in_handler = 0;
 out:
+  atomic_fetch_sub_explicit(&kiln_sampler.handlers, 1, memory_order_release);
   errno = saved_errno;
-}
-
-static int kiln_sampler_perf_open(pid_t tid, int hz, uint64_t *id) {
-  struct perf_event_attr a;
-  memset(&a, 0, sizeof a);
-  a.type = PERF_TYPE_SOFTWARE;
-  a.size = sizeof a;
-  a.config = PERF_COUNT_SW_CPU_CLOCK;
-  a.sample_period = 1000000000ull / (unsigned)hz; /* cpu-clock counts ns */
-  a.disabled = 1;
-  a.exclude_kernel = 1;
-  a.exclude_hv = 1;
-  a.wakeup_events = 1;
-  int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
-  if (fd < 0) return -errno;
-  struct f_owner_ex owner = {F_OWNER_TID, tid};
-  if (fcntl(fd, F_SETFL, O_ASYNC) < 0 || fcntl(fd, F_SETSIG, SIGPROF) < 0 ||
-      fcntl(fd, F_SETOWN_EX, &owner) < 0 || ioctl(fd, PERF_EVENT_IOC_ID, id) < 0 ||
-      ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) < 0) {
-    int e = errno;
-    close(fd);
-    return -e;
-  }
-  return fd;
 }
 
 static int kiln_sampler_posix_arm(kiln_thread_t *t, bool self, int hz) {
@@ -126,19 +106,25 @@ static int kiln_sampler_itimer(int hz) {
   return setitimer(ITIMER_PROF, &it, NULL) < 0 ? -errno : 0;
 }
 
+bool kiln_sampler_covered(void) { return kiln_tls_covered; }
+
+void kiln_sampler_thread_inherit(bool parent_covered) {
+  kiln_tls_covered = parent_covered && kiln_sampler.timer == KILN_TIMER_PERF && kiln_sampler.inherited &&
+                     atomic_load(&kiln_sampler.running);
+}
+
 int kiln_sampler_thread_arm(kiln_thread_t *t) {
-  if (atomic_load(&kiln_sampler.stepped_aside) || !kiln_sampler.installed) return 0;
+  if (!atomic_load(&kiln_sampler.running)) return 0;
   bool self = t->own && t->tid == (pid_t)syscall(SYS_gettid);
   switch (kiln_sampler.timer) {
   case KILN_TIMER_PERF: {
-    uint64_t id = 0;
-    int fd = kiln_sampler_perf_open(t->tid, kiln_sampler.hz, &id);
-    if (fd < 0) return fd;
-    t->perf_id = id;
-    atomic_store(&t->perf_fd, fd);
-    return 0;
+    if (self && kiln_tls_covered) return 0; /* an inherited event follows it */
+    int rc = kiln_perf_open_thread(t->tid);
+    if (rc == 0 && self) kiln_tls_covered = true;
+    return rc;
   }
   case KILN_TIMER_POSIX:
+    if (atomic_load(&kiln_sampler.stepped_aside)) return 0;
     return kiln_sampler_posix_arm(t, self, kiln_sampler.hz);
   default:
     return 0; /* the process-wide itimer covers every thread */
@@ -146,29 +132,22 @@ int kiln_sampler_thread_arm(kiln_thread_t *t) {
 }
 
 void kiln_sampler_thread_disarm(kiln_thread_t *t) {
-  /* Whoever takes the fd closes it, once. A program that closed every fd
-   * (daemons do) may have reused the number: close it only if it is still
-   * our event, never the program's file. */
-  int fd = atomic_exchange(&t->perf_fd, -1);
-  uint64_t id = 0;
-  if (fd >= 0 && ioctl(fd, PERF_EVENT_IOC_ID, &id) == 0 && id == t->perf_id) {
-    ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
-    close(fd);
-  }
+  /* perf rings of a thread are closed by the collector once it is gone. */
   if (atomic_exchange(&t->has_timer, false)) timer_delete(t->timer);
 }
 
 /* Tries the timer kinds in order on the calling thread. */
-static kiln_timer_kind_t kiln_sampler_pick(kiln_timer_kind_t want, int hz) {
+static kiln_timer_kind_t kiln_sampler_pick(const kiln_config_t *cfg) {
+  kiln_timer_kind_t want = cfg->timer;
   if (want == KILN_TIMER_AUTO || want == KILN_TIMER_PERF) {
-    uint64_t id;
-    int fd = kiln_sampler_perf_open((pid_t)syscall(SYS_gettid), hz, &id);
-    if (fd >= 0) {
-      close(fd);
+    bool kernel = false;
+    int rc = kiln_perf_probe(cfg->hz, cfg->cpu_time != KILN_CPU_USER, &kernel);
+    if (rc == 0) {
+      kiln_sampler.kernel = kernel;
       return KILN_TIMER_PERF;
     }
     if (want == KILN_TIMER_PERF)
-      kiln_log("perf_event_open failed (%s); falling back to a POSIX CPU-time timer", strerror(-fd));
+      kiln_log("perf_event_open failed (%s); falling back to a POSIX CPU-time timer", strerror(-rc));
   }
   if (want != KILN_TIMER_ITIMER) {
     timer_t tm;
@@ -183,31 +162,44 @@ static kiln_timer_kind_t kiln_sampler_pick(kiln_timer_kind_t want, int hz) {
   return KILN_TIMER_ITIMER;
 }
 
+static int kiln_sampler_install(void) {
+  if (kiln_sampler.installed) return 0;
+  struct sigaction old;
+  if (kiln_libc.sigaction(SIGPROF, NULL, &old) == 0 &&
+      (old.sa_flags & SA_SIGINFO ? old.sa_sigaction != NULL
+                                 : old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
+    /* Someone set SIGPROF before us: theirs it stays. */
+    kiln_log("SIGPROF is already handled by the program; CPU sampling off");
+    atomic_store(&kiln_sampler.stepped_aside, true);
+    return -EBUSY;
+  }
+  kiln_sampler.program_action = old;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = kiln_sampler_on_signal;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (kiln_libc.sigaction(SIGPROF, &sa, NULL) < 0) return -errno;
+  kiln_sampler.kiln_action = sa;
+  kiln_sampler.installed = true;
+  return 0;
+}
+
 int kiln_sampler_start(const kiln_config_t *cfg) {
   kiln_sampler.hz = cfg->hz;
   kiln_sampler.max_depth = cfg->max_depth;
-  kiln_sampler.unwind = kiln_unwind_backend(cfg->unwind);
-  if (atomic_load(&kiln_sampler.stepped_aside)) return -EBUSY;
-  if (!kiln_sampler.installed) {
-    struct sigaction old;
-    if (kiln_libc.sigaction(SIGPROF, NULL, &old) == 0 && (old.sa_flags & SA_SIGINFO ? old.sa_sigaction != NULL
-                                                : old.sa_handler != SIG_DFL)) {
-      /* Someone set SIGPROF before us: theirs it stays. */
-      kiln_log("SIGPROF is already handled by the program; CPU sampling off");
-      atomic_store(&kiln_sampler.stepped_aside, true);
-      return -EBUSY;
-    }
-    kiln_sampler.program_action = old;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = kiln_sampler_on_signal;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (kiln_libc.sigaction(SIGPROF, &sa, NULL) < 0) return -errno;
-    kiln_sampler.kiln_action = sa;
-    kiln_sampler.installed = true;
+  kiln_sampler.timer = kiln_sampler_pick(cfg);
+  if (kiln_sampler.timer == KILN_TIMER_PERF) {
+    kiln_unwind_copy_init();
+    atomic_store(&kiln_sampler.running, true);
+    kiln_sampler.inherited = kiln_perf_open_inherited() == 0;
+    kiln_tls_covered = kiln_sampler.inherited;
+    return 0;
   }
-  kiln_sampler.timer = kiln_sampler_pick(cfg->timer, cfg->hz);
+  if (atomic_load(&kiln_sampler.stepped_aside)) return -EBUSY;
+  int rc = kiln_sampler_install();
+  if (rc < 0) return rc;
+  kiln_unwind_copy_init();
   atomic_store(&kiln_sampler.running, true);
   if (kiln_sampler.timer == KILN_TIMER_ITIMER) return kiln_sampler_itimer(cfg->hz);
   return 0;
@@ -227,13 +219,30 @@ static void kiln_sampler_disarm_all(void) {
   }
 }
 
-void kiln_sampler_stop(void) {
-  atomic_store(&kiln_sampler.running, false);
+void kiln_sampler_stop(kiln_perf_sink_fn sink, void *ctx) {
+  atomic_store_explicit(&kiln_sampler.running, false, memory_order_release);
+  if (kiln_sampler.timer == KILN_TIMER_PERF) {
+    kiln_perf_close_all(sink, ctx);
+    kiln_sampler.inherited = false;
+    kiln_tls_covered = false;
+    return;
+  }
   kiln_sampler_disarm_all();
+  /* A handler that saw running before the store may still be writing its
+   * thread's ring: let it finish (it never blocks, so this is short). */
+  for (int spins = 0; atomic_load_explicit(&kiln_sampler.handlers, memory_order_acquire) > 0 && spins < 100000;
+       spins++)
+    sched_yield();
+}
+
+void kiln_sampler_halt(void) {
+  atomic_store_explicit(&kiln_sampler.running, false, memory_order_release);
+  if (kiln_sampler.timer != KILN_TIMER_PERF) kiln_sampler_disarm_all();
 }
 
 kiln_timer_kind_t kiln_sampler_timer(void) { return kiln_sampler.timer; }
 bool kiln_sampler_stepped_aside(void) { return atomic_load(&kiln_sampler.stepped_aside); }
+bool kiln_sampler_kernel(void) { return kiln_sampler.timer == KILN_TIMER_PERF && kiln_sampler.kernel; }
 
 const char *kiln_sampler_timer_name(kiln_timer_kind_t k) {
   switch (k) {
@@ -245,6 +254,8 @@ const char *kiln_sampler_timer_name(kiln_timer_kind_t k) {
 }
 
 void kiln_sampler_quiesce(void) {
+  /* perf: no signal can reach the new image; the rings go with the old
+   * address space, and stay if exec fails. */
   if (!kiln_sampler.installed || atomic_load(&kiln_sampler.stepped_aside)) return;
   kiln_sampler_disarm_all();
   /* Setting SIG_IGN discards pending SIGPROFs (POSIX); then put the
@@ -258,27 +269,41 @@ void kiln_sampler_quiesce(void) {
 }
 
 void kiln_sampler_resume(void) {
-  if (!atomic_load(&kiln_sampler.running) || atomic_load(&kiln_sampler.stepped_aside)) return;
+  if (!atomic_load(&kiln_sampler.running)) return;
+  if (kiln_sampler.timer == KILN_TIMER_PERF) {
+    /* After fork, in the child: rings of its own, following its threads. */
+    if (!kiln_sampler.inherited) {
+      kiln_sampler.inherited = kiln_perf_open_inherited() == 0;
+      kiln_tls_covered = kiln_sampler.inherited;
+    }
+    return;
+  }
+  if (atomic_load(&kiln_sampler.stepped_aside)) return;
   if (kiln_sampler.timer == KILN_TIMER_ITIMER) kiln_sampler_itimer(kiln_sampler.hz);
   int high = kiln_threads_high();
   for (int i = 0; i < high; i++) {
     kiln_thread_t *t = kiln_threads_slot(i);
-    if (atomic_load_explicit(&t->state, memory_order_acquire) == KILN_SLOT_ACTIVE &&
-        atomic_load(&t->perf_fd) < 0 && !atomic_load(&t->has_timer))
+    if (atomic_load_explicit(&t->state, memory_order_acquire) == KILN_SLOT_ACTIVE && !atomic_load(&t->has_timer))
       kiln_sampler_thread_arm(t);
   }
 }
 
 int kiln_sampler_program_sigaction(const struct sigaction *act, struct sigaction *old,
                                    int (*real)(int, const struct sigaction *, struct sigaction *)) {
-  if (!kiln_sampler.installed || atomic_load(&kiln_sampler.stepped_aside))
-    return real(SIGPROF, act, old);
+  /* perf sampling sends no SIGPROF: the program may have it. */
+  if (!kiln_sampler.installed || atomic_load(&kiln_sampler.stepped_aside)) return real(SIGPROF, act, old);
   if (old != NULL) *old = kiln_sampler.program_action;
   if (act == NULL) return 0;
+  bool takes = act->sa_flags & SA_SIGINFO ? act->sa_sigaction != NULL
+                                          : act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN;
+  if (!takes) { /* a reset to the default (git does it) takes nothing from kiln */
+    kiln_sampler.program_action = *act;
+    return 0;
+  }
   /* The program wants SIGPROF for itself: stop our timers and hand the
    * signal over. Samples so far are kept and written at exit. */
   atomic_store(&kiln_sampler.stepped_aside, true);
-  kiln_sampler_stop();
+  kiln_sampler_stop(NULL, NULL);
   kiln_thread_totals_t tot;
   kiln_threads_totals(&tot);
   kiln_log("the program installs its own SIGPROF handler: kiln steps aside "
@@ -289,17 +314,15 @@ int kiln_sampler_program_sigaction(const struct sigaction *act, struct sigaction
 }
 
 void kiln_sampler_after_fork_child(void) {
-  int high = kiln_threads_high();
-  for (int i = 0; i < high; i++) {
-    kiln_thread_t *t = kiln_threads_slot(i);
-    /* The parent's events: this fd table holds copies of the same event
-     * objects. Close them, never disable (that would stop the parent's
-     * sampling). POSIX timers are not inherited: nothing to delete. */
-    atomic_store(&t->has_timer, false);
-    int fd = atomic_exchange(&t->perf_fd, -1);
-    uint64_t id = 0;
-    if (fd >= 0 && ioctl(fd, PERF_EVENT_IOC_ID, &id) == 0 && id == t->perf_id) close(fd);
+  kiln_tls_covered = false;
+  if (kiln_sampler.timer == KILN_TIMER_PERF) {
+    kiln_perf_after_fork_child();
+    kiln_sampler.inherited = false;
+    return;
   }
+  int high = kiln_threads_high();
+  for (int i = 0; i < high; i++) /* POSIX timers are not inherited */
+    atomic_store(&kiln_threads_slot(i)->has_timer, false);
 }
 
 /* ------------------------------------------ the leak scan's stop signal */

@@ -710,6 +710,7 @@ static void kiln_scan_attribute(kiln_scan_t *sc) {
 typedef struct kiln_scan_sup_ctx {
   kiln_suppress_t sup;
   kiln_buf_t name;
+  kiln_symbols_t *sy;
 } kiln_scan_sup_ctx_t;
 
 /* A suppressed stack's blocks leave the four categories. */
@@ -718,7 +719,7 @@ static void kiln_scan_suppress_stack(kiln_stack_t *s, void *vctx) {
   uint64_t count = 0;
   for (int k = 0; k < KILN_LEAK_KINDS; k++)
     count += atomic_load_explicit(&s->counts[kiln_scan_kind_count((kiln_leak_kind_t)k)], memory_order_relaxed);
-  if (count == 0 || !kiln_suppress_stack(&c->sup, s, &c->name)) return;
+  if (count == 0 || !kiln_suppress_stack(&c->sup, s, c->sy, &c->name)) return;
   for (int k = 0; k < KILN_LEAK_KINDS; k++) {
     uint64_t b = atomic_exchange(&s->counts[kiln_scan_kind_bytes((kiln_leak_kind_t)k)], 0);
     uint64_t n = atomic_exchange(&s->counts[kiln_scan_kind_count((kiln_leak_kind_t)k)], 0);
@@ -734,9 +735,9 @@ static void kiln_scan_suppress(const char *path) {
   memset(&c, 0, sizeof c);
   if (kiln_suppress_load(path, &c.sup) < 0) return;
   kiln_modules_refresh();
-  kiln_symbols_begin();
+  c.sy = kiln_symbols_open();
   kiln_stacktab_foreach(kiln_scan_suppress_stack, &c);
-  kiln_symbols_end();
+  kiln_symbols_close(c.sy);
   kiln_buf_free(&c.name);
   kiln_suppress_free(&c.sup);
 }

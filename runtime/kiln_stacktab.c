@@ -27,6 +27,9 @@ typedef struct kiln_stacktab {
 } kiln_stacktab_t;
 
 static kiln_stacktab_t kiln_stacktab;
+static _Atomic uint64_t kiln_stacktab_gen;
+
+uint64_t kiln_stacktab_generation(void) { return atomic_load_explicit(&kiln_stacktab_gen, memory_order_acquire); }
 static size_t kiln_stacktab_max_request;
 
 static uint64_t kiln_stacktab_hash(const uint64_t *pcs, unsigned depth, unsigned flags) {
@@ -93,6 +96,7 @@ void kiln_stacktab_destroy(void) {
 }
 
 int kiln_stacktab_reset(void) {
+  atomic_fetch_add_explicit(&kiln_stacktab_gen, 1, memory_order_acq_rel);
   kiln_stacktab_destroy();
   return kiln_stacktab_init(kiln_stacktab_max_request);
 }

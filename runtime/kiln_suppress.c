@@ -105,11 +105,11 @@ static bool kiln_suppress_any(const kiln_suppress_t *sup, const char *name) {
   return false;
 }
 
-bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln_buf_t *scratch) {
+bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln_symbols_t *sy, kiln_buf_t *scratch) {
   if (sup->n == 0) return false;
   for (uint32_t i = 0; i < s->depth; i++) {
     scratch->len = 0;
-    kiln_symbols_name(s->pcs[i], scratch);
+    kiln_symbols_name(sy, s->pcs[i], scratch);
     kiln_buf_put(scratch, "", 1);
     if (!scratch->failed && kiln_suppress_any(sup, scratch->data)) return true;
     const kiln_module_t *m = kiln_modules_find((uintptr_t)s->pcs[i] - 1);

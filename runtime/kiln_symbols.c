@@ -1,15 +1,24 @@
-/* kiln_symbols.c — names for pcs, in process, at dump time: each module's
- * ELF file is mapped read-only, its .symtab (else .dynsym; else the
- * build-id debug file's .symtab) read into a sorted array of functions, and
- * pcs are looked up at pc-1 by binary search. C++ names are demangled with
- * the program's own __cxa_demangle when it has one. Every offset read from
- * a file is bounds-checked: a truncated or hostile ELF must not crash the
- * program. Normal context only, between kiln_symbols_begin and _end. */
+/* kiln_symbols.c — names for pcs, in process, at dump time. A symbolizer
+ * (kiln_symbols_t) is an owned context: whoever names frames opens one,
+ * passes it along and closes it, so two threads (a leak report and a dump)
+ * symbolize at once sharing nothing mutable. For each module it meets it
+ * maps the ELF file read-only and reads its functions into a sorted array:
+ * .symtab; else the debug file's (/usr/lib/debug/.build-id/xx/yyy.debug,
+ * or the one .gnu_debuglink names); else .dynsym plus the MiniDebugInfo
+ * symbols (.gnu_debugdata, xz, decoded with liblzma loaded on demand).
+ * Code no symbol covers is named by the function that contains it, from
+ * the unwind tables (kiln_ehframe.c): "module+0xSTART". Addresses outside
+ * every module are looked up in the program's perf map (/tmp/perf-PID.map,
+ * JIT compilers write it) and, for kernel addresses, in /proc/kallsyms.
+ * Every offset read from a file is bounds-checked: a truncated or hostile
+ * ELF must not crash the program. Normal context only. */
 #include "kiln_internal.h"
 
 #include <dlfcn.h>
 #include <elf.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <lzma.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,42 +32,71 @@ typedef struct kiln_sym {
   int rank; /* lower wins among aliases at one address */
 } kiln_sym_t;
 
+/* A sorted array of kiln_sym_t on mmap memory. */
+typedef struct kiln_symtab {
+  kiln_sym_t *syms;
+  size_t n, bytes;
+} kiln_symtab_t;
+
 typedef struct kiln_symfile {
   const kiln_module_t *module;
-  kiln_sym_t *syms;
-  size_t nsyms, syms_bytes;
+  kiln_symtab_t tab;
   void *maps[2]; /* the module file and its debug file */
   size_t map_len[2];
+  kiln_buf_t mini; /* the decoded MiniDebugInfo ELF image */
+  kiln_ehframe_t eh; /* function bounds of the module's own image */
 } kiln_symfile_t;
 
-enum { KILN_SYMFILES_MAX = 8192 };
-static kiln_symfile_t *kiln_symfiles;
-static size_t kiln_nsymfiles;
-static kiln_symfile_t *kiln_symfile_last; /* lookup cache: valid until _end */
-static char *(*kiln_demangle)(const char *, char *, size_t *, int *);
-static bool kiln_symbols_no_demangle;
+struct kiln_symbols {
+  kiln_symfile_t *files; /* on mmap, grown */
+  size_t nfiles, cap;
+  size_t last; /* index + 1 of the file of the last lookup */
+  char *(*demangle)(const char *, char *, size_t *, int *);
+  bool crash; /* opened with demangling off (a crash): no dlopen, no malloc */
+  bool jit_loaded, kernel_loaded;
+  kiln_symtab_t jit, kernel; /* perf map, kallsyms */
+  kiln_buf_t jit_text, kernel_text;
+  kiln_buf_t raw; /* a raw name, NUL-terminated, for kiln_symbols_name */
+};
 
-void kiln_symbols_demangle(bool on) { kiln_symbols_no_demangle = !on; }
+static _Atomic bool kiln_symbols_no_demangle;
 
-void kiln_symbols_begin(void) {
-  kiln_symfiles = kiln_mem_map(sizeof(kiln_symfile_t) * KILN_SYMFILES_MAX);
-  kiln_nsymfiles = 0;
-  kiln_symfile_last = NULL;
-  *(void **)&kiln_demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
+void kiln_symbols_demangle(bool on) {
+  atomic_store_explicit(&kiln_symbols_no_demangle, !on, memory_order_relaxed);
 }
 
-void kiln_symbols_end(void) {
-  if (kiln_symfiles == NULL) return;
-  for (size_t i = 0; i < kiln_nsymfiles; i++) {
-    kiln_symfile_t *f = &kiln_symfiles[i];
-    kiln_mem_unmap(f->syms, f->syms_bytes);
+kiln_symbols_t *kiln_symbols_open(void) {
+  kiln_symbols_t *sy = kiln_mem_map(sizeof *sy);
+  if (sy == NULL) return NULL;
+  sy->crash = atomic_load_explicit(&kiln_symbols_no_demangle, memory_order_relaxed);
+  if (!sy->crash) *(void **)&sy->demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
+  return sy;
+}
+
+static void kiln_symbols_tab_free(kiln_symtab_t *t) {
+  kiln_mem_unmap(t->syms, t->bytes);
+  memset(t, 0, sizeof *t);
+}
+
+void kiln_symbols_close(kiln_symbols_t *sy) {
+  if (sy == NULL) return;
+  for (size_t i = 0; i < sy->nfiles; i++) {
+    kiln_symfile_t *f = &sy->files[i];
+    kiln_symbols_tab_free(&f->tab);
     for (int k = 0; k < 2; k++)
       if (f->maps[k] != NULL) munmap(f->maps[k], f->map_len[k]);
+    kiln_buf_free(&f->mini);
   }
-  kiln_mem_unmap(kiln_symfiles, sizeof(kiln_symfile_t) * KILN_SYMFILES_MAX);
-  kiln_symfiles = NULL;
-  kiln_symfile_last = NULL;
+  kiln_mem_unmap(sy->files, sy->cap * sizeof *sy->files);
+  kiln_symbols_tab_free(&sy->jit);
+  kiln_symbols_tab_free(&sy->kernel);
+  kiln_buf_free(&sy->jit_text);
+  kiln_buf_free(&sy->kernel_text);
+  kiln_buf_free(&sy->raw);
+  kiln_mem_unmap(sy, sizeof *sy);
 }
+
+/* ------------------------------------------------------------ ELF files */
 
 static void *kiln_symbols_map_file(const char *path, size_t *len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -77,7 +115,7 @@ static void *kiln_symbols_map_file(const char *path, size_t *len) {
 /* The section headers of an ELF image of len bytes, or NULL. */
 static const Elf64_Shdr *kiln_symbols_sections(const char *img, size_t len, size_t *n) {
   const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
-  if (len < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+  if (img == NULL || len < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
       eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_shentsize != sizeof(Elf64_Shdr))
     return NULL;
   if (eh->e_shoff == 0 || eh->e_shoff > len || eh->e_shnum > (len - eh->e_shoff) / sizeof(Elf64_Shdr))
@@ -86,59 +124,28 @@ static const Elf64_Shdr *kiln_symbols_sections(const char *img, size_t len, size
   return (const Elf64_Shdr *)(img + eh->e_shoff);
 }
 
-/* Among aliases, the name people call: fewest leading underscores
- * (getpid over __getpid), then global or weak over local. */
-static int kiln_symbols_rank(const char *name, unsigned bind) {
-  int r = bind == STB_LOCAL ? 1 : 0;
-  while (*name++ == '_' && r < 64) r += 2;
-  return r;
-}
-
-/* Adds the functions of the symbol table of the given type to f. */
-static size_t kiln_symbols_read(kiln_symfile_t *f, const char *img, size_t len, unsigned type) {
+/* The contents of the section called name (with file bytes), or NULL. */
+static const char *kiln_symbols_section(const char *img, size_t len, const char *name, size_t *size) {
   size_t nsh = 0;
   const Elf64_Shdr *sh = kiln_symbols_sections(img, len, &nsh);
-  if (sh == NULL) return 0;
-  size_t added = 0;
+  if (sh == NULL) return NULL;
+  unsigned shstr = ((const Elf64_Ehdr *)img)->e_shstrndx;
+  if (shstr >= nsh || sh[shstr].sh_offset > len || sh[shstr].sh_size > len - sh[shstr].sh_offset) return NULL;
+  const char *names = img + sh[shstr].sh_offset;
+  size_t nlen = strlen(name);
   for (size_t i = 0; i < nsh; i++) {
-    if (sh[i].sh_type != type || sh[i].sh_entsize != sizeof(Elf64_Sym)) continue;
-    if (sh[i].sh_link >= nsh) continue;
-    const Elf64_Shdr *strs = &sh[sh[i].sh_link];
-    if (sh[i].sh_offset > len || sh[i].sh_size > len - sh[i].sh_offset) continue;
-    if (strs->sh_offset > len || strs->sh_size > len - strs->sh_offset || strs->sh_size == 0) continue;
-    const Elf64_Sym *sym = (const Elf64_Sym *)(img + sh[i].sh_offset);
-    const char *str = img + strs->sh_offset;
-    size_t count = sh[i].sh_size / sizeof(Elf64_Sym);
-    size_t need = (f->nsyms + count) * sizeof(kiln_sym_t);
-    if (need > f->syms_bytes) {
-      size_t bytes = need + 4096;
-      kiln_sym_t *grown = kiln_mem_map(bytes);
-      if (grown == NULL) return added;
-      if (f->syms) memcpy(grown, f->syms, f->nsyms * sizeof(kiln_sym_t));
-      kiln_mem_unmap(f->syms, f->syms_bytes);
-      f->syms = grown;
-      f->syms_bytes = bytes;
-    }
-    for (size_t k = 0; k < count; k++) {
-      unsigned t = ELF64_ST_TYPE(sym[k].st_info);
-      if ((t != STT_FUNC && t != STT_GNU_IFUNC) || sym[k].st_shndx == SHN_UNDEF ||
-          sym[k].st_value == 0 || sym[k].st_name >= strs->sh_size)
-        continue;
-      const char *name = str + sym[k].st_name;
-      if (memchr(name, '\0', strs->sh_size - sym[k].st_name) == NULL || *name == '\0') continue;
-      kiln_sym_t *s = &f->syms[f->nsyms++];
-      s->addr = sym[k].st_value;
-      s->size = sym[k].st_size;
-      s->name = name;
-      s->rank = kiln_symbols_rank(name, ELF64_ST_BIND(sym[k].st_info));
-      added++;
-    }
+    if (sh[i].sh_type == SHT_NOBITS || sh[i].sh_name >= sh[shstr].sh_size ||
+        sh[shstr].sh_size - sh[i].sh_name <= nlen || memcmp(names + sh[i].sh_name, name, nlen + 1) != 0)
+      continue;
+    if (sh[i].sh_offset > len || sh[i].sh_size > len - sh[i].sh_offset) return NULL;
+    *size = sh[i].sh_size;
+    return img + sh[i].sh_offset;
   }
-  return added;
+  return NULL;
 }
 
-/* The debug file named by the image's GNU build-id note, if installed. */
-static void *kiln_symbols_debug_file(const char *img, size_t len, size_t *dlen) {
+/* The GNU build-id note's bytes (*n of them), or NULL. */
+static const unsigned char *kiln_symbols_build_id(const char *img, size_t len, size_t *n) {
   size_t nsh = 0;
   const Elf64_Shdr *sh = kiln_symbols_sections(img, len, &nsh);
   if (sh == NULL) return NULL;
@@ -153,18 +160,147 @@ static void *kiln_symbols_debug_file(const char *img, size_t len, size_t *dlen) 
       if (nsz > (size_t)(end - name) || dsz > (size_t)(end - desc)) break;
       if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
           nh->n_descsz >= 2 && nh->n_descsz <= 64) {
-        char path[256];
-        int k = snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%02x/",
-                         (unsigned char)desc[0]);
-        for (unsigned j = 1; j < nh->n_descsz; j++)
-          k += snprintf(path + k, sizeof path - (size_t)k, "%02x", (unsigned char)desc[j]);
-        snprintf(path + k, sizeof path - (size_t)k, ".debug");
-        return kiln_symbols_map_file(path, dlen);
+        *n = nh->n_descsz;
+        return (const unsigned char *)desc;
       }
       p = desc + dsz;
     }
   }
   return NULL;
+}
+
+/* Among aliases, the name people call: fewest leading underscores
+ * (getpid over __getpid), then global or weak over local. */
+static int kiln_symbols_rank(const char *name, unsigned bind) {
+  int r = bind == STB_LOCAL ? 1 : 0;
+  while (*name++ == '_' && r < 64) r += 2;
+  return r;
+}
+
+static kiln_sym_t *kiln_symbols_tab_room(kiln_symtab_t *t, size_t more) {
+  size_t need = (t->n + more) * sizeof(kiln_sym_t);
+  if (need > t->bytes) {
+    size_t bytes = need + need / 2 + 4096;
+    kiln_sym_t *grown = kiln_mem_map(bytes);
+    if (grown == NULL) return NULL;
+    if (t->syms) memcpy(grown, t->syms, t->n * sizeof(kiln_sym_t));
+    kiln_mem_unmap(t->syms, t->bytes);
+    t->syms = grown;
+    t->bytes = bytes;
+  }
+  return t->syms + t->n;
+}
+
+/* Adds the functions of the symbol tables of the given type to t. */
+static size_t kiln_symbols_read(kiln_symtab_t *t, const char *img, size_t len, unsigned type) {
+  size_t nsh = 0;
+  const Elf64_Shdr *sh = kiln_symbols_sections(img, len, &nsh);
+  if (sh == NULL) return 0;
+  size_t added = 0;
+  for (size_t i = 0; i < nsh; i++) {
+    if (sh[i].sh_type != type || sh[i].sh_entsize != sizeof(Elf64_Sym)) continue;
+    if (sh[i].sh_link >= nsh) continue;
+    const Elf64_Shdr *strs = &sh[sh[i].sh_link];
+    if (sh[i].sh_offset > len || sh[i].sh_size > len - sh[i].sh_offset) continue;
+    if (strs->sh_offset > len || strs->sh_size > len - strs->sh_offset || strs->sh_size == 0) continue;
+    const Elf64_Sym *sym = (const Elf64_Sym *)(img + sh[i].sh_offset);
+    const char *str = img + strs->sh_offset;
+    size_t count = sh[i].sh_size / sizeof(Elf64_Sym);
+    if (kiln_symbols_tab_room(t, count) == NULL) return added;
+    for (size_t k = 0; k < count; k++) {
+      unsigned st = ELF64_ST_TYPE(sym[k].st_info);
+      if ((st != STT_FUNC && st != STT_GNU_IFUNC) || sym[k].st_shndx == SHN_UNDEF ||
+          sym[k].st_value == 0 || sym[k].st_name >= strs->sh_size)
+        continue;
+      const char *name = str + sym[k].st_name;
+      if (memchr(name, '\0', strs->sh_size - sym[k].st_name) == NULL || *name == '\0') continue;
+      kiln_sym_t *s = &t->syms[t->n++];
+      s->addr = sym[k].st_value;
+      s->size = sym[k].st_size;
+      s->name = name;
+      s->rank = kiln_symbols_rank(name, ELF64_ST_BIND(sym[k].st_info));
+      added++;
+    }
+  }
+  return added;
+}
+
+/* A debug file is taken only when its build-id is the module's (when both
+ * have one): a stale file in /usr/lib/debug would name the wrong code. */
+static bool kiln_symbols_same_build(const char *img, size_t len, const char *dbg, size_t dlen) {
+  size_t n1 = 0, n2 = 0;
+  const unsigned char *a = kiln_symbols_build_id(img, len, &n1), *b = kiln_symbols_build_id(dbg, dlen, &n2);
+  return a == NULL || b == NULL || (n1 == n2 && memcmp(a, b, n1) == 0);
+}
+
+/* The separate debug file: by build-id, else by .gnu_debuglink (next to
+ * the file, in its .debug directory, under /usr/lib/debug). */
+static void *kiln_symbols_debug_file(const char *path, const char *img, size_t len, size_t *dlen) {
+  char dpath[4096];
+  size_t n = 0;
+  const unsigned char *id = kiln_symbols_build_id(img, len, &n);
+  if (id != NULL) {
+    int k = kiln_fmt(dpath, sizeof dpath, "/usr/lib/debug/.build-id/%02x/", id[0]);
+    for (size_t j = 1; j < n; j++) k += kiln_fmt(dpath + k, sizeof dpath - (size_t)k, "%02x", id[j]);
+    kiln_fmt(dpath + k, sizeof dpath - (size_t)k, ".debug");
+    void *d = kiln_symbols_map_file(dpath, dlen);
+    if (d != NULL) return d;
+  }
+  size_t lsize = 0;
+  const char *link = kiln_symbols_section(img, len, ".gnu_debuglink", &lsize);
+  if (link == NULL || path == NULL || path[0] != '/' || memchr(link, '\0', lsize) == NULL || link[0] == '\0' ||
+      strchr(link, '/') != NULL)
+    return NULL;
+  const char *slash = strrchr(path, '/');
+  int dir = (int)(slash - path);
+  static const char *const forms[] = {"%.*s/%s", "%.*s/.debug/%s", "/usr/lib/debug%.*s/%s"};
+  for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+    if (kiln_fmt(dpath, sizeof dpath, forms[i], dir, path, link) >= (int)sizeof dpath) continue;
+    if (strcmp(dpath, path) == 0) continue; /* the file itself, not its debug file */
+    void *d = kiln_symbols_map_file(dpath, dlen);
+    if (d == NULL) continue;
+    if (kiln_symbols_same_build(img, len, d, *dlen)) return d;
+    munmap(d, *dlen);
+  }
+  return NULL;
+}
+
+/* MiniDebugInfo: .gnu_debugdata is an xz-compressed ELF whose .symtab has
+ * the functions .dynsym lacks. liblzma is loaded only when a module has
+ * one (most programs never need it). */
+static bool kiln_symbols_minidebug(kiln_symfile_t *f, const char *img, size_t len) {
+  size_t zlen = 0;
+  const char *z = kiln_symbols_section(img, len, ".gnu_debugdata", &zlen);
+  if (z == NULL || zlen == 0) return false;
+  void *lz = dlopen("liblzma.so.5", RTLD_NOW | RTLD_LOCAL);
+  if (lz == NULL) return false;
+  lzma_ret (*decoder)(lzma_stream *, uint64_t, uint32_t);
+  lzma_ret (*code)(lzma_stream *, lzma_action);
+  void (*end)(lzma_stream *);
+  *(void **)&decoder = dlsym(lz, "lzma_stream_decoder");
+  *(void **)&code = dlsym(lz, "lzma_code");
+  *(void **)&end = dlsym(lz, "lzma_end");
+  bool ok = false;
+  lzma_stream s = LZMA_STREAM_INIT;
+  if (decoder != NULL && code != NULL && end != NULL && decoder(&s, 256u << 20, 0) == LZMA_OK) {
+    s.next_in = (const uint8_t *)z;
+    s.avail_in = zlen;
+    lzma_ret r = LZMA_OK;
+    while (r == LZMA_OK && f->mini.len < (256u << 20)) {
+      size_t room = zlen * 4 + 65536;
+      uint8_t *out = kiln_buf_reserve(&f->mini, room);
+      if (out == NULL) break;
+      s.next_out = out;
+      s.avail_out = room;
+      r = code(&s, LZMA_FINISH);
+      f->mini.len -= s.avail_out; /* give back what was not written */
+    }
+    ok = r == LZMA_STREAM_END;
+    end(&s);
+  }
+  dlclose(lz);
+  if (!ok) return false;
+  return kiln_symbols_read(&f->tab, f->mini.data, f->mini.len, SHT_SYMTAB) > 0;
 }
 
 static int kiln_symbols_cmp(const void *a, const void *b) {
@@ -178,63 +314,238 @@ static int kiln_symbols_cmp(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
-static void kiln_symbols_load(kiln_symfile_t *f) {
+/* Sorted, one name per address: the best-ranked alias. */
+static void kiln_symbols_tab_sort(kiln_symtab_t *t) {
+  kiln_sort(t->syms, t->n, sizeof(kiln_sym_t), kiln_symbols_cmp);
+  size_t out = 0;
+  for (size_t i = 0; i < t->n; i++)
+    if (out == 0 || t->syms[out - 1].addr != t->syms[i].addr) t->syms[out++] = t->syms[i];
+  t->n = out;
+}
+
+static void kiln_symbols_load(kiln_symbols_t *sy, kiln_symfile_t *f) {
   const kiln_module_t *m = f->module;
   const char *img = NULL;
   size_t len = 0;
   if (m->mem_ehdr != NULL) {
+    /* The vDSO: its PT_LOAD ends before its section headers, which the
+     * kernel maps too, to the end of the last page. */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     img = m->mem_ehdr;
-    len = m->hi - (uintptr_t)m->mem_ehdr;
+    len = ((m->hi + page - 1) & ~(page - 1)) - (uintptr_t)m->mem_ehdr;
   } else if (m->path[0] != '\0') {
     img = f->maps[0] = kiln_symbols_map_file(m->path, &f->map_len[0]);
     len = f->map_len[0];
   }
   if (img == NULL) return;
-  if (kiln_symbols_read(f, img, len, SHT_SYMTAB) == 0) {
-    f->maps[1] = kiln_symbols_debug_file(img, len, &f->map_len[1]);
-    if (f->maps[1] == NULL || kiln_symbols_read(f, f->maps[1], f->map_len[1], SHT_SYMTAB) == 0)
-      kiln_symbols_read(f, img, len, SHT_DYNSYM);
+  kiln_ehframe_open(&f->eh, img, len);
+  if (kiln_symbols_read(&f->tab, img, len, SHT_SYMTAB) == 0) {
+    f->maps[1] = kiln_symbols_debug_file(m->mem_ehdr ? NULL : m->path, img, len, &f->map_len[1]);
+    if (f->maps[1] == NULL || kiln_symbols_read(&f->tab, f->maps[1], f->map_len[1], SHT_SYMTAB) == 0) {
+      kiln_symbols_read(&f->tab, img, len, SHT_DYNSYM);
+      if (!sy->crash) kiln_symbols_minidebug(f, img, len); /* dlopen, malloc: not in a crash */
+    }
   }
-  kiln_sort(f->syms, f->nsyms, sizeof(kiln_sym_t), kiln_symbols_cmp);
-  /* One name per address: the best-ranked alias, now first of its run. */
-  size_t out = 0;
-  for (size_t i = 0; i < f->nsyms; i++)
-    if (out == 0 || f->syms[out - 1].addr != f->syms[i].addr) f->syms[out++] = f->syms[i];
-  f->nsyms = out;
+  kiln_symbols_tab_sort(&f->tab);
 }
 
-static kiln_symfile_t *kiln_symbols_file(const kiln_module_t *m) {
-  if (kiln_symfiles == NULL) return NULL; /* outside begin/end */
-  if (kiln_symfile_last != NULL && kiln_symfile_last->module == m) return kiln_symfile_last;
-  for (size_t i = 0; i < kiln_nsymfiles; i++)
-    if (kiln_symfiles[i].module == m) return kiln_symfile_last = &kiln_symfiles[i];
-  if (kiln_nsymfiles == KILN_SYMFILES_MAX) return NULL;
-  kiln_symfile_t *f = &kiln_symfiles[kiln_nsymfiles++];
+static kiln_symfile_t *kiln_symbols_file(kiln_symbols_t *sy, const kiln_module_t *m) {
+  if (sy->last != 0 && sy->files[sy->last - 1].module == m) return &sy->files[sy->last - 1];
+  for (size_t i = 0; i < sy->nfiles; i++)
+    if (sy->files[i].module == m) {
+      sy->last = i + 1;
+      return &sy->files[i];
+    }
+  if (sy->nfiles == sy->cap) {
+    size_t cap = sy->cap ? sy->cap * 2 : 64;
+    kiln_symfile_t *grown = kiln_mem_map(cap * sizeof *grown);
+    if (grown == NULL) return NULL;
+    if (sy->files) memcpy(grown, sy->files, sy->nfiles * sizeof *grown);
+    kiln_mem_unmap(sy->files, sy->cap * sizeof *sy->files);
+    sy->files = grown;
+    sy->cap = cap;
+  }
+  kiln_symfile_t *f = &sy->files[sy->nfiles++];
   memset(f, 0, sizeof *f);
   f->module = m;
-  kiln_symbols_load(f);
-  return kiln_symfile_last = f;
+  kiln_symbols_load(sy, f);
+  sy->last = sy->nfiles;
+  return f;
 }
 
-static const kiln_sym_t *kiln_symbols_lookup(const kiln_symfile_t *f, uint64_t off) {
-  size_t lo = 0, hi = f->nsyms;
+/* The symbol at or below off (within its size when it has one). */
+static const kiln_sym_t *kiln_symbols_find(const kiln_symtab_t *t, uint64_t off, bool sized) {
+  size_t lo = 0, hi = t->n;
   while (lo < hi) { /* first symbol above off */
-    size_t mid = (lo + hi) / 2;
-    if (f->syms[mid].addr <= off) lo = mid + 1;
+    size_t mid = lo + (hi - lo) / 2;
+    if (t->syms[mid].addr <= off) lo = mid + 1;
     else hi = mid;
   }
   if (lo == 0) return NULL;
-  const kiln_sym_t *s = &f->syms[lo - 1];
-  if (s->size != 0 && off >= s->addr + s->size) return NULL;
+  const kiln_sym_t *s = &t->syms[lo - 1];
+  if (sized && s->size != 0 && off >= s->addr + s->size) return NULL;
   return s;
+}
+
+/* ------------------------------------------- perf map and kernel symbols */
+
+/* Parses "START SIZE NAME" lines (hex, perf's map format) into t. */
+static void kiln_symbols_parse_map(kiln_symtab_t *t, kiln_buf_t *text) {
+  char *p = text->data, *end = p + text->len;
+  while (p < end) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL) nl = end;
+    *nl = '\0';
+    char *q;
+    unsigned long long start = strtoull(p, &q, 16), size;
+    if (q != p && *q == ' ') {
+      char *r;
+      size = strtoull(q + 1, &r, 16);
+      if (r != q + 1 && *r == ' ' && r[1] != '\0' && start != 0 && kiln_symbols_tab_room(t, 1) != NULL) {
+        kiln_sym_t *s = &t->syms[t->n++];
+        s->addr = start;
+        s->size = size;
+        s->name = r + 1;
+        s->rank = 0;
+      }
+    }
+    p = nl + 1;
+  }
+  kiln_symbols_tab_sort(t);
+}
+
+static int kiln_symbols_slurp(const char *path, kiln_buf_t *out, bool own) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -errno;
+  struct stat st;
+  /* A perf map in /tmp is taken only from the program's own user, as perf
+   * does: anyone can plant /tmp/perf-PID.map. */
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (own && st.st_uid != geteuid())) {
+    close(fd);
+    return -EPERM;
+  }
+  for (;;) {
+    char *room = kiln_buf_reserve(out, 65536);
+    if (room == NULL) break;
+    ssize_t n = read(fd, room, 65536);
+    out->len -= 65536 - (size_t)(n > 0 ? n : 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || out->len > (256u << 20)) break;
+  }
+  close(fd);
+  kiln_buf_put(out, "", 1);
+  return out->failed ? -ENOMEM : 0;
+}
+
+static const kiln_sym_t *kiln_symbols_jit(kiln_symbols_t *sy, uint64_t addr) {
+  if (!sy->jit_loaded) {
+    sy->jit_loaded = true;
+    char path[64];
+    kiln_fmt(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
+    if (kiln_symbols_slurp(path, &sy->jit_text, true) == 0) kiln_symbols_parse_map(&sy->jit, &sy->jit_text);
+  }
+  const kiln_sym_t *s = kiln_symbols_find(&sy->jit, addr, true);
+  return s != NULL && addr - s->addr < s->size ? s : NULL;
+}
+
+/* /proc/kallsyms: "ADDR TYPE NAME [module]"; text symbols only. All
+ * addresses read as 0 when kptr_restrict hides them: then none. */
+static void kiln_symbols_load_kernel(kiln_symbols_t *sy) {
+  sy->kernel_loaded = true;
+  if (kiln_symbols_slurp("/proc/kallsyms", &sy->kernel_text, false) < 0) return;
+  char *p = sy->kernel_text.data, *end = p + sy->kernel_text.len - 1;
+  while (p < end) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL) nl = end;
+    *nl = '\0';
+    char *q;
+    unsigned long long a = strtoull(p, &q, 16);
+    if (a != 0 && q[0] == ' ' && strchr("tTwW", q[1]) != NULL && q[1] != '\0' && q[2] == ' ') {
+      char *name = q + 3, *tab = strchr(name, '\t');
+      if (tab != NULL) *tab = '\0'; /* "\t[module]" */
+      if (*name != '\0' && kiln_symbols_tab_room(&sy->kernel, 1) != NULL) {
+        kiln_sym_t *s = &sy->kernel.syms[sy->kernel.n++];
+        s->addr = a;
+        s->size = 0;
+        s->name = name;
+        s->rank = kiln_symbols_rank(name, q[1] == 't' ? STB_LOCAL : STB_GLOBAL);
+      }
+    }
+    p = nl + 1;
+  }
+  kiln_symbols_tab_sort(&sy->kernel);
+}
+
+int kiln_symbols_kernel(kiln_symbols_t *sy, uint64_t addr, kiln_buf_t *out) {
+  if (!sy->kernel_loaded) kiln_symbols_load_kernel(sy);
+  /* No size in kallsyms: a symbol ends where the next begins, and the last
+   * one ends the table. */
+  const kiln_sym_t *s = kiln_symbols_find(&sy->kernel, addr, false);
+  if (s == NULL || s == &sy->kernel.syms[sy->kernel.n - 1]) return -ENOENT;
+  kiln_buf_puts(out, s->name);
+  kiln_buf_puts(out, "_[k]");
+  return 0;
+}
+
+/* -------------------------------------------------------------- lookup */
+
+/* Whether dumps name kernel frames (see kiln_symbols_kernel_names). */
+static _Atomic bool kiln_symbols_kernel_on = true;
+
+void kiln_symbols_kernel_names(bool on) { atomic_store_explicit(&kiln_symbols_kernel_on, on, memory_order_relaxed); }
+
+void kiln_symbols_lookup(kiln_symbols_t *sy, uint64_t pc, kiln_symbol_t *out) {
+  memset(out, 0, sizeof *out);
+  if (pc < KILN_PC_MARKERS) { /* a frame of kiln's making */
+    out->source = KILN_SYM_MARKER;
+    out->offset = pc;
+    return;
+  }
+  uintptr_t addr = (uintptr_t)pc - 1;
+  out->offset = addr;
+  const kiln_module_t *m = kiln_modules_find(addr);
+  if (m == NULL) {
+    if (addr >= KILN_KERNEL_START) {
+      out->source = KILN_SYM_KERNEL;
+      return;
+    }
+    const kiln_sym_t *j = kiln_symbols_jit(sy, addr);
+    if (j != NULL) {
+      out->source = KILN_SYM_JIT;
+      out->start = j->addr;
+      out->raw = j->name;
+    }
+    return;
+  }
+  out->module = m;
+  out->offset = addr - m->base;
+  out->source = KILN_SYM_OFFSET;
+  kiln_symfile_t *f = kiln_symbols_file(sy, m);
+  if (f == NULL) return;
+  const kiln_sym_t *s = kiln_symbols_find(&f->tab, out->offset, true);
+  uint64_t start, end;
+  /* A sized symbol covering the address is trusted; an unsized one (some
+   * .dynsym entries) or none gives way to the function bounds of the
+   * unwind tables, which see the static functions a stripped file hides. */
+  bool sized = s != NULL && s->size != 0;
+  if (!sized && kiln_ehframe_find(&f->eh, out->offset, &start, &end) && (s == NULL || start > s->addr)) {
+    out->source = KILN_SYM_UNWIND;
+    out->start = start;
+    return;
+  }
+  if (s != NULL) {
+    out->source = KILN_SYM_ELF;
+    out->start = s->addr;
+    out->raw = s->name;
+  }
 }
 
 /* Appends name with the characters that would break a folded line (';'
  * separates frames, a newline ends the line) replaced. */
-static void kiln_symbols_put_clean(kiln_buf_t *out, const char *name) {
+static void kiln_symbols_put_clean(kiln_buf_t *out, const char *name, bool strip_version) {
   size_t start = out->len;
   /* "memcpy@@GLIBC_2.14": the version is not part of the function's name. */
-  const char *at = name[0] == '@' ? NULL : strchr(name, '@');
+  const char *at = !strip_version || name[0] == '@' ? NULL : strchr(name, '@');
   kiln_buf_put(out, name, at ? (size_t)(at - name) : strlen(name));
   if (out->failed) return;
   for (size_t i = start; i < out->len; i++) {
@@ -244,28 +555,56 @@ static void kiln_symbols_put_clean(kiln_buf_t *out, const char *name) {
   }
 }
 
-void kiln_symbols_name(uint64_t pc, kiln_buf_t *out) {
-  uintptr_t addr = (uintptr_t)pc - 1;
-  const kiln_module_t *m = kiln_modules_find(addr);
-  if (m == NULL) {
+void kiln_symbols_raw(const kiln_symbol_t *s, kiln_buf_t *out) {
+  if (s->raw != NULL) kiln_symbols_put_clean(out, s->raw, s->source == KILN_SYM_ELF);
+}
+
+void kiln_symbols_format(kiln_symbols_t *sy, const kiln_symbol_t *s, kiln_buf_t *out) {
+  switch (s->source) {
+  case KILN_SYM_NONE:
     kiln_buf_puts(out, "[unknown]");
     return;
-  }
-  kiln_symfile_t *f = kiln_symbols_file(m);
-  const kiln_sym_t *s = f ? kiln_symbols_lookup(f, addr - m->base) : NULL;
-  if (s == NULL) {
-    kiln_buf_printf(out, "%s+0x%llx", m->name, (unsigned long long)(addr - m->base));
+  case KILN_SYM_MARKER:
+    kiln_buf_puts(out, s->offset == KILN_PC_KERNEL        ? "[kernel]"
+                       : s->offset == KILN_PC_KILN_ALLOC ? "[kiln: allocation tracking]"
+                                                         : "[kiln]");
     return;
+  case KILN_SYM_KERNEL:
+    /* Left out (nothing written) when kernel names are not read: the
+     * "[kernel]" frame above it still marks the time. */
+    if (!atomic_load_explicit(&kiln_symbols_kernel_on, memory_order_relaxed)) return;
+    if (kiln_symbols_kernel(sy, s->offset, out) < 0) kiln_buf_puts(out, "[kernel.kallsyms]_[k]");
+    return;
+  case KILN_SYM_JIT:
+    kiln_symbols_put_clean(out, s->raw, false);
+    return;
+  case KILN_SYM_OFFSET:
+  case KILN_SYM_UNWIND:
+    kiln_buf_printf(out, "%s+0x%llx", s->module->name,
+                    (unsigned long long)(s->source == KILN_SYM_UNWIND ? s->start : s->offset));
+    return;
+  case KILN_SYM_ELF:
+    break;
   }
-  if (kiln_demangle != NULL && !kiln_symbols_no_demangle && s->name[0] == '_' && s->name[1] == 'Z') {
+  if (sy->demangle != NULL && s->raw[0] == '_' && s->raw[1] == 'Z') {
     int status = -1;
-    char *d = kiln_demangle(s->name, NULL, NULL, &status);
+    char *d = sy->demangle(s->raw, NULL, NULL, &status);
     if (d != NULL && status == 0) {
-      kiln_symbols_put_clean(out, d);
+      kiln_symbols_put_clean(out, d, false);
       free(d);
       return;
     }
     free(d);
   }
-  kiln_symbols_put_clean(out, s->name);
+  kiln_symbols_put_clean(out, s->raw, true);
+}
+
+void kiln_symbols_name(kiln_symbols_t *sy, uint64_t pc, kiln_buf_t *out) {
+  if (sy == NULL) {
+    kiln_buf_puts(out, "[unknown]");
+    return;
+  }
+  kiln_symbol_t s;
+  kiln_symbols_lookup(sy, pc, &s);
+  kiln_symbols_format(sy, &s, out);
 }

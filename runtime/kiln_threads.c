@@ -22,7 +22,8 @@ static _Atomic int kiln_threads_high_water;
 static kiln_thread_totals_t kiln_threads_retired; /* collector only */
 static _Atomic uint64_t kiln_threads_unregistered; /* registry full */
 
-enum { KILN_SLOT_MEM = KILN_RING_WORDS * 8 + (KILN_DEPTH_MAX + KILN_UNWIND_SLACK + 8) * 8 };
+/* The ring, then the handler's record: registers, length, stack copy. */
+enum { KILN_SLOT_MEM = KILN_RING_WORDS * 8 + (KILN_REGS + 1 + KILN_STACK_COPY / 8 + 8) * 8 };
 
 int kiln_threads_init(void) {
   if (kiln_threads_slots != NULL) return 0;
@@ -30,15 +31,26 @@ int kiln_threads_init(void) {
   return kiln_threads_slots == NULL ? -ENOMEM : 0;
 }
 
+/* The calling thread's stack, asked once a thread: for the main thread
+ * pthread_getattr_np parses /proc/self/maps, and a fork child (the same
+ * thread, the same stack) would pay it again. */
+static __thread uintptr_t kiln_tls_stack_lo __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t kiln_tls_stack_hi __attribute__((tls_model("initial-exec")));
+
 static void kiln_threads_stack_bounds(kiln_thread_t *t) {
+  if (kiln_tls_stack_hi != 0) {
+    t->stack_lo = kiln_tls_stack_lo;
+    t->stack_hi = kiln_tls_stack_hi;
+    return;
+  }
   pthread_attr_t attr;
   void *addr = NULL;
   size_t size = 0;
   t->stack_lo = t->stack_hi = 0;
   if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
   if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-    t->stack_lo = (uintptr_t)addr;
-    t->stack_hi = (uintptr_t)addr + size;
+    t->stack_lo = kiln_tls_stack_lo = (uintptr_t)addr;
+    t->stack_hi = kiln_tls_stack_hi = (uintptr_t)addr + size;
   }
   pthread_attr_destroy(&attr);
 }
@@ -63,7 +75,6 @@ kiln_thread_t *kiln_threads_register(pid_t tid, bool self) {
     }
     kiln_ring_init(&t->ring, t->ring.words, KILN_RING_WORDS);
     t->tid = tid;
-    atomic_store(&t->perf_fd, -1);
     atomic_store(&t->has_timer, false);
     t->own = self;
     t->stack_lo = t->stack_hi = 0;

@@ -6,9 +6,14 @@
  *              gives them, the interrupted instruction stored as ip+1, so
  *              that every frame is looked up at pc-1 the same way.
  *   stack      an array of pcs, leaf first.
- *   sample     one SIGPROF delivery: a stack and a weight (1 for CPU).
- *   ring       a per-thread single-producer (the thread's signal handler),
- *              single-consumer (the collector) queue of samples.
+ *   sample     one tick of a thread's CPU clock: its registers and a copy
+ *              of the top of its user stack (and, in the kernel, the kernel
+ *              call chain), unwound later by the collector into a stack.
+ *   ring       a queue of samples: the kernel's perf ring (per CPU, or per
+ *              thread), or, with the signal timers, a per-thread
+ *              single-producer (the handler), single-consumer ring.
+ *   marker pc  a pc below 16 that stands for a frame of kiln's making:
+ *              [kernel], [kiln: allocation tracking].
  *   stack_id   the reference of an interned stack in the stack table.
  *   slot       a thread's entry in the thread registry: its ring, its timer,
  *              its counters.
@@ -35,6 +40,9 @@
 /* Code of the malloc hooks lives in its own section, so that unwinding from
  * a hook can cut every frame of kiln's own, whatever the inlining. */
 #define KILN_HOOK_TEXT __attribute__((section("kiln_hooks"), noinline))
+/* Wrappers that forward to libc (and the new-thread trampoline): their
+ * frames are left out of CPU samples. */
+#define KILN_PASS_TEXT __attribute__((section("kiln_pass"), noinline))
 #define KILN_EXPORT __attribute__((visibility("default")))
 #define KILN_LIKELY(x) __builtin_expect(!!(x), 1)
 #define KILN_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -50,6 +58,16 @@ enum {
    * unwinder, the signal trampoline): unwound and then cut off. */
   KILN_UNWIND_SLACK = 32,
   KILN_RING_WORDS = 1 << 15, /* 256 KiB a thread */
+  KILN_STACK_COPY = 16384,   /* bytes of stack the signal handler copies */
+  /* Bytes of user stack perf copies with each sample: as much as a sample
+   * record holds (the kernel trims it to fit), so that stacks with large
+   * frames (interpreters, compilers, big local buffers) stay whole. */
+  KILN_STACK_COPY_PERF = 65528,
+  KILN_REGS = 17,            /* kiln_regs_t: libunwind's x86-64 numbering */
+  KILN_REG_RBP = 6,
+  KILN_REG_RSP = 7,
+  KILN_REG_RIP = 16,
+  KILN_KERNEL_FRAMES = 48,   /* kernel frames kept above [kernel] */
   KILN_THREADS_MAX = 4096,   /* threads sampled at the same time */
 };
 
@@ -59,6 +77,28 @@ enum {
   KILN_STACK_SKIPPED = 1u << 1,   /* unwinding was unsafe here: leaf only */
   KILN_STACK_FULL = 1u << 2,      /* the table was full: counts land here */
 };
+/* Flags of a ring record only. */
+enum {
+  KILN_RING_RAW = 1u << 7, /* registers, a length and a stack copy, not pcs */
+};
+
+/* Marker pcs (looked up at pc-1 like any pc, so never a real address). */
+enum {
+  KILN_PC_KERNEL = 1,     /* "[kernel]": the sample was taken in the kernel */
+  KILN_PC_KILN_ALLOC = 2, /* "[kiln: allocation tracking]": inside kiln's malloc hooks */
+  KILN_PC_KILN = 3,       /* "[kiln]": inside kiln's own code (start, dumps) */
+  KILN_PC_MARKERS = 16,
+};
+#define KILN_PC_KERNEL_MIN 0xffff800000000000ull /* kernel code addresses */
+
+/* User registers of a sample, in libunwind's x86-64 order (RAX, RDX, RCX,
+ * RBX, RSI, RDI, RBP, RSP, R8-R15, RIP). */
+typedef struct kiln_regs {
+  uint64_t r[KILN_REGS];
+} kiln_regs_t;
+
+/* KILN_CPU: which CPU time the perf timer samples. */
+typedef enum { KILN_CPU_ALL = 0, KILN_CPU_USER } kiln_cpu_time_t;
 
 /* What a stack's counters count. */
 typedef enum {
@@ -73,6 +113,10 @@ typedef enum {
   KILN_COUNT_LIVE_COUNT,
   KILN_COUNT_PEAK_BYTES,   /* live bytes when the heap last peaked (lazy, see kiln_heap.c) */
   KILN_COUNT_PEAK_EPOCH,   /* the peak that PEAK_BYTES belongs to */
+  /* Blocks freed by the thread that allocated them before it allocated
+   * again (heaptrack's temporary allocations). The kinds the hooks bump
+   * (ALLOC_* to TEMP_COUNT) are kept together: two cache lines a stack. */
+  KILN_COUNT_TEMP_COUNT,
   /* Blocks live at exit by reachability (kiln_scan.c; valgrind's words): */
   KILN_COUNT_DEFINITE_BYTES,  /* definitely lost: no pointer reaches it */
   KILN_COUNT_DEFINITE_COUNT,
@@ -97,7 +141,7 @@ typedef enum { KILN_UNWIND_LIBUNWIND = 0, KILN_UNWIND_FP = 1 } kiln_unwind_kind_
 
 typedef enum {
   KILN_TIMER_AUTO = 0,
-  KILN_TIMER_PERF,   /* per-thread perf_event cpu-clock, signal on overflow */
+  KILN_TIMER_PERF,   /* perf_event cpu-clock, samples in mapped rings, no signal */
   KILN_TIMER_POSIX,  /* per-thread timer_create(thread CPU clock) */
   KILN_TIMER_ITIMER, /* process-wide setitimer(ITIMER_PROF) */
 } kiln_timer_kind_t;
@@ -130,6 +174,7 @@ typedef struct kiln_config {
   int max_depth;           /* frames kept per stack */
   kiln_unwind_kind_t unwind;
   kiln_timer_kind_t timer;
+  kiln_cpu_time_t cpu_time; /* KILN_CPU: user and kernel (default), or user only */
   bool quiet;              /* no summary line */
   uint64_t alloc_sample;   /* 0: every allocation; else mean bytes between samples */
   uint64_t interval_ns;    /* KILN_INTERVAL: a profile set every interval; 0 none */

@@ -14,18 +14,48 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 __thread int kiln_tls_unsafe __attribute__((tls_model("initial-exec"))) = 0;
 
 static int (*kiln_unw_backtrace)(void **buffer, int size);
 
+/* Fork gate. libunwind's unw_step holds a mutex (its global register-state
+ * cache) and the loader's lock (dl_iterate_phdr) while it works: a fork
+ * while another thread unwinds would leave them locked in the child, whose
+ * next unwind, or its dlopen, hangs. Every libunwind call is counted in
+ * flight; fork's prepare handler closes the gate and waits for the count to
+ * fall to zero, and calls that find the gate closed do not unwind (the
+ * sample keeps its leaf). Both atomics are seq_cst: a Dekker pair. */
+static _Atomic int kiln_unwind_forking, kiln_unwind_inflight;
+
+KILN_SIGNAL_SAFE static inline int kiln_unwind_call(void **frames, int cap) {
+  atomic_fetch_add(&kiln_unwind_inflight, 1);
+  int n = 0;
+  if (!atomic_load(&kiln_unwind_forking)) n = kiln_unw_backtrace(frames, cap);
+  atomic_fetch_sub(&kiln_unwind_inflight, 1);
+  return n;
+}
+
+void kiln_unwind_fork_prepare(void) {
+  atomic_store(&kiln_unwind_forking, 1);
+  /* Unwinds take microseconds; a thread stopped inside one (by a debugger,
+   * or a handler of the program's that never returns) is waited for 1 s. */
+  for (int i = 0; i < 20000 && atomic_load(&kiln_unwind_inflight) != 0; i++) {
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+void kiln_unwind_fork_done(void) { atomic_store(&kiln_unwind_forking, 0); }
+
 /* A thread's first unwind sets up libunwind's per-thread trace cache
  * (pthread_once, mmap): do it here, in normal context, not in a handler. */
 static void kiln_unwind_warm(void) {
   void *frames[8];
   kiln_unwind_unsafe_enter();
-  kiln_unw_backtrace(frames, 8);
+  kiln_unwind_call(frames, 8);
   kiln_unwind_unsafe_leave();
 }
 
@@ -54,7 +84,7 @@ KILN_SIGNAL_SAFE static int kiln_unwind_libunwind(const ucontext_t *uc, const ki
   uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
   void **frames = (void **)t->scratch;
   int cap = max + KILN_UNWIND_SLACK;
-  int n = kiln_unw_backtrace(frames, cap);
+  int n = kiln_unwind_call(frames, cap);
   /* Cut the handler's own frames: everything above the interrupted pc. */
   int first = 0;
   while (first < n && first < KILN_UNWIND_SLACK && (uintptr_t)frames[first] != ip) first++;
@@ -128,55 +158,6 @@ KILN_SIGNAL_SAFE static int kiln_unwind_fp(const ucontext_t *uc, const kiln_thre
     }
     pcs[n++] = frame[1];
     if (frame[0] <= fp) break; /* the chain must go up the stack */
-    fp = frame[0];
-  }
-  return n;
-}
-
-/* The bounds of the kiln_hooks section (made by the linker). */
-extern const char __start_kiln_hooks[] KILN_INTERNAL;
-extern const char __stop_kiln_hooks[] KILN_INTERNAL;
-
-static inline bool kiln_unwind_in_hooks(uintptr_t pc) {
-  return pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks;
-}
-
-KILN_HOOK_TEXT int kiln_unwind_here(kiln_unwind_kind_t kind, uintptr_t lo, uintptr_t hi,
-                                    uint64_t *pcs, int max, unsigned *flags) {
-  int n = 0;
-  if (kind == KILN_UNWIND_LIBUNWIND && kiln_unw_backtrace != NULL) {
-    int cap = max + KILN_UNWIND_SLACK;
-    kiln_unwind_unsafe_enter();
-    int got = kiln_unw_backtrace((void **)pcs, cap);
-    kiln_unwind_unsafe_leave();
-    /* Cut libunwind's own frame, then the leading run of hook frames (a
-     * kiln frame further up, e.g. the pthread_create wrapper, stays). */
-    int first = 0;
-    while (first < got && first < 4 && !kiln_unwind_in_hooks((uintptr_t)pcs[first])) first++;
-    if (first == got || first == 4) first = 0; /* no hook frame seen: keep all */
-    while (first < got && kiln_unwind_in_hooks((uintptr_t)pcs[first])) first++;
-    n = got - first;
-    if (got == cap || n > max) *flags |= KILN_STACK_TRUNCATED;
-    if (n > max) n = max;
-    for (int i = 0; i < n; i++) pcs[i] = pcs[first + i];
-    return n;
-  }
-  /* Frame pointers: the runtime is built with them, so the chain runs
-   * through the hooks into the program. */
-  uintptr_t fp = (uintptr_t)__builtin_frame_address(0), sp = fp;
-  bool bounded = lo < hi && fp >= lo && fp < hi;
-  uintptr_t frame[2];
-  while (fp >= sp && kiln_unwind_fp_read(fp, bounded ? sp : 0, bounded ? hi : 0, frame)) {
-    if (frame[1] < 4096) break;
-    if (n == 0 && kiln_unwind_in_hooks(frame[1])) {
-      /* still inside kiln */
-    } else if (n == max) {
-      *flags |= KILN_STACK_TRUNCATED;
-      break;
-    } else {
-      pcs[n++] = frame[1];
-    }
-    if (frame[0] <= fp) break;
     fp = frame[0];
   }
   return n;

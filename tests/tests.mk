@@ -33,3 +33,9 @@ PEER_ALLOC_EX += $(BUILD)/examples/check_cmocka
 $(BUILD)/examples/check_cmocka: examples/check_cmocka.c $(BUILD)/libkiln.a include/kiln.h | $(BUILD)/.deps-test
 	@mkdir -p $(@D)
 	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lcmocka -lunwind -ldl -lm
+
+# The real-program suite, all of it, and its kiln-vs-perf table
+# (`make test` runs its CI subset through tests/real/test_real.sh).
+.PHONY: test-real
+test-real: all $(BUILD)/.deps-test
+	@KILN_BUILD=$(BUILD) tests/real/real.py --set all --table

@@ -26,6 +26,18 @@ static const char kiln_convert_usage[] =
     "  --strict          a malformed input line is an error, not a warning\n"
     "  -h, --help        this help\n";
 
+const char *kiln_convert_unit(const char *kind)
+{
+    size_t n = kind ? strlen(kind) : 0;
+    if (n > 6 && strcmp(kind + n - 6, "_bytes") == 0)
+        return "bytes";
+    if (kind && strcmp(kind, "alloc_count") == 0)
+        return "allocations";
+    if (n > 6 && strcmp(kind + n - 6, "_count") == 0)
+        return "blocks";
+    return "samples";
+}
+
 static void kiln_speedscope_flush(FILE *out, kiln_buf_t *b, bool force)
 {
     if (b->len >= (1u << 16) || (force && b->len)) {
@@ -34,34 +46,131 @@ static void kiln_speedscope_flush(FILE *out, kiln_buf_t *b, bool force)
     }
 }
 
+/* Frames are (name, source line) pairs: the same function at two lines
+ * is two speedscope frames, each with its file and line. */
+typedef struct kiln_speedscope_frames_s {
+    uint64_t *keys; /* name << 32 | where (KILN_NONE: none), +1; 0 = empty */
+    uint32_t *index;
+    size_t cap, n;
+} kiln_speedscope_frames_t;
+
+static uint32_t *kiln_speedscope_slot(kiln_speedscope_frames_t *f, uint64_t key, bool *fresh)
+{
+    if ((f->n + 1) * 2 > f->cap) {
+        kiln_speedscope_frames_t g = {0};
+        g.cap = f->cap ? f->cap * 2 : 1024;
+        g.keys = kiln_util_xcalloc(g.cap, sizeof *g.keys);
+        g.index = kiln_util_xcalloc(g.cap, sizeof *g.index);
+        for (size_t i = 0; i < f->cap; i++) {
+            if (!f->keys[i])
+                continue;
+            bool unused;
+            *kiln_speedscope_slot(&g, f->keys[i] - 1, &unused) = f->index[i];
+        }
+        free(f->keys);
+        free(f->index);
+        *f = g;
+    }
+    size_t j = (size_t)((key + 1) * 0x9e3779b97f4a7c15ull >> 19) & (f->cap - 1);
+    while (f->keys[j] && f->keys[j] != key + 1)
+        j = (j + 1) & (f->cap - 1);
+    *fresh = !f->keys[j];
+    if (*fresh) {
+        f->keys[j] = key + 1;
+        f->n++;
+    }
+    return &f->index[j];
+}
+
 int kiln_speedscope_write(FILE *out, const kiln_profile_t *p, const char *kind,
                           const char *profile_name)
 {
-    bool bytes = kind && strstr(kind, "bytes");
-    /* Frames: the names used below the root, in first-seen order. */
-    uint32_t *frame_of = kiln_util_xmalloc((size_t)p->names.count * sizeof *frame_of);
-    for (uint32_t i = 0; i < p->names.count; i++)
-        frame_of[i] = KILN_NONE;
-    for (uint32_t i = 1; i < p->count; i++)
-        frame_of[p->nodes[i].name] = 0;
+    return kiln_speedscope_write_scaled(out, p, kind, profile_name, 0);
+}
+
+int kiln_speedscope_write_scaled(FILE *out, const kiln_profile_t *p, const char *kind,
+                                 const char *profile_name, double period_ns)
+{
+    const char *unit = kiln_convert_unit(kind);
+    bool bytes = strcmp(unit, "bytes") == 0, ns = !bytes && period_ns > 0 &&
+                                                   strcmp(unit, "samples") == 0;
+    double scale = ns ? period_ns : 1;
+    /* Frames in first-seen order of the walk below. */
+    kiln_speedscope_frames_t frames = {0};
+    uint32_t *frame_of = kiln_util_xmalloc((size_t)p->count * sizeof *frame_of);
     uint32_t nframes = 0;
     kiln_buf_t b = {0}, weights = {0};
     kiln_buf_adds(&b, "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\","
                       "\"shared\":{\"frames\":[");
-    for (uint32_t i = 0; i < p->names.count; i++) {
-        if (frame_of[i] == KILN_NONE)
-            continue;
-        frame_of[i] = nframes;
-        kiln_buf_adds(&b, nframes++ ? ",{\"name\":\"" : "{\"name\":\"");
-        kiln_escape_json(&b, p->names.names[i].str, p->names.names[i].len);
-        kiln_buf_adds(&b, "\"}");
-        kiln_speedscope_flush(out, &b, false);
+    /* Without source lines, frames go in the names' first-seen order (one
+     * per name); with them, in the walk's order. */
+    uint32_t *order = kiln_util_xmalloc((size_t)p->count * sizeof *order);
+    uint32_t norder = 0;
+    if (!p->where) {
+        uint32_t *first = kiln_util_xmalloc((size_t)p->names.count * sizeof *first);
+        for (uint32_t i = 0; i < p->names.count; i++)
+            first[i] = KILN_NONE;
+        for (uint32_t i = 1; i < p->count; i++)
+            if (first[p->nodes[i].name] == KILN_NONE)
+                first[p->nodes[i].name] = i;
+        for (uint32_t i = 0; i < p->names.count; i++)
+            if (first[i] != KILN_NONE)
+                order[norder++] = first[i];
+        free(first);
     }
+    {
+        kiln_walk_t w;
+        uint32_t id, depth;
+        kiln_walk_init(&w, p);
+        for (uint32_t k = 0; k < norder; k++) { /* the name order's frames first */
+            bool fresh;
+            uint32_t *slot = kiln_speedscope_slot(&frames, (uint64_t)p->nodes[order[k]].name << 32 | KILN_NONE, &fresh);
+            *slot = nframes;
+            const kiln_name_t *nm = &p->names.names[p->nodes[order[k]].name];
+            kiln_buf_adds(&b, nframes++ ? ",{\"name\":\"" : "{\"name\":\"");
+            kiln_escape_json(&b, nm->str, nm->len);
+            kiln_buf_adds(&b, "\"}");
+            kiln_speedscope_flush(out, &b, false);
+        }
+        free(order);
+        while (kiln_walk_next(&w, &id, &depth)) {
+            if (id == 0)
+                continue;
+            uint32_t where = p->where && id < p->where_cap ? p->where[id] : KILN_NONE;
+            bool fresh;
+            uint32_t *slot = kiln_speedscope_slot(&frames, (uint64_t)p->nodes[id].name << 32 | where, &fresh);
+            if (fresh) {
+                *slot = nframes;
+                const kiln_name_t *nm = &p->names.names[p->nodes[id].name];
+                kiln_buf_adds(&b, nframes++ ? ",{\"name\":\"" : "{\"name\":\"");
+                kiln_escape_json(&b, nm->str, nm->len);
+                kiln_buf_addc(&b, '"');
+                if (where != KILN_NONE) {
+                    const kiln_name_t *wn = &p->names.names[where];
+                    const char *colon = memrchr(wn->str, ':', wn->len);
+                    if (colon) {
+                        kiln_buf_adds(&b, ",\"file\":\"");
+                        kiln_escape_json(&b, wn->str, (size_t)(colon - wn->str));
+                        kiln_buf_printf(&b, "\",\"line\":%ld", strtol(colon + 1, NULL, 10));
+                    }
+                }
+                kiln_buf_addc(&b, '}');
+                kiln_speedscope_flush(out, &b, false);
+            }
+            frame_of[id] = *slot;
+        }
+        kiln_walk_free(&w);
+    }
+    free(frames.keys);
+    free(frames.index);
     kiln_buf_adds(&b, "]},\"profiles\":[{\"type\":\"sampled\",\"name\":\"");
     kiln_escape_json(&b, profile_name, strlen(profile_name));
     kiln_buf_printf(&b, "\",\"unit\":\"%s\",\"startValue\":0,\"endValue\":",
-                    bytes ? "bytes" : "none");
-    kiln_util_fmt_count(&b, p->nodes[0].total, false);
+                    bytes ? "bytes" : ns ? "nanoseconds" : "none");
+    if (scale != 1)
+        kiln_util_fmt_count(&b, kiln_profile_value(p, p->nodes[0].total) * scale, false);
+    else
+        kiln_profile_fmt(&b, p, p->nodes[0].total, false);
     kiln_buf_adds(&b, ",\"samples\":[");
 
     /* Pre-order: one sample per node with self counts, its frames root first. */
@@ -75,11 +184,14 @@ int kiln_speedscope_write(FILE *out, const kiln_profile_t *p, const char *kind,
             continue;
         kiln_buf_adds(&b, nsamples ? ",[" : "[");
         for (uint32_t d = 0; d < depth; d++)
-            kiln_buf_printf(&b, d ? ",%u" : "%u", frame_of[p->nodes[w.path[d]].name]);
+            kiln_buf_printf(&b, d ? ",%u" : "%u", frame_of[w.path[d]]);
         kiln_buf_addc(&b, ']');
         if (nsamples)
             kiln_buf_addc(&weights, ',');
-        kiln_util_fmt_count(&weights, n->self, false);
+        if (scale != 1)
+            kiln_util_fmt_count(&weights, kiln_profile_value(p, n->self) * scale, false);
+        else
+            kiln_profile_fmt(&weights, p, n->self, false);
         nsamples++;
         kiln_speedscope_flush(out, &b, false);
     }
@@ -127,10 +239,29 @@ int kiln_convert_main(int argc, char **argv)
         kiln_util_usage_error("convert", "unknown format '%s' (speedscope or pprof)", to);
     int nfiles = argc - optind;
     const char *first = nfiles > 0 ? argv[optind] : "-";
-    if (!kind)
-        kind = kiln_folded_kind(first);
+    /* The kind from the name: any PROG.PID.KIND.folded (leak categories
+     * such as definite_bytes too). */
+    char *name_kind = NULL, *stacks = NULL;
+    if (!kind && strcmp(first, "-") != 0 && (stacks = kiln_stacks_path(first, &name_kind)))
+        kind = name_kind;
     if (!kind)
         kind = "cpu";
+    /* CPU samples as time: the sample period from the set's meta.json. */
+    double period_ns = 0;
+    if (stacks && strcmp(kind, "cpu") == 0) {
+        size_t n = strlen(stacks);
+        char *meta = kiln_util_xmalloc(n + 4);
+        memcpy(meta, stacks, n - 6);
+        memcpy(meta + n - 6, "meta.json", 10);
+        char *v = kiln_sets_meta_string(meta, "sample_period_ns");
+        if (v)
+            period_ns = strtod(v, NULL);
+        if (!(period_ns > 0 && period_ns < 1e12))
+            period_ns = 0;
+        free(v);
+        free(meta);
+    }
+    free(stacks);
     fo.dir_kind = kind;
     const char *slash = strrchr(first, '/');
     const char *profile_name = strcmp(first, "-") == 0 ? "stdin" : slash ? slash + 1 : first;
@@ -147,9 +278,10 @@ int kiln_convert_main(int argc, char **argv)
         kiln_out_t out;
         rc = kiln_out_open(&out, output);
         if (rc == 0)
-            rc = kiln_out_close(&out, pprof ? kiln_pprof_write(out.fp, &p, kind)
-                       : kiln_speedscope_write(out.fp, &p, kind, profile_name));
+            rc = kiln_out_close(&out, pprof ? kiln_pprof_write_period(out.fp, &p, kind, period_ns)
+                       : kiln_speedscope_write_scaled(out.fp, &p, kind, profile_name, period_ns));
     }
     kiln_profile_free(&p);
+    free(name_kind);
     return rc == 0 ? 0 : KILN_EXIT_FAIL;
 }

@@ -24,7 +24,7 @@ static const char kiln_diff_usage[] =
 /* Writes every stack with a count in either profile, depth first in byte
  * order of the frames, keeping the current stack text in one buffer:
  * ends[d] is its length through the frame at depth d + 1. */
-static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *before,
+static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const kiln_count_t *before,
                            uint32_t nbefore, double scale)
 {
     kiln_buf_t stack = {0}, line = {0};
@@ -46,14 +46,17 @@ static void kiln_diff_emit(FILE *out, const kiln_profile_t *p, const double *bef
         const kiln_name_t *nm = &p->names.names[n->name];
         kiln_buf_add(&stack, nm->str, nm->len);
         ends[depth - 1] = stack.len;
-        double b = id < nbefore ? before[id] : 0, a = n->self;
+        kiln_count_t b = id < nbefore ? before[id] : 0, a = n->self;
         if (b > 0 || a > 0) {
             line.len = 0;
             kiln_buf_add(&line, stack.data, stack.len);
             kiln_buf_addc(&line, ' ');
-            kiln_util_fmt_count(&line, scale != 1 ? round(b * scale) : b, false);
+            if (scale != 1) /* normalized: an estimate, rounded */
+                kiln_util_fmt_count(&line, round(kiln_profile_value(p, b) * scale), false);
+            else
+                kiln_profile_fmt(&line, p, b, false);
             kiln_buf_addc(&line, ' ');
-            kiln_util_fmt_count(&line, a, false);
+            kiln_profile_fmt(&line, p, a, false);
             kiln_buf_addc(&line, '\n');
             fwrite(line.data, 1, line.len, out);
         }
@@ -90,16 +93,18 @@ int kiln_diff_main(int argc, char **argv)
     kiln_profile_t p;
     kiln_profile_init(&p, false);
     int rc = kiln_folded_read(&p, (const char *const *)argv + optind, 1, &fo);
-    double *before = NULL;
+    kiln_count_t *before = NULL;
     uint32_t nbefore = 0;
     double total_before = 0;
+    unsigned before_scale = 0;
     if (rc == 0) {
         if (p.has_delta) {
             kiln_util_err("%s: already a differential profile (two counts per line)",
                           argv[optind]);
             rc = -1;
         }
-        total_before = p.nodes[0].total;
+        total_before = (double)p.nodes[0].total;
+        before_scale = p.scale;
         before = kiln_profile_take_self(&p, &nbefore);
     }
     if (rc == 0)
@@ -109,8 +114,17 @@ int kiln_diff_main(int argc, char **argv)
                       argv[optind + 1]);
         rc = -1;
     }
+    if (rc == 0 && before_scale != p.scale) {
+        /* AFTER had fractions, BEFORE not: bring BEFORE to thousandths. */
+        total_before *= KILN_COUNT_FRAC_UNIT;
+        if (kiln_profile_rescale(&p, before, nbefore, before_scale) != 0) {
+            kiln_util_err("%s: counts too large to compare with fractional counts",
+                          argv[optind]);
+            rc = -1;
+        }
+    }
     if (rc == 0) {
-        double scale = normalize && total_before > 0 ? p.nodes[0].total / total_before : 1;
+        double scale = normalize && total_before > 0 ? (double)p.nodes[0].total / total_before : 1;
         kiln_out_t out;
         rc = kiln_out_open(&out, output);
         if (rc == 0) {

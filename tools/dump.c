@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,10 +26,12 @@ static const char kiln_dump_usage[] =
     "(PROG.PID.TAG.*, whole once its meta.json is written) and prints its\n"
     "files, one a line. Then, e.g.: kiln top DIR/PROG.PID.TAG.cpu.folded\n"
     "\n"
-    "  --signal SIG   the signal (USR2, SIGUSR2, RTMIN+3 or a number; default:\n"
-    "                 KILN_DUMP_SIGNAL from /proc/PID/environ, which it must\n"
-    "                 match when set: for a process whose environment kiln\n"
-    "                 cannot read, or that chose its signal another way)\n"
+    "  --signal SIG   the signal, as KILN_DUMP_SIGNAL spells it: USR1 USR2 HUP\n"
+    "                 URG PWR WINCH VTALRM (SIG optional), 1-64 or RTMIN+N;\n"
+    "                 default: KILN_DUMP_SIGNAL from /proc/PID/environ, which\n"
+    "                 it must match when set. For a process whose environment\n"
+    "                 kiln cannot read or that rewrote it (redis), or that\n"
+    "                 chose its signal another way\n"
     "  --dir DIR      where the process writes (default: KILN_OUT from its\n"
     "                 environment, a relative one taken from its working\n"
     "                 directory now, else that directory). The runtime resolves\n"
@@ -38,56 +41,29 @@ static const char kiln_dump_usage[] =
     "  -h, --help     this help\n"
     "\n"
     "PID must catch the signal (its default action would end most programs):\n"
-    "kiln checks /proc/PID/status first and refuses otherwise. Exit status 0\n"
+    "kiln checks /proc/PID/status first and refuses otherwise. The answer is a\n"
+    "new meta.json the process wrote after the signal (owner, time, pid, tag\n"
+    "and dump number checked), never a FIFO, device or link. Exit status 0\n"
     "with the files listed, 1 when no set came (no such process, permission\n"
     "denied, not a kiln process, timeout), 2 on a usage error.\n";
 
 #define KILN_DUMP_POLL_NS 20000000L /* 20 ms between directory scans */
 
-/* A signal as KILN_DUMP_SIGNAL spells it: a number, a name with or without
- * SIG, RTMIN+N or RTMAX-N. 0 if not one the runtime takes as its dump
- * signal: those that end, stop or continue a process, or that it or the
- * C library use (the same list as runtime/kiln_options.c), so that a
- * program's own SIGTERM or SIGINT handler is never set off by mistake. */
+/* A signal as KILN_DUMP_SIGNAL spells it, by the runtime's own grammar
+ * (kiln_contract_signal_parse): what it refuses is refused here, so a
+ * program's own SIGTERM, SIGINT or SIGALRM handler is never set off by
+ * mistake. 0 if refused. */
 static int kiln_dump_signal(const char *spec)
 {
-    long v;
-    const char *s = strncmp(spec, "SIG", 3) == 0 ? spec + 3 : spec;
-    int sig = 0;
-    if (kiln_util_parse_long(s, 1, SIGRTMAX, &v) == 0 && strspn(s, "0123456789") == strlen(s)) {
-        sig = (int)v;
-    } else if (strncmp(s, "RTMIN+", 6) == 0 && kiln_util_parse_long(s + 6, 0, 64, &v) == 0) {
-        sig = SIGRTMIN + (int)v;
-    } else if (strncmp(s, "RTMAX-", 6) == 0 && kiln_util_parse_long(s + 6, 0, 64, &v) == 0) {
-        sig = SIGRTMAX - (int)v;
-    } else if (strcmp(s, "RTMIN") == 0) {
-        sig = SIGRTMIN;
-    } else if (strcmp(s, "RTMAX") == 0) {
-        sig = SIGRTMAX;
-    } else {
-        for (int i = 1; i < SIGRTMIN; i++) {
-            const char *name = sigabbrev_np(i);
-            if (name && strcmp(name, s) == 0)
-                sig = i;
-        }
-    }
-    static const int refused[] = {SIGPROF, SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL,
-                                  SIGABRT, SIGCHLD, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE,
-                                  SIGINT, SIGTERM, SIGQUIT, SIGTRAP, SIGSYS};
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
-        if (sig == refused[i])
-            return 0;
-    return sig >= 1 && sig <= SIGRTMAX ? sig : 0;
+    return kiln_contract_signal_parse(spec);
 }
 
-/* "USR2", or "RTMIN+3" for real-time signals. */
+/* "SIGUSR2", or "SIGRTMIN+3" for real-time signals. */
 static void kiln_dump_signame(int sig, char *out, size_t n)
 {
-    const char *name = sig < SIGRTMIN ? sigabbrev_np(sig) : NULL;
-    if (name)
-        snprintf(out, n, "SIG%s", name);
-    else
-        snprintf(out, n, "SIGRTMIN+%d", sig - SIGRTMIN);
+    char name[16];
+    kiln_contract_signal_name(sig, name, sizeof name);
+    snprintf(out, n, "%s%s", name[0] >= '0' && name[0] <= '9' ? "signal " : "SIG", name);
 }
 
 /* /proc/PID/FILE whole, up to 1 MiB; NULL with errno set. */
@@ -183,26 +159,90 @@ static bool kiln_dump_known(char **names, size_t n, const char *name)
     return false;
 }
 
-/* Whether the whole meta.json at PATH is the answer to our signal: the
- * runtime's "signal" reason (an interval set that happened to land now is
- * not ours), or no reason at all (a runtime that does not say). False while
- * the file is still being written (no closing brace yet). */
-static bool kiln_dump_is_ours(const char *path)
+/* What the answer to our signal must look like: a meta.json that the
+ * process itself wrote (its file owner), after we asked (its mtime), for
+ * this pid, under the tag of its file name, with a dump number past every
+ * set the process had written before, and the "signal" reason (an interval
+ * set that happened to land now is not ours). Anything else in a shared
+ * directory (planted, copied, stale) is not taken as the answer. */
+typedef struct kiln_dump_expect_s {
+    long pid;
+    long fsuid;         /* -1: unknown, not checked */
+    struct timespec asked; /* CLOCK_REALTIME just before the signal */
+    uint64_t last_seq;  /* dump_seq of the latest set before, 0 if none */
+    const char *why;    /* why the last candidate was refused */
+} kiln_dump_expect_t;
+
+static bool kiln_dump_is_ours(const char *dir, const char *name, kiln_dump_expect_t *x)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return false;
-    int c, last = 0;
-    while ((c = fgetc(fp)) != EOF)
-        if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
-            last = c;
-    fclose(fp);
-    if (last != '}')
-        return false;
-    char *reason = kiln_sets_meta_string(path, "dump_reason");
-    bool ours = !reason || strcmp(reason, "signal") == 0;
-    free(reason);
+    kiln_buf_t path = {0};
+    kiln_buf_printf(&path, "%s/%s", dir, name);
+    struct stat st;
+    kiln_meta_t m;
+    bool ours = false;
+    kiln_sets_name_t nm;
+    uint64_t pid, seq;
+    const char *tag, *reason;
+    /* File timestamps come from a coarse clock (up to a tick behind). */
+    double asked = (double)x->asked.tv_sec + x->asked.tv_nsec / 1e9 - 0.05;
+    if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode))
+        x->why = "not a regular file";
+    else if (x->fsuid >= 0 && st.st_uid != (uid_t)x->fsuid)
+        x->why = "owned by another user than the process";
+    else if ((double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9 < asked)
+        x->why = "older than the request";
+    else if (kiln_meta_read(&m, path.data, true) != 0)
+        x->why = "not a valid meta.json";
+    else {
+        kiln_sets_parse(name, &nm);
+        if (kiln_meta_u64(&m, KILN_META_PID, &pid) != 0 || pid != (uint64_t)x->pid)
+            x->why = "its \"pid\" is not the process's";
+        else if (!(tag = kiln_meta_str(&m, KILN_META_TAG)) || strlen(tag) != nm.tag_len ||
+                 strncmp(tag, name + nm.tag_off, nm.tag_len) != 0)
+            x->why = "its \"tag\" is not its file name's";
+        else if (kiln_meta_u64(&m, KILN_META_DUMP_SEQ, &seq) != 0 || seq <= x->last_seq ||
+                 (long)(seq % 10000) != strtol(tag + KILN_TAG_LEN - 4, NULL, 10))
+            x->why = "its \"dump_seq\" is not the next dump's";
+        else if (!(reason = kiln_meta_str(&m, KILN_META_DUMP_REASON)) ||
+                 strcmp(reason, KILN_REASON_SIGNAL) != 0)
+            x->why = "not a signal's set (an interval set?)";
+        else
+            ours = true;
+        kiln_meta_free(&m);
+    }
+    kiln_buf_free(&path);
     return ours;
+}
+
+/* The file-system uid the process creates files with (/proc/PID/status
+ * "Uid:" real, effective, saved, fs), or -1. */
+static long kiln_dump_fsuid(long pid)
+{
+    size_t len;
+    char *status = kiln_dump_proc_read(pid, "status", &len);
+    long uid = -1;
+    const char *line = status ? strstr(status, "\nUid:") : NULL;
+    unsigned long r, e, sv, fs;
+    if (line && sscanf(line + 5, "%lu %lu %lu %lu", &r, &e, &sv, &fs) == 4)
+        uid = (long)fs;
+    free(status);
+    return uid;
+}
+
+/* Whether libkiln.so is mapped into the process (/proc/PID/maps): 1, 0,
+ * or -1 when that cannot be read. */
+static int kiln_dump_maps_kiln(long pid)
+{
+    char path[64], line[4096];
+    snprintf(path, sizeof path, "/proc/%ld/maps", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "/libkiln.so") != NULL;
+    fclose(f);
+    return found;
 }
 
 /* The runtime's own thread, named kiln-collector: the one thread the dump
@@ -339,8 +379,15 @@ int kiln_dump_main(int argc, char **argv)
         return KILN_EXIT_FAIL;
     }
     if (env && !sig && !kiln_dump_env_has_kiln(env, envlen)) {
-        kiln_util_err("dump: %ld is not a kiln process: no KILN_* variable in its environment "
-                      "(start it with KILN_DUMP_SIGNAL=USR2 and libkiln)", pid);
+        if (kiln_dump_maps_kiln(pid) == 1)
+            kiln_util_err("dump: %ld has libkiln loaded but no KILN_* variable in "
+                          "/proc/%ld/environ: it rewrote its environment (redis and others do, "
+                          "for their process title); pass --signal with its KILN_DUMP_SIGNAL "
+                          "(and --dir with its KILN_OUT)", pid, pid);
+        else
+            kiln_util_err("dump: %ld is not a kiln process: no KILN_* variable in its environment "
+                          "and no libkiln.so loaded (start it with KILN_DUMP_SIGNAL=USR2 and "
+                          "libkiln; if it rewrote its environment, pass --signal and --dir)", pid);
         free(env);
         return KILN_EXIT_FAIL;
     }
@@ -390,6 +437,19 @@ int kiln_dump_main(int argc, char **argv)
         free(dir);
         return KILN_EXIT_FAIL;
     }
+    kiln_dump_expect_t expect = {.pid = pid, .fsuid = kiln_dump_fsuid(pid)};
+    if (nbefore > 0) {
+        /* The sets sort in time order: the last one has the highest number. */
+        kiln_buf_t last = {0};
+        kiln_meta_t m;
+        kiln_buf_printf(&last, "%s/%s", dir, before[nbefore - 1]);
+        if (kiln_meta_read(&m, last.data, true) == 0) {
+            kiln_meta_u64(&m, KILN_META_DUMP_SEQ, &expect.last_seq);
+            kiln_meta_free(&m);
+        }
+        kiln_buf_free(&last);
+    }
+    clock_gettime(CLOCK_REALTIME, &expect.asked);
     long collector = kiln_dump_collector(pid);
     if (collector > 0 ? syscall(SYS_tgkill, (pid_t)pid, (pid_t)collector, sig) != 0
                       : kill((pid_t)pid, sig) != 0) {
@@ -408,11 +468,8 @@ int kiln_dump_main(int argc, char **argv)
         for (size_t i = 0; now && i < n && !found; i++) {
             if (kiln_dump_known(before, nbefore, now[i]))
                 continue;
-            kiln_buf_t path = {0};
-            kiln_buf_printf(&path, "%s/%s", dir, now[i]);
-            if (kiln_dump_is_ours(path.data))
+            if (kiln_dump_is_ours(dir, now[i], &expect))
                 found = now[i];
-            kiln_buf_free(&path);
         }
         if (found) {
             kiln_dump_print_set(dir, found);
@@ -429,12 +486,17 @@ int kiln_dump_main(int argc, char **argv)
             continue;
         }
         if (kiln_dump_now() >= deadline) {
-            kiln_util_err("dump: no new profile set from %ld in %s after %g s (%s)", pid, dir,
-                          timeout,
-                          state == 'T' || state == 't'
-                              ? "the process is stopped: it writes once continued"
-                              : "is it busy or blocking the signal? if it changed directory "
-                                "after start, pass --dir");
+            if (expect.why)
+                kiln_util_err("dump: no new profile set from %ld in %s after %g s (a new "
+                              "meta.json there was not its answer: %s)", pid, dir, timeout,
+                              expect.why);
+            else
+                kiln_util_err("dump: no new profile set from %ld in %s after %g s (%s)", pid,
+                              dir, timeout,
+                              state == 'T' || state == 't'
+                                  ? "the process is stopped: it writes once continued"
+                                  : "is it busy or blocking the signal? if it changed "
+                                    "directory after start, pass --dir");
             break;
         }
         nanosleep(&(struct timespec){0, KILN_DUMP_POLL_NS}, NULL);

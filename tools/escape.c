@@ -114,3 +114,33 @@ void kiln_escape_json(kiln_buf_t *b, const char *s, size_t len)
         i += n;
     }
 }
+
+void kiln_escape_term(kiln_buf_t *b, const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    kiln_buf_reserve(b, len);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = kiln_escape_decode(u + i, len - i, &cp);
+        /* C0, DEL and C1 (U+0080-U+009F, and the bare bytes 0x80-0x9f a
+         * terminal may take as C1) start escape sequences: never raw. */
+        if (n == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0)) {
+            kiln_buf_addc(b, '?');
+            i += n ? n : 1;
+            continue;
+        }
+        kiln_buf_add(b, s + i, n);
+        i += n;
+    }
+}
+
+void kiln_escape_bytes(kiln_buf_t *b, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            kiln_buf_addc(b, (char)c);
+        else
+            kiln_buf_printf(b, "\\x%02x", c);
+    }
+}

@@ -40,13 +40,15 @@ static const char kiln_flamegraph_usage[] =
     "  --base SYM          re-root at frame SYM: keep only stacks through it\n"
     "  --kind KIND         the files a DIR stands for (cpu)\n"
     "  --strict            a malformed input line is an error, not a warning\n"
+    "  --lines             one frame per function and source line (\"f file.c:42\"),\n"
+    "                      from the stacks file beside a kiln folded file\n"
     "  -h, --help          this help\n";
 
 enum {
     KILN_FG_TITLE = 256, KILN_FG_SUBTITLE, KILN_FG_WIDTH, KILN_FG_HEIGHT, KILN_FG_MINWIDTH,
     KILN_FG_FONTSIZE, KILN_FG_FONTWIDTH, KILN_FG_COUNTNAME, KILN_FG_NAMETYPE, KILN_FG_COLORS,
     KILN_FG_HASH, KILN_FG_REVERSE, KILN_FG_INVERTED, KILN_FG_FLAMECHART, KILN_FG_NEGATE,
-    KILN_FG_FACTOR, KILN_FG_NOTES, KILN_FG_BASE, KILN_FG_STRICT, KILN_FG_KIND,
+    KILN_FG_FACTOR, KILN_FG_NOTES, KILN_FG_BASE, KILN_FG_STRICT, KILN_FG_KIND, KILN_FG_LINES,
 };
 
 static const struct option kiln_flamegraph_longopts[] = {
@@ -71,6 +73,7 @@ static const struct option kiln_flamegraph_longopts[] = {
     {"base", required_argument, NULL, KILN_FG_BASE},
     {"strict", no_argument, NULL, KILN_FG_STRICT},
     {"kind", required_argument, NULL, KILN_FG_KIND},
+    {"lines", no_argument, NULL, KILN_FG_LINES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -92,7 +95,7 @@ int kiln_flamegraph_main(int argc, char **argv)
         .minwidth = 0.1, .factor = 1, .palette = KILN_PAL_HOT, .frame_budget = 16000,
     };
     kiln_folded_opts_t fo = {0};
-    bool flamechart = false;
+    bool flamechart = false, countname_set = false;
     const char *output = NULL;
     int c;
     while ((c = kiln_util_getopt(argc, argv, "o:", kiln_flamegraph_longopts, "flamegraph",
@@ -118,7 +121,7 @@ int kiln_flamegraph_main(int argc, char **argv)
             o.minwidth_pct = strchr(optarg, '%') != NULL;
             o.minwidth_set = true;
             break;
-        case KILN_FG_COUNTNAME: o.countname = optarg; break;
+        case KILN_FG_COUNTNAME: o.countname = optarg; countname_set = true; break;
         case KILN_FG_NAMETYPE: o.nametype = optarg; break;
         case KILN_FG_COLORS:
             if (kiln_color_palette(optarg, &o.palette) != 0)
@@ -141,10 +144,21 @@ int kiln_flamegraph_main(int argc, char **argv)
             break;
         case KILN_FG_STRICT: fo.strict = true; break;
         case KILN_FG_KIND: fo.dir_kind = kiln_folded_opt_kind("flamegraph", optarg); break;
+        case KILN_FG_LINES: fo.lines = true; break;
         }
     }
     if (!o.title)
         o.title = flamechart ? "Flame Chart" : o.inverted ? "Icicle Graph" : "Flame Graph";
+    /* The unit from the profile kind: a byte profile counts bytes. */
+    char *kind = NULL;
+    if (!countname_set && fo.dir_kind)
+        o.countname = kiln_convert_unit(fo.dir_kind);
+    else if (!countname_set && optind < argc) {
+        char *stacks = kiln_stacks_path(argv[optind], &kind);
+        if (stacks)
+            o.countname = kiln_convert_unit(kind);
+        free(stacks);
+    }
 
     kiln_profile_t p;
     kiln_profile_init(&p, flamechart);
@@ -156,5 +170,6 @@ int kiln_flamegraph_main(int argc, char **argv)
             rc = kiln_out_close(&out, kiln_svg_write(out.fp, &p, &o));
     }
     kiln_profile_free(&p);
+    free(kind);
     return rc == 0 ? 0 : KILN_EXIT_FAIL;
 }

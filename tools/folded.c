@@ -7,33 +7,47 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KILN_FOLDED_SHOWN_ERRORS 10
 
 static bool kiln_folded_space(char c) { return c == ' ' || c == '\t'; }
 
-/* A count is digits with an optional fraction ("12", "0.5"). 0 or -1. */
-static int kiln_folded_number(const char *s, size_t len, double *out)
+/* A count is digits with an optional fraction ("12", "0.5"): exact, the
+ * whole part up to 2^64-1, the fraction to three decimals (more are cut).
+ * 0, -1 when it is not a number, -2 when it is too large. */
+static int kiln_folded_number(const char *s, size_t len, kiln_folded_count_t *out)
 {
-    double v = 0;
+    uint64_t v = 0;
+    uint32_t frac = 0, unit = KILN_COUNT_FRAC_UNIT;
     size_t i = 0;
+    bool big = false;
     if (len == 0 || s[0] < '0' || s[0] > '9')
         return -1;
-    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
-        v = v * 10 + (s[i] - '0');
-    if (i < len && s[i] == '.') {
-        double scale = 0.1;
-        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, scale /= 10)
-            v += (s[i] - '0') * scale;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            big = true;
+        else
+            v = v * 10 + d;
     }
-    if (i != len || v > 1e300)
+    if (i < len && s[i] == '.') {
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+            unit /= 10;
+            frac += (uint32_t)(s[i] - '0') * unit;
+        }
+    }
+    if (i != len)
         return -1;
-    *out = v;
+    if (big)
+        return -2;
+    out->whole = v;
+    out->frac = frac;
     return 0;
 }
 
 const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_len,
-                                   double counts[2], int *ncounts)
+                                   kiln_folded_count_t counts[2], int *ncounts)
 {
     while (len > 0 && (kiln_folded_space(line[len - 1]) || line[len - 1] == '\r'))
         len--;
@@ -44,7 +58,10 @@ const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_l
         return "no count (expected 'frame;frame;... COUNT')";
     if (line[tok] == '-')
         return "negative count";
-    if (kiln_folded_number(line + tok, len - tok, &counts[0]) != 0)
+    int num = kiln_folded_number(line + tok, len - tok, &counts[0]);
+    if (num == -2)
+        return "count is larger than 18446744073709551615";
+    if (num != 0)
         return "count is not a number";
     *ncounts = 1;
     size_t end = tok;
@@ -54,8 +71,10 @@ const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_l
     size_t tok2 = end;
     while (tok2 > 0 && !kiln_folded_space(line[tok2 - 1]))
         tok2--;
-    double before;
-    if (tok2 > 0 && kiln_folded_number(line + tok2, end - tok2, &before) == 0) {
+    kiln_folded_count_t before;
+    if (tok2 > 0 && (num = kiln_folded_number(line + tok2, end - tok2, &before)) == -2)
+        return "count is larger than 18446744073709551615";
+    if (tok2 > 0 && num == 0) {
         counts[1] = counts[0];
         counts[0] = before;
         *ncounts = 2;
@@ -72,9 +91,10 @@ const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_l
     return NULL;
 }
 
-const char *const kiln_folded_kinds[] = {"cpu", "alloc_bytes", "alloc_count", "live_bytes",
-                                         "live_count", "leak_bytes", "leak_count",
-                                         "peak_bytes", NULL};
+const char *const kiln_folded_kinds[] = {
+    KILN_KIND_CPU,        KILN_KIND_ALLOC_BYTES, KILN_KIND_ALLOC_COUNT,
+    KILN_KIND_LIVE_BYTES, KILN_KIND_LIVE_COUNT,  KILN_KIND_LEAK_BYTES,
+    KILN_KIND_LEAK_COUNT, KILN_KIND_PEAK_BYTES,  "temp_count", NULL};
 
 const char *kiln_folded_opt_kind(const char *cmd, const char *arg)
 {
@@ -82,7 +102,7 @@ const char *kiln_folded_opt_kind(const char *cmd, const char *arg)
         if (strcmp(arg, kiln_folded_kinds[i]) == 0)
             return kiln_folded_kinds[i];
     kiln_util_usage_error(cmd, "unknown kind '%s' (cpu, alloc_bytes, alloc_count, live_bytes, "
-                          "live_count, leak_bytes, leak_count, peak_bytes)", arg);
+                          "live_count, leak_bytes, leak_count, peak_bytes, temp_count)", arg);
 }
 
 const char *kiln_folded_kind(const char *path)
@@ -123,8 +143,8 @@ static void kiln_folded_reserve(kiln_folded_state_t *st, size_t depth)
 }
 
 /* The plain case: frames in file order, reusing the previous line's prefix. */
-static void kiln_folded_add_forward(kiln_folded_state_t *st, const char *s, size_t len,
-                                    double value, double delta)
+static int kiln_folded_add_forward(kiln_folded_state_t *st, const char *s, size_t len,
+                                   kiln_count_t value, double delta)
 {
     const char *prev = st->prev.data;
     size_t plen = st->prev.len, m = 0, keep = 0;
@@ -161,12 +181,12 @@ static void kiln_folded_add_forward(kiln_folded_state_t *st, const char *s, size
     st->depth = depth;
     st->prev.len = 0;
     kiln_buf_add(&st->prev, s, len);
-    kiln_profile_add(st->p, depth ? st->path[depth - 1] : 0, value, delta);
+    return kiln_profile_add(st->p, depth ? st->path[depth - 1] : 0, value, delta);
 }
 
 /* --reverse and --base: intern every frame, then reorder or cut. */
-static void kiln_folded_add_general(kiln_folded_state_t *st, const char *s, size_t len,
-                                    double value, double delta)
+static int kiln_folded_add_general(kiln_folded_state_t *st, const char *s, size_t len,
+                                   kiln_count_t value, double delta)
 {
     size_t n = 0, pos = 0;
     for (;;) {
@@ -193,7 +213,7 @@ static void kiln_folded_add_general(kiln_folded_state_t *st, const char *s, size
         while (from < n && st->names[from] != st->base_name)
             from++;
         if (from == n)
-            return; /* not under the base frame: not part of this view */
+            return 0; /* not under the base frame: not part of this view */
     }
     uint32_t parent = 0;
     kiln_folded_reserve(st, n);
@@ -201,7 +221,7 @@ static void kiln_folded_add_general(kiln_folded_state_t *st, const char *s, size
         parent = kiln_profile_child(st->p, parent, st->names[i]);
         st->path[i - from] = parent;
     }
-    kiln_profile_add(st->p, n > from ? st->path[n - from - 1] : 0, value, delta);
+    return kiln_profile_add(st->p, n > from ? st->path[n - from - 1] : 0, value, delta);
 }
 
 static int kiln_folded_read_one(kiln_folded_state_t *st, FILE *fp, const char *label)
@@ -223,7 +243,7 @@ static int kiln_folded_read_one(kiln_folded_state_t *st, FILE *fp, const char *l
         if (blank == len)
             continue;
         size_t stack_len;
-        double counts[2];
+        kiln_folded_count_t counts[2];
         int ncounts;
         const char *what = kiln_folded_parse_line(line, len, &stack_len, counts, &ncounts);
         if (what) {
@@ -238,18 +258,42 @@ static int kiln_folded_read_one(kiln_folded_state_t *st, FILE *fp, const char *l
             continue;
         }
         st->valid++;
-        double value = counts[0], delta = 0;
+        if ((counts[0].frac || (ncounts == 2 && counts[1].frac)) &&
+            kiln_profile_to_fractions(st->p) != 0) {
+            kiln_util_err("%s:%ld: a fractional count among counts this large (past %llu): "
+                          "they cannot be added exactly", label, lineno,
+                          (unsigned long long)(UINT64_MAX / KILN_COUNT_FRAC_UNIT));
+            rc = -1;
+            break;
+        }
+        /* In the profile's units: exact integers, or thousandths. */
+        kiln_count_t units[2] = {0, 0};
+        bool fits = true;
+        for (int k = 0; k < ncounts; k++) {
+            units[k] = counts[k].whole;
+            if (st->p->scale)
+                fits &= !__builtin_mul_overflow(counts[k].whole, KILN_COUNT_FRAC_UNIT, &units[k]) &&
+                        !__builtin_add_overflow(units[k], counts[k].frac, &units[k]);
+        }
+        kiln_count_t value = units[0];
+        double delta = 0;
         if (ncounts == 2) {
             st->p->has_delta = true;
-            value = st->opts->negate ? counts[0] : counts[1];
-            delta = st->opts->negate ? counts[0] - counts[1] : counts[1] - counts[0];
+            value = st->opts->negate ? units[0] : units[1];
+            delta = st->opts->negate ? (double)units[0] - (double)units[1]
+                                     : (double)units[1] - (double)units[0];
         }
-        if (value == 0 && delta == 0)
+        if (value == 0 && delta == 0 && fits)
             continue;
-        if (st->opts->reverse || st->opts->base)
-            kiln_folded_add_general(st, line, stack_len, value, delta);
-        else
-            kiln_folded_add_forward(st, line, stack_len, value, delta);
+        if (!fits || (st->opts->reverse || st->opts->base
+                          ? kiln_folded_add_general(st, line, stack_len, value, delta)
+                          : kiln_folded_add_forward(st, line, stack_len, value, delta)) != 0) {
+            kiln_util_err("%s:%ld: counts add up past %s", label, lineno,
+                          st->p->scale ? "the largest sum of fractional counts kept exactly"
+                                       : "18446744073709551615");
+            rc = -1;
+            break;
+        }
     }
     if (rc == 0 && ferror(fp)) {
         kiln_util_err("%s: read error: %s", label, strerror(errno ? errno : EIO));
@@ -257,6 +301,23 @@ static int kiln_folded_read_one(kiln_folded_state_t *st, FILE *fp, const char *l
     }
     free(line);
     return rc;
+}
+
+/* A named input: a regular file, or a pipe or FIFO the user named (kiln
+ * flamegraph <(zcat x.gz)); never a device, and for a file found in a
+ * directory (FROM_DIR) only a regular file that is not a symbolic link. */
+static FILE *kiln_folded_open(const char *path, bool from_dir)
+{
+    int fd = kiln_util_open_regular(path, from_dir, !from_dir);
+    if (fd < 0)
+        return NULL;
+    FILE *fp = fdopen(fd, "r");
+    if (!fp) {
+        int err = errno;
+        close(fd);
+        errno = err;
+    }
+    return fp;
 }
 
 static void kiln_folded_state_init(kiln_folded_state_t *st, kiln_profile_t *p,
@@ -272,7 +333,10 @@ static void kiln_folded_state_init(kiln_folded_state_t *st, kiln_profile_t *p,
 /* Reports the summary and the no-valid-line error; frees the state. */
 static int kiln_folded_state_finish(kiln_folded_state_t *st, int rc, const char *label)
 {
-    kiln_profile_finish(st->p);
+    if (kiln_profile_finish(st->p) != 0 && rc == 0) {
+        kiln_util_err("%s: counts add up past 18446744073709551615", label);
+        rc = -1;
+    }
     if (rc == 0 && st->errors > KILN_FOLDED_SHOWN_ERRORS)
         kiln_util_err("%ld malformed lines skipped in all (first %d shown)", st->errors,
                       KILN_FOLDED_SHOWN_ERRORS);
@@ -308,7 +372,8 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
     }
     const char **expanded;
     int nexpanded;
-    if (kiln_sets_expand(paths, npaths, opts->dir_kind, &expanded, &nexpanded) != 0) {
+    unsigned char *from_dir;
+    if (kiln_sets_expand(paths, npaths, opts->dir_kind, &expanded, &nexpanded, &from_dir) != 0) {
         kiln_folded_state_finish(&st, -1, "input");
         return -1;
     }
@@ -320,9 +385,21 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
     for (int i = 0; i < npaths && rc == 0; i++) {
         bool use_stdin = strcmp(paths[i], "-") == 0;
         const char *label = use_stdin ? "<stdin>" : paths[i];
-        FILE *fp = use_stdin ? stdin : fopen(paths[i], "r");
+        /* The runtime's stacks file, when one matches: inlined frames and
+         * source lines (stacks.c). */
+        kiln_stacks_t *stacks = use_stdin || st.p->flamechart ? NULL : kiln_stacks_load(paths[i]);
+        if (stacks) {
+            kiln_stacks_add(st.p, stacks, opts);
+            st.valid++;
+            st.p->stacks = kiln_util_xrealloc(st.p->stacks, (st.p->nstacks + 1) * sizeof *st.p->stacks);
+            st.p->stacks[st.p->nstacks++] = stacks;
+            continue;
+        }
+        st.p->stacks_partial = true;
+        FILE *fp = use_stdin ? stdin
+                             : kiln_folded_open(paths[i], from_dir[i] || opts->dir_files);
         if (!fp) {
-            kiln_util_err("%s: cannot open: %s", label, strerror(errno));
+            kiln_util_err("%s: cannot open: %s", label, kiln_util_strerror(errno));
             rc = -1;
             break;
         }
@@ -335,5 +412,6 @@ int kiln_folded_read(kiln_profile_t *p, const char *const *paths, int npaths,
     }
     rc = kiln_folded_state_finish(&st, rc, label);
     kiln_sets_free(expanded, nexpanded);
+    free(from_dir);
     return rc;
 }

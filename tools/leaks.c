@@ -50,21 +50,25 @@ static const struct {
     {"reachable", "still reachable", "still reachable"},
 };
 enum { KILN_LEAKS_PLAIN = 0, KILN_LEAKS_DEFINITE = 1, KILN_LEAKS_POSSIBLE = 3 };
+/* A count whose file is missing (printed '?'). */
+#define KILN_LEAKS_UNKNOWN UINT64_MAX
 
 /* One process: PREFIX is "DIR/PROG.PID" (or a lone file's path), and the
  * bytes/count file of each part when it exists. */
 typedef struct kiln_leaks_proc_s {
     char *prefix;
     char *files[KILN_LEAKS_PARTS][2];
+    bool named[KILN_LEAKS_PARTS][2]; /* an operand; else found in a directory
+                                        or as a sibling: regular files only */
 } kiln_leaks_proc_t;
 
 typedef struct kiln_leaks_site_s {
     uint32_t node, order; /* order: pre-order rank, the stable tie-break */
-    double bytes, blocks; /* -1: that file is missing */
+    kiln_count_t bytes, blocks; /* KILN_LEAKS_UNKNOWN: that file is missing */
 } kiln_leaks_site_t;
 
 typedef struct kiln_leaks_total_s {
-    double bytes, blocks;
+    kiln_count_t bytes, blocks; /* saturate below KILN_LEAKS_UNKNOWN */
     bool bytes_unknown, blocks_unknown;
 } kiln_leaks_total_t;
 
@@ -113,10 +117,13 @@ static kiln_leaks_proc_t *kiln_leaks_proc(kiln_leaks_t *lk, const char *prefix, 
     return p;
 }
 
-static void kiln_leaks_set(kiln_leaks_proc_t *p, int part, int which, const char *path)
+static void kiln_leaks_set(kiln_leaks_proc_t *p, int part, int which, const char *path,
+                           bool named)
 {
-    if (!p->files[part][which])
+    if (!p->files[part][which]) {
         p->files[part][which] = kiln_util_xstrdup(path);
+        p->named[part][which] = named;
+    }
 }
 
 /* A named file also brings its sibling (bytes <-> count) when it exists. */
@@ -126,17 +133,17 @@ static void kiln_leaks_add_file(kiln_leaks_t *lk, const char *path)
     size_t len;
     if (!kiln_leaks_match(path, &part, &which, &len)) {
         /* Not a kiln leak file: read it as the bytes of its own "process". */
-        kiln_leaks_set(kiln_leaks_proc(lk, path, strlen(path)), KILN_LEAKS_PLAIN, 0, path);
+        kiln_leaks_set(kiln_leaks_proc(lk, path, strlen(path)), KILN_LEAKS_PLAIN, 0, path, true);
         return;
     }
     kiln_leaks_proc_t *p = kiln_leaks_proc(lk, path, len);
-    kiln_leaks_set(p, part, which, path);
+    kiln_leaks_set(p, part, which, path, true);
     kiln_buf_t other = {0};
     kiln_buf_add(&other, path, len);
     kiln_buf_printf(&other, ".%s_%s.folded", kiln_leaks_parts[part].kind,
                     which ? "bytes" : "count");
     if (access(other.data, F_OK) == 0)
-        kiln_leaks_set(p, part, !which, other.data);
+        kiln_leaks_set(p, part, !which, other.data, false);
     kiln_buf_free(&other);
 }
 
@@ -157,7 +164,13 @@ static int kiln_leaks_add_dir(kiln_leaks_t *lk, const char *dir)
         path.len = 0;
         kiln_buf_printf(&path, "%s/%s", dir, de->d_name);
         size_t dlen = path.len - strlen(de->d_name);
-        kiln_leaks_set(kiln_leaks_proc(lk, path.data, dlen + len), part, which, path.data);
+        struct stat st;
+        if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
+            /* Planted, or not a profile: reading it could block or never end. */
+            kiln_util_err("%s: not a regular file, skipped", path.data);
+            continue;
+        }
+        kiln_leaks_set(kiln_leaks_proc(lk, path.data, dlen + len), part, which, path.data, false);
     }
     closedir(d);
     kiln_buf_free(&path);
@@ -172,7 +185,8 @@ static int kiln_leaks_cmp_proc(const void *a, const void *b)
 static int kiln_leaks_cmp_site(const void *a, const void *b)
 {
     const kiln_leaks_site_t *x = a, *y = b;
-    double kx = x->bytes >= 0 ? x->bytes : x->blocks, ky = y->bytes >= 0 ? y->bytes : y->blocks;
+    kiln_count_t kx = x->bytes != KILN_LEAKS_UNKNOWN ? x->bytes : x->blocks,
+                 ky = y->bytes != KILN_LEAKS_UNKNOWN ? y->bytes : y->blocks;
     if (kx != ky)
         return kx > ky ? -1 : 1;
     if (x->blocks != y->blocks)
@@ -181,9 +195,9 @@ static int kiln_leaks_cmp_site(const void *a, const void *b)
 }
 
 /* Reads one file into P, for leaks: empty is fine, two counts are not. */
-static int kiln_leaks_read(kiln_profile_t *p, const char *path)
+static int kiln_leaks_read(kiln_profile_t *p, const char *path, bool named)
 {
-    kiln_folded_opts_t fo = {.allow_empty = true};
+    kiln_folded_opts_t fo = {.allow_empty = true, .dir_files = !named};
     if (kiln_folded_read(p, &path, 1, &fo) != 0)
         return -1;
     if (p->has_delta) {
@@ -191,19 +205,25 @@ static int kiln_leaks_read(kiln_profile_t *p, const char *path)
                       path);
         return -1;
     }
+    if (p->scale) {
+        kiln_util_err("%s: fractional counts: a leak profile counts whole bytes and blocks",
+                      path);
+        return -1;
+    }
     return 0;
 }
 
-static void kiln_leaks_value(kiln_buf_t *b, double v)
+static void kiln_leaks_value(kiln_buf_t *b, kiln_count_t v)
 {
-    if (v < 0)
+    static const kiln_profile_t whole = {.scale = 0};
+    if (v == KILN_LEAKS_UNKNOWN)
         kiln_buf_addc(b, '?');
     else
-        kiln_util_fmt_count(b, v, true);
+        kiln_profile_fmt(b, &whole, v, true);
 }
 
 /* "N bytes in M blocks" (either may be '?'). */
-static void kiln_leaks_amount(kiln_buf_t *b, double bytes, double blocks)
+static void kiln_leaks_amount(kiln_buf_t *b, kiln_count_t bytes, kiln_count_t blocks)
 {
     kiln_leaks_value(b, bytes);
     kiln_buf_adds(b, " bytes in ");
@@ -213,22 +233,26 @@ static void kiln_leaks_amount(kiln_buf_t *b, double bytes, double blocks)
 
 static void kiln_leaks_frame(kiln_buf_t *b, const kiln_name_t *nm)
 {
-    for (uint32_t i = 0; i < nm->len; i++) {
-        unsigned char c = (unsigned char)nm->str[i];
-        kiln_buf_addc(b, c < 0x20 || c == 0x7f ? '?' : (char)c);
-    }
+    kiln_escape_term(b, nm->str, nm->len);
 }
 
-static void kiln_leaks_total_add(kiln_leaks_total_t *t, double bytes, double blocks)
+/* A + B, held below KILN_LEAKS_UNKNOWN (a sum that large is not real). */
+static kiln_count_t kiln_leaks_sum(kiln_count_t a, kiln_count_t b)
 {
-    if (bytes < 0)
+    kiln_count_t s;
+    return __builtin_add_overflow(a, b, &s) || s == KILN_LEAKS_UNKNOWN ? KILN_LEAKS_UNKNOWN - 1 : s;
+}
+
+static void kiln_leaks_total_add(kiln_leaks_total_t *t, kiln_count_t bytes, kiln_count_t blocks)
+{
+    if (bytes == KILN_LEAKS_UNKNOWN)
         t->bytes_unknown = true;
     else
-        t->bytes += bytes;
-    if (blocks < 0)
+        t->bytes = kiln_leaks_sum(t->bytes, bytes);
+    if (blocks == KILN_LEAKS_UNKNOWN)
         t->blocks_unknown = true;
     else
-        t->blocks += blocks;
+        t->blocks = kiln_leaks_sum(t->blocks, blocks);
 }
 
 /* Reads PART of process P and prints its sites into B; adds to *sum. */
@@ -238,15 +262,15 @@ static int kiln_leaks_part(kiln_leaks_t *lk, const kiln_leaks_proc_t *proc, int 
     const char *bytes_path = proc->files[part][0], *count_path = proc->files[part][1];
     kiln_profile_t p;
     kiln_profile_init(&p, false);
-    double *bytes = NULL;
+    kiln_count_t *bytes = NULL;
     uint32_t nbytes = 0;
     int rc = 0;
     if (bytes_path) {
-        rc = kiln_leaks_read(&p, bytes_path);
+        rc = kiln_leaks_read(&p, bytes_path, proc->named[part][0]);
         bytes = kiln_profile_take_self(&p, &nbytes);
     }
     if (rc == 0 && count_path)
-        rc = kiln_leaks_read(&p, count_path);
+        rc = kiln_leaks_read(&p, count_path, proc->named[part][1]);
     if (rc != 0) {
         free(bytes);
         kiln_profile_free(&p);
@@ -258,7 +282,7 @@ static int kiln_leaks_part(kiln_leaks_t *lk, const kiln_leaks_proc_t *proc, int 
     uint32_t id, depth, order = 0;
     kiln_walk_init(&w, &p);
     while (kiln_walk_next(&w, &id, &depth)) {
-        double nb = id < nbytes ? bytes[id] : 0, nc = p.nodes[id].self;
+        kiln_count_t nb = id < nbytes ? bytes[id] : 0, nc = p.nodes[id].self;
         order++;
         if (depth == 0 || !(nb > 0 || nc > 0))
             continue;
@@ -266,8 +290,8 @@ static int kiln_leaks_part(kiln_leaks_t *lk, const kiln_leaks_proc_t *proc, int 
             cap = cap ? cap * 2 : 64;
             sites = kiln_util_xrealloc(sites, cap * sizeof *sites);
         }
-        sites[nsites++] = (kiln_leaks_site_t){id, order, bytes_path ? nb : -1,
-                                              count_path ? nc : -1};
+        sites[nsites++] = (kiln_leaks_site_t){id, order, bytes_path ? nb : KILN_LEAKS_UNKNOWN,
+                                              count_path ? nc : KILN_LEAKS_UNKNOWN};
     }
     kiln_walk_free(&w);
     qsort(sites, nsites, sizeof *sites, kiln_leaks_cmp_site);
@@ -290,14 +314,21 @@ static int kiln_leaks_part(kiln_leaks_t *lk, const kiln_leaks_proc_t *proc, int 
         for (uint32_t n = sites[i].node; n != 0; n = p.nodes[n].parent) {
             kiln_buf_adds(b, leaf ? "   at " : "   by ");
             kiln_leaks_frame(b, &p.names.names[p.nodes[n].name]);
+            /* valgrind's "(file.c:42)", from the stacks file's DWARF lines. */
+            size_t at = b->len;
+            kiln_buf_adds(b, " (");
+            if (kiln_stacks_where_short(&p, n, b))
+                kiln_buf_addc(b, ')');
+            else
+                b->len = at;
             kiln_buf_addc(b, '\n');
             leaf = false;
         }
     }
     if (shown < nsites) {
         kiln_buf_printf(b, "\n(%zu more sites %s: ", nsites - shown, kiln_leaks_parts[part].verb);
-        kiln_leaks_amount(b, rest.bytes_unknown ? -1 : rest.bytes,
-                          rest.blocks_unknown ? -1 : rest.blocks);
+        kiln_leaks_amount(b, rest.bytes_unknown ? KILN_LEAKS_UNKNOWN : rest.bytes,
+                          rest.blocks_unknown ? KILN_LEAKS_UNKNOWN : rest.blocks);
         kiln_buf_adds(b, "; -n 0 shows all)\n");
     }
     if (!bytes_path)
@@ -310,7 +341,10 @@ static int kiln_leaks_part(kiln_leaks_t *lk, const kiln_leaks_proc_t *proc, int 
     return 0;
 }
 
-static double kiln_leaks_known(double v, bool unknown) { return unknown ? -1 : v; }
+static kiln_count_t kiln_leaks_known(kiln_count_t v, bool unknown)
+{
+    return unknown ? KILN_LEAKS_UNKNOWN : v;
+}
 
 /* One process's section; written only once every part has been read, so a
  * bad file leaves no half section behind. */

@@ -23,6 +23,7 @@ static const kiln_command_t kiln_commands[] = {
     {"leaks", kiln_leaks_main, "memory still allocated at exit, per site (memcheck style)"},
     {"push", kiln_push_main, "send profiles to a Pyroscope-compatible server"},
     {"dump", kiln_dump_main, "ask a running process for a profile set now"},
+    {"lines", kiln_lines_main, "source lines and inlined functions at addresses (addr2line -i)"},
 };
 #define KILN_NCOMMANDS (sizeof kiln_commands / sizeof kiln_commands[0])
 

@@ -87,10 +87,16 @@ uint32_t kiln_names_intern(kiln_names_t *t, const char *s, size_t len)
         kiln_util_die("frame name too long (%zu bytes)", len);
     uint32_t h = kiln_names_hash(s, len);
     uint32_t i = h & t->mask;
+    /* The table is grown before it is 3/4 full, so an empty slot is always
+     * there and the probe ends within mask + 1 steps (the bound is checked
+     * all the same: a broken invariant must fail, not spin). */
+    uint32_t probes = 0;
     for (uint32_t id; (id = t->slots[i]) != 0; i = (i + 1) & t->mask) {
         const kiln_name_t *n = &t->names[id - 1];
         if (n->hash == h && n->len == len && memcmp(n->str, s, len) == 0)
             return id - 1;
+        if (++probes > t->mask)
+            kiln_util_die("internal error: name table full");
     }
     if (t->count == UINT32_MAX - 1)
         kiln_util_die("too many distinct frame names");

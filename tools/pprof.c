@@ -14,9 +14,9 @@
 /* profile.proto field numbers (Profile, ValueType, Sample, Location, Line,
  * Function). */
 enum {
-    KILN_PB_SAMPLE_TYPE = 1, KILN_PB_SAMPLE = 2, KILN_PB_LOCATION = 4, KILN_PB_FUNCTION = 5,
-    KILN_PB_STRING_TABLE = 6, KILN_PB_PERIOD_TYPE = 11, KILN_PB_PERIOD = 12,
-    KILN_PB_COMMENT = 13,
+    KILN_PB_SAMPLE_TYPE = 1, KILN_PB_SAMPLE = 2, KILN_PB_MAPPING = 3, KILN_PB_LOCATION = 4,
+    KILN_PB_FUNCTION = 5, KILN_PB_STRING_TABLE = 6, KILN_PB_PERIOD_TYPE = 11,
+    KILN_PB_PERIOD = 12, KILN_PB_COMMENT = 13, KILN_PB_DEFAULT_SAMPLE_TYPE = 14,
 };
 
 typedef struct kiln_pprof_s {
@@ -87,7 +87,8 @@ static void kiln_pprof_value_type(kiln_buf_t *b, unsigned field, uint64_t type, 
     kiln_buf_free(&vt);
 }
 
-int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
+/* The sample type and unit of a kind, as Go's profiles name them. */
+static void kiln_pprof_type(const char *kind, const char **type, const char **unit)
 {
     static const char *const types[][3] = {
         {"cpu", "samples", "count"},          {"alloc_bytes", "alloc_space", "bytes"},
@@ -96,13 +97,37 @@ int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
         {"live_count", "inuse_objects", "count"},  {"leak_bytes", "leak_space", "bytes"},
         {"leak_count", "leak_objects", "count"},   {"peak_bytes", "peak_space", "bytes"},
     };
-    const char *type = "samples", *unit = "count";
+    *type = "samples";
+    *unit = "count";
+    size_t n = kind ? strlen(kind) : 0;
+    if (n > 6 && strcmp(kind + n - 6, "_bytes") == 0) { /* definite_bytes: definite_space */
+        *type = "space";
+        *unit = "bytes";
+    } else if (n > 6 && strcmp(kind + n - 6, "_count") == 0) {
+        *type = "objects";
+    }
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (kind && strcmp(kind, types[i][0]) == 0) {
-            type = types[i][1];
-            unit = types[i][2];
+            *type = types[i][1];
+            *unit = types[i][2];
         }
     }
+}
+
+static int kiln_pprof_write_stacks(FILE *out, const kiln_profile_t *p, const char *kind,
+                                   double period_ns);
+
+int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
+{
+    return kiln_pprof_write_period(out, p, kind, 0);
+}
+
+int kiln_pprof_write_period(FILE *out, const kiln_profile_t *p, const char *kind, double period_ns)
+{
+    if (p->nstacks > 0 && !p->stacks_partial)
+        return kiln_pprof_write_stacks(out, p, kind, period_ns);
+    const char *type, *unit;
+    kiln_pprof_type(kind, &type, &unit);
     kiln_pprof_t *w = kiln_util_xcalloc(1, sizeof *w);
     w->out = out;
     if (deflateInit2(&w->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
@@ -139,7 +164,9 @@ int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
     kiln_pprof_uint(&b, KILN_PB_PERIOD, 1);
     kiln_pprof_uint(&b, KILN_PB_COMMENT, 3);
 
-    /* One function and one location per name; string index = 3 + id. */
+    /* One function and one location per name; string index = 3 + id. The
+     * system name is left empty: pprof would take a name equal to it for
+     * one to demangle, and strip the template arguments of C++ names. */
     for (uint32_t i = 0; i < p->names.count; i++) {
         uint32_t f = func_of[i];
         if (f == KILN_NONE)
@@ -147,7 +174,6 @@ int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
         msg.len = 0;
         kiln_pprof_uint(&msg, 1, f);
         kiln_pprof_uint(&msg, 2, 3 + f);
-        kiln_pprof_uint(&msg, 3, 3 + f);
         kiln_pprof_bytes(&b, KILN_PB_FUNCTION, msg.data, msg.len);
         msg.len = 0;
         sub.len = 0;
@@ -173,7 +199,9 @@ int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
         msg.len = 0;
         kiln_pprof_bytes(&msg, 1, sub.data, sub.len); /* packed location_id */
         sub.len = 0;
-        kiln_pprof_varint(&sub, (uint64_t)llround(n->self));
+        /* pprof values are integers: fractional counts are rounded. */
+        kiln_pprof_varint(&sub, p->scale ? (n->self + KILN_COUNT_FRAC_UNIT / 2) / KILN_COUNT_FRAC_UNIT
+                                         : n->self);
         kiln_pprof_bytes(&msg, 2, sub.data, sub.len); /* packed value */
         kiln_pprof_bytes(&b, KILN_PB_SAMPLE, msg.data, msg.len);
         if (b.len > (1u << 16))
@@ -192,5 +220,166 @@ int kiln_pprof_write(FILE *out, const kiln_profile_t *p, const char *kind)
     kiln_buf_free(&b);
     kiln_buf_free(&msg);
     kiln_buf_free(&sub);
+    return rc;
+}
+
+/* ------------------------------------------------------- from stacks files */
+
+/* Interned strings of the profile, in string_table order. */
+static uint64_t kiln_pprof_str(kiln_names_t *st, const char *s)
+{
+    return kiln_names_intern(st, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void kiln_pprof_value_types(kiln_names_t *st, kiln_buf_t *b, const char *kind, bool ns)
+{
+    const char *type, *unit;
+    kiln_pprof_type(kind, &type, &unit);
+    kiln_pprof_value_type(b, KILN_PB_SAMPLE_TYPE, kiln_pprof_str(st, type), kiln_pprof_str(st, unit));
+    if (ns)
+        kiln_pprof_value_type(b, KILN_PB_SAMPLE_TYPE, kiln_pprof_str(st, "cpu"),
+                              kiln_pprof_str(st, "nanoseconds"));
+}
+
+/* Every stacks file's module as a mapping, every frame as a location at
+ * its address with its inlined frames as lines (innermost first, as
+ * profile.proto orders them), one function per (name, file). */
+static int kiln_pprof_write_stacks(FILE *out, const kiln_profile_t *p, const char *kind,
+                                   double period_ns)
+{
+    bool ns = period_ns > 0 && kind && strcmp(kind, "cpu") == 0;
+    kiln_pprof_t *w = kiln_util_xcalloc(1, sizeof *w);
+    w->out = out;
+    if (deflateInit2(&w->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(w);
+        kiln_util_err("pprof: zlib initialisation failed");
+        return -1;
+    }
+    kiln_names_t st, funcs;
+    kiln_names_init(&st);
+    kiln_names_init(&funcs);
+    kiln_pprof_str(&st, ""); /* string 0 */
+    kiln_buf_t b = {0}, msg = {0}, sub = {0}, key = {0};
+    kiln_pprof_value_types(&st, &b, kind, ns);
+    uint64_t map_base = 0, loc_base = 0;
+    for (size_t k = 0; k < p->nstacks; k++) {
+        kiln_stacks_t *s = p->stacks[k];
+        /* Mappings. */
+        for (uint32_t m = 1; m < s->nmodules; m++) {
+            const char *path = kiln_stacks_module_path(s, m);
+            if (!path)
+                continue;
+            uint64_t lo, hi, off, bias;
+            const char *build_id;
+            kiln_stacks_module_span(s, m, &lo, &hi, &off, &bias, &build_id);
+            msg.len = 0;
+            kiln_pprof_uint(&msg, 1, map_base + m);
+            kiln_pprof_uint(&msg, 2, lo);
+            kiln_pprof_uint(&msg, 3, hi);
+            kiln_pprof_uint(&msg, 4, off);
+            kiln_pprof_uint(&msg, 5, kiln_pprof_str(&st, path));
+            kiln_pprof_uint(&msg, 6, kiln_pprof_str(&st, build_id));
+            kiln_pprof_uint(&msg, 7, 1); /* has_functions: pprof keeps kiln's names */
+            kiln_pprof_uint(&msg, 8, 1); /* has_filenames */
+            kiln_pprof_uint(&msg, 9, 1); /* has_line_numbers */
+            kiln_pprof_uint(&msg, 10, 1); /* has_inline_frames */
+            kiln_pprof_bytes(&b, KILN_PB_MAPPING, msg.data, msg.len);
+        }
+        /* Locations and their functions (each frame id, once). */
+        for (uint32_t id = 1; id < s->nframes; id++) {
+            kiln_stacks_frame_t *fr = &s->frames[id];
+            if (!fr->name)
+                continue;
+            uint32_t nx;
+            const kiln_stacks_loc_t *x = kiln_stacks_expand(s, id, &nx);
+            uint64_t lo = 0, hi, off, bias = 0;
+            const char *build_id;
+            if (fr->module)
+                kiln_stacks_module_span(s, fr->module, &lo, &hi, &off, &bias, &build_id);
+            msg.len = 0;
+            kiln_pprof_uint(&msg, 1, loc_base + id);
+            if (fr->module)
+                kiln_pprof_uint(&msg, 2, map_base + fr->module);
+            if (id > 4)
+                kiln_pprof_uint(&msg, 3, fr->addr + (fr->module ? bias : 0));
+            for (uint32_t j = nx; j-- > 0;) {
+                const char *sys = j == 0 && fr->raw && strcmp(fr->raw, x[j].name) ? fr->raw : "";
+                key.len = 0;
+                kiln_buf_printf(&key, "%s%c%s%c%s", x[j].name, 1, x[j].file ? x[j].file : "", 1, sys);
+                uint32_t before = funcs.count;
+                uint64_t fid = (uint64_t)kiln_names_intern(&funcs, key.data, key.len) + 1;
+                if (funcs.count != before) {
+                    sub.len = 0;
+                    kiln_pprof_uint(&sub, 1, fid);
+                    kiln_pprof_uint(&sub, 2, kiln_pprof_str(&st, x[j].name));
+                    if (sys[0])
+                        kiln_pprof_uint(&sub, 3, kiln_pprof_str(&st, sys));
+                    if (x[j].file)
+                        kiln_pprof_uint(&sub, 4, kiln_pprof_str(&st, x[j].file));
+                    kiln_pprof_bytes(&b, KILN_PB_FUNCTION, sub.data, sub.len);
+                }
+                sub.len = 0;
+                kiln_pprof_uint(&sub, 1, fid);
+                if (x[j].line > 0)
+                    kiln_pprof_uint(&sub, 2, (uint64_t)x[j].line);
+                kiln_pprof_bytes(&msg, 4, sub.data, sub.len);
+            }
+            kiln_pprof_bytes(&b, KILN_PB_LOCATION, msg.data, msg.len);
+            if (b.len > (1u << 16))
+                kiln_pprof_emit(w, &b, Z_NO_FLUSH);
+        }
+        /* Samples, locations leaf first. */
+        for (size_t i = 0; i < s->nstacks; i++) {
+            sub.len = 0;
+            for (size_t j = s->starts[i + 1]; j-- > s->starts[i];)
+                kiln_pprof_varint(&sub, loc_base + s->ids[j]);
+            msg.len = 0;
+            kiln_pprof_bytes(&msg, 1, sub.data, sub.len);
+            sub.len = 0;
+            kiln_pprof_varint(&sub, (uint64_t)llround(s->counts[i]));
+            if (ns)
+                kiln_pprof_varint(&sub, (uint64_t)llround(s->counts[i] * period_ns));
+            kiln_pprof_bytes(&msg, 2, sub.data, sub.len);
+            kiln_pprof_bytes(&b, KILN_PB_SAMPLE, msg.data, msg.len);
+            if (b.len > (1u << 16))
+                kiln_pprof_emit(w, &b, Z_NO_FLUSH);
+        }
+        map_base += s->nmodules;
+        loc_base += s->nframes;
+    }
+    char comment[64];
+    snprintf(comment, sizeof comment, "kiln %s: %s profile", KILN_VERSION, kind ? kind : "cpu");
+    uint64_t comment_id = kiln_pprof_str(&st, comment);
+    if (ns) {
+        kiln_pprof_value_type(&b, KILN_PB_PERIOD_TYPE, kiln_pprof_str(&st, "cpu"),
+                              kiln_pprof_str(&st, "nanoseconds"));
+        kiln_pprof_uint(&b, KILN_PB_PERIOD, (uint64_t)llround(period_ns));
+    } else {
+        const char *type, *unit;
+        kiln_pprof_type(kind, &type, &unit);
+        kiln_pprof_value_type(&b, KILN_PB_PERIOD_TYPE, kiln_pprof_str(&st, type), kiln_pprof_str(&st, unit));
+        kiln_pprof_uint(&b, KILN_PB_PERIOD, 1);
+    }
+    kiln_pprof_uint(&b, KILN_PB_COMMENT, comment_id);
+    for (uint32_t i = 0; i < st.count; i++) {
+        kiln_pprof_bytes(&b, KILN_PB_STRING_TABLE, st.names[i].str, st.names[i].len);
+        if (b.len > (1u << 16))
+            kiln_pprof_emit(w, &b, Z_NO_FLUSH);
+    }
+    kiln_pprof_emit(w, &b, Z_FINISH);
+    deflateEnd(&w->zs);
+    int rc = 0;
+    if (w->failed) {
+        kiln_util_err("pprof: compression or write failed");
+        rc = -1;
+    }
+    free(w);
+    kiln_names_free(&st);
+    kiln_names_free(&funcs);
+    kiln_buf_free(&b);
+    kiln_buf_free(&msg);
+    kiln_buf_free(&sub);
+    kiln_buf_free(&key);
     return rc;
 }

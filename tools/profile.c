@@ -69,6 +69,10 @@ void kiln_profile_free(kiln_profile_t *p)
     free(p->slots);
     free(p->delta);
     free(p->start);
+    free(p->where);
+    for (size_t i = 0; i < p->nstacks; i++)
+        kiln_stacks_free(p->stacks[i]);
+    free(p->stacks);
     memset(p, 0, sizeof *p);
 }
 
@@ -98,10 +102,15 @@ uint32_t kiln_profile_child(kiln_profile_t *p, uint32_t parent, uint32_t name)
         return kiln_profile_new_node(p, parent, name);
     }
     uint32_t i = kiln_profile_slot_hash(parent, name) & p->mask;
+    /* Grown before 3/4 full: the probe meets an empty slot within mask + 1
+     * steps (checked, as in names.c). */
+    uint32_t probes = 0;
     for (uint32_t id; (id = p->slots[i]) != 0; i = (i + 1) & p->mask) {
         const kiln_node_t *n = &p->nodes[id - 1];
         if (n->parent == parent && n->name == name)
             return id - 1;
+        if (++probes > p->mask)
+            kiln_util_die("internal error: frame table full");
     }
     uint32_t id = kiln_profile_new_node(p, parent, name);
     p->slots[i] = id + 1;
@@ -110,28 +119,97 @@ uint32_t kiln_profile_child(kiln_profile_t *p, uint32_t parent, uint32_t name)
     return id;
 }
 
-void kiln_profile_add(kiln_profile_t *p, uint32_t leaf, double value, double delta)
+int kiln_profile_add(kiln_profile_t *p, uint32_t leaf, kiln_count_t value, double delta)
 {
-    p->nodes[leaf].self += value;
+    if (__builtin_add_overflow(p->nodes[leaf].self, value, &p->nodes[leaf].self))
+        return -1;
     if (delta != 0) {
         if (!p->delta)
             p->delta = kiln_util_xcalloc(p->cap, sizeof *p->delta);
         p->delta[leaf] += delta;
     }
-    p->cursor += value;
+    p->cursor += (double)value;
+    return 0;
 }
 
-void kiln_profile_finish(kiln_profile_t *p)
+int kiln_profile_to_fractions(kiln_profile_t *p)
+{
+    if (p->scale)
+        return 0;
+    for (uint32_t i = 0; i < p->count; i++) {
+        kiln_node_t *n = &p->nodes[i];
+        if (__builtin_mul_overflow(n->self, KILN_COUNT_FRAC_UNIT, &n->self) ||
+            __builtin_mul_overflow(n->total, KILN_COUNT_FRAC_UNIT, &n->total))
+            return -1;
+        if (p->delta)
+            p->delta[i] *= KILN_COUNT_FRAC_UNIT;
+        if (p->start)
+            p->start[i] *= KILN_COUNT_FRAC_UNIT;
+    }
+    p->cursor *= KILN_COUNT_FRAC_UNIT;
+    p->scale = KILN_COUNT_FRAC_DIGITS;
+    return 0;
+}
+
+int kiln_profile_rescale(const kiln_profile_t *p, kiln_count_t *v, uint32_t n, unsigned from)
+{
+    if (from == p->scale)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (__builtin_mul_overflow(v[i], KILN_COUNT_FRAC_UNIT, &v[i]))
+            return -1;
+    return 0;
+}
+
+int kiln_profile_finish(kiln_profile_t *p)
 {
     for (uint32_t i = 0; i < p->count; i++)
         p->nodes[i].total = p->nodes[i].self;
-    for (uint32_t i = p->count; i-- > 1;)
-        p->nodes[p->nodes[i].parent].total += p->nodes[i].total;
+    int rc = 0;
+    for (uint32_t i = p->count; i-- > 1;) {
+        kiln_count_t *t = &p->nodes[p->nodes[i].parent].total;
+        if (__builtin_add_overflow(*t, p->nodes[i].total, t)) {
+            *t = UINT64_MAX;
+            rc = -1;
+        }
+    }
     if (p->delta && !p->delta_summed) {
         for (uint32_t i = p->count; i-- > 1;)
             p->delta[p->nodes[i].parent] += p->delta[i];
         p->delta_summed = true;
     }
+    return rc;
+}
+
+/* Appends V with a comma every three digits. */
+static void kiln_profile_digits(kiln_buf_t *b, uint64_t v, bool commas)
+{
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+    for (int i = 0; i < n; i++) {
+        kiln_buf_addc(b, digits[i]);
+        int left = n - i - 1;
+        if (commas && left > 0 && left % 3 == 0)
+            kiln_buf_addc(b, ',');
+    }
+}
+
+void kiln_profile_fmt(kiln_buf_t *b, const kiln_profile_t *p, kiln_count_t v, bool commas)
+{
+    if (!p->scale || v % KILN_COUNT_FRAC_UNIT == 0) {
+        kiln_profile_digits(b, p->scale ? v / KILN_COUNT_FRAC_UNIT : v, commas);
+        return;
+    }
+    /* Two decimals, rounded half up, as "%.2f" would (without commas,
+     * like flamegraph.pl's fractional counts). */
+    uint64_t whole = v / KILN_COUNT_FRAC_UNIT;
+    uint64_t cents = (v % KILN_COUNT_FRAC_UNIT + KILN_COUNT_FRAC_UNIT / 200) / (KILN_COUNT_FRAC_UNIT / 100);
+    if (cents == 100) {
+        whole++;
+        cents = 0;
+    }
+    kiln_profile_digits(b, whole, false);
+    kiln_buf_printf(b, ".%02u", (unsigned)cents);
 }
 
 static size_t kiln_profile_collect(const kiln_profile_t *p, uint32_t node, uint32_t **out,
@@ -160,7 +238,7 @@ static int kiln_profile_cmp_weight(const void *a, const void *b, void *ctx)
 {
     const kiln_profile_t *p = ctx;
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    double tx = p->nodes[x].total, ty = p->nodes[y].total;
+    kiln_count_t tx = p->nodes[x].total, ty = p->nodes[y].total;
     if (tx != ty)
         return tx > ty ? -1 : 1;
     return kiln_profile_cmp_name(a, b, ctx);
@@ -236,9 +314,9 @@ void kiln_walk_free(kiln_walk_t *w)
     memset(w, 0, sizeof *w);
 }
 
-double *kiln_profile_take_self(kiln_profile_t *p, uint32_t *count)
+kiln_count_t *kiln_profile_take_self(kiln_profile_t *p, uint32_t *count)
 {
-    double *self = kiln_util_xmalloc((size_t)p->count * sizeof *self);
+    kiln_count_t *self = kiln_util_xmalloc((size_t)p->count * sizeof *self);
     for (uint32_t i = 0; i < p->count; i++) {
         self[i] = p->nodes[i].self;
         p->nodes[i].self = p->nodes[i].total = 0;

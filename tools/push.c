@@ -39,7 +39,8 @@ static const char kiln_push_usage[] =
     "                  until - 1)\n"
     "  --until T       end, UNIX seconds (default: the set's until_unix, else\n"
     "                  the file's modification time)\n"
-    "  --timeout S     seconds allowed for each connect, send and reply (30)\n"
+    "  --timeout S     seconds allowed for each request as a whole: connect,\n"
+    "                  send and the whole reply (30)\n"
     "  -h, --help      this help\n"
     "\n"
     "Folded files are checked line by line first (malformed lines are\n"
@@ -61,6 +62,35 @@ typedef struct kiln_push_opts_s {
     int timeout_ms;
 } kiln_push_opts_t;
 
+static int64_t kiln_push_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left before DEADLINE (0 when past). */
+static int kiln_push_left(int64_t deadline)
+{
+    int64_t left = deadline - kiln_push_now_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+/* Waits until FD is ready for EVENTS or DEADLINE passes: 1 ready, 0 timed
+ * out, -1 error. */
+static int kiln_push_wait(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int ready = poll(&pfd, 1, kiln_push_left(deadline));
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready == 0 && kiln_push_left(deadline) > 0)
+            continue;
+        return ready < 0 ? -1 : ready > 0;
+    }
+}
+
 static void kiln_push_url_free(kiln_push_url_t *u)
 {
     free(u->host);
@@ -72,6 +102,13 @@ static void kiln_push_url_free(kiln_push_url_t *u)
 static int kiln_push_parse_url(const char *s, kiln_push_url_t *u)
 {
     memset(u, 0, sizeof *u);
+    /* The URL goes into the request line and Host header as it is: a CR or
+     * LF would inject headers, a space would end the request target. */
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c <= 0x20 || *c >= 0x7f)
+            kiln_util_usage_error("push", "--url must not contain spaces, control characters "
+                                  "or non-ASCII bytes (percent-encode them): byte 0x%02x at "
+                                  "offset %zu", *c, (size_t)(c - (const unsigned char *)s));
     if (strncmp(s, "https://", 8) == 0)
         kiln_util_usage_error("push", "https is not supported: kiln push speaks plain HTTP "
                               "(use http:// or a local TLS-terminating proxy)");
@@ -188,7 +225,7 @@ static long kiln_push_check_folded(const char *path, const char *text, size_t le
         if (blank == n)
             continue;
         size_t stack_len;
-        double counts[2];
+        kiln_folded_count_t counts[2];
         int ncounts;
         const char *what = kiln_folded_parse_line(line, n, &stack_len, counts, &ncounts);
         if (!what && ncounts == 2) {
@@ -254,24 +291,10 @@ static void kiln_push_names(const char *path, char **prog, const char **kind, ch
     *prog = stem;
 }
 
-/* The numeric value of "KEY": in the runtime's meta.json (flat, one key a
- * line). 0 or -1. */
-static int kiln_push_meta_number(const char *json, const char *key, double *out)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *hit = strstr(json, pat);
-    if (!hit)
-        return -1;
-    char *end;
-    double v = strtod(hit + strlen(pat), &end);
-    if (end == hit + strlen(pat) || !isfinite(v) || v < 0)
-        return -1;
-    *out = v;
-    return 0;
-}
 
-static int kiln_push_connect(const kiln_push_opts_t *o)
+/* Connects within DEADLINE; the socket stays non-blocking, every later
+ * send and receive waits with kiln_push_wait against the same deadline. */
+static int kiln_push_connect(const kiln_push_opts_t *o, int64_t deadline)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
@@ -294,11 +317,7 @@ static int kiln_push_connect(const kiln_push_opts_t *o)
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
             err = errno;
             if (err == EINPROGRESS) {
-                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-                int ready;
-                do
-                    ready = poll(&pfd, 1, o->timeout_ms);
-                while (ready < 0 && errno == EINTR);
+                int ready = kiln_push_wait(fd, POLLOUT, deadline);
                 socklen_t sl = sizeof err;
                 if (ready == 0)
                     err = ETIMEDOUT;
@@ -314,23 +333,27 @@ static int kiln_push_connect(const kiln_push_opts_t *o)
     freeaddrinfo(res);
     if (fd < 0) {
         kiln_util_err("push: cannot connect to %s port %s: %s", o->url.host, o->url.port,
-                      strerror(err ? err : ECONNREFUSED));
+                      err == ETIMEDOUT ? "timed out" : strerror(err ? err : ECONNREFUSED));
         return -1;
     }
-    /* Blocking from here on, each send and receive bounded by the timeout. */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    struct timeval tv = {o->timeout_ms / 1000, (o->timeout_ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;
 }
 
-static int kiln_push_send_all(int fd, const char *p, size_t n)
+/* 0, or -1 with errno (ETIMEDOUT past the deadline). */
+static int kiln_push_send_all(int fd, const char *p, size_t n, int64_t deadline)
 {
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int ready = kiln_push_wait(fd, POLLOUT, deadline);
+            if (ready == 0)
+                errno = ETIMEDOUT;
+            if (ready <= 0)
+                return -1;
+            continue;
+        }
         if (w <= 0)
             return -1;
         p += w;
@@ -344,7 +367,10 @@ static int kiln_push_send_all(int fd, const char *p, size_t n)
 static int kiln_push_request(const kiln_push_opts_t *o, const char *target,
                              const char *content_type, const char *body, size_t body_len)
 {
-    int fd = kiln_push_connect(o);
+    /* --timeout bounds the whole request (connect, send, reply): a server
+     * that trickles a byte at a time cannot hold kiln past it. */
+    int64_t deadline = kiln_push_now_ms() + o->timeout_ms;
+    int fd = kiln_push_connect(o, deadline);
     if (fd < 0)
         return -1;
     kiln_buf_t req = {0}, reply = {0};
@@ -355,10 +381,10 @@ static int kiln_push_request(const kiln_push_opts_t *o, const char *target,
     kiln_buf_printf(&req, "User-Agent: kiln/%s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                           "Connection: close\r\n\r\n", KILN_VERSION, content_type, body_len);
     int rc = 0;
-    if (kiln_push_send_all(fd, req.data, req.len) != 0 ||
-        kiln_push_send_all(fd, body, body_len) != 0) {
+    if (kiln_push_send_all(fd, req.data, req.len, deadline) != 0 ||
+        kiln_push_send_all(fd, body, body_len, deadline) != 0) {
         kiln_util_err("push: %s: send failed: %s", o->url_text,
-                      errno == EAGAIN ? "timed out" : strerror(errno));
+                      errno == ETIMEDOUT ? "timed out" : strerror(errno));
         rc = -1;
     }
     /* The status line and headers, and a little of the body for errors. */
@@ -367,9 +393,16 @@ static int kiln_push_request(const kiln_push_opts_t *o, const char *target,
         ssize_t got = recv(fd, reply.data + reply.len, 4096, 0);
         if (got < 0 && errno == EINTR)
             continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int ready = kiln_push_wait(fd, POLLIN, deadline);
+            if (ready > 0)
+                continue;
+            if (ready == 0)
+                errno = ETIMEDOUT;
+        }
         if (got < 0) {
-            kiln_util_err("push: %s: no reply: %s", o->url_text,
-                          errno == EAGAIN ? "timed out" : strerror(errno));
+            kiln_util_err("push: %s: no %sreply: %s", o->url_text, reply.len ? "whole " : "",
+                          errno == ETIMEDOUT ? "timed out" : strerror(errno));
             rc = -1;
             break;
         }
@@ -390,14 +423,22 @@ static int kiln_push_request(const kiln_push_opts_t *o, const char *target,
         rc = -1;
     }
     if (rc == 0 && (status < 200 || status > 299)) {
-        /* One line: the reason and the first line of the body, printable. */
-        kiln_buf_t why = {0};
+        /* One line: the reason and the first line of the body, with every
+         * byte a terminal could act on escaped (\xHH). */
+        kiln_buf_t why = {0}, said = {0};
+        kiln_escape_bytes(&said, reason, strlen(reason));
         char *b = strstr(reply.data, "\r\n\r\n");
-        for (b = b ? b + 4 : NULL; b && *b && *b != '\n' && why.len < 160; b++)
-            kiln_buf_addc(&why, *b >= 0x20 && *b < 0x7f ? *b : '?');
-        kiln_util_err("push: %s: HTTP %d %s%s%s", o->url_text, status, reason,
+        size_t blen = 0;
+        for (b = b ? b + 4 : NULL; b && b[blen] && b[blen] != '\n' && blen < 160; blen++)
+            ;
+        if (b && blen && b[blen - 1] == '\r')
+            blen--;
+        if (b)
+            kiln_escape_bytes(&why, b, blen);
+        kiln_util_err("push: %s: HTTP %d %s%s%s", o->url_text, status, said.len ? said.data : "",
                       why.len ? ": " : "", why.len ? why.data : "");
         kiln_buf_free(&why);
+        kiln_buf_free(&said);
         rc = -1;
     }
     kiln_buf_free(&req);
@@ -468,19 +509,20 @@ static int kiln_push_file(const kiln_push_opts_t *o, const char *path)
     if (prefix) {
         kiln_buf_t meta_path = {0};
         kiln_buf_printf(&meta_path, "%s.meta.json", prefix);
-        size_t mlen;
-        char *meta = access(meta_path.data, R_OK) == 0
-                         ? kiln_push_slurp(meta_path.data, 1 << 20, &mlen) : NULL;
-        if (meta) {
-            kiln_push_meta_number(meta, "wall_seconds", &wall);
-            kiln_push_meta_number(meta, "hz_requested", &hz);
+        struct stat mst;
+        kiln_meta_t meta;
+        /* Read as every meta.json is (a regular file only: a FIFO planted
+         * there must not block); a bad one is said and the defaults used. */
+        if (lstat(meta_path.data, &mst) == 0 && kiln_meta_read(&meta, meta_path.data, false) == 0) {
+            kiln_meta_seconds(&meta, KILN_META_WALL_SECONDS, &wall);
+            kiln_meta_seconds(&meta, KILN_META_HZ_REQUESTED, &hz);
             /* A dump's set says the span it covers. */
-            if (kiln_push_meta_number(meta, "from_unix", &set_from) != 0 ||
-                kiln_push_meta_number(meta, "until_unix", &set_until) != 0 ||
+            if (kiln_meta_seconds(&meta, KILN_META_FROM_UNIX, &set_from) != 0 ||
+                kiln_meta_seconds(&meta, KILN_META_UNTIL_UNIX, &set_until) != 0 ||
                 !(set_until >= set_from && set_from > 0))
                 set_from = set_until = 0;
+            kiln_meta_free(&meta);
         }
-        free(meta);
         kiln_buf_free(&meta_path);
     }
     long span = wall >= 1 ? (long)ceil(wall) : 1;

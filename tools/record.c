@@ -106,8 +106,9 @@ static int kiln_record_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* With --alloc: the leak report's headers and top 5 sites, and the top
- * allocating functions of each alloc_bytes profile. */
+/* With --alloc: the leak report's headers and top 5 sites, the top
+ * allocating functions of each alloc_bytes profile, and the top 5 by
+ * temporary allocations. */
 static void kiln_record_alloc_summary(const char *dir, char **names, size_t n)
 {
     bool any = false;
@@ -119,12 +120,33 @@ static void kiln_record_alloc_summary(const char *dir, char **names, size_t n)
         kiln_buf_printf(&path, "%s/%s", dir, names[i]);
         const char *one[] = {path.data};
         struct stat st;
+        if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
+            kiln_buf_free(&path); /* not a profile the runtime wrote */
+            continue;
+        }
         any = true;
-        if (stat(path.data, &st) == 0 && st.st_size == 0) {
+        if (st.st_size == 0) {
             fprintf(stderr, "\n%s: no allocations\n", path.data);
         } else {
             fprintf(stderr, "\n%s: top allocating functions by self (bytes)\n", path.data);
             kiln_top_print(stderr, one, 1, 10, 0, NULL);
+        }
+        kiln_buf_free(&path);
+    }
+    /* Temporary allocations: blocks freed before their thread allocated
+     * again, the buffers a program could reuse. */
+    for (size_t i = 0; i < n; i++) {
+        const char *kind = kiln_folded_kind(names[i]);
+        if (!kind || strcmp(kind, "temp_count") != 0)
+            continue;
+        kiln_buf_t path = {0};
+        kiln_buf_printf(&path, "%s/%s", dir, names[i]);
+        const char *one[] = {path.data};
+        struct stat st;
+        if (stat(path.data, &st) == 0 && st.st_size > 0) {
+            fprintf(stderr, "\n%s: top functions by temporary allocations (blocks freed before "
+                    "the thread's next allocation)\n", path.data);
+            kiln_top_print(stderr, one, 1, 5, 0, NULL);
         }
         kiln_buf_free(&path);
     }
@@ -176,10 +198,90 @@ static void kiln_record_list_sets(const char *dir, char **names, size_t *n)
     *n = k;
 }
 
+/* The program of a runtime file name: its length, and its pid (-1 when
+ * the name is not the runtime's). */
+static size_t kiln_record_prog(const char *name, long *pid)
+{
+    kiln_sets_name_t nm;
+    if (!kiln_sets_parse(name, &nm)) {
+        *pid = -1;
+        return strlen(name);
+    }
+    *pid = nm.pid;
+    return nm.prog_len;
+}
+
+/* NAMES[i .. end) are the files of one program (names sorted: a program's
+ * files are adjacent). */
+static size_t kiln_record_group_end(char **names, size_t n, size_t i)
+{
+    long pid;
+    size_t len = kiln_record_prog(names[i], &pid), end = i + 1;
+    if (pid < 0)
+        return end;
+    for (; end < n; end++) {
+        long p2;
+        size_t l2 = kiln_record_prog(names[end], &p2);
+        if (p2 < 0 || l2 != len || strncmp(names[end], names[i], len) != 0)
+            break;
+    }
+    return end;
+}
+
+/* The top table of the CPU profiles among NAMES[i .. end): one file as it
+ * is, several processes of one program merged. */
+static void kiln_record_cpu_top(const char *dir, char **names, size_t i, size_t end, size_t procs)
+{
+    const char **paths = kiln_util_xmalloc((end - i) * sizeof *paths);
+    kiln_buf_t *bufs = kiln_util_xmalloc((end - i) * sizeof *bufs);
+    int np = 0;
+    for (size_t k = i; k < end; k++) {
+        const char *kind = kiln_folded_kind(names[k]);
+        if (!kind || strcmp(kind, "cpu") != 0)
+            continue;
+        kiln_buf_t path = {0};
+        kiln_buf_printf(&path, "%s/%s", dir, names[k]);
+        struct stat st;
+        if (stat(path.data, &st) == 0 && st.st_size == 0 && procs == 1) {
+            fprintf(stderr, "\n%s: no samples\n", path.data);
+            kiln_buf_free(&path);
+            continue;
+        }
+        bufs[np] = path;
+        paths[np] = bufs[np].data;
+        np++;
+    }
+    if (np > 0) {
+        char what[600];
+        if (np == 1)
+            snprintf(what, sizeof what, "%s", paths[0]);
+        else {
+            long pid;
+            int plen = (int)kiln_record_prog(names[i], &pid);
+            snprintf(what, sizeof what, "%s/%.*s.*.cpu.folded (%d processes)", dir, plen, names[i], np);
+        }
+        fprintf(stderr, "\n%s: top functions by self\n", what);
+        if (kiln_top_print(stderr, paths, np, 10, 0, NULL) == 0) {
+            fprintf(stderr, "\n%s: top functions by total\n", what);
+            kiln_top_print(stderr, paths, np, 10, KILN_TOP_BY_TOTAL, NULL);
+        }
+    }
+    for (int k = 0; k < np; k++)
+        kiln_buf_free(&bufs[k]);
+    free(bufs);
+    free(paths);
+}
+
 /* Lists DIR's profiles and prints top tables for the CPU ones (and the
- * allocation summary with --alloc). */
+ * allocation summary with --alloc). A program that ran as one process has
+ * its files listed; one that ran as many (a shell script's commands, a
+ * forking server) gets one line and one merged table. */
 static void kiln_record_summary(const char *dir, bool alloc)
 {
+    long stale = kiln_sets_clean_stale(dir);
+    if (stale > 0)
+        kiln_util_err("record: removed %ld unfinished temporary file%s from %s (a process was "
+                      "killed while writing its profile)", stale, stale == 1 ? "" : "s", dir);
     DIR *d = opendir(dir);
     if (!d) {
         kiln_util_err("record: %s: %s (no profile written)", dir, strerror(errno));
@@ -199,33 +301,52 @@ static void kiln_record_summary(const char *dir, bool alloc)
     if (n == 0)
         kiln_util_err("record: no profile written in %s", dir);
     kiln_record_list_sets(dir, names, &n);
-    for (size_t i = 0; i < n; i++) {
-        kiln_buf_t path = {0};
-        kiln_buf_printf(&path, "%s/%s", dir, names[i]);
-        struct stat st;
-        if (stat(path.data, &st) == 0 && S_ISREG(st.st_mode))
-            fprintf(stderr, "kiln: wrote %s (%lld bytes)\n", path.data, (long long)st.st_size);
-        kiln_buf_free(&path);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const char *kind = kiln_folded_kind(names[i]);
-        if (kind && strcmp(kind, "cpu") == 0) {
+    for (size_t i = 0; i < n;) {
+        size_t end = kiln_record_group_end(names, n, i), procs = 0;
+        long last = -1;
+        long long bytes = 0;
+        for (size_t k = i; k < end; k++) {
+            long pid;
+            kiln_record_prog(names[k], &pid);
+            if (pid != last)
+                procs++;
+            last = pid;
             kiln_buf_t path = {0};
-            kiln_buf_printf(&path, "%s/%s", dir, names[i]);
-            const char *one[] = {path.data};
+            kiln_buf_printf(&path, "%s/%s", dir, names[k]);
             struct stat st;
-            if (stat(path.data, &st) == 0 && st.st_size == 0) {
-                fprintf(stderr, "\n%s: no samples\n", path.data);
-                kiln_buf_free(&path);
-                continue;
-            }
-            fprintf(stderr, "\n%s: top functions by self\n", path.data);
-            if (kiln_top_print(stderr, one, 1, 10, 0, NULL) == 0) {
-                fprintf(stderr, "\n%s: top functions by total\n", path.data);
-                kiln_top_print(stderr, one, 1, 10, KILN_TOP_BY_TOTAL, NULL);
-            }
+            if (lstat(path.data, &st) == 0 && S_ISREG(st.st_mode))
+                bytes += (long long)st.st_size;
             kiln_buf_free(&path);
         }
+        if (procs <= 1) {
+            for (size_t k = i; k < end; k++) {
+                kiln_buf_t path = {0};
+                kiln_buf_printf(&path, "%s/%s", dir, names[k]);
+                struct stat st;
+                if (stat(path.data, &st) == 0 && S_ISREG(st.st_mode))
+                    fprintf(stderr, "kiln: wrote %s (%lld bytes)\n", path.data, (long long)st.st_size);
+                kiln_buf_free(&path);
+            }
+        } else {
+            long pid;
+            int plen = (int)kiln_record_prog(names[i], &pid);
+            fprintf(stderr, "kiln: wrote %zu files of %zu %.*s processes in %s (%lld bytes): %.*s.PID.*\n",
+                    end - i, procs, plen, names[i], dir, bytes, plen, names[i]);
+        }
+        i = end;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t end = kiln_record_group_end(names, n, i), procs = 0;
+        long last = -1;
+        for (size_t k = i; k < end; k++) {
+            long pid;
+            kiln_record_prog(names[k], &pid);
+            if (pid != last)
+                procs++;
+            last = pid;
+        }
+        kiln_record_cpu_top(dir, names, i, end, procs);
+        i = end;
     }
     if (alloc)
         kiln_record_alloc_summary(dir, names, n);

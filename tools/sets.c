@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static bool kiln_sets_digits(const char *s, size_t n)
 {
@@ -58,31 +60,12 @@ bool kiln_sets_parse(const char *base, kiln_sets_name_t *out)
 
 char *kiln_sets_meta_string(const char *path, const char *key)
 {
-    kiln_buf_t json = {0};
-    if (kiln_buf_read_file(&json, path, 1u << 20) < 0)
+    kiln_meta_t m;
+    if (kiln_meta_read(&m, path, false) != 0)
         return NULL;
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\"", key);
-    char *value = NULL;
-    const char *hit = strstr(json.data, pat);
-    if (hit) {
-        hit += strlen(pat);
-        hit += strspn(hit, " \t\r\n");
-        if (*hit == ':') {
-            hit++;
-            hit += strspn(hit, " \t\r\n");
-            if (*hit == '"') {
-                const char *end = strchr(hit + 1, '"');
-                if (end)
-                    value = strndup(hit + 1, (size_t)(end - hit - 1));
-            } else {
-                value = strndup(hit, strcspn(hit, ",} \t\r\n"));
-            }
-            if (!value)
-                kiln_util_die("out of memory");
-        }
-    }
-    kiln_buf_free(&json);
+    const kiln_meta_entry_t *e = kiln_meta_get(&m, key);
+    char *value = e && e->type != KILN_META_OTHER ? kiln_util_xstrdup(e->value) : NULL;
+    kiln_meta_free(&m);
     return value;
 }
 
@@ -130,13 +113,35 @@ static bool kiln_sets_additive(const char *kind)
            strcmp(kind, "alloc_count") == 0;
 }
 
-static void kiln_sets_push(const char ***out, int *nout, size_t *cap, char *path)
+/* The growing result of kiln_sets_expand. */
+typedef struct kiln_sets_out_s {
+    const char **paths;
+    unsigned char *from_dir;
+    int n;
+    size_t cap;
+} kiln_sets_out_t;
+
+static void kiln_sets_push(kiln_sets_out_t *o, char *path, bool from_dir)
 {
-    if ((size_t)*nout == *cap) {
-        *cap = *cap ? *cap * 2 : 16;
-        *out = kiln_util_xrealloc(*out, *cap * sizeof **out);
+    if ((size_t)o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 16;
+        o->paths = kiln_util_xrealloc(o->paths, o->cap * sizeof *o->paths);
+        o->from_dir = kiln_util_xrealloc(o->from_dir, o->cap);
     }
-    (*out)[(*nout)++] = path;
+    o->from_dir[o->n] = from_dir;
+    o->paths[o->n++] = path;
+}
+
+/* Whether DIR/NAME is a regular file (not a FIFO, device or symbolic link
+ * someone planted under a runtime name). */
+static bool kiln_sets_regular(const char *dir, const char *name)
+{
+    kiln_buf_t b = {0};
+    struct stat st;
+    kiln_buf_printf(&b, "%s/%s", dir, name);
+    bool ok = lstat(b.data, &st) == 0 && S_ISREG(st.st_mode);
+    kiln_buf_free(&b);
+    return ok;
 }
 
 static char *kiln_sets_join(const char *dir, const char *name)
@@ -148,8 +153,7 @@ static char *kiln_sets_join(const char *dir, const char *name)
 }
 
 /* The files of KIND that make up each process's run in DIR (see kiln.h). */
-static int kiln_sets_expand_dir(const char *dir, const char *kind, const char ***out,
-                                int *nout, size_t *cap)
+static int kiln_sets_expand_dir(const char *dir, const char *kind, kiln_sets_out_t *o)
 {
     size_t n;
     char **names = kiln_sets_list(dir, &n);
@@ -160,7 +164,7 @@ static int kiln_sets_expand_dir(const char *dir, const char *kind, const char **
     char suffix[64];
     snprintf(suffix, sizeof suffix, ".%s.folded", kind);
     size_t slen = strlen(suffix);
-    int before = *nout;
+    int before = o->n;
     size_t i = 0;
     while (i < n) {
         size_t len = strlen(names[i]);
@@ -169,9 +173,17 @@ static int kiln_sets_expand_dir(const char *dir, const char *kind, const char **
             i++;
             continue;
         }
+        if (!kiln_sets_regular(dir, names[i])) {
+            /* Planted, or not a profile: reading it could block or never end. */
+            kiln_util_err("%s/%s: not a regular file, skipped", dir, names[i]);
+            free(names[i]);
+            memmove(names + i, names + i + 1, (n - i - 1) * sizeof *names);
+            n--;
+            continue;
+        }
         if (!kiln_sets_parse(names[i], &nm) || nm.rest_off + slen - 1 != len) {
             /* not a runtime name: taken as is */
-            kiln_sets_push(out, nout, cap, kiln_sets_join(dir, names[i]));
+            kiln_sets_push(o, kiln_sets_join(dir, names[i]), true);
             i++;
             continue;
         }
@@ -198,12 +210,13 @@ static int kiln_sets_expand_dir(const char *dir, const char *kind, const char **
             /* A set is whole once its meta.json exists (written last). */
             kiln_buf_t meta = {0};
             kiln_buf_printf(&meta, "%.*s.meta.json", (int)(e.rest_off - 1), names[end]);
-            if (bsearch(&meta.data, names, n, sizeof *names, kiln_sets_cmp))
+            if (bsearch(&meta.data, names, n, sizeof *names, kiln_sets_cmp) &&
+                kiln_sets_regular(dir, meta.data))
                 tagged[ntagged++] = end;
             kiln_buf_free(&meta);
         }
         if (exit_set < n) {
-            kiln_sets_push(out, nout, cap, kiln_sets_join(dir, names[exit_set]));
+            kiln_sets_push(o, kiln_sets_join(dir, names[exit_set]), true);
         } else if (ntagged > 0) {
             const char *last = names[tagged[ntagged - 1]];
             kiln_sets_name_t e;
@@ -211,9 +224,10 @@ static int kiln_sets_expand_dir(const char *dir, const char *kind, const char **
             kiln_buf_t meta = {0};
             kiln_buf_printf(&meta, "%s/%.*s.meta.json", dir, (int)(e.rest_off - 1), last);
             char *mode = kiln_sets_meta_string(meta.data, "interval_mode");
-            bool sum = kiln_sets_additive(kind) && !(mode && strcmp(mode, "cumulative") == 0);
+            bool sum = kiln_sets_additive(kind) &&
+                       !(mode && strcmp(mode, KILN_INTERVAL_CUMULATIVE) == 0);
             for (size_t k = sum ? 0 : ntagged - 1; k < ntagged; k++)
-                kiln_sets_push(out, nout, cap, kiln_sets_join(dir, names[tagged[k]]));
+                kiln_sets_push(o, kiln_sets_join(dir, names[tagged[k]]), true);
             free(mode);
             kiln_buf_free(&meta);
         }
@@ -221,7 +235,7 @@ static int kiln_sets_expand_dir(const char *dir, const char *kind, const char **
         i = end;
     }
     kiln_sets_list_free(names, n);
-    if (*nout == before) {
+    if (o->n == before) {
         kiln_util_err("%s: no *%s file in this directory (--kind chooses another kind)", dir,
                       suffix);
         return -1;
@@ -230,24 +244,31 @@ static int kiln_sets_expand_dir(const char *dir, const char *kind, const char **
 }
 
 int kiln_sets_expand(const char *const *paths, int npaths, const char *kind,
-                     const char ***out, int *nout)
+                     const char ***out, int *nout, unsigned char **from_dir)
 {
-    size_t cap = 0;
-    *out = NULL;
-    *nout = 0;
+    kiln_sets_out_t o = {0};
     for (int i = 0; i < npaths; i++) {
         struct stat st;
         if (strcmp(paths[i], "-") != 0 && stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            if (kiln_sets_expand_dir(paths[i], kind ? kind : "cpu", out, nout, &cap) != 0) {
-                kiln_sets_free(*out, *nout);
+            if (kiln_sets_expand_dir(paths[i], kind ? kind : KILN_KIND_CPU, &o) != 0) {
+                kiln_sets_free(o.paths, o.n);
+                free(o.from_dir);
                 *out = NULL;
                 *nout = 0;
+                if (from_dir)
+                    *from_dir = NULL;
                 return -1;
             }
         } else {
-            kiln_sets_push(out, nout, &cap, kiln_util_xstrdup(paths[i]));
+            kiln_sets_push(&o, kiln_util_xstrdup(paths[i]), false);
         }
     }
+    *out = o.paths;
+    *nout = o.n;
+    if (from_dir)
+        *from_dir = o.from_dir;
+    else
+        free(o.from_dir);
     return 0;
 }
 
@@ -256,4 +277,55 @@ void kiln_sets_free(const char **paths, int npaths)
     for (int i = 0; i < npaths; i++)
         free((char *)paths[i]);
     free(paths);
+}
+
+long kiln_sets_stale_pid(const char *name)
+{
+    /* ".NAME.PID.SEQ.tmp": the writer's pid is the next-to-last number. */
+    size_t n = strlen(name), pre = strlen(KILN_FILE_TMP_PREFIX), suf = strlen(KILN_FILE_TMP_SUFFIX);
+    if (n <= pre + suf || strncmp(name, KILN_FILE_TMP_PREFIX, pre) != 0 ||
+        strcmp(name + n - suf, KILN_FILE_TMP_SUFFIX) != 0)
+        return -1;
+    const char *end = name + n - suf, *p = end;
+    while (p > name && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    if (p == end || p == name || p[-1] != '.')
+        return -1; /* no SEQ */
+    const char *seq_dot = p - 1;
+    p = seq_dot;
+    while (p > name && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    if (p == seq_dot || p - 1 <= name || p[-1] != '.' || seq_dot - p > KILN_PID_DIGITS_MAX)
+        return -1;
+    long pid = strtol(p, NULL, 10);
+    return pid > 0 ? pid : -1;
+}
+
+long kiln_sets_clean_stale(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    long removed = 0;
+    struct dirent *de;
+    kiln_buf_t path = {0};
+    while ((de = readdir(d)) != NULL) {
+        long pid = kiln_sets_stale_pid(de->d_name);
+        struct stat st;
+        if (pid <= 0)
+            continue;
+        path.len = 0;
+        kiln_buf_printf(&path, "%s/%s", dir, de->d_name);
+        /* Only what is ours, a plain file, and whose writer is gone: a
+         * live writer is still renaming it into place. */
+        if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (unlink(path.data) == 0)
+            removed++;
+    }
+    closedir(d);
+    kiln_buf_free(&path);
+    return removed;
 }

@@ -172,7 +172,10 @@ static void kiln_svg_header(FILE *out, const kiln_profile_t *p, const kiln_svg_o
                     w, KILN_SVG_XPAD, o->frame_height, fs, o->font_width,
                     o->inverted ? "true" : "false", y0);
     kiln_svg_num(&b, p->nodes[0].total);
-    kiln_buf_printf(&b, ", factor: %.17g, diff: %s, countname: ", o->factor,
+    /* The script shows count * factor: counts kept in thousandths
+     * (fractional input) come with a factor a million times smaller. */
+    kiln_buf_printf(&b, ", factor: %.17g, diff: %s, countname: ",
+                    p->scale ? o->factor / KILN_COUNT_FRAC_UNIT : o->factor,
                     diff ? "true" : "false");
     kiln_svg_js_string(&b, o->countname);
     kiln_buf_adds(&b, ", nametype: ");
@@ -257,16 +260,32 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
         kiln_buf_adds(&b, "<g>\n<title>");
         kiln_escape_xml(&b, nm->str, nm->len, 0);
         kiln_buf_adds(&b, " (");
-        kiln_util_fmt_count(&b, n->total * o->factor, true);
+        if (o->factor == 1)
+            kiln_profile_fmt(&b, p, n->total, true); /* exact */
+        else
+            kiln_util_fmt_count(&b, kiln_profile_value(p, n->total) * o->factor, true);
         kiln_buf_addc(&b, ' ');
         kiln_svg_text(&b, o->countname);
         if (it.node == 0)
             kiln_buf_adds(&b, ", 100%");
         else
-            kiln_buf_printf(&b, ", %.2f%%", 100 * n->total / total);
+            kiln_buf_printf(&b, ", %.2f%%", 100.0 * (double)n->total / total);
         if (diff) {
             double dp = 100 * delta / total;
             kiln_buf_printf(&b, "; %s%.2f%%", dp > 0 ? "+" : "", dp);
+        }
+        /* The frame's hottest source line, inside the parentheses: the
+         * script takes the name as what precedes the last " (". */
+        size_t at = b.len;
+        kiln_buf_adds(&b, "; at ");
+        if (kiln_stacks_where_short(p, it.node, &b)) {
+            kiln_buf_t esc = {0};
+            kiln_escape_xml(&esc, b.data + at, b.len - at, 0);
+            b.len = at;
+            kiln_buf_add(&b, esc.data, esc.len);
+            kiln_buf_free(&esc);
+        } else {
+            b.len = at;
         }
         kiln_buf_printf(&b, ")</title><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
                             "height=\"%.1f\" fill=\"", x1, y1, x2 - x1, y2 - y1);
@@ -302,7 +321,8 @@ int kiln_svg_write(FILE *out, kiln_profile_t *p, const kiln_svg_opts_t *o)
     fputs("</g>\n</svg>\n", out);
     if (budget_hit)
         fprintf(stderr, "kiln: note: frames narrower than %.3g %s left out to keep the SVG "
-                        "small (use --minwidth to choose)\n", t * o->factor, o->countname);
+                        "small (use --minwidth to choose)\n",
+                t * o->factor / (p->scale ? KILN_COUNT_FRAC_UNIT : 1), o->countname);
     free(stack);
     free(kids);
     kiln_buf_free(&b);

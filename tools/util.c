@@ -205,17 +205,70 @@ void kiln_buf_free(kiln_buf_t *b)
     b->len = b->cap = 0;
 }
 
+int kiln_util_open_regular(const char *path, bool nofollow, bool allow_pipe)
+{
+    /* O_NONBLOCK: opening a FIFO nobody writes to must not wait; O_NOCTTY:
+     * a terminal device never becomes ours. Cleared again for the reads. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) && !(allow_pipe && S_ISFIFO(st.st_mode))) {
+        close(fd);
+        errno = S_ISDIR(st.st_mode) ? EISDIR : KILN_ENOTREG;
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+const char *kiln_util_strerror(int err)
+{
+    if (err == KILN_ENOTREG)
+        return "not a regular file";
+    if (err == ELOOP)
+        return "a symbolic link (not followed here)";
+    return strerror(err);
+}
+
 int kiln_buf_read_file(kiln_buf_t *b, const char *path, size_t max)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp)
+    int fd = kiln_util_open_regular(path, false, false);
+    if (fd < 0)
         return -1;
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0 && b->len < max)
-        kiln_buf_add(b, chunk, got);
-    int err = ferror(fp) ? errno : 0;
-    fclose(fp);
+    return kiln_buf_read_fd(b, fd, max);
+}
+
+int kiln_buf_read_fd(kiln_buf_t *b, int fd, size_t max)
+{
+    int err = 0;
+    for (;;) {
+        kiln_buf_reserve(b, 4096);
+        size_t room = b->cap - b->len - 1;
+        ssize_t got = read(fd, b->data + b->len, room);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            err = errno;
+            break;
+        }
+        if (got == 0)
+            break;
+        b->len += (size_t)got;
+        if (b->len > max) {
+            err = EFBIG;
+            break;
+        }
+    }
+    close(fd);
     if (err) {
         kiln_buf_free(b);
         errno = err;
@@ -280,6 +333,46 @@ static void kiln_out_guard(char *tmp_path)
     }
 }
 
+/* The descriptor behind "/dev/stdout", "/dev/fd/N", "/proc/self/fd/N":
+ * names of a descriptor kiln already has, written through it (what a shell
+ * does with '>'), or -1. */
+static int kiln_out_fd_name(const char *path)
+{
+    static const char *const prefixes[] = {"/dev/fd/", "/proc/self/fd/"};
+    if (strcmp(path, "/dev/stdout") == 0)
+        return 1;
+    if (strcmp(path, "/dev/stderr") == 0)
+        return 2;
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = strlen(prefixes[i]);
+        long fd;
+        if (strncmp(path, prefixes[i], n) == 0 && kiln_util_parse_long(path + n, 0, INT_MAX, &fd) == 0)
+            return (int)fd;
+    }
+    return -1;
+}
+
+/* Writes straight into an existing target that is not a regular file (a
+ * device such as /dev/null, a FIFO, a descriptor name): renaming over it
+ * would replace the node itself. Nothing can be taken back on abort. */
+static int kiln_out_open_in_place(kiln_out_t *o, const char *path, int fd_name)
+{
+    int fd = fd_name >= 0 ? fcntl(fd_name, F_DUPFD_CLOEXEC, 3)
+                          : open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        kiln_util_err("%s: cannot open for writing: %s", path, strerror(errno));
+        return -1;
+    }
+    o->fp = fdopen(fd, "w");
+    if (!o->fp) {
+        close(fd);
+        kiln_util_die("%s: fdopen: %s", path, strerror(errno));
+    }
+    o->path = kiln_util_xstrdup(path);
+    o->in_place = true;
+    return 0;
+}
+
 int kiln_out_open(kiln_out_t *o, const char *path)
 {
     memset(o, 0, sizeof *o);
@@ -287,8 +380,26 @@ int kiln_out_open(kiln_out_t *o, const char *path)
         o->fp = stdout;
         return 0;
     }
+    int fd_name = kiln_out_fd_name(path);
+    struct stat st, lst;
+    if (fd_name >= 0)
+        return kiln_out_open_in_place(o, path, fd_name);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) {
+            kiln_util_err("%s: is a directory", path);
+            return -1;
+        }
+        return kiln_out_open_in_place(o, path, -1);
+    }
+    /* A symbolic link to a regular file: the file is replaced (whole, by
+     * rename in its own directory), the link stays a link. */
+    char *target = NULL;
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) && (target = realpath(path, NULL)) != NULL)
+        path = target;
     size_t n = strlen(path);
     o->path = kiln_util_xstrdup(path);
+    free(target);
+    path = o->path;
     o->tmp_path = kiln_util_xmalloc(n + 32);
     int fd = -1;
     for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
@@ -337,6 +448,11 @@ int kiln_out_commit(kiln_out_t *o)
         rc = -1;
     }
     o->fp = NULL;
+    if (o->in_place) {
+        free(o->path);
+        o->path = NULL;
+        return rc;
+    }
     kiln_out_guard(NULL);
     if (rc == 0 && rename(o->tmp_path, o->path) != 0) {
         kiln_util_err("%s: cannot rename into place: %s", o->path, strerror(errno));
@@ -362,8 +478,10 @@ void kiln_out_abort(kiln_out_t *o)
 {
     if (o->fp && o->fp != stdout) {
         fclose(o->fp);
-        unlink(o->tmp_path);
-        kiln_out_guard(NULL);
+        if (!o->in_place) { /* a device or FIFO is never removed */
+            unlink(o->tmp_path);
+            kiln_out_guard(NULL);
+        }
     }
     free(o->path);
     free(o->tmp_path);

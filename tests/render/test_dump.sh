@@ -20,13 +20,15 @@ cat > "$T/standin.sh" << 'EOF'
 seq=0
 write_set() {
   seq=$((seq + 1))
-  local p="${KILN_OUT:-.}/standin.$$.$(date -u +%Y%m%dT%H%M%SZ)-$(printf %04d $seq)"
+  local tag="$(date -u +%Y%m%dT%H%M%SZ)-$(printf %04d $seq)"
+  local p="${KILN_OUT:-.}/standin.$$.$tag"
   for k in cpu alloc_bytes alloc_count live_bytes live_count; do
     printf 'main;work60 60\nmain;work30 30\nmain;work10 10\n' > "$p.$k.folded"
   done
   : > "$p.cpu.pb.gz"; : > "$p.heap.pb.gz"
-  printf '{\n  "dump_reason": "%s",\n  "dump_seq": %d,\n  "interval_mode": "delta"\n}\n' \
-    "$1" "$seq" > "$p.meta.json"
+  # The keys kiln dump checks before it takes a set as its answer.
+  printf '{\n  "pid": %d,\n  "dump_reason": "%s",\n  "dump_seq": %d,\n  "tag": "%s",\n  "interval_mode": "delta"\n}\n' \
+    $$ "$1" "$seq" "$tag" > "$p.meta.json"
 }
 on_usr2() {
   case "${FAKE_MODE:-}" in

@@ -1,7 +1,8 @@
 /* Unit test of kiln_folded and kiln_out: stacks render root first, named,
  * merged when their names agree, sorted, with the marker frames; zero
- * counts are left out; files are written whole and a planted symlink is
- * replaced, never followed. */
+ * counts are left out; the stacks file has the module map, a frame line
+ * per pc and the unmerged stacks of each kind; files are written whole and
+ * a planted symlink is replaced, never followed. */
 #include "kiln_internal.h"
 #include "kt.h"
 
@@ -32,7 +33,8 @@ static void folded_render(void) {
   kiln_buf_t out = {0};
   uint64_t total = 0;
   kiln_count_kind_t kind = KILN_COUNT_CPU;
-  kiln_folded_render(&kind, 1, &out, &total);
+  static const char *const kind_name = "cpu";
+  kiln_folded_render(&kind, &kind_name, 1, &out, &total, NULL);
   size_t lines = 0;
   for (size_t i = 0; i < out.len; i++) lines += out.data[i] == '\n';
   const char *want = "[kiln: truncated];f_mid 1\n"
@@ -42,6 +44,29 @@ static void folded_render(void) {
   KT_CHECK(out.len == strlen(want) && memcmp(out.data, want, out.len) == 0);
   if (out.len != strlen(want)) fprintf(stderr, "got:\n%.*s", (int)out.len, out.data);
   kiln_buf_free(&out);
+
+  /* Again with the stacks file: same folded bytes, and the stacks. */
+  kiln_buf_t out2 = {0}, st = {0};
+  kiln_folded_render(&kind, &kind_name, 1, &out2, &total, &st);
+  KT_CHECK(out2.len == strlen(want) && memcmp(out2.data, want, out2.len) == 0);
+  kiln_buf_put(&st, "", 1);
+  const char *t = st.data;
+  KT_CHECK(t != NULL && strncmp(t, "kiln-stacks\t1\nmodule\t1\t", 22) == 0);
+  KT_CHECK(strstr(t, "\t-\tf_leaf\n") != NULL && strstr(t, "\t-\tf_root\n") != NULL);
+  KT_CHECK(strstr(t, "frame\t2\t0\t0\t-\t[kiln: truncated]\n") != NULL);
+  const char *k = strstr(t, "kind\tcpu\t10\n");
+  KT_CHECK(k != NULL);
+  /* Four stacks (s1 and s2 not merged: their pcs differ), counts adding to 10. */
+  unsigned long sum = 0, nstacks = 0;
+  for (const char *l = k ? strchr(k, '\n') + 1 : ""; *l; l = strchr(l, '\n') + 1) {
+    sum += strtoul(l, NULL, 10);
+    nstacks++;
+  }
+  KT_CHECK(nstacks == 4 && sum == 10);
+  /* The truncated stack: marker first, then f_mid's frame. */
+  KT_CHECK(k != NULL && strstr(k, "\t2 ") != NULL);
+  kiln_buf_free(&out2);
+  kiln_buf_free(&st);
 }
 
 static void out_write_whole(void) {

@@ -1,7 +1,9 @@
 /* The signal path never calls malloc: the whole runtime, linked
- * statically, samples two busy threads at 4000 Hz with each unwinder while
- * this program's own malloc family counts the calls made from inside the
- * SIGPROF handler. Any such call fails the test. */
+ * statically, samples busy threads at 4000 Hz with the POSIX timer (the
+ * perf timer has no handler at all) and each unwinder while this program's
+ * own malloc family counts the calls made from inside the SIGPROF handler.
+ * One thread exists before kiln_start (sampled from outside), two are
+ * created after. Any such call fails the test. */
 #include "kiln_internal.h"
 #include "kiln.h"
 #include "kt.h"
@@ -52,20 +54,30 @@ static void run(int unwind) {
   o.quiet = 1;
   o.out_dir = "/tmp";
   atomic_store(&in_handler_calls, 0);
-  KT_CHECK(kiln_start(&o) == 0);
   stop = 0;
+  pthread_t early;
+  pthread_create(&early, NULL, busy, (void *)3);
+  KT_CHECK(kiln_start(&o) == 0);
   pthread_t a, b;
   pthread_create(&a, NULL, busy, (void *)1);
   pthread_create(&b, NULL, busy, (void *)2);
-  struct timespec ts = {0, 600000000};
-  nanosleep(&ts, NULL);
+  /* Until the handler has run 1000 times (the POSIX timer ticks at most
+   * CONFIG_HZ a thread), or 20 s on a machine that is very busy. */
+  kiln_thread_totals_t now;
+  for (int i = 0; i < 200; i++) {
+    struct timespec ts = {0, 100000000};
+    nanosleep(&ts, NULL);
+    kiln_threads_totals(&now);
+    if (now.samples >= 1000) break;
+  }
   stop = 1;
   pthread_join(a, NULL);
   pthread_join(b, NULL);
+  pthread_join(early, NULL);
   kiln_thread_totals_t tot;
   kiln_threads_totals(&tot);
   kiln_stop();
-  KT_CHECK(tot.samples > 1000);
+  KT_CHECK(tot.samples >= 1000);
   KT_CHECK(atomic_load(&all_calls) > 0);
   KT_CHECK(atomic_load(&in_handler_calls) == 0);
   printf("# %s: %llu samples, %lu malloc-family calls in the handler\n",
@@ -77,6 +89,7 @@ static void nomalloc_libunwind(void) { run(KILN_UNWIND_WITH_LIBUNWIND); }
 static void nomalloc_fp(void) { run(KILN_UNWIND_WITH_FP); }
 
 int main(void) {
+  setenv("KILN_TIMER", "posix", 1);
   KT_RUN(nomalloc_fp);
   KT_RUN(nomalloc_libunwind);
   return kt_failed_tests != 0;

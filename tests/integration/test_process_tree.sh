@@ -1,0 +1,59 @@
+# Process trees: the processes below the one the user profiled write
+# nothing to stderr (a parent capturing a child's stderr sees the same
+# bytes) and no empty profiles; the top's summary counts them. Forks while
+# other threads allocate and unwind never hang the child.
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/cpu_lib.sh"
+export KILN_QUIET=
+PY=/usr/bin/python3
+
+# Fork while two threads allocate (and are sampled): 200 forks a run,
+# several runs, cpu and cpu,alloc; a hang is caught by timeout (rc 124).
+for mode in cpu cpu,alloc; do
+  bad=0
+  for run in 1 2 3; do
+    KILN_MODE=$mode KILN_OUT="$T/forks-$run" LD_PRELOAD=$LIBKILN timeout -k 5 120 "$EX/proc_storm" forkthreads 200 \
+      >/dev/null 2>&1 || bad=$((bad + 1))
+  done
+  check_eq "fork x200 with allocating threads ($mode, 3 runs): no child hangs" 0 "$bad"
+done
+
+# A parent capturing its child's stderr sees the same bytes.
+if [ -x "$PY" ]; then
+  run_pair "subprocess capture_output: the child's stderr unchanged" "$T/capture" "$PY" -c '
+import subprocess, sys
+r = subprocess.run(["sh", "-c", "echo out; echo err >&2; '"$EX"'/cpu_split 1"], capture_output=True)
+print(repr(r.stdout), repr(r.stderr), r.returncode)'
+fi
+run_pair 'shell $(cmd 2>&1): the same bytes' "$T/subst" bash -c 'x=$(sh -c "echo hi; echo err >&2; ls /nonexistent-kiln" 2>&1); echo "[$x]"'
+# Only the top process speaks, and it counts the others.
+d="$T/gcc"
+printf 'int main(void) { return 0; }\n' > "$T/x.c"
+KILN_OUT=$d LD_PRELOAD=$LIBKILN cc -O2 -c -o "$T/x.o" "$T/x.c" 2>"$T/gcc.err"
+top=$(sed -n 's/^kiln: \([^[]*\)\[\([0-9]*\)\].*/\2/p' "$T/gcc.err" | sort -u)
+check_eq "gcc: kiln lines on stderr come from the top process only" 1 "$(echo "$top" | grep -c .)"
+grep -q "tree: [0-9]* process.* below" "$T/gcc.err" && pass "gcc: the top's summary counts the processes below (cc1, as)" ||
+  fail "gcc: tree line" "$(cat "$T/gcc.err")"
+
+# No empty profiles: children that recorded nothing write no files.
+d="$T/storm"
+KILN_OUT=$d LD_PRELOAD=$LIBKILN "$EX/proc_storm" fork 50 >/dev/null 2>"$T/storm.err"
+top=$(ls "$d"/proc_storm.*.meta.json | head -n 1 | sed 's/.*proc_storm\.\([0-9]*\)\.meta.json/\1/')
+grep -q "proc_storm\[$top\]: tree: 50 processes below" "$T/storm.err" && pass "fork x50: the top counts 50 processes below" ||
+  fail "fork x50: tree line" "$(cat "$T/storm.err")"
+empty=0
+for m in "$d"/*.meta.json; do
+  grep -q '"samples": 0,' "$m" && ! grep -q "\"pid\": $top," "$m" && empty=$((empty + 1))
+done
+check_eq "fork x50: no profile of a child without samples" 0 "$empty"
+written=$(( $(ls "$d"/*.meta.json | wc -l) - 1 ))
+said=$(sed -n 's/.*below: \([0-9]*\) profiled.*/\1/p' "$T/storm.err")
+check_eq "fork x50: the profiled children counted are those with files" "$written" "$said"
+check_eq "the tree file is removed at the top's exit" 0 "$(ls -a "$d" | grep -c '^\.kiln-tree')"
+# Messages of processes below are counted, not printed.
+d="$T/below-warn"
+KILN_OUT=$d LD_PRELOAD=$LIBKILN bash -c 'KILN_HZ=abc '"$EX"'/cpu_split 1; true' >/dev/null 2>"$T/warn.err"
+if grep -q "tree: 1 kiln message below (not shown on their stderr), the first: KILN_HZ=abc" "$T/warn.err" &&
+   [ "$(grep -c 'KILN_HZ=abc' "$T/warn.err")" = 1 ]; then
+  pass "a warning of a process below: not on stderr, one line at the top"
+else fail "warning below" "$(cat "$T/warn.err")"; fi
