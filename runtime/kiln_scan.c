@@ -80,6 +80,7 @@ typedef struct kiln_scan {
   uintptr_t self_mod_lo, self_mod_hi; /* kiln's own module (preloaded), skipped */
   uintptr_t alloc_mod_lo, alloc_mod_hi; /* the allocator's library (not glibc), skipped */
   uintptr_t alloc_tls_below, alloc_tls_size; /* its static TLS, below each thread pointer */
+  uintptr_t self_tls_below, self_tls_size;   /* kiln's own (the last block each thread allocated) */
   bool glibc_malloc;    /* chunk headers tell allocator-internal pointers */
   uintptr_t hidden_lo[64], hidden_hi[64]; /* root words read as 0 (kiln_freeres_hidden_words) */
   size_t nhidden;
@@ -161,6 +162,8 @@ static int kiln_scan_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
     sc->nranges = first;
     sc->self_mod_lo = mod_lo;
     sc->self_mod_hi = mod_hi;
+    sc->self_tls_below = tls_below;
+    sc->self_tls_size = tls_size;
   } else if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0' && c->alloc_addr >= mod_lo &&
              c->alloc_addr < mod_hi && !kiln_scan_is_libc(info->dlpi_name)) {
     /* A malloc of its own (jemalloc, tcmalloc): its data and its TLS are
@@ -404,15 +407,29 @@ static void kiln_scan_dtv(kiln_scan_t *sc, uintptr_t tp) {
   kiln_scan_root(sc, dtv, hi < m->hi ? hi : m->hi);
 }
 
-/* A root holding static TLS: all of it but the allocator's own block. */
+/* A root holding static TLS: all of it but the allocator's own block and
+ * kiln's (its hooks keep the address of each thread's last block there). */
 static void kiln_scan_tls_root(kiln_scan_t *sc, uintptr_t tp, uintptr_t lo, uintptr_t hi) {
-  if (sc->alloc_tls_size == 0 || tp < sc->alloc_tls_below) {
-    kiln_scan_root(sc, lo, hi);
-    return;
+  uintptr_t cut_lo[2], cut_hi[2];
+  int ncut = 0;
+  if (sc->alloc_tls_size != 0 && tp >= sc->alloc_tls_below) {
+    cut_lo[ncut] = tp - sc->alloc_tls_below;
+    cut_hi[ncut++] = tp - sc->alloc_tls_below + sc->alloc_tls_size;
   }
-  uintptr_t a_lo = tp - sc->alloc_tls_below, a_hi = a_lo + sc->alloc_tls_size;
-  if (a_lo > lo) kiln_scan_root(sc, lo, a_lo < hi ? a_lo : hi);
-  if (a_hi < hi) kiln_scan_root(sc, a_hi > lo ? a_hi : lo, hi);
+  if (sc->self_tls_size != 0 && tp >= sc->self_tls_below) {
+    cut_lo[ncut] = tp - sc->self_tls_below;
+    cut_hi[ncut++] = tp - sc->self_tls_below + sc->self_tls_size;
+  }
+  if (ncut == 2 && cut_lo[1] < cut_lo[0]) {
+    uintptr_t l = cut_lo[0], h = cut_hi[0];
+    cut_lo[0] = cut_lo[1], cut_hi[0] = cut_hi[1];
+    cut_lo[1] = l, cut_hi[1] = h;
+  }
+  for (int i = 0; i < ncut && lo < hi; i++) {
+    if (cut_lo[i] > lo) kiln_scan_root(sc, lo, cut_lo[i] < hi ? cut_lo[i] : hi);
+    if (cut_hi[i] > lo) lo = cut_hi[i];
+  }
+  if (lo < hi) kiln_scan_root(sc, lo, hi);
 }
 
 static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp) {
@@ -571,9 +588,12 @@ static void kiln_scan_mappings(kiln_scan_t *sc, pid_t self, const uintptr_t *tps
     kiln_scan_skip_add(sc, (uintptr_t)rl, (uintptr_t)rl + bytes);
   }
   kiln_allocmaps_foreach(kiln_scan_skip_one, sc);
-  for (int i = 0; i < ntps && sc->alloc_tls_size != 0; i++)
-    if (tps[i] > sc->alloc_tls_below)
+  for (int i = 0; i < ntps; i++) {
+    if (sc->alloc_tls_size != 0 && tps[i] > sc->alloc_tls_below)
       kiln_scan_skip_add(sc, tps[i] - sc->alloc_tls_below, tps[i] - sc->alloc_tls_below + sc->alloc_tls_size);
+    if (sc->self_tls_size != 0 && tps[i] > sc->self_tls_below)
+      kiln_scan_skip_add(sc, tps[i] - sc->self_tls_below, tps[i] - sc->self_tls_below + sc->self_tls_size);
+  }
   kiln_scan_skip_sort(sc);
 
   for (size_t i = 0; i < sc->nmaps; i++) {
