@@ -146,7 +146,9 @@ KILN_EXPORT KILN_PASS_TEXT int munmap(void *addr, size_t len) {
 /* ----------------------------------------------------------- identity */
 
 KILN_PASS_TEXT static void kiln_interpose_become(uid_t uid) {
-  if (uid != (uid_t)-1 && kiln_profiler_active()) kiln_out_before_setuid(uid);
+  if (uid == (uid_t)-1 || !kiln_profiler_active() || geteuid() != 0 || uid == 0) return;
+  kiln_tree_before_setuid();
+  kiln_out_before_setuid(uid);
 }
 
 KILN_EXPORT KILN_PASS_TEXT int setuid(uid_t uid) {

@@ -686,6 +686,10 @@ void kiln_collector_after_fork_child(void) KILN_INTERNAL;
 int kiln_tree_start(const char *out_dir) KILN_INTERNAL; /* normal; 0 / -errno */
 bool kiln_tree_is_top(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
 void kiln_tree_after_fork_child(void) KILN_INTERNAL;
+/* A process below about to give up root (the setuid family's interposers):
+ * the tree file is opened now and kept (close-on-exec, at the top of the
+ * fd range), as the new user could not open root's file. Normal context. */
+void kiln_tree_before_setuid(void) KILN_INTERNAL;
 /* What a process below wrote at its end. [signal] */
 typedef struct kiln_tree_rec {
   const char *prog;
@@ -735,6 +739,9 @@ const char *kiln_out_error(int rc) KILN_INTERNAL;
  * when uid could not write the output directory, a subdirectory uid-N is
  * made and given to it now, and the process writes there from then on. */
 void kiln_out_before_setuid(uid_t uid) KILN_INTERNAL;
+/* fd moved to the top of the descriptor range (close-on-exec), out of the
+ * way of a program that expects its low numbers free; fd itself if none. */
+int kiln_out_high_fd(int fd) KILN_INTERNAL;
 /* Set-user-ID or set-group-ID (AT_SECURE, or effective ids not the real
  * ones): kiln_start then needs an explicit output directory. */
 bool kiln_out_secure(void) KILN_INTERNAL;

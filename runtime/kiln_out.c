@@ -98,7 +98,7 @@ const char *kiln_out_error(int rc) { return kiln_out.detail[0] != '\0' ? kiln_ou
 
 /* Moves fd to the top of the descriptor range (close-on-exec), out of the
  * way of a program that expects its low numbers free. */
-static int kiln_out_high_fd(int fd) {
+int kiln_out_high_fd(int fd) {
   struct rlimit rl;
   /* Not above 1024: a descriptor near a limit of a million would make the
    * kernel grow the program's fd table to match. */

@@ -75,7 +75,7 @@ if [ $root = 1 ]; then
     "$(grep -c '^kiln: kiln_start: a set-user-ID or set-group-ID program must name its output directory' "$T/err")"
   mkdir -p "$T/suid-out"
   out=$(cd "$C" && setpriv --reuid=65534 --regid=65534 --clear-groups "$S" "$T/suid-out" 2>"$T/err")
-  check_eq "set-user-ID with an explicit directory: profiles there, none in the caller's" "kiln_start: 0 2 0" \
+  check_eq "set-user-ID with an explicit directory: profiles there (folded, stacks, meta), none in the caller's" "kiln_start: 0 3 0" \
     "$out $(ls "$T/suid-out" | grep -c '^suid\.') $(ls -A "$C" | wc -l)"
 else
   echo "(not root: the set-user-ID checks need root)"
@@ -132,8 +132,13 @@ EOF
   # nginx sends its stderr to its error log: the summary lines are there.
   cat "$N/stderr" "$N/logs/error.log" > "$N/all"
   for f in $(sed -n 's/^kiln: nginx\[[0-9]*\]: .* -> //p' "$N/all"); do [ -e "$f" ] || bad=$((bad + 1)); done
-  check_eq "nginx: every summary line names a file that exists (5 lines)" "5 0" \
+  # One summary for the tree: the master's line and its tree line, which
+  # counts the workers, nobody's after setuid, from the records they wrote
+  # to the tree file they opened while still root.
+  check_eq "nginx: every summary line names a file that exists (the master's, the tree's)" "2 0" \
     "$(grep -c '^kiln: nginx\[[0-9]*\]: .* -> ' "$N/all") $bad"
+  check_eq "nginx: the tree line counts the 4 workers' profiles (a folded file and a meta file each)" 1 \
+    "$(grep -c '^kiln: nginx\[[0-9]*\]: tree: 4 processes below: 4 profiled (4 nginx), 0 recorded nothing (no files written); 8 files -> ' "$N/all")"
   check_eq "nginx: no kiln error in its log or on stderr" 0 "$(cat "$N/logs/error.log" "$N/stderr" | grep -c 'kiln: cannot')"
 else
   echo "(not root, or no nginx/curl: the nginx checks are skipped)"
