@@ -716,11 +716,13 @@ int kiln_tree_collect(kiln_tree_totals_t *t, bool remove) KILN_INTERNAL;
 /* The output directory: reached from "/" with openat(O_NOFOLLOW), missing
  * parts created (0755); a symlink on the way is followed only when owned by
  * root or this process's user, or by the owner of a directory nobody else
- * may write (a link planted in /tmp by another user is refused). Opened at
- * start (kiln_out_open: while the process still has its first rights) and
- * kept as a descriptor at the top of the fd range, close-on-exec; another
- * directory (kiln_dump(dir)) is opened the same way when used. Normal
- * context; thread-safe. 0 / -errno, with the reason in kiln_out_error. */
+ * may write (a link planted in /tmp by another user is refused). Walked at
+ * start (kiln_out_open) and at each use, the descriptor closed after it
+ * (the program sees none of kiln's); from a setuid on
+ * (kiln_out_before_setuid) it is kept at the top of the fd range,
+ * close-on-exec. Another directory (kiln_dump(dir)) is walked the same way.
+ * Normal context; thread-safe. 0 / -errno, with the reason in
+ * kiln_out_error. */
 int kiln_out_open(const char *dir) KILN_INTERNAL;
 /* dir held open (walked, made if need be). emergency: from an emergency
  * dump (no stdio, no malloc; the lock is only taken when free). */

@@ -2,9 +2,11 @@
  * is reached (and missing parts created) by walking it from "/" one
  * component at a time with openat(O_NOFOLLOW | O_DIRECTORY) and mkdirat,
  * so that a symlink planted in a shared directory (/tmp) cannot send the
- * files elsewhere; it is opened once, at start, while the process still has
- * the rights it started with, and kept as a descriptor at the top of the fd
- * range (close-on-exec). Each file is written under an unpredictable
+ * files elsewhere; it is walked at start (errors show early) and again for
+ * each use, the descriptor closed after it, so that a program that counts
+ * or closes its descriptors sees none of kiln's. A process about to change
+ * its user keeps it instead, at the top of the fd range (close-on-exec),
+ * opened while it still has the rights it started with. Each file is written under an unpredictable
  * temporary name (getrandom) created O_CREAT|O_EXCL|O_NOFOLLOW in it, then
  * renamed over the final name, so a reader sees the old file or the new
  * one, never half of one. A process that gives up root for another user
@@ -36,6 +38,7 @@ typedef struct kiln_out_dir {
   char where[4096]; /* where fd really is: path, or path/uid-N after a setuid */
   dev_t dev;
   ino_t ino;
+  bool keep; /* fd stays open between writes (after a setuid) */
 } kiln_out_dir_t;
 
 static struct {
@@ -49,7 +52,7 @@ static struct {
   bool atfork;
   char detail[600];     /* the last failure, in words, for kiln_out_error */
   char errbuf[32];
-} kiln_out = {0, 0, {"", -1, "", 0, 0}, {"", -1, "", 0, 0}, false, "", ""};
+} kiln_out = {0, 0, {"", -1, "", 0, 0, false}, {"", -1, "", 0, 0, false}, false, "", ""};
 
 /* Takes the lock (waiting for another thread to let go), or, in an
  * emergency, only when free or already ours: false then. */
@@ -91,7 +94,7 @@ bool kiln_out_secure(void) {
 }
 
 const char *kiln_out_where(const char *dir) {
-  return kiln_out.main.fd >= 0 && strcmp(kiln_out.main.path, dir) == 0 ? kiln_out.main.where : dir;
+  return kiln_out.main.path[0] != '\0' && strcmp(kiln_out.main.path, dir) == 0 ? kiln_out.main.where : dir;
 }
 
 const char *kiln_out_error(int rc) { return kiln_out.detail[0] != '\0' ? kiln_out.detail : kiln_out_strerror(-rc); }
@@ -202,11 +205,19 @@ static int kiln_out_hold(kiln_out_dir_t *d, const char *dir) {
   return fd;
 }
 
-/* The fd of dir, the run's directory or another. Under the lock. */
-static int kiln_out_dir_fd(const char *dir) {
+/* The record of dir, the run's directory or another. Under the lock. */
+static kiln_out_dir_t *kiln_out_dir_of(const char *dir) {
   kiln_out.detail[0] = '\0';
-  if (kiln_out.main.path[0] != '\0' && strcmp(kiln_out.main.path, dir) == 0) return kiln_out_hold(&kiln_out.main, dir);
-  return kiln_out_hold(&kiln_out.other, dir);
+  if (kiln_out.main.path[0] != '\0' && strcmp(kiln_out.main.path, dir) == 0) return &kiln_out.main;
+  return &kiln_out.other;
+}
+
+/* After a use: the descriptor is closed again unless kept, so that a
+ * program that counts or closes its descriptors sees none of kiln's. */
+static void kiln_out_let_go(kiln_out_dir_t *d) {
+  if (d->keep || d->fd < 0) return;
+  close(d->fd);
+  d->fd = -1;
 }
 
 static void kiln_out_fork_prepare(void) { kiln_out_lock(false); }
@@ -224,6 +235,7 @@ int kiln_out_open(const char *dir) {
     kiln_out.atfork = pthread_atfork(kiln_out_fork_prepare, kiln_out_fork_parent, kiln_out_fork_child) == 0;
   kiln_out.detail[0] = '\0';
   int rc = kiln_out_hold(&kiln_out.main, dir);
+  kiln_out_let_go(&kiln_out.main);
   kiln_out_unlock();
   return rc < 0 ? rc : 0;
 }
@@ -243,7 +255,9 @@ static int kiln_out_dir_fd_unlocked(const char *dir, int *own) {
 int kiln_out_mkdirs(const char *dir, bool emergency) {
   int own = -1, rc;
   if (kiln_out_lock(emergency)) {
-    rc = kiln_out_dir_fd(dir);
+    kiln_out_dir_t *d = kiln_out_dir_of(dir);
+    rc = kiln_out_hold(d, dir);
+    kiln_out_let_go(d);
     kiln_out_unlock();
   } else {
     rc = kiln_out_dir_fd_unlocked(dir, &own);
@@ -266,7 +280,8 @@ static int kiln_out_tmp_name(char *out, size_t size, const char *name) {
 int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len, bool emergency) {
   bool locked = kiln_out_lock(emergency);
   int own = -1;
-  int dfd = locked ? kiln_out_dir_fd(dir) : kiln_out_dir_fd_unlocked(dir, &own), rc = 0, fd = -1;
+  kiln_out_dir_t *d = locked ? kiln_out_dir_of(dir) : NULL;
+  int dfd = locked ? kiln_out_hold(d, dir) : kiln_out_dir_fd_unlocked(dir, &own), rc = 0, fd = -1;
   char tmp[512];
   if (dfd < 0) {
     rc = dfd;
@@ -311,7 +326,10 @@ int kiln_out_write_file(const char *dir, const char *name, const char *data, siz
   if (rc != 0) unlinkat(dfd, tmp, 0);
 out:
   if (own >= 0) close(own);
-  if (locked) kiln_out_unlock();
+  if (locked) {
+    kiln_out_let_go(d);
+    kiln_out_unlock();
+  }
   return rc;
 }
 
@@ -320,7 +338,11 @@ void kiln_out_before_setuid(uid_t uid) {
   kiln_out_lock(false);
   kiln_out_dir_t *d = &kiln_out.main;
   struct stat st;
-  if (!kiln_out_still(d) || fstat(d->fd, &st) < 0 || st.st_uid == uid || (st.st_mode & S_IWOTH)) goto out;
+  /* Held from now on: the new user may not reach the directory by its
+   * path (a parent only root may enter). */
+  if (d->path[0] == '\0' || kiln_out_hold(d, d->path) < 0) goto out;
+  d->keep = true;
+  if (fstat(d->fd, &st) < 0 || st.st_uid == uid || (st.st_mode & S_IWOTH)) goto out;
   /* uid could not write here: a directory of its own, made (and given to
    * it) while this process can. */
   char sub[32];
