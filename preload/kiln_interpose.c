@@ -7,6 +7,10 @@
  *                    the exit and fatal signals: the program's view
  *   exec*            the profile so far is written and no kiln signal or
  *                    timer survives into the new image
+ *   mmap/munmap      the leak scan learns which mappings the allocator
+ *                    made (its bookkeeping, never the program's roots)
+ *   setuid & co.     a root process about to become another user gets a
+ *                    place that user may write its profile in
  * Runs in whatever thread the program calls from; never in the handler.
  * The wrappers that only forward live in the kiln_pass section: a CPU
  * sample drops their frames, so that stacks read as without kiln. */
@@ -17,6 +21,7 @@
 #include <link.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -110,6 +115,68 @@ KILN_EXPORT KILN_PASS_TEXT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, 
   int rc = kiln_libc.dl_iterate_phdr(cb, data);
   kiln_unwind_unsafe_leave();
   return rc;
+}
+
+/* ----------------------------------------------------------- mappings */
+
+/* Forwarded as the system call itself: an allocator maps memory before
+ * anything is resolved (jemalloc in its constructor), and dlsym there
+ * could re-enter it. */
+KILN_PASS_TEXT static void *kiln_interpose_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void *caller) {
+  long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  if (r < 0 && r > -4096) return MAP_FAILED; /* syscall() set errno */
+  kiln_allocmaps_on_mmap((void *)r, len, prot, flags, caller);
+  return (void *)r;
+}
+
+KILN_EXPORT KILN_PASS_TEXT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return kiln_interpose_mmap(addr, len, prot, flags, fd, off, __builtin_return_address(0));
+}
+
+KILN_EXPORT KILN_PASS_TEXT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return kiln_interpose_mmap(addr, len, prot, flags, fd, off, __builtin_return_address(0));
+}
+
+KILN_EXPORT KILN_PASS_TEXT int munmap(void *addr, size_t len) {
+  int rc = (int)syscall(SYS_munmap, addr, len);
+  if (rc == 0) kiln_allocmaps_on_munmap(addr, len);
+  return rc;
+}
+
+/* ----------------------------------------------------------- identity */
+
+KILN_PASS_TEXT static void kiln_interpose_become(uid_t uid) {
+  if (uid == (uid_t)-1 || !kiln_profiler_active() || geteuid() != 0 || uid == 0) return;
+  kiln_tree_before_setuid();
+  kiln_out_before_setuid(uid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setuid(uid_t uid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setuid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_become(uid);
+  return kiln_libc.setuid(uid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int seteuid(uid_t euid) {
+  kiln_libc_resolve();
+  if (kiln_libc.seteuid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_become(euid);
+  return kiln_libc.seteuid(euid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setreuid(uid_t ruid, uid_t euid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setreuid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_become(euid != (uid_t)-1 ? euid : ruid);
+  return kiln_libc.setreuid(ruid, euid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setresuid(uid_t ruid, uid_t euid, uid_t suid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setresuid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_become(euid != (uid_t)-1 ? euid : ruid);
+  return kiln_libc.setresuid(ruid, euid, suid);
 }
 
 /* ----------------------------------------------------------- pipes */

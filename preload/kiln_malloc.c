@@ -66,6 +66,7 @@ KILN_EXPORT KILN_HOOK_TEXT void *malloc(size_t size) {
   void *p = kiln_libc.malloc(size);
   int e = errno;
   kiln_heap_on_alloc(p, size);
+  kiln_scan_clear_link(p, size);
   errno = e;
   kiln_heap_guard_leave();
   return p;
@@ -164,7 +165,10 @@ KILN_EXPORT KILN_HOOK_TEXT int posix_memalign(void **out, size_t align, size_t s
   if (!kiln_malloc_enter(size)) return kiln_libc.posix_memalign(out, align, size);
   int e = errno;
   int rc = kiln_libc.posix_memalign(out, align, size);
-  if (rc == 0) kiln_heap_on_alloc(*out, size);
+  if (rc == 0) {
+    kiln_heap_on_alloc(*out, size);
+    kiln_scan_clear_link(*out, size);
+  }
   errno = e;
   kiln_heap_guard_leave();
   return rc;
@@ -179,6 +183,7 @@ KILN_EXPORT KILN_HOOK_TEXT int posix_memalign(void **out, size_t align, size_t s
     void *p_ = call;                                                  \
     int e_ = errno;                                                   \
     kiln_heap_on_alloc(p_, size);                                     \
+    kiln_scan_clear_link(p_, size);                                   \
     errno = e_;                                                       \
     kiln_heap_guard_leave();                                          \
     return p_;                                                        \

@@ -41,11 +41,54 @@ static int kiln_check_by_bytes(const void *a, const void *b) {
   return x->blocks > y->blocks ? -1 : x->blocks < y->blocks;
 }
 
+/* Sites with the same frames, next to each other. */
+static int kiln_check_by_frames(const void *a, const void *b) {
+  const kiln_leak_site_t *x = a, *y = b;
+  if (x->depth != y->depth) return x->depth < y->depth ? -1 : 1;
+  for (size_t k = 0; k < x->depth; k++)
+    if (x->frames[k] != y->frames[k]) return (uintptr_t)x->frames[k] < (uintptr_t)y->frames[k] ? -1 : 1;
+  return 0;
+}
+
+static const char kiln_check_self; /* an address in kiln's own module */
+
+/* A frame of kiln itself (its pthread_create wrapper, its thread start):
+ * in kiln's module, named kiln_* or for the function kiln interposes. */
+static bool kiln_check_kiln_frame(const kiln_module_t *self, uintptr_t pc, const kiln_buf_t *name) {
+  if (self == NULL || pc - 1 < self->lo || pc - 1 >= self->hi || name->data == NULL) return false;
+  return (name->len > 5 && memcmp(name->data, "kiln_", 5) == 0) ||
+         (name->len == 14 && memcmp(name->data, "pthread_create", 14) == 0);
+}
+
+/* Blocks glibc frees at exit (a thread's DTV, locale data:
+ * kiln_freeres_glibc_stack) are not a scope's leaks: left out. */
+static size_t kiln_check_drop_glibc(kiln_check_block_t *recs, size_t n) {
+  kiln_sort(recs, n, sizeof *recs, kiln_check_by_stack);
+  kiln_modules_refresh();
+  kiln_symbols_t *sy = kiln_symbols_open();
+  kiln_buf_t name = {0};
+  size_t m = 0;
+  bool glibc = false;
+  for (size_t i = 0; i < n; i++) {
+    if (i == 0 || recs[i].stack_id != recs[i - 1].stack_id)
+      glibc = kiln_freeres_glibc_stack(kiln_stacktab_get(recs[i].stack_id), sy, &name);
+    if (!glibc) recs[m++] = recs[i];
+  }
+  kiln_buf_free(&name);
+  kiln_symbols_close(sy);
+  return m;
+}
+
 /* Builds a report from per-stack (stack_id, bytes, count) records: one
- * mapping holds the sites and their frames. */
+ * mapping holds the sites and their frames. A site's frames start at the caller of operator new and leave
+ * kiln's own frames out; sites whose frames are then the same are one. */
 static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_report_t *out) {
   memset(out, 0, sizeof *out);
   kiln_sort(recs, n, sizeof *recs, kiln_check_by_stack);
+  /* The report's own symbolizer: another thread may be dumping. */
+  kiln_modules_refresh();
+  kiln_symbols_t *sy = kiln_symbols_open();
+  kiln_buf_t name = {0};
   size_t nsites = 0, nframes = 0;
   for (size_t i = 0; i < n; i++) {
     if (i > 0 && recs[i].stack_id == recs[i - 1].stack_id) continue;
@@ -54,7 +97,11 @@ static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_repor
   }
   size_t size = nsites * sizeof(kiln_leak_site_t) + nframes * sizeof(void *) + 16;
   char *mem = kiln_mem_map(size);
-  if (mem == NULL) return -ENOMEM;
+  if (mem == NULL) {
+    kiln_buf_free(&name);
+    kiln_symbols_close(sy);
+    return -ENOMEM;
+  }
   kiln_leak_site_t *sites = (kiln_leak_site_t *)mem;
   const void **frames = (const void **)(mem + nsites * sizeof(kiln_leak_site_t));
   size_t s = 0;
@@ -71,22 +118,34 @@ static int kiln_check_report(kiln_check_block_t *recs, size_t n, kiln_leak_repor
     out->bytes += recs[i].bytes;
     out->blocks += recs[i].count;
   }
-  /* As in the folded files: a site starts at the caller of operator new. */
-  /* The report's own symbolizer: another thread may be dumping. */
-  kiln_modules_refresh();
-  kiln_symbols_t *sy = kiln_symbols_open();
-  kiln_buf_t name = {0};
+  const kiln_module_t *self = kiln_modules_find((uintptr_t)&kiln_check_self);
   for (size_t i = 0; i < nsites; i++) {
-    while (sites[i].depth > 1) {
+    const void **f = (const void **)sites[i].frames;
+    size_t kept = 0;
+    bool leaf = true; /* still in the allocator's C++ wrapper */
+    for (size_t k = 0; k < sites[i].depth; k++) {
       name.len = 0;
-      kiln_symbols_name(sy, (uint64_t)(uintptr_t)sites[i].frames[0], &name);
-      if (!kiln_symbols_is_alloc_wrapper(name.data, name.len)) break;
-      sites[i].frames++;
-      sites[i].depth--;
+      kiln_symbols_name(sy, (uint64_t)(uintptr_t)f[k], &name);
+      bool wrapper = leaf && k + 1 < sites[i].depth && kiln_symbols_is_alloc_wrapper(name.data, name.len);
+      leaf = wrapper;
+      if (wrapper || (kiln_check_kiln_frame(self, (uintptr_t)f[k], &name) && sites[i].depth > 1)) continue;
+      f[kept++] = f[k];
     }
+    if (kept > 0) sites[i].depth = kept;
   }
   kiln_buf_free(&name);
   kiln_symbols_close(sy);
+  kiln_sort(sites, nsites, sizeof *sites, kiln_check_by_frames);
+  size_t merged = 0;
+  for (size_t i = 0; i < nsites; i++) {
+    if (merged > 0 && kiln_check_by_frames(&sites[merged - 1], &sites[i]) == 0) {
+      sites[merged - 1].bytes += sites[i].bytes;
+      sites[merged - 1].blocks += sites[i].blocks;
+    } else {
+      sites[merged++] = sites[i];
+    }
+  }
+  nsites = merged;
   kiln_sort(sites, nsites, sizeof *sites, kiln_check_by_bytes);
   out->nsites = nsites;
   out->sites = sites;
@@ -125,7 +184,7 @@ KILN_EXPORT kiln_leak_scope_t kiln_leak_begin(void) {
 }
 
 static void kiln_check_collect(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx) {
-  if (kiln_heap_is_std_buffer(addr)) return; /* glibc's, not the scope's */
+  if (kiln_freeres_is_std_buffer(addr)) return; /* glibc's, not the scope's */
   kiln_check_block_t *rec = kiln_buf_reserve(ctx, sizeof *rec);
   if (rec == NULL) return;
   rec->stack_id = stack_id;
@@ -139,8 +198,10 @@ KILN_EXPORT int kiln_leak_end(kiln_leak_scope_t scope, kiln_leak_report_t *out) 
   kiln_heap_guard_enter();
   kiln_buf_t recs = {0};
   kiln_heap_scope_end(scope.first, kiln_check_collect, &recs);
-  size_t n = recs.len / sizeof(kiln_check_block_t);
-  int rc = recs.failed ? -ENOMEM : (int)n;
+  size_t n = recs.failed ? 0 : kiln_check_drop_glibc((kiln_check_block_t *)recs.data, recs.len / sizeof(kiln_check_block_t));
+  size_t blocks = 0;
+  for (size_t i = 0; i < n; i++) blocks += ((kiln_check_block_t *)recs.data)[i].count;
+  int rc = recs.failed ? -ENOMEM : (int)blocks;
   if (rc >= 0 && out != NULL) {
     int e = kiln_check_report((kiln_check_block_t *)recs.data, n, out);
     if (e < 0) rc = e;

@@ -18,6 +18,10 @@
 /* Anonymous, zeroed memory from mmap: the runtime never uses malloc. */
 void *kiln_mem_map(size_t bytes) KILN_INTERNAL;           /* NULL on failure */
 void kiln_mem_unmap(void *p, size_t bytes) KILN_INTERNAL;
+/* The runtime's mappings now (kiln_mem_map, arenas, buffers): up to max
+ * [lo, hi) pairs, for the leak scan, which must never take them for the
+ * program's memory. Normal context. */
+size_t kiln_mem_regions_list(uintptr_t *lo, uintptr_t *hi, size_t max) KILN_INTERNAL;
 
 /* A lock-free bump arena reserved up front (MAP_NORESERVE); pages are touched
  * only as they are used. Nothing is freed but the whole arena. */
@@ -90,6 +94,10 @@ typedef struct kiln_libc {
   void *(*memalign)(size_t, size_t);
   void *(*valloc)(size_t);
   void *(*pvalloc)(size_t);
+  int (*setuid)(uid_t);
+  int (*seteuid)(uid_t);
+  int (*setreuid)(uid_t, uid_t);
+  int (*setresuid)(uid_t, uid_t, uid_t);
 } kiln_libc_t;
 extern kiln_libc_t kiln_libc KILN_INTERNAL;
 /* Fills kiln_libc once (dlsym RTLD_NEXT). Normal context. */
@@ -401,10 +409,6 @@ void kiln_heap_restore(void *p, const kiln_heap_block_t *b) KILN_INTERNAL;
 void kiln_heap_settle(void) KILN_INTERNAL;
 void kiln_heap_stats(kiln_heap_stats_t *out) KILN_INTERNAL;
 void kiln_heap_after_fork_child(void) KILN_INTERNAL;
-/* At exit only: what glibc frees in __libc_freeres counted freed. */
-void kiln_heap_exit_freeres(void) KILN_INTERNAL;
-/* addr is the buffer of stdin, stdout or stderr (glibc's, not a leak). */
-bool kiln_heap_is_std_buffer(uint64_t addr) KILN_INTERNAL;
 void kiln_heap_reset(void) KILN_INTERNAL;
 bool kiln_heap_exact(void) KILN_INTERNAL; /* active, every block tracked */
 /* Leak scopes: begin returns the first allocation number of the scope;
@@ -417,6 +421,28 @@ void kiln_heap_scope_end(uint64_t seq0,
 /* Around fork: the maps' shards locked, then released. */
 void kiln_heap_fork_prepare(void) KILN_INTERNAL;
 void kiln_heap_fork_release(void) KILN_INTERNAL;
+
+/* --------------------------------------------------------- kiln_freeres.c */
+typedef struct kiln_symbols kiln_symbols_t; /* kiln_symbols.c */
+/* At exit, before the leak scan: what glibc's __libc_freeres frees (which
+ * valgrind runs before its check) counted freed: the buffers glibc made
+ * for its streams (not one the program gave with setvbuf),
+ * the threads' DTVs, and the blocks of glibc's own subsystems (locales,
+ * time zones, converters, the loader's lists), told by the glibc frames
+ * nearest the allocation. Normal context, hook guard held. */
+void kiln_freeres_at_exit(void) KILN_INTERNAL;
+/* A stack of an allocation glibc's freeres frees (a DTV, locale data...):
+ * glibc's, never a leak of the program. Named with sy; name: a scratch
+ * buffer. */
+bool kiln_freeres_glibc_stack(const kiln_stack_t *s, kiln_symbols_t *sy, kiln_buf_t *name) KILN_INTERNAL;
+/* addr is the buffer glibc made for stdin, stdout or stderr (not a leak). */
+bool kiln_freeres_is_std_buffer(uint64_t addr) KILN_INTERNAL;
+/* Words the leak scan must not read as roots, up to max [lo, hi) ranges:
+ * the buffer pointers of streams the program gave a buffer (setvbuf),
+ * which exit's _IO_cleanup drops (it unbuffers every stream) before
+ * valgrind looks: such a buffer is the program's, lost if it kept no
+ * pointer of its own. Normal context. */
+size_t kiln_freeres_hidden_words(uintptr_t *lo, uintptr_t *hi, size_t max) KILN_INTERNAL;
 
 /* ------------------------------------------------------------ kiln_perf.c */
 /* Samples without a signal (see the file). A raw sample as the collector
@@ -660,6 +686,10 @@ void kiln_collector_after_fork_child(void) KILN_INTERNAL;
 int kiln_tree_start(const char *out_dir) KILN_INTERNAL; /* normal; 0 / -errno */
 bool kiln_tree_is_top(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
 void kiln_tree_after_fork_child(void) KILN_INTERNAL;
+/* A process below about to give up root (the setuid family's interposers):
+ * the tree file is opened now and kept (close-on-exec, at the top of the
+ * fd range), as the new user could not open root's file. Normal context. */
+void kiln_tree_before_setuid(void) KILN_INTERNAL;
 /* What a process below wrote at its end. [signal] */
 typedef struct kiln_tree_rec {
   const char *prog;
@@ -683,11 +713,40 @@ typedef struct kiln_tree_totals {
 int kiln_tree_collect(kiln_tree_totals_t *t, bool remove) KILN_INTERNAL;
 
 /* ------------------------------------------------------------- kiln_out.c */
-/* Creates dir and its parents (0755). 0 / -errno. */
-int kiln_out_mkdirs(const char *dir) KILN_INTERNAL;
-/* Writes data to dir/name whole: a temporary created O_CREAT|O_EXCL|
- * O_NOFOLLOW in dir, then renamed. 0 / -errno; nothing left on failure. */
-int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len) KILN_INTERNAL;
+/* The output directory: reached from "/" with openat(O_NOFOLLOW), missing
+ * parts created (0755); a symlink on the way is followed only when owned by
+ * root or this process's user, or by the owner of a directory nobody else
+ * may write (a link planted in /tmp by another user is refused). Walked at
+ * start (kiln_out_open) and at each use, the descriptor closed after it
+ * (the program sees none of kiln's); from a setuid on
+ * (kiln_out_before_setuid) it is kept at the top of the fd range,
+ * close-on-exec. Another directory (kiln_dump(dir)) is walked the same way.
+ * Normal context; thread-safe. 0 / -errno, with the reason in
+ * kiln_out_error. */
+int kiln_out_open(const char *dir) KILN_INTERNAL;
+/* dir held open (walked, made if need be). emergency: from an emergency
+ * dump (no stdio, no malloc; the lock is only taken when free). */
+int kiln_out_mkdirs(const char *dir, bool emergency) KILN_INTERNAL;
+/* Writes data to dir/name whole: a temporary with an unpredictable name
+ * (getrandom; drawn again if taken), created O_CREAT|O_EXCL|O_NOFOLLOW
+ * (0644), then renamed. 0 / -errno; nothing left on failure. emergency:
+ * as for kiln_out_mkdirs. */
+int kiln_out_write_file(const char *dir, const char *name, const char *data, size_t len,
+                        bool emergency) KILN_INTERNAL;
+/* Where files for dir really go (dir, or its uid-N subdirectory). */
+const char *kiln_out_where(const char *dir) KILN_INTERNAL;
+/* The last failure in words ("DIR/NAME is a directory"), else strerror. */
+const char *kiln_out_error(int rc) KILN_INTERNAL;
+/* A root process about to become uid (the setuid family's interposers):
+ * when uid could not write the output directory, a subdirectory uid-N is
+ * made and given to it now, and the process writes there from then on. */
+void kiln_out_before_setuid(uid_t uid) KILN_INTERNAL;
+/* fd moved to the top of the descriptor range (close-on-exec), out of the
+ * way of a program that expects its low numbers free; fd itself if none. */
+int kiln_out_high_fd(int fd) KILN_INTERNAL;
+/* Set-user-ID or set-group-ID (AT_SECURE, or effective ids not the real
+ * ones): kiln_start then needs an explicit output directory. */
+bool kiln_out_secure(void) KILN_INTERNAL;
 
 /* ---------------------------------------------------------- kiln_folded.c */
 /* Renders the counts of each kind as folded text into outs[k] (root first,
@@ -720,12 +779,58 @@ bool kiln_suppress_stack(const kiln_suppress_t *sup, const kiln_stack_t *s, kiln
                          kiln_buf_t *scratch) KILN_INTERNAL;
 void kiln_suppress_free(kiln_suppress_t *sup) KILN_INTERNAL;
 
+/* ------------------------------------------------------- kiln_allocmaps.c */
+/* The mmap and munmap interposers, after a successful call (any thread,
+ * from process start on; a spinlock held for one table update, no
+ * allocation): the mappings made by the allocator's own library are
+ * recorded, so that the leak scan never takes its bookkeeping for roots.
+ * Until kiln_allocmaps_prepare knows the allocator, every caller's. */
+void kiln_allocmaps_on_mmap(void *addr, size_t len, int prot, int flags, void *caller) KILN_INTERNAL;
+void kiln_allocmaps_on_munmap(void *addr, size_t len) KILN_INTERNAL;
+/* At start (normal context): keeps only the allocator library's records
+ * (none for glibc's malloc, or for one linked into the program). */
+void kiln_allocmaps_prepare(void) KILN_INTERNAL;
+/* Calls fn for each recorded mapping, under the table's lock. */
+void kiln_allocmaps_foreach(void (*fn)(uintptr_t lo, uintptr_t hi, void *ctx), void *ctx) KILN_INTERNAL;
+
+/* ------------------------------------------------------- kiln_stopworld.c */
+/* Pausing every other thread of the process for the leak scan: parked in
+ * a handler of a realtime signal (kiln_sampler_stop_signal), or, for a
+ * thread that blocks it or does not park within one bounded wait (1 s for
+ * all), stopped by a ptrace helper process (a raw clone: no atfork handler,
+ * no exit signal). Normal context, one caller at a time. */
+typedef struct kiln_stopworld_thread {
+  pid_t tid;
+  uintptr_t sp, tp;          /* its stack pointer, thread pointer (0: unknown) */
+  const uint64_t *regs;      /* its general registers (NULL: none read) */
+  size_t nregs;
+} kiln_stopworld_thread_t;
+typedef struct kiln_stopworld_counts {
+  uint64_t parked, traced, unstopped;
+} kiln_stopworld_counts_t;
+/* Before anything is locked: the parking lot and the signal. 0, -ENOMEM,
+ * or -EBUSY when the program handles every realtime signal. */
+int kiln_stopworld_prepare(void) KILN_INTERNAL;
+void kiln_stopworld_stop(void) KILN_INTERNAL;
+/* The threads seen: i in [0, count); true with *out when i is stopped. */
+int kiln_stopworld_count(void) KILN_INTERNAL;
+bool kiln_stopworld_thread(int i, kiln_stopworld_thread_t *out) KILN_INTERNAL;
+/* 1: tid is stopped; 0: seen but running on; -1: not seen. */
+int kiln_stopworld_state(pid_t tid) KILN_INTERNAL;
+void kiln_stopworld_counts(kiln_stopworld_counts_t *out) KILN_INTERNAL;
+/* Lets them all go (parked ones resume, traced ones are detached). */
+void kiln_stopworld_release(void) KILN_INTERNAL;
+/* The calling thread's thread pointer (its TCB, x86-64 %fs:0). */
+uintptr_t kiln_stopworld_thread_pointer(void) KILN_INTERNAL;
+
 /* ------------------------------------------------------------ kiln_scan.c */
 /* Leak classification, valgrind memcheck's way: each block live at exit is
  * definitely lost, indirectly lost, possibly lost or still reachable, by a
  * conservative scan from the roots (writable data of the loaded modules,
- * every thread's stack, registers and TLS) through the heap, with the other
- * threads parked in a signal handler (kiln_sampler_stop_signal). Exact
+ * every thread's stack, registers and TLS, the program's own anonymous
+ * mappings) through the heap, with the other threads parked in a signal
+ * handler (kiln_sampler_stop_signal) or, when they block it, stopped by a
+ * ptrace helper process. Exact
  * allocation tracking only. Normal context, hook guard held. */
 typedef enum {
   KILN_LEAK_DEFINITE = 0,
@@ -741,12 +846,33 @@ typedef struct kiln_scan_totals {
   uint64_t suppressed_bytes, suppressed_count;
   uint64_t blocks;                /* live blocks classified */
   uint64_t threads, threads_unstopped; /* other threads parked; gone silent */
+  uint64_t threads_traced;        /* of the threads scanned, stopped with ptrace (they block the signal) */
+  uint64_t threads_whole_stack;   /* of the unstopped, stacks scanned whole (no stack pointer) */
   double seconds;                 /* the scan, stop to classification */
 } kiln_scan_totals_t;
 /* Runs the scan when cfg asks for it (exact alloc mode, KILN_LEAK_CHECK not
  * off): fills the DEFINITE..REACHABLE counts of every stack (suppressed
  * stacks' moved out) and the totals. 0, 1 when not asked, or -errno. */
 int kiln_scan_run(const kiln_config_t *cfg) KILN_INTERNAL;
+/* An allocator leaves its free-list links in a block it hands out: glibc
+ * the bin links of a chunk (fd, bk, fd_nextsize, bk_nextsize, and those
+ * of the chunks it was split from), tcmalloc the next free object (the
+ * first word). A block the
+ * program never writes there would then seem to point at other blocks,
+ * and a conservative scan cannot tell those words from the program's own
+ * (valgrind, with an allocator of its own, never sees them). So while a
+ * leak scan is due, the malloc-family hooks clear the first 64 bytes of a
+ * new block, whose content is indeterminate (never for calloc, which
+ * zeroes, or realloc, which keeps the content). Set by kiln_scan_prepare
+ * at start. Hook context. */
+extern bool kiln_scan_links KILN_INTERNAL;
+static inline void kiln_scan_clear_link(void *p, size_t size) {
+  if (!kiln_scan_links || p == NULL) return;
+  void *volatile *w = p;
+  for (size_t i = 0, n = size < 64 ? size / sizeof *w : 64 / sizeof *w; i < n; i++) w[i] = NULL;
+}
+void kiln_scan_prepare(const kiln_config_t *cfg) KILN_INTERNAL; /* normal context, at start */
+
 /* The last scan's totals (ran false when none). */
 void kiln_scan_totals(kiln_scan_totals_t *out) KILN_INTERNAL;
 /* The count kinds of a category (bytes, blocks). */

@@ -43,6 +43,10 @@ void kiln_libc_resolve(void) {
   *(void **)&l.execve = kiln_libc_sym("execve");
   *(void **)&l.execvpe = kiln_libc_sym("execvpe");
   *(void **)&l.fexecve = kiln_libc_sym("fexecve");
+  *(void **)&l.setuid = kiln_libc_sym("setuid");
+  *(void **)&l.seteuid = kiln_libc_sym("seteuid");
+  *(void **)&l.setreuid = kiln_libc_sym("setreuid");
+  *(void **)&l.setresuid = kiln_libc_sym("setresuid");
   /* dlsym may itself allocate: those calls are served by the preload's
    * bootstrap arena until this assignment completes. */
   *(void **)&l.malloc = kiln_libc_sym("malloc");

@@ -207,6 +207,10 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
   kiln_libc_resolve();
   kiln_profiler.cfg = *cfg;
   kiln_profiler_set_prog();
+  /* Opened now, with the rights the process starts with (a daemon that
+   * drops root later still writes there); a failure is reported at the
+   * first write. */
+  kiln_out_open(kiln_profiler.cfg.out_dir);
   kiln_tree_start(kiln_profiler.cfg.out_dir);
   if ((rc = kiln_threads_init()) < 0 || (rc = kiln_stacktab_init(1u << 18)) < 0 ||
       (rc = kiln_modules_init()) < 0) {
@@ -251,6 +255,7 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
     }
     kiln_profiler.collector_on = true;
   }
+  if (alloc) kiln_scan_prepare(&kiln_profiler.cfg); /* before the first tracked block */
   if (alloc && (rc = kiln_heap_start(&kiln_profiler.cfg)) < 0)
     kiln_log("cannot map the allocation tracker's memory; allocation profiling off");
   if (!kiln_profiler.atfork_registered)
@@ -513,9 +518,10 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
       kiln_buf_printf(b, "  \"suppressed_bytes\": %llu,\n  \"suppressed_count\": %llu,\n",
                       (unsigned long long)lk.suppressed_bytes, (unsigned long long)lk.suppressed_count);
       kiln_buf_printf(b, "  \"leak_scan_blocks\": %llu,\n  \"leak_scan_threads\": %llu,\n"
+                      "  \"leak_scan_threads_traced\": %llu,\n"
                       "  \"leak_scan_threads_unstopped\": %llu,\n  \"leak_scan_seconds\": %.6f,\n",
                       (unsigned long long)lk.blocks, (unsigned long long)lk.threads,
-                      (unsigned long long)lk.threads_unstopped, lk.seconds);
+                      (unsigned long long)lk.threads_traced, (unsigned long long)lk.threads_unstopped, lk.seconds);
     }
   }
   kiln_buf_printf(b, "  \"stacks\": %llu,\n  \"table_full\": %llu,\n  \"table_bytes\": %llu,\n",
@@ -629,6 +635,7 @@ static void kiln_profiler_delta_stack(kiln_stack_t *s, void *ctx) {
  * (alloc and inuse objects/space), as Go's profiles name them. */
 static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_set_t *set) {
   const kiln_config_t *c = &kiln_profiler.cfg;
+  bool emergency = set->mode == KILN_DUMP_MODE_EMERGENCY;
   int rc = 0;
   int64_t now_ns = (int64_t)(set->until_unix * 1e9), dur_ns = (int64_t)((set->until_unix - set->from_unix) * 1e9);
   if (c->mode & KILN_MODE_CPU_BIT) {
@@ -641,7 +648,7 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
     kiln_buf_t out = {0};
     kiln_pprof_render(&spec, &out);
     kiln_fmt(set->pprof_files[0], sizeof set->pprof_files[0], "%s.cpu.pb.gz", base);
-    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[0], out.data, out.len);
+    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[0], out.data, out.len, emergency);
     kiln_buf_free(&out);
   }
   if (rc == 0 && (c->mode & KILN_MODE_ALLOC_BIT)) {
@@ -654,7 +661,7 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
     kiln_buf_t out = {0};
     kiln_pprof_render(&spec, &out);
     kiln_fmt(set->pprof_files[1], sizeof set->pprof_files[1], "%s.heap.pb.gz", base);
-    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[1], out.data, out.len);
+    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[1], out.data, out.len, emergency);
     kiln_buf_free(&out);
   }
   return rc;
@@ -795,15 +802,15 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   hin.kiln_hook_samples = r.coll.kiln_frames;
   kiln_health_assess(&hin, &set->health);
 
-  int rc = kiln_out_mkdirs(dir);
+  int rc = kiln_out_mkdirs(dir, emergency);
   for (int i = 0; i < n && rc == 0; i++) {
     if (outs[i].failed) rc = -ENOMEM;
-    else rc = kiln_out_write_file(dir, names[i], outs[i].data ? outs[i].data : "", outs[i].len);
+    else rc = kiln_out_write_file(dir, names[i], outs[i].data ? outs[i].data : "", outs[i].len, emergency);
   }
   if (rc == 0 && n > 0 && !(set->mode == KILN_DUMP_MODE_EMERGENCY) && !stacks.failed) {
     char stacks_name[220];
     kiln_fmt(stacks_name, sizeof stacks_name, "%s.stacks", base);
-    rc = kiln_out_write_file(dir, stacks_name, stacks.data ? stacks.data : "", stacks.len);
+    rc = kiln_out_write_file(dir, stacks_name, stacks.data ? stacks.data : "", stacks.len, false);
   }
   kiln_buf_free(&stacks);
   if (rc == 0 && c->pprof && set->tagged) rc = kiln_profiler_pprof(dir, base, set);
@@ -812,7 +819,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   char meta_name[300];
   kiln_fmt(meta_name, sizeof meta_name, "%s.meta.json", base);
   kiln_profiler_meta(&meta, &r, names, n, set);
-  if (rc == 0) rc = meta.failed ? -ENOMEM : kiln_out_write_file(dir, meta_name, meta.data, meta.len);
+  if (rc == 0) rc = meta.failed ? -ENOMEM : kiln_out_write_file(dir, meta_name, meta.data, meta.len, emergency);
   if (rc == 0 && set->tagged && set->delta) {
     commit = true;
     kiln_stacktab_foreach(kiln_profiler_delta_stack, &commit);
@@ -820,15 +827,14 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   if (rc == 0 && set->tagged) kiln_profiler.last_set_unix = set->until_unix;
   if (rc < 0 && !kiln_profiler.out_warned) {
     kiln_profiler.out_warned = true;
-    char e[32];
-    kiln_log("cannot write profiles to %s: %s", dir, kiln_fmt_errno(-rc, e, sizeof e));
+    kiln_log("cannot write profiles to %s: %s", dir, kiln_out_error(rc)); /* kiln_fmt: emergencies too */
   }
   if (final && !kiln_tree_is_top()) {
     kiln_tree_rec_t rec = {kiln_profiler.prog, false, rc == 0 ? (unsigned)n + 1 : 0, r.samples,
                            r.heap.alloc_count, rc, set->fatal_signal};
     kiln_tree_report(&rec);
   } else if (summary) {
-    if (!c->quiet) kiln_profiler_summary(&r, &leaks, set, dir, names[0], rc);
+    if (!c->quiet) kiln_profiler_summary(&r, &leaks, set, kiln_out_where(dir), names[0], rc);
     /* The top's last image: the processes below, in one line. */
     if (final && set->reason != KILN_DUMP_EXEC) kiln_profiler_tree_summary(dir, !c->quiet);
   }
@@ -992,7 +998,7 @@ void kiln_profiler_at_exit(void) {
     if (kiln_profiler.cfg.interval_ns) /* the last interval: the sets add up to the whole run */
       kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_INTERVAL, false);
     if (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) {
-      kiln_heap_exit_freeres();
+      kiln_freeres_at_exit();
       kiln_scan_run(&kiln_profiler.cfg); /* leak categories, when asked */
     }
     kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_EXIT, true);
@@ -1079,6 +1085,14 @@ KILN_EXPORT int kiln_start(const kiln_options_t *opts) {
     }
   }
   if (rc == 1 || cfg.mode == 0) return 0; /* KILN_MODE=off */
+  /* A set-user-ID program runs in its caller's directory, which KILN_OUT
+   * (ignored there: secure_getenv) cannot move it out of: no root-owned
+   * files in someone else's directory, unless the program names one. */
+  if ((opts == NULL || opts->out_dir == NULL) && kiln_out_secure()) {
+    kiln_log("kiln_start: a set-user-ID or set-group-ID program must name its output directory "
+             "(kiln_options_t.out_dir); profiling disabled");
+    return -EPERM;
+  }
   rc = kiln_profiler_start_cfg(&cfg);
   static bool atexit_registered;
   if (rc == 0 && !atexit_registered) atexit_registered = atexit(kiln_profiler_at_exit) == 0;

@@ -2,24 +2,19 @@
  * every block still live is definitely lost, indirectly lost, possibly lost
  * or still reachable, by a conservative scan (any aligned word pointing at or
  * into a live block) from the roots through the heap. Other threads are
- * parked in a signal handler while memory is read: no ptrace. Normal
- * context, in the exiting thread, hook guard held; memory from mmap, an
- * explicit mark stack, no recursion, no malloc while the world is stopped.
- * The stop handler is async-signal-safe. */
+ * stopped while memory is read (kiln_stopworld.c). Normal context, in the
+ * exiting thread, hook guard held; memory from mmap, an explicit mark
+ * stack, no recursion, no malloc while the world is stopped. */
 #include "kiln_internal.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <link.h>
-#include <linux/futex.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 /* Block states, valgrind's: a block starts unreached; roots and reachable
@@ -36,8 +31,13 @@ typedef struct kiln_scan_block {
 } kiln_scan_block_t;
 
 /* A readable mapping of /proc/self/maps. */
+enum {
+  KILN_SCAN_MAP_WRITABLE = 1, /* rw-p: private and writable, a candidate root */
+  KILN_SCAN_MAP_NAMED = 2,    /* [stack], [heap], [vvar]...: never a root as a whole */
+};
 typedef struct kiln_scan_map {
   uintptr_t lo, hi;
+  unsigned flags;
 } kiln_scan_map_t;
 
 /* A writable PT_LOAD segment, a root. */
@@ -45,34 +45,11 @@ typedef struct kiln_scan_range {
   uintptr_t lo, hi;
 } kiln_scan_range_t;
 
-/* Another thread of the process, as its stop handler saw it. */
-enum { KILN_SCAN_SIGNALED = 1, KILN_SCAN_STOPPED, KILN_SCAN_RESUMED };
-typedef struct kiln_scan_thread {
-  _Atomic pid_t tid;
-  _Atomic int state; /* KILN_SCAN_SIGNALED .. RESUMED */
-  uintptr_t sp, tp;  /* interrupted stack pointer; thread pointer (its TCB) */
-  greg_t regs[NGREG];
-} kiln_scan_thread_t;
-
 enum {
-  KILN_SCAN_THREADS = 8192,        /* threads parked at once (more: counted unstopped) */
   KILN_SCAN_RANGES = 4096,         /* writable segments of loaded modules */
   KILN_SCAN_REDZONE = 128,         /* x86-64 leaf functions use 128 bytes below sp */
   KILN_SCAN_TCB_DEFAULT = 2304,    /* sizeof(struct pthread), glibc 2.3x x86-64 */
 };
-#define KILN_SCAN_STOP_NS 1000000000ll /* waiting for threads to park, in all */
-#define KILN_SCAN_PARK_NS 10000000000ll /* a parked thread gives up after this */
-
-/* The parking lot: shared with the stop handler, mapped once, never freed
- * (a late signal may still find it). */
-static struct {
-  kiln_scan_thread_t *threads;
-  _Atomic int nthreads;
-  _Atomic int stopping;     /* handlers park only while set */
-  _Atomic uint32_t stopped; /* futex: threads parked */
-  _Atomic uint32_t gen;     /* futex: bumped to release them */
-} kiln_scan_lot;
-
 static kiln_scan_totals_t kiln_scan_last;
 
 /* Everything one scan works on. */
@@ -89,13 +66,24 @@ typedef struct kiln_scan {
   bool check_blocks; /* some thread runs on: read a block only if still mapped */
   kiln_scan_range_t *ranges;
   size_t nranges;
+  kiln_scan_range_t *spans; /* every module's span in memory: never an anonymous root */
+  size_t nspans;
+  kiln_scan_range_t *skip;  /* what the mapping pass leaves out, sorted (kiln_scan_mappings) */
+  size_t nskip, skip_cap;
   size_t mem_bytes;
   char *mem;
   kiln_buf_t maps_text;
   uintptr_t tls_below;  /* static TLS below the thread pointer */
   uintptr_t tcb_size;   /* struct pthread above it */
+  uintptr_t tls_align;  /* the static TLS alignment: the TCB's on a stack */
+  uintptr_t tid_offset; /* of the tid in struct pthread (libthread_db), 0 if unknown */
   uintptr_t self_mod_lo, self_mod_hi; /* kiln's own module (preloaded), skipped */
+  uintptr_t alloc_mod_lo, alloc_mod_hi; /* the allocator's library (not glibc), skipped */
+  uintptr_t alloc_tls_below, alloc_tls_size; /* its static TLS, below each thread pointer */
+  uintptr_t self_tls_below, self_tls_size;   /* kiln's own (the last block each thread allocated) */
   bool glibc_malloc;    /* chunk headers tell allocator-internal pointers */
+  uintptr_t hidden_lo[64], hidden_hi[64]; /* root words read as 0 (kiln_freeres_hidden_words) */
+  size_t nhidden;
 } kiln_scan_t;
 
 kiln_count_kind_t kiln_scan_kind_bytes(kiln_leak_kind_t k) {
@@ -113,144 +101,42 @@ static int64_t kiln_scan_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
-static void kiln_scan_futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t ns) {
-  struct timespec ts = {(time_t)(ns / 1000000000ll), (long)(ns % 1000000000ll)};
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
-}
-
-static void kiln_scan_futex_wake(_Atomic uint32_t *word) {
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
-
-/* ------------------------------------------------------- stopping threads */
-
-static inline uintptr_t kiln_scan_thread_pointer(void) {
-  uintptr_t tp;
-  __asm__("mov %%fs:0, %0" : "=r"(tp)); /* the TCB's self pointer (x86-64) */
-  return tp;
-}
-
-/* The stop handler: saves the interrupted registers, says "parked", and
- * waits until released (bounded). Only atomics, memcpy and system calls. */
-KILN_SIGNAL_SAFE static void kiln_scan_on_stop(int sig, siginfo_t *si, void *ucv) {
-  (void)sig;
-  (void)si;
-  int saved_errno = errno;
-  if (!atomic_load_explicit(&kiln_scan_lot.stopping, memory_order_acquire)) goto out;
-  uint32_t gen = atomic_load_explicit(&kiln_scan_lot.gen, memory_order_acquire);
-  pid_t tid = (pid_t)syscall(SYS_gettid);
-  int n = atomic_load_explicit(&kiln_scan_lot.nthreads, memory_order_acquire);
-  kiln_scan_thread_t *r = NULL;
-  for (int i = 0; i < n; i++) {
-    if (atomic_load_explicit(&kiln_scan_lot.threads[i].tid, memory_order_relaxed) == tid) {
-      r = &kiln_scan_lot.threads[i];
-      break;
-    }
-  }
-  if (r == NULL || atomic_load_explicit(&r->state, memory_order_acquire) != KILN_SCAN_SIGNALED) goto out;
-  const ucontext_t *uc = ucv;
-  memcpy(r->regs, uc->uc_mcontext.gregs, sizeof r->regs);
-  r->sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-  r->tp = kiln_scan_thread_pointer();
-  atomic_store_explicit(&r->state, KILN_SCAN_STOPPED, memory_order_release);
-  atomic_fetch_add_explicit(&kiln_scan_lot.stopped, 1, memory_order_acq_rel);
-  kiln_scan_futex_wake(&kiln_scan_lot.stopped);
-  for (int64_t waited = 0; atomic_load_explicit(&kiln_scan_lot.gen, memory_order_acquire) == gen &&
-                           waited < KILN_SCAN_PARK_NS;
-       waited += 100000000ll)
-    kiln_scan_futex_wait(&kiln_scan_lot.gen, gen, 100000000ll);
-  atomic_store_explicit(&r->state, KILN_SCAN_RESUMED, memory_order_release);
-out:
-  errno = saved_errno;
-}
-
-/* Signals every thread of /proc/self/task not yet signalled (raw getdents:
- * opendir would malloc). Returns how many were signalled now. */
-static int kiln_scan_signal_new(int sig, pid_t self) {
-  int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[4096];
-  int sent = 0;
-  long got;
-  while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-    for (long off = 0; off < got;) {
-      const struct dirent64 *d = (const void *)(buf + off);
-      off += d->d_reclen;
-      pid_t tid = 0;
-      for (const char *p = d->d_name; *p >= '0' && *p <= '9'; p++) tid = tid * 10 + (*p - '0');
-      if (tid <= 0 || tid == self) continue;
-      int n = atomic_load(&kiln_scan_lot.nthreads);
-      bool known = false;
-      for (int i = 0; i < n && !known; i++) known = atomic_load(&kiln_scan_lot.threads[i].tid) == tid;
-      if (known) continue;
-      if (n == KILN_SCAN_THREADS) {
-        kiln_scan_last.threads_unstopped++;
-        continue;
-      }
-      kiln_scan_thread_t *r = &kiln_scan_lot.threads[n];
-      memset(r->regs, 0, sizeof r->regs);
-      r->sp = r->tp = 0;
-      atomic_store(&r->state, KILN_SCAN_SIGNALED);
-      atomic_store(&r->tid, tid);
-      atomic_store_explicit(&kiln_scan_lot.nthreads, n + 1, memory_order_release);
-      if (syscall(SYS_tgkill, getpid(), tid, sig) == 0)
-        sent++;
-      else
-        atomic_store(&r->state, KILN_SCAN_RESUMED); /* gone already */
-    }
-  }
-  close(fd);
-  return sent;
-}
-
-/* Parks every other thread: signals, waits (bounded), and looks again for
- * threads created meanwhile. */
-static void kiln_scan_stop_world(int sig) {
-  pid_t self = (pid_t)syscall(SYS_gettid);
-  atomic_store(&kiln_scan_lot.nthreads, 0);
-  atomic_store(&kiln_scan_lot.stopped, 0);
-  atomic_store_explicit(&kiln_scan_lot.stopping, 1, memory_order_release);
-  int64_t deadline = kiln_scan_now_ns() + KILN_SCAN_STOP_NS;
-  uint32_t sent = 0;
-  for (int round = 0; round < 8; round++) {
-    int now = kiln_scan_signal_new(sig, self);
-    if (now == 0 && round > 0) break;
-    sent += (uint32_t)now;
-    for (;;) {
-      uint32_t stopped = atomic_load(&kiln_scan_lot.stopped);
-      int64_t left = deadline - kiln_scan_now_ns();
-      if (stopped >= sent || left <= 0) break;
-      kiln_scan_futex_wait(&kiln_scan_lot.stopped, stopped, left < 10000000 ? left : 10000000);
-    }
-    if (kiln_scan_now_ns() >= deadline) break;
-  }
-}
-
-static void kiln_scan_release_world(void) {
-  atomic_store_explicit(&kiln_scan_lot.stopping, 0, memory_order_release);
-  atomic_fetch_add_explicit(&kiln_scan_lot.gen, 1, memory_order_acq_rel);
-  kiln_scan_futex_wake(&kiln_scan_lot.gen);
-}
+static inline uintptr_t kiln_scan_thread_pointer(void) { return kiln_stopworld_thread_pointer(); }
 
 /* ------------------------------------------------------------- the roots */
 
 typedef struct kiln_scan_phdr_ctx {
   kiln_scan_t *sc;
   uintptr_t self_addr, tp;
+  uintptr_t alloc_addr; /* the real malloc: in glibc, or in another allocator's library */
+  uintptr_t static_tls; /* the static TLS area's size, 0 if unknown */
 } kiln_scan_phdr_ctx_t;
+
+static bool kiln_scan_is_libc(const char *path) {
+  const char *base = path != NULL ? strrchr(path, '/') : NULL;
+  base = base != NULL ? base + 1 : path;
+  return base != NULL && strncmp(base, "libc.so", 7) == 0;
+}
 
 static int kiln_scan_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
   (void)size;
   kiln_scan_phdr_ctx_t *c = vctx;
   kiln_scan_t *sc = c->sc;
-  uintptr_t mod_lo = UINTPTR_MAX, mod_hi = 0;
+  uintptr_t mod_lo = UINTPTR_MAX, mod_hi = 0, tls_below = 0, tls_size = 0;
   size_t first = sc->nranges;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type == PT_TLS && info->dlpi_tls_data != NULL && (uintptr_t)info->dlpi_tls_data < c->tp) {
-      /* A static TLS block: the same distance below every thread's TCB. */
+    if (ph->p_type == PT_TLS && info->dlpi_tls_data != NULL && (uintptr_t)info->dlpi_tls_data < c->tp &&
+        c->tp - (uintptr_t)info->dlpi_tls_data <= (c->static_tls ? c->static_tls : (64u << 20))) {
+      /* A static TLS block: the same distance below every thread's TCB.
+       * (A dlopen'd module's block is dynamic: somewhere in the heap, and
+       * reached through the DTV, not a fixed distance below.) */
       uintptr_t below = c->tp - (uintptr_t)info->dlpi_tls_data;
-      if (below < (64u << 20) && below > sc->tls_below) sc->tls_below = below;
+      if (below > sc->tls_below) sc->tls_below = below;
+      {
+        tls_below = below;
+        tls_size = ph->p_memsz;
+      }
     }
     if (ph->p_type != PT_LOAD) continue;
     uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
@@ -264,6 +150,11 @@ static int kiln_scan_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
     sc->ranges[sc->nranges].hi = hi;
     sc->nranges++;
   }
+  if (mod_lo < mod_hi && sc->nspans < KILN_SCAN_RANGES) {
+    sc->spans[sc->nspans].lo = mod_lo & ~(uintptr_t)4095;
+    sc->spans[sc->nspans].hi = (mod_hi + 4095) & ~(uintptr_t)4095;
+    sc->nspans++;
+  }
   /* kiln's own data (the preloaded library): never a root. Linked into the
    * program, it shares the program's segments, which must be scanned. */
   if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0' && c->self_addr >= mod_lo &&
@@ -271,6 +162,20 @@ static int kiln_scan_phdr(struct dl_phdr_info *info, size_t size, void *vctx) {
     sc->nranges = first;
     sc->self_mod_lo = mod_lo;
     sc->self_mod_hi = mod_hi;
+    sc->self_tls_below = tls_below;
+    sc->self_tls_size = tls_size;
+  } else if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0' && c->alloc_addr >= mod_lo &&
+             c->alloc_addr < mod_hi && !kiln_scan_is_libc(info->dlpi_name)) {
+    /* A malloc of its own (jemalloc, tcmalloc): its data and its TLS are
+     * its bookkeeping (caches of freed and reused blocks, extent records
+     * that point at large blocks), never the program's roots; valgrind,
+     * which replaces the allocator, never sees them either. glibc's state
+     * is told apart word by word (kiln_scan_chunk_header). */
+    sc->nranges = first;
+    sc->alloc_mod_lo = mod_lo;
+    sc->alloc_mod_hi = mod_hi;
+    sc->alloc_tls_below = tls_below;
+    sc->alloc_tls_size = tls_size;
   }
   return 0;
 }
@@ -302,6 +207,7 @@ static void kiln_scan_read_maps(kiln_scan_t *sc) {
     for (; s < end && *s != '-'; s++) lo = lo * 16 + (uintptr_t)(*s <= '9' ? *s - '0' : (*s | 32) - 'a' + 10);
     for (s++; s < end && *s != ' '; s++) hi = hi * 16 + (uintptr_t)(*s <= '9' ? *s - '0' : (*s | 32) - 'a' + 10);
     bool readable = s + 1 < end && s[1] == 'r';
+    bool writable_private = s + 4 < end && s[2] == 'w' && s[4] == 'p';
     /* Device mappings are never read (valgrind skips them too). */
     bool device = false;
     const char *eol = memchr(s, '\n', (size_t)(end - s));
@@ -310,6 +216,8 @@ static void kiln_scan_read_maps(kiln_scan_t *sc) {
     if (readable && !device && hi > lo) {
       sc->maps[sc->nmaps].lo = lo;
       sc->maps[sc->nmaps].hi = hi;
+      sc->maps[sc->nmaps].flags = (writable_private ? KILN_SCAN_MAP_WRITABLE : 0) |
+                                  (eol[-1] == ']' && memmem(s, (size_t)(eol - s), " [", 2) != NULL ? KILN_SCAN_MAP_NAMED : 0);
       sc->nmaps++;
     }
     s = eol + 1;
@@ -397,6 +305,15 @@ static void kiln_scan_words(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi, bool de
   if (lo < hi) kiln_scan_word_array(sc, (const uint64_t *)lo, (const uint64_t *)hi, definite, clique);
 }
 
+/* Zeroes the hidden words of a copy of [lo, lo + n). */
+static void kiln_scan_hide(const kiln_scan_t *sc, uint64_t *copy, uintptr_t lo, size_t n) {
+  for (size_t i = 0; i < sc->nhidden; i++) {
+    uintptr_t a = sc->hidden_lo[i] > lo ? sc->hidden_lo[i] : lo;
+    uintptr_t b = sc->hidden_hi[i] < lo + n ? sc->hidden_hi[i] : lo + n;
+    for (; a < b; a += 8) copy[(a - lo) / 8] = 0;
+  }
+}
+
 /* Roots are read through the kernel, into a copy: the maps snapshot may
  * call a page readable that no longer is (adjacent anonymous mappings
  * share one line; one of them may be unmapped since), and a root is never
@@ -411,6 +328,7 @@ static void kiln_scan_root_copy(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
     struct iovec local = {copy, n}, remote = {(void *)lo, n};
     ssize_t got = syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0);
     if (got == (ssize_t)n) {
+      kiln_scan_hide(sc, copy, lo, n);
       kiln_scan_word_array(sc, copy, copy + n / 8, true, -1);
       lo += n;
       continue;
@@ -419,8 +337,10 @@ static void kiln_scan_root_copy(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
     uintptr_t page_end = (lo | 4095) + 1;
     size_t m = (page_end < hi ? page_end : hi) - lo;
     local.iov_len = remote.iov_len = m;
-    if (syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) == (ssize_t)m)
+    if (syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) == (ssize_t)m) {
+      kiln_scan_hide(sc, copy, lo, m);
       kiln_scan_word_array(sc, copy, copy + m / 8, true, -1);
+    }
     lo += m;
   }
 }
@@ -473,7 +393,7 @@ static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp);
 
 /* The thread's dynamic TLS vector (glibc: the TCB's second word points one
  * 16-byte entry into a calloc'd array whose entry -1 holds its length).
- * kiln_heap_exit_freeres counts the vector freed, as glibc's freeres does;
+ * kiln_freeres_at_exit counts the vector freed, as glibc's freeres does;
  * what it points to (dlopen'd modules' TLS blocks) is the thread's: a root. */
 static void kiln_scan_dtv(kiln_scan_t *sc, uintptr_t tp) {
   if (tp == 0 || kiln_scan_map_of(sc, tp + 8) == NULL) return;
@@ -485,6 +405,31 @@ static void kiln_scan_dtv(kiln_scan_t *sc, uintptr_t tp) {
   if (len > (1u << 20)) return;
   uintptr_t hi = dtv + (len + 1) * 16;
   kiln_scan_root(sc, dtv, hi < m->hi ? hi : m->hi);
+}
+
+/* A root holding static TLS: all of it but the allocator's own block and
+ * kiln's (its hooks keep the address of each thread's last block there). */
+static void kiln_scan_tls_root(kiln_scan_t *sc, uintptr_t tp, uintptr_t lo, uintptr_t hi) {
+  uintptr_t cut_lo[2], cut_hi[2];
+  int ncut = 0;
+  if (sc->alloc_tls_size != 0 && tp >= sc->alloc_tls_below) {
+    cut_lo[ncut] = tp - sc->alloc_tls_below;
+    cut_hi[ncut++] = tp - sc->alloc_tls_below + sc->alloc_tls_size;
+  }
+  if (sc->self_tls_size != 0 && tp >= sc->self_tls_below) {
+    cut_lo[ncut] = tp - sc->self_tls_below;
+    cut_hi[ncut++] = tp - sc->self_tls_below + sc->self_tls_size;
+  }
+  if (ncut == 2 && cut_lo[1] < cut_lo[0]) {
+    uintptr_t l = cut_lo[0], h = cut_hi[0];
+    cut_lo[0] = cut_lo[1], cut_hi[0] = cut_hi[1];
+    cut_lo[1] = l, cut_hi[1] = h;
+  }
+  for (int i = 0; i < ncut && lo < hi; i++) {
+    if (cut_lo[i] > lo) kiln_scan_root(sc, lo, cut_lo[i] < hi ? cut_lo[i] : hi);
+    if (cut_hi[i] > lo) lo = cut_hi[i];
+  }
+  if (lo < hi) kiln_scan_root(sc, lo, hi);
 }
 
 static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp) {
@@ -499,7 +444,7 @@ static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp) 
     }
     uintptr_t lo = sp - KILN_SCAN_REDZONE;
     if (lo < m->lo) lo = m->lo;
-    kiln_scan_root(sc, lo, top);
+    kiln_scan_tls_root(sc, tp, lo, top);
   }
   if (tp == 0 || (m != NULL && tp > sp && tp < top)) return; /* TLS done with the stack */
   const kiln_scan_map_t *t = kiln_scan_map_of(sc, tp);
@@ -507,12 +452,173 @@ static void kiln_scan_thread_roots(kiln_scan_t *sc, uintptr_t sp, uintptr_t tp) 
   uintptr_t lo = tp - sc->tls_below, hi = tp + sc->tcb_size;
   if (lo < t->lo || lo > tp) lo = t->lo;
   if (hi > t->hi) hi = t->hi;
-  kiln_scan_root(sc, lo, hi);
+  kiln_scan_tls_root(sc, tp, lo, hi);
 }
 
-static void kiln_scan_regs(kiln_scan_t *sc, const greg_t *regs, int n) {
-  /* The registers of a parked thread, saved by its handler. */
-  kiln_scan_words(sc, (uintptr_t)regs, (uintptr_t)(regs + n), true, -1);
+
+/* -------------------------------------------------- the program's mappings */
+
+/* Any readable word of the process, through the kernel (a thread that runs
+ * on may unmap it): false when unreadable. */
+static bool kiln_scan_peek(uintptr_t addr, void *out, size_t n) {
+  struct iovec local = {out, n}, remote = {(void *)addr, n};
+  return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
+static void kiln_scan_skip_add(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
+  if (lo >= hi) return;
+  if (sc->nskip == sc->skip_cap) {
+    size_t cap = sc->skip_cap ? 2 * sc->skip_cap : 4096;
+    kiln_scan_range_t *grown = kiln_mem_map(cap * sizeof *grown);
+    if (grown == NULL) return;
+    if (sc->skip != NULL) {
+      memcpy(grown, sc->skip, sc->nskip * sizeof *grown);
+      kiln_mem_unmap(sc->skip, sc->skip_cap * sizeof *grown);
+    }
+    sc->skip = grown;
+    sc->skip_cap = cap;
+  }
+  sc->skip[sc->nskip].lo = lo;
+  sc->skip[sc->nskip].hi = hi;
+  sc->nskip++;
+}
+
+static void kiln_scan_skip_one(uintptr_t lo, uintptr_t hi, void *ctx) { kiln_scan_skip_add(ctx, lo, hi); }
+
+static int kiln_scan_range_cmp(const void *a, const void *b) {
+  const kiln_scan_range_t *x = a, *y = b;
+  return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sorted, overlaps merged: the ends rise with the starts. */
+static void kiln_scan_skip_sort(kiln_scan_t *sc) {
+  if (sc->nskip == 0) return;
+  kiln_sort(sc->skip, sc->nskip, sizeof *sc->skip, kiln_scan_range_cmp);
+  size_t n = 1;
+  for (size_t i = 1; i < sc->nskip; i++) {
+    if (sc->skip[i].lo <= sc->skip[n - 1].hi) {
+      if (sc->skip[i].hi > sc->skip[n - 1].hi) sc->skip[n - 1].hi = sc->skip[i].hi;
+    } else {
+      sc->skip[n++] = sc->skip[i];
+    }
+  }
+  sc->nskip = n;
+}
+
+/* A root piece of an anonymous mapping, less the tracked blocks in it
+ * (glibc's mmapped chunks, which the kernel may merge with the mapping
+ * beside them): a block is scanned as a block, never as a root. */
+static void kiln_scan_piece(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
+  size_t a = 0, b = sc->n; /* first block ending above lo */
+  while (a < b) {
+    size_t mid = (a + b) / 2;
+    if (sc->blocks[mid].addr + (sc->blocks[mid].size ? sc->blocks[mid].size : 1) <= lo) a = mid + 1;
+    else b = mid;
+  }
+  for (; a < sc->n && lo < hi && sc->blocks[a].addr < hi; a++) {
+    const kiln_scan_block_t *blk = &sc->blocks[a];
+    if (blk->addr > lo) kiln_scan_root(sc, lo, blk->addr);
+    uintptr_t end = blk->addr + (blk->size ? blk->size : 1);
+    if (end > lo) lo = end;
+  }
+  if (lo < hi) kiln_scan_root(sc, lo, hi);
+}
+
+/* [lo, hi) less the skip list. */
+static void kiln_scan_line(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
+  size_t a = 0, b = sc->nskip; /* first skipped range ending above lo */
+  while (a < b) {
+    size_t mid = (a + b) / 2;
+    if (sc->skip[mid].hi <= lo) a = mid + 1;
+    else b = mid;
+  }
+  for (; a < sc->nskip && lo < hi && sc->skip[a].lo < hi; a++) {
+    if (sc->skip[a].lo > lo) kiln_scan_piece(sc, lo, sc->skip[a].lo);
+    if (sc->skip[a].hi > lo) lo = sc->skip[a].hi;
+  }
+  if (lo < hi) kiln_scan_piece(sc, lo, hi);
+}
+
+/* glibc's thread arenas: each heap is 64 MiB-aligned and opens with its
+ * heap_info {arena, prev heap, size, mprotect_size, ...}; its read-write
+ * part is mprotect_size long. The arena's bins and free chunks are the
+ * allocator's, never roots (valgrind never sees them). */
+enum { KILN_SCAN_HEAP_MAX = 64 << 20 };
+static bool kiln_scan_glibc_heap(const kiln_scan_t *sc, uintptr_t at, uintptr_t line_hi, uintptr_t *end) {
+  uintptr_t h[4];
+  if (at + sizeof h > line_hi || !kiln_scan_peek(at, h, sizeof h)) return false;
+  if (h[0] == 0 || (h[0] & 7) != 0 || (h[1] & (KILN_SCAN_HEAP_MAX - 1)) != 0 || h[2] < 4096 || h[2] > h[3] ||
+      h[3] > KILN_SCAN_HEAP_MAX || (h[3] & 4095) != 0 || at + h[3] > line_hi || kiln_scan_map_of(sc, h[0]) == NULL)
+    return false;
+  *end = at + h[3];
+  return true;
+}
+
+/* A thread stack glibc made: its TCB at the top (a 64-byte aligned struct
+ * pthread whose first and third words point to itself). Returns the tid
+ * kept in it (0: the thread is gone, the stack cached for reuse), or -1
+ * when the mapping is no such stack. */
+static pid_t kiln_scan_stack_owner(const kiln_scan_t *sc, const kiln_scan_map_t *m) {
+  if (sc->tcb_size == 0 || sc->tid_offset == 0 || m->hi - m->lo < sc->tcb_size + 4096) return -1;
+  uintptr_t tp = (m->hi - sc->tcb_size) & ~(uintptr_t)(sc->tls_align - 1);
+  uintptr_t head[3];
+  int32_t tid;
+  if (!kiln_scan_peek(tp, head, sizeof head) || head[0] != tp || head[2] != tp ||
+      !kiln_scan_peek(tp + sc->tid_offset, &tid, sizeof tid))
+    return -1;
+  return tid >= 0 ? tid : 0;
+}
+
+/* The program's own writable private mappings, as valgrind scans every
+ * mapping of its client: an interpreter's object arenas (CPython's
+ * obmalloc), a program's own pools. Left out: the loaded modules (their
+ * segments are roots already), kiln's own memory, what the allocator
+ * mapped (recorded by the mmap interposer; glibc's arenas by their
+ * heap_info), the tracked blocks themselves, the allocator's TLS, and the
+ * stacks of threads already scanned from their stack pointer or gone. A
+ * thread that could not be paused has its whole stack scanned here. */
+static void kiln_scan_mappings(kiln_scan_t *sc, pid_t self, const uintptr_t *tps, int ntps) {
+  for (size_t i = 0; i < sc->nspans; i++) kiln_scan_skip_add(sc, sc->spans[i].lo, sc->spans[i].hi);
+  enum { KILN_SCAN_KILN_REGIONS = 1 << 15 };
+  size_t bytes = 2 * KILN_SCAN_KILN_REGIONS * sizeof(uintptr_t);
+  uintptr_t *rl = kiln_mem_map(bytes);
+  if (rl != NULL) {
+    size_t n = kiln_mem_regions_list(rl, rl + KILN_SCAN_KILN_REGIONS, KILN_SCAN_KILN_REGIONS);
+    for (size_t i = 0; i < n; i++) kiln_scan_skip_add(sc, rl[i], rl[KILN_SCAN_KILN_REGIONS + i]);
+    kiln_scan_skip_add(sc, (uintptr_t)rl, (uintptr_t)rl + bytes);
+  }
+  kiln_allocmaps_foreach(kiln_scan_skip_one, sc);
+  for (int i = 0; i < ntps; i++) {
+    if (sc->alloc_tls_size != 0 && tps[i] > sc->alloc_tls_below)
+      kiln_scan_skip_add(sc, tps[i] - sc->alloc_tls_below, tps[i] - sc->alloc_tls_below + sc->alloc_tls_size);
+    if (sc->self_tls_size != 0 && tps[i] > sc->self_tls_below)
+      kiln_scan_skip_add(sc, tps[i] - sc->self_tls_below, tps[i] - sc->self_tls_below + sc->self_tls_size);
+  }
+  kiln_scan_skip_sort(sc);
+
+  for (size_t i = 0; i < sc->nmaps; i++) {
+    const kiln_scan_map_t *m = &sc->maps[i];
+    if ((m->flags & (KILN_SCAN_MAP_WRITABLE | KILN_SCAN_MAP_NAMED)) != KILN_SCAN_MAP_WRITABLE) continue;
+    pid_t owner = kiln_scan_stack_owner(sc, m);
+    if (owner == 0 || owner == self) continue;
+    if (owner > 0) {
+      int st = kiln_stopworld_state(owner);
+      if (st == 1) continue; /* scanned from its stack pointer */
+      if (st == 0) kiln_scan_last.threads_whole_stack++;
+    }
+    uintptr_t lo = m->lo;
+    if (sc->glibc_malloc) {
+      for (uintptr_t at = (m->lo + KILN_SCAN_HEAP_MAX - 1) & ~(uintptr_t)(KILN_SCAN_HEAP_MAX - 1); at < m->hi;
+           at += KILN_SCAN_HEAP_MAX) {
+        uintptr_t end;
+        if (!kiln_scan_glibc_heap(sc, at, m->hi, &end)) continue;
+        kiln_scan_line(sc, lo, at);
+        lo = end;
+      }
+    }
+    kiln_scan_line(sc, lo, m->hi);
+  }
+  if (rl != NULL) kiln_mem_unmap(rl, bytes);
 }
 
 /* ------------------------------------------------------------ snapshot */
@@ -555,7 +661,7 @@ static bool kiln_scan_alloc(kiln_scan_t *sc, size_t cap) {
   sc->stack_cap = 2 * cap + 64; /* each block changes state at most twice */
   size_t sizes[] = {cap * sizeof(kiln_scan_block_t), cap * sizeof(kiln_scan_block_t), cap * sizeof(uint64_t),
                     cap, sc->stack_cap * sizeof(uint32_t), 65536 * sizeof(uint32_t),
-                    KILN_SCAN_RANGES * sizeof(kiln_scan_range_t)};
+                    KILN_SCAN_RANGES * sizeof(kiln_scan_range_t), KILN_SCAN_RANGES * sizeof(kiln_scan_range_t)};
   size_t total = 0;
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 63) & ~(size_t)63;
   sc->mem = kiln_mem_map(total);
@@ -563,7 +669,7 @@ static bool kiln_scan_alloc(kiln_scan_t *sc, size_t cap) {
   sc->mem_bytes = total;
   char *p = sc->mem;
   void **slots[] = {(void **)&sc->blocks, (void **)&sc->sort_tmp, (void **)&sc->addrs, (void **)&sc->state,
-                    (void **)&sc->stack, (void **)&sc->sort_counts, (void **)&sc->ranges};
+                    (void **)&sc->stack, (void **)&sc->sort_counts, (void **)&sc->ranges, (void **)&sc->spans};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     if (slots[i] != NULL) *slots[i] = p;
     p += (sizes[i] + 63) & ~(size_t)63;
@@ -574,6 +680,7 @@ static bool kiln_scan_alloc(kiln_scan_t *sc, size_t cap) {
 static void kiln_scan_free(kiln_scan_t *sc) {
   if (sc->mem != NULL) kiln_mem_unmap(sc->mem, sc->mem_bytes);
   if (sc->maps != NULL) kiln_mem_unmap(sc->maps, sc->maps_cap * sizeof *sc->maps);
+  if (sc->skip != NULL) kiln_mem_unmap(sc->skip, sc->skip_cap * sizeof *sc->skip);
   kiln_buf_free(&sc->maps_text);
 }
 
@@ -592,6 +699,14 @@ static bool kiln_scan_glibc_malloc(void) {
   const char *base = strrchr(info.dli_fname, '/');
   base = base ? base + 1 : info.dli_fname;
   return strncmp(base, "libc.so", 7) == 0;
+}
+
+bool kiln_scan_links;
+
+void kiln_scan_prepare(const kiln_config_t *cfg) {
+  kiln_scan_links = (cfg->mode & KILN_MODE_ALLOC_BIT) && cfg->alloc_sample == 0 &&
+                    cfg->leak_check != KILN_LEAK_CHECK_OFF;
+  kiln_allocmaps_prepare();
 }
 
 static void kiln_scan_attribute(kiln_scan_t *sc) {
@@ -653,10 +768,6 @@ int kiln_scan_run(const kiln_config_t *cfg) {
     return 1;
   int64_t t0 = kiln_scan_now_ns();
   memset(&kiln_scan_last, 0, sizeof kiln_scan_last);
-  if (kiln_scan_lot.threads == NULL) {
-    kiln_scan_lot.threads = kiln_mem_map(KILN_SCAN_THREADS * sizeof(kiln_scan_thread_t));
-    if (kiln_scan_lot.threads == NULL) return -ENOMEM;
-  }
   kiln_scan_t sc;
   memset(&sc, 0, sizeof sc);
   uint64_t entries, map_bytes;
@@ -669,32 +780,43 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   }
   /* Everything that takes locks or may allocate, before the world stops:
    * the loader's module list, the thread-pointer layout, the signal. */
-  kiln_scan_phdr_ctx_t pc = {&sc, (uintptr_t)&kiln_scan_lot, kiln_scan_thread_pointer()};
-  kiln_libc.dl_iterate_phdr(kiln_scan_phdr, &pc);
   size_t static_size = 0, static_align = 0;
   void (*static_info)(size_t *, size_t *);
   *(void **)&static_info = dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
   if (static_info != NULL) static_info(&static_size, &static_align);
-  if (static_size > sc.tls_below && static_size < (64u << 20)) sc.tls_below = static_size;
+  if (static_size >= (64u << 20)) static_size = 0;
+  kiln_scan_phdr_ctx_t pc = {&sc, (uintptr_t)&kiln_scan_last, kiln_scan_thread_pointer(),
+                             (uintptr_t) * (void **)&kiln_libc.malloc, static_size};
+  kiln_libc.dl_iterate_phdr(kiln_scan_phdr, &pc);
+  if (static_size > sc.tls_below) sc.tls_below = static_size;
   sc.tcb_size = kiln_scan_tcb_size();
+  sc.tls_align = static_align >= 16 && static_align <= 4096 && (static_align & (static_align - 1)) == 0
+                     ? static_align
+                     : 64;
+  /* libthread_db's descriptor of struct pthread's tid: {bits, count, offset}. */
+  const uint32_t *tid_desc = dlsym(RTLD_DEFAULT, "_thread_db_pthread_tid");
+  if (tid_desc != NULL && tid_desc[0] == 32 && tid_desc[2] + 4 <= sc.tcb_size) sc.tid_offset = tid_desc[2];
   sc.glibc_malloc = kiln_scan_glibc_malloc();
-  int sig = kiln_sampler_stop_signal(kiln_scan_on_stop);
-  if (sig < 0) {
-    kiln_log("no realtime signal is free to pause the threads; no leak scan");
+  int rc = kiln_stopworld_prepare();
+  if (rc < 0) {
+    if (rc == -EBUSY) kiln_log("no realtime signal is free to pause the threads; no leak scan");
     kiln_scan_free(&sc);
-    return sig;
+    return rc;
   }
 
   /* No thread may be parked inside a live-map update: hold every shard
    * while they stop (a hook waiting for one is parked where it spins). */
   kiln_livemap_fork_prepare(&kiln_livemap_main);
-  kiln_scan_stop_world(sig);
+  kiln_stopworld_stop();
   kiln_livemap_fork_release(&kiln_livemap_main);
   kiln_livemap_foreach(&kiln_livemap_main, kiln_scan_collect, &sc);
   kiln_scan_read_maps(&sc);
-  int nthreads = atomic_load(&kiln_scan_lot.nthreads);
-  for (int i = 0; i < nthreads; i++)
-    if (atomic_load(&kiln_scan_lot.threads[i].state) == KILN_SCAN_SIGNALED) kiln_scan_last.threads_unstopped++;
+  sc.nhidden = kiln_freeres_hidden_words(sc.hidden_lo, sc.hidden_hi, 64);
+  kiln_stopworld_counts_t counts;
+  kiln_stopworld_counts(&counts);
+  kiln_scan_last.threads_traced = counts.traced;
+  kiln_scan_last.threads_unstopped = counts.unstopped;
+  int nthreads = kiln_stopworld_count();
   sc.check_blocks = kiln_scan_last.threads_unstopped > 0;
 
   kiln_scan_sort(sc.blocks, sc.sort_tmp, sc.n, sc.sort_counts);
@@ -712,14 +834,26 @@ int kiln_scan_run(const kiln_config_t *cfg) {
    * exit are saved in the frames of exit and its callers). */
   kiln_scan_thread_roots(&sc, (uintptr_t)__builtin_frame_address(0), kiln_scan_thread_pointer());
   for (int i = 0; i < nthreads; i++) {
-    kiln_scan_thread_t *r = &kiln_scan_lot.threads[i];
-    int st = atomic_load_explicit(&r->state, memory_order_acquire);
-    if (st == KILN_SCAN_SIGNALED) continue;
-    if (st != KILN_SCAN_STOPPED) continue;
+    kiln_stopworld_thread_t t;
+    if (!kiln_stopworld_thread(i, &t)) continue;
     kiln_scan_last.threads++;
-    kiln_scan_regs(&sc, r->regs, NGREG);
-    kiln_scan_thread_roots(&sc, r->sp, r->tp);
+    kiln_scan_words(&sc, (uintptr_t)t.regs, (uintptr_t)(t.regs + t.nregs), true, -1);
+    kiln_scan_thread_roots(&sc, t.sp, t.tp);
   }
+  /* The program's own mappings; the allocator's TLS below every thread
+   * pointer known is left out. */
+  size_t tps_bytes = ((size_t)nthreads + 1) * sizeof(uintptr_t);
+  uintptr_t *tps = kiln_mem_map(tps_bytes);
+  int ntps = 0;
+  if (tps != NULL) {
+    tps[ntps++] = kiln_scan_thread_pointer();
+    for (int i = 0; i < nthreads; i++) {
+      kiln_stopworld_thread_t t;
+      if (kiln_stopworld_thread(i, &t) && t.tp != 0) tps[ntps++] = t.tp;
+    }
+  }
+  kiln_scan_mappings(&sc, (pid_t)syscall(SYS_gettid), tps, ntps);
+  if (tps != NULL) kiln_mem_unmap(tps, tps_bytes);
   kiln_scan_drain(&sc, -1);
   /* Cliques: each block still unreached, in address order, leads; the
    * unreached blocks it reaches are indirectly lost (an earlier leader
@@ -729,7 +863,7 @@ int kiln_scan_run(const kiln_config_t *cfg) {
     kiln_scan_push(&sc, (uint32_t)i);
     kiln_scan_drain(&sc, (int64_t)i);
   }
-  kiln_scan_release_world();
+  kiln_stopworld_release();
 
   kiln_scan_attribute(&sc);
   kiln_scan_last.blocks = sc.n;
@@ -740,7 +874,7 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   if (cfg->suppress[0] != '\0') kiln_scan_suppress(cfg->suppress);
   kiln_scan_last.seconds = (double)(kiln_scan_now_ns() - t0) / 1e9;
   if (kiln_scan_last.threads_unstopped > 0)
-    kiln_log("leak scan: %llu thread(s) did not pause; their stacks were not scanned",
+    kiln_log("leak scan: %llu thread(s) could not be paused; their whole stacks were scanned, without their registers",
              (unsigned long long)kiln_scan_last.threads_unstopped);
   return 0;
 }

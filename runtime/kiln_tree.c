@@ -25,7 +25,12 @@ static struct {
   bool top;
   pid_t top_pid;
   char path[4096 + 64];
-} kiln_tree;
+  /* Opened by a process below before it gives up root (a daemon's
+   * worker), which then could not open the file by its path. -1: none. */
+  int kept_fd;
+  dev_t kept_dev;
+  ino_t kept_ino;
+} kiln_tree = {.kept_fd = -1};
 
 /* The parts of "PID:PATH". */
 static bool kiln_tree_parse(const char *v, pid_t *pid, const char **path) {
@@ -83,7 +88,7 @@ int kiln_tree_start(const char *out_dir) {
            (unsigned long long)tag);
   /* The directory is there for the children (the top writes into it at
    * its end anyway; an error is reported then). */
-  if (kiln_out_mkdirs(out_dir) < 0) kiln_tree.path[0] = '\0';
+  if (kiln_out_mkdirs(out_dir, false) < 0) kiln_tree.path[0] = '\0';
   char env[sizeof kiln_tree.path + 16];
   kiln_fmt(env, sizeof env, "%d:%s", (int)getpid(), kiln_tree.path);
   setenv("KILN_TREE", env, 1);
@@ -98,8 +103,36 @@ void kiln_tree_after_fork_child(void) {
   kiln_log_sink = kiln_tree_log_sink;
 }
 
+/* The kept descriptor, if it is still the tree file (the program may have
+ * closed it, or reused its number). */
+KILN_SIGNAL_SAFE static bool kiln_tree_kept_ok(void) {
+  struct stat st;
+  return kiln_tree.kept_fd >= 0 && fstat(kiln_tree.kept_fd, &st) == 0 && S_ISREG(st.st_mode) &&
+         st.st_dev == kiln_tree.kept_dev && st.st_ino == kiln_tree.kept_ino;
+}
+
+void kiln_tree_before_setuid(void) {
+  if (!kiln_tree.started || kiln_tree.top || kiln_tree.path[0] == '\0' || kiln_tree_kept_ok()) return;
+  int fd = open(kiln_tree.path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+    close(fd);
+    return;
+  }
+  kiln_tree.kept_fd = kiln_out_high_fd(fd);
+  kiln_tree.kept_dev = st.st_dev;
+  kiln_tree.kept_ino = st.st_ino;
+}
+
 KILN_SIGNAL_SAFE void kiln_tree_append(const char *rec, size_t n) {
   if (kiln_tree.path[0] == '\0') return;
+  if (kiln_tree_kept_ok()) {
+    ssize_t w;
+    do w = write(kiln_tree.kept_fd, rec, n);
+    while (w < 0 && errno == EINTR);
+    return;
+  }
   int fd = open(kiln_tree.path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return;
   struct stat st;

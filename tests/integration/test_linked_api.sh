@@ -98,3 +98,24 @@ else
   grep -q "multiple definition of .malloc" "$T/static.log" && pass "-static link refused at build time (multiple definition of malloc)" ||
     fail "-static link refused" "$(head -3 "$T/static.log")"
 fi
+
+# Leak scopes on what tripped them (11.14): a thread created in a scope
+# (glibc's TLS vector is glibc's), three leaks from one call site (one
+# site), a worker thread's leak (its stack starts at the worker), no frame
+# of kiln's own pthread_create wrapper in any report; linked and preloaded.
+cc -O2 -g -pthread -Iinclude -I"$KILN_ROOT/include" -o "$T/leak_scopes.a" "$(dirname "$0")/leak_scopes.c" "$B/libkiln.a" -lunwind -ldl -lm &&
+  cc -O2 -g -pthread -I"$KILN_ROOT/include" -o "$T/leak_scopes.so" "$(dirname "$0")/leak_scopes.c" -L"$B" -lkiln -Wl,-rpath,"$B" ||
+  fail "leak_scopes: build" "cc failed"
+for how in linked preloaded; do
+  if [ $how = linked ]; then out=$("$T/leak_scopes.a" 2>&1); else
+    out=$(KILN_MODE=alloc KILN_QUIET=1 KILN_OUT="$T/scopes-out" LD_PRELOAD=$LIBKILN "$T/leak_scopes.so" 2>&1); fi
+  check_eq "scopes ($how): a thread made in the scope leaks nothing (no allocate_dtv)" "thread: blocks 0 sites 0 bytes 0" \
+    "$(grep '^thread:' <<< "$out")"
+  check_eq "scopes ($how): three leaks from one call site are one site" "loop: blocks 3 sites 1 bytes 48" "$(grep '^loop:' <<< "$out")"
+  check_eq "scopes ($how): a worker's leak" "worker: blocks 1 sites 1 bytes 48" "$(grep '^worker:' <<< "$out")"
+  check_eq "scopes ($how): its site starts at the worker" "kiln: at leaky_worker" \
+    "$(grep -A1 '^worker:' -A3 <<< "$out" | grep -m1 'at ' | tr -s ' ')"
+  check_eq "scopes ($how): no kiln frame in any report" 0 "$(grep -c 'kiln:  *\(at\|by\) kiln_' <<< "$out")"
+  check_eq "scopes ($how): glibc's allocation in pthread_create: one pthread_create frame (kiln's wrapper cut)" 1 \
+    "$(sed -n '/at allocate_dtv/,/by main/p' <<< "$out" | grep -c 'by pthread_create$')"
+done

@@ -73,8 +73,8 @@ static void out_write_whole(void) {
   char dir[] = "/tmp/kiln-out-XXXXXX", path[512], sub[256];
   KT_CHECK(mkdtemp(dir) != NULL);
   snprintf(sub, sizeof sub, "%s/a/b", dir);
-  KT_CHECK(kiln_out_mkdirs(sub) == 0);
-  KT_CHECK(kiln_out_write_file(sub, "p.1.cpu.folded", "main 1\n", 7) == 0);
+  KT_CHECK(kiln_out_mkdirs(sub, false) == 0);
+  KT_CHECK(kiln_out_write_file(sub, "p.1.cpu.folded", "main 1\n", 7, false) == 0);
   snprintf(path, sizeof path, "%s/p.1.cpu.folded", sub);
   char buf[32] = {0};
   int fd = open(path, O_RDONLY);
@@ -88,13 +88,13 @@ static void out_write_whole(void) {
   close(fd);
   unlink(path);
   KT_CHECK(symlink(victim, path) == 0);
-  KT_CHECK(kiln_out_write_file(sub, "p.1.cpu.folded", "main 2\n", 7) == 0);
+  KT_CHECK(kiln_out_write_file(sub, "p.1.cpu.folded", "main 2\n", 7, false) == 0);
   struct stat st;
   KT_CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode));
   KT_CHECK(stat(victim, &st) == 0 && st.st_size == 4);
   /* Not a directory: an error, nothing created. */
-  KT_CHECK(kiln_out_mkdirs(victim) == -ENOTDIR);
-  KT_CHECK(kiln_out_write_file(victim, "x", "y", 1) < 0);
+  KT_CHECK(kiln_out_mkdirs(victim, false) == -ENOTDIR);
+  KT_CHECK(kiln_out_write_file(victim, "x", "y", 1, false) < 0);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   KT_CHECK(system(cmd) == 0);
