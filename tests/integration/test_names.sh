@@ -102,7 +102,7 @@ if [ -x "$PPROF" ]; then
   # Cumulative sets: the last one holds the whole run, whatever the timing.
   KILN_INTERVAL=1 KILN_INTERVAL_MODE=cumulative run_pair "inline_hot, runtime pprof" "$d" "$BIN" 20
   rt=$(ls "$d"/inline_hot*.cpu.pb.gz 2>/dev/null | sort | tail -n 1)
-  check "runtime pprof: Grid<double> and Grid<float> apart" test "$("$PPROF" -top -nodefraction=0 \
+  check "runtime pprof: Grid<double> and Grid<float> apart" test "$("$PPROF" -top -nodefraction=0 -nodecount=1000000 \
     -sample_index=samples "$rt" 2>/dev/null | grep -c ' geo::Grid<\(double\|float\)>::relax(int)$')" = 2
   check "runtime pprof: mappings with the build-id, locations with addresses" \
     grep -q "$bid" <("$PPROF" -raw "$rt" 2>/dev/null)

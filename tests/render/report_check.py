@@ -195,7 +195,11 @@ def check_run(p):
 
     # Icicle: the root at the top.
     p.click("button[data-view=icicle]")
-    y0 = p.js("window.kilnReport.flame().rects.filter(function (R) { return R.c === 0; })[0].y")
+    # The view is redrawn on the next animation frame: wait for it (a
+    # loaded machine can be slow to get there).
+    root_y = "window.kilnReport.flame().rects.filter(function (R) { return R.c === 0; })[0].y"
+    wait_for(p.cdp, "(%s) === 0" % root_y, 20)
+    y0 = p.js(root_y)
     report("report_icicle_root_on_top", y0 == 0, "root y %s" % y0)
     shot(p.cdp, "report_icicle")
 
@@ -346,11 +350,16 @@ def check_extras(p):
     report("report_short_names", "ns::Map::find" in lab, str(lab))
     shot(p.cdp, "report_short_names")
     # The state lives in the URL: a reload with it shows the same view.
-    p.click_frame("solve")
+    for _ in range(3):  # a click a loaded browser missed is clicked again
+        p.click_frame("solve")
+        if wait_for(p.cdp, "location.hash.indexOf('z=') >= 0", 10):
+            break
     p.type_into("#kiln-hide", "^fib$")
+    wait_for(p.cdp, "location.hash.indexOf('h=%5Efib%24') >= 0 && location.hash.indexOf('z=') >= 0", 20)
     h = p.js("location.hash")
     p.cdp.call("Page.navigate", url="about:blank")
     p.open(os.path.join(WORK, "rec.html"), h)
+    wait_for(p.cdp, "window.kilnReport.state.hide === '^fib$'", 20)
     st = p.js("(function () { var s = window.kilnReport.state, t = window.kilnReport.tree();"
               " return [s.short, s.hide, window.kilnReport.label(t.name[t.zoom]), document.getElementById('kiln-short').checked,"
               " document.getElementById('kiln-hide').value]; })()")
