@@ -183,14 +183,10 @@ extern __thread int kiln_tls_unsafe __attribute__((tls_model("initial-exec"))) K
 static inline void kiln_unwind_unsafe_enter(void) { kiln_tls_unsafe++; }
 static inline void kiln_unwind_unsafe_leave(void) { kiln_tls_unsafe--; }
 
-/* Captures the stack interrupted by a signal, leaf first, into pcs (room
- * for max); sets KILN_STACK_TRUNCATED in *flags when deeper. Returns the
- * number of pcs (>= 1). scratch has room for max + KILN_UNWIND_SLACK. */
-typedef int (*kiln_unwind_fn)(const ucontext_t *uc, const kiln_thread_t *t, uint64_t *pcs,
-                              int max, unsigned *flags);
-/* Loads the backend; a missing libunwind falls back to fp (logged). */
+/* Loads in-process libunwind for the malloc hooks (CPU samples are
+ * unwound from their copies: kiln_unwind_copy.c); a missing libunwind
+ * falls back to fp (logged). */
 int kiln_unwind_init(kiln_unwind_kind_t *kind) KILN_INTERNAL;
-kiln_unwind_fn kiln_unwind_backend(kiln_unwind_kind_t kind) KILN_INTERNAL;
 /* Around fork (prepare, then parent and child): no thread is inside
  * libunwind at the fork, so the child inherits none of its locks held.
  * Unwinds attempted meanwhile keep the leaf only. Normal context. */
