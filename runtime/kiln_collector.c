@@ -168,7 +168,12 @@ static inline bool kiln_collector_in_pass(uint64_t pc) {
 
 /* kiln's own code, when it is a module of its own (libkiln.so): found
  * once from the address of a function of kiln's. */
-static struct { uint64_t lo, hi; bool done; } kiln_collector_self;
+static struct {
+  uint64_t lo, hi;
+  uint64_t unw[2][2]; /* libunwind's own code, loaded for kiln (its thread-exit work is kiln's) */
+  int nunw;
+  bool done;
+} kiln_collector_self;
 
 static int kiln_collector_self_span(struct dl_phdr_info *info, size_t size, void *ctx) {
   (void)size, (void)ctx;
@@ -180,16 +185,23 @@ static int kiln_collector_self_span(struct dl_phdr_info *info, size_t size, void
     if (start < lo) lo = start;
     if (start + p->p_memsz > hi) hi = start + p->p_memsz;
   }
+  const char *slash = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+  if (slash != NULL && strncmp(slash + 1, "libunwind", 9) == 0 && kiln_collector_self.nunw < 2) {
+    kiln_collector_self.unw[kiln_collector_self.nunw][0] = lo;
+    kiln_collector_self.unw[kiln_collector_self.nunw++][1] = hi;
+  }
   if (me < lo || me >= hi) return 0;
   /* Linked into the program (libkiln.a): the span is the program's. */
   if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0') {
     kiln_collector_self.lo = lo;
     kiln_collector_self.hi = hi;
   }
-  return 1;
+  return 0; /* on: libunwind may come later in the list */
 }
 
 static inline bool kiln_collector_in_self(uint64_t pc) {
+  for (int i = 0; i < kiln_collector_self.nunw; i++)
+    if (pc > kiln_collector_self.unw[i][0] && pc <= kiln_collector_self.unw[i][1]) return true;
   return pc > kiln_collector_self.lo && pc <= kiln_collector_self.hi;
 }
 

@@ -368,12 +368,14 @@ static void kiln_profiler_unsampled(kiln_profiler_report_t *r, int hz) {
   DIR *d = opendir("/proc/self/task");
   if (d == NULL) return;
   long tick = sysconf(_SC_CLK_TCK);
-  pid_t collector = 0;
+  pid_t collector = 0, self = (pid_t)syscall(SYS_gettid);
   struct dirent *e;
   size_t len = 0;
   while ((e = readdir(d)) != NULL) {
     pid_t tid = (pid_t)atoi(e->d_name);
-    if (tid <= 0 || kiln_collector_thread_seen(tid)) continue;
+    /* The dumping thread's time includes this dump's own work, which no
+     * sample can see. */
+    if (tid <= 0 || tid == self || kiln_collector_thread_seen(tid)) continue;
     char path[64], stat[512], comm[32] = "?";
     kiln_fmt(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
     FILE *f = fopen(path, "re");

@@ -528,8 +528,11 @@ def judge(name, pp, kp, metas, row, prc):
     row.update(kern_kiln=ksh, kern_perf=psh)
     share_check(name, "kernel share", ksh, psh, kp, pp)
     row.update(own_kiln=kp.own_share(), own_perf=pp.own_share())
-    share_check(name, "kiln's own cost (share of all samples)", kp.own_share(), pp.own_share(), kp, pp,
-                own=True)
+    # kiln's own cost is shown in the table, not checked: perf also sees
+    # kiln's exit-time work (symbolizing, writing), which no in-process
+    # sample can, and whose share grows with the machine's load.
+    out("# %s: kiln's own cost (share of all samples): kiln %.1f%% vs perf %.1f%%"
+        % (name, kp.own_share(), pp.own_share()))
     if kp.internals:
         fr, n = kp.internals.most_common(1)[0]
         out("FAIL %s: no kiln internals: %d samples have frames of kiln or libunwind, e.g. '%s' (%d)"
