@@ -28,7 +28,15 @@ for a in glibc jemalloc tcmalloc; do
   run_pair "leak_allocators ($a)" "$T/la-$a" "$T/la.$a"
   check_eq "leak_allocators ($a): 49 definitely lost, 7 reachable" "$expect" "$(cats "$(one "$T/la-$a/*.meta.json")")"
 done
-command -v valgrind >/dev/null && check_eq "leak_allocators: valgrind agrees" "$expect" "$(vg_summary "$T/la.glibc")"
+# valgrind scans ld.so's data as roots, and there its statistics word
+# relocate_time holds a cycle count (tens of millions under valgrind) that
+# can fall inside one of the lost 1 MiB blocks at valgrind's low heap
+# addresses (seen in ~15% of runs: "*0x4034250 interior points at 507368
+# bytes inside", from vgdb's who_points_at). Such a block is "possibly lost"
+# to valgrind by chance, so the comparison counts definite + possible as lost.
+vg_lost() { awk '{ print $1 + $5, $2 + $6, $3, $4, $7, $8 }'; }
+command -v valgrind >/dev/null && check_eq "leak_allocators: valgrind agrees (lost, indirect, reachable)" \
+  "$(echo "$expect" | vg_lost)" "$(vg_summary "$T/la.glibc" | vg_lost)"
 
 # The leakcheck example (all four categories) with the allocator preloaded
 # behind kiln, so that kiln forwards to it.
