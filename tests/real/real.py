@@ -364,7 +364,17 @@ def write_synth(synth, outdir):
 def read_kiln(outdir, modmap):
     p = Picture()
     metas = []
-    for f in sorted(os.listdir(outdir)) if os.path.isdir(outdir) else []:
+    # A process that gave up root for another user (nginx workers, nobody)
+    # writes in the uid-N directory kiln made for that user.
+    names = sorted(os.listdir(outdir)) if os.path.isdir(outdir) else []
+    files = []
+    for f in names:
+        sub = os.path.join(outdir, f)
+        if re.fullmatch(r"uid-[0-9]+", f) and os.path.isdir(sub):
+            files += [os.path.join(f, g) for g in sorted(os.listdir(sub))]
+        else:
+            files.append(f)
+    for f in files:
         path = os.path.join(outdir, f)
         if f.endswith(".meta.json"):
             try:
