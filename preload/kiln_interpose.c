@@ -19,6 +19,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <linux/capability.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -146,6 +147,7 @@ KILN_EXPORT KILN_PASS_TEXT int munmap(void *addr, size_t len) {
 /* ----------------------------------------------------------- identity */
 
 KILN_PASS_TEXT static void kiln_interpose_become(uid_t uid) {
+  if (kiln_profiler_active()) kiln_collector_share_creds();
   if (uid == (uid_t)-1 || !kiln_profiler_active() || geteuid() != 0 || uid == 0) return;
   kiln_tree_before_setuid();
   kiln_out_before_setuid(uid);
@@ -177,6 +179,64 @@ KILN_EXPORT KILN_PASS_TEXT int setresuid(uid_t ruid, uid_t euid, uid_t suid) {
   if (kiln_libc.setresuid == NULL) return errno = ENOSYS, -1;
   kiln_interpose_become(euid != (uid_t)-1 ? euid : ruid);
   return kiln_libc.setresuid(ruid, euid, suid);
+}
+
+/* The group ids: no new place to write, but the collector must be able to
+ * take the same change (kiln_collector_share_creds). */
+KILN_PASS_TEXT static void kiln_interpose_regroup(void) {
+  if (kiln_profiler_active()) kiln_collector_share_creds();
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setgid(gid_t gid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setgid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.setgid(gid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setegid(gid_t egid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setegid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.setegid(egid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setregid(gid_t rgid, gid_t egid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setregid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.setregid(rgid, egid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setresgid(gid_t rgid, gid_t egid, gid_t sgid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setresgid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.setresgid(rgid, egid, sgid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setgroups(size_t n, const gid_t *groups) {
+  kiln_libc_resolve();
+  if (kiln_libc.setgroups == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.setgroups(n, groups);
+}
+
+/* Capabilities are per thread too: the collector keeps the caller's, so
+ * that it holds none the program gave up. */
+int capset(cap_user_header_t header, const cap_user_data_t data);
+KILN_EXPORT KILN_PASS_TEXT int capset(cap_user_header_t header, const cap_user_data_t data) {
+  int rc = (int)syscall(SYS_capset, header, data);
+  if (rc == 0 && kiln_profiler_active()) kiln_collector_share_creds();
+  return rc;
+}
+
+/* glibc's initgroups calls its own setgroups, which no interposer sees. */
+KILN_EXPORT KILN_PASS_TEXT int initgroups(const char *user, gid_t group) {
+  kiln_libc_resolve();
+  if (kiln_libc.initgroups == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.initgroups(user, group);
 }
 
 /* ----------------------------------------------------------- pipes */

@@ -98,6 +98,12 @@ typedef struct kiln_libc {
   int (*seteuid)(uid_t);
   int (*setreuid)(uid_t, uid_t);
   int (*setresuid)(uid_t, uid_t, uid_t);
+  int (*setgid)(gid_t);
+  int (*setegid)(gid_t);
+  int (*setregid)(gid_t, gid_t);
+  int (*setresgid)(gid_t, gid_t, gid_t);
+  int (*setgroups)(size_t, const gid_t *);
+  int (*initgroups)(const char *, gid_t);
 } kiln_libc_t;
 extern kiln_libc_t kiln_libc KILN_INTERNAL;
 /* Fills kiln_libc once (dlsym RTLD_NEXT). Normal context. */
@@ -662,6 +668,13 @@ void kiln_collector_threads(void (*fn)(const kiln_thread_seen_t *t, void *ctx), 
 bool kiln_collector_thread_seen(pid_t tid) KILN_INTERNAL;
 /* A thread ends: its name for the list (normal context, the thread itself). */
 void kiln_collector_thread_exit(pid_t tid, const char *name) KILN_INTERNAL;
+/* A program thread is about to change its ids (the set*id interposers).
+ * glibc makes every thread of the process take the same change and aborts
+ * the process if one of them fails, and capabilities, keep-caps and the
+ * secure bits are per thread: the collector takes on the caller's first,
+ * so that it fails only where the caller fails. Waits for the collector
+ * (at most 2 s); a no-op when nothing differs. Normal context. */
+void kiln_collector_share_creds(void) KILN_INTERNAL;
 typedef struct kiln_collector_stats {
   uint64_t own_samples; /* of the collector thread itself, dropped */
   uint64_t truncated;   /* stacks cut (depth limit, or deeper than the copy) */

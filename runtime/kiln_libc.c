@@ -47,6 +47,12 @@ void kiln_libc_resolve(void) {
   *(void **)&l.seteuid = kiln_libc_sym("seteuid");
   *(void **)&l.setreuid = kiln_libc_sym("setreuid");
   *(void **)&l.setresuid = kiln_libc_sym("setresuid");
+  *(void **)&l.setgid = kiln_libc_sym("setgid");
+  *(void **)&l.setegid = kiln_libc_sym("setegid");
+  *(void **)&l.setregid = kiln_libc_sym("setregid");
+  *(void **)&l.setresgid = kiln_libc_sym("setresgid");
+  *(void **)&l.setgroups = kiln_libc_sym("setgroups");
+  *(void **)&l.initgroups = kiln_libc_sym("initgroups");
   /* dlsym may itself allocate: those calls are served by the preload's
    * bootstrap arena until this assignment completes. */
   *(void **)&l.malloc = kiln_libc_sym("malloc");
