@@ -10,7 +10,11 @@
  *   mmap/munmap      the leak scan learns which mappings the allocator
  *                    made (its bookkeeping, never the program's roots)
  *   setuid & co.     a root process about to become another user gets a
- *                    place that user may write its profile in
+ *                    place that user may write its profile in; before any
+ *                    id change (and after capset) kiln's collector thread
+ *                    takes on the caller's capabilities
+ *   pipe/pipe2       refused to libunwind while kiln sets it up
+ *   sigprocmask      answered without the kernel inside kiln's unwinds
  * Runs in whatever thread the program calls from; never in the handler.
  * The wrappers that only forward live in the kiln_pass section: a CPU
  * sample drops their frames, so that stacks read as without kiln. */

@@ -87,6 +87,11 @@ enum {
   KILN_PC_KERNEL = 1,     /* "[kernel]": the sample was taken in the kernel */
   KILN_PC_KILN_ALLOC = 2, /* "[kiln: allocation tracking]": inside kiln's malloc hooks */
   KILN_PC_KILN = 3,       /* "[kiln]": inside kiln's own code (start, dumps) */
+  /* The pprof writer's flag frames ("[kiln: truncated]", ...: kiln_pprof.c):
+   * pcs of their own, so that no location is both a marker and a flag. */
+  KILN_PC_FLAG_TRUNCATED = 13,
+  KILN_PC_FLAG_SKIPPED = 14,
+  KILN_PC_FLAG_FULL = 15,
   KILN_PC_MARKERS = 16,
 };
 #define KILN_PC_KERNEL_MIN 0xffff800000000000ull /* kernel code addresses */
