@@ -37,7 +37,7 @@ static struct {
   pid_t pid;
   kiln_unwind_kind_t unwind;
   int max_depth;
-  _Atomic uint64_t own_samples, truncated, kiln_frames;
+  _Atomic uint64_t own_samples, truncated, kiln_frames, kiln_own;
   uint64_t record[KILN_REGS + 1 + KILN_STACK_COPY / 8 + 8]; /* a raw ring record */
   /* Credentials to take on (kiln_collector_share_creds): asked by a
    * program thread, done by the collector (a futex word). */
@@ -243,7 +243,8 @@ static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
     if (kiln_collector_in_hooks(pcs[i])) marker = KILN_PC_KILN_ALLOC;
     else if (kiln_collector_in_self(pcs[i])) marker = KILN_PC_KILN;
     else continue;
-    if (marker == KILN_PC_KILN_ALLOC) atomic_fetch_add_explicit(&kiln_collector.kiln_frames, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(marker == KILN_PC_KILN_ALLOC ? &kiln_collector.kiln_frames : &kiln_collector.kiln_own, 1,
+                              memory_order_relaxed);
     /* The unwind ended inside kiln, or went astray past it (kiln's hooks
      * learn unwind rules on a stack of their own): the caller is unknown. */
     if (i == n - 1 || !kiln_unwind_copy_in_module(pcs[i + 1])) {
@@ -349,6 +350,7 @@ void kiln_collector_stats(kiln_collector_stats_t *out) {
   out->own_samples = atomic_load_explicit(&kiln_collector.own_samples, memory_order_relaxed);
   out->truncated = atomic_load_explicit(&kiln_collector.truncated, memory_order_relaxed);
   out->kiln_frames = atomic_load_explicit(&kiln_collector.kiln_frames, memory_order_relaxed);
+  out->kiln_own = atomic_load_explicit(&kiln_collector.kiln_own, memory_order_relaxed);
 }
 
 /* A thread registered from outside has no exit hook: ask the kernel. */
@@ -578,6 +580,7 @@ void kiln_collector_after_fork_child(void) {
   atomic_store(&kiln_collector.own_samples, 0);
   atomic_store(&kiln_collector.truncated, 0);
   atomic_store(&kiln_collector.kiln_frames, 0);
+  atomic_store(&kiln_collector.kiln_own, 0);
   kiln_collector.started = false;
   kiln_collector.cpu_seconds = 0;
   atomic_store(&kiln_collector.dump_requested, 0);

@@ -679,6 +679,7 @@ typedef struct kiln_collector_stats {
   uint64_t own_samples; /* of the collector thread itself, dropped */
   uint64_t truncated;   /* stacks cut (depth limit, or deeper than the copy) */
   uint64_t kiln_frames; /* samples inside kiln's hooks, named as kiln's */
+  uint64_t kiln_own;    /* samples in kiln's own code ("[kiln]": start-up, dumps) */
 } kiln_collector_stats_t;
 void kiln_collector_stats(kiln_collector_stats_t *out) KILN_INTERNAL;
 double kiln_collector_cpu_seconds(void) KILN_INTERNAL;

@@ -742,9 +742,13 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   kiln_collector_stats(&r.coll);
   uint64_t cpu_seen = r.perf.samples - (r.coll.own_samples < r.perf.samples ? r.coll.own_samples : r.perf.samples) +
                       r.threads.samples;
-  if (final && !kiln_tree_is_top() && cpu_seen == 0 && r.heap.alloc_count == 0) {
-    /* A process below the top that recorded nothing: no empty files, one
-     * record for the top's summary. */
+  /* Samples of kiln's own start-up and dumps ("[kiln]") are not the
+   * program's: a /bin/true below a profiled shell takes one, in kiln's
+   * constructor, and three files for it cost more than the program. */
+  uint64_t kiln_own = r.coll.kiln_own < cpu_seen ? r.coll.kiln_own : cpu_seen;
+  if (final && !kiln_tree_is_top() && cpu_seen - kiln_own == 0 && r.heap.alloc_count == 0) {
+    /* A process below the top that recorded nothing of its own: no files,
+     * one record for the top's summary. */
     kiln_tree_rec_t rec = {kiln_profiler.prog, true, 0, 0, 0, 0, set->fatal_signal};
     kiln_tree_report(&rec);
     kiln_symbols_demangle(true);
