@@ -126,8 +126,11 @@ int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) {
   }
   kiln_perf.hz = hz;
   kiln_perf.pid = getpid();
-  /* Enough for 40 ms of samples on one CPU, each a stack copy. */
-  size_t want = (size_t)hz * (KILN_STACK_COPY_PERF + 512) / 25 / 4096, pages = 8;
+  /* Enough for 25 ms of samples on one CPU, each a stack copy (rounded up
+   * to a power of two: 31 ms at 999 Hz; the collector drains every 8 ms).
+   * Each process pays for its rings when it starts (the kernel allocates
+   * and clears them): 2 MB a CPU at 999 Hz. */
+  size_t want = (size_t)hz * (KILN_STACK_COPY_PERF + 512) / 40 / 4096, pages = 8;
   while (pages < want && pages < 2048) pages *= 2;
   kiln_perf.pages = pages;
   int fd = -1;

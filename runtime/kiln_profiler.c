@@ -808,6 +808,27 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   hin.kiln_hook_samples = r.coll.kiln_frames;
   kiln_health_assess(&hin, &set->health);
 
+  if (final && !kiln_tree_is_top()) {
+    /* Below the top, an empty profile is not written (its meta.json lists
+     * what was): a forked child that leaks one block has nothing indirect,
+     * possible or reachable, and each file costs more than such a child. */
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+      if (outs[i].len == 0 && !outs[i].failed) {
+        kiln_buf_free(&outs[i]);
+        continue;
+      }
+      if (k != i) {
+        outs[k] = outs[i];
+        kinds[k] = kinds[i];
+        suffixes[k] = suffixes[i];
+        memcpy(names[k], names[i], sizeof names[k]);
+        memset(&outs[i], 0, sizeof outs[i]);
+      }
+      k++;
+    }
+    n = k;
+  }
   int rc = kiln_out_mkdirs(dir, emergency);
   for (int i = 0; i < n && rc == 0; i++) {
     if (outs[i].failed) rc = -ENOMEM;
