@@ -76,6 +76,7 @@ KILN_EXPORT KILN_PASS_TEXT int pthread_create(pthread_t *thread, const pthread_a
   kiln_libc_resolve();
   if (kiln_libc.pthread_create == NULL) return ENOSYS;
   if (!kiln_profiler_active()) return kiln_libc.pthread_create(thread, attr, start, arg);
+  kiln_profiler_before_thread();
   kiln_start_rec_t *rec = kiln_interpose_rec_claim();
   if (rec == NULL) return kiln_libc.pthread_create(thread, attr, start, arg);
   rec->fn = start;

@@ -468,6 +468,8 @@ int kiln_perf_open_inherited(void) KILN_INTERNAL;
 /* One thread's own event (threads not covered by inheritance). Normal
  * context, any thread. */
 int kiln_perf_open_thread(pid_t tid) KILN_INTERNAL;
+/* Closes tid's own rings (what they hold undrained is lost). */
+void kiln_perf_close_thread(pid_t tid) KILN_INTERNAL;
 /* Reads every ring into sink (reap: close the rings of threads that are
  * gone). Collector or dump; serialised inside. */
 void kiln_perf_drain(kiln_perf_sink_fn sink, void *ctx, bool reap) KILN_INTERNAL;
@@ -477,6 +479,7 @@ void kiln_perf_try_drain(kiln_perf_sink_fn sink, void *ctx) KILN_INTERNAL;
 void kiln_perf_close_all(kiln_perf_sink_fn sink, void *ctx) KILN_INTERNAL;
 typedef struct kiln_perf_stats {
   uint64_t samples, kernel_samples, lost, open_failures, rings, ring_bytes;
+  uint64_t opened; /* rings mapped in this process so far */
 } kiln_perf_stats_t;
 void kiln_perf_stats(kiln_perf_stats_t *out) KILN_INTERNAL;
 /* Around fork: no drain under way (prepare), then released (parent); the
@@ -599,6 +602,11 @@ void kiln_sampler_halt(void) KILN_INTERNAL;
 /* perf: whether the calling thread is sampled by an inherited event, and
  * (in a new thread) whether its creator was: then so is it. */
 bool kiln_sampler_covered(void) KILN_INTERNAL;
+/* perf: the process has one thread, followed by a ring of its own; before
+ * it creates another, kiln_sampler_leave_solo opens the per-CPU inherited
+ * rings on it and closes its own ring (drain it first). Normal context. */
+bool kiln_sampler_solo(void) KILN_INTERNAL;
+void kiln_sampler_leave_solo(void) KILN_INTERNAL;
 void kiln_sampler_thread_inherit(bool parent_covered) KILN_INTERNAL;
 /* Kernel time is in the samples. */
 bool kiln_sampler_kernel(void) KILN_INTERNAL;
@@ -970,6 +978,9 @@ void kiln_profiler_start_env(void) KILN_INTERNAL;
 void kiln_profiler_at_exit(void) KILN_INTERNAL;
 /* Thread lifecycle, from the preload's pthread_create wrapper. */
 /* parent_covered: kiln_sampler_covered() in the creating thread. */
+/* The pthread_create interposer, before it creates a thread: a process
+ * sampled by one ring of its own turns to rings that follow every thread. */
+void kiln_profiler_before_thread(void) KILN_INTERNAL;
 void kiln_profiler_thread_begin(bool parent_covered) KILN_INTERNAL;
 void kiln_profiler_thread_end(void) KILN_INTERNAL;
 /* exec wrappers: dump, quiesce; on failure, resume. file: what is exec'd

@@ -305,6 +305,15 @@ void kiln_profiler_start_env(void) {
 
 bool kiln_profiler_active(void) { return atomic_load(&kiln_profiler.active); }
 
+void kiln_profiler_before_thread(void) {
+  if (!atomic_load(&kiln_profiler.active) || !(kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) || !kiln_sampler_solo())
+    return;
+  kiln_heap_guard_enter();
+  kiln_collector_drain(); /* the solo ring's samples, before it goes */
+  kiln_sampler_leave_solo();
+  kiln_heap_guard_leave();
+}
+
 void kiln_profiler_thread_begin(bool parent_covered) {
   if (!atomic_load(&kiln_profiler.active) || !(kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) ||
       kiln_sampler_stepped_aside())
@@ -479,6 +488,8 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                     (unsigned long long)r->threads.skipped);
     kiln_buf_printf(b, "  \"kiln_hook_samples\": %llu,\n  \"profiler_thread_samples\": %llu,\n",
                     (unsigned long long)r->coll.kiln_frames, (unsigned long long)r->coll.own_samples);
+    kiln_buf_printf(b, "  \"kiln_own_samples\": %llu,\n  \"perf_rings_opened\": %llu,\n",
+                    (unsigned long long)r->coll.kiln_own, (unsigned long long)r->perf.opened);
     kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n"
                        "  \"threads_unsampled_cpu_seconds\": %.3f,\n",
                     (unsigned long long)r->threads_seen, (unsigned long long)(r->unsampled + r->threads.unregistered),

@@ -73,9 +73,9 @@ grep -q "tree: [0-9]* processes below: .* recorded nothing" "$T/trues.err" &&
   pass "100 x /bin/true: the tree line counts those that recorded nothing" || fail "trues: tree line" "$(cat "$T/trues.err")"
 
 # Below the top, empty profiles are not written and meta.json lists what
-# was: 20 children that each leak one block (alloc mode).
+# was: 20 children that each leak one block (cpu,alloc mode).
 d="$T/forkleak"
-KILN_MODE=alloc KILN_OUT=$d LD_PRELOAD=$LIBKILN "$EX/proc_storm" forkleak 20 >/dev/null 2>"$T/fl.err"
+KILN_MODE=cpu,alloc KILN_OUT=$d LD_PRELOAD=$LIBKILN "$EX/proc_storm" forkleak 20 >/dev/null 2>"$T/fl.err"
 top=$(sed -n 's/^kiln: proc_storm\[\([0-9]*\)\]: tree.*/\1/p' "$T/fl.err")
 bad=0 children=0
 for m in "$d"/proc_storm.*.meta.json; do
@@ -88,3 +88,6 @@ for m in "$d"/proc_storm.*.meta.json; do
   for f in "$d"/proc_storm."$pid".*.folded; do [ -s "$f" ] || bad=$((bad + 1)); done
 done
 check_eq "forkleak x20: 20 children's profiles, none empty, each meta.json lists exactly its files" "20 0" "$children $bad"
+# A fork child has one thread: one ring of its own, not one a CPU.
+rings=$(for m in "$d"/*.meta.json; do grep -q "\"pid\": $top," "$m" || meta_field "$m" perf_rings_opened; done | sort -u | tr '\n' ' ')
+check_eq "forkleak x20: each child (one thread) mapped one ring, not one a CPU" "1 " "$rings"
