@@ -164,8 +164,15 @@ bool kiln_collector_thread_seen(pid_t tid) {
 extern const char __start_kiln_hooks[] KILN_INTERNAL;
 extern const char __stop_kiln_hooks[] KILN_INTERNAL;
 
+extern const char __start_kiln_hooks_entry[] KILN_INTERNAL;
+extern const char __stop_kiln_hooks_entry[] KILN_INTERNAL;
+
+static inline bool kiln_collector_in_entry(uint64_t pc) {
+  return pc > (uintptr_t)__start_kiln_hooks_entry && pc <= (uintptr_t)__stop_kiln_hooks_entry;
+}
+
 static inline bool kiln_collector_in_hooks(uint64_t pc) {
-  return pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks;
+  return (pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks) || kiln_collector_in_entry(pc);
 }
 
 extern const char __start_kiln_pass[] KILN_INTERNAL;
@@ -243,6 +250,24 @@ static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
     if (kiln_collector_in_hooks(pcs[i])) marker = KILN_PC_KILN_ALLOC;
     else if (kiln_collector_in_self(pcs[i])) marker = KILN_PC_KILN;
     else continue;
+    if (marker == KILN_PC_KILN_ALLOC && i > 0 && i < n - 1 && kiln_unwind_copy_in_module(pcs[i + 1])) {
+      /* Inside the allocator the interposer forwards to (libc's malloc,
+       * _int_free): the leafmost frame of kiln's is an interposer, the
+       * frames below it are the allocator's. The program's time, as it
+       * would be without kiln: the interposers' frames go (the allocator's
+       * own entry point stands where it stood). */
+      int leafmost = 0;
+      while (leafmost < i && !kiln_collector_in_hooks(pcs[leafmost]) && !kiln_collector_in_self(pcs[leafmost]))
+        leafmost++;
+      if (leafmost > 0 && kiln_collector_in_entry(pcs[leafmost])) {
+        bool all_entry = true;
+        for (int j = leafmost; j <= i; j++) all_entry = all_entry && kiln_collector_in_entry(pcs[j]);
+        if (all_entry) {
+          memmove(pcs + leafmost, pcs + i + 1, (size_t)(n - i - 1) * sizeof *pcs);
+          return n - (i + 1 - leafmost);
+        }
+      }
+    }
     atomic_fetch_add_explicit(marker == KILN_PC_KILN_ALLOC ? &kiln_collector.kiln_frames : &kiln_collector.kiln_own, 1,
                               memory_order_relaxed);
     /* The unwind ended inside kiln, or went astray past it (kiln's hooks

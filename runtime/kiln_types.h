@@ -40,6 +40,10 @@
 /* Code of the malloc hooks lives in its own section, so that unwinding from
  * a hook can cut every frame of kiln's own, whatever the inlining. */
 #define KILN_HOOK_TEXT __attribute__((section("kiln_hooks"), noinline))
+/* The interposers themselves (malloc, free, ...), a section of their own
+ * beside it: a sample whose leafmost kiln frame is one of them is in the
+ * allocator it forwards to (the program's time), not in kiln's records. */
+#define KILN_HOOK_ENTRY_TEXT __attribute__((section("kiln_hooks_entry"), noinline))
 /* Wrappers that forward to libc (and the new-thread trampoline): their
  * frames are left out of CPU samples. */
 #define KILN_PASS_TEXT __attribute__((section("kiln_pass"), noinline))
