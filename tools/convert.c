@@ -15,7 +15,8 @@ static const char kiln_convert_usage[] =
     "  speedscope  JSON in speedscope's file format (one sampled profile)\n"
     "  pprof       gzip-compressed profile.proto, for 'pprof' and Go tooling\n"
     "The profile kind names the sample type and unit: cpu (samples), alloc_bytes,\n"
-    "alloc_count, live_bytes, live_count, leak_bytes, leak_count, peak_bytes.\n"
+    "alloc_count, live_bytes, live_count, leak_bytes, leak_count, peak_bytes,\n"
+    "lock_wait_ns, lock_wait_count.\n"
     "It is taken from a kiln file name (PROG.PID.KIND.folded) unless --kind\n"
     "says otherwise. A directory reads the KIND files of each process's run in\n"
     "it, as 'kiln top DIR' does.\n"
@@ -33,6 +34,10 @@ const char *kiln_convert_unit(const char *kind)
         return "bytes";
     if (kind && strcmp(kind, "alloc_count") == 0)
         return "allocations";
+    if (n > 3 && strcmp(kind + n - 3, "_ns") == 0)
+        return "nanoseconds";
+    if (kind && strcmp(kind, KILN_KIND_LOCK_WAIT_COUNT) == 0)
+        return "waits";
     if (n > 6 && strcmp(kind + n - 6, "_count") == 0)
         return "blocks";
     return "samples";
