@@ -1,0 +1,158 @@
+# Lock mode (KILN_MODE=lock): waits whose length the program measures
+# itself (examples/lock_contend.c) against kiln's lock_wait_ns and
+# lock_wait_count, the stacks they land on, an uncontended program, the
+# odd return codes and errno, real programs (python3's GIL and thread
+# joins, xz -T4's threads) and valgrind's drd on the same holds.
+source "$(dirname "$0")/../lib.sh"
+export KILN_QUIET=1
+unset KILN_MODE
+
+# kv FILE KEY: the integer after KEY= in FILE (the program's own measure).
+kv() { sed -n "s/.*\\b$2=\\([0-9]*\\).*/\\1/p" "$1" | head -1; }
+# prof DIR KIND [PROG]: the profile of KIND in DIR (one process).
+prof() { ls "$1"/${3:-lock_contend}.[0-9]*."$2".folded 2>/dev/null | head -1; }
+
+# --- waits by construction: total within 5%, count, stacks -------------
+# ROUNDS rounds of HOLD ms: the waiter blocks each round (mutex, cond, sem
+# certainly; rwlocks unless it came late, then both measures say so).
+rounds=4 hold=30
+for bin in lock_contend lock_contend.fp; do
+  unwind=libunwind
+  [ "$bin" = lock_contend.fp ] && unwind=fp
+  for s in mutex rdlock wrlock cond sem; do
+    case $s in
+      mutex) leaf='pthread_mutex_lock;\[lock: mutex\]' fn=mutex_waiter ;;
+      rdlock) leaf='pthread_rwlock_rdlock;\[lock: rwlock read\]' fn=rw_waiter ;;
+      wrlock) leaf='pthread_rwlock_wrlock;\[lock: rwlock write\]' fn=rw_waiter ;;
+      cond) leaf='pthread_cond_wait;\[lock: cond wait\]' fn=cond_consumer ;;
+      sem) leaf='sem_wait;\[lock: sem\]' fn=sem_waiter ;;
+    esac
+    name="$s ($bin, $unwind)"
+    d="$T/$s-$bin"
+    "$EX/$bin" $s $rounds $hold > "$d.plain" 2> /dev/null
+    KILN_MODE=lock KILN_UNWIND=$unwind KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/$bin" $s $rounds $hold \
+      > "$d.out" 2> "$d.err"
+    rc=$?
+    check_eq "$name: exit status and output unchanged" "0 $(cat "$d.plain")" "$rc $(cat "$d.out")"
+    ns=$(prof "$d" lock_wait_ns $bin) count=$(prof "$d" lock_wait_count $bin)
+    if [ -z "$ns" ] || [ -z "$count" ]; then fail "$name: lock profiles written" "$(ls "$d")"; continue; fi
+    measured=$(kv "$d.err" measured_ns) waits=$(kv "$d.err" waits) long=$(kv "$d.err" long)
+    got=$(folded_total "$ns")
+    if [ "$measured" -gt 0 ] && within "$got" "$measured" "$(awk -v m="$measured" 'BEGIN { print m * 0.05 }')"; then
+      pass "$name: lock_wait_ns $got within 5% of the program's own $measured"
+    else fail "$name: lock_wait_ns" "kiln $got, program $measured"; fi
+    n=$(folded_total "$count")
+    case $s in
+      mutex|cond|sem) check_eq "$name: lock_wait_count is the waits" "$waits" "$n" ;;
+      *) if [ "$n" -ge "$long" ] && [ "$n" -le "$waits" ] && [ "$long" -ge 1 ]; then
+           pass "$name: lock_wait_count $n between the long waits ($long) and the waits ($waits)"
+         else fail "$name: lock_wait_count" "kiln $n, program: $waits waits, $long long"; fi ;;
+    esac
+    # One stack, the waiter's call site with the function and the marker
+    # as its leaf: never the holder's uncontended locks.
+    check_eq "$name: one stack" "1" "$(wc -l < "$ns")"
+    if grep -Eq "(^|;)main;([^;]*;)?$fn;$leaf [0-9]+\$" "$ns"; then pass "$name: stack ends main;...;$fn;${leaf//\\/}"
+    else fail "$name: stack" "$(cat "$ns")"; fi
+  done
+done
+
+# --- no contention: the lock files are there, and empty ------------------
+d="$T/uncontended"
+KILN_MODE=lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/lock_contend" uncontended 200000 > "$d.out"
+check_eq "uncontended: output" "uncontended: 200000 rounds, sum 0" "$(cat "$d.out")"
+ns=$(prof "$d" lock_wait_ns) count=$(prof "$d" lock_wait_count)
+if [ -n "$ns" ] && [ -n "$count" ] && [ ! -s "$ns" ] && [ ! -s "$count" ]; then
+  pass "uncontended: empty lock_wait_ns and lock_wait_count files"
+else fail "uncontended: empty files" "$(ls -l "$d")"; fi
+check "uncontended: meta.json says 0 waits" grep -q '"lock_waits": 0,' "$d"/lock_contend.*.meta.json
+check "uncontended: meta.json mode" grep -q '"mode": "lock",' "$d"/lock_contend.*.meta.json
+
+# --- semantics: what the odd cases return, errno, with kiln as without ---
+d="$T/semantics"
+"$EX/lock_contend" semantics > "$d.plain" 2>&1
+KILN_MODE=lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/lock_contend" semantics > "$d.out" 2>&1
+check_eq "semantics: output unchanged" "$(cat "$d.plain")" "$(cat "$d.out")"
+check_eq "semantics: the expected answers" "recursive: lock 0 0 unlock 0 0 1
+errorcheck: lock 0 relock EDEADLK
+errorcheck, contended: lock 0
+robust: lock EOWNERDEAD consistent 0 unlock 0
+timedlock: ETIMEDOUT
+sem_wait free: 0 errno kept
+sem_timedwait empty: -1 ETIMEDOUT
+sem_trywait empty: -1 EAGAIN
+cond_timedwait: ETIMEDOUT, mutex held after: yes" "$(cat "$d.out")"
+# Waits that did wait: the contended error-checking mutex, the timed-out
+# timedlock, the timed-out sem_timedwait and cond_timedwait; not the
+# recursive relock, the EDEADLK, the dead owner's lock, the free semaphore.
+count=$(prof "$d" lock_wait_count)
+got=$(awk '{ s=$0; sub(/ [0-9]+$/,"",s); n=split(s,a,";"); printf "%s;%s=%s ", a[n-1], a[n], $NF }' "$count")
+check_eq "semantics: the waits counted" "pthread_cond_timedwait;[lock: cond wait]=1 pthread_mutex_lock;[lock: mutex]=1 pthread_mutex_timedlock;[lock: mutex]=1 sem_timedwait;[lock: sem]=1 " "$got"
+
+# --- with cpu, and kiln record --lock --------------------------------------
+d="$T/cpu-lock"
+KILN_MODE=cpu,lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/lock_contend" mutex 2 20 > /dev/null 2>&1
+if [ -n "$(prof "$d" cpu)" ] && [ "$(folded_total "$(prof "$d" lock_wait_count)")" = 2 ] &&
+   grep -q '"mode": "cpu,lock",' "$d"/lock_contend.*.meta.json; then pass "cpu,lock: both profiles"
+else fail "cpu,lock: both profiles" "$(ls "$d")"; fi
+d="$T/record"
+"$KILN" record --lock -o "$d" -- "$EX/lock_contend" cond 2 20 > "$d.out" 2> "$d.err"
+check_eq "record --lock: output" "cond: 2 rounds done" "$(cat "$d.out")"
+if grep -q "time waited (ns) by what was waited for" "$d.err" && grep -q '\[lock: cond wait\]' "$d.err" &&
+   grep -q "cond_consumer" "$d.err"; then pass "record --lock: the lock summary"
+else fail "record --lock: summary" "$(tail -20 "$d.err")"; fi
+top=$("$KILN" top --kind lock_wait_count "$d" 2>/dev/null | grep '\[lock: cond wait\]' | awk '{ print $1 }')
+check_eq "top --kind lock_wait_count DIR" "2" "$top"
+
+# --- real programs ---------------------------------------------------------
+# python3: four threads on the GIL (glibc mutex + condition variable) and
+# the main thread joining them (a semaphore: PyThread_acquire_lock_timed).
+d="$T/python"
+cat > "$T/gil.py" <<'EOF'
+import threading
+def work(n):
+    s = 0
+    for i in range(n): s += i * i
+    return s
+ts = [threading.Thread(target=work, args=(400000,)) for _ in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("done")
+EOF
+KILN_MODE=lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" /usr/bin/python3 "$T/gil.py" > "$d.out" 2>&1
+check_eq "python3: output and status" "0 done" "$? $(cat "$d.out")"
+ns=$(ls "$d"/python3*.lock_wait_ns.folded 2>/dev/null | head -1)
+if [ -n "$ns" ] && grep -Eq ';PyEval_AcquireThread;([^;]*;)?pthread_cond_timedwait;\[lock: cond wait\] [0-9]+$' "$ns"; then
+  pass "python3: threads wait for the GIL (PyEval_AcquireThread;...;pthread_cond_timedwait)"
+else fail "python3: GIL waits" "$(cut -c1-200 "$ns" 2>/dev/null | head)"; fi
+if [ -n "$ns" ] && grep -Eq ';PyThread_acquire_lock_timed;sem_wait;\[lock: sem\] [0-9]+$' "$ns"; then
+  pass "python3: the main thread's joins (PyThread_acquire_lock_timed;sem_wait)"
+else fail "python3: join waits" "$(cut -c1-200 "$ns" 2>/dev/null | head)"; fi
+# xz -T4: the main thread waits for its workers' blocks in lzma_code;
+# the output is byte for byte the same.
+d="$T/xz"
+mkdir -p "$d"
+awk 'BEGIN { srand(7); for (i = 0; i < 120000; i++) printf "%d %s\n", int(rand() * 1e6), (i % 7 ? "abc" : "xyz") }' > "$T/in.txt"
+xz -T4 -1 --block-size=262144 -c "$T/in.txt" > "$d.plain"
+KILN_MODE=lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" xz -T4 -1 --block-size=262144 -c "$T/in.txt" > "$d.xz"
+check_eq "xz -T4: status" "0" "$?"
+check "xz -T4: output byte for byte" cmp -s "$d.plain" "$d.xz"
+ns=$(ls "$d"/xz.*.lock_wait_ns.folded 2>/dev/null | head -1)
+if [ -n "$ns" ] && grep -Eq ';lzma_code;([^;]*;)*pthread_cond_(timed)?wait;\[lock: cond wait\] [0-9]+$' "$ns"; then
+  pass "xz -T4: the main thread waits in lzma_code for its workers"
+else fail "xz -T4: stacks" "$(cut -c1-200 "$ns" 2>/dev/null | head)"; fi
+
+# --- a peer: valgrind's drd on the same holds --------------------------------
+# drd --exclusive-threshold reports each hold of a mutex longer than the
+# threshold, at the holder; kiln counts the waits those holds caused, at
+# the waiter: one wait per hold, each a hold long.
+if command -v valgrind > /dev/null; then
+  d="$T/drd"
+  timeout 120 valgrind --tool=drd --exclusive-threshold=15 "$EX/lock_contend" mutex 3 30 > /dev/null 2> "$d.drd"
+  holds=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors from.*/\1/p' "$d.drd")
+  held=$(grep -c "was held during" "$d.drd")
+  KILN_MODE=lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/lock_contend" mutex 3 30 > /dev/null 2>&1
+  n=$(folded_total "$(prof "$d" lock_wait_count)")
+  if [ "$held" -ge 1 ] && grep -q "mutex_holder" "$d.drd"; then
+    check_eq "drd: as many long holds (mutex_holder) as kiln's waits (mutex_waiter)" "$holds" "$n"
+  else fail "drd: long holds" "$(tail -5 "$d.drd")"; fi
+fi
