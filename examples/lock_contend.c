@@ -13,6 +13,7 @@
  *   lock_contend uncontended [N]   every lock function, never contended
  *   lock_contend semantics         return codes and errno of the odd cases
  *   lock_contend bench N           N uncontended lock/unlock pairs, ns a pair
+ *   lock_contend contend N T       T threads, N locked sections each, one mutex
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -326,6 +327,31 @@ static int bench(long n) {
   return 0;
 }
 
+/* THREADS threads, N lock/unlock pairs each around a little work on one
+ * mutex: contended most of the time. */
+static long contend_n;
+static long contend_counter;
+__attribute__((noinline)) static void *contend_worker(void *arg) {
+  (void)arg;
+  for (long i = 0; i < contend_n; i++) {
+    pthread_mutex_lock(&mutex);
+    for (int k = 0; k < 50; k++) contend_counter = contend_counter * 6364136223846793005L + 1;
+    pthread_mutex_unlock(&mutex);
+  }
+  return NULL;
+}
+
+static int bench_contended(long n, int threads) {
+  pthread_t t[64];
+  contend_n = n;
+  if (threads > 64) threads = 64;
+  long long t0 = now_ns();
+  for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, contend_worker, NULL);
+  for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+  printf("%.2f ns a locked section (%d threads)\n", (double)(now_ns() - t0) / (double)(n * threads), threads);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: lock_contend mutex|rdlock|wrlock|cond|sem [ROUNDS [HOLD_MS]] | uncontended [N] | "
@@ -335,6 +361,8 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "uncontended") == 0) return uncontended(argc > 2 ? atol(argv[2]) : 100000);
   if (strcmp(argv[1], "semantics") == 0) return semantics();
   if (strcmp(argv[1], "bench") == 0) return bench(argc > 2 ? atol(argv[2]) : 10000000);
+  if (strcmp(argv[1], "contend") == 0)
+    return bench_contended(argc > 2 ? atol(argv[2]) : 200000, argc > 3 ? atoi(argv[3]) : 4);
   if (argc > 2) rounds = atoi(argv[2]);
   if (argc > 3) hold_ms = atoi(argv[3]);
   return contended(argv[1]);
