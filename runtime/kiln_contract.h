@@ -52,7 +52,7 @@ static inline const char *const *kiln_contract_kinds(void)
  * PROG.PID.KIND.folded        the exit set (no tag)
  * PROG.PID.TAG.KIND.folded    a tagged set; TAG = YYYYmmddTHHMMSSZ-NNNN
  *                             (UTC time of the dump, then dump_seq % 10000)
- * PROG.PID[.TAG].cpu.pb.gz / .heap.pb.gz   pprof, with KILN_PPROF
+ * PROG.PID[.TAG].cpu.pb.gz / .heap.pb.gz / .lock.pb.gz   pprof, with KILN_PPROF
  * PROG.PID[.TAG].meta.json    written last: the set is whole once it exists
  * .NAME.PID.SEQ.tmp           a file being written (hidden, renamed to NAME);
  *                             one left behind is the debris of a killed
@@ -61,6 +61,7 @@ static inline const char *const *kiln_contract_kinds(void)
 #define KILN_FILE_META "meta.json"
 #define KILN_FILE_PPROF_CPU "cpu.pb.gz"
 #define KILN_FILE_PPROF_HEAP "heap.pb.gz"
+#define KILN_FILE_PPROF_LOCK "lock.pb.gz"
 #define KILN_FILE_TMP_PREFIX "."
 #define KILN_FILE_TMP_SUFFIX ".tmp"
 #define KILN_TAG_LEN 21

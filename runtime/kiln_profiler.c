@@ -421,7 +421,7 @@ typedef struct kiln_profiler_set {
   unsigned seq;
   char tag[40];
   double from_unix, until_unix;
-  char pprof_files[2][320];
+  char pprof_files[3][320]; /* cpu, heap, lock */
   kiln_health_t health;
 } kiln_profiler_set_t;
 
@@ -557,6 +557,7 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
   kiln_buf_printf(b, "  \"profiler_cpu_seconds\": %.3f,\n  \"files\": [", r->profiler_cpu);
   if (set->pprof_files[0][0]) kiln_buf_printf(b, "\"%s\", ", set->pprof_files[0]);
   if (set->pprof_files[1][0]) kiln_buf_printf(b, "\"%s\", ", set->pprof_files[1]);
+  if (set->pprof_files[2][0]) kiln_buf_printf(b, "\"%s\", ", set->pprof_files[2]);
   for (int i = 0; i < nfiles; i++) kiln_buf_printf(b, "%s\"%s\"", i ? ", " : "", names[i]);
   kiln_buf_puts(b, "]\n}\n");
 }
@@ -667,8 +668,9 @@ static void kiln_profiler_delta_stack(kiln_stack_t *s, void *ctx) {
   }
 }
 
-/* The pprof files of a set: CPU (samples, cpu nanoseconds) and heap
- * (alloc and inuse objects/space), as Go's profiles name them. */
+/* The pprof files of a set: CPU (samples, cpu nanoseconds), heap (alloc
+ * and inuse objects/space) and locks (contentions, delay), as Go's
+ * profiles name them. */
 static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_set_t *set) {
   const kiln_config_t *c = &kiln_profiler.cfg;
   bool emergency = set->mode == KILN_DUMP_MODE_EMERGENCY;
@@ -698,6 +700,19 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
     kiln_pprof_render(&spec, &out);
     kiln_fmt(set->pprof_files[1], sizeof set->pprof_files[1], "%s.heap.pb.gz", base);
     rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[1], out.data, out.len, emergency);
+    kiln_buf_free(&out);
+  }
+  if (rc == 0 && (c->mode & KILN_MODE_LOCK_BIT)) {
+    /* Go's mutex and block profiles' sample types. */
+    kiln_count_kind_t kinds[2] = {set->delta ? KILN_COUNT_DELTA_LOCK_WAIT_COUNT : KILN_COUNT_LOCK_WAIT_COUNT,
+                                  set->delta ? KILN_COUNT_DELTA_LOCK_WAIT_NS : KILN_COUNT_LOCK_WAIT_NS};
+    const char *types[2] = {"contentions", "delay"}, *units[2] = {"count", "nanoseconds"};
+    kiln_pprof_spec_t spec = {kinds, NULL, types, units, 2, "contentions", "count", 1, now_ns - dur_ns, dur_ns,
+                              false};
+    kiln_buf_t out = {0};
+    kiln_pprof_render(&spec, &out);
+    kiln_fmt(set->pprof_files[2], sizeof set->pprof_files[2], "%s.lock.pb.gz", base);
+    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[2], out.data, out.len, emergency);
     kiln_buf_free(&out);
   }
   return rc;

@@ -99,6 +99,7 @@ int kiln_speedscope_write_scaled(FILE *out, const kiln_profile_t *p, const char 
     const char *unit = kiln_convert_unit(kind);
     bool bytes = strcmp(unit, "bytes") == 0, ns = !bytes && period_ns > 0 &&
                                                    strcmp(unit, "samples") == 0;
+    bool own_ns = strcmp(unit, "nanoseconds") == 0; /* lock_wait_ns: counted in ns already */
     double scale = ns ? period_ns : 1;
     /* Frames in first-seen order of the walk below. */
     kiln_speedscope_frames_t frames = {0};
@@ -171,7 +172,7 @@ int kiln_speedscope_write_scaled(FILE *out, const kiln_profile_t *p, const char 
     kiln_buf_adds(&b, "]},\"profiles\":[{\"type\":\"sampled\",\"name\":\"");
     kiln_escape_json(&b, profile_name, strlen(profile_name));
     kiln_buf_printf(&b, "\",\"unit\":\"%s\",\"startValue\":0,\"endValue\":",
-                    bytes ? "bytes" : ns ? "nanoseconds" : "none");
+                    bytes ? "bytes" : ns || own_ns ? "nanoseconds" : "none");
     if (scale != 1)
         kiln_util_fmt_count(&b, kiln_profile_value(p, p->nodes[0].total) * scale, false);
     else

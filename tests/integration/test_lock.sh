@@ -103,6 +103,31 @@ else fail "record --lock: summary" "$(tail -20 "$d.err")"; fi
 top=$("$KILN" top --kind lock_wait_count "$d" 2>/dev/null | grep '\[lock: cond wait\]' | awk '{ print $1 }')
 check_eq "top --kind lock_wait_count DIR" "2" "$top"
 
+# --- interval sets: the deltas add up to the run; pprof as Go names it ---
+d="$T/interval"
+KILN_MODE=lock KILN_INTERVAL=1 KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/lock_contend" mutex 6 250 > /dev/null 2>&1
+sets=$(cat "$d"/lock_contend.*.*T*Z-*.lock_wait_ns.folded 2>/dev/null | awk '{ s += $NF } END { print s + 0 }')
+whole=$(folded_total "$(ls "$d"/lock_contend.[0-9]*.lock_wait_ns.folded | grep -v 'Z-' | head -1)")
+nsets=$(ls "$d"/lock_contend.*.*T*Z-*.lock_wait_ns.folded 2>/dev/null | wc -l)
+if [ "$nsets" -ge 2 ] && [ "$sets" = "$whole" ] && [ "$whole" -gt 0 ]; then
+  pass "interval: $nsets delta sets add up to the run's lock_wait_ns ($whole)"
+else fail "interval: delta sets" "$nsets sets, $sets against $whole"; fi
+pb=$(ls "$d"/lock_contend.*.lock.pb.gz 2>/dev/null | head -1)
+if [ -x "$B/pprof" ] && [ -n "$pb" ]; then
+  out=$("$B/pprof" -top -sample_index=delay "$pb" 2>&1)
+  if echo "$out" | grep -q "^Type: delay" && echo "$out" | grep -q '\[lock: mutex\]'; then
+    pass "interval: lock.pb.gz reads in pprof (contentions, delay)"
+  else fail "interval: lock.pb.gz in pprof" "$out"; fi
+  f=$(prof "$T/mutex-lock_contend" lock_wait_ns)
+  "$KILN" convert --to pprof -o "$T/l.pb.gz" "$f"
+  total=$("$B/pprof" -raw "$T/l.pb.gz" 2>/dev/null | awk '/^Samples:/ { on = 1; next } /^[A-Z]/ { on = 0 } on && /^ *[0-9]+:/ { sub(":", "", $1); s += $1 } END { print s + 0 }')
+  check_eq "convert --to pprof: the delay total" "$(folded_total "$f")" "$total"
+else
+  check "interval: lock.pb.gz written" test -n "$pb"
+fi
+f=$(prof "$T/mutex-lock_contend" lock_wait_ns)
+check "convert --to speedscope: unit nanoseconds" sh -c "'$KILN' convert --to speedscope '$f' | grep -q '\"unit\":\"nanoseconds\"'"
+
 # --- real programs ---------------------------------------------------------
 # python3: four threads on the GIL (glibc mutex + condition variable) and
 # the main thread joining them (a semaphore: PyThread_acquire_lock_timed).
