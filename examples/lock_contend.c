@@ -239,6 +239,23 @@ static void *hold_for_a_while(void *arg) {
   return NULL;
 }
 
+/* Cancelled inside pthread_cond_wait: glibc re-takes the mutex before the
+ * cleanup handlers run, through kiln's wrapper frame. */
+static int cancel_cleanup_ran;
+static void cancel_cleanup(void *m) {
+  cancel_cleanup_ran = pthread_mutex_trylock(m) == EBUSY; /* held again, by this thread */
+  pthread_mutex_unlock(m);
+}
+static void *cond_cancelled(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&mutex);
+  pthread_cleanup_push(cancel_cleanup, &mutex);
+  atomic_store(&phase, 1);
+  for (;;) pthread_cond_wait(&cond, &mutex);
+  pthread_cleanup_pop(0);
+  return NULL;
+}
+
 static int semantics(void) {
   pthread_mutexattr_t a;
   pthread_mutex_t rec, chk;
@@ -308,6 +325,22 @@ static int semantics(void) {
   printf("cond_timedwait: %s, mutex held after: %s\n", r1 == ETIMEDOUT ? "ETIMEDOUT" : strerror(r1),
          r2 == EBUSY ? "yes" : "no");
   pthread_mutex_unlock(&mutex);
+  /* Cancelled while waiting. */
+  atomic_store(&phase, 0);
+  pthread_create(&t, NULL, cond_cancelled, NULL);
+  await_phase(1);
+  /* The waiter is asleep in the wait once the mutex is free (a try: not
+   * a wait of its own to count). */
+  while (pthread_mutex_trylock(&mutex) != 0) {
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+  }
+  pthread_mutex_unlock(&mutex);
+  pthread_cancel(t);
+  void *res;
+  pthread_join(t, &res);
+  printf("cond_wait cancelled: %s, cleanup saw the mutex held: %s\n", res == PTHREAD_CANCELED ? "yes" : "no",
+         cancel_cleanup_ran ? "yes" : "no");
   return 0;
 }
 

@@ -23,12 +23,12 @@
 #include <errno.h>
 #include <time.h>
 
-/* glibc's own entry points, for the moment this thread is resolving the
- * real functions (dlsym must not come back here). */
-extern int __pthread_mutex_lock(pthread_mutex_t *);
-extern int __pthread_rwlock_rdlock(pthread_rwlock_t *);
-extern int __pthread_rwlock_wrlock(pthread_rwlock_t *);
-
+/* A lock call made while this thread resolves the real functions would be
+ * dlsym calling back here, which glibc's dlsym does not do (it takes only
+ * the loader's internal locks): such a call is refused (ENOSYS, as the
+ * other wrappers answer when there is nothing to forward to) rather than
+ * recursing. glibc's __pthread_* aliases cannot serve instead: they are
+ * compat symbols, which a program linking libkiln.a cannot link to. */
 static __thread bool kiln_tls_locks_resolving __attribute__((tls_model("initial-exec")));
 
 /* True when the real functions are there; false while resolving them. */
@@ -57,7 +57,7 @@ static inline bool kiln_locks_waited(int rc) { return rc == 0 || rc == EOWNERDEA
 /* ----------------------------------------------------------- mutexes */
 
 KILN_EXPORT KILN_PASS_TEXT int pthread_mutex_lock(pthread_mutex_t *m) {
-  if (KILN_UNLIKELY(!kiln_locks_ready())) return __pthread_mutex_lock(m);
+  if (KILN_UNLIKELY(!kiln_locks_ready())) return ENOSYS;
   if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.mutex_lock(m);
   int rc = kiln_libc.mutex_trylock(m);
   if (KILN_LIKELY(rc != EBUSY)) return rc;
@@ -92,7 +92,7 @@ KILN_EXPORT KILN_PASS_TEXT int pthread_mutex_clocklock(pthread_mutex_t *m, clock
 /* ----------------------------------------------------------- rwlocks */
 
 KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_rdlock(pthread_rwlock_t *l) {
-  if (KILN_UNLIKELY(!kiln_locks_ready())) return __pthread_rwlock_rdlock(l);
+  if (KILN_UNLIKELY(!kiln_locks_ready())) return ENOSYS;
   if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.rwlock_rdlock(l);
   int rc = kiln_libc.rwlock_tryrdlock(l);
   if (KILN_LIKELY(rc != EBUSY)) return rc;
@@ -103,7 +103,7 @@ KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_rdlock(pthread_rwlock_t *l) {
 }
 
 KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_wrlock(pthread_rwlock_t *l) {
-  if (KILN_UNLIKELY(!kiln_locks_ready())) return __pthread_rwlock_wrlock(l);
+  if (KILN_UNLIKELY(!kiln_locks_ready())) return ENOSYS;
   if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.rwlock_wrlock(l);
   int rc = kiln_libc.rwlock_trywrlock(l);
   if (KILN_LIKELY(rc != EBUSY)) return rc;

@@ -80,10 +80,12 @@ timedlock: ETIMEDOUT
 sem_wait free: 0 errno kept
 sem_timedwait empty: -1 ETIMEDOUT
 sem_trywait empty: -1 EAGAIN
-cond_timedwait: ETIMEDOUT, mutex held after: yes" "$(cat "$d.out")"
+cond_timedwait: ETIMEDOUT, mutex held after: yes
+cond_wait cancelled: yes, cleanup saw the mutex held: yes" "$(cat "$d.out")"
 # Waits that did wait: the contended error-checking mutex, the timed-out
 # timedlock, the timed-out sem_timedwait and cond_timedwait; not the
-# recursive relock, the EDEADLK, the dead owner's lock, the free semaphore.
+# recursive relock, the EDEADLK, the dead owner's lock, the free semaphore,
+# nor the condition wait a cancellation ended.
 count=$(prof "$d" lock_wait_count)
 got=$(awk '{ s=$0; sub(/ [0-9]+$/,"",s); n=split(s,a,";"); printf "%s;%s=%s ", a[n-1], a[n], $NF }' "$count")
 check_eq "semantics: the waits counted" "pthread_cond_timedwait;[lock: cond wait]=1 pthread_mutex_lock;[lock: mutex]=1 pthread_mutex_timedlock;[lock: mutex]=1 sem_timedwait;[lock: sem]=1 " "$got"
@@ -127,6 +129,54 @@ else
 fi
 f=$(prof "$T/mutex-lock_contend" lock_wait_ns)
 check "convert --to speedscope: unit nanoseconds" sh -c "'$KILN' convert --to speedscope '$f' | grep -q '\"unit\":\"nanoseconds\"'"
+
+# --- linked (libkiln.a, kiln_start with KILN_MODE_LOCK) -------------------
+cat > "$T/linked.c" <<'EOF'
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "kiln.h"
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static void *hold(void *arg) {
+  pthread_mutex_lock(&m);
+  *(volatile int *)arg = 1;
+  struct timespec ts = {0, 30000000};
+  nanosleep(&ts, NULL);
+  pthread_mutex_unlock(&m);
+  return NULL;
+}
+__attribute__((noinline)) static void linked_waiter(void) { pthread_mutex_lock(&m); pthread_mutex_unlock(&m); }
+int main(int argc, char **argv) {
+  (void)argc;
+  kiln_options_t o;
+  memset(&o, 0, sizeof o);
+  o.mode = KILN_MODE_LOCK;
+  o.out_dir = argv[1];
+  o.quiet = 1;
+  if (kiln_start(&o) != 0) return 1;
+  volatile int held = 0;
+  pthread_t t;
+  pthread_create(&t, NULL, hold, (void *)&held);
+  while (!held) {
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+  }
+  linked_waiter();
+  pthread_join(t, NULL);
+  kiln_stop();
+  return kiln_dump(NULL) == 0 ? 0 : 1;
+}
+EOF
+d="$T/linked-out"
+if cc -O2 -g -pthread -I"$KILN_ROOT/include" -o "$T/linked" "$T/linked.c" "$B/libkiln.a" -lunwind -ldl -lm 2> "$T/linked.err"; then
+  "$T/linked" "$d"
+  check_eq "linked: kiln_start(KILN_MODE_LOCK) then kiln_dump" "0" "$?"
+  ns=$(ls "$d"/linked.[0-9]*.lock_wait_ns.folded 2>/dev/null | head -1)
+  if [ -n "$ns" ] && grep -Eq ';linked_waiter;pthread_mutex_lock;\[lock: mutex\] [0-9]+$' "$ns"; then
+    pass "linked: the wait at linked_waiter"
+  else fail "linked: stack" "$(cat "$ns" 2>/dev/null)"; fi
+else fail "linked: build" "$(cat "$T/linked.err")"; fi
 
 # --- real programs ---------------------------------------------------------
 # python3: four threads on the GIL (glibc mutex + condition variable) and
