@@ -105,6 +105,15 @@ else fail "record --lock: summary" "$(tail -20 "$d.err")"; fi
 top=$("$KILN" top --kind lock_wait_count "$d" 2>/dev/null | grep '\[lock: cond wait\]' | awk '{ print $1 }')
 check_eq "top --kind lock_wait_count DIR" "2" "$top"
 
+# kiln explain: the waiting site, contention and condition waits apart.
+ex=$("$KILN" explain "$T/mutex-lock_contend" 2>&1)
+if echo "$ex" | grep -q "lock contention: mutex_waiter, 100.0% of the total"; then pass "explain: lock contention at mutex_waiter"
+else fail "explain: mutex" "$ex"; fi
+ex=$("$KILN" explain "$T/cond-lock_contend" 2>&1)
+if echo "$ex" | grep -q "condition wait: cond_consumer, 100.0% of the total" && ! echo "$ex" | grep -q "allocat"; then
+  pass "explain: condition wait at cond_consumer"
+else fail "explain: cond" "$ex"; fi
+
 # --- interval sets: the deltas add up to the run; pprof as Go names it ---
 d="$T/interval"
 KILN_MODE=lock KILN_INTERVAL=1 KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/lock_contend" mutex 6 250 > /dev/null 2>&1
