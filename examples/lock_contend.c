@@ -10,6 +10,7 @@
  *     mutex, cond and sem: every round's wait blocks, certainly (the holder
  *     lets go only once the waiter sleeps on the lock); rwlocks: unless the
  *     waiter came later than the hold ("long" counts the waits that did)
+ *   lock_contend forkchild [ROUNDS [HOLD_MS]]   the mutex scenario in a forked child
  *   lock_contend uncontended [N]   every lock function, never contended
  *   lock_contend semantics         return codes and errno of the odd cases
  *   lock_contend bench N           N uncontended lock/unlock pairs, ns a pair
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int rounds = 5, hold_ms = 40;
@@ -176,7 +178,7 @@ __attribute__((noinline)) static void sem_waiter(void) {
   }
 }
 
-static int contended(const char *what) {
+__attribute__((noinline)) static int contended(const char *what) {
   pthread_t t;
   void *(*other)(void *) = NULL;
   void (*self)(void) = NULL;
@@ -398,5 +400,17 @@ int main(int argc, char **argv) {
     return bench_contended(argc > 2 ? atol(argv[2]) : 200000, argc > 3 ? atoi(argv[3]) : 4);
   if (argc > 2) rounds = atoi(argv[2]);
   if (argc > 3) hold_ms = atoi(argv[3]);
-  return contended(argv[1]);
+  if (strcmp(argv[1], "forkchild") == 0) {
+    /* The waits happen in a forked child (no exec): its profile has them,
+     * the parent's has none. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) exit(contended("mutex"));
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+  }
+  int rc = contended(argv[1]);
+  __asm__ volatile("" ::: "memory"); /* not a tail call: main stays on the waiters' stacks */
+  return rc;
 }

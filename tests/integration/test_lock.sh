@@ -139,6 +139,13 @@ fi
 f=$(prof "$T/mutex-lock_contend" lock_wait_ns)
 check "convert --to speedscope: unit nanoseconds" sh -c "'$KILN' convert --to speedscope '$f' | grep -q '\"unit\":\"nanoseconds\"'"
 
+# --- a forked child: its own waits, in its own profile -------------------
+d="$T/fork"
+KILN_MODE=lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/lock_contend" forkchild 3 20 > "$d.out" 2>&1
+check_eq "fork: status" "0" "$?"
+got=$(for f in "$d"/lock_contend.[0-9]*.lock_wait_count.folded; do folded_total "$f"; done | sort -n | tr '\n' ' ')
+check_eq "fork: the child's profile has its 3 waits, the parent's none" "0 3 " "$got"
+
 # --- linked (libkiln.a, kiln_start with KILN_MODE_LOCK) -------------------
 cat > "$T/linked.c" <<'EOF'
 #include <pthread.h>
