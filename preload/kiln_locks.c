@@ -44,11 +44,7 @@ static inline bool kiln_locks_ready(void) {
 /* Whether this call is to be timed: lock mode on, not kiln's own call. */
 static inline bool kiln_locks_on(void) { return kiln_lock_active() && kiln_tls_hook_guard == 0; }
 
-static inline uint64_t kiln_locks_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+static inline uint64_t kiln_locks_now(void) { return kiln_lock_now(); }
 
 /* The blocking call's answer means it waited (the lock taken, a dead
  * owner's lock taken, a timeout), not that it refused at once. */

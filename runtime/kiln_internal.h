@@ -467,6 +467,9 @@ void kiln_lock_stop(void) KILN_INTERNAL;
  * does nothing when the guard was held already (kiln's own locks, a lock
  * taken inside a hook) or lock mode is off. errno preserved. */
 void kiln_lock_record(kiln_lock_what_t what, uint64_t ns) KILN_INTERNAL;
+/* Hook: CLOCK_MONOTONIC in nanoseconds, for the interposers to time a wait
+ * (its CPU time is kiln's, named as such in CPU profiles). */
+uint64_t kiln_lock_now(void) KILN_INTERNAL;
 typedef struct kiln_lock_stats {
   uint64_t waits[KILN_LOCK_WHATS], ns[KILN_LOCK_WHATS];
   uint64_t total_waits, total_ns;
