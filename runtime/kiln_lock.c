@@ -51,12 +51,14 @@ int kiln_lock_start(const kiln_config_t *cfg) {
 void kiln_lock_stop(void) { atomic_store_explicit(&kiln_lock_on, false, memory_order_release); }
 
 /* The stack below a marker frame: the waiter's stack with the marker as
- * its leaf, interned (table full: the full stack, counted there). */
+ * its leaf, interned (table full: the full stack, counted there). The copy
+ * is as deep as the stack (8 bytes a frame of the program's stack, which
+ * may be a coroutine's small one: no fixed KILN_DEPTH_MAX buffer). */
 static uint32_t kiln_lock_marked(uint32_t id, kiln_lock_what_t what) {
   kiln_stack_t *s = kiln_stacktab_get(id);
   if (s->flags & KILN_STACK_FULL) return id;
-  uint64_t pcs[KILN_DEPTH_MAX + 1];
   unsigned depth = s->depth < KILN_DEPTH_MAX ? s->depth : KILN_DEPTH_MAX;
+  uint64_t pcs[depth + 1];
   pcs[0] = kiln_lock_markers[what];
   memcpy(pcs + 1, s->pcs, depth * sizeof *pcs);
   return kiln_stacktab_intern(pcs, depth + 1, s->flags);
