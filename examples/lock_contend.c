@@ -11,6 +11,8 @@
  *     lets go only once the waiter sleeps on the lock); rwlocks: unless the
  *     waiter came later than the hold ("long" counts the waits that did)
  *   lock_contend forkchild [ROUNDS [HOLD_MS]]   the mutex scenario in a forked child
+ *   lock_contend signal [ROUNDS [HOLD_MS]]      the mutex scenario under a 1 ms
+ *                                  SIGALRM whose handler locks and posts
  *   lock_contend uncontended [N]   every lock function, never contended
  *   lock_contend semantics         return codes and errno of the odd cases
  *   lock_contend bench N           N uncontended lock/unlock pairs, ns a pair
@@ -25,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,6 +182,25 @@ __attribute__((noinline)) static void sem_waiter(void) {
   }
 }
 
+/* "signal": the mutex scenario under a 1 ms SIGALRM whose handler takes
+ * a lock of its own and posts a semaphore (as handlers of real programs
+ * do): kiln's wrappers (pthread_mutex_lock, sem_wait) run inside the
+ * handler, which interrupts the waiter's wait. */
+static pthread_mutex_t handler_mutex = PTHREAD_MUTEX_INITIALIZER;
+static sem_t handler_sem;
+static _Atomic int handler_runs;
+static void on_alarm(int sig) {
+  (void)sig;
+  int e = errno;
+  pthread_mutex_lock(&handler_mutex); /* only handlers take it, with SIGALRM blocked */
+  pthread_mutex_unlock(&handler_mutex);
+  sem_post(&handler_sem);
+  while (sem_wait(&handler_sem) != 0 && errno == EINTR) {
+  }
+  atomic_fetch_add(&handler_runs, 1);
+  errno = e;
+}
+
 __attribute__((noinline)) static int contended(const char *what) {
   pthread_t t;
   void *(*other)(void *) = NULL;
@@ -187,11 +210,26 @@ __attribute__((noinline)) static int contended(const char *what) {
   else if (strcmp(what, "wrlock") == 0) other = rw_holder, self = rw_waiter;
   else if (strcmp(what, "cond") == 0) other = cond_producer, self = cond_consumer;
   else if (strcmp(what, "sem") == 0) other = sem_poster, self = sem_waiter;
-  else return 2;
+  else if (strcmp(what, "signal") == 0) {
+    other = mutex_holder, self = mutex_waiter;
+    sem_init(&handler_sem, 0, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 1000}, {0, 1000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+  } else return 2;
   sem_init(&sem, 0, 0);
   if (pthread_create(&t, NULL, other, NULL) != 0) return 1;
   self();
   pthread_join(t, NULL);
+  if (strcmp(what, "signal") == 0) {
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    fprintf(stderr, "handler_runs=%d\n", atomic_load(&handler_runs));
+  }
   fprintf(stderr, "measured_ns=%lld waits=%d long=%d\n", measured_ns, waits, long_waits);
   printf("%s: %d rounds done\n", what, rounds);
   return 0;

@@ -139,6 +139,20 @@ fi
 f=$(prof "$T/mutex-lock_contend" lock_wait_ns)
 check "convert --to speedscope: unit nanoseconds" sh -c "'$KILN' convert --to speedscope '$f' | grep -q '\"unit\":\"nanoseconds\"'"
 
+# --- signal handlers: wrappers inside a handler that interrupts the wait --
+d="$T/signal"
+"$EX/lock_contend" signal 4 30 > "$d.plain" 2> /dev/null
+KILN_MODE=lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/lock_contend" signal 4 30 > "$d.out" 2> "$d.err"
+check_eq "signal: exit status and output unchanged" "0 $(cat "$d.plain")" "$? $(cat "$d.out")"
+runs=$(kv "$d.err" handler_runs) measured=$(kv "$d.err" measured_ns)
+ns=$(prof "$d" lock_wait_ns) count=$(prof "$d" lock_wait_count)
+n=$(grep ';mutex_waiter;pthread_mutex_lock;\[lock: mutex\] ' "$count" | awk '{ print $NF }')
+got=$(grep ';mutex_waiter;pthread_mutex_lock;\[lock: mutex\] ' "$ns" | awk '{ print $NF }')
+if [ "${runs:-0}" -gt 10 ] && [ "$n" = 4 ] &&
+   within "$got" "$measured" "$(awk -v m="$measured" 'BEGIN { print m * 0.05 }')"; then
+  pass "signal: $runs handler runs (locks, sem_wait) during the waits; the 4 waits and their time ($got ns) as measured"
+else fail "signal: waits under a handler" "runs $runs, count $n, kiln $got, program $measured"; fi
+
 # --- a forked child: its own waits, in its own profile -------------------
 d="$T/fork"
 KILN_MODE=lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/lock_contend" forkchild 3 20 > "$d.out" 2>&1
