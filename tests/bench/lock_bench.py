@@ -4,15 +4,15 @@ the same loop unprofiled, alternating runs, medians.
 
 Workloads (examples/lock_contend.c):
   uncontended  one thread, 20M pthread_mutex_lock/unlock pairs: the try
-               path (a trylock that succeeds), ns a pair as the program
-               times its own loop
+               path (a trylock that succeeds), ns a pair of the loop's own
+               thread CPU time (preemption by other processes left out)
   contended    4 threads, 500k locked sections each on one mutex (a little
                work inside): the waits among them are recorded (how many:
                printed; glibc's mutex lets a thread re-take it in bursts)
 
 Configurations: unprofiled; kiln loaded with lock mode off (KILN_MODE=alloc
 and no allocation in the loop: the wrappers only forward); lock mode.
-For each: median over ROUNDS (BENCH_ROUNDS, default 7) runs, alternating,
+For each: median over ROUNDS (BENCH_ROUNDS, default 9) runs, alternating,
 of the loop's own time (uncontended: ns a pair, and the difference to the
 unprofiled median: the few nanoseconds the issue asks for) and of the
 process's CPU time ratio to unprofiled (contended). The machine is shared
@@ -21,7 +21,7 @@ and noisy: read the medians, and the CPU-time ratios.
 import glob, os, re, resource, shutil, statistics, subprocess, sys
 
 BUILD = os.environ.get("KILN_BUILD", "build")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "9"))
 LIBKILN = os.path.abspath(f"{BUILD}/libkiln.so")
 PROG = os.path.abspath(f"{BUILD}/examples/lock_contend")
 OUT = os.path.abspath(f"{BUILD}/bench-lock-out")
