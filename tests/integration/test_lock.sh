@@ -102,6 +102,8 @@ check_eq "record --lock: output" "cond: 2 rounds done" "$(cat "$d.out")"
 if grep -q "time waited (ns) by what was waited for" "$d.err" && grep -q '\[lock: cond wait\]' "$d.err" &&
    grep -q "cond_consumer" "$d.err"; then pass "record --lock: the lock summary"
 else fail "record --lock: summary" "$(tail -20 "$d.err")"; fi
+grep -q 'lock waits (time)' "$d/report.html" && grep -q '"unit":"nanoseconds"' "$d/report.html" &&
+  pass "record --lock: report.html has the lock kinds, in nanoseconds" || fail "record --lock: report" "$(ls "$d")"
 top=$("$KILN" top --kind lock_wait_count "$d" 2>/dev/null | grep '\[lock: cond wait\]' | awk '{ print $1 }')
 check_eq "top --kind lock_wait_count DIR" "2" "$top"
 
