@@ -355,6 +355,20 @@ static int semantics(void) {
   errno = ERANGE;
   r1 = sem_trywait(&sem);
   printf("sem_trywait empty: %d %s\n", r1, errno == EAGAIN ? "EAGAIN" : strerror(errno));
+  /* A bad deadline on a free semaphore or rwlock: glibc says EINVAL
+   * before it tries, with kiln as without. */
+  struct timespec bad = {0, 2000000000L};
+  sem_post(&sem);
+  r1 = sem_timedwait(&sem, &bad);
+  r2 = errno;
+  printf("sem_timedwait bad deadline: %d %s\n", r1, r1 == 0 ? "taken" : r2 == EINVAL ? "EINVAL" : strerror(r2));
+  if (r1 != 0) sem_wait(&sem);
+  r1 = pthread_rwlock_timedrdlock(&rwlock, &bad);
+  printf("rwlock_timedrdlock bad deadline: %s\n", r1 == 0 ? "taken" : r1 == EINVAL ? "EINVAL" : strerror(r1));
+  if (r1 == 0) pthread_rwlock_unlock(&rwlock);
+  r1 = pthread_mutex_clocklock(&mutex, CLOCK_PROCESS_CPUTIME_ID, &soon);
+  printf("mutex_clocklock bad clock: %s\n", r1 == 0 ? "taken" : r1 == EINVAL ? "EINVAL" : strerror(r1));
+  if (r1 == 0) pthread_mutex_unlock(&mutex);
   /* A condition wait that times out returns holding the mutex. */
   pthread_mutex_lock(&mutex);
   clock_gettime(CLOCK_REALTIME, &soon);

@@ -46,6 +46,15 @@ static inline bool kiln_locks_on(void) { return kiln_lock_active() && kiln_tls_h
 
 static inline uint64_t kiln_locks_now(void) { return kiln_lock_now(); }
 
+/* A timed call's deadline is one glibc takes. glibc checks it (and the
+ * clock) before it tries the lock for semaphores, rwlocks and clocklock:
+ * a bad one is forwarded untried, so that the answer (EINVAL) is the one
+ * the program gets without kiln, free lock or not. */
+static inline bool kiln_locks_time_ok(clockid_t clk, const struct timespec *at) {
+  return at != NULL && at->tv_nsec >= 0 && at->tv_nsec < 1000000000L &&
+         (clk == CLOCK_REALTIME || clk == CLOCK_MONOTONIC);
+}
+
 /* The blocking call's answer means it waited (the lock taken, a dead
  * owner's lock taken, a timeout), not that it refused at once. */
 static inline bool kiln_locks_waited(int rc) { return rc == 0 || rc == EOWNERDEAD || rc == ETIMEDOUT; }
@@ -65,7 +74,7 @@ KILN_EXPORT KILN_PASS_TEXT int pthread_mutex_lock(pthread_mutex_t *m) {
 
 KILN_EXPORT KILN_PASS_TEXT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *at) {
   if (KILN_UNLIKELY(!kiln_locks_ready() || kiln_libc.mutex_timedlock == NULL)) return ENOSYS;
-  if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.mutex_timedlock(m, at);
+  if (KILN_LIKELY(!kiln_locks_on()) || !kiln_locks_time_ok(CLOCK_REALTIME, at)) return kiln_libc.mutex_timedlock(m, at);
   int rc = kiln_libc.mutex_trylock(m);
   if (rc != EBUSY) return rc;
   uint64_t t0 = kiln_locks_now();
@@ -76,7 +85,7 @@ KILN_EXPORT KILN_PASS_TEXT int pthread_mutex_timedlock(pthread_mutex_t *m, const
 
 KILN_EXPORT KILN_PASS_TEXT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clk, const struct timespec *at) {
   if (KILN_UNLIKELY(!kiln_locks_ready() || kiln_libc.mutex_clocklock == NULL)) return ENOSYS;
-  if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.mutex_clocklock(m, clk, at);
+  if (KILN_LIKELY(!kiln_locks_on()) || !kiln_locks_time_ok(clk, at)) return kiln_libc.mutex_clocklock(m, clk, at);
   int rc = kiln_libc.mutex_trylock(m);
   if (rc != EBUSY) return rc;
   uint64_t t0 = kiln_locks_now();
@@ -111,7 +120,7 @@ KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_wrlock(pthread_rwlock_t *l) {
 
 KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *at) {
   if (KILN_UNLIKELY(!kiln_locks_ready() || kiln_libc.rwlock_timedrdlock == NULL)) return ENOSYS;
-  if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.rwlock_timedrdlock(l, at);
+  if (KILN_LIKELY(!kiln_locks_on()) || !kiln_locks_time_ok(CLOCK_REALTIME, at)) return kiln_libc.rwlock_timedrdlock(l, at);
   int rc = kiln_libc.rwlock_tryrdlock(l);
   if (rc != EBUSY) return rc;
   uint64_t t0 = kiln_locks_now();
@@ -122,7 +131,7 @@ KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, c
 
 KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *at) {
   if (KILN_UNLIKELY(!kiln_locks_ready() || kiln_libc.rwlock_timedwrlock == NULL)) return ENOSYS;
-  if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.rwlock_timedwrlock(l, at);
+  if (KILN_LIKELY(!kiln_locks_on()) || !kiln_locks_time_ok(CLOCK_REALTIME, at)) return kiln_libc.rwlock_timedwrlock(l, at);
   int rc = kiln_libc.rwlock_trywrlock(l);
   if (rc != EBUSY) return rc;
   uint64_t t0 = kiln_locks_now();
@@ -134,7 +143,7 @@ KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, c
 KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t clk,
                                                           const struct timespec *at) {
   if (KILN_UNLIKELY(!kiln_locks_ready() || kiln_libc.rwlock_clockrdlock == NULL)) return ENOSYS;
-  if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.rwlock_clockrdlock(l, clk, at);
+  if (KILN_LIKELY(!kiln_locks_on()) || !kiln_locks_time_ok(clk, at)) return kiln_libc.rwlock_clockrdlock(l, clk, at);
   int rc = kiln_libc.rwlock_tryrdlock(l);
   if (rc != EBUSY) return rc;
   uint64_t t0 = kiln_locks_now();
@@ -146,7 +155,7 @@ KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, c
 KILN_EXPORT KILN_PASS_TEXT int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t clk,
                                                           const struct timespec *at) {
   if (KILN_UNLIKELY(!kiln_locks_ready() || kiln_libc.rwlock_clockwrlock == NULL)) return ENOSYS;
-  if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.rwlock_clockwrlock(l, clk, at);
+  if (KILN_LIKELY(!kiln_locks_on()) || !kiln_locks_time_ok(clk, at)) return kiln_libc.rwlock_clockwrlock(l, clk, at);
   int rc = kiln_libc.rwlock_trywrlock(l);
   if (rc != EBUSY) return rc;
   uint64_t t0 = kiln_locks_now();
@@ -222,7 +231,7 @@ KILN_EXPORT KILN_PASS_TEXT int sem_wait(sem_t *s) {
 
 KILN_EXPORT KILN_PASS_TEXT int sem_timedwait(sem_t *s, const struct timespec *at) {
   if (KILN_UNLIKELY(!kiln_locks_ready())) return errno = ENOSYS, -1;
-  if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.sem_timedwait(s, at);
+  if (KILN_LIKELY(!kiln_locks_on()) || !kiln_locks_time_ok(CLOCK_REALTIME, at)) return kiln_libc.sem_timedwait(s, at);
   int tried = kiln_locks_sem_try(s, errno);
   if (tried != 0) return tried > 0 ? 0 : -1;
   uint64_t t0 = kiln_locks_now();
@@ -233,7 +242,7 @@ KILN_EXPORT KILN_PASS_TEXT int sem_timedwait(sem_t *s, const struct timespec *at
 
 KILN_EXPORT KILN_PASS_TEXT int sem_clockwait(sem_t *s, clockid_t clk, const struct timespec *at) {
   if (KILN_UNLIKELY(!kiln_locks_ready() || kiln_libc.sem_clockwait == NULL)) return errno = ENOSYS, -1;
-  if (KILN_LIKELY(!kiln_locks_on())) return kiln_libc.sem_clockwait(s, clk, at);
+  if (KILN_LIKELY(!kiln_locks_on()) || !kiln_locks_time_ok(clk, at)) return kiln_libc.sem_clockwait(s, clk, at);
   int tried = kiln_locks_sem_try(s, errno);
   if (tried != 0) return tried > 0 ? 0 : -1;
   uint64_t t0 = kiln_locks_now();

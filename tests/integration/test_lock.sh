@@ -80,6 +80,9 @@ timedlock: ETIMEDOUT
 sem_wait free: 0 errno kept
 sem_timedwait empty: -1 ETIMEDOUT
 sem_trywait empty: -1 EAGAIN
+sem_timedwait bad deadline: -1 EINVAL
+rwlock_timedrdlock bad deadline: EINVAL
+mutex_clocklock bad clock: EINVAL
 cond_timedwait: ETIMEDOUT, mutex held after: yes
 cond_wait cancelled: yes, cleanup saw the mutex held: yes" "$(cat "$d.out")"
 # Waits that did wait: the contended error-checking mutex, the timed-out
