@@ -2,7 +2,8 @@
 # itself (examples/lock_contend.c) against kiln's lock_wait_ns and
 # lock_wait_count, the stacks they land on, an uncontended program, the
 # odd return codes and errno, real programs (python3's GIL and thread
-# joins, xz -T4's threads) and valgrind's drd on the same holds.
+# joins, xz -T4's threads), valgrind's drd on the same holds and strace's
+# futex wait times on the same run.
 source "$(dirname "$0")/../lib.sh"
 export KILN_QUIET=1
 unset KILN_MODE
@@ -231,8 +232,11 @@ EOF
 KILN_MODE=lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" /usr/bin/python3 "$T/gil.py" > "$d.out" 2>&1
 check_eq "python3: output and status" "0 done" "$? $(cat "$d.out")"
 ns=$(ls "$d"/python3*.lock_wait_ns.folded 2>/dev/null | head -1)
-if [ -n "$ns" ] && grep -Eq ';PyEval_AcquireThread;([^;]*;)?pthread_cond_timedwait;\[lock: cond wait\] [0-9]+$' "$ns"; then
-  pass "python3: threads wait for the GIL (PyEval_AcquireThread;...;pthread_cond_timedwait)"
+# Each worker computes for tens of ms, the GIL switches every 5 ms: the
+# workers wait for it (take_gil's timed condition wait), where they start
+# (PyEval_AcquireThread) or where the eval loop hands it over.
+if [ -n "$ns" ] && grep -Eq '^clone3;start_thread;.*;(PyEval_AcquireThread|PyEval_RestoreThread|_PyEval_EvalFrameDefault);([^;]*;)?pthread_cond_timedwait;\[lock: cond wait\] [0-9]+$' "$ns"; then
+  pass "python3: worker threads wait for the GIL (...;_PyEval_EvalFrameDefault|PyEval_AcquireThread;...;pthread_cond_timedwait)"
 else fail "python3: GIL waits" "$(cut -c1-200 "$ns" 2>/dev/null | head)"; fi
 if [ -n "$ns" ] && grep -Eq ';PyThread_acquire_lock_timed;sem_wait;\[lock: sem\] [0-9]+$' "$ns"; then
   pass "python3: the main thread's joins (PyThread_acquire_lock_timed;sem_wait)"
@@ -265,4 +269,22 @@ if command -v valgrind > /dev/null; then
   if [ "$held" -ge 1 ] && grep -q "mutex_holder" "$d.drd"; then
     check_eq "drd: as many long holds (mutex_holder) as kiln's waits (mutex_waiter)" "$holds" "$n"
   else fail "drd: long holds" "$(tail -5 "$d.drd")"; fi
+fi
+# strace -T on the same run: the waiter's futex waits on the mutex's word
+# (FUTEX_WAIT_PRIVATE with value 2: glibc's "locked, with waiters"), their
+# number and time, against kiln's count and lock_wait_ns.
+if command -v strace > /dev/null; then
+  d="$T/strace"
+  strace -f -T -e trace=futex -o "$d.trace" env KILN_MODE=lock KILN_OUT="$d" LD_PRELOAD="$LIBKILN" \
+    "$EX/lock_contend" mutex 4 30 > /dev/null 2>&1
+  pid=$(ls "$d"/lock_contend.[0-9]*.meta.json 2>/dev/null | sed 's/.*lock_contend\.\([0-9]*\)\.meta.json/\1/')
+  read -r sn st <<< "$(awk -v p="$pid" '
+    $1 == p && /FUTEX_WAIT_PRIVATE, 2, NULL <unfinished/ { w = 1; next }
+    $1 == p && w && /<\.\.\. futex resumed>/ { d = $NF; gsub(/[<>]/, "", d); t += d; n++; w = 0 }
+    END { printf "%d %.0f\n", n, t * 1e9 }' "$d.trace")"
+  kn=$(folded_total "$(prof "$d" lock_wait_count)") kt=$(folded_total "$(prof "$d" lock_wait_ns)")
+  check_eq "strace: as many futex waits on the mutex as kiln's waits" "$sn" "$kn"
+  if [ "${st:-0}" -gt 0 ] && within "$kt" "$st" "$(awk -v m="$st" 'BEGIN { print m * 0.05 }')"; then
+    pass "strace: their time ($st ns) within 5% of kiln's lock_wait_ns ($kt)"
+  else fail "strace: futex wait time" "strace $st, kiln $kt"; fi
 fi
