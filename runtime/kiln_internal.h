@@ -10,6 +10,7 @@
 #include "kiln_types.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <ucontext.h>
@@ -104,6 +105,26 @@ typedef struct kiln_libc {
   int (*setresgid)(gid_t, gid_t, gid_t);
   int (*setgroups)(size_t, const gid_t *);
   int (*initgroups)(const char *, gid_t);
+  /* Lock mode's interposers (preload/kiln_locks.c). */
+  int (*mutex_lock)(pthread_mutex_t *);
+  int (*mutex_trylock)(pthread_mutex_t *);
+  int (*mutex_timedlock)(pthread_mutex_t *, const struct timespec *);
+  int (*mutex_clocklock)(pthread_mutex_t *, clockid_t, const struct timespec *);
+  int (*rwlock_rdlock)(pthread_rwlock_t *);
+  int (*rwlock_wrlock)(pthread_rwlock_t *);
+  int (*rwlock_tryrdlock)(pthread_rwlock_t *);
+  int (*rwlock_trywrlock)(pthread_rwlock_t *);
+  int (*rwlock_timedrdlock)(pthread_rwlock_t *, const struct timespec *);
+  int (*rwlock_timedwrlock)(pthread_rwlock_t *, const struct timespec *);
+  int (*rwlock_clockrdlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
+  int (*rwlock_clockwrlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
+  int (*cond_wait)(pthread_cond_t *, pthread_mutex_t *);
+  int (*cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+  int (*cond_clockwait)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *);
+  int (*sem_wait)(sem_t *);
+  int (*sem_trywait)(sem_t *);
+  int (*sem_timedwait)(sem_t *, const struct timespec *);
+  int (*sem_clockwait)(sem_t *, clockid_t, const struct timespec *);
 } kiln_libc_t;
 extern kiln_libc_t kiln_libc KILN_INTERNAL;
 /* Fills kiln_libc once (dlsym RTLD_NEXT). Normal context. */
@@ -245,9 +266,13 @@ static inline void kiln_stacktab_add(kiln_stack_t *s, kiln_count_kind_t k, uint6
  * may not be seen). */
 void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) KILN_INTERNAL;
 /* Zeroes the counts whose kinds are in mask (1 << kind); stacks stay. */
-void kiln_stacktab_clear_counts(unsigned mask) KILN_INTERNAL;
-#define KILN_COUNTS_ALL ((1u << KILN_COUNT_KINDS) - 1)
-#define KILN_COUNTS_CPU (1u << KILN_COUNT_CPU)
+void kiln_stacktab_clear_counts(uint64_t mask) KILN_INTERNAL;
+#define KILN_COUNTS_ALL (~0ull >> (64 - KILN_COUNT_KINDS))
+#define KILN_COUNTS_CPU (1ull << KILN_COUNT_CPU)
+#define KILN_COUNTS_LOCK                                                                    \
+  ((1ull << KILN_COUNT_LOCK_WAIT_NS) | (1ull << KILN_COUNT_LOCK_WAIT_COUNT) |              \
+   (1ull << KILN_COUNT_MARK_LOCK_WAIT_NS) | (1ull << KILN_COUNT_MARK_LOCK_WAIT_COUNT) |    \
+   (1ull << KILN_COUNT_DELTA_LOCK_WAIT_NS) | (1ull << KILN_COUNT_DELTA_LOCK_WAIT_COUNT))
 /* Drops everything: after fork in the child, or on reset. */
 int kiln_stacktab_reset(void) KILN_INTERNAL;
 void kiln_stacktab_destroy(void) KILN_INTERNAL;
@@ -423,6 +448,42 @@ void kiln_heap_scope_end(uint64_t seq0,
 /* Around fork: the maps' shards locked, then released. */
 void kiln_heap_fork_prepare(void) KILN_INTERNAL;
 void kiln_heap_fork_release(void) KILN_INTERNAL;
+
+/* ----------------------------------------------------------- kiln_lock.c */
+/* Lock mode (see the file): what a wait was for; the interposers count a
+ * wait here only after a try found the lock taken. */
+typedef enum {
+  KILN_LOCK_MUTEX = 0, /* pthread_mutex_lock, _timedlock, _clocklock */
+  KILN_LOCK_RDLOCK,    /* pthread_rwlock_rdlock and its timed forms */
+  KILN_LOCK_WRLOCK,    /* pthread_rwlock_wrlock and its timed forms */
+  KILN_LOCK_COND,      /* pthread_cond_wait, _timedwait, _clockwait: every call */
+  KILN_LOCK_SEM,       /* sem_wait, sem_timedwait, sem_clockwait */
+  KILN_LOCK_WHATS
+} kiln_lock_what_t;
+/* Set while lock mode records (the interposers' one load on the fast path). */
+extern _Atomic bool kiln_lock_on KILN_INTERNAL;
+static inline bool kiln_lock_active(void) {
+  return atomic_load_explicit(&kiln_lock_on, memory_order_relaxed);
+}
+/* Normal context, at start: the hooks' unwinder (libunwind rules, else fp). */
+int kiln_lock_start(const kiln_config_t *cfg) KILN_INTERNAL;
+void kiln_lock_stop(void) KILN_INTERNAL;
+/* Hook: a wait of ns nanoseconds just ended in the interposer that called
+ * this (its caller's frame is the stack's leaf). Takes the hook guard;
+ * does nothing when the guard was held already (kiln's own locks, a lock
+ * taken inside a hook) or lock mode is off. errno preserved. */
+void kiln_lock_record(kiln_lock_what_t what, uint64_t ns) KILN_INTERNAL;
+/* Hook: CLOCK_MONOTONIC in nanoseconds, for the interposers to time a wait
+ * (its CPU time is kiln's, named as such in CPU profiles). */
+uint64_t kiln_lock_now(void) KILN_INTERNAL;
+typedef struct kiln_lock_stats {
+  uint64_t waits[KILN_LOCK_WHATS], ns[KILN_LOCK_WHATS];
+  uint64_t total_waits, total_ns;
+} kiln_lock_stats_t;
+void kiln_lock_stats(kiln_lock_stats_t *out) KILN_INTERNAL;
+void kiln_lock_reset(void) KILN_INTERNAL;
+/* "mutex", "rwlock_read", "rwlock_write", "cond", "sem" (meta.json keys). */
+const char *kiln_lock_what_name(kiln_lock_what_t what) KILN_INTERNAL;
 
 /* --------------------------------------------------------- kiln_freeres.c */
 typedef struct kiln_symbols kiln_symbols_t; /* kiln_symbols.c */

@@ -13,6 +13,7 @@
  * Every offset read from a file is bounds-checked: a truncated or hostile
  * ELF must not crash the program. Normal context only. */
 #include "kiln_internal.h"
+#include "kiln_contract.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -606,6 +607,11 @@ void kiln_symbols_format(kiln_symbols_t *sy, const kiln_symbol_t *s, kiln_buf_t 
   case KILN_SYM_MARKER:
     kiln_buf_puts(out, s->offset == KILN_PC_KERNEL        ? "[kernel]"
                        : s->offset == KILN_PC_KILN_ALLOC ? "[kiln: allocation tracking]"
+                       : s->offset == KILN_PC_LOCK_MUTEX  ? KILN_MARK_LOCK_MUTEX
+                       : s->offset == KILN_PC_LOCK_RDLOCK ? KILN_MARK_LOCK_RDLOCK
+                       : s->offset == KILN_PC_LOCK_WRLOCK ? KILN_MARK_LOCK_WRLOCK
+                       : s->offset == KILN_PC_LOCK_COND   ? KILN_MARK_LOCK_COND
+                       : s->offset == KILN_PC_LOCK_SEM    ? KILN_MARK_LOCK_SEM
                                                          : "[kiln]");
     return;
   case KILN_SYM_KERNEL:

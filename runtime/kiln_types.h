@@ -96,6 +96,12 @@ enum {
   KILN_PC_FLAG_TRUNCATED = 13,
   KILN_PC_FLAG_SKIPPED = 14,
   KILN_PC_FLAG_FULL = 15,
+  /* Lock mode (kiln_lock.c): the leaf of a wait, what was waited for. */
+  KILN_PC_LOCK_MUTEX = 8,    /* "[lock: mutex]" */
+  KILN_PC_LOCK_RDLOCK = 9,   /* "[lock: rwlock read]" */
+  KILN_PC_LOCK_WRLOCK = 10,  /* "[lock: rwlock write]" */
+  KILN_PC_LOCK_COND = 11,    /* "[lock: cond wait]" */
+  KILN_PC_LOCK_SEM = 12,     /* "[lock: sem]" */
   KILN_PC_MARKERS = 16,
 };
 #define KILN_PC_KERNEL_MIN 0xffff800000000000ull /* kernel code addresses */
@@ -143,6 +149,14 @@ typedef enum {
   KILN_COUNT_DELTA_CPU,
   KILN_COUNT_DELTA_ALLOC_BYTES,
   KILN_COUNT_DELTA_ALLOC_COUNT,
+  /* Lock mode: nanoseconds waited and waits, per stack of the waiter
+   * (kiln_lock.c), with their interval marks and deltas. */
+  KILN_COUNT_LOCK_WAIT_NS,
+  KILN_COUNT_LOCK_WAIT_COUNT,
+  KILN_COUNT_MARK_LOCK_WAIT_NS,
+  KILN_COUNT_MARK_LOCK_WAIT_COUNT,
+  KILN_COUNT_DELTA_LOCK_WAIT_NS,
+  KILN_COUNT_DELTA_LOCK_WAIT_COUNT,
   KILN_COUNT_KINDS
 } kiln_count_kind_t;
 
@@ -155,7 +169,7 @@ typedef enum {
   KILN_TIMER_ITIMER, /* process-wide setitimer(ITIMER_PROF) */
 } kiln_timer_kind_t;
 
-enum { KILN_MODE_CPU_BIT = 1u << 0, KILN_MODE_ALLOC_BIT = 1u << 1 };
+enum { KILN_MODE_CPU_BIT = 1u << 0, KILN_MODE_ALLOC_BIT = 1u << 1, KILN_MODE_LOCK_BIT = 1u << 3 };
 
 /* Why a profile set is written (meta.json "dump_reason"). */
 typedef enum {

@@ -96,6 +96,8 @@ static void kiln_pprof_type(const char *kind, const char **type, const char **un
         {"live_bytes", "inuse_space", "bytes"},
         {"live_count", "inuse_objects", "count"},  {"leak_bytes", "leak_space", "bytes"},
         {"leak_count", "leak_objects", "count"},   {"peak_bytes", "peak_space", "bytes"},
+        /* Go's mutex and block profiles' names. */
+        {"lock_wait_ns", "delay", "nanoseconds"},  {"lock_wait_count", "contentions", "count"},
     };
     *type = "samples";
     *unit = "count";

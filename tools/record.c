@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 static const char kiln_record_usage[] =
-    "usage: kiln record [-F HZ] [-o DIR] [--unwind fp|libunwind] [--alloc] -- CMD [ARGS...]\n"
+    "usage: kiln record [-F HZ] [-o DIR] [--unwind fp|libunwind] [--alloc] [--lock] -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD with libkiln.so preloaded (prepended to any LD_PRELOAD), waits for\n"
     "it, lists the profiles written and prints the top functions of each CPU\n"
@@ -35,6 +35,10 @@ static const char kiln_record_usage[] =
     "  --alloc             profile allocations too (KILN_MODE=cpu,alloc); the\n"
     "                      summary adds the top allocating functions and the\n"
     "                      leak report's top 5 sites per process\n"
+    "  --lock              time lock waits too (KILN_MODE=...,lock): contended\n"
+    "                      mutexes, rwlocks, semaphores and condition waits; the\n"
+    "                      summary adds what was waited for and the functions\n"
+    "                      that waited longest\n"
     "  -h, --help          this help\n"
     "\n"
     "libkiln.so is looked for next to the kiln binary, then in ../lib.\n"
@@ -273,11 +277,39 @@ static void kiln_record_cpu_top(const char *dir, char **names, size_t i, size_t 
     free(paths);
 }
 
+/* With --lock: per lock_wait_ns profile, the time by what was waited for
+ * (the leaf marker frames, self) and the functions that waited (total). */
+static void kiln_record_lock_summary(const char *dir, char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *kind = kiln_folded_kind(names[i]);
+        if (!kind || strcmp(kind, KILN_KIND_LOCK_WAIT_NS) != 0)
+            continue;
+        kiln_buf_t path = {0};
+        kiln_buf_printf(&path, "%s/%s", dir, names[i]);
+        const char *one[] = {path.data};
+        struct stat st;
+        if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
+            kiln_buf_free(&path);
+            continue;
+        }
+        if (st.st_size == 0) {
+            fprintf(stderr, "\n%s: no lock waits\n", path.data);
+        } else {
+            fprintf(stderr, "\n%s: time waited (ns) by what was waited for\n", path.data);
+            kiln_top_print(stderr, one, 1, 5, 0, NULL);
+            fprintf(stderr, "\n%s: functions by time waited below them (ns, total)\n", path.data);
+            kiln_top_print(stderr, one, 1, 10, KILN_TOP_BY_TOTAL, NULL);
+        }
+        kiln_buf_free(&path);
+    }
+}
+
 /* Lists DIR's profiles and prints top tables for the CPU ones (and the
- * allocation summary with --alloc). A program that ran as one process has
+ * allocation summary with --alloc, the lock summary with --lock). A program that ran as one process has
  * its files listed; one that ran as many (a shell script's commands, a
  * forking server) gets one line and one merged table. */
-static void kiln_record_summary(const char *dir, bool alloc)
+static void kiln_record_summary(const char *dir, bool alloc, bool lock)
 {
     long stale = kiln_sets_clean_stale(dir);
     if (stale > 0)
@@ -351,6 +383,8 @@ static void kiln_record_summary(const char *dir, bool alloc)
     }
     if (alloc)
         kiln_record_alloc_summary(dir, names, n);
+    if (lock)
+        kiln_record_lock_summary(dir, names, n);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -375,11 +409,12 @@ int kiln_record_main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"unwind", required_argument, NULL, 'u'},
         {"alloc", no_argument, NULL, 'a'},
+        {"lock", no_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *hz = NULL, *dir = NULL, *unwind = NULL;
-    bool alloc = false;
+    bool alloc = false, lock = false;
     long v;
     int c;
     /* '+': stop at the first non-option, so CMD's own options stay its own. */
@@ -402,6 +437,7 @@ int kiln_record_main(int argc, char **argv)
             unwind = optarg;
             break;
         case 'a': alloc = true; break;
+        case 'l': lock = true; break;
         }
     }
     if (optind >= argc)
@@ -432,7 +468,7 @@ int kiln_record_main(int argc, char **argv)
         kiln_buf_printf(&preload, " %s", old);
     setenv("LD_PRELOAD", preload.data, 1);
     setenv("KILN_OUT", dir, 1);
-    setenv("KILN_MODE", alloc ? "cpu,alloc" : "cpu", 1);
+    setenv("KILN_MODE", alloc && lock ? "cpu,alloc,lock" : alloc ? "cpu,alloc" : lock ? "cpu,lock" : "cpu", 1);
     if (hz)
         setenv("KILN_HZ", hz, 1);
     if (unwind)
@@ -499,7 +535,7 @@ int kiln_record_main(int argc, char **argv)
     } else {
         rc = 1;
     }
-    kiln_record_summary(dir, alloc);
+    kiln_record_summary(dir, alloc, lock);
     kiln_record_report(dir, cmd[0]);
     free(lib);
     free(owned_dir);
