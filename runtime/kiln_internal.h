@@ -237,7 +237,8 @@ bool kiln_unwind_copy_active(void) KILN_INTERNAL;
  * pipe libunwind would open for itself (see kiln_unwind_copy.c). */
 void kiln_unwind_refuse_pipes(bool on) KILN_INTERNAL;
 bool kiln_unwind_refusing_pipes(void) KILN_INTERNAL;
-/* Whether pc (a return address, looked up at pc-1) is in a loaded module,
+/* Whether pc (a return address, looked up at pc-1) is in the code of a
+ * loaded module (an executable segment: a stray unwind lands in data),
  * as last listed by the copy unwinder. Collector context. */
 bool kiln_unwind_copy_in_module(uint64_t pc) KILN_INTERNAL;
 /* Bumped by the dlopen/dlclose wrappers: cached unwind rules are flushed. */

@@ -39,6 +39,9 @@ static struct {
    * never of a stack (modules may be mapped just above a thread's stack). */
   struct { uint64_t lo, hi; } mods[512];
   int nmods;
+  /* Their executable segments: where a return address can be. */
+  struct { uint64_t lo, hi; } code[512];
+  int ncode;
 } kiln_ucopy;
 
 /* Bumped by the dlopen/dlclose wrappers: cached unwind rules may be stale. */
@@ -223,6 +226,10 @@ static int kiln_ucopy_span(struct dl_phdr_info *info, size_t size, void *ctx) {
     uint64_t start = info->dlpi_addr + p->p_vaddr;
     if (start < lo) lo = start;
     if (start + p->p_memsz > hi) hi = start + p->p_memsz;
+    if ((p->p_flags & PF_X) && kiln_ucopy.ncode < (int)(sizeof kiln_ucopy.code / sizeof kiln_ucopy.code[0])) {
+      kiln_ucopy.code[kiln_ucopy.ncode].lo = start;
+      kiln_ucopy.code[kiln_ucopy.ncode++].hi = start + p->p_memsz;
+    }
   }
   if (lo < hi) {
     kiln_ucopy.mods[kiln_ucopy.nmods].lo = lo;
@@ -232,8 +239,8 @@ static int kiln_ucopy_span(struct dl_phdr_info *info, size_t size, void *ctx) {
 }
 
 bool kiln_unwind_copy_in_module(uint64_t pc) {
-  for (int i = 0; i < kiln_ucopy.nmods; i++)
-    if (pc > kiln_ucopy.mods[i].lo && pc <= kiln_ucopy.mods[i].hi) return true;
+  for (int i = 0; i < kiln_ucopy.ncode; i++)
+    if (pc > kiln_ucopy.code[i].lo && pc <= kiln_ucopy.code[i].hi) return true;
   return false;
 }
 
@@ -244,6 +251,7 @@ static void kiln_ucopy_refresh(void) {
   if (kiln_ucopy.as != NULL) kiln_ucopy.flush_cache(kiln_ucopy.as, 0, 0);
   kiln_ucopy_pages_flush();
   kiln_ucopy.nmods = 0;
+  kiln_ucopy.ncode = 0;
   kiln_libc.dl_iterate_phdr(kiln_ucopy_span, NULL);
   kiln_ucopy.loader_gen = gen;
 }
