@@ -241,6 +241,22 @@ static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
       pcs[0] = KILN_PC_KILN_ALLOC;
       return 1;
     }
+  /* The way into kiln's hooks is an interposer (malloc, free, ...) or a
+   * forwarding wrapper (the lock functions call kiln_lock_record): a
+   * rootmost hook frame reached otherwise means the unwind went astray
+   * inside kiln (e.g. from the frame that switches to the learning stack),
+   * and what it found above is not the caller. */
+  bool hooks_entered = true;
+  for (int i = n - 1; i >= 0; i--)
+    if (kiln_collector_in_hooks(pcs[i])) {
+      hooks_entered = kiln_collector_in_entry(pcs[i]) || (i < n - 1 && kiln_collector_in_pass(pcs[i + 1]));
+      break;
+    }
+  if (!hooks_entered) {
+    atomic_fetch_add_explicit(&kiln_collector.kiln_frames, 1, memory_order_relaxed);
+    pcs[0] = KILN_PC_KILN_ALLOC;
+    return 1;
+  }
   int k = 0;
   for (int i = 0; i < n; i++)
     if (!kiln_collector_in_pass(pcs[i])) pcs[k++] = pcs[i];
