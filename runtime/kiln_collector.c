@@ -164,8 +164,10 @@ bool kiln_collector_thread_seen(pid_t tid) {
 extern const char __start_kiln_hooks[] KILN_INTERNAL;
 extern const char __stop_kiln_hooks[] KILN_INTERNAL;
 
-extern const char __start_kiln_hooks_entry[] KILN_INTERNAL;
-extern const char __stop_kiln_hooks_entry[] KILN_INTERNAL;
+/* Weak: a program that links the runtime without kiln's interposers (its
+ * own malloc) has no such section; then no pc is in it. */
+extern const char __start_kiln_hooks_entry[] __attribute__((weak)) KILN_INTERNAL;
+extern const char __stop_kiln_hooks_entry[] __attribute__((weak)) KILN_INTERNAL;
 
 static inline bool kiln_collector_in_entry(uint64_t pc) {
   return pc > (uintptr_t)__start_kiln_hooks_entry && pc <= (uintptr_t)__stop_kiln_hooks_entry;

@@ -229,8 +229,10 @@ void kiln_hookstack_stats(kiln_hookstack_stats_t *out) {
 /* The bounds of the kiln_hooks section (made by the linker). */
 extern const char __start_kiln_hooks[] KILN_INTERNAL;
 extern const char __stop_kiln_hooks[] KILN_INTERNAL;
-extern const char __start_kiln_hooks_entry[] KILN_INTERNAL;
-extern const char __stop_kiln_hooks_entry[] KILN_INTERNAL;
+/* Weak: a program that links the runtime without kiln's interposers (its
+ * own malloc) has no such section; then no pc is in it. */
+extern const char __start_kiln_hooks_entry[] __attribute__((weak)) KILN_INTERNAL;
+extern const char __stop_kiln_hooks_entry[] __attribute__((weak)) KILN_INTERNAL;
 
 static inline bool kiln_hs_in_hooks(uintptr_t pc) {
   return (pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks) ||
