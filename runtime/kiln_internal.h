@@ -247,7 +247,10 @@ int kiln_stacktab_reset(void) KILN_INTERNAL;
 void kiln_stacktab_destroy(void) KILN_INTERNAL;
 typedef struct kiln_stacktab_stats { uint64_t stacks, full_hits, bytes; } kiln_stacktab_stats_t;
 /* Bumped by every reset: ids of an older generation are meaningless. */
-uint64_t kiln_stacktab_generation(void) KILN_INTERNAL;
+extern _Atomic uint64_t kiln_stacktab_gen KILN_INTERNAL;
+static inline uint64_t kiln_stacktab_generation(void) {
+  return atomic_load_explicit(&kiln_stacktab_gen, memory_order_acquire);
+}
 void kiln_stacktab_stats(kiln_stacktab_stats_t *out) KILN_INTERNAL;
 
 /* ------------------------------------------------------- kiln_hookstack.c */
