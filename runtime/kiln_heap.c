@@ -67,12 +67,15 @@ static struct {
   double sample_d;
   kiln_heap_totals_t shared;  /* threads without a slot */
   kiln_heap_totals_t *slots; /* KILN_HEAP_TOTALS of them */
-  _Atomic int64_t live_bytes;    /* for the peak: every change, at once */
+  /* Written by the hooks of every thread (a flush, a new peak): a cache
+   * line apart from the fields above, which every hook reads, so that one
+   * thread's flush does not make the next hook of another miss on them. */
+  _Alignas(64) _Atomic int64_t live_bytes; /* for the peak: every change, at once */
   uint64_t base_bytes, base_count; /* live at fork (inherited blocks) */
-  _Atomic int64_t peak_bytes;
+  _Alignas(64) _Atomic int64_t peak_bytes; /* with epoch: written on a new peak only */
   _Atomic uint64_t epoch;
   _Atomic uint64_t untracked_frees, map_failures;
-  _Atomic uint8_t *filter; /* sampled mode: blocks per address hash */
+  _Alignas(64) _Atomic uint8_t *filter; /* sampled mode: blocks per address hash */
   uint64_t seed;           /* KILN_ALLOC_SEED: 0 for a random one */
   pthread_key_t exit_key;
   bool exit_key_ok;

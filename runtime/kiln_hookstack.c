@@ -146,6 +146,7 @@ typedef struct kiln_hs_thread {
 } kiln_hs_thread_t;
 
 static __thread kiln_hs_thread_t *kiln_tls_hs __attribute__((tls_model("initial-exec")));
+__thread const uintptr_t *kiln_tls_hook_frame __attribute__((tls_model("initial-exec")));
 static pthread_key_t kiln_hs_key;
 static bool kiln_hs_key_ok;
 static atomic_flag kiln_hs_pool_lock = ATOMIC_FLAG_INIT;
@@ -493,7 +494,11 @@ KILN_HOOK_TEXT uint32_t kiln_hookstack_id(kiln_unwind_kind_t kind, int max) {
     t->gen = gen;
   }
   bool rules = kind == KILN_UNWIND_LIBUNWIND && kiln_hs_unw.ok;
-  const uintptr_t *f = kiln_hs_hook_frame();
+  /* The hook's own frame when it left it (and its caller is not another
+   * hook: then the outermost one is searched for, as without it). */
+  const uintptr_t *f = kiln_tls_hook_frame;
+  kiln_tls_hook_frame = NULL;
+  if (f == NULL || kiln_hs_in_hooks(f[1])) f = kiln_hs_hook_frame();
   kiln_hs_walk_t *w = NULL;
   if (f != NULL) {
     /* A walk from the same start that would read the same words: its
