@@ -59,8 +59,6 @@ _Atomic uint8_t *kiln_heap_filter;
 uint64_t kiln_heap_sample_bytes;
 
 static struct {
-  _Atomic bool active;
-  _Atomic bool started; /* ever started: frees are matched from then on */
   kiln_unwind_kind_t unwind;
   int max_depth;
   uint64_t sample; /* 0: exact */
@@ -90,8 +88,7 @@ enum { KILN_HEAP_FILTER = KILN_HEAP_FILTER_SLOTS };
 
 static void kiln_heap_thread_exit(void *unused);
 
-bool kiln_heap_active(void) { return atomic_load_explicit(&kiln_heap.active, memory_order_relaxed); }
-bool kiln_heap_started(void) { return atomic_load_explicit(&kiln_heap.started, memory_order_relaxed); }
+_Atomic bool kiln_heap_on, kiln_heap_ever;
 
 int kiln_heap_start(const kiln_config_t *cfg) {
   if (kiln_heap.slots == NULL) {
@@ -118,12 +115,12 @@ int kiln_heap_start(const kiln_config_t *cfg) {
   if (!kiln_heap.exit_key_ok && pthread_key_create(&kiln_heap.exit_key, kiln_heap_thread_exit) == 0)
     kiln_heap.exit_key_ok = true;
   kiln_heap_sample_bytes = kiln_heap.sample;
-  atomic_store(&kiln_heap.started, true);
-  atomic_store(&kiln_heap.active, true);
+  atomic_store(&kiln_heap_ever, true);
+  atomic_store(&kiln_heap_on, true);
   return 0;
 }
 
-void kiln_heap_stop(void) { atomic_store(&kiln_heap.active, false); }
+void kiln_heap_stop(void) { atomic_store(&kiln_heap_on, false); }
 
 /* ------------------------------------------------------------- sampling */
 

@@ -306,9 +306,29 @@ typedef struct kiln_livemap {
 extern kiln_livemap_t kiln_livemap_main KILN_INTERNAL;
 
 int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t stack_id) KILN_INTERNAL; /* 0 / -ENOMEM */
+/* One multiply (Fibonacci hashing): its top bits are well mixed even for
+ * addresses that differ only in a few middle bits. The top 5 pick the
+ * shard, the bits below them the home slot (scaled to the shard's size,
+ * any size, not only powers of two, so that growth can be by a quarter). */
+static inline uint64_t kiln_livemap_hash(uint64_t a) { return a * 0x9e3779b97f4a7c15ull; }
+static inline kiln_livemap_shard_t *kiln_livemap_shard(kiln_livemap_t *m, uint64_t h) {
+  _Static_assert(KILN_LIVEMAP_SHARDS == 32, "the shard takes the hash's top 5 bits");
+  return &m->shards[h >> 59];
+}
+static inline size_t kiln_livemap_home(uint64_t h, size_t cap) {
+  __extension__ typedef unsigned __int128 kiln_u128;
+  return (size_t)(((kiln_u128)(h << 5) * cap) >> 64);
+}
 /* Starts loading addr's slot, so that a put or find a little later does
- * not wait for memory (the shard is read without its lock: a hint). */
-void kiln_livemap_prefetch(kiln_livemap_t *m, uint64_t addr) KILN_INTERNAL;
+ * not wait for memory (the shard is read without its lock: a hint; a slot
+ * is 16 bytes). Inline: it is on every hook's path. */
+static inline void kiln_livemap_prefetch(kiln_livemap_t *m, uint64_t addr) {
+  uint64_t h = kiln_livemap_hash(addr);
+  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
+  char *slots = (char *)s->slots;
+  size_t cap = s->cap;
+  if (slots != NULL) __builtin_prefetch(slots + kiln_livemap_home(h, cap) * 16, 1);
+}
 /* Looks addr up (and removes it when remove); false if absent. */
 bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id,
                        bool remove) KILN_INTERNAL;
@@ -398,8 +418,12 @@ typedef struct kiln_heap_stats {
 
 int kiln_heap_start(const kiln_config_t *cfg) KILN_INTERNAL;
 void kiln_heap_stop(void) KILN_INTERNAL;
-bool kiln_heap_active(void) KILN_INTERNAL;   /* allocations are recorded */
-bool kiln_heap_started(void) KILN_INTERNAL;  /* frees must be matched */
+/* Read inline by every hook (relaxed: a hook racing with start or stop
+ * may go either way, as it would a moment earlier or later). */
+extern _Atomic bool kiln_heap_on KILN_INTERNAL;   /* allocations are recorded */
+extern _Atomic bool kiln_heap_ever KILN_INTERNAL; /* started once: frees must be matched */
+static inline bool kiln_heap_active(void) { return atomic_load_explicit(&kiln_heap_on, memory_order_relaxed); }
+static inline bool kiln_heap_started(void) { return atomic_load_explicit(&kiln_heap_ever, memory_order_relaxed); }
 /* Hooks, with the guard held: after a successful allocation; before a free
  * (true and *out when p was tracked); after a failed realloc. */
 void kiln_heap_on_alloc(void *p, size_t size) KILN_INTERNAL;

@@ -24,7 +24,7 @@ enum { KILN_LIVEMAP_MIN = 16, KILN_LIVEMAP_DIST_SHIFT = 56, KILN_LIVEMAP_DIST_MA
 #define KILN_LIVEMAP_ADDR ((1ull << KILN_LIVEMAP_DIST_SHIFT) - 1)
 #define KILN_LIVEMAP_DIST1 (1ull << KILN_LIVEMAP_DIST_SHIFT)
 
-typedef struct kiln_livemap_entry {
+typedef struct kiln_livemap_entry { /* 16 bytes (kiln_livemap_prefetch) */
   uint64_t key; /* address | distance from home << 56; 0: empty */
   uint32_t stack_id;
   uint32_t size; /* KILN_LIVEMAP_BIG: see the shard's big list */
@@ -34,24 +34,9 @@ typedef struct kiln_livemap_big {
   uint64_t addr, size;
 } kiln_livemap_big_t;
 
+_Static_assert(sizeof(kiln_livemap_entry_t) == 16, "kiln_livemap_prefetch assumes 16-byte slots");
+
 kiln_livemap_t kiln_livemap_main;
-
-/* One multiply (Fibonacci hashing): its top bits are well mixed even for
- * addresses that differ only in a few middle bits. The top 5 pick the
- * shard, the bits below them the home slot. */
-static inline uint64_t kiln_livemap_hash(uint64_t a) { return a * 0x9e3779b97f4a7c15ull; }
-
-static kiln_livemap_shard_t *kiln_livemap_shard(kiln_livemap_t *m, uint64_t h) {
-  _Static_assert(KILN_LIVEMAP_SHARDS == 32, "the shard takes the hash's top 5 bits");
-  return &m->shards[h >> 59];
-}
-
-/* The home slot: the hash's bits below the shard's, scaled to cap (any
- * size, not only powers of two, so that growth can be by a quarter). */
-static inline size_t kiln_livemap_home(uint64_t h, size_t cap) {
-  __extension__ typedef unsigned __int128 kiln_u128;
-  return (size_t)(((kiln_u128)(h << 5) * cap) >> 64);
-}
 
 static inline unsigned kiln_livemap_dist(uint64_t key) { return (unsigned)(key >> KILN_LIVEMAP_DIST_SHIFT); }
 
@@ -145,14 +130,6 @@ static uint64_t kiln_livemap_big_take(kiln_livemap_shard_t *s, uint64_t addr, bo
     return size;
   }
   return 0;
-}
-
-void kiln_livemap_prefetch(kiln_livemap_t *m, uint64_t addr) {
-  uint64_t h = kiln_livemap_hash(addr);
-  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
-  kiln_livemap_entry_t *slots = s->slots; /* racy on purpose: only a hint */
-  size_t cap = s->cap;
-  if (slots != NULL) __builtin_prefetch(&slots[kiln_livemap_home(h, cap)], 1);
 }
 
 /* The slot of addr in s, or where its probe stopped (*at, *dist): the
