@@ -332,8 +332,10 @@ static inline void kiln_livemap_prefetch(kiln_livemap_t *m, uint64_t addr) {
 /* Looks addr up (and removes it when remove); false if absent. */
 bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id,
                        bool remove) KILN_INTERNAL;
+/* The same as kiln_livemap_find(m, addr, size, stack_id, true), faster. */
+bool kiln_livemap_remove(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id) KILN_INTERNAL;
 static inline bool kiln_livemap_take(uint64_t addr, uint64_t *size, uint32_t *stack_id) {
-  return kiln_livemap_find(&kiln_livemap_main, addr, size, stack_id, true);
+  return kiln_livemap_remove(&kiln_livemap_main, addr, size, stack_id);
 }
 void kiln_livemap_foreach(kiln_livemap_t *m,
                           void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx),

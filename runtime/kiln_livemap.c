@@ -86,8 +86,12 @@ static bool kiln_livemap_rehash(kiln_livemap_t *m, kiln_livemap_shard_t *s, size
       e.key &= KILN_LIVEMAP_ADDR;
       ok = kiln_livemap_place(slots, cap, &e, kiln_livemap_home(kiln_livemap_hash(e.key), cap), 0);
     }
-    if (!ok) { /* a run of 255 (cannot happen with this hash at 80%): larger */
+    if (!ok) { /* a run of 255 (not seen with this hash at 80%): larger */
       kiln_mem_unmap(slots, cap * sizeof *slots);
+      /* Addresses whose hashes agree in all the bits a home is made of
+       * would make a table of any size fail: give up (the caller counts a
+       * map failure) rather than grow without end. */
+      if (cap > 8 * (s->used + 64)) return false;
       cap += cap / 2;
       continue;
     }
@@ -166,28 +170,52 @@ int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t s
     rc = -ENOMEM;
     goto out;
   }
-  size_t at;
-  unsigned dist;
-  kiln_livemap_entry_t *e = kiln_livemap_probe(s, h, addr, &at, &dist);
-  if (e != NULL) {
-    /* An address already present was freed behind kiln's back (a path no
-     * hook sees): the new block replaces it. */
-    e->stack_id = stack_id;
-    e->size = small;
-    goto out;
+  kiln_livemap_entry_t *slots = s->slots;
+  size_t cap = s->cap, i = kiln_livemap_home(h, cap);
+  /* The probe (over locals: this runs on every malloc) ... */
+  uint64_t want = addr;
+  for (;; want += KILN_LIVEMAP_DIST1) {
+    uint64_t k = slots[i].key;
+    if (k == want) {
+      /* An address already present was freed behind kiln's back (a path
+       * no hook sees): the new block replaces it. */
+      slots[i].stack_id = stack_id;
+      slots[i].size = small;
+      goto out;
+    }
+    if (k == 0 || kiln_livemap_dist(k) < kiln_livemap_dist(want) || kiln_livemap_dist(want) == KILN_LIVEMAP_DIST_MAX)
+      break;
+    if (++i == cap) i = 0;
   }
-  kiln_livemap_entry_t n = {addr, stack_id, small};
+  /* ... then the insertion from where it stopped, Robin Hood's way. */
   s->used++;
-  while (!kiln_livemap_place(s->slots, s->cap, &n, at, dist)) {
-    /* A run too long for its byte: grow; n, displaced, goes in again. */
-    if (!kiln_livemap_rehash(m, s, s->cap + s->cap / 2)) {
+  kiln_livemap_entry_t n = {want, stack_id, small};
+  for (;;) {
+    uint64_t k = slots[i].key;
+    if (k == 0) {
+      slots[i] = n;
+      goto out;
+    }
+    if (kiln_livemap_dist(k) < kiln_livemap_dist(n.key)) { /* the nearer one moves on */
+      kiln_livemap_entry_t t = slots[i];
+      slots[i] = n;
+      n = t;
+    }
+    if (kiln_livemap_dist(n.key) == KILN_LIVEMAP_DIST_MAX) break;
+    n.key += KILN_LIVEMAP_DIST1;
+    if (++i == cap) i = 0;
+  }
+  /* A run too long for its byte (never seen at 80%): grow; n, displaced,
+   * goes in again. Should even that fail, n (perhaps an older block than
+   * the new one) is lost, and the caller counts a map failure. */
+  n.key &= KILN_LIVEMAP_ADDR;
+  do {
+    if (s->cap > 8 * (s->used + 64) || !kiln_livemap_rehash(m, s, s->cap + s->cap / 2)) {
       s->used--; /* n is lost: counted by the caller as a failure */
       rc = -ENOMEM;
       goto out;
     }
-    at = kiln_livemap_home(kiln_livemap_hash(n.key), s->cap);
-    dist = 0;
-  }
+  } while (!kiln_livemap_place(s->slots, s->cap, &n, kiln_livemap_home(kiln_livemap_hash(n.key), s->cap), 0));
 out:
   kiln_livemap_unlock(s);
   return rc;
@@ -223,6 +251,44 @@ bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_
     *size = e->size == KILN_LIVEMAP_BIG ? kiln_livemap_big_take(s, addr, remove) : e->size;
     found = true;
     if (remove) kiln_livemap_erase(s, (size_t)(e - s->slots));
+  }
+  kiln_livemap_unlock(s);
+  return found;
+}
+
+/* kiln_livemap_find(.., remove) for every free: the probe and the backward
+ * shift in one loop over locals, sizes of 4 GiB and more out of line. */
+bool kiln_livemap_remove(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id) {
+  if (addr - 1 >= KILN_LIVEMAP_ADDR) return false; /* 0, or above what a key holds */
+  uint64_t h = kiln_livemap_hash(addr);
+  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
+  bool found = false;
+  kiln_livemap_lock(s);
+  kiln_livemap_entry_t *slots = s->slots;
+  size_t cap = s->cap;
+  if (KILN_LIKELY(cap != 0)) {
+    size_t i = kiln_livemap_home(h, cap);
+    for (uint64_t want = addr;; want += KILN_LIVEMAP_DIST1) {
+      uint64_t k = slots[i].key;
+      if (k == want) {
+        *stack_id = slots[i].stack_id;
+        uint32_t small = slots[i].size;
+        *size = KILN_LIKELY(small != KILN_LIVEMAP_BIG) ? small : kiln_livemap_big_take(s, addr, true);
+        found = true;
+        for (size_t j = i + 1 == cap ? 0 : i + 1;; i = j, j = j + 1 == cap ? 0 : j + 1) {
+          uint64_t next = slots[j].key;
+          if (next < KILN_LIVEMAP_DIST1) break; /* empty, or at home */
+          slots[i] = slots[j];
+          slots[i].key = next - KILN_LIVEMAP_DIST1;
+        }
+        slots[i].key = 0;
+        s->used--;
+        break;
+      }
+      if (k == 0 || kiln_livemap_dist(k) < kiln_livemap_dist(want) || kiln_livemap_dist(want) == KILN_LIVEMAP_DIST_MAX)
+        break;
+      if (++i == cap) i = 0;
+    }
   }
   kiln_livemap_unlock(s);
   return found;
