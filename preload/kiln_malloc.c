@@ -65,7 +65,9 @@ KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *malloc(size_t size) {
   if (!kiln_malloc_enter(size)) return kiln_libc.malloc(size);
   void *p = kiln_libc.malloc(size);
   int e = errno;
+  kiln_tls_hook_frame = __builtin_frame_address(0); /* the stack walk starts here */
   kiln_heap_on_alloc(p, size);
+  kiln_tls_hook_frame = NULL; /* not taken when nothing was recorded */
   kiln_scan_clear_link(p, size);
   errno = e;
   kiln_heap_guard_leave();

@@ -59,20 +59,21 @@ _Atomic uint8_t *kiln_heap_filter;
 uint64_t kiln_heap_sample_bytes;
 
 static struct {
-  _Atomic bool active;
-  _Atomic bool started; /* ever started: frees are matched from then on */
   kiln_unwind_kind_t unwind;
   int max_depth;
   uint64_t sample; /* 0: exact */
   double sample_d;
   kiln_heap_totals_t shared;  /* threads without a slot */
   kiln_heap_totals_t *slots; /* KILN_HEAP_TOTALS of them */
-  _Atomic int64_t live_bytes;    /* for the peak: every change, at once */
+  /* Written by the hooks of every thread (a flush, a new peak): a cache
+   * line apart from the fields above, which every hook reads, so that one
+   * thread's flush does not make the next hook of another miss on them. */
+  _Alignas(64) _Atomic int64_t live_bytes; /* for the peak: every change, at once */
   uint64_t base_bytes, base_count; /* live at fork (inherited blocks) */
-  _Atomic int64_t peak_bytes;
+  _Alignas(64) _Atomic int64_t peak_bytes; /* with epoch: written on a new peak only */
   _Atomic uint64_t epoch;
   _Atomic uint64_t untracked_frees, map_failures;
-  _Atomic uint8_t *filter; /* sampled mode: blocks per address hash */
+  _Alignas(64) _Atomic uint8_t *filter; /* sampled mode: blocks per address hash */
   uint64_t seed;           /* KILN_ALLOC_SEED: 0 for a random one */
   pthread_key_t exit_key;
   bool exit_key_ok;
@@ -87,8 +88,7 @@ enum { KILN_HEAP_FILTER = KILN_HEAP_FILTER_SLOTS };
 
 static void kiln_heap_thread_exit(void *unused);
 
-bool kiln_heap_active(void) { return atomic_load_explicit(&kiln_heap.active, memory_order_relaxed); }
-bool kiln_heap_started(void) { return atomic_load_explicit(&kiln_heap.started, memory_order_relaxed); }
+_Atomic bool kiln_heap_on, kiln_heap_ever;
 
 int kiln_heap_start(const kiln_config_t *cfg) {
   if (kiln_heap.slots == NULL) {
@@ -115,12 +115,12 @@ int kiln_heap_start(const kiln_config_t *cfg) {
   if (!kiln_heap.exit_key_ok && pthread_key_create(&kiln_heap.exit_key, kiln_heap_thread_exit) == 0)
     kiln_heap.exit_key_ok = true;
   kiln_heap_sample_bytes = kiln_heap.sample;
-  atomic_store(&kiln_heap.started, true);
-  atomic_store(&kiln_heap.active, true);
+  atomic_store(&kiln_heap_ever, true);
+  atomic_store(&kiln_heap_on, true);
   return 0;
 }
 
-void kiln_heap_stop(void) { atomic_store(&kiln_heap.active, false); }
+void kiln_heap_stop(void) { atomic_store(&kiln_heap_on, false); }
 
 /* ------------------------------------------------------------- sampling */
 

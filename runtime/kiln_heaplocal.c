@@ -26,8 +26,9 @@ enum {
 };
 
 typedef struct kiln_hl_entry {
-  /* Written by the owner with plain (relaxed) stores, read by merges. */
-  _Atomic uint32_t id; /* 0: empty */
+  /* Written by the owner with plain (relaxed) stores, read by merges: what
+   * the hooks touch, in the entry's first cache line. */
+  _Alignas(64) _Atomic uint32_t id;   /* 0: empty */
   _Atomic uint64_t v[KILN_HL_VALUES]; /* cumulative since the entry began */
   _Atomic uint64_t epoch;             /* of peak_live */
   _Atomic int64_t peak_live;          /* this part's live bytes at that peak */
@@ -155,30 +156,44 @@ static kiln_hl_table_t *kiln_hl_table_new(void) {
   return kiln_tls_hl = t;
 }
 
+/* The slot of e goes to stack id (or the table changed generation): what
+ * it held is merged first. Off the hot path. */
+__attribute__((noinline)) static void kiln_hl_claim(kiln_hl_table_t *t, kiln_hl_entry_t *e, uint32_t id) {
+  kiln_hl_lock(&t->lock, 0);
+  kiln_tls_hl_evicting = true;
+  kiln_hl_check_gen(t);
+  kiln_hl_merge(e, 0);
+  kiln_hl_clear(e, id);
+  kiln_tls_hl_evicting = false;
+  kiln_hl_unlock(&t->lock);
+}
+
+/* This thread's part of the stack, saved the first time it changes after
+ * a new peak. */
+__attribute__((noinline)) static void kiln_hl_snapshot(kiln_hl_entry_t *e, uint64_t epoch) {
+  atomic_store_explicit(&e->peak_live,
+                        (int64_t)(kiln_hl_get(&e->v[KILN_HL_ALLOC_BYTES]) - kiln_hl_get(&e->v[KILN_HL_FREED_BYTES])),
+                        memory_order_relaxed);
+  atomic_store_explicit(&e->epoch, epoch, memory_order_relaxed);
+}
+
 bool kiln_heaplocal_add(uint32_t id, const int64_t d[KILN_HL_VALUES]) {
   kiln_hl_table_t *t = kiln_tls_hl;
   if (KILN_UNLIKELY(t == NULL) && (kiln_tls_hl_tried || (t = kiln_hl_table_new()) == NULL)) return false;
   kiln_hl_entry_t *e = &t->e[kiln_hl_slot(id)];
-  if (KILN_UNLIKELY(atomic_load_explicit(&e->id, memory_order_relaxed) != id || t->gen != kiln_stacktab_generation())) {
-    kiln_hl_lock(&t->lock, 0);
-    kiln_tls_hl_evicting = true;
-    kiln_hl_check_gen(t);
-    kiln_hl_merge(e, 0);
-    kiln_hl_clear(e, id);
-    kiln_tls_hl_evicting = false;
-    kiln_hl_unlock(&t->lock);
-  }
-  /* This thread's part of the stack, saved the first time it changes
-   * after a new peak. */
+  if (KILN_UNLIKELY(atomic_load_explicit(&e->id, memory_order_relaxed) != id || t->gen != kiln_stacktab_generation()))
+    kiln_hl_claim(t, e, id);
   uint64_t epoch = atomic_load_explicit(kiln_hl_epoch, memory_order_relaxed);
-  if (atomic_load_explicit(&e->epoch, memory_order_relaxed) != epoch) {
-    atomic_store_explicit(&e->peak_live,
-                          (int64_t)(kiln_hl_get(&e->v[KILN_HL_ALLOC_BYTES]) - kiln_hl_get(&e->v[KILN_HL_FREED_BYTES])),
-                          memory_order_relaxed);
-    atomic_store_explicit(&e->epoch, epoch, memory_order_relaxed);
-  }
-  for (int k = 0; k < KILN_HL_VALUES; k++)
-    if (d[k] != 0) atomic_store_explicit(&e->v[k], kiln_hl_get(&e->v[k]) + (uint64_t)d[k], memory_order_relaxed);
+  if (KILN_UNLIKELY(atomic_load_explicit(&e->epoch, memory_order_relaxed) != epoch)) kiln_hl_snapshot(e, epoch);
+  /* Unconditional adds (a zero adds nothing): no branch per value. */
+#define KILN_HL_BUMP(k) atomic_store_explicit(&e->v[k], kiln_hl_get(&e->v[k]) + (uint64_t)d[k], memory_order_relaxed)
+  _Static_assert(KILN_HL_VALUES == 5, "one bump per value");
+  KILN_HL_BUMP(0);
+  KILN_HL_BUMP(1);
+  KILN_HL_BUMP(2);
+  KILN_HL_BUMP(3);
+  KILN_HL_BUMP(4);
+#undef KILN_HL_BUMP
   return true;
 }
 

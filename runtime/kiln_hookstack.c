@@ -146,6 +146,7 @@ typedef struct kiln_hs_thread {
 } kiln_hs_thread_t;
 
 static __thread kiln_hs_thread_t *kiln_tls_hs __attribute__((tls_model("initial-exec")));
+__thread const uintptr_t *kiln_tls_hook_frame __attribute__((tls_model("initial-exec")));
 static pthread_key_t kiln_hs_key;
 static bool kiln_hs_key_ok;
 static atomic_flag kiln_hs_pool_lock = ATOMIC_FLAG_INIT;
@@ -355,6 +356,19 @@ static inline bool kiln_hs_log(kiln_hs_thread_t *t, uintptr_t at, uintptr_t v) {
   return true;
 }
 
+/* Whether every word of the log still holds what the walk read there.
+ * In order, stopping at the first difference: a later address is only
+ * known to be one the walk would read while the words before it are the
+ * same. Two words a round (the check runs on every cached allocation). */
+static inline bool kiln_hs_same_reads(const kiln_hs_read_t *r, unsigned n) {
+  const kiln_hs_read_t *end = r + n;
+  for (; end - r >= 2; r += 2) {
+    if (*(const uintptr_t *)r[0].addr != r[0].value) return false;
+    if (*(const uintptr_t *)r[1].addr != r[1].value) return false;
+  }
+  return r == end || *(const uintptr_t *)r->addr == r->value;
+}
+
 /* The rule walk from the program's first frame. -1: libunwind must
  * answer (a rule it cannot give, a walk that leaves the stack). */
 KILN_HOOK_TEXT static int kiln_hs_walk(kiln_hs_thread_t *t, const uintptr_t *f, uint64_t *pcs, int max,
@@ -498,7 +512,11 @@ KILN_HOOK_TEXT uint32_t kiln_hookstack_id(kiln_unwind_kind_t kind, int max) {
     t->gen = gen;
   }
   bool rules = kind == KILN_UNWIND_LIBUNWIND && kiln_hs_unw.ok;
-  const uintptr_t *f = kiln_hs_hook_frame();
+  /* The hook's own frame when it left it (and its caller is not another
+   * hook: then the outermost one is searched for, as without it). */
+  const uintptr_t *f = kiln_tls_hook_frame;
+  kiln_tls_hook_frame = NULL;
+  if (f == NULL || kiln_hs_in_hooks(f[1])) f = kiln_hs_hook_frame();
   kiln_hs_walk_t *w = NULL;
   if (f != NULL) {
     /* A walk from the same start that would read the same words: its
@@ -507,9 +525,7 @@ KILN_HOOK_TEXT uint32_t kiln_hookstack_id(kiln_unwind_kind_t kind, int max) {
     uint64_t key = (f[1] ^ ((uintptr_t)f * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
     w = &t->walks[(key >> 40) & (KILN_HS_WALKS - 1)];
     if (w->ip == f[1] && w->sp == (uintptr_t)f && (!w->uses_bp || w->bp == f[0]) && w->max == max) {
-      unsigned i = 0;
-      while (i < w->nlog && *(const uintptr_t *)w->log[i].addr == w->log[i].value) i++;
-      if (i == w->nlog) {
+      if (kiln_hs_same_reads(w->log, w->nlog)) {
         t->hits++;
         if (kiln_hs_verify) {
           kiln_stack_t *s = kiln_stacktab_get(w->id);

@@ -279,7 +279,10 @@ int kiln_stacktab_reset(void) KILN_INTERNAL;
 void kiln_stacktab_destroy(void) KILN_INTERNAL;
 typedef struct kiln_stacktab_stats { uint64_t stacks, full_hits, bytes; } kiln_stacktab_stats_t;
 /* Bumped by every reset: ids of an older generation are meaningless. */
-uint64_t kiln_stacktab_generation(void) KILN_INTERNAL;
+extern _Atomic uint64_t kiln_stacktab_gen KILN_INTERNAL;
+static inline uint64_t kiln_stacktab_generation(void) {
+  return atomic_load_explicit(&kiln_stacktab_gen, memory_order_acquire);
+}
 void kiln_stacktab_stats(kiln_stacktab_stats_t *out) KILN_INTERNAL;
 
 /* ------------------------------------------------------- kiln_hookstack.c */
@@ -291,6 +294,11 @@ void kiln_stacktab_stats(kiln_stacktab_stats_t *out) KILN_INTERNAL;
  * no rule applies); fp mode follows frame pointers. Uses a few hundred
  * bytes of the program's stack; never calls pthread_getattr_np. */
 uint32_t kiln_hookstack_id(kiln_unwind_kind_t kind, int max) KILN_INTERNAL;
+/* [hook] The frame of the malloc-family function the program called, left
+ * by that hook just before it calls the runtime (its return address is the
+ * program's), so that kiln_hookstack_id need not search for it; taken (and
+ * cleared) by the next kiln_hookstack_id of the thread. NULL: searched. */
+extern __thread const uintptr_t *kiln_tls_hook_frame __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
 /* Normal context, before the first hook: libunwind's entry points, the
  * rule table, the thread-exit key. verify: every rule walk is checked
  * against unw_backtrace (KILN_ALLOC_VERIFY). 0 / -ENOENT (no libunwind). */
@@ -330,14 +338,36 @@ typedef struct kiln_livemap {
 extern kiln_livemap_t kiln_livemap_main KILN_INTERNAL;
 
 int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t stack_id) KILN_INTERNAL; /* 0 / -ENOMEM */
+/* One multiply (Fibonacci hashing): its top bits are well mixed even for
+ * addresses that differ only in a few middle bits. The top 5 pick the
+ * shard, the bits below them the home slot (scaled to the shard's size,
+ * any size, not only powers of two, so that growth can be by a quarter). */
+static inline uint64_t kiln_livemap_hash(uint64_t a) { return a * 0x9e3779b97f4a7c15ull; }
+static inline kiln_livemap_shard_t *kiln_livemap_shard(kiln_livemap_t *m, uint64_t h) {
+  _Static_assert(KILN_LIVEMAP_SHARDS == 32, "the shard takes the hash's top 5 bits");
+  return &m->shards[h >> 59];
+}
+static inline size_t kiln_livemap_home(uint64_t h, size_t cap) {
+  __extension__ typedef unsigned __int128 kiln_u128;
+  return (size_t)(((kiln_u128)(h << 5) * cap) >> 64);
+}
 /* Starts loading addr's slot, so that a put or find a little later does
- * not wait for memory (the shard is read without its lock: a hint). */
-void kiln_livemap_prefetch(kiln_livemap_t *m, uint64_t addr) KILN_INTERNAL;
+ * not wait for memory (the shard is read without its lock: a hint; a slot
+ * is 16 bytes). Inline: it is on every hook's path. */
+static inline void kiln_livemap_prefetch(kiln_livemap_t *m, uint64_t addr) {
+  uint64_t h = kiln_livemap_hash(addr);
+  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
+  char *slots = (char *)s->slots;
+  size_t cap = s->cap;
+  if (slots != NULL) __builtin_prefetch(slots + kiln_livemap_home(h, cap) * 16, 1);
+}
 /* Looks addr up (and removes it when remove); false if absent. */
 bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id,
                        bool remove) KILN_INTERNAL;
+/* The same as kiln_livemap_find(m, addr, size, stack_id, true), faster. */
+bool kiln_livemap_remove(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id) KILN_INTERNAL;
 static inline bool kiln_livemap_take(uint64_t addr, uint64_t *size, uint32_t *stack_id) {
-  return kiln_livemap_find(&kiln_livemap_main, addr, size, stack_id, true);
+  return kiln_livemap_remove(&kiln_livemap_main, addr, size, stack_id);
 }
 void kiln_livemap_foreach(kiln_livemap_t *m,
                           void (*fn)(uint64_t addr, uint64_t size, uint32_t stack_id, void *ctx),
@@ -422,8 +452,12 @@ typedef struct kiln_heap_stats {
 
 int kiln_heap_start(const kiln_config_t *cfg) KILN_INTERNAL;
 void kiln_heap_stop(void) KILN_INTERNAL;
-bool kiln_heap_active(void) KILN_INTERNAL;   /* allocations are recorded */
-bool kiln_heap_started(void) KILN_INTERNAL;  /* frees must be matched */
+/* Read inline by every hook (relaxed: a hook racing with start or stop
+ * may go either way, as it would a moment earlier or later). */
+extern _Atomic bool kiln_heap_on KILN_INTERNAL;   /* allocations are recorded */
+extern _Atomic bool kiln_heap_ever KILN_INTERNAL; /* started once: frees must be matched */
+static inline bool kiln_heap_active(void) { return atomic_load_explicit(&kiln_heap_on, memory_order_relaxed); }
+static inline bool kiln_heap_started(void) { return atomic_load_explicit(&kiln_heap_ever, memory_order_relaxed); }
 /* Hooks, with the guard held: after a successful allocation; before a free
  * (true and *out when p was tracked); after a failed realloc. */
 void kiln_heap_on_alloc(void *p, size_t size) KILN_INTERNAL;
@@ -948,8 +982,12 @@ int kiln_scan_run(const kiln_config_t *cfg) KILN_INTERNAL;
 extern bool kiln_scan_links KILN_INTERNAL;
 static inline void kiln_scan_clear_link(void *p, size_t size) {
   if (!kiln_scan_links || p == NULL) return;
-  void *volatile *w = p;
-  for (size_t i = 0, n = size < 64 ? size / sizeof *w : 64 / sizeof *w; i < n; i++) w[i] = NULL;
+  if (KILN_LIKELY(size >= 64)) { /* four 16-byte stores, inline (a loop of 8 was ~45 instructions) */
+    __builtin_memset(p, 0, 64);
+    return;
+  }
+  void *volatile *w = p; /* volatile: the compiler must not make this a memset call */
+  for (size_t i = 0, n = size / sizeof *w; i < n; i++) w[i] = NULL;
 }
 void kiln_scan_prepare(const kiln_config_t *cfg) KILN_INTERNAL; /* normal context, at start */
 

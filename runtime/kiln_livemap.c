@@ -1,13 +1,17 @@
 /* kiln_livemap.c — the live-allocation map: block address -> (requested
  * size, stack_id), for every block kiln tracks. Sharded by address hash;
- * each shard is a linear-probing table under a spinlock held only for one
- * probe (tens of nanoseconds). Deletion shifts the rest of the probe run
- * back (no tombstones, so runs stay as short as the load allows); the
- * table grows by a quarter when 4/5 full, so it is 16 bytes an entry at
- * 64-80% load: 20-25 bytes a live block, with runs of a few entries (one
- * or two cache lines a probe). Sizes of 4 GiB and more keep their high
- * bits in a small side list. Runs in the malloc hooks of any thread; never
- * in the signal handler. All shard locks are taken around fork so that the
+ * each shard is a Robin Hood table (linear probing where an entry far from
+ * its home slot takes the place of one nearer to its own) under a spinlock
+ * held only for one probe (tens of nanoseconds). Each entry keeps its
+ * distance from home in the top byte of its address word (user addresses
+ * are below 2^56 on x86-64), so a lookup stops at the first entry nearer
+ * home than itself, and a deletion shifts back only the entries that are
+ * not at home, without hashing anything again: every call touches one or
+ * two slot lines. The table grows by a quarter when 4/5 full (or when a
+ * distance would pass 255), so it is 16 bytes an entry at 64-80% load:
+ * 20-25 bytes a live block. Sizes of 4 GiB and more keep their high bits
+ * in a small side list. Runs in the malloc hooks of any thread; never in
+ * the signal handler. All shard locks are taken around fork so that the
  * child never inherits a held lock. */
 #include "kiln_internal.h"
 
@@ -15,11 +19,13 @@
 #include <sched.h>
 #include <string.h>
 
-enum { KILN_LIVEMAP_MIN = 16 };
+enum { KILN_LIVEMAP_MIN = 16, KILN_LIVEMAP_DIST_SHIFT = 56, KILN_LIVEMAP_DIST_MAX = 255 };
 #define KILN_LIVEMAP_BIG 0xffffffffu
+#define KILN_LIVEMAP_ADDR ((1ull << KILN_LIVEMAP_DIST_SHIFT) - 1)
+#define KILN_LIVEMAP_DIST1 (1ull << KILN_LIVEMAP_DIST_SHIFT)
 
-typedef struct kiln_livemap_entry {
-  uint64_t addr; /* 0: empty */
+typedef struct kiln_livemap_entry { /* 16 bytes (kiln_livemap_prefetch) */
+  uint64_t key; /* address | distance from home << 56; 0: empty */
   uint32_t stack_id;
   uint32_t size; /* KILN_LIVEMAP_BIG: see the shard's big list */
 } kiln_livemap_entry_t;
@@ -28,25 +34,11 @@ typedef struct kiln_livemap_big {
   uint64_t addr, size;
 } kiln_livemap_big_t;
 
+_Static_assert(sizeof(kiln_livemap_entry_t) == 16, "kiln_livemap_prefetch assumes 16-byte slots");
+
 kiln_livemap_t kiln_livemap_main;
 
-static inline uint64_t kiln_livemap_hash(uint64_t a) {
-  a ^= a >> 33;
-  a *= 0xff51afd7ed558ccdull;
-  a ^= a >> 33;
-  return a;
-}
-
-static kiln_livemap_shard_t *kiln_livemap_shard(kiln_livemap_t *m, uint64_t h) {
-  return &m->shards[h & (KILN_LIVEMAP_SHARDS - 1)];
-}
-
-/* The home slot: the hash's high bits scaled to cap (any size, not only
- * powers of two, so that growth can be by a quarter). */
-static inline size_t kiln_livemap_home(uint64_t h, size_t cap) {
-  __extension__ typedef unsigned __int128 kiln_u128;
-  return (size_t)(((kiln_u128)h * cap) >> 64);
-}
+static inline unsigned kiln_livemap_dist(uint64_t key) { return (unsigned)(key >> KILN_LIVEMAP_DIST_SHIFT); }
 
 static inline void kiln_livemap_lock(kiln_livemap_shard_t *s) {
   while (atomic_flag_test_and_set_explicit(&s->lock, memory_order_acquire)) sched_yield();
@@ -55,25 +47,63 @@ static inline void kiln_livemap_unlock(kiln_livemap_shard_t *s) {
   atomic_flag_clear_explicit(&s->lock, memory_order_release);
 }
 
+/* Places e (its key an address, distance 0) Robin Hood's way; false if a
+ * distance would pass the byte it is kept in (then *e holds the entry
+ * still to be placed, and the table is consistent without it). */
+static bool kiln_livemap_place(kiln_livemap_entry_t *slots, size_t cap, kiln_livemap_entry_t *e, size_t i,
+                               unsigned d) {
+  kiln_livemap_entry_t carry = *e;
+  carry.key = (carry.key & KILN_LIVEMAP_ADDR) | (uint64_t)d << KILN_LIVEMAP_DIST_SHIFT;
+  for (;;) {
+    uint64_t k = slots[i].key;
+    if (k == 0) {
+      slots[i] = carry;
+      return true;
+    }
+    if (kiln_livemap_dist(k) < kiln_livemap_dist(carry.key)) { /* the nearer one moves on */
+      kiln_livemap_entry_t t = slots[i];
+      slots[i] = carry;
+      carry = t;
+    }
+    if (kiln_livemap_dist(carry.key) == KILN_LIVEMAP_DIST_MAX) {
+      carry.key &= KILN_LIVEMAP_ADDR;
+      *e = carry;
+      return false;
+    }
+    carry.key += KILN_LIVEMAP_DIST1;
+    if (++i == cap) i = 0;
+  }
+}
+
 static bool kiln_livemap_rehash(kiln_livemap_t *m, kiln_livemap_shard_t *s, size_t cap) {
-  kiln_livemap_entry_t *slots = kiln_mem_map(cap * sizeof *slots);
-  if (slots == NULL) return false;
-  for (size_t i = 0; i < s->cap; i++) {
-    uint64_t a = s->slots[i].addr;
-    if (a == 0) continue;
-    size_t j = kiln_livemap_home(kiln_livemap_hash(a), cap);
-    while (slots[j].addr != 0)
-      if (++j == cap) j = 0;
-    slots[j] = s->slots[i];
+  for (;;) {
+    kiln_livemap_entry_t *slots = kiln_mem_map(cap * sizeof *slots);
+    if (slots == NULL) return false;
+    bool ok = true;
+    for (size_t i = 0; i < s->cap && ok; i++) {
+      kiln_livemap_entry_t e = s->slots[i];
+      if (e.key == 0) continue;
+      e.key &= KILN_LIVEMAP_ADDR;
+      ok = kiln_livemap_place(slots, cap, &e, kiln_livemap_home(kiln_livemap_hash(e.key), cap), 0);
+    }
+    if (!ok) { /* a run of 255 (not seen with this hash at 80%): larger */
+      kiln_mem_unmap(slots, cap * sizeof *slots);
+      /* Addresses whose hashes agree in all the bits a home is made of
+       * would make a table of any size fail: give up (the caller counts a
+       * map failure) rather than grow without end. */
+      if (cap > 8 * (s->used + 64)) return false;
+      cap += cap / 2;
+      continue;
+    }
+    if (s->slots != NULL) {
+      kiln_mem_unmap(s->slots, s->cap * sizeof *slots);
+      atomic_fetch_sub(&m->bytes, s->cap * sizeof *slots);
+    }
+    atomic_fetch_add(&m->bytes, cap * sizeof *slots);
+    s->slots = slots;
+    s->cap = cap;
+    return true;
   }
-  if (s->slots != NULL) {
-    kiln_mem_unmap(s->slots, s->cap * sizeof *slots);
-    atomic_fetch_sub(&m->bytes, s->cap * sizeof *slots);
-  }
-  atomic_fetch_add(&m->bytes, cap * sizeof *slots);
-  s->slots = slots;
-  s->cap = cap;
-  return true;
 }
 
 static bool kiln_livemap_big_put(kiln_livemap_shard_t *s, uint64_t addr, uint64_t size) {
@@ -106,16 +136,26 @@ static uint64_t kiln_livemap_big_take(kiln_livemap_shard_t *s, uint64_t addr, bo
   return 0;
 }
 
-void kiln_livemap_prefetch(kiln_livemap_t *m, uint64_t addr) {
-  uint64_t h = kiln_livemap_hash(addr);
-  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
-  kiln_livemap_entry_t *slots = s->slots; /* racy on purpose: only a hint */
-  size_t cap = s->cap;
-  if (slots != NULL) __builtin_prefetch(&slots[kiln_livemap_home(h, cap)], 1);
+/* The slot of addr in s, or where its probe stopped (*at, *dist): the
+ * first empty slot or entry nearer its home than addr would be. */
+static inline kiln_livemap_entry_t *kiln_livemap_probe(kiln_livemap_shard_t *s, uint64_t h, uint64_t addr,
+                                                       size_t *at, unsigned *dist) {
+  size_t cap = s->cap, i = kiln_livemap_home(h, cap);
+  uint64_t want = addr; /* addr at distance d, as it would be stored */
+  for (unsigned d = 0;; d++, want += KILN_LIVEMAP_DIST1) {
+    uint64_t k = s->slots[i].key;
+    if (k == want) return &s->slots[i];
+    if (k == 0 || kiln_livemap_dist(k) < d || d == KILN_LIVEMAP_DIST_MAX) {
+      *at = i;
+      *dist = d;
+      return NULL;
+    }
+    if (++i == cap) i = 0;
+  }
 }
 
 int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t stack_id) {
-  if (addr == 0) return -EINVAL;
+  if (addr == 0 || addr > KILN_LIVEMAP_ADDR) return -EINVAL;
   uint64_t h = kiln_livemap_hash(addr);
   kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
   int rc = 0;
@@ -130,59 +170,124 @@ int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t s
     rc = -ENOMEM;
     goto out;
   }
-  size_t i = kiln_livemap_home(h, s->cap);
-  /* An address already present was freed behind kiln's back (a path no
-   * hook sees): the new block replaces it. */
-  while (s->slots[i].addr != 0 && s->slots[i].addr != addr)
-    if (++i == s->cap) i = 0;
-  if (s->slots[i].addr == 0) s->used++;
-  s->slots[i].addr = addr;
-  s->slots[i].stack_id = stack_id;
-  s->slots[i].size = small;
+  kiln_livemap_entry_t *slots = s->slots;
+  size_t cap = s->cap, i = kiln_livemap_home(h, cap);
+  /* The probe (over locals: this runs on every malloc) ... */
+  uint64_t want = addr;
+  for (;; want += KILN_LIVEMAP_DIST1) {
+    uint64_t k = slots[i].key;
+    if (k == want) {
+      /* An address already present was freed behind kiln's back (a path
+       * no hook sees): the new block replaces it. */
+      slots[i].stack_id = stack_id;
+      slots[i].size = small;
+      goto out;
+    }
+    if (k == 0 || kiln_livemap_dist(k) < kiln_livemap_dist(want) || kiln_livemap_dist(want) == KILN_LIVEMAP_DIST_MAX)
+      break;
+    if (++i == cap) i = 0;
+  }
+  /* ... then the insertion from where it stopped, Robin Hood's way. */
+  s->used++;
+  kiln_livemap_entry_t n = {want, stack_id, small};
+  for (;;) {
+    uint64_t k = slots[i].key;
+    if (k == 0) {
+      slots[i] = n;
+      goto out;
+    }
+    if (kiln_livemap_dist(k) < kiln_livemap_dist(n.key)) { /* the nearer one moves on */
+      kiln_livemap_entry_t t = slots[i];
+      slots[i] = n;
+      n = t;
+    }
+    if (kiln_livemap_dist(n.key) == KILN_LIVEMAP_DIST_MAX) break;
+    n.key += KILN_LIVEMAP_DIST1;
+    if (++i == cap) i = 0;
+  }
+  /* A run too long for its byte (never seen at 80%): grow; n, displaced,
+   * goes in again. Should even that fail, n (perhaps an older block than
+   * the new one) is lost, and the caller counts a map failure. */
+  n.key &= KILN_LIVEMAP_ADDR;
+  do {
+    if (s->cap > 8 * (s->used + 64) || !kiln_livemap_rehash(m, s, s->cap + s->cap / 2)) {
+      s->used--; /* n is lost: counted by the caller as a failure */
+      rc = -ENOMEM;
+      goto out;
+    }
+  } while (!kiln_livemap_place(s->slots, s->cap, &n, kiln_livemap_home(kiln_livemap_hash(n.key), s->cap), 0));
 out:
   kiln_livemap_unlock(s);
   return rc;
 }
 
-/* Empties slot i, moving later entries of its run back so that every
- * entry stays reachable from its home without tombstones. */
+/* Empties slot i: the entries after it that are not at home move back one
+ * (Robin Hood's backward shift), so no tombstone is left. */
 static void kiln_livemap_erase(kiln_livemap_shard_t *s, size_t i) {
-  size_t cap = s->cap, j = i;
+  size_t cap = s->cap, j = i + 1 == cap ? 0 : i + 1;
   for (;;) {
+    uint64_t k = s->slots[j].key;
+    if (k == 0 || kiln_livemap_dist(k) == 0) break;
+    s->slots[i] = s->slots[j];
+    s->slots[i].key = k - KILN_LIVEMAP_DIST1;
+    i = j;
     if (++j == cap) j = 0;
-    uint64_t a = s->slots[j].addr;
-    if (a == 0) break;
-    size_t home = kiln_livemap_home(kiln_livemap_hash(a), cap);
-    /* j's entry may fill the hole at i unless its home lies after i
-     * (cyclically, in (i, j]). */
-    size_t dist_home = j >= home ? j - home : j + cap - home, dist_hole = j >= i ? j - i : j + cap - i;
-    if (dist_home >= dist_hole) {
-      s->slots[i] = s->slots[j];
-      i = j;
-    }
   }
-  s->slots[i].addr = 0;
+  s->slots[i].key = 0;
   s->used--;
 }
 
 bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id, bool remove) {
-  if (addr == 0) return false;
+  if (addr == 0 || addr > KILN_LIVEMAP_ADDR) return false;
   uint64_t h = kiln_livemap_hash(addr);
   kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
   bool found = false;
   kiln_livemap_lock(s);
-  if (s->cap != 0) {
-    size_t i = kiln_livemap_home(h, s->cap);
-    for (size_t n = 0; n < s->cap && s->slots[i].addr != 0; n++) {
-      if (s->slots[i].addr == addr) {
-        *stack_id = s->slots[i].stack_id;
-        *size = s->slots[i].size == KILN_LIVEMAP_BIG ? kiln_livemap_big_take(s, addr, remove)
-                                                     : s->slots[i].size;
+  size_t at;
+  unsigned dist;
+  kiln_livemap_entry_t *e = s->cap != 0 ? kiln_livemap_probe(s, h, addr, &at, &dist) : NULL;
+  if (e != NULL) {
+    *stack_id = e->stack_id;
+    *size = e->size == KILN_LIVEMAP_BIG ? kiln_livemap_big_take(s, addr, remove) : e->size;
+    found = true;
+    if (remove) kiln_livemap_erase(s, (size_t)(e - s->slots));
+  }
+  kiln_livemap_unlock(s);
+  return found;
+}
+
+/* kiln_livemap_find(.., remove) for every free: the probe and the backward
+ * shift in one loop over locals, sizes of 4 GiB and more out of line. */
+bool kiln_livemap_remove(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id) {
+  if (addr - 1 >= KILN_LIVEMAP_ADDR) return false; /* 0, or above what a key holds */
+  uint64_t h = kiln_livemap_hash(addr);
+  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
+  bool found = false;
+  kiln_livemap_lock(s);
+  kiln_livemap_entry_t *slots = s->slots;
+  size_t cap = s->cap;
+  if (KILN_LIKELY(cap != 0)) {
+    size_t i = kiln_livemap_home(h, cap);
+    for (uint64_t want = addr;; want += KILN_LIVEMAP_DIST1) {
+      uint64_t k = slots[i].key;
+      if (k == want) {
+        *stack_id = slots[i].stack_id;
+        uint32_t small = slots[i].size;
+        *size = KILN_LIKELY(small != KILN_LIVEMAP_BIG) ? small : kiln_livemap_big_take(s, addr, true);
         found = true;
-        if (remove) kiln_livemap_erase(s, i);
+        for (size_t j = i + 1 == cap ? 0 : i + 1;; i = j, j = j + 1 == cap ? 0 : j + 1) {
+          uint64_t next = slots[j].key;
+          if (next < KILN_LIVEMAP_DIST1) break; /* empty, or at home */
+          slots[i] = slots[j];
+          slots[i].key = next - KILN_LIVEMAP_DIST1;
+        }
+        slots[i].key = 0;
+        s->used--;
         break;
       }
-      if (++i == s->cap) i = 0;
+      if (k == 0 || kiln_livemap_dist(k) < kiln_livemap_dist(want) || kiln_livemap_dist(want) == KILN_LIVEMAP_DIST_MAX)
+        break;
+      if (++i == cap) i = 0;
     }
   }
   kiln_livemap_unlock(s);
@@ -196,9 +301,10 @@ void kiln_livemap_foreach(kiln_livemap_t *m,
     kiln_livemap_lock(s);
     for (size_t i = 0; i < s->cap; i++) {
       kiln_livemap_entry_t *e = &s->slots[i];
-      if (e->addr == 0) continue;
-      uint64_t size = e->size == KILN_LIVEMAP_BIG ? kiln_livemap_big_take(s, e->addr, false) : e->size;
-      fn(e->addr, size, e->stack_id & ~KILN_LIVEMAP_UP, ctx);
+      if (e->key == 0) continue;
+      uint64_t addr = e->key & KILN_LIVEMAP_ADDR;
+      uint64_t size = e->size == KILN_LIVEMAP_BIG ? kiln_livemap_big_take(s, addr, false) : e->size;
+      fn(addr, size, e->stack_id & ~KILN_LIVEMAP_UP, ctx);
     }
     kiln_livemap_unlock(s);
   }

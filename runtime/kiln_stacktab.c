@@ -27,9 +27,7 @@ typedef struct kiln_stacktab {
 } kiln_stacktab_t;
 
 static kiln_stacktab_t kiln_stacktab;
-static _Atomic uint64_t kiln_stacktab_gen;
-
-uint64_t kiln_stacktab_generation(void) { return atomic_load_explicit(&kiln_stacktab_gen, memory_order_acquire); }
+_Atomic uint64_t kiln_stacktab_gen;
 static size_t kiln_stacktab_max_request;
 
 static uint64_t kiln_stacktab_hash(const uint64_t *pcs, unsigned depth, unsigned flags) {

@@ -10,3 +10,4 @@ $(eval $(call kiln_unit_test,test_folded,$(RT)/kiln_folded.o $(RT)/kiln_stacktab
 $(eval $(call kiln_unit_test,test_signal_nomalloc,$(BUILD)/libkiln.a,-lunwind -ldl -lpthread -lm))
 $(eval $(call kiln_unit_test,test_suppress,$(RT)/kiln_suppress.o $(RT)/kiln_symbols.o $(RT)/kiln_ehframe.o $(RT)/kiln_modules.o $(RT)/kiln_mem.o $(RT)/kiln_log.o $(RT)/kiln_fmt.o,-ldl -lpthread -lm))
 $(eval $(call kiln_unit_test,test_fmt,$(RT)/kiln_fmt.o,-lm))
+$(eval $(call kiln_unit_test,test_livemap,$(RT)/kiln_livemap.o $(RT)/kiln_mem.o $(RT)/kiln_fmt.o,-lpthread -lm))
