@@ -426,6 +426,13 @@ static void kiln_heap_totals_clear(void) {
   for (int i = -1; i < KILN_HEAP_TOTALS; i++) {
     kiln_heap_totals_t *c = i < 0 ? &kiln_heap.shared : kiln_heap.slots ? &kiln_heap.slots[i] : NULL;
     if (c == NULL) break;
+    /* Read first: in a fork child, a store to a page nobody used would
+     * copy it (most slots are zero: one per thread the parent had). */
+    if (atomic_load_explicit(&c->alloc_bytes, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&c->alloc_count, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&c->freed_bytes, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&c->freed_count, memory_order_relaxed) == 0)
+      continue;
     atomic_store(&c->alloc_bytes, 0);
     atomic_store(&c->alloc_count, 0);
     atomic_store(&c->freed_bytes, 0);
