@@ -67,7 +67,8 @@ report() {
   passed=$((passed + p)); failed=$((failed + f))
   if [ "$f" -ne 0 ]; then
     echo "== $name: $p passed, $f failed ($(cat "$log/$i.time")s)"
-    sed 's/^/   /' "$out" | tail -n 60
+    grep '^FAIL ' "$out" | sed 's/^/   /' # the failures first, however long the output
+    sed 's/^/   /' "$out" | tail -n 40
   else
     echo "== $name: $p passed ($(cat "$log/$i.time")s)"
   fi
