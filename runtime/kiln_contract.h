@@ -28,6 +28,10 @@
 #define KILN_KIND_LEAK_BYTES "leak_bytes"
 #define KILN_KIND_LEAK_COUNT "leak_count"
 #define KILN_KIND_PEAK_BYTES "peak_bytes"
+/* Wall-clock time of every thread, running or waiting, in samples at
+ * KILN_WALL_HZ (meta "wall_hz"): a waiting stack ends in a KILN_MARK_WAIT
+ * frame, a running one as in the cpu profile. */
+#define KILN_KIND_WALL "wall"
 /* Leak categories: CATEGORY_bytes / CATEGORY_count, valgrind's order. */
 #define KILN_LEAK_CATEGORY_DEFINITE "definite"
 #define KILN_LEAK_CATEGORY_INDIRECT "indirect"
@@ -40,7 +44,8 @@ static inline const char *const *kiln_contract_kinds(void)
     static const char *const kinds[] = {
         KILN_KIND_CPU,        KILN_KIND_ALLOC_BYTES, KILN_KIND_ALLOC_COUNT,
         KILN_KIND_LIVE_BYTES, KILN_KIND_LIVE_COUNT,  KILN_KIND_LEAK_BYTES,
-        KILN_KIND_LEAK_COUNT, KILN_KIND_PEAK_BYTES,  NULL};
+        KILN_KIND_LEAK_COUNT, KILN_KIND_PEAK_BYTES,  KILN_KIND_WALL,
+        NULL};
     return kinds;
 }
 
@@ -79,6 +84,8 @@ static inline const char *const *kiln_contract_kinds(void)
 #define KILN_META_UNTIL_UNIX "until_unix"
 #define KILN_META_WALL_SECONDS "wall_seconds"
 #define KILN_META_HZ_REQUESTED "hz_requested"
+/* Wall mode: samples per thread-second of the wall kind. */
+#define KILN_META_WALL_HZ "wall_hz"
 /* "dump_reason" values. */
 #define KILN_REASON_EXIT "exit"
 #define KILN_REASON_INTERVAL "interval"
@@ -99,6 +106,10 @@ static inline const char *const *kiln_contract_kinds(void)
 #define KILN_MARK_ALLOC_TRACKING "[kiln: allocation tracking]"
 #define KILN_MARK_KERNEL "[kernel]"
 #define KILN_MARK_KERNEL_SUFFIX "_[k]"
+/* Wall mode: the leaf of a waiting stack, "[wait: futex]" (the system call
+ * the thread is blocked in), "[wait: cpu]" (runnable, waiting for a CPU),
+ * "[wait: kernel]" (blocked outside a system call), "[wait: unknown]". */
+#define KILN_MARK_WAIT_PREFIX "[wait: "
 
 /* ---------------------------------------------------------------- dump signal
  * KILN_DUMP_SIGNAL's grammar, the one parser both sides call:

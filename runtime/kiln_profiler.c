@@ -49,6 +49,11 @@ enum {
 };
 
 static pthread_mutex_t kiln_profiler_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The CPU sampler runs: for the cpu profile, and for wall mode's running
+ * stacks (KILN_MODE=wall alone samples CPU time but writes no cpu file). */
+static bool kiln_profiler_sampling(void) {
+  return kiln_profiler.cfg.mode & (KILN_MODE_CPU_BIT | KILN_MODE_WALL_BIT);
+}
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason);
 static int kiln_profiler_dump_signal(void);
 static __thread sigset_t kiln_tls_fork_mask;
@@ -173,15 +178,17 @@ static void kiln_profiler_fork_child(void) {
     kiln_profiler.exec_quiesced = false;
     kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
-    kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) |
+    kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) | (1u << KILN_COUNT_WALL) |
+                               (1u << KILN_COUNT_MARK_WALL) |
                                (1u << KILN_COUNT_MARK_ALLOC_BYTES) | (1u << KILN_COUNT_MARK_ALLOC_COUNT));
     kiln_heap_after_fork_child();
     kiln_profiler.dump_seq = 0;
     kiln_modules_after_fork_child();
     kiln_collector_after_fork_child();
+    kiln_wall_after_fork_child();
     kiln_profiler_baseline();
     kiln_profiler.out_warned = false;
-    if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
+    if (kiln_profiler_sampling()) {
       kiln_sampler_resume(); /* perf: this thread's rings, inherited by its threads */
       kiln_profiler_add_self(false);
       kiln_profiler.collector_on = kiln_collector_start(&kiln_profiler.cfg, kiln_profiler.cfg.hz,
@@ -217,7 +224,7 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
     kiln_log("cannot map the profiler's memory; profiling disabled");
     goto out;
   }
-  bool cpu = kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT, alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
+  bool cpu = kiln_profiler_sampling(), alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
   /* In-process unwinding serves the malloc hooks; CPU samples are unwound
    * from their copies (kiln_unwind_copy.c). */
   if (alloc) {
@@ -230,9 +237,15 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
         pthread_key_create(&kiln_profiler.thread_key, kiln_profiler_thread_key_dtor) == 0;
   if (cpu && (rc = kiln_sampler_start(&kiln_profiler.cfg)) < 0) {
     if (!alloc) goto out;
-    kiln_profiler.cfg.mode &= ~KILN_MODE_CPU_BIT; /* the heap goes on alone */
+    if (kiln_profiler.cfg.mode & KILN_MODE_WALL_BIT)
+      kiln_log("wall: the CPU sampler could not start, and wall mode needs it; wall profiling off");
+    kiln_profiler.cfg.mode &= ~(KILN_MODE_CPU_BIT | KILN_MODE_WALL_BIT); /* the heap goes on alone */
     cpu = false;
     rc = 0;
+  }
+  if ((kiln_profiler.cfg.mode & KILN_MODE_WALL_BIT) && kiln_wall_start(&kiln_profiler.cfg) < 0) {
+    kiln_log("wall: cannot map its memory; wall profiling off");
+    kiln_profiler.cfg.mode &= ~KILN_MODE_WALL_BIT;
   }
   kiln_profiler_baseline();
   atomic_store(&kiln_profiler.active, true);
@@ -306,7 +319,7 @@ void kiln_profiler_start_env(void) {
 bool kiln_profiler_active(void) { return atomic_load(&kiln_profiler.active); }
 
 void kiln_profiler_thread_begin(bool parent_covered) {
-  if (!atomic_load(&kiln_profiler.active) || !(kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) ||
+  if (!atomic_load(&kiln_profiler.active) || !kiln_profiler_sampling() ||
       kiln_sampler_stepped_aside())
     return;
   kiln_heap_guard_enter();
@@ -316,7 +329,7 @@ void kiln_profiler_thread_begin(bool parent_covered) {
 }
 
 void kiln_profiler_thread_end(void) {
-  if (atomic_load(&kiln_profiler.active) && (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT)) {
+  if (atomic_load(&kiln_profiler.active) && kiln_profiler_sampling()) {
     char name[17] = "";
     prctl(PR_GET_NAME, name, 0, 0, 0);
     kiln_collector_thread_exit((pid_t)syscall(SYS_gettid), name);
@@ -343,7 +356,8 @@ typedef struct kiln_profiler_report {
   kiln_heap_stats_t heap;
   kiln_perf_stats_t perf;
   kiln_collector_stats_t coll;
-  uint64_t cpu_total;
+  uint64_t cpu_total, wall_total;
+  kiln_wall_stats_t wallstats;
   uint64_t samples, dropped, truncated, kernel_samples, threads_seen; /* over the run */
   uint64_t unsampled;        /* live threads with CPU time and no sample */
   double unsampled_seconds;  /* their CPU time */
@@ -428,6 +442,7 @@ static const struct {
   bool leak;
 } kiln_profiler_files[] = {
     {KILN_COUNT_CPU, KILN_MODE_CPU_BIT, "cpu", false},
+    {KILN_COUNT_WALL, KILN_MODE_WALL_BIT, "wall", false},
     {KILN_COUNT_ALLOC_BYTES, KILN_MODE_ALLOC_BIT, "alloc_bytes", false},
     {KILN_COUNT_ALLOC_COUNT, KILN_MODE_ALLOC_BIT, "alloc_count", false},
     {KILN_COUNT_LIVE_BYTES, KILN_MODE_ALLOC_BIT, "leak_bytes", false},
@@ -451,7 +466,7 @@ static const char *const kiln_profiler_reasons[] = {"exit", "interval", "signal"
 static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, char names[][320], int nfiles,
                                const kiln_profiler_set_t *set) {
   const kiln_config_t *c = &kiln_profiler.cfg;
-  bool cpu = c->mode & KILN_MODE_CPU_BIT, alloc = c->mode & KILN_MODE_ALLOC_BIT;
+  bool cpu = kiln_profiler_sampling(), alloc = c->mode & KILN_MODE_ALLOC_BIT;
   kiln_buf_printf(b, "{\n  \"kiln_version\": \"%s\",\n  \"prog\": \"%s\",\n  \"pid\": %d,\n",
                   KILN_VERSION, kiln_profiler.prog, (int)kiln_profiler.pid);
   kiln_buf_printf(b, "  \"dump_reason\": \"%s\",\n  \"dump_seq\": %u,\n", kiln_profiler_reasons[set->reason],
@@ -462,8 +477,27 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                        "  \"until_unix\": %.3f,\n",
                     set->tag, set->delta ? "delta" : "cumulative", set->from_unix, set->until_unix);
   kiln_health_json(b, &set->health);
-  kiln_buf_printf(b, "  \"mode\": \"%s\",\n  \"unwinder\": \"%s\",\n  \"max_depth\": %d,\n",
-                  cpu && alloc ? "cpu,alloc" : cpu ? "cpu" : "alloc", kiln_unwind_name(c->unwind), c->max_depth);
+  char mode[32];
+  kiln_fmt(mode, sizeof mode, "%s%s%s%s%s", c->mode & KILN_MODE_CPU_BIT ? "cpu" : "",
+           (c->mode & KILN_MODE_CPU_BIT) && (c->mode & ~KILN_MODE_CPU_BIT) ? "," : "", alloc ? "alloc" : "",
+           alloc && (c->mode & KILN_MODE_WALL_BIT) ? "," : "", c->mode & KILN_MODE_WALL_BIT ? "wall" : "");
+  kiln_buf_printf(b, "  \"mode\": \"%s\",\n  \"unwinder\": \"%s\",\n  \"max_depth\": %d,\n", mode,
+                  kiln_unwind_name(c->unwind), c->max_depth);
+  if (c->mode & KILN_MODE_WALL_BIT) {
+    const kiln_wall_stats_t *w = &r->wallstats;
+    char e[64] = "";
+    if (w->probe_errno) kiln_fmt_errno(w->probe_errno, e, sizeof e);
+    kiln_buf_printf(b, "  \"wall_hz\": %d,\n  \"wall_samples\": %llu,\n  \"wall_wait_samples\": %llu,\n"
+                       "  \"wall_samples_in_profile\": %llu,\n",
+                    w->hz, (unsigned long long)w->samples, (unsigned long long)w->wait_samples,
+                    (unsigned long long)r->wall_total);
+    kiln_buf_printf(b, "  \"wall_ticks\": %llu,\n  \"wall_probes\": %llu,\n  \"wall_probes_failed\": %llu,\n"
+                       "  \"wall_probe_error\": \"%s\",\n  \"wall_copies_moved\": %llu,\n"
+                       "  \"wall_threads_untracked\": %llu,\n  \"wall_run_queue_read\": %s,\n",
+                    (unsigned long long)w->ticks, (unsigned long long)w->probes,
+                    (unsigned long long)w->probe_failures, e, (unsigned long long)w->moved,
+                    (unsigned long long)w->full, w->schedstat ? "true" : "false");
+  }
   if (cpu) {
     kiln_buf_printf(b, "  \"timer\": \"%s\",\n", kiln_sampler_timer_name(kiln_sampler_timer()));
     kiln_buf_printf(b, "  \"hz_requested\": %d,\n  \"sample_period_ns\": %lld,\n  \"hz_delivered\": %.1f,\n",
@@ -552,7 +586,11 @@ static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_sc
   const kiln_config_t *c = &kiln_profiler.cfg;
   char path[4096 + 256];
   kiln_fmt(path, sizeof path, "%s/%s", dir, first);
-  if (c->mode & KILN_MODE_CPU_BIT)
+  if (c->mode & KILN_MODE_WALL_BIT)
+    kiln_log("%s[%d]: wall: %llu samples at %d Hz a thread (%.0f%% waiting)", kiln_profiler.prog,
+             (int)kiln_profiler.pid, (unsigned long long)r->wall_total, r->wallstats.hz,
+             r->wallstats.samples ? 100.0 * (double)r->wallstats.wait_samples / (double)r->wallstats.samples : 0.0);
+  if (kiln_profiler_sampling())
     kiln_log("%s[%d]: %llu samples at %.0f Hz (%d requested; %s, %s), threads %llu, "
              "dropped %llu, truncated %llu%s%s",
              kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r->samples, r->delivered_hz,
@@ -618,12 +656,13 @@ static void kiln_profiler_tree_summary(const char *dir, bool print) {
  * is written, MARK_* += DELTA_*, so each count lands in exactly one set. */
 static void kiln_profiler_delta_stack(kiln_stack_t *s, void *ctx) {
   bool commit = *(bool *)ctx;
-  static const kiln_count_kind_t cur[3] = {KILN_COUNT_CPU, KILN_COUNT_ALLOC_BYTES, KILN_COUNT_ALLOC_COUNT};
-  static const kiln_count_kind_t mark[3] = {KILN_COUNT_MARK_CPU, KILN_COUNT_MARK_ALLOC_BYTES,
-                                            KILN_COUNT_MARK_ALLOC_COUNT};
-  static const kiln_count_kind_t delta[3] = {KILN_COUNT_DELTA_CPU, KILN_COUNT_DELTA_ALLOC_BYTES,
-                                             KILN_COUNT_DELTA_ALLOC_COUNT};
-  for (int k = 0; k < 3; k++) {
+  static const kiln_count_kind_t cur[4] = {KILN_COUNT_CPU, KILN_COUNT_ALLOC_BYTES, KILN_COUNT_ALLOC_COUNT,
+                                           KILN_COUNT_WALL};
+  static const kiln_count_kind_t mark[4] = {KILN_COUNT_MARK_CPU, KILN_COUNT_MARK_ALLOC_BYTES,
+                                            KILN_COUNT_MARK_ALLOC_COUNT, KILN_COUNT_MARK_WALL};
+  static const kiln_count_kind_t delta[4] = {KILN_COUNT_DELTA_CPU, KILN_COUNT_DELTA_ALLOC_BYTES,
+                                             KILN_COUNT_DELTA_ALLOC_COUNT, KILN_COUNT_DELTA_WALL};
+  for (int k = 0; k < 4; k++) {
     if (commit) {
       atomic_fetch_add(&s->counts[mark[k]], atomic_load(&s->counts[delta[k]]));
     } else {
@@ -673,7 +712,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   kiln_heap_guard_enter();
   const kiln_config_t *c = &kiln_profiler.cfg;
   bool emergency = set->mode == KILN_DUMP_MODE_EMERGENCY;
-  if (c->mode & KILN_MODE_CPU_BIT) {
+  if (kiln_profiler_sampling()) {
     if (emergency) kiln_collector_try_drain();
     else kiln_collector_drain();
   }
@@ -717,6 +756,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
       if (kind == KILN_COUNT_LIVE_BYTES) suffix = "live_bytes";
       if (kind == KILN_COUNT_LIVE_COUNT) suffix = "live_count";
       if (set->delta && kind == KILN_COUNT_CPU) kind = KILN_COUNT_DELTA_CPU;
+      if (set->delta && kind == KILN_COUNT_WALL) kind = KILN_COUNT_DELTA_WALL;
       if (set->delta && kind == KILN_COUNT_ALLOC_BYTES) kind = KILN_COUNT_DELTA_ALLOC_BYTES;
       if (set->delta && kind == KILN_COUNT_ALLOC_COUNT) kind = KILN_COUNT_DELTA_ALLOC_COUNT;
     } else if (kiln_profiler_files[i].leak && !leaks.files) {
@@ -760,10 +800,12 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   kiln_folded_render(kinds, suffixes, n, outs, totals, (set->mode == KILN_DUMP_MODE_EMERGENCY) ? NULL : &stacks);
   for (int i = 0; i < n; i++)
     if (kinds[i] == KILN_COUNT_CPU || kinds[i] == KILN_COUNT_DELTA_CPU) r.cpu_total = totals[i];
+    else if (kinds[i] == KILN_COUNT_WALL || kinds[i] == KILN_COUNT_DELTA_WALL) r.wall_total = totals[i];
   kiln_threads_totals(&r.threads);
   kiln_stacktab_stats(&r.table);
   kiln_perf_stats(&r.perf);
   kiln_collector_stats(&r.coll);
+  kiln_wall_stats(&r.wallstats);
   uint64_t own = r.coll.own_samples < r.perf.samples ? r.coll.own_samples : r.perf.samples;
   r.samples = r.perf.samples - own + r.threads.samples;
   r.kernel_samples = r.perf.kernel_samples;
@@ -780,7 +822,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   double counted = r.user + (counts_sys ? r.sys : 0) - r.profiler_cpu;
   if (counted < 0) counted = 0;
   r.delivered_hz = counted > 0.001 ? (double)r.samples / counted : 0;
-  if ((c->mode & KILN_MODE_CPU_BIT) && !(set->mode == KILN_DUMP_MODE_EMERGENCY)) kiln_profiler_unsampled(&r, c->hz);
+  if (kiln_profiler_sampling() && !(set->mode == KILN_DUMP_MODE_EMERGENCY)) kiln_profiler_unsampled(&r, c->hz);
 
   kiln_health_input_t hin = {.cfg = c,
                              .samples = r.samples,
@@ -790,11 +832,11 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
                              .skipped = r.threads.skipped,
                              .table_full = r.table.full_hits,
                              .memory_bytes = r.table.bytes + r.heap.map_bytes + r.perf.ring_bytes,
-                             .threads = (c->mode & KILN_MODE_CPU_BIT) ? r.threads_seen : 0,
+                             .threads = kiln_profiler_sampling() ? r.threads_seen : 0,
                              .stepped_aside = kiln_sampler_stepped_aside(),
                              .dump_signal_refused = c->dump_signal > 0 && !kiln_profiler.dump_signal_on,
                              .crash = emergency};
-  hin.kernel_missing = (c->mode & KILN_MODE_CPU_BIT) && kiln_sampler_timer() == KILN_TIMER_PERF &&
+  hin.kernel_missing = kiln_profiler_sampling() && kiln_sampler_timer() == KILN_TIMER_PERF &&
                        !kiln_sampler_kernel() && c->cpu_time != KILN_CPU_USER;
   hin.user_seconds = r.user;
   hin.sys_seconds = r.sys;
@@ -802,6 +844,8 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   hin.unsampled_seconds = r.unsampled_seconds;
   hin.unsampled_names = r.unsampled_names;
   hin.kiln_hook_samples = r.coll.kiln_frames;
+  hin.wall_probe_failures = r.wallstats.probe_failures;
+  hin.wall_probe_errno = r.wallstats.probe_errno;
   kiln_health_assess(&hin, &set->health);
 
   int rc = kiln_out_mkdirs(dir, emergency);
@@ -865,7 +909,7 @@ static int kiln_profiler_dump_signal(void) {
  * Under the lock, the profiler just made inactive. */
 static void kiln_profiler_final_sets(kiln_dump_reason_t reason, int sig, kiln_dump_mode_t mode) {
   kiln_heap_guard_enter();
-  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
+  if (kiln_profiler_sampling()) {
     if (mode == KILN_DUMP_MODE_EMERGENCY) kiln_sampler_halt(); /* takes no lock */
     else kiln_sampler_stop(kiln_collector_sink, NULL);
   }
@@ -993,7 +1037,7 @@ void kiln_profiler_at_exit(void) {
   }
   kiln_heap_guard_enter();
   /* The collector may be writing a set under the lock: stop it first. */
-  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop(kiln_collector_sink, NULL);
+  if (kiln_profiler_sampling()) kiln_sampler_stop(kiln_collector_sink, NULL);
   kiln_collector_stop();
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_exchange(&kiln_profiler.active, false)) {
@@ -1061,6 +1105,7 @@ KILN_EXPORT int kiln_start(const kiln_options_t *opts) {
   if (opts != NULL) {
     if (opts->mode != 0)
       cfg.mode = (opts->mode & KILN_MODE_CPU ? KILN_MODE_CPU_BIT : 0) |
+                 (opts->mode & KILN_MODE_WALL ? KILN_MODE_WALL_BIT : 0) |
                  (opts->mode & KILN_MODE_ALLOC ? KILN_MODE_ALLOC_BIT : 0);
     if (opts->hz != 0) {
       if (opts->hz < KILN_HZ_MIN || opts->hz > KILN_HZ_MAX) {
@@ -1107,6 +1152,7 @@ KILN_EXPORT void kiln_stop(void) {
   if (was) {
     kiln_heap_stop();
     kiln_sampler_stop(kiln_collector_sink, NULL);
+    kiln_wall_stop();
     int high = kiln_threads_high();
     for (int i = 0; i < high; i++) {
       kiln_thread_t *t = kiln_threads_slot(i);
