@@ -487,9 +487,9 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
     const kiln_wall_stats_t *w = &r->wallstats;
     char e[64] = "";
     if (w->probe_errno) kiln_fmt_errno(w->probe_errno, e, sizeof e);
-    kiln_buf_printf(b, "  \"wall_hz\": %d,\n  \"wall_samples\": %llu,\n  \"wall_wait_samples\": %llu,\n"
+    kiln_buf_printf(b, "  \"wall_hz\": %d,\n  \"wall_period_ns\": %lld,\n  \"wall_samples\": %llu,\n  \"wall_wait_samples\": %llu,\n"
                        "  \"wall_samples_in_profile\": %llu,\n",
-                    w->hz, (unsigned long long)w->samples, (unsigned long long)w->wait_samples,
+                    w->hz, w->hz > 0 ? 1000000000LL / w->hz : 0, (unsigned long long)w->samples, (unsigned long long)w->wait_samples,
                     (unsigned long long)r->wall_total);
     kiln_buf_printf(b, "  \"wall_ticks\": %llu,\n  \"wall_probes\": %llu,\n  \"wall_probes_failed\": %llu,\n"
                        "  \"wall_probe_error\": \"%s\",\n  \"wall_copies_moved\": %llu,\n"

@@ -452,6 +452,7 @@ static const char *kiln_push_type(const char *kind, const char **label, const ch
 {
     static const char *const map[][5] = {
         {"cpu", "cpu", "", "samples", "sum"},
+        {"wall", "wall", "", "samples", "sum"},
         {"alloc_bytes", "alloc_space", "", "bytes", "sum"},
         {"alloc_count", "alloc_objects", "", "objects", "sum"},
         {"live_bytes", "inuse_space", "", "bytes", "average"},

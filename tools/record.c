@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 static const char kiln_record_usage[] =
-    "usage: kiln record [-F HZ] [-o DIR] [--unwind fp|libunwind] [--alloc] -- CMD [ARGS...]\n"
+    "usage: kiln record [-F HZ] [-o DIR] [--unwind fp|libunwind] [--alloc] [--wall] -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD with libkiln.so preloaded (prepended to any LD_PRELOAD), waits for\n"
     "it, lists the profiles written and prints the top functions of each CPU\n"
@@ -35,6 +35,9 @@ static const char kiln_record_usage[] =
     "  --alloc             profile allocations too (KILN_MODE=cpu,alloc); the\n"
     "                      summary adds the top allocating functions and the\n"
     "                      leak report's top 5 sites per process\n"
+    "  --wall              profile wall-clock time too (KILN_MODE=cpu,wall): every\n"
+    "                      thread, running or waiting ([wait: futex], ...); the\n"
+    "                      summary adds the top functions of the wall profile\n"
     "  -h, --help          this help\n"
     "\n"
     "libkiln.so is looked for next to the kiln binary, then in ../lib.\n"
@@ -229,16 +232,17 @@ static size_t kiln_record_group_end(char **names, size_t n, size_t i)
     return end;
 }
 
-/* The top table of the CPU profiles among NAMES[i .. end): one file as it
- * is, several processes of one program merged. */
-static void kiln_record_cpu_top(const char *dir, char **names, size_t i, size_t end, size_t procs)
+/* The top table of the KIND profiles (cpu, wall) among NAMES[i .. end):
+ * one file as it is, several processes of one program merged. */
+static void kiln_record_kind_top(const char *dir, char **names, size_t i, size_t end, size_t procs,
+                                 const char *want)
 {
     const char **paths = kiln_util_xmalloc((end - i) * sizeof *paths);
     kiln_buf_t *bufs = kiln_util_xmalloc((end - i) * sizeof *bufs);
     int np = 0;
     for (size_t k = i; k < end; k++) {
         const char *kind = kiln_folded_kind(names[k]);
-        if (!kind || strcmp(kind, "cpu") != 0)
+        if (!kind || strcmp(kind, want) != 0)
             continue;
         kiln_buf_t path = {0};
         kiln_buf_printf(&path, "%s/%s", dir, names[k]);
@@ -259,7 +263,8 @@ static void kiln_record_cpu_top(const char *dir, char **names, size_t i, size_t 
         else {
             long pid;
             int plen = (int)kiln_record_prog(names[i], &pid);
-            snprintf(what, sizeof what, "%s/%.*s.*.cpu.folded (%d processes)", dir, plen, names[i], np);
+            snprintf(what, sizeof what, "%s/%.*s.*.%s.folded (%d processes)", dir, plen, names[i], want,
+                     np);
         }
         fprintf(stderr, "\n%s: top functions by self\n", what);
         if (kiln_top_print(stderr, paths, np, 10, 0, NULL) == 0) {
@@ -277,7 +282,7 @@ static void kiln_record_cpu_top(const char *dir, char **names, size_t i, size_t 
  * allocation summary with --alloc). A program that ran as one process has
  * its files listed; one that ran as many (a shell script's commands, a
  * forking server) gets one line and one merged table. */
-static void kiln_record_summary(const char *dir, bool alloc)
+static void kiln_record_summary(const char *dir, bool alloc, bool wall)
 {
     long stale = kiln_sets_clean_stale(dir);
     if (stale > 0)
@@ -346,7 +351,9 @@ static void kiln_record_summary(const char *dir, bool alloc)
                 procs++;
             last = pid;
         }
-        kiln_record_cpu_top(dir, names, i, end, procs);
+        kiln_record_kind_top(dir, names, i, end, procs, "cpu");
+        if (wall)
+            kiln_record_kind_top(dir, names, i, end, procs, "wall");
         i = end;
     }
     if (alloc)
@@ -375,11 +382,12 @@ int kiln_record_main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"unwind", required_argument, NULL, 'u'},
         {"alloc", no_argument, NULL, 'a'},
+        {"wall", no_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *hz = NULL, *dir = NULL, *unwind = NULL;
-    bool alloc = false;
+    bool alloc = false, wall = false;
     long v;
     int c;
     /* '+': stop at the first non-option, so CMD's own options stay its own. */
@@ -402,6 +410,7 @@ int kiln_record_main(int argc, char **argv)
             unwind = optarg;
             break;
         case 'a': alloc = true; break;
+        case 'w': wall = true; break;
         }
     }
     if (optind >= argc)
@@ -432,7 +441,7 @@ int kiln_record_main(int argc, char **argv)
         kiln_buf_printf(&preload, " %s", old);
     setenv("LD_PRELOAD", preload.data, 1);
     setenv("KILN_OUT", dir, 1);
-    setenv("KILN_MODE", alloc ? "cpu,alloc" : "cpu", 1);
+    setenv("KILN_MODE", alloc && wall ? "cpu,alloc,wall" : alloc ? "cpu,alloc" : wall ? "cpu,wall" : "cpu", 1);
     if (hz)
         setenv("KILN_HZ", hz, 1);
     if (unwind)
@@ -499,7 +508,7 @@ int kiln_record_main(int argc, char **argv)
     } else {
         rc = 1;
     }
-    kiln_record_summary(dir, alloc);
+    kiln_record_summary(dir, alloc, wall);
     kiln_record_report(dir, cmd[0]);
     free(lib);
     free(owned_dir);
