@@ -701,6 +701,9 @@ void kiln_wall_tick(bool force) KILN_INTERNAL;
 uint64_t kiln_wall_next_ns(void) KILN_INTERNAL;
 /* A CPU sample of tid counted on stack_id (kiln_collector_sink). */
 void kiln_wall_cpu_sample(pid_t tid, uint32_t stack_id) KILN_INTERNAL;
+/* The calling thread ends (tid: its id): its wait since its last look is
+ * counted. Normal context, on the thread itself. */
+void kiln_wall_thread_exit(pid_t tid) KILN_INTERNAL;
 typedef struct kiln_wall_stats {
   bool on, schedstat;
   int hz, probe_errno;

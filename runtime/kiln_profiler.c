@@ -333,6 +333,7 @@ void kiln_profiler_thread_end(void) {
     char name[17] = "";
     prctl(PR_GET_NAME, name, 0, 0, 0);
     kiln_collector_thread_exit((pid_t)syscall(SYS_gettid), name);
+    if (kiln_profiler.cfg.mode & KILN_MODE_WALL_BIT) kiln_wall_thread_exit((pid_t)syscall(SYS_gettid));
   }
   kiln_thread_t *t = kiln_tls_thread;
   /* The slot may have been retired by kiln_stop and reused since. */

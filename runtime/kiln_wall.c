@@ -45,12 +45,16 @@ typedef struct kiln_wall_thread {
   uint64_t wall_ns;       /* time accounted up to (0: not yet looked at) */
   uint64_t cpu_ns;        /* its CPU clock then */
   uint64_t delay_ns;      /* its run-queue delay then */
-  uint64_t run_res, off_res, queue_res; /* nanoseconds short of a whole sample */
+  uint64_t voluntary, involuntary; /* its context switches then: waits, preemptions */
+  uint64_t run_res, off_res, queue_res, wake_res; /* nanoseconds short of a whole sample */
   uint32_t wait_id;       /* the stack it is blocked in now (0: running or unseen) */
   uint32_t last_wait_id;  /* the last stack it was seen blocked in */
   uint32_t cpu_id;        /* the stack of its last CPU sample */
-  uint32_t queue_id, queue_of; /* cpu_id with "[wait: cpu]" on top; the cpu_id it was made of */
+  uint32_t queue_id[2], queue_of[2]; /* "[wait: cpu]" stacks made (on a CPU stack, a wait); of what */
   uint16_t skip, backoff; /* idle: ticks left before the next look, the current gap */
+  bool preempted;         /* involuntary switches since the look before */
+  uint64_t pending_ns;    /* off CPU, not yet known to be a queue wait or not */
+  uint32_t pending_id;    /* where it goes if not */
 } kiln_wall_thread_t;
 
 static struct {
@@ -134,6 +138,23 @@ static uint64_t kiln_wall_delay(kiln_wall_thread_t *w) {
       !kiln_wall_field(&p, &run) || !kiln_wall_field(&p, &delay) || delay < 0)
     return w->delay_ns;
   return (uint64_t)delay;
+}
+
+/* Its voluntary and involuntary context switches so far (status), or the
+ * last ones known. */
+static void kiln_wall_switches(kiln_wall_thread_t *w, uint64_t *vol, uint64_t *invol) {
+  char buf[2048];
+  *vol = w->voluntary;
+  *invol = w->involuntary;
+  if (kiln_wall_read_task(w->tid, "status", buf, sizeof buf) <= 0) return;
+  const char *v = strstr(buf, "\nvoluntary_ctxt_switches:"), *n = strstr(buf, "\nnonvoluntary_ctxt_switches:");
+  int64_t a, b;
+  if (v == NULL || n == NULL) return;
+  v += 26;
+  n += 29;
+  while (*v == '\t') v++;
+  while (*n == '\t') n++;
+  if (kiln_wall_field(&v, &a) && kiln_wall_field(&n, &b) && a >= 0 && b >= 0) *vol = (uint64_t)a, *invol = (uint64_t)b;
 }
 
 /* A blocked thread's frame pointer is not in /proc (only sp and pc are):
@@ -249,7 +270,8 @@ static void kiln_wall_credit(uint64_t *res, uint64_t ns, uint32_t id, bool wait)
 /* "[wait: cpu]" on the stack src (a CPU sample's, or a wait stack whose
  * own marker it replaces: a thread woken from there and queued). */
 static uint32_t kiln_wall_queue_stack(kiln_wall_thread_t *w, uint32_t src) {
-  if (w->queue_id != 0 && w->queue_of == src) return w->queue_id;
+  int c = src == w->cpu_id ? 0 : 1;
+  if (w->queue_id[c] != 0 && w->queue_of[c] == src) return w->queue_id[c];
   uint64_t pcs[KILN_DEPTH_MAX + 8];
   unsigned n = 0, flags = 0;
   pcs[n++] = KILN_PC_WAIT_CPU;
@@ -261,8 +283,8 @@ static uint32_t kiln_wall_queue_stack(kiln_wall_thread_t *w, uint32_t src) {
     n += d;
     flags = s->flags & KILN_STACK_TRUNCATED;
   }
-  w->queue_of = src;
-  return w->queue_id = kiln_stacktab_intern(pcs, n, flags);
+  w->queue_of[c] = src;
+  return w->queue_id[c] = kiln_stacktab_intern(pcs, n, flags);
 }
 
 /* The slot of tid (made when add), or NULL. */
@@ -299,20 +321,23 @@ static void kiln_wall_check_generation(void) {
   kiln_wall.generation = g;
   for (size_t i = 0; i < KILN_WALL_SLOTS; i++) {
     kiln_wall_thread_t *w = &kiln_wall.threads[i];
-    w->wait_id = w->last_wait_id = w->cpu_id = w->queue_id = w->queue_of = 0;
+    w->wait_id = w->last_wait_id = w->cpu_id = 0;
+    memset(w->queue_id, 0, sizeof w->queue_id);
+    memset(w->queue_of, 0, sizeof w->queue_of);
   }
   uint64_t unknown = KILN_PC_WAIT_UNKNOWN;
   kiln_wall.unknown_id = kiln_stacktab_intern(&unknown, 1, 0);
 }
 
 /* One look at w at time now. */
-static void kiln_wall_look(kiln_wall_thread_t *w, uint64_t now) {
+static void kiln_wall_look(kiln_wall_thread_t *w, uint64_t now, bool force) {
   uint64_t cpu;
   if (!kiln_wall_cpu_clock(w->tid, &cpu)) return; /* gone: swept later */
   if (w->wall_ns == 0) { /* first seen: where it is (blocked since before the start, maybe) */
     w->wall_ns = now;
     w->cpu_ns = cpu;
     w->delay_ns = kiln_wall_delay(w);
+    if (kiln_wall.schedstat) kiln_wall_switches(w, &w->voluntary, &w->involuntary);
     kiln_wall_probe(w, cpu);
     return;
   }
@@ -329,19 +354,69 @@ static void kiln_wall_look(kiln_wall_thread_t *w, uint64_t now) {
   }
   w->backoff = 0;
   uint32_t was_waiting = w->wait_id;
-  uint64_t delay = kiln_wall_delay(w), queued = delay > w->delay_ns ? delay - w->delay_ns : 0;
+  uint64_t delay = kiln_wall_delay(w), queued = delay > w->delay_ns ? delay - w->delay_ns : 0, vol, invol;
   w->delay_ns = delay;
-  if (queued > off) queued = off;
+  if (queued > 0) kiln_wall_switches(w, &vol, &invol);
+  else vol = w->voluntary, invol = w->involuntary;
+  uint64_t dinvol = invol - w->involuntary;
+  w->voluntary = vol;
+  w->involuntary = invol;
   kiln_wall_probe(w, cpu);
-  /* Queued after a wake-up from where it was seen blocked, else while
-   * running where its last CPU sample was. */
-  if (queued > 0)
-    kiln_wall_credit(&w->queue_res, queued, kiln_wall_queue_stack(w, was_waiting ? was_waiting : w->cpu_id), true);
-  /* Blocked meanwhile: where it is blocked now, else where it was last
-   * seen blocked (a thread that alternates work and waits is caught in
+  /* Blocked meanwhile: where it is blocked now, else where it was seen
+   * blocked before (a thread that alternates work and waits is caught in
    * each now and then). */
-  uint32_t where = w->wait_id ? w->wait_id : w->last_wait_id ? w->last_wait_id : kiln_wall.unknown_id;
-  if (off > queued) kiln_wall_credit(&w->off_res, off - queued, where, true);
+  uint32_t where = w->wait_id ? w->wait_id : was_waiting ? was_waiting : w->last_wait_id ? w->last_wait_id
+                                                                                           : kiln_wall.unknown_id;
+  /* The run-queue delay of a wait is added when the thread gets a CPU
+   * again: time off CPU that a look finds unexplained on a thread that is
+   * not blocked may be a queue wait still going on. It is held (pending)
+   * until the next look, whose new delay is taken from it first; the rest
+   * was a wait, counted where it was going to be. */
+  uint64_t from_pending = queued < w->pending_ns ? queued : w->pending_ns;
+  if (w->pending_ns > from_pending && w->pending_id != 0)
+    kiln_wall_credit(&w->off_res, w->pending_ns - from_pending, w->pending_id, true);
+  w->pending_ns = 0;
+  uint64_t queued_new = queued - from_pending;
+  if (queued_new > off) queued_new = off, queued = from_pending + off;
+  /* The delay follows wake-ups (voluntary switches) and preemptions, a
+   * preempted thread waiting far longer (a slice of another) than a woken
+   * one (the scheduler favours it): "[wait: cpu]" on its last CPU
+   * sample's stack when it was preempted since the look before last (the
+   * delay is counted when it gets the CPU back, the preemption when it
+   * loses it), else on the wait it woke from. */
+  bool preempted = dinvol > 0 || w->preempted;
+  w->preempted = dinvol > 0;
+  if (queued > 0) {
+    bool woken = !preempted && where != kiln_wall.unknown_id;
+    kiln_wall_credit(woken ? &w->wake_res : &w->queue_res, queued,
+                     kiln_wall_queue_stack(w, woken ? where : w->cpu_id), true);
+  }
+  uint64_t rest = off - queued_new;
+  if (rest == 0) return;
+  if (w->wait_id != 0 || force) {
+    kiln_wall_credit(&w->off_res, rest, where, true);
+  } else {
+    w->pending_ns = rest;
+    w->pending_id = where;
+  }
+}
+
+void kiln_wall_thread_exit(pid_t tid) {
+  if (!kiln_wall.on || tid <= 0) return;
+  pthread_mutex_lock(&kiln_wall_lock);
+  kiln_wall_thread_t *w = kiln_wall_find(tid, false);
+  uint64_t cpu;
+  if (w != NULL && w->wall_ns != 0 && kiln_wall_cpu_clock(tid, &cpu)) {
+    /* Its last wait (a thread looked at rarely since it was idle, woken to
+     * end) up to now; no /proc file is read on the program's thread. */
+    uint64_t now = kiln_wall_now();
+    uint64_t dwall = now > w->wall_ns ? now - w->wall_ns : 0, dcpu = cpu > w->cpu_ns ? cpu - w->cpu_ns : 0;
+    uint32_t where = w->wait_id ? w->wait_id : w->last_wait_id ? w->last_wait_id : kiln_wall.unknown_id;
+    if (dwall > dcpu && where != 0) kiln_wall_credit(&w->off_res, dwall - dcpu, where, true);
+    if (w->pending_ns > 0 && w->pending_id != 0) kiln_wall_credit(&w->off_res, w->pending_ns, w->pending_id, true);
+  }
+  if (w != NULL) w->tid = KILN_WALL_TID_GONE;
+  pthread_mutex_unlock(&kiln_wall_lock);
 }
 
 int kiln_wall_start(const kiln_config_t *cfg) {
@@ -410,7 +485,7 @@ void kiln_wall_tick(bool force) {
       continue;
     }
     w->skip = 0;
-    kiln_wall_look(w, now);
+    kiln_wall_look(w, now, force);
   }
   if (kiln_wall.tick % KILN_WALL_SWEEP_TICKS == 0) {
     for (size_t i = 0; i < KILN_WALL_SLOTS; i++) {
