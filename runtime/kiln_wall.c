@@ -49,6 +49,7 @@ typedef struct kiln_wall_thread {
   uint64_t run_res, off_res, queue_res, wake_res; /* nanoseconds short of a whole sample */
   uint32_t wait_id;       /* the stack it is blocked in now (0: running or unseen) */
   uint32_t last_wait_id;  /* the last stack it was seen blocked in */
+  uint64_t wait_key;      /* what that stack was unwound from (call, sp, pc, top of the stack) */
   uint32_t cpu_id;        /* the stack of its last CPU sample */
   uint32_t queue_id[2], queue_of[2]; /* "[wait: cpu]" stacks made (on a CPU stack, a wait); of what */
   uint16_t skip, backoff; /* idle: ticks left before the next look, the current gap */
@@ -65,6 +66,7 @@ static struct {
   uint32_t tick;
   uint64_t generation;     /* the stack table's, for the ids kept here */
   kiln_wall_thread_t *threads;
+  kiln_wall_thread_t **by_slot; /* the entry of each thread registry slot, as last found */
   size_t used;             /* slots with a tid, gone ones included */
   uint8_t *copy;           /* a blocked thread's stack, copied */
   uint32_t unknown_id;     /* "[wait: unknown]" */
@@ -224,6 +226,19 @@ static void kiln_wall_probe(kiln_wall_thread_t *w, uint64_t cpu) {
     atomic_fetch_add_explicit(&kiln_wall.moved, 1, memory_order_relaxed);
     return;
   }
+  /* Blocked where it was blocked last time (a loop's wait): the same call,
+   * sp and pc, the same top of the stack: the same stack, not unwound
+   * again. */
+  uint64_t key = 1469598103934665603ull ^ (uint64_t)v[0] ^ sp * 31 ^ pc * 131;
+  for (ssize_t i = 0; i + 8 <= got && i < 1024; i += 8) {
+    uint64_t word;
+    memcpy(&word, kiln_wall.copy + i, 8);
+    key = (key ^ word) * 1099511628211ull;
+  }
+  if (key == w->wait_key && w->last_wait_id != 0) {
+    w->wait_id = w->last_wait_id;
+    return;
+  }
   uint64_t pcs[KILN_DEPTH_MAX + 8];
   unsigned flags = 0;
   int m = 0;
@@ -254,6 +269,7 @@ static void kiln_wall_probe(kiln_wall_thread_t *w, uint64_t cpu) {
   }
   pcs[0] = marker;
   w->wait_id = w->last_wait_id = kiln_stacktab_intern(pcs, (unsigned)m + 1, flags & KILN_STACK_TRUNCATED);
+  w->wait_key = key;
 }
 
 /* Adds ns to a residue and whole samples of it to stack id. */
@@ -322,6 +338,7 @@ static void kiln_wall_check_generation(void) {
   for (size_t i = 0; i < KILN_WALL_SLOTS; i++) {
     kiln_wall_thread_t *w = &kiln_wall.threads[i];
     w->wait_id = w->last_wait_id = w->cpu_id = 0;
+    w->wait_key = 0;
     memset(w->queue_id, 0, sizeof w->queue_id);
     memset(w->queue_of, 0, sizeof w->queue_of);
   }
@@ -353,6 +370,13 @@ static void kiln_wall_look(kiln_wall_thread_t *w, uint64_t now, bool force) {
     return;
   }
   w->backoff = 0;
+  if (dcpu == 0 && w->wait_id == 0 && !force) {
+    /* Not run at all since a look found it running: queued all along (a
+     * wait that is counted as delay only once it runs), or stopped. */
+    if (w->pending_ns == 0) w->pending_id = w->last_wait_id ? w->last_wait_id : kiln_wall.unknown_id;
+    w->pending_ns += off;
+    return;
+  }
   uint32_t was_waiting = w->wait_id;
   uint64_t delay = kiln_wall_delay(w), queued = delay > w->delay_ns ? delay - w->delay_ns : 0, vol, invol;
   w->delay_ns = delay;
@@ -396,7 +420,7 @@ static void kiln_wall_look(kiln_wall_thread_t *w, uint64_t now, bool force) {
   if (w->wait_id != 0 || force) {
     kiln_wall_credit(&w->off_res, rest, where, true);
   } else {
-    w->pending_ns = rest;
+    w->pending_ns = rest; /* resolved at the next look, once it has run */
     w->pending_id = where;
   }
 }
@@ -425,7 +449,8 @@ int kiln_wall_start(const kiln_config_t *cfg) {
   if (kiln_wall.threads == NULL) {
     kiln_wall.threads = kiln_mem_map(sizeof(kiln_wall_thread_t) * KILN_WALL_SLOTS);
     kiln_wall.copy = kiln_mem_map(KILN_STACK_COPY_PERF + 64);
-    if (kiln_wall.threads == NULL || kiln_wall.copy == NULL) {
+    kiln_wall.by_slot = kiln_mem_map(sizeof(kiln_wall_thread_t *) * KILN_THREADS_MAX);
+    if (kiln_wall.threads == NULL || kiln_wall.copy == NULL || kiln_wall.by_slot == NULL) {
       rc = -ENOMEM;
       goto out;
     }
@@ -477,7 +502,8 @@ void kiln_wall_tick(bool force) {
   for (int i = 0; i < high; i++) {
     kiln_thread_t *t = kiln_threads_slot(i);
     if (atomic_load_explicit(&t->state, memory_order_acquire) != KILN_SLOT_ACTIVE || t->tid <= 0) continue;
-    kiln_wall_thread_t *w = kiln_wall_find(t->tid, true);
+    kiln_wall_thread_t *w = kiln_wall.by_slot[i];
+    if (w == NULL || w->tid != t->tid) w = kiln_wall.by_slot[i] = kiln_wall_find(t->tid, true);
     if (w == NULL) continue;
     w->seen = kiln_wall.tick;
     if (w->skip > 0 && !force) {
@@ -533,6 +559,7 @@ void kiln_wall_after_fork_child(void) {
   /* The parent's threads are not the child's; the lock may have been held. */
   pthread_mutex_init(&kiln_wall_lock, NULL);
   if (kiln_wall.threads != NULL) memset(kiln_wall.threads, 0, sizeof(kiln_wall_thread_t) * KILN_WALL_SLOTS);
+  if (kiln_wall.by_slot != NULL) memset(kiln_wall.by_slot, 0, sizeof(kiln_wall_thread_t *) * KILN_THREADS_MAX);
   kiln_wall.used = 0;
   kiln_wall.tick = 0;
   kiln_wall.generation = 0;
