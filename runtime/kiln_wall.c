@@ -204,6 +204,8 @@ static void kiln_wall_probe(kiln_wall_thread_t *w, uint64_t cpu) {
     if (n == -ENOENT || n == -ESRCH) return; /* gone meanwhile */
     atomic_fetch_add_explicit(&kiln_wall.probe_failures, 1, memory_order_relaxed);
     if (kiln_wall.probe_errno == 0) kiln_wall.probe_errno = n < 0 ? -n : EIO;
+    /* Off CPU somewhere (its clock says when): "[wait: unknown]". */
+    w->wait_id = kiln_wall.unknown_id;
     return;
   }
   if (strncmp(line, "running", 7) == 0) return;
@@ -274,6 +276,7 @@ static void kiln_wall_probe(kiln_wall_thread_t *w, uint64_t cpu) {
 
 /* Adds ns to a residue and whole samples of it to stack id. */
 static void kiln_wall_credit(uint64_t *res, uint64_t ns, uint32_t id, bool wait) {
+  if (id == 0) return;
   *res += ns;
   if (*res < kiln_wall.period_ns) return;
   uint64_t n = *res / kiln_wall.period_ns;
@@ -460,7 +463,7 @@ int kiln_wall_start(const kiln_config_t *cfg) {
   kiln_wall.max_depth = cfg->max_depth >= KILN_DEPTH_MIN ? cfg->max_depth : KILN_DEPTH_DEFAULT;
   kiln_wall.period_ns = 1000000000ull / (unsigned)kiln_wall.hz;
   kiln_wall.cpu_period_ns = 1000000000ull / (unsigned)kiln_wall.cpu_hz;
-  kiln_wall.generation = 0;
+  kiln_wall.generation = UINT64_MAX; /* ids to be made */
   kiln_wall_check_generation();
   /* Can this process read its threads' states? Asked of the calling
    * thread (the answer is the same for all). */
@@ -562,7 +565,7 @@ void kiln_wall_after_fork_child(void) {
   if (kiln_wall.by_slot != NULL) memset(kiln_wall.by_slot, 0, sizeof(kiln_wall_thread_t *) * KILN_THREADS_MAX);
   kiln_wall.used = 0;
   kiln_wall.tick = 0;
-  kiln_wall.generation = 0;
+  kiln_wall.generation = UINT64_MAX; /* ids to be made */
   atomic_store(&kiln_wall.samples, 0);
   atomic_store(&kiln_wall.wait_samples, 0);
   atomic_store(&kiln_wall.probes, 0);
