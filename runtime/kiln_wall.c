@@ -6,9 +6,10 @@
  *   - Time off CPU is measured, not sampled: at each tick the collector
  *     reads every registered thread's CPU clock (clock_gettime on the
  *     thread's clock id: no descriptor, no signal). Wall time minus CPU
- *     time is the time it spent off CPU; of that, the run-queue delay of
- *     /proc/self/task/TID/schedstat is "[wait: cpu]" on its last CPU stack,
- *     and the rest goes to the stack it is blocked in.
+ *     time is the time it spent off CPU. Of that, the run-queue delay of
+ *     /proc/self/task/TID/schedstat is "[wait: cpu]" (on its last CPU stack
+ *     after a preemption, on the wait it woke from after a wake-up), the
+ *     rest goes to the stack it is blocked in.
  *   - Where it is blocked: /proc/self/task/TID/syscall gives the system
  *     call number and the user sp and pc of a blocked thread; its stack is
  *     copied with process_vm_readv (a thread that wakes meanwhile shows in
@@ -17,10 +18,12 @@
  *   - A thread whose CPU clock has not moved is still blocked where it was
  *     seen: its stack is reused, and it is looked at less often (up to
  *     every 16 ticks, async-profiler's idea), so that idle threads cost a
- *     clock read now and then.
+ *     clock read now and then; a thread that ran all along is taken as
+ *     running without reading /proc.
  * Everything here runs in the collector thread or in a dump, under the
- * collector's lock (the tick, the flush) or the perf lock (the CPU sample
- * hook); kiln_wall's own lock serialises the two. */
+ * collector's lock (the ticks), the perf lock (the CPU sample hook), or on
+ * a thread that ends (kiln_wall_thread_exit); kiln_wall's own lock
+ * serialises them. None of it runs in a signal handler. */
 #include "kiln_internal.h"
 
 #include <errno.h>
@@ -59,7 +62,7 @@ typedef struct kiln_wall_thread {
 } kiln_wall_thread_t;
 
 static struct {
-  bool on;
+  _Atomic bool on;         /* set at start (release), read by the hooks (acquire) */
   int hz, cpu_hz, max_depth;
   uint64_t period_ns, cpu_period_ns;
   uint64_t next_tick_ns;
@@ -380,6 +383,15 @@ static void kiln_wall_look(kiln_wall_thread_t *w, uint64_t now, bool force) {
     w->pending_ns += off;
     return;
   }
+  if (w->wait_id == 0 && off * 8 < dwall && !force) {
+    /* Running nearly all along since a look found it running: still
+     * running, most likely. No /proc file is read for it (a busy thread
+     * costs kiln a clock read a tick); its few idle moments wait for the
+     * next look that reads the run-queue delay. */
+    if (w->pending_ns == 0) w->pending_id = w->last_wait_id ? w->last_wait_id : kiln_wall.unknown_id;
+    w->pending_ns += off;
+    return;
+  }
   uint32_t was_waiting = w->wait_id;
   uint64_t delay = kiln_wall_delay(w), queued = delay > w->delay_ns ? delay - w->delay_ns : 0, vol, invol;
   w->delay_ns = delay;
@@ -429,7 +441,7 @@ static void kiln_wall_look(kiln_wall_thread_t *w, uint64_t now, bool force) {
 }
 
 void kiln_wall_thread_exit(pid_t tid) {
-  if (!kiln_wall.on || tid <= 0) return;
+  if (!kiln_wall_on() || tid <= 0) return;
   pthread_mutex_lock(&kiln_wall_lock);
   kiln_wall_thread_t *w = kiln_wall_find(tid, false);
   uint64_t cpu;
@@ -479,20 +491,20 @@ int kiln_wall_start(const kiln_config_t *cfg) {
     kiln_wall.probe_logged = true;
   }
   kiln_wall.next_tick_ns = kiln_wall_now();
-  kiln_wall.on = true;
+  atomic_store_explicit(&kiln_wall.on, true, memory_order_release);
 out:
   pthread_mutex_unlock(&kiln_wall_lock);
   return rc;
 }
 
-bool kiln_wall_on(void) { return kiln_wall.on; }
+bool kiln_wall_on(void) { return atomic_load_explicit(&kiln_wall.on, memory_order_acquire); }
 
-void kiln_wall_stop(void) { kiln_wall.on = false; }
+void kiln_wall_stop(void) { atomic_store_explicit(&kiln_wall.on, false, memory_order_release); }
 
-uint64_t kiln_wall_next_ns(void) { return kiln_wall.on ? kiln_wall.next_tick_ns : UINT64_MAX; }
+uint64_t kiln_wall_next_ns(void) { return kiln_wall_on() ? kiln_wall.next_tick_ns : UINT64_MAX; }
 
 void kiln_wall_tick(bool force) {
-  if (!kiln_wall.on) return;
+  if (!kiln_wall_on()) return;
   uint64_t now = kiln_wall_now();
   if (!force && now < kiln_wall.next_tick_ns) return;
   pthread_mutex_lock(&kiln_wall_lock);
@@ -532,7 +544,7 @@ void kiln_wall_tick(bool force) {
 }
 
 void kiln_wall_cpu_sample(pid_t tid, uint32_t stack_id) {
-  if (!kiln_wall.on || tid <= 0) return;
+  if (!kiln_wall_on() || tid <= 0) return;
   pthread_mutex_lock(&kiln_wall_lock);
   kiln_wall_check_generation();
   kiln_wall_thread_t *w = kiln_wall_find(tid, true);
@@ -545,7 +557,7 @@ void kiln_wall_cpu_sample(pid_t tid, uint32_t stack_id) {
 
 void kiln_wall_stats(kiln_wall_stats_t *out) {
   memset(out, 0, sizeof *out);
-  out->on = kiln_wall.on || kiln_wall.period_ns != 0;
+  out->on = kiln_wall_on() || kiln_wall.period_ns != 0;
   out->hz = kiln_wall.hz;
   out->samples = atomic_load_explicit(&kiln_wall.samples, memory_order_relaxed);
   out->wait_samples = atomic_load_explicit(&kiln_wall.wait_samples, memory_order_relaxed);
