@@ -709,6 +709,7 @@ typedef struct kiln_wall_stats {
   int hz, probe_errno;
   uint64_t samples, wait_samples; /* wall samples counted; of them, off CPU */
   uint64_t ticks, probes, probe_failures, moved, full;
+  uint64_t cpu_over; /* CPU samples beyond their thread's CPU clock, left out */
 } kiln_wall_stats_t;
 void kiln_wall_stats(kiln_wall_stats_t *out) KILN_INTERNAL;
 void kiln_wall_after_fork_child(void) KILN_INTERNAL;

@@ -494,10 +494,11 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                     (unsigned long long)r->wall_total);
     kiln_buf_printf(b, "  \"wall_ticks\": %llu,\n  \"wall_probes\": %llu,\n  \"wall_probes_failed\": %llu,\n"
                        "  \"wall_probe_error\": \"%s\",\n  \"wall_copies_moved\": %llu,\n"
-                       "  \"wall_threads_untracked\": %llu,\n  \"wall_run_queue_read\": %s,\n",
+                       "  \"wall_threads_untracked\": %llu,\n  \"wall_run_queue_read\": %s,\n"
+                       "  \"wall_cpu_samples_over_clock\": %llu,\n",
                     (unsigned long long)w->ticks, (unsigned long long)w->probes,
                     (unsigned long long)w->probe_failures, e, (unsigned long long)w->moved,
-                    (unsigned long long)w->full, w->schedstat ? "true" : "false");
+                    (unsigned long long)w->full, w->schedstat ? "true" : "false", (unsigned long long)w->cpu_over);
   }
   if (cpu) {
     kiln_buf_printf(b, "  \"timer\": \"%s\",\n", kiln_sampler_timer_name(kiln_sampler_timer()));

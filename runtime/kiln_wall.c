@@ -59,6 +59,8 @@ typedef struct kiln_wall_thread {
   bool preempted;         /* involuntary switches since the look before */
   uint64_t pending_ns;    /* off CPU, not yet known to be a queue wait or not */
   uint32_t pending_id;    /* where it goes if not */
+  uint64_t run_ns;        /* CPU time its CPU samples stood for, counted */
+  uint64_t cpu_first_ns;  /* its CPU clock when first looked at, minus run_ns then */
 } kiln_wall_thread_t;
 
 static struct {
@@ -73,7 +75,7 @@ static struct {
   size_t used;             /* slots with a tid, gone ones included */
   uint8_t *copy;           /* a blocked thread's stack, copied */
   uint32_t unknown_id;     /* "[wait: unknown]" */
-  _Atomic uint64_t samples, wait_samples, probes, probe_failures, moved, full;
+  _Atomic uint64_t samples, wait_samples, probes, probe_failures, moved, full, cpu_over;
   int probe_errno;         /* the first failure to read a thread's state */
   bool probe_logged;
   bool schedstat;          /* run-queue delays can be read */
@@ -359,6 +361,7 @@ static void kiln_wall_look(kiln_wall_thread_t *w, uint64_t now, bool force) {
   if (w->wall_ns == 0) { /* first seen: where it is (blocked since before the start, maybe) */
     w->wall_ns = now;
     w->cpu_ns = cpu;
+    w->cpu_first_ns = cpu > w->run_ns ? cpu - w->run_ns : 0;
     w->delay_ns = kiln_wall_delay(w);
     if (kiln_wall.schedstat) kiln_wall_switches(w, &w->voluntary, &w->involuntary);
     kiln_wall_probe(w, cpu);
@@ -550,7 +553,16 @@ void kiln_wall_cpu_sample(pid_t tid, uint32_t stack_id) {
   kiln_wall_thread_t *w = kiln_wall_find(tid, true);
   if (w != NULL) {
     w->cpu_id = stack_id;
-    kiln_wall_credit(&w->run_res, kiln_wall.cpu_period_ns, stack_id, false);
+    /* A thread's CPU samples cannot stand for more CPU time than its clock
+     * shows (with a few ticks of slack: samples are drained late): more
+     * would be two events sampling one thread, counted once here. */
+    w->run_ns += kiln_wall.cpu_period_ns;
+    if (w->wall_ns != 0 && w->run_ns > w->cpu_ns - w->cpu_first_ns + 4 * kiln_wall.period_ns + 20000000ull) {
+      w->run_ns -= kiln_wall.cpu_period_ns;
+      atomic_fetch_add_explicit(&kiln_wall.cpu_over, 1, memory_order_relaxed);
+    } else {
+      kiln_wall_credit(&w->run_res, kiln_wall.cpu_period_ns, stack_id, false);
+    }
   }
   pthread_mutex_unlock(&kiln_wall_lock);
 }
@@ -565,6 +577,7 @@ void kiln_wall_stats(kiln_wall_stats_t *out) {
   out->probe_failures = atomic_load_explicit(&kiln_wall.probe_failures, memory_order_relaxed);
   out->moved = atomic_load_explicit(&kiln_wall.moved, memory_order_relaxed);
   out->full = atomic_load_explicit(&kiln_wall.full, memory_order_relaxed);
+  out->cpu_over = atomic_load_explicit(&kiln_wall.cpu_over, memory_order_relaxed);
   out->ticks = kiln_wall.tick;
   out->probe_errno = kiln_wall.probe_errno;
   out->schedstat = kiln_wall.schedstat;
@@ -584,5 +597,6 @@ void kiln_wall_after_fork_child(void) {
   atomic_store(&kiln_wall.probe_failures, 0);
   atomic_store(&kiln_wall.moved, 0);
   atomic_store(&kiln_wall.full, 0);
+  atomic_store(&kiln_wall.cpu_over, 0);
   kiln_wall.next_tick_ns = kiln_wall_now();
 }
