@@ -33,7 +33,7 @@ DEPS_REAL  := linux-perf perl sqlite3 xz-utils git bash nginx redis-server redis
 DEPS_TEST  := libxml2-utils valgrind google-perftools libgoogle-perftools-dev \
               libjemalloc2 libtcmalloc-minimal4 libcmocka-dev clang \
               chromium golang-go golang-github-google-pprof-dev heaptrack \
-              python3 nginx curl $(DEPS_REAL)
+              python3 nginx curl strace $(DEPS_REAL)
 
 RUNTIME_SRC := $(sort $(wildcard runtime/*.c))
 PRELOAD_SRC := $(sort $(wildcard preload/*.c))

@@ -31,6 +31,7 @@ extern "C" {
 #define KILN_MODE_CPU 1u
 #define KILN_MODE_WALL 4u  /* wall-clock time of every thread, waits included */
 #define KILN_MODE_ALLOC 2u /* every allocation, or sampled with KILN_ALLOC_SAMPLE */
+#define KILN_MODE_LOCK 8u  /* time waited for contended locks, per stack of the waiter */
 
 /* Unwinders, for kiln_options_t.unwind. */
 #define KILN_UNWIND_DEFAULT 0 /* KILN_UNWIND from the environment, else libunwind */

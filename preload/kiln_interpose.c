@@ -10,7 +10,11 @@
  *   mmap/munmap      the leak scan learns which mappings the allocator
  *                    made (its bookkeeping, never the program's roots)
  *   setuid & co.     a root process about to become another user gets a
- *                    place that user may write its profile in
+ *                    place that user may write its profile in; before any
+ *                    id change (and after capset) kiln's collector thread
+ *                    takes on the caller's capabilities
+ *   pipe/pipe2       refused to libunwind while kiln sets it up
+ *   sigprocmask      answered without the kernel inside kiln's unwinds
  * Runs in whatever thread the program calls from; never in the handler.
  * The wrappers that only forward live in the kiln_pass section: a CPU
  * sample drops their frames, so that stacks read as without kiln. */
@@ -19,6 +23,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <linux/capability.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -71,6 +76,7 @@ KILN_EXPORT KILN_PASS_TEXT int pthread_create(pthread_t *thread, const pthread_a
   kiln_libc_resolve();
   if (kiln_libc.pthread_create == NULL) return ENOSYS;
   if (!kiln_profiler_active()) return kiln_libc.pthread_create(thread, attr, start, arg);
+  kiln_profiler_before_thread();
   kiln_start_rec_t *rec = kiln_interpose_rec_claim();
   if (rec == NULL) return kiln_libc.pthread_create(thread, attr, start, arg);
   rec->fn = start;
@@ -146,6 +152,7 @@ KILN_EXPORT KILN_PASS_TEXT int munmap(void *addr, size_t len) {
 /* ----------------------------------------------------------- identity */
 
 KILN_PASS_TEXT static void kiln_interpose_become(uid_t uid) {
+  if (kiln_profiler_active()) kiln_collector_share_creds();
   if (uid == (uid_t)-1 || !kiln_profiler_active() || geteuid() != 0 || uid == 0) return;
   kiln_tree_before_setuid();
   kiln_out_before_setuid(uid);
@@ -177,6 +184,64 @@ KILN_EXPORT KILN_PASS_TEXT int setresuid(uid_t ruid, uid_t euid, uid_t suid) {
   if (kiln_libc.setresuid == NULL) return errno = ENOSYS, -1;
   kiln_interpose_become(euid != (uid_t)-1 ? euid : ruid);
   return kiln_libc.setresuid(ruid, euid, suid);
+}
+
+/* The group ids: no new place to write, but the collector must be able to
+ * take the same change (kiln_collector_share_creds). */
+KILN_PASS_TEXT static void kiln_interpose_regroup(void) {
+  if (kiln_profiler_active()) kiln_collector_share_creds();
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setgid(gid_t gid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setgid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.setgid(gid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setegid(gid_t egid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setegid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.setegid(egid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setregid(gid_t rgid, gid_t egid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setregid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.setregid(rgid, egid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setresgid(gid_t rgid, gid_t egid, gid_t sgid) {
+  kiln_libc_resolve();
+  if (kiln_libc.setresgid == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.setresgid(rgid, egid, sgid);
+}
+
+KILN_EXPORT KILN_PASS_TEXT int setgroups(size_t n, const gid_t *groups) {
+  kiln_libc_resolve();
+  if (kiln_libc.setgroups == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.setgroups(n, groups);
+}
+
+/* Capabilities are per thread too: the collector keeps the caller's, so
+ * that it holds none the program gave up. */
+int capset(cap_user_header_t header, const cap_user_data_t data);
+KILN_EXPORT KILN_PASS_TEXT int capset(cap_user_header_t header, const cap_user_data_t data) {
+  int rc = (int)syscall(SYS_capset, header, data);
+  if (rc == 0 && kiln_profiler_active()) kiln_collector_share_creds();
+  return rc;
+}
+
+/* glibc's initgroups calls its own setgroups, which no interposer sees. */
+KILN_EXPORT KILN_PASS_TEXT int initgroups(const char *user, gid_t group) {
+  kiln_libc_resolve();
+  if (kiln_libc.initgroups == NULL) return errno = ENOSYS, -1;
+  kiln_interpose_regroup();
+  return kiln_libc.initgroups(user, group);
 }
 
 /* ----------------------------------------------------------- pipes */

@@ -60,7 +60,7 @@ static inline bool kiln_malloc_enter(size_t size) {
 
 /* ---------------------------------------------------------------- hooks */
 
-KILN_EXPORT KILN_HOOK_TEXT void *malloc(size_t size) {
+KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *malloc(size_t size) {
   if (!kiln_malloc_ready()) return kiln_boot_alloc(size, 16);
   if (!kiln_malloc_enter(size)) return kiln_libc.malloc(size);
   void *p = kiln_libc.malloc(size);
@@ -72,7 +72,7 @@ KILN_EXPORT KILN_HOOK_TEXT void *malloc(size_t size) {
   return p;
 }
 
-KILN_EXPORT KILN_HOOK_TEXT void *calloc(size_t n, size_t size) {
+KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *calloc(size_t n, size_t size) {
   if (!kiln_malloc_ready()) {
     if (size != 0 && n > SIZE_MAX / size) return NULL;
     return kiln_boot_alloc(n * size, 16);
@@ -87,7 +87,7 @@ KILN_EXPORT KILN_HOOK_TEXT void *calloc(size_t n, size_t size) {
   return p;
 }
 
-KILN_EXPORT KILN_HOOK_TEXT void free(void *p) {
+KILN_EXPORT KILN_HOOK_ENTRY_TEXT void free(void *p) {
   if (p == NULL || kiln_boot_owns(p)) return;
   if (!kiln_malloc_ready()) return; /* cannot happen: p came from somewhere */
   if (kiln_tls_hook_guard == 0 && kiln_heap_started() && kiln_heap_may_track(p)) {
@@ -106,7 +106,7 @@ KILN_EXPORT KILN_HOOK_TEXT void free(void *p) {
 
 /* realloc and reallocarray: the old block leaves the accounting before the
  * call and comes back if the call fails. */
-KILN_HOOK_TEXT static void *kiln_malloc_realloc(void *p, size_t n, size_t size, bool array) {
+KILN_HOOK_ENTRY_TEXT static void *kiln_malloc_realloc(void *p, size_t n, size_t size, bool array) {
   if (kiln_boot_owns(p)) {
     size_t old = ((size_t *)p)[-1];
     if (array && size != 0 && n > SIZE_MAX / size) {
@@ -149,13 +149,13 @@ KILN_HOOK_TEXT static void *kiln_malloc_realloc(void *p, size_t n, size_t size, 
   return q;
 }
 
-KILN_EXPORT KILN_HOOK_TEXT void *realloc(void *p, size_t n) { return kiln_malloc_realloc(p, n, 1, false); }
+KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *realloc(void *p, size_t n) { return kiln_malloc_realloc(p, n, 1, false); }
 
-KILN_EXPORT KILN_HOOK_TEXT void *reallocarray(void *p, size_t n, size_t size) {
+KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *reallocarray(void *p, size_t n, size_t size) {
   return kiln_malloc_realloc(p, n, size, true);
 }
 
-KILN_EXPORT KILN_HOOK_TEXT int posix_memalign(void **out, size_t align, size_t size) {
+KILN_EXPORT KILN_HOOK_ENTRY_TEXT int posix_memalign(void **out, size_t align, size_t size) {
   if (!kiln_malloc_ready()) {
     void *p = kiln_boot_alloc(size, align);
     if (p == NULL) return ENOMEM;
@@ -189,11 +189,11 @@ KILN_EXPORT KILN_HOOK_TEXT int posix_memalign(void **out, size_t align, size_t s
     return p_;                                                        \
   } while (0)
 
-KILN_EXPORT KILN_HOOK_TEXT void *aligned_alloc(size_t align, size_t size) {
+KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *aligned_alloc(size_t align, size_t size) {
   KILN_MALLOC_ALIGNED(kiln_libc.aligned_alloc(align, size), align, size);
 }
-KILN_EXPORT KILN_HOOK_TEXT void *memalign(size_t align, size_t size) {
+KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *memalign(size_t align, size_t size) {
   KILN_MALLOC_ALIGNED(kiln_libc.memalign(align, size), align, size);
 }
-KILN_EXPORT KILN_HOOK_TEXT void *valloc(size_t size) { KILN_MALLOC_ALIGNED(kiln_libc.valloc(size), 4096, size); }
-KILN_EXPORT KILN_HOOK_TEXT void *pvalloc(size_t size) { KILN_MALLOC_ALIGNED(kiln_libc.pvalloc(size), 4096, size); }
+KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *valloc(size_t size) { KILN_MALLOC_ALIGNED(kiln_libc.valloc(size), 4096, size); }
+KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *pvalloc(size_t size) { KILN_MALLOC_ALIGNED(kiln_libc.pvalloc(size), 4096, size); }

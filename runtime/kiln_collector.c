@@ -12,10 +12,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <linux/capability.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,9 +37,16 @@ static struct {
   pid_t pid;
   kiln_unwind_kind_t unwind;
   int max_depth;
-  _Atomic uint64_t own_samples, truncated, kiln_frames;
+  _Atomic uint64_t own_samples, truncated, kiln_frames, kiln_own;
   uint64_t record[KILN_REGS + 1 + KILN_STACK_COPY / 8 + 8]; /* a raw ring record */
+  /* Credentials to take on (kiln_collector_share_creds): asked by a
+   * program thread, done by the collector (a futex word). */
+  _Atomic unsigned creds_asked, creds_done;
+  pid_t creds_tid;
+  int creds_keep, creds_bits; /* the caller's; the collector's own below */
+  _Atomic int own_keep, own_bits;
 } kiln_collector;
+static pthread_mutex_t kiln_collector_creds_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static pthread_mutex_t kiln_collector_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -155,8 +164,15 @@ bool kiln_collector_thread_seen(pid_t tid) {
 extern const char __start_kiln_hooks[] KILN_INTERNAL;
 extern const char __stop_kiln_hooks[] KILN_INTERNAL;
 
+extern const char __start_kiln_hooks_entry[] KILN_INTERNAL;
+extern const char __stop_kiln_hooks_entry[] KILN_INTERNAL;
+
+static inline bool kiln_collector_in_entry(uint64_t pc) {
+  return pc > (uintptr_t)__start_kiln_hooks_entry && pc <= (uintptr_t)__stop_kiln_hooks_entry;
+}
+
 static inline bool kiln_collector_in_hooks(uint64_t pc) {
-  return pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks;
+  return (pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks) || kiln_collector_in_entry(pc);
 }
 
 extern const char __start_kiln_pass[] KILN_INTERNAL;
@@ -234,7 +250,26 @@ static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
     if (kiln_collector_in_hooks(pcs[i])) marker = KILN_PC_KILN_ALLOC;
     else if (kiln_collector_in_self(pcs[i])) marker = KILN_PC_KILN;
     else continue;
-    if (marker == KILN_PC_KILN_ALLOC) atomic_fetch_add_explicit(&kiln_collector.kiln_frames, 1, memory_order_relaxed);
+    if (marker == KILN_PC_KILN_ALLOC && i > 0 && i < n - 1 && kiln_unwind_copy_in_module(pcs[i + 1])) {
+      /* Inside the allocator the interposer forwards to (libc's malloc,
+       * _int_free): the leafmost frame of kiln's is an interposer, the
+       * frames below it are the allocator's. The program's time, as it
+       * would be without kiln: the interposers' frames go (the allocator's
+       * own entry point stands where it stood). */
+      int leafmost = 0;
+      while (leafmost < i && !kiln_collector_in_hooks(pcs[leafmost]) && !kiln_collector_in_self(pcs[leafmost]))
+        leafmost++;
+      if (leafmost > 0 && kiln_collector_in_entry(pcs[leafmost])) {
+        bool all_entry = true;
+        for (int j = leafmost; j <= i; j++) all_entry = all_entry && kiln_collector_in_entry(pcs[j]);
+        if (all_entry) {
+          memmove(pcs + leafmost, pcs + i + 1, (size_t)(n - i - 1) * sizeof *pcs);
+          return n - (i + 1 - leafmost);
+        }
+      }
+    }
+    atomic_fetch_add_explicit(marker == KILN_PC_KILN_ALLOC ? &kiln_collector.kiln_frames : &kiln_collector.kiln_own, 1,
+                              memory_order_relaxed);
     /* The unwind ended inside kiln, or went astray past it (kiln's hooks
      * learn unwind rules on a stack of their own): the caller is unknown. */
     if (i == n - 1 || !kiln_unwind_copy_in_module(pcs[i + 1])) {
@@ -344,6 +379,7 @@ void kiln_collector_stats(kiln_collector_stats_t *out) {
   out->own_samples = atomic_load_explicit(&kiln_collector.own_samples, memory_order_relaxed);
   out->truncated = atomic_load_explicit(&kiln_collector.truncated, memory_order_relaxed);
   out->kiln_frames = atomic_load_explicit(&kiln_collector.kiln_frames, memory_order_relaxed);
+  out->kiln_own = atomic_load_explicit(&kiln_collector.kiln_own, memory_order_relaxed);
 }
 
 /* A thread registered from outside has no exit hook: ask the kernel. */
@@ -366,11 +402,83 @@ static uint64_t kiln_collector_now(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ------------------------------------------------------ credentials */
+
+typedef struct kiln_collector_caps {
+  struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+} kiln_collector_caps_t;
+
+static int kiln_collector_caps_get(pid_t tid, kiln_collector_caps_t *out) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, tid};
+  memset(out, 0, sizeof *out);
+  return (int)syscall(SYS_capget, &h, out->d);
+}
+
+/* On the collector: the keep-caps flag and secure bits the caller had,
+ * then its capability sets (read from its thread, set on this one). Each
+ * step may fail (a locked bit, a capability this thread no longer has):
+ * then the ids' change fails here as it would have anyway. */
+static void kiln_collector_take_creds(void) {
+  unsigned asked = atomic_load_explicit(&kiln_collector.creds_asked, memory_order_acquire);
+  if (asked == atomic_load_explicit(&kiln_collector.creds_done, memory_order_relaxed)) return;
+  if (prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != kiln_collector.creds_bits)
+    prctl(PR_SET_SECUREBITS, (unsigned long)kiln_collector.creds_bits, 0, 0, 0);
+  if (prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0) != kiln_collector.creds_keep)
+    prctl(PR_SET_KEEPCAPS, (unsigned long)kiln_collector.creds_keep, 0, 0, 0);
+  kiln_collector_caps_t caps;
+  if (kiln_collector_caps_get(kiln_collector.creds_tid, &caps) == 0) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    syscall(SYS_capset, &h, caps.d);
+  }
+  atomic_store_explicit(&kiln_collector.own_keep, prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0), memory_order_relaxed);
+  atomic_store_explicit(&kiln_collector.own_bits, prctl(PR_GET_SECUREBITS, 0, 0, 0, 0), memory_order_relaxed);
+  atomic_store_explicit(&kiln_collector.creds_done, asked, memory_order_release);
+  syscall(SYS_futex, &kiln_collector.creds_done, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+void kiln_collector_share_creds(void) {
+  if (!kiln_collector.started) return;
+  /* Started but not yet running (a program that changes ids first thing):
+   * its ids would change without it, so wait until it runs (well under a
+   * millisecond). */
+  pid_t coll;
+  for (int i = 0; (coll = atomic_load_explicit(&kiln_collector.tid, memory_order_acquire)) <= 0 && i < 20000; i++) {
+    struct timespec ts = {0, 50000L};
+    nanosleep(&ts, NULL);
+  }
+  if (coll <= 0 || coll == (pid_t)syscall(SYS_gettid)) return;
+  pid_t self = (pid_t)syscall(SYS_gettid);
+  int keep = prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0), bits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+  kiln_collector_caps_t mine, its;
+  if (kiln_collector_caps_get(0, &mine) < 0 || kiln_collector_caps_get(coll, &its) < 0) return;
+  if (keep == atomic_load_explicit(&kiln_collector.own_keep, memory_order_relaxed) &&
+      bits == atomic_load_explicit(&kiln_collector.own_bits, memory_order_relaxed) &&
+      memcmp(&mine, &its, sizeof mine) == 0)
+    return; /* the usual case: nothing to do, no round trip */
+  pthread_mutex_lock(&kiln_collector_creds_lock);
+  kiln_collector.creds_tid = self;
+  kiln_collector.creds_keep = keep;
+  kiln_collector.creds_bits = bits;
+  unsigned asked = atomic_fetch_add_explicit(&kiln_collector.creds_asked, 1, memory_order_release) + 1;
+  syscall(SYS_futex, &kiln_collector.stop, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  /* The collector answers between two drains (milliseconds); a dump in
+   * progress can make it late: then the change goes ahead regardless. */
+  for (int i = 0; i < 20; i++) {
+    unsigned done = atomic_load_explicit(&kiln_collector.creds_done, memory_order_acquire);
+    if (done == asked) break;
+    struct timespec ts = {0, 100000000L};
+    syscall(SYS_futex, &kiln_collector.creds_done, FUTEX_WAIT_PRIVATE, done, &ts, NULL, 0);
+  }
+  pthread_mutex_unlock(&kiln_collector_creds_lock);
+}
+
 static void *kiln_collector_main(void *arg) {
   (void)arg;
   /* What this thread allocates (libunwind's caches) is kiln's. */
   kiln_heap_guard_enter();
-  atomic_store_explicit(&kiln_collector.tid, (pid_t)syscall(SYS_gettid), memory_order_relaxed);
+  atomic_store_explicit(&kiln_collector.own_keep, prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0), memory_order_relaxed);
+  atomic_store_explicit(&kiln_collector.own_bits, prctl(PR_GET_SECUREBITS, 0, 0, 0, 0), memory_order_relaxed);
+  atomic_store_explicit(&kiln_collector.tid, (pid_t)syscall(SYS_gettid), memory_order_release);
   /* A name `kiln dump` finds it by, to signal this thread alone. */
   pthread_setname_np(pthread_self(), "kiln-collector");
   if (kiln_collector.dump_signal > 0) {
@@ -382,6 +490,7 @@ static void *kiln_collector_main(void *arg) {
   uint64_t now = kiln_collector_now(), next_reap = now + 1000000000ull;
   uint64_t next_dump = kiln_collector.interval_ns ? now + kiln_collector.interval_ns : UINT64_MAX;
   while (!atomic_load_explicit(&kiln_collector.stop, memory_order_acquire)) {
+    kiln_collector_take_creds();
     now = kiln_collector_now();
     bool reap = now >= next_reap;
     pthread_mutex_lock(&kiln_collector_lock);
@@ -493,6 +602,9 @@ void kiln_collector_after_fork_child(void) {
    * been held at fork. */
   pthread_mutex_init(&kiln_collector_lock, NULL);
   pthread_mutex_init(&kiln_tids_lock, NULL);
+  pthread_mutex_init(&kiln_collector_creds_lock, NULL);
+  atomic_store(&kiln_collector.creds_asked, 0);
+  atomic_store(&kiln_collector.creds_done, 0);
   if (kiln_tids.slots != NULL) memset(kiln_tids.slots, 0, kiln_tids.cap * sizeof *kiln_tids.slots);
   kiln_tids.used = 0;
   kiln_collector.pid = getpid();
@@ -500,6 +612,7 @@ void kiln_collector_after_fork_child(void) {
   atomic_store(&kiln_collector.own_samples, 0);
   atomic_store(&kiln_collector.truncated, 0);
   atomic_store(&kiln_collector.kiln_frames, 0);
+  atomic_store(&kiln_collector.kiln_own, 0);
   kiln_collector.started = false;
   kiln_collector.cpu_seconds = 0;
   atomic_store(&kiln_collector.dump_requested, 0);

@@ -32,6 +32,9 @@
  * KILN_WALL_HZ (meta "wall_hz"): a waiting stack ends in a KILN_MARK_WAIT
  * frame, a running one as in the cpu profile. */
 #define KILN_KIND_WALL "wall"
+/* KILN_MODE=lock: nanoseconds waited / waits, per stack of the waiter. */
+#define KILN_KIND_LOCK_WAIT_NS "lock_wait_ns"
+#define KILN_KIND_LOCK_WAIT_COUNT "lock_wait_count"
 /* Leak categories: CATEGORY_bytes / CATEGORY_count, valgrind's order. */
 #define KILN_LEAK_CATEGORY_DEFINITE "definite"
 #define KILN_LEAK_CATEGORY_INDIRECT "indirect"
@@ -45,7 +48,7 @@ static inline const char *const *kiln_contract_kinds(void)
         KILN_KIND_CPU,        KILN_KIND_ALLOC_BYTES, KILN_KIND_ALLOC_COUNT,
         KILN_KIND_LIVE_BYTES, KILN_KIND_LIVE_COUNT,  KILN_KIND_LEAK_BYTES,
         KILN_KIND_LEAK_COUNT, KILN_KIND_PEAK_BYTES,  KILN_KIND_WALL,
-        NULL};
+        KILN_KIND_LOCK_WAIT_NS, KILN_KIND_LOCK_WAIT_COUNT, NULL};
     return kinds;
 }
 
@@ -53,7 +56,7 @@ static inline const char *const *kiln_contract_kinds(void)
  * PROG.PID.KIND.folded        the exit set (no tag)
  * PROG.PID.TAG.KIND.folded    a tagged set; TAG = YYYYmmddTHHMMSSZ-NNNN
  *                             (UTC time of the dump, then dump_seq % 10000)
- * PROG.PID[.TAG].cpu.pb.gz / .heap.pb.gz   pprof, with KILN_PPROF
+ * PROG.PID[.TAG].cpu.pb.gz / .heap.pb.gz / .lock.pb.gz   pprof, with KILN_PPROF
  * PROG.PID[.TAG].meta.json    written last: the set is whole once it exists
  * .NAME.PID.SEQ.tmp           a file being written (hidden, renamed to NAME);
  *                             one left behind is the debris of a killed
@@ -62,6 +65,7 @@ static inline const char *const *kiln_contract_kinds(void)
 #define KILN_FILE_META "meta.json"
 #define KILN_FILE_PPROF_CPU "cpu.pb.gz"
 #define KILN_FILE_PPROF_HEAP "heap.pb.gz"
+#define KILN_FILE_PPROF_LOCK "lock.pb.gz"
 #define KILN_FILE_TMP_PREFIX "."
 #define KILN_FILE_TMP_SUFFIX ".tmp"
 #define KILN_TAG_LEN 21
@@ -110,6 +114,12 @@ static inline const char *const *kiln_contract_kinds(void)
  * the thread is blocked in), "[wait: cpu]" (runnable, waiting for a CPU),
  * "[wait: kernel]" (blocked outside a system call), "[wait: unknown]". */
 #define KILN_MARK_WAIT_PREFIX "[wait: "
+/* Lock mode: the leaf frame of a wait says what was waited for. */
+#define KILN_MARK_LOCK_MUTEX "[lock: mutex]"
+#define KILN_MARK_LOCK_RDLOCK "[lock: rwlock read]"
+#define KILN_MARK_LOCK_WRLOCK "[lock: rwlock write]"
+#define KILN_MARK_LOCK_COND "[lock: cond wait]"
+#define KILN_MARK_LOCK_SEM "[lock: sem]"
 
 /* ---------------------------------------------------------------- dump signal
  * KILN_DUMP_SIGNAL's grammar, the one parser both sides call:

@@ -229,9 +229,12 @@ void kiln_hookstack_stats(kiln_hookstack_stats_t *out) {
 /* The bounds of the kiln_hooks section (made by the linker). */
 extern const char __start_kiln_hooks[] KILN_INTERNAL;
 extern const char __stop_kiln_hooks[] KILN_INTERNAL;
+extern const char __start_kiln_hooks_entry[] KILN_INTERNAL;
+extern const char __stop_kiln_hooks_entry[] KILN_INTERNAL;
 
 static inline bool kiln_hs_in_hooks(uintptr_t pc) {
-  return pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks;
+  return (pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks) ||
+         (pc > (uintptr_t)__start_kiln_hooks_entry && pc <= (uintptr_t)__stop_kiln_hooks_entry);
 }
 
 /* Walks t->uc with unw_step and writes a rule for every frame. Runs on the

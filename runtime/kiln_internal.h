@@ -10,6 +10,7 @@
 #include "kiln_types.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <ucontext.h>
@@ -98,6 +99,32 @@ typedef struct kiln_libc {
   int (*seteuid)(uid_t);
   int (*setreuid)(uid_t, uid_t);
   int (*setresuid)(uid_t, uid_t, uid_t);
+  int (*setgid)(gid_t);
+  int (*setegid)(gid_t);
+  int (*setregid)(gid_t, gid_t);
+  int (*setresgid)(gid_t, gid_t, gid_t);
+  int (*setgroups)(size_t, const gid_t *);
+  int (*initgroups)(const char *, gid_t);
+  /* Lock mode's interposers (preload/kiln_locks.c). */
+  int (*mutex_lock)(pthread_mutex_t *);
+  int (*mutex_trylock)(pthread_mutex_t *);
+  int (*mutex_timedlock)(pthread_mutex_t *, const struct timespec *);
+  int (*mutex_clocklock)(pthread_mutex_t *, clockid_t, const struct timespec *);
+  int (*rwlock_rdlock)(pthread_rwlock_t *);
+  int (*rwlock_wrlock)(pthread_rwlock_t *);
+  int (*rwlock_tryrdlock)(pthread_rwlock_t *);
+  int (*rwlock_trywrlock)(pthread_rwlock_t *);
+  int (*rwlock_timedrdlock)(pthread_rwlock_t *, const struct timespec *);
+  int (*rwlock_timedwrlock)(pthread_rwlock_t *, const struct timespec *);
+  int (*rwlock_clockrdlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
+  int (*rwlock_clockwrlock)(pthread_rwlock_t *, clockid_t, const struct timespec *);
+  int (*cond_wait)(pthread_cond_t *, pthread_mutex_t *);
+  int (*cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+  int (*cond_clockwait)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *);
+  int (*sem_wait)(sem_t *);
+  int (*sem_trywait)(sem_t *);
+  int (*sem_timedwait)(sem_t *, const struct timespec *);
+  int (*sem_clockwait)(sem_t *, clockid_t, const struct timespec *);
 } kiln_libc_t;
 extern kiln_libc_t kiln_libc KILN_INTERNAL;
 /* Fills kiln_libc once (dlsym RTLD_NEXT). Normal context. */
@@ -215,7 +242,8 @@ bool kiln_unwind_copy_active(void) KILN_INTERNAL;
  * pipe libunwind would open for itself (see kiln_unwind_copy.c). */
 void kiln_unwind_refuse_pipes(bool on) KILN_INTERNAL;
 bool kiln_unwind_refusing_pipes(void) KILN_INTERNAL;
-/* Whether pc (a return address, looked up at pc-1) is in a loaded module,
+/* Whether pc (a return address, looked up at pc-1) is in the code of a
+ * loaded module (an executable segment: a stray unwind lands in data),
  * as last listed by the copy unwinder. Collector context. */
 bool kiln_unwind_copy_in_module(uint64_t pc) KILN_INTERNAL;
 /* Bumped by the dlopen/dlclose wrappers: cached unwind rules are flushed. */
@@ -244,9 +272,13 @@ static inline void kiln_stacktab_add(kiln_stack_t *s, kiln_count_kind_t k, uint6
  * may not be seen). */
 void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) KILN_INTERNAL;
 /* Zeroes the counts whose kinds are in mask (1 << kind); stacks stay. */
-void kiln_stacktab_clear_counts(unsigned mask) KILN_INTERNAL;
-#define KILN_COUNTS_ALL ((1u << KILN_COUNT_KINDS) - 1)
-#define KILN_COUNTS_CPU (1u << KILN_COUNT_CPU)
+void kiln_stacktab_clear_counts(uint64_t mask) KILN_INTERNAL;
+#define KILN_COUNTS_ALL (~0ull >> (64 - KILN_COUNT_KINDS))
+#define KILN_COUNTS_CPU (1ull << KILN_COUNT_CPU)
+#define KILN_COUNTS_LOCK                                                                    \
+  ((1ull << KILN_COUNT_LOCK_WAIT_NS) | (1ull << KILN_COUNT_LOCK_WAIT_COUNT) |              \
+   (1ull << KILN_COUNT_MARK_LOCK_WAIT_NS) | (1ull << KILN_COUNT_MARK_LOCK_WAIT_COUNT) |    \
+   (1ull << KILN_COUNT_DELTA_LOCK_WAIT_NS) | (1ull << KILN_COUNT_DELTA_LOCK_WAIT_COUNT))
 /* Drops everything: after fork in the child, or on reset. */
 int kiln_stacktab_reset(void) KILN_INTERNAL;
 void kiln_stacktab_destroy(void) KILN_INTERNAL;
@@ -423,6 +455,42 @@ void kiln_heap_scope_end(uint64_t seq0,
 void kiln_heap_fork_prepare(void) KILN_INTERNAL;
 void kiln_heap_fork_release(void) KILN_INTERNAL;
 
+/* ----------------------------------------------------------- kiln_lock.c */
+/* Lock mode (see the file): what a wait was for; the interposers count a
+ * wait here only after a try found the lock taken. */
+typedef enum {
+  KILN_LOCK_MUTEX = 0, /* pthread_mutex_lock, _timedlock, _clocklock */
+  KILN_LOCK_RDLOCK,    /* pthread_rwlock_rdlock and its timed forms */
+  KILN_LOCK_WRLOCK,    /* pthread_rwlock_wrlock and its timed forms */
+  KILN_LOCK_COND,      /* pthread_cond_wait, _timedwait, _clockwait: every call */
+  KILN_LOCK_SEM,       /* sem_wait, sem_timedwait, sem_clockwait */
+  KILN_LOCK_WHATS
+} kiln_lock_what_t;
+/* Set while lock mode records (the interposers' one load on the fast path). */
+extern _Atomic bool kiln_lock_on KILN_INTERNAL;
+static inline bool kiln_lock_active(void) {
+  return atomic_load_explicit(&kiln_lock_on, memory_order_relaxed);
+}
+/* Normal context, at start: the hooks' unwinder (libunwind rules, else fp). */
+int kiln_lock_start(const kiln_config_t *cfg) KILN_INTERNAL;
+void kiln_lock_stop(void) KILN_INTERNAL;
+/* Hook: a wait of ns nanoseconds just ended in the interposer that called
+ * this (its caller's frame is the stack's leaf). Takes the hook guard;
+ * does nothing when the guard was held already (kiln's own locks, a lock
+ * taken inside a hook) or lock mode is off. errno preserved. */
+void kiln_lock_record(kiln_lock_what_t what, uint64_t ns) KILN_INTERNAL;
+/* Hook: CLOCK_MONOTONIC in nanoseconds, for the interposers to time a wait
+ * (its CPU time is kiln's, named as such in CPU profiles). */
+uint64_t kiln_lock_now(void) KILN_INTERNAL;
+typedef struct kiln_lock_stats {
+  uint64_t waits[KILN_LOCK_WHATS], ns[KILN_LOCK_WHATS];
+  uint64_t total_waits, total_ns;
+} kiln_lock_stats_t;
+void kiln_lock_stats(kiln_lock_stats_t *out) KILN_INTERNAL;
+void kiln_lock_reset(void) KILN_INTERNAL;
+/* "mutex", "rwlock_read", "rwlock_write", "cond", "sem" (meta.json keys). */
+const char *kiln_lock_what_name(kiln_lock_what_t what) KILN_INTERNAL;
+
 /* --------------------------------------------------------- kiln_freeres.c */
 typedef struct kiln_symbols kiln_symbols_t; /* kiln_symbols.c */
 /* At exit, before the leak scan: what glibc's __libc_freeres frees (which
@@ -467,6 +535,8 @@ int kiln_perf_open_inherited(void) KILN_INTERNAL;
 /* One thread's own event (threads not covered by inheritance). Normal
  * context, any thread. */
 int kiln_perf_open_thread(pid_t tid) KILN_INTERNAL;
+/* Closes tid's own rings (what they hold undrained is lost). */
+void kiln_perf_close_thread(pid_t tid) KILN_INTERNAL;
 /* Reads every ring into sink (reap: close the rings of threads that are
  * gone). Collector or dump; serialised inside. */
 void kiln_perf_drain(kiln_perf_sink_fn sink, void *ctx, bool reap) KILN_INTERNAL;
@@ -476,6 +546,7 @@ void kiln_perf_try_drain(kiln_perf_sink_fn sink, void *ctx) KILN_INTERNAL;
 void kiln_perf_close_all(kiln_perf_sink_fn sink, void *ctx) KILN_INTERNAL;
 typedef struct kiln_perf_stats {
   uint64_t samples, kernel_samples, lost, open_failures, rings, ring_bytes;
+  uint64_t opened; /* rings mapped in this process so far */
 } kiln_perf_stats_t;
 void kiln_perf_stats(kiln_perf_stats_t *out) KILN_INTERNAL;
 /* Around fork: no drain under way (prepare), then released (parent); the
@@ -598,6 +669,11 @@ void kiln_sampler_halt(void) KILN_INTERNAL;
 /* perf: whether the calling thread is sampled by an inherited event, and
  * (in a new thread) whether its creator was: then so is it. */
 bool kiln_sampler_covered(void) KILN_INTERNAL;
+/* perf: the process has one thread, followed by a ring of its own; before
+ * it creates another, kiln_sampler_leave_solo opens the per-CPU inherited
+ * rings on it and closes its own ring (drain it first). Normal context. */
+bool kiln_sampler_solo(void) KILN_INTERNAL;
+void kiln_sampler_leave_solo(void) KILN_INTERNAL;
 void kiln_sampler_thread_inherit(bool parent_covered) KILN_INTERNAL;
 /* Kernel time is in the samples. */
 bool kiln_sampler_kernel(void) KILN_INTERNAL;
@@ -671,10 +747,18 @@ void kiln_collector_threads(void (*fn)(const kiln_thread_seen_t *t, void *ctx), 
 bool kiln_collector_thread_seen(pid_t tid) KILN_INTERNAL;
 /* A thread ends: its name for the list (normal context, the thread itself). */
 void kiln_collector_thread_exit(pid_t tid, const char *name) KILN_INTERNAL;
+/* A program thread is about to change its ids (the set*id interposers).
+ * glibc makes every thread of the process take the same change and aborts
+ * the process if one of them fails, and capabilities, keep-caps and the
+ * secure bits are per thread: the collector takes on the caller's first,
+ * so that it fails only where the caller fails. Waits for the collector
+ * (at most 2 s); a no-op when nothing differs. Normal context. */
+void kiln_collector_share_creds(void) KILN_INTERNAL;
 typedef struct kiln_collector_stats {
   uint64_t own_samples; /* of the collector thread itself, dropped */
   uint64_t truncated;   /* stacks cut (depth limit, or deeper than the copy) */
   uint64_t kiln_frames; /* samples inside kiln's hooks, named as kiln's */
+  uint64_t kiln_own;    /* samples in kiln's own code ("[kiln]": start-up, dumps) */
 } kiln_collector_stats_t;
 void kiln_collector_stats(kiln_collector_stats_t *out) KILN_INTERNAL;
 double kiln_collector_cpu_seconds(void) KILN_INTERNAL;
@@ -997,6 +1081,9 @@ void kiln_profiler_start_env(void) KILN_INTERNAL;
 void kiln_profiler_at_exit(void) KILN_INTERNAL;
 /* Thread lifecycle, from the preload's pthread_create wrapper. */
 /* parent_covered: kiln_sampler_covered() in the creating thread. */
+/* The pthread_create interposer, before it creates a thread: a process
+ * sampled by one ring of its own turns to rings that follow every thread. */
+void kiln_profiler_before_thread(void) KILN_INTERNAL;
 void kiln_profiler_thread_begin(bool parent_covered) KILN_INTERNAL;
 void kiln_profiler_thread_end(void) KILN_INTERNAL;
 /* exec wrappers: dump, quiesce; on failure, resume. file: what is exec'd

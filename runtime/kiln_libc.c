@@ -47,6 +47,33 @@ void kiln_libc_resolve(void) {
   *(void **)&l.seteuid = kiln_libc_sym("seteuid");
   *(void **)&l.setreuid = kiln_libc_sym("setreuid");
   *(void **)&l.setresuid = kiln_libc_sym("setresuid");
+  *(void **)&l.setgid = kiln_libc_sym("setgid");
+  *(void **)&l.setegid = kiln_libc_sym("setegid");
+  *(void **)&l.setregid = kiln_libc_sym("setregid");
+  *(void **)&l.setresgid = kiln_libc_sym("setresgid");
+  *(void **)&l.setgroups = kiln_libc_sym("setgroups");
+  *(void **)&l.initgroups = kiln_libc_sym("initgroups");
+  /* The lock functions (dlsym gives each one's default version: the
+   * condition variables of GLIBC_2.3.2, not the old compat ones). */
+  *(void **)&l.mutex_lock = kiln_libc_sym("pthread_mutex_lock");
+  *(void **)&l.mutex_trylock = kiln_libc_sym("pthread_mutex_trylock");
+  *(void **)&l.mutex_timedlock = kiln_libc_sym("pthread_mutex_timedlock");
+  *(void **)&l.mutex_clocklock = kiln_libc_sym("pthread_mutex_clocklock");
+  *(void **)&l.rwlock_rdlock = kiln_libc_sym("pthread_rwlock_rdlock");
+  *(void **)&l.rwlock_wrlock = kiln_libc_sym("pthread_rwlock_wrlock");
+  *(void **)&l.rwlock_tryrdlock = kiln_libc_sym("pthread_rwlock_tryrdlock");
+  *(void **)&l.rwlock_trywrlock = kiln_libc_sym("pthread_rwlock_trywrlock");
+  *(void **)&l.rwlock_timedrdlock = kiln_libc_sym("pthread_rwlock_timedrdlock");
+  *(void **)&l.rwlock_timedwrlock = kiln_libc_sym("pthread_rwlock_timedwrlock");
+  *(void **)&l.rwlock_clockrdlock = kiln_libc_sym("pthread_rwlock_clockrdlock");
+  *(void **)&l.rwlock_clockwrlock = kiln_libc_sym("pthread_rwlock_clockwrlock");
+  *(void **)&l.cond_wait = kiln_libc_sym("pthread_cond_wait");
+  *(void **)&l.cond_timedwait = kiln_libc_sym("pthread_cond_timedwait");
+  *(void **)&l.cond_clockwait = kiln_libc_sym("pthread_cond_clockwait");
+  *(void **)&l.sem_wait = kiln_libc_sym("sem_wait");
+  *(void **)&l.sem_trywait = kiln_libc_sym("sem_trywait");
+  *(void **)&l.sem_timedwait = kiln_libc_sym("sem_timedwait");
+  *(void **)&l.sem_clockwait = kiln_libc_sym("sem_clockwait");
   /* dlsym may itself allocate: those calls are served by the preload's
    * bootstrap arena until this assignment completes. */
   *(void **)&l.malloc = kiln_libc_sym("malloc");

@@ -52,6 +52,8 @@ static int kiln_options_mode(const char *s, unsigned *mode) {
       m |= KILN_MODE_ALLOC_BIT;
     else if (strcmp(word, "wall") == 0)
       m |= KILN_MODE_WALL_BIT;
+    else if (strcmp(word, "lock") == 0)
+      m |= KILN_MODE_LOCK_BIT;
     else
       return -EINVAL;
     s += n;
@@ -89,7 +91,7 @@ int kiln_options_from_env(kiln_config_t *cfg) {
     int rc = kiln_options_mode(v, &cfg->mode);
     if (rc == 1) return 1;
     if (rc < 0) {
-      kiln_log("KILN_MODE=%s: expected cpu, alloc, wall (or a list: cpu,alloc,wall) or off; profiling disabled", v);
+      kiln_log("KILN_MODE=%s: expected a comma-separated list of cpu, alloc, wall, lock, or off; profiling disabled", v);
       return -EINVAL;
     }
   }

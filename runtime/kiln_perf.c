@@ -44,7 +44,7 @@ static struct {
   bool inherit;      /* per-CPU inherited events work here */
   size_t pages;      /* data pages a ring asks for */
   pid_t pid;
-  _Atomic uint64_t lost, samples, kernel_samples, open_failures;
+  _Atomic uint64_t lost, samples, kernel_samples, open_failures, opened;
   size_t ring_bytes_peak;
   uint8_t scratch[65536 + 8] __attribute__((aligned(8))); /* a record that wraps */
 } kiln_perf;
@@ -113,6 +113,7 @@ static int kiln_perf_add_ring(int fd, pid_t tid) {
                                                                   memory_order_release, memory_order_relaxed)) {
     }
     atomic_store_explicit(&r->state, KILN_PERF_LIVE, memory_order_release);
+    atomic_fetch_add_explicit(&kiln_perf.opened, 1, memory_order_relaxed);
     return 0;
   }
   munmap(map, bytes);
@@ -126,8 +127,11 @@ int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) {
   }
   kiln_perf.hz = hz;
   kiln_perf.pid = getpid();
-  /* Enough for 40 ms of samples on one CPU, each a stack copy. */
-  size_t want = (size_t)hz * (KILN_STACK_COPY_PERF + 512) / 25 / 4096, pages = 8;
+  /* Enough for 25 ms of samples on one CPU, each a stack copy (rounded up
+   * to a power of two: 31 ms at 999 Hz; the collector drains every 8 ms).
+   * Each process pays for its rings when it starts (the kernel allocates
+   * and clears them): 2 MB a CPU at 999 Hz. */
+  size_t want = (size_t)hz * (KILN_STACK_COPY_PERF + 512) / 40 / 4096, pages = 8;
   while (pages < want && pages < 2048) pages *= 2;
   kiln_perf.pages = pages;
   int fd = -1;
@@ -280,6 +284,17 @@ void kiln_perf_drain(kiln_perf_sink_fn sink, void *ctx, bool reap) {
   pthread_mutex_unlock(&kiln_perf_lock);
 }
 
+void kiln_perf_close_thread(pid_t tid) {
+  pthread_mutex_lock(&kiln_perf_lock);
+  int high = atomic_load_explicit(&kiln_perf.high, memory_order_acquire);
+  for (int i = 0; i < high; i++) {
+    kiln_perf_ring_t *r = &kiln_perf.rings[i];
+    if (atomic_load_explicit(&r->state, memory_order_acquire) == KILN_PERF_LIVE && r->tid == tid)
+      kiln_perf_close_ring(r);
+  }
+  pthread_mutex_unlock(&kiln_perf_lock);
+}
+
 void kiln_perf_try_drain(kiln_perf_sink_fn sink, void *ctx) {
   if (pthread_mutex_trylock(&kiln_perf_lock) != 0) return;
   int high = atomic_load_explicit(&kiln_perf.high, memory_order_acquire);
@@ -308,6 +323,7 @@ void kiln_perf_stats(kiln_perf_stats_t *out) {
   out->kernel_samples = atomic_load_explicit(&kiln_perf.kernel_samples, memory_order_relaxed);
   out->lost = atomic_load_explicit(&kiln_perf.lost, memory_order_relaxed);
   out->open_failures = atomic_load_explicit(&kiln_perf.open_failures, memory_order_relaxed);
+  out->opened = atomic_load_explicit(&kiln_perf.opened, memory_order_relaxed);
   out->rings = 0;
   size_t bytes = 0;
   int high = atomic_load_explicit(&kiln_perf.high, memory_order_acquire);
@@ -339,5 +355,6 @@ void kiln_perf_after_fork_child(void) {
   atomic_store_explicit(&kiln_perf.kernel_samples, 0, memory_order_relaxed);
   atomic_store_explicit(&kiln_perf.lost, 0, memory_order_relaxed);
   atomic_store_explicit(&kiln_perf.open_failures, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_perf.opened, 0, memory_order_relaxed);
   kiln_perf.pid = getpid();
 }

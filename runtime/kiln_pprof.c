@@ -125,8 +125,12 @@ typedef struct kiln_pprof_ctx {
   bool failed;
 } kiln_pprof_ctx_t;
 
-/* Locations of the flag frames: pcs below KILN_PC_MARKERS that are no marker pc. */
-enum { KILN_PPROF_TRUNCATED = 13, KILN_PPROF_SKIPPED = 14, KILN_PPROF_FULL = 15 };
+/* Locations of the flag frames (kiln_types.h's flag pcs). */
+enum {
+  KILN_PPROF_TRUNCATED = KILN_PC_FLAG_TRUNCATED,
+  KILN_PPROF_SKIPPED = KILN_PC_FLAG_SKIPPED,
+  KILN_PPROF_FULL = KILN_PC_FLAG_FULL
+};
 
 static uint64_t kiln_pprof_function(kiln_pprof_ctx_t *c, uint64_t name, uint64_t system_name) {
   size_t have = c->func_of_name.len / sizeof(uint64_t);

@@ -139,7 +139,8 @@ static void kiln_profiler_fork_prepare(void) {
    * Then no thread may be inside libunwind at the fork (its locks), nor
    * mid-update in a shard of the live map, nor draining (the collector's
    * unwinds). */
-  if (atomic_load(&kiln_profiler.active) && (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) && !kiln_tls_fork_warmed) {
+  if (atomic_load(&kiln_profiler.active) && (kiln_profiler.cfg.mode & (KILN_MODE_ALLOC_BIT | KILN_MODE_LOCK_BIT)) &&
+      !kiln_tls_fork_warmed) {
     kiln_unwind_thread_init(kiln_profiler.cfg.unwind);
     kiln_tls_fork_warmed = true; /* once a thread: a fork storm pays it once */
   }
@@ -178,9 +179,11 @@ static void kiln_profiler_fork_child(void) {
     kiln_profiler.exec_quiesced = false;
     kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
-    kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) | (1u << KILN_COUNT_WALL) |
-                               (1u << KILN_COUNT_MARK_WALL) |
-                               (1u << KILN_COUNT_MARK_ALLOC_BYTES) | (1u << KILN_COUNT_MARK_ALLOC_COUNT));
+    kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) | (1ull << KILN_COUNT_WALL) |
+                               (1ull << KILN_COUNT_MARK_WALL) |
+                               (1u << KILN_COUNT_MARK_ALLOC_BYTES) | (1u << KILN_COUNT_MARK_ALLOC_COUNT) |
+                               KILN_COUNTS_LOCK);
+    kiln_lock_reset();
     kiln_heap_after_fork_child();
     kiln_profiler.dump_seq = 0;
     kiln_modules_after_fork_child();
@@ -225,9 +228,10 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
     goto out;
   }
   bool cpu = kiln_profiler_sampling(), alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
-  /* In-process unwinding serves the malloc hooks; CPU samples are unwound
-   * from their copies (kiln_unwind_copy.c). */
-  if (alloc) {
+  bool lock = kiln_profiler.cfg.mode & KILN_MODE_LOCK_BIT;
+  /* In-process unwinding serves the malloc and lock hooks; CPU samples are
+   * unwound from their copies (kiln_unwind_copy.c). */
+  if (alloc || lock) {
     kiln_unwind_refuse_pipes(true);
     kiln_unwind_init(&kiln_profiler.cfg.unwind);
     kiln_unwind_refuse_pipes(false);
@@ -236,10 +240,10 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
     kiln_profiler.key_created =
         pthread_key_create(&kiln_profiler.thread_key, kiln_profiler_thread_key_dtor) == 0;
   if (cpu && (rc = kiln_sampler_start(&kiln_profiler.cfg)) < 0) {
-    if (!alloc) goto out;
+    if (!alloc && !lock) goto out;
     if (kiln_profiler.cfg.mode & KILN_MODE_WALL_BIT)
       kiln_log("wall: the CPU sampler could not start, and wall mode needs it; wall profiling off");
-    kiln_profiler.cfg.mode &= ~(KILN_MODE_CPU_BIT | KILN_MODE_WALL_BIT); /* the heap goes on alone */
+    kiln_profiler.cfg.mode &= ~(KILN_MODE_CPU_BIT | KILN_MODE_WALL_BIT); /* the heap and locks go on alone */
     cpu = false;
     rc = 0;
   }
@@ -271,6 +275,7 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
   if (alloc) kiln_scan_prepare(&kiln_profiler.cfg); /* before the first tracked block */
   if (alloc && (rc = kiln_heap_start(&kiln_profiler.cfg)) < 0)
     kiln_log("cannot map the allocation tracker's memory; allocation profiling off");
+  if (lock) kiln_lock_start(&kiln_profiler.cfg);
   if (!kiln_profiler.atfork_registered)
     kiln_profiler.atfork_registered = pthread_atfork(kiln_profiler_fork_prepare, kiln_profiler_fork_parent,
                                                      kiln_profiler_fork_child) == 0;
@@ -318,6 +323,15 @@ void kiln_profiler_start_env(void) {
 
 bool kiln_profiler_active(void) { return atomic_load(&kiln_profiler.active); }
 
+void kiln_profiler_before_thread(void) {
+  if (!atomic_load(&kiln_profiler.active) || !kiln_profiler_sampling() || !kiln_sampler_solo())
+    return;
+  kiln_heap_guard_enter();
+  kiln_collector_drain(); /* the solo ring's samples, before it goes */
+  kiln_sampler_leave_solo();
+  kiln_heap_guard_leave();
+}
+
 void kiln_profiler_thread_begin(bool parent_covered) {
   if (!atomic_load(&kiln_profiler.active) || !kiln_profiler_sampling() ||
       kiln_sampler_stepped_aside())
@@ -357,6 +371,7 @@ typedef struct kiln_profiler_report {
   kiln_heap_stats_t heap;
   kiln_perf_stats_t perf;
   kiln_collector_stats_t coll;
+  kiln_lock_stats_t lock;
   uint64_t cpu_total, wall_total;
   kiln_wall_stats_t wallstats;
   uint64_t samples, dropped, truncated, kernel_samples, threads_seen; /* over the run */
@@ -430,7 +445,7 @@ typedef struct kiln_profiler_set {
   unsigned seq;
   char tag[40];
   double from_unix, until_unix;
-  char pprof_files[2][320];
+  char pprof_files[3][320]; /* cpu, heap, lock */
   kiln_health_t health;
 } kiln_profiler_set_t;
 
@@ -458,6 +473,8 @@ static const struct {
     {KILN_COUNT_POSSIBLE_COUNT, KILN_MODE_ALLOC_BIT, "possible_count", true},
     {KILN_COUNT_REACHABLE_BYTES, KILN_MODE_ALLOC_BIT, "reachable_bytes", true},
     {KILN_COUNT_REACHABLE_COUNT, KILN_MODE_ALLOC_BIT, "reachable_count", true},
+    {KILN_COUNT_LOCK_WAIT_NS, KILN_MODE_LOCK_BIT, "lock_wait_ns", false},
+    {KILN_COUNT_LOCK_WAIT_COUNT, KILN_MODE_LOCK_BIT, "lock_wait_count", false},
 };
 enum { KILN_PROFILER_FILES = sizeof kiln_profiler_files / sizeof kiln_profiler_files[0] };
 
@@ -478,11 +495,11 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                        "  \"until_unix\": %.3f,\n",
                     set->tag, set->delta ? "delta" : "cumulative", set->from_unix, set->until_unix);
   kiln_health_json(b, &set->health);
-  char mode[32];
-  kiln_fmt(mode, sizeof mode, "%s%s%s%s%s", c->mode & KILN_MODE_CPU_BIT ? "cpu" : "",
-           (c->mode & KILN_MODE_CPU_BIT) && (c->mode & ~KILN_MODE_CPU_BIT) ? "," : "", alloc ? "alloc" : "",
-           alloc && (c->mode & KILN_MODE_WALL_BIT) ? "," : "", c->mode & KILN_MODE_WALL_BIT ? "wall" : "");
-  kiln_buf_printf(b, "  \"mode\": \"%s\",\n  \"unwinder\": \"%s\",\n  \"max_depth\": %d,\n", mode,
+  bool lock = c->mode & KILN_MODE_LOCK_BIT;
+  char mode[40];
+  kiln_fmt(mode, sizeof mode, "%s%s%s%s", c->mode & KILN_MODE_CPU_BIT ? ",cpu" : "", alloc ? ",alloc" : "",
+           c->mode & KILN_MODE_WALL_BIT ? ",wall" : "", lock ? ",lock" : "");
+  kiln_buf_printf(b, "  \"mode\": \"%s\",\n  \"unwinder\": \"%s\",\n  \"max_depth\": %d,\n", mode + (mode[0] == ','),
                   kiln_unwind_name(c->unwind), c->max_depth);
   if (c->mode & KILN_MODE_WALL_BIT) {
     const kiln_wall_stats_t *w = &r->wallstats;
@@ -515,6 +532,8 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                     (unsigned long long)r->threads.skipped);
     kiln_buf_printf(b, "  \"kiln_hook_samples\": %llu,\n  \"profiler_thread_samples\": %llu,\n",
                     (unsigned long long)r->coll.kiln_frames, (unsigned long long)r->coll.own_samples);
+    kiln_buf_printf(b, "  \"kiln_own_samples\": %llu,\n  \"perf_rings_opened\": %llu,\n",
+                    (unsigned long long)r->coll.kiln_own, (unsigned long long)r->perf.opened);
     kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n"
                        "  \"threads_unsampled_cpu_seconds\": %.3f,\n",
                     (unsigned long long)r->threads_seen, (unsigned long long)(r->unsampled + r->threads.unregistered),
@@ -562,6 +581,17 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                       (unsigned long long)lk.threads_traced, (unsigned long long)lk.threads_unstopped, lk.seconds);
     }
   }
+  if (lock) {
+    /* Over the run (a tagged set's files hold its interval's part). */
+    kiln_buf_printf(b, "  \"lock_waits\": %llu,\n  \"lock_wait_ns\": %llu,\n",
+                    (unsigned long long)r->lock.total_waits, (unsigned long long)r->lock.total_ns);
+    kiln_buf_puts(b, "  \"lock_waits_by_kind\": {");
+    for (int k = 0; k < KILN_LOCK_WHATS; k++)
+      kiln_buf_printf(b, "%s\"%s\": {\"waits\": %llu, \"ns\": %llu}", k ? ", " : "",
+                      kiln_lock_what_name((kiln_lock_what_t)k), (unsigned long long)r->lock.waits[k],
+                      (unsigned long long)r->lock.ns[k]);
+    kiln_buf_puts(b, "},\n");
+  }
   kiln_buf_printf(b, "  \"stacks\": %llu,\n  \"table_full\": %llu,\n  \"table_bytes\": %llu,\n",
                   (unsigned long long)r->table.stacks, (unsigned long long)r->table.full_hits,
                   (unsigned long long)r->table.bytes);
@@ -570,6 +600,7 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
   kiln_buf_printf(b, "  \"profiler_cpu_seconds\": %.3f,\n  \"files\": [", r->profiler_cpu);
   if (set->pprof_files[0][0]) kiln_buf_printf(b, "\"%s\", ", set->pprof_files[0]);
   if (set->pprof_files[1][0]) kiln_buf_printf(b, "\"%s\", ", set->pprof_files[1]);
+  if (set->pprof_files[2][0]) kiln_buf_printf(b, "\"%s\", ", set->pprof_files[2]);
   for (int i = 0; i < nfiles; i++) kiln_buf_printf(b, "%s\"%s\"", i ? ", " : "", names[i]);
   kiln_buf_puts(b, "]\n}\n");
 }
@@ -623,6 +654,14 @@ static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_sc
              kiln_profiler_size((double)h->peak_bytes, p, sizeof p), lost, rc == 0 ? " -> " : "",
              rc == 0 ? dir : "");
   }
+  if (c->mode & KILN_MODE_LOCK_BIT) {
+    const kiln_lock_stats_t *l = &r->lock;
+    uint64_t cond = l->waits[KILN_LOCK_COND], cond_ns = l->ns[KILN_LOCK_COND];
+    kiln_log("%s[%d]: locks: %llu contended waits, %.3f s waited; condition waits %llu, %.3f s%s%s",
+             kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)(l->total_waits - cond),
+             (double)(l->total_ns - cond_ns) / 1e9, (unsigned long long)cond, (double)cond_ns / 1e9,
+             rc == 0 ? " -> " : "", rc == 0 ? dir : "");
+  }
   if (set->health.nwarnings > 0)
     kiln_log("%s[%d]: health: %s%s", kiln_profiler.prog, (int)kiln_profiler.pid, set->health.warnings[0],
              set->health.nwarnings > 1 ? " (more in the meta file)" : "");
@@ -658,13 +697,15 @@ static void kiln_profiler_tree_summary(const char *dir, bool print) {
  * is written, MARK_* += DELTA_*, so each count lands in exactly one set. */
 static void kiln_profiler_delta_stack(kiln_stack_t *s, void *ctx) {
   bool commit = *(bool *)ctx;
-  static const kiln_count_kind_t cur[4] = {KILN_COUNT_CPU, KILN_COUNT_ALLOC_BYTES, KILN_COUNT_ALLOC_COUNT,
-                                           KILN_COUNT_WALL};
-  static const kiln_count_kind_t mark[4] = {KILN_COUNT_MARK_CPU, KILN_COUNT_MARK_ALLOC_BYTES,
-                                            KILN_COUNT_MARK_ALLOC_COUNT, KILN_COUNT_MARK_WALL};
-  static const kiln_count_kind_t delta[4] = {KILN_COUNT_DELTA_CPU, KILN_COUNT_DELTA_ALLOC_BYTES,
-                                             KILN_COUNT_DELTA_ALLOC_COUNT, KILN_COUNT_DELTA_WALL};
-  for (int k = 0; k < 4; k++) {
+  static const kiln_count_kind_t cur[] = {KILN_COUNT_CPU, KILN_COUNT_ALLOC_BYTES, KILN_COUNT_ALLOC_COUNT,
+                                          KILN_COUNT_LOCK_WAIT_NS, KILN_COUNT_LOCK_WAIT_COUNT, KILN_COUNT_WALL};
+  static const kiln_count_kind_t mark[] = {KILN_COUNT_MARK_CPU, KILN_COUNT_MARK_ALLOC_BYTES,
+                                           KILN_COUNT_MARK_ALLOC_COUNT, KILN_COUNT_MARK_LOCK_WAIT_NS,
+                                           KILN_COUNT_MARK_LOCK_WAIT_COUNT, KILN_COUNT_MARK_WALL};
+  static const kiln_count_kind_t delta[] = {KILN_COUNT_DELTA_CPU, KILN_COUNT_DELTA_ALLOC_BYTES,
+                                            KILN_COUNT_DELTA_ALLOC_COUNT, KILN_COUNT_DELTA_LOCK_WAIT_NS,
+                                            KILN_COUNT_DELTA_LOCK_WAIT_COUNT, KILN_COUNT_DELTA_WALL};
+  for (int k = 0; k < (int)(sizeof cur / sizeof cur[0]); k++) {
     if (commit) {
       atomic_fetch_add(&s->counts[mark[k]], atomic_load(&s->counts[delta[k]]));
     } else {
@@ -674,8 +715,9 @@ static void kiln_profiler_delta_stack(kiln_stack_t *s, void *ctx) {
   }
 }
 
-/* The pprof files of a set: CPU (samples, cpu nanoseconds) and heap
- * (alloc and inuse objects/space), as Go's profiles name them. */
+/* The pprof files of a set: CPU (samples, cpu nanoseconds), heap (alloc
+ * and inuse objects/space) and locks (contentions, delay), as Go's
+ * profiles name them. */
 static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_set_t *set) {
   const kiln_config_t *c = &kiln_profiler.cfg;
   bool emergency = set->mode == KILN_DUMP_MODE_EMERGENCY;
@@ -705,6 +747,19 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
     kiln_pprof_render(&spec, &out);
     kiln_fmt(set->pprof_files[1], sizeof set->pprof_files[1], "%s.heap.pb.gz", base);
     rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[1], out.data, out.len, emergency);
+    kiln_buf_free(&out);
+  }
+  if (rc == 0 && (c->mode & KILN_MODE_LOCK_BIT)) {
+    /* Go's mutex and block profiles' sample types. */
+    kiln_count_kind_t kinds[2] = {set->delta ? KILN_COUNT_DELTA_LOCK_WAIT_COUNT : KILN_COUNT_LOCK_WAIT_COUNT,
+                                  set->delta ? KILN_COUNT_DELTA_LOCK_WAIT_NS : KILN_COUNT_LOCK_WAIT_NS};
+    const char *types[2] = {"contentions", "delay"}, *units[2] = {"count", "nanoseconds"};
+    kiln_pprof_spec_t spec = {kinds, NULL, types, units, 2, "contentions", "count", 1, now_ns - dur_ns, dur_ns,
+                              false};
+    kiln_buf_t out = {0};
+    kiln_pprof_render(&spec, &out);
+    kiln_fmt(set->pprof_files[2], sizeof set->pprof_files[2], "%s.lock.pb.gz", base);
+    rc = out.failed ? -ENOMEM : kiln_out_write_file(dir, set->pprof_files[2], out.data, out.len, emergency);
     kiln_buf_free(&out);
   }
   return rc;
@@ -761,6 +816,8 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
       if (set->delta && kind == KILN_COUNT_WALL) kind = KILN_COUNT_DELTA_WALL;
       if (set->delta && kind == KILN_COUNT_ALLOC_BYTES) kind = KILN_COUNT_DELTA_ALLOC_BYTES;
       if (set->delta && kind == KILN_COUNT_ALLOC_COUNT) kind = KILN_COUNT_DELTA_ALLOC_COUNT;
+      if (set->delta && kind == KILN_COUNT_LOCK_WAIT_NS) kind = KILN_COUNT_DELTA_LOCK_WAIT_NS;
+      if (set->delta && kind == KILN_COUNT_LOCK_WAIT_COUNT) kind = KILN_COUNT_DELTA_LOCK_WAIT_COUNT;
     } else if (kiln_profiler_files[i].leak && !leaks.files) {
       continue;
     }
@@ -784,9 +841,15 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   kiln_collector_stats(&r.coll);
   uint64_t cpu_seen = r.perf.samples - (r.coll.own_samples < r.perf.samples ? r.coll.own_samples : r.perf.samples) +
                       r.threads.samples;
-  if (final && !kiln_tree_is_top() && cpu_seen == 0 && r.heap.alloc_count == 0) {
-    /* A process below the top that recorded nothing: no empty files, one
-     * record for the top's summary. */
+  /* Samples of kiln's own start-up and dumps ("[kiln]") are not the
+   * program's: a /bin/true below a profiled shell takes one, in kiln's
+   * constructor, and three files for it cost more than the program. */
+  uint64_t kiln_own = r.coll.kiln_own < cpu_seen ? r.coll.kiln_own : cpu_seen;
+  kiln_lock_stats(&r.lock);
+  if (final && !kiln_tree_is_top() && cpu_seen - kiln_own == 0 && r.heap.alloc_count == 0 &&
+      r.lock.total_waits == 0) {
+    /* A process below the top that recorded nothing of its own: no files,
+     * one record for the top's summary. */
     kiln_tree_rec_t rec = {kiln_profiler.prog, true, 0, 0, 0, 0, set->fatal_signal};
     kiln_tree_report(&rec);
     kiln_symbols_demangle(true);
@@ -850,6 +913,27 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   hin.wall_probe_errno = r.wallstats.probe_errno;
   kiln_health_assess(&hin, &set->health);
 
+  if (final && !kiln_tree_is_top()) {
+    /* Below the top, an empty profile is not written (its meta.json lists
+     * what was): a forked child that leaks one block has nothing indirect,
+     * possible or reachable, and each file costs more than such a child. */
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+      if (outs[i].len == 0 && !outs[i].failed) {
+        kiln_buf_free(&outs[i]);
+        continue;
+      }
+      if (k != i) {
+        outs[k] = outs[i];
+        kinds[k] = kinds[i];
+        suffixes[k] = suffixes[i];
+        memcpy(names[k], names[i], sizeof names[k]);
+        memset(&outs[i], 0, sizeof outs[i]);
+      }
+      k++;
+    }
+    n = k;
+  }
   int rc = kiln_out_mkdirs(dir, emergency);
   for (int i = 0; i < n && rc == 0; i++) {
     if (outs[i].failed) rc = -ENOMEM;
@@ -1108,7 +1192,8 @@ KILN_EXPORT int kiln_start(const kiln_options_t *opts) {
     if (opts->mode != 0)
       cfg.mode = (opts->mode & KILN_MODE_CPU ? KILN_MODE_CPU_BIT : 0) |
                  (opts->mode & KILN_MODE_WALL ? KILN_MODE_WALL_BIT : 0) |
-                 (opts->mode & KILN_MODE_ALLOC ? KILN_MODE_ALLOC_BIT : 0);
+                 (opts->mode & KILN_MODE_ALLOC ? KILN_MODE_ALLOC_BIT : 0) |
+                 (opts->mode & KILN_MODE_LOCK ? KILN_MODE_LOCK_BIT : 0);
     if (opts->hz != 0) {
       if (opts->hz < KILN_HZ_MIN || opts->hz > KILN_HZ_MAX) {
         kiln_log("kiln_start: hz %d out of range %d..%d", opts->hz, KILN_HZ_MIN, KILN_HZ_MAX);
@@ -1153,6 +1238,7 @@ KILN_EXPORT void kiln_stop(void) {
   bool was = atomic_exchange(&kiln_profiler.active, false);
   if (was) {
     kiln_heap_stop();
+    kiln_lock_stop();
     kiln_sampler_stop(kiln_collector_sink, NULL);
     kiln_wall_stop();
     int high = kiln_threads_high();
@@ -1196,5 +1282,6 @@ KILN_EXPORT void kiln_reset(void) {
   kiln_collector_drain();
   kiln_stacktab_clear_counts(KILN_COUNTS_ALL);
   kiln_heap_reset();
+  kiln_lock_reset();
   pthread_mutex_unlock(&kiln_profiler_lock);
 }

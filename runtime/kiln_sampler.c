@@ -16,7 +16,9 @@
 #include "kiln_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -29,6 +31,7 @@ static struct {
   kiln_timer_kind_t timer;
   bool installed;              /* the SIGPROF handler (signal timers only) */
   bool inherited;              /* perf: per-CPU inherited rings are open */
+  _Atomic pid_t solo;          /* perf: the one thread, followed by a ring of its own */
   bool kernel;                 /* perf: kernel time is sampled */
   _Atomic bool running;
   _Atomic bool stepped_aside;
@@ -185,6 +188,53 @@ static int kiln_sampler_install(void) {
   return 0;
 }
 
+/* The number of threads of this process now (/proc/self/stat), 0 unknown. */
+static int kiln_sampler_nthreads(void) {
+  char buf[1024];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')');
+  /* After the name: state is field 3, num_threads field 20. */
+  for (int field = 2; p != NULL && field < 20; field++) p = strchr(p + 1, ' ');
+  return p != NULL ? atoi(p + 1) : 0;
+}
+
+/* A process with one thread (a program starting, a fork child) is followed
+ * by one ring of its own rather than one a CPU: the kernel allocates and
+ * clears every ring when it is mapped, and for a short process that was
+ * most of what kiln cost it (2 MB a CPU). Its first pthread_create turns
+ * to the per-CPU inherited rings (kiln_sampler_leave_solo). */
+static bool kiln_sampler_open_solo(void) {
+  if (kiln_sampler_nthreads() != 1) return false;
+  pid_t self = (pid_t)syscall(SYS_gettid);
+  if (kiln_perf_open_thread(self) != 0) return false;
+  atomic_store(&kiln_sampler.solo, self);
+  kiln_tls_covered = true; /* its ring follows it; its threads are not covered by it */
+  return true;
+}
+
+bool kiln_sampler_solo(void) { return atomic_load_explicit(&kiln_sampler.solo, memory_order_relaxed) != 0; }
+
+void kiln_sampler_leave_solo(void) {
+  pid_t solo = atomic_load(&kiln_sampler.solo);
+  if (solo == 0 || !atomic_compare_exchange_strong(&kiln_sampler.solo, &solo, 0)) return;
+  if (!atomic_load(&kiln_sampler.running) || kiln_perf_open_inherited() != 0) {
+    /* No inherited rings: each new thread gets its own (thread_arm). */
+    if (solo == (pid_t)syscall(SYS_gettid)) kiln_tls_covered = true;
+    return;
+  }
+  kiln_sampler.inherited = true;
+  kiln_tls_covered = true;
+  /* The inherited rings follow the caller now. (A caller that is not the
+   * solo thread was made without pthread_create: the solo thread keeps its
+   * own ring.) */
+  if (solo == (pid_t)syscall(SYS_gettid)) kiln_perf_close_thread(solo);
+}
+
 int kiln_sampler_start(const kiln_config_t *cfg) {
   kiln_sampler.hz = cfg->hz;
   kiln_sampler.max_depth = cfg->max_depth;
@@ -192,6 +242,7 @@ int kiln_sampler_start(const kiln_config_t *cfg) {
   if (kiln_sampler.timer == KILN_TIMER_PERF) {
     kiln_unwind_copy_init();
     atomic_store(&kiln_sampler.running, true);
+    if (kiln_sampler_open_solo()) return 0;
     kiln_sampler.inherited = kiln_perf_open_inherited() == 0;
     kiln_tls_covered = kiln_sampler.inherited;
     return 0;
@@ -224,6 +275,7 @@ void kiln_sampler_stop(kiln_perf_sink_fn sink, void *ctx) {
   if (kiln_sampler.timer == KILN_TIMER_PERF) {
     kiln_perf_close_all(sink, ctx);
     kiln_sampler.inherited = false;
+    atomic_store(&kiln_sampler.solo, 0);
     kiln_tls_covered = false;
     return;
   }
@@ -271,8 +323,10 @@ void kiln_sampler_quiesce(void) {
 void kiln_sampler_resume(void) {
   if (!atomic_load(&kiln_sampler.running)) return;
   if (kiln_sampler.timer == KILN_TIMER_PERF) {
-    /* After fork, in the child: rings of its own, following its threads. */
-    if (!kiln_sampler.inherited) {
+    /* After fork, in the child: rings of its own, following its threads
+     * (one thread: one ring, until it creates another). After a failed
+     * exec the rings are still there. */
+    if (!kiln_sampler.inherited && !kiln_sampler_solo() && !kiln_sampler_open_solo()) {
       kiln_sampler.inherited = kiln_perf_open_inherited() == 0;
       kiln_tls_covered = kiln_sampler.inherited;
     }
@@ -318,6 +372,7 @@ void kiln_sampler_after_fork_child(void) {
   if (kiln_sampler.timer == KILN_TIMER_PERF) {
     kiln_perf_after_fork_child();
     kiln_sampler.inherited = false;
+    atomic_store(&kiln_sampler.solo, 0);
     return;
   }
   int high = kiln_threads_high();

@@ -163,13 +163,15 @@ void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) {
   }
 }
 
+_Static_assert(KILN_COUNT_KINDS <= 64, "count masks are 64-bit");
+
 static void kiln_stacktab_zero(kiln_stack_t *s, void *ctx) {
-  unsigned mask = *(unsigned *)ctx;
+  uint64_t mask = *(uint64_t *)ctx;
   for (int k = 0; k < KILN_COUNT_KINDS; k++)
-    if (mask & (1u << k)) atomic_store_explicit(&s->counts[k], 0, memory_order_relaxed);
+    if (mask & (1ull << k)) atomic_store_explicit(&s->counts[k], 0, memory_order_relaxed);
 }
 
-void kiln_stacktab_clear_counts(unsigned mask) { kiln_stacktab_foreach(kiln_stacktab_zero, &mask); }
+void kiln_stacktab_clear_counts(uint64_t mask) { kiln_stacktab_foreach(kiln_stacktab_zero, &mask); }
 
 void kiln_stacktab_stats(kiln_stacktab_stats_t *out) {
   out->stacks = atomic_load_explicit(&kiln_stacktab.count, memory_order_relaxed);

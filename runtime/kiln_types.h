@@ -40,6 +40,10 @@
 /* Code of the malloc hooks lives in its own section, so that unwinding from
  * a hook can cut every frame of kiln's own, whatever the inlining. */
 #define KILN_HOOK_TEXT __attribute__((section("kiln_hooks"), noinline))
+/* The interposers themselves (malloc, free, ...), a section of their own
+ * beside it: a sample whose leafmost kiln frame is one of them is in the
+ * allocator it forwards to (the program's time), not in kiln's records. */
+#define KILN_HOOK_ENTRY_TEXT __attribute__((section("kiln_hooks_entry"), noinline))
 /* Wrappers that forward to libc (and the new-thread trampoline): their
  * frames are left out of CPU samples. */
 #define KILN_PASS_TEXT __attribute__((section("kiln_pass"), noinline))
@@ -90,6 +94,17 @@ enum {
   KILN_PC_KERNEL = 1,     /* "[kernel]": the sample was taken in the kernel */
   KILN_PC_KILN_ALLOC = 2, /* "[kiln: allocation tracking]": inside kiln's malloc hooks */
   KILN_PC_KILN = 3,       /* "[kiln]": inside kiln's own code (start, dumps) */
+  /* The pprof writer's flag frames ("[kiln: truncated]", ...: kiln_pprof.c):
+   * pcs of their own, so that no location is both a marker and a flag. */
+  KILN_PC_FLAG_TRUNCATED = 13,
+  KILN_PC_FLAG_SKIPPED = 14,
+  KILN_PC_FLAG_FULL = 15,
+  /* Lock mode (kiln_lock.c): the leaf of a wait, what was waited for. */
+  KILN_PC_LOCK_MUTEX = 8,    /* "[lock: mutex]" */
+  KILN_PC_LOCK_RDLOCK = 9,   /* "[lock: rwlock read]" */
+  KILN_PC_LOCK_WRLOCK = 10,  /* "[lock: rwlock write]" */
+  KILN_PC_LOCK_COND = 11,    /* "[lock: cond wait]" */
+  KILN_PC_LOCK_SEM = 12,     /* "[lock: sem]" */
   KILN_PC_MARKERS = 16,
 };
 /* Wall mode's wait markers, "[wait: NAME]" (kiln_wall.c): a pc per system
@@ -154,6 +169,14 @@ typedef enum {
   KILN_COUNT_WALL,
   KILN_COUNT_MARK_WALL,
   KILN_COUNT_DELTA_WALL,
+  /* Lock mode: nanoseconds waited and waits, per stack of the waiter
+   * (kiln_lock.c), with their interval marks and deltas. */
+  KILN_COUNT_LOCK_WAIT_NS,
+  KILN_COUNT_LOCK_WAIT_COUNT,
+  KILN_COUNT_MARK_LOCK_WAIT_NS,
+  KILN_COUNT_MARK_LOCK_WAIT_COUNT,
+  KILN_COUNT_DELTA_LOCK_WAIT_NS,
+  KILN_COUNT_DELTA_LOCK_WAIT_COUNT,
   KILN_COUNT_KINDS
 } kiln_count_kind_t;
 
@@ -166,7 +189,7 @@ typedef enum {
   KILN_TIMER_ITIMER, /* process-wide setitimer(ITIMER_PROF) */
 } kiln_timer_kind_t;
 
-enum { KILN_MODE_CPU_BIT = 1u << 0, KILN_MODE_ALLOC_BIT = 1u << 1, KILN_MODE_WALL_BIT = 1u << 2 };
+enum { KILN_MODE_CPU_BIT = 1u << 0, KILN_MODE_ALLOC_BIT = 1u << 1, KILN_MODE_WALL_BIT = 1u << 2, KILN_MODE_LOCK_BIT = 1u << 3 };
 
 /* Why a profile set is written (meta.json "dump_reason"). */
 typedef enum {

@@ -33,11 +33,15 @@ static struct {
   int (*get_reg)(unw_cursor_t *, int, unw_word_t *);
   int (*search_table)(unw_addr_space_t, unw_word_t, unw_dyn_info_t *, unw_proc_info_t *, int, void *);
   unw_addr_space_t as;
+  pid_t pid; /* this process (read once per unwind: a fork child is another) */
   uint64_t loader_gen; /* kiln_unwind_copy_loader_gen when the cache was last valid */
   /* The loaded modules' spans: a read there is of code or unwind tables,
    * never of a stack (modules may be mapped just above a thread's stack). */
   struct { uint64_t lo, hi; } mods[512];
   int nmods;
+  /* Their executable segments: where a return address can be. */
+  struct { uint64_t lo, hi; } code[512];
+  int ncode;
 } kiln_ucopy;
 
 /* Bumped by the dlopen/dlclose wrappers: cached unwind rules may be stale. */
@@ -67,7 +71,43 @@ void kiln_unwind_refuse_pipes(bool on) { kiln_tls_refuse_pipes += on ? 1 : -1; }
 /* Reads n bytes at addr of this process without faulting. */
 static bool kiln_ucopy_peek(uint64_t addr, void *out, size_t n) {
   struct iovec local = {out, n}, remote = {(void *)(uintptr_t)addr, n};
-  return syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+  return syscall(SYS_process_vm_readv, kiln_ucopy.pid, &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
+/* Module memory (unwind tables, code), read a page at a time and kept:
+ * libunwind reads it a word at a time, and a system call per word was most
+ * of what kiln cost a short process (a forked child's first samples: 6,600
+ * process_vm_readv calls for one child). Direct-mapped; flushed when a
+ * module comes or goes; still right in a fork child (same mappings). */
+enum { KILN_UCOPY_PAGES = 128, KILN_UCOPY_PAGE = 4096 };
+static struct {
+  uint64_t tag[KILN_UCOPY_PAGES]; /* page address + 1; 0: empty */
+  uint8_t (*data)[KILN_UCOPY_PAGE];
+  bool failed;
+} kiln_ucopy_pages;
+
+static void kiln_ucopy_pages_flush(void) { memset(kiln_ucopy_pages.tag, 0, sizeof kiln_ucopy_pages.tag); }
+
+static bool kiln_ucopy_module_word(uint64_t addr, unw_word_t *val) {
+  uint64_t page = addr & ~(uint64_t)(KILN_UCOPY_PAGE - 1), off = addr - page;
+  if (off > KILN_UCOPY_PAGE - sizeof *val) return kiln_ucopy_peek(addr, val, sizeof *val); /* straddles */
+  if (kiln_ucopy_pages.data == NULL && !kiln_ucopy_pages.failed) {
+    kiln_ucopy_pages.data = kiln_mem_map((size_t)KILN_UCOPY_PAGES * KILN_UCOPY_PAGE);
+    kiln_ucopy_pages.failed = kiln_ucopy_pages.data == NULL;
+  }
+  if (kiln_ucopy_pages.data == NULL) return kiln_ucopy_peek(addr, val, sizeof *val);
+  size_t slot = (size_t)((page >> 12) ^ (page >> 20)) % KILN_UCOPY_PAGES;
+  if (kiln_ucopy_pages.tag[slot] != page + 1) {
+    /* A page of a module's span that is not mapped (a gap between its
+     * segments, or past the end of its last): only the word is read. */
+    if (!kiln_ucopy_peek(page, kiln_ucopy_pages.data[slot], KILN_UCOPY_PAGE)) {
+      kiln_ucopy_pages.tag[slot] = 0;
+      return kiln_ucopy_peek(addr, val, sizeof *val);
+    }
+    kiln_ucopy_pages.tag[slot] = page + 1;
+  }
+  memcpy(val, kiln_ucopy_pages.data[slot] + off, sizeof *val);
+  return true;
 }
 
 static int kiln_ucopy_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write, void *argv) {
@@ -81,7 +121,7 @@ static int kiln_ucopy_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_
   }
   for (int i = 0; i < kiln_ucopy.nmods; i++)
     if (addr >= kiln_ucopy.mods[i].lo && addr < kiln_ucopy.mods[i].hi)
-      return kiln_ucopy_peek(addr, val, sizeof *val) ? 0 : -UNW_EINVAL;
+      return kiln_ucopy_module_word(addr, val) ? 0 : -UNW_EINVAL;
   /* Just above the copy: the live stack has moved on since the sample;
    * never read it, say the stack was cut. */
   if (addr >= a->sp && addr - a->sp < (64u << 20)) {
@@ -186,6 +226,10 @@ static int kiln_ucopy_span(struct dl_phdr_info *info, size_t size, void *ctx) {
     uint64_t start = info->dlpi_addr + p->p_vaddr;
     if (start < lo) lo = start;
     if (start + p->p_memsz > hi) hi = start + p->p_memsz;
+    if ((p->p_flags & PF_X) && kiln_ucopy.ncode < (int)(sizeof kiln_ucopy.code / sizeof kiln_ucopy.code[0])) {
+      kiln_ucopy.code[kiln_ucopy.ncode].lo = start;
+      kiln_ucopy.code[kiln_ucopy.ncode++].hi = start + p->p_memsz;
+    }
   }
   if (lo < hi) {
     kiln_ucopy.mods[kiln_ucopy.nmods].lo = lo;
@@ -195,8 +239,8 @@ static int kiln_ucopy_span(struct dl_phdr_info *info, size_t size, void *ctx) {
 }
 
 bool kiln_unwind_copy_in_module(uint64_t pc) {
-  for (int i = 0; i < kiln_ucopy.nmods; i++)
-    if (pc > kiln_ucopy.mods[i].lo && pc <= kiln_ucopy.mods[i].hi) return true;
+  for (int i = 0; i < kiln_ucopy.ncode; i++)
+    if (pc > kiln_ucopy.code[i].lo && pc <= kiln_ucopy.code[i].hi) return true;
   return false;
 }
 
@@ -205,7 +249,9 @@ static void kiln_ucopy_refresh(void) {
   uint64_t gen = atomic_load_explicit(&kiln_unwind_copy_loader_gen, memory_order_acquire);
   if (gen == kiln_ucopy.loader_gen && kiln_ucopy.nmods > 0) return;
   if (kiln_ucopy.as != NULL) kiln_ucopy.flush_cache(kiln_ucopy.as, 0, 0);
+  kiln_ucopy_pages_flush();
   kiln_ucopy.nmods = 0;
+  kiln_ucopy.ncode = 0;
   kiln_libc.dl_iterate_phdr(kiln_ucopy_span, NULL);
   kiln_ucopy.loader_gen = gen;
 }
@@ -243,6 +289,7 @@ int kiln_unwind_copy_init(void) {
     /* libunwind sets itself up on the first cursor: do it now, here. */
     kiln_regs_t regs;
     memset(&regs, 0, sizeof regs);
+    kiln_ucopy.pid = getpid();
     uint64_t word = 0, pc;
     unsigned flags = 0;
     regs.r[KILN_REG_RIP] = (uint64_t)(uintptr_t)&kiln_unwind_copy_init;
@@ -323,6 +370,7 @@ static int kiln_ucopy_fp(const kiln_regs_t *regs, const uint8_t *stack, size_t l
 int kiln_unwind_copy(kiln_unwind_kind_t kind, const kiln_regs_t *regs, const uint8_t *stack, size_t len,
                      uint64_t *pcs, int max, unsigned *flags) {
   if (max < 1) return 0;
+  kiln_ucopy.pid = getpid();
   if (kind == KILN_UNWIND_LIBUNWIND && kiln_ucopy.ok) return kiln_ucopy_libunwind(regs, stack, len, pcs, max, flags);
   return kiln_ucopy_fp(regs, stack, len, pcs, max, flags);
 }

@@ -15,7 +15,8 @@ static const char kiln_convert_usage[] =
     "  speedscope  JSON in speedscope's file format (one sampled profile)\n"
     "  pprof       gzip-compressed profile.proto, for 'pprof' and Go tooling\n"
     "The profile kind names the sample type and unit: cpu (samples), alloc_bytes,\n"
-    "alloc_count, live_bytes, live_count, leak_bytes, leak_count, peak_bytes.\n"
+    "alloc_count, live_bytes, live_count, leak_bytes, leak_count, peak_bytes,\n"
+    "lock_wait_ns, lock_wait_count.\n"
     "It is taken from a kiln file name (PROG.PID.KIND.folded) unless --kind\n"
     "says otherwise. A directory reads the KIND files of each process's run in\n"
     "it, as 'kiln top DIR' does.\n"
@@ -33,6 +34,10 @@ const char *kiln_convert_unit(const char *kind)
         return "bytes";
     if (kind && strcmp(kind, "alloc_count") == 0)
         return "allocations";
+    if (n > 3 && strcmp(kind + n - 3, "_ns") == 0)
+        return "nanoseconds";
+    if (kind && strcmp(kind, KILN_KIND_LOCK_WAIT_COUNT) == 0)
+        return "waits";
     if (n > 6 && strcmp(kind + n - 6, "_count") == 0)
         return "blocks";
     return "samples";
@@ -94,6 +99,7 @@ int kiln_speedscope_write_scaled(FILE *out, const kiln_profile_t *p, const char 
     const char *unit = kiln_convert_unit(kind);
     bool bytes = strcmp(unit, "bytes") == 0, ns = !bytes && period_ns > 0 &&
                                                    strcmp(unit, "samples") == 0;
+    bool own_ns = strcmp(unit, "nanoseconds") == 0; /* lock_wait_ns: counted in ns already */
     double scale = ns ? period_ns : 1;
     /* Frames in first-seen order of the walk below. */
     kiln_speedscope_frames_t frames = {0};
@@ -166,7 +172,7 @@ int kiln_speedscope_write_scaled(FILE *out, const kiln_profile_t *p, const char 
     kiln_buf_adds(&b, "]},\"profiles\":[{\"type\":\"sampled\",\"name\":\"");
     kiln_escape_json(&b, profile_name, strlen(profile_name));
     kiln_buf_printf(&b, "\",\"unit\":\"%s\",\"startValue\":0,\"endValue\":",
-                    bytes ? "bytes" : ns ? "nanoseconds" : "none");
+                    bytes ? "bytes" : ns || own_ns ? "nanoseconds" : "none");
     if (scale != 1)
         kiln_util_fmt_count(&b, kiln_profile_value(p, p->nodes[0].total) * scale, false);
     else

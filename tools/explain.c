@@ -97,6 +97,13 @@ static const char kiln_explain_alloc_re[] =
     "aligned_alloc|operator new.*|operator delete.*|__libc_.*|_int_.*|strdup|strndup|"
     "__strdup|__GI_.*|std::allocator.*|__gnu_cxx::new_allocator.*|\\[kiln: .*\\])( |\\(|$)";
 
+/* Lock profiles: the marker and the lock function below the waiting site. */
+static const char kiln_explain_lock_re[] =
+    "^(\\[lock: .*\\]|pthread_mutex_(timed|clock)?lock|pthread_rwlock_(timed|clock)?(rd|wr)lock|"
+    "pthread_cond_(timed|clock)?wait|sem_(timed|clock)?wait|__gthread_.*|std::__condvar::wait.*|"
+    "std::condition_variable::wait.*|std::mutex::lock.*|std::shared_mutex::lock.*|"
+    "std::shared_mutex::lock_shared.*)( |\\(|$)";
+
 typedef struct kiln_explain_ctx_s {
     const kiln_profile_t *p;
     uint32_t skip;
@@ -602,6 +609,71 @@ static void kiln_explain_sites(kiln_explain_ctx_t *c, const char *kind)
     free(alloc);
 }
 
+/* Lock profiles: the sites that wait (the first frame above the lock
+ * call), contention and condition waits apart (the leaf marker says which):
+ * the advice differs. */
+static void kiln_explain_locks(kiln_explain_ctx_t *c)
+{
+    const kiln_profile_t *p = c->p;
+    bool *lockfn = kiln_explain_match(p, kiln_explain_lock_re);
+    double *by[2] = {kiln_util_xcalloc(p->names.count, sizeof(double)),
+                     kiln_util_xcalloc(p->names.count, sizeof(double))};
+    for (uint32_t i = 1; i < p->count; i++) {
+        if (p->nodes[i].self == 0)
+            continue;
+        const kiln_name_t *leaf = &p->names.names[p->nodes[i].name];
+        bool cond = leaf->len >= 17 && memcmp(leaf->str, "[lock: cond wait]", 17) == 0;
+        uint32_t a = i;
+        while (a != 0 && c->depth[a] > c->skip + 1 && lockfn[p->nodes[a].name])
+            a = p->nodes[a].parent;
+        if (a != 0 && c->depth[a] > c->skip)
+            by[cond][p->nodes[a].name] += p->nodes[i].self;
+    }
+    static const char *const what[2] = {"lock contention", "condition wait"};
+    static const char *const advice[2] = {
+        "threads wait here for a lock another thread holds: hold it for less (move work out of "
+        "the critical section), split it (per bucket, per thread), or use a reader-writer lock "
+        "for read-mostly data",
+        "threads wait here for a signal: mostly idle time (no work for them yet), not contention; "
+        "if throughput is low, look at whoever should signal (the producer) or at the queue's "
+        "lock"};
+    for (int kind = 0; kind < 2; kind++) {
+        double *b = by[kind];
+        for (int k = 0; k < 5; k++) {
+            uint32_t best = 0;
+            for (uint32_t i = 1; i < p->names.count; i++)
+                if (b[i] > b[best])
+                    best = i;
+            if (!(b[best] > 0) || b[best] / c->all < KILN_EXPLAIN_SITE)
+                break;
+            const kiln_name_t *nm = &p->names.names[best];
+            uint32_t *hits = NULL;
+            double *w = NULL;
+            size_t n = 0;
+            for (uint32_t i = 1; i < p->count; i++) {
+                if (p->nodes[i].name != best || c->depth[i] <= c->skip)
+                    continue;
+                hits = kiln_util_xrealloc(hits, (n + 1) * sizeof *hits);
+                w = kiln_util_xrealloc(w, (n + 1) * sizeof *w);
+                hits[n] = i;
+                w[n++] = p->nodes[i].total;
+            }
+            kiln_finding_t *f = kiln_explain_add(c, b[best] / c->all, "site", advice[kind]);
+            f->title = kiln_explain_printf("%s: %.*s, %.1f%% of the total", what[kind],
+                                           (int)kiln_color_strip(nm->str, nm->len), nm->str,
+                                           100 * b[best] / c->all);
+            f->where = kiln_explain_where(c, hits, w, n, NULL);
+            f->frame = strndup(nm->str, kiln_color_strip(nm->str, nm->len));
+            free(hits);
+            free(w);
+            b[best] = 0;
+        }
+    }
+    free(by[0]);
+    free(by[1]);
+    free(lockfn);
+}
+
 static int kiln_explain_cmp(const void *a, const void *b)
 {
     const kiln_finding_t *x = a, *y = b;
@@ -634,6 +706,8 @@ size_t kiln_explain_profile(const kiln_profile_t *p, uint32_t skip, const char *
         free(family);
         free(self);
         free(total);
+    } else if (strncmp(kind, "lock_", 5) == 0) {
+        kiln_explain_locks(&c);
     } else {
         kiln_explain_sites(&c, kind);
     }

@@ -97,6 +97,8 @@ static void kiln_pprof_type(const char *kind, const char **type, const char **un
         {"live_count", "inuse_objects", "count"},  {"leak_bytes", "leak_space", "bytes"},
         {"leak_count", "leak_objects", "count"},   {"peak_bytes", "peak_space", "bytes"},
         {"wall", "samples", "count"},
+        /* Go's mutex and block profiles' names. */
+        {"lock_wait_ns", "delay", "nanoseconds"},  {"lock_wait_count", "contentions", "count"},
     };
     *type = "samples";
     *unit = "count";

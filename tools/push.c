@@ -27,7 +27,8 @@ static const char kiln_push_usage[] =
     "TYPE is Pyroscope's name for the kiln profile kind: cpu -> cpu,\n"
     "alloc_bytes -> alloc_space, alloc_count -> alloc_objects, leak_bytes and\n"
     "live_bytes, leak_bytes and peak_bytes -> inuse_space, live_count and\n"
-    "leak_count -> inuse_objects (leak and peak labelled kiln_profile=leak|peak).\n"
+    "leak_count -> inuse_objects (leak and peak labelled kiln_profile=leak|peak),\n"
+    "lock_wait_ns -> block_duration, lock_wait_count -> block_count.\n"
     "An interval set's file (PROG.PID.TAG.KIND.folded) is sent under PROG, for\n"
     "the span its meta.json gives (from_unix, until_unix).\n"
     "\n"
@@ -460,6 +461,8 @@ static const char *kiln_push_type(const char *kind, const char **label, const ch
         {"leak_bytes", "inuse_space", "kiln_profile=leak", "bytes", "average"},
         {"leak_count", "inuse_objects", "kiln_profile=leak", "objects", "average"},
         {"peak_bytes", "inuse_space", "kiln_profile=peak", "bytes", "average"},
+        {"lock_wait_ns", "block_duration", "", "lock_nanoseconds", "sum"},
+        {"lock_wait_count", "block_count", "", "lock_samples", "sum"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         if (kind && strcmp(kind, map[i][0]) == 0) {

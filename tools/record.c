@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 static const char kiln_record_usage[] =
-    "usage: kiln record [-F HZ] [-o DIR] [--unwind fp|libunwind] [--alloc] [--wall] -- CMD [ARGS...]\n"
+    "usage: kiln record [-F HZ] [-o DIR] [--unwind fp|libunwind] [--alloc] [--wall] [--lock] -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD with libkiln.so preloaded (prepended to any LD_PRELOAD), waits for\n"
     "it, lists the profiles written and prints the top functions of each CPU\n"
@@ -38,6 +38,10 @@ static const char kiln_record_usage[] =
     "  --wall              profile wall-clock time too (KILN_MODE=cpu,wall): every\n"
     "                      thread, running or waiting ([wait: futex], ...); the\n"
     "                      summary adds the top functions of the wall profile\n"
+    "  --lock              time lock waits too (KILN_MODE=...,lock): contended\n"
+    "                      mutexes, rwlocks, semaphores and condition waits; the\n"
+    "                      summary adds what was waited for and the functions\n"
+    "                      that waited longest\n"
     "  -h, --help          this help\n"
     "\n"
     "libkiln.so is looked for next to the kiln binary, then in ../lib.\n"
@@ -278,11 +282,39 @@ static void kiln_record_kind_top(const char *dir, char **names, size_t i, size_t
     free(paths);
 }
 
+/* With --lock: per lock_wait_ns profile, the time by what was waited for
+ * (the leaf marker frames, self) and the functions that waited (total). */
+static void kiln_record_lock_summary(const char *dir, char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *kind = kiln_folded_kind(names[i]);
+        if (!kind || strcmp(kind, KILN_KIND_LOCK_WAIT_NS) != 0)
+            continue;
+        kiln_buf_t path = {0};
+        kiln_buf_printf(&path, "%s/%s", dir, names[i]);
+        const char *one[] = {path.data};
+        struct stat st;
+        if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
+            kiln_buf_free(&path);
+            continue;
+        }
+        if (st.st_size == 0) {
+            fprintf(stderr, "\n%s: no lock waits\n", path.data);
+        } else {
+            fprintf(stderr, "\n%s: time waited (ns) by what was waited for\n", path.data);
+            kiln_top_print(stderr, one, 1, 5, 0, NULL);
+            fprintf(stderr, "\n%s: functions by time waited below them (ns, total)\n", path.data);
+            kiln_top_print(stderr, one, 1, 10, KILN_TOP_BY_TOTAL, NULL);
+        }
+        kiln_buf_free(&path);
+    }
+}
+
 /* Lists DIR's profiles and prints top tables for the CPU ones (and the
- * allocation summary with --alloc). A program that ran as one process has
+ * allocation summary with --alloc, the lock summary with --lock). A program that ran as one process has
  * its files listed; one that ran as many (a shell script's commands, a
  * forking server) gets one line and one merged table. */
-static void kiln_record_summary(const char *dir, bool alloc, bool wall)
+static void kiln_record_summary(const char *dir, bool alloc, bool wall, bool lock)
 {
     long stale = kiln_sets_clean_stale(dir);
     if (stale > 0)
@@ -358,6 +390,8 @@ static void kiln_record_summary(const char *dir, bool alloc, bool wall)
     }
     if (alloc)
         kiln_record_alloc_summary(dir, names, n);
+    if (lock)
+        kiln_record_lock_summary(dir, names, n);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -383,11 +417,12 @@ int kiln_record_main(int argc, char **argv)
         {"unwind", required_argument, NULL, 'u'},
         {"alloc", no_argument, NULL, 'a'},
         {"wall", no_argument, NULL, 'w'},
+        {"lock", no_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *hz = NULL, *dir = NULL, *unwind = NULL;
-    bool alloc = false, wall = false;
+    bool alloc = false, wall = false, lock = false;
     long v;
     int c;
     /* '+': stop at the first non-option, so CMD's own options stay its own. */
@@ -411,6 +446,7 @@ int kiln_record_main(int argc, char **argv)
             break;
         case 'a': alloc = true; break;
         case 'w': wall = true; break;
+        case 'l': lock = true; break;
         }
     }
     if (optind >= argc)
@@ -441,7 +477,11 @@ int kiln_record_main(int argc, char **argv)
         kiln_buf_printf(&preload, " %s", old);
     setenv("LD_PRELOAD", preload.data, 1);
     setenv("KILN_OUT", dir, 1);
-    setenv("KILN_MODE", alloc && wall ? "cpu,alloc,wall" : alloc ? "cpu,alloc" : wall ? "cpu,wall" : "cpu", 1);
+    {
+        char mode[32];
+        snprintf(mode, sizeof mode, "cpu%s%s%s", alloc ? ",alloc" : "", wall ? ",wall" : "", lock ? ",lock" : "");
+        setenv("KILN_MODE", mode, 1);
+    }
     if (hz)
         setenv("KILN_HZ", hz, 1);
     if (unwind)
@@ -508,7 +548,7 @@ int kiln_record_main(int argc, char **argv)
     } else {
         rc = 1;
     }
-    kiln_record_summary(dir, alloc, wall);
+    kiln_record_summary(dir, alloc, wall, lock);
     kiln_record_report(dir, cmd[0]);
     free(lib);
     free(owned_dir);

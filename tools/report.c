@@ -56,6 +56,8 @@ static const kiln_report_kindinfo_t kiln_report_kinds[] = {
     {"possible_count", "possibly lost blocks", "blocks", false},
     {"reachable_bytes", "still reachable", "bytes", false},
     {"reachable_count", "still reachable blocks", "blocks", false},
+    {"lock_wait_ns", "lock waits (time)", "nanoseconds", true},
+    {"lock_wait_count", "lock waits", "waits", true},
 };
 #define KILN_REPORT_NKINDS (sizeof kiln_report_kinds / sizeof kiln_report_kinds[0])
 

@@ -110,7 +110,8 @@ void kiln_sets_list_free(char **names, size_t count)
 static bool kiln_sets_additive(const char *kind)
 {
     return strcmp(kind, "cpu") == 0 || strcmp(kind, "wall") == 0 || strcmp(kind, "alloc_bytes") == 0 ||
-           strcmp(kind, "alloc_count") == 0;
+           strcmp(kind, "alloc_count") == 0 || strcmp(kind, "lock_wait_ns") == 0 ||
+           strcmp(kind, "lock_wait_count") == 0;
 }
 
 /* The growing result of kiln_sets_expand. */

@@ -22,7 +22,8 @@ static const char kiln_top_usage[] =
     "  --lines         one row per function and source line (\"f file.c:42\"), from\n"
     "                  the stacks file the runtime writes beside its folded files\n"
     "  --kind KIND     the files a DIR stands for: cpu (default), alloc_bytes,\n"
-    "                  alloc_count, live_bytes, live_count, leak_bytes...\n"
+    "                  alloc_count, live_bytes, live_count, leak_bytes...,\n"
+    "                  lock_wait_ns, lock_wait_count\n"
     "  --strict        a malformed input line is an error, not a warning\n"
     "  -h, --help      this help\n";
 

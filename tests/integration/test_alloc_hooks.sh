@@ -114,3 +114,29 @@ for unwind in libunwind fp; do
     done
   done
 done
+
+# Time inside the allocator kiln's interposers forward to is the program's:
+# churn's CPU profile (cpu mode, and cpu,alloc) has libc's _int_free and
+# _int_malloc as leaves, at perf's shares on the same run (perf wraps the
+# profiled run); only the interposers' own instructions are
+# "[kiln: allocation tracking]".
+if command -v perf >/dev/null && [ "$(cat /proc/sys/kernel/perf_event_paranoid)" -le 2 ]; then
+  for mode in cpu cpu,alloc; do
+    d="$T/churn-perf-$mode"
+    perf record -q -F 999 -e cpu-clock -o "$T/churn.perf" -- \
+      env KILN_MODE=$mode KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/churn" >/dev/null 2>&1
+    f=$(ls "$d"/churn.*.cpu.folded | head -n 1)
+    for fn in _int_free _int_malloc; do
+      k=$(folded_share "$f" ";$fn\$")
+      p=$(perf script -i "$T/churn.perf" -F comm,ip,sym 2>/dev/null |
+        awk -v fn="$fn" '$1 == "churn" { t++; if ($3 == fn) n++ } END { if (t == 0) print "nan"; else printf "%.0f\n", 100 * n / t }')
+      if [ "$mode" = cpu ]; then
+        within "$k" "$p" 5 && pass "churn ($mode): $fn's share $k% (perf on the same run: $p%)" ||
+          fail "churn ($mode): $fn's share" "kiln $k% vs perf $p%"
+      else # perf counts kiln's records as time in kiln's code: kiln's share is higher
+        awk -v k="$k" -v p="$p" 'BEGIN { exit !(k >= p - 5 && k > 0) }' && pass "churn ($mode): $fn is a leaf of its own ($k%; perf $p% of a run that also records)" ||
+          fail "churn ($mode): $fn's share" "kiln $k% vs perf $p%"
+      fi
+    done
+  done
+fi

@@ -37,6 +37,13 @@ f=$(one "$d/threads*.cpu.folded")
 share_ok "threads: worker_big" "$f" "worker_big;burn$" 75 3
 share_ok "threads: worker_small (exited early)" "$f" "worker_small;burn$" 25 3
 check_eq "threads: three threads seen" 3 "$(meta_field "$(one "$d/threads*.meta.json")" threads)"
+# A program with one thread is followed by one ring of its own; its first
+# pthread_create turns to one ring a CPU, inherited by every thread (the
+# shares above are from those).
+if grep -q '"timer": "perf cpu-clock"' "$(one "$d/threads*.meta.json")"; then
+  check_eq "threads: rings opened: its own, then one a CPU" $((1 + $(getconf _NPROCESSORS_ONLN))) \
+    "$(meta_field "$(one "$d/threads*.meta.json")" perf_rings_opened)"
+fi
 
 # 200-deep recursion: complete by default.
 d="$T/recursion"

@@ -143,3 +143,22 @@ EOF
 else
   echo "(not root, or no nginx/curl: the nginx checks are skipped)"
 fi
+
+# ------------------------- setpriv: keep-caps, capset, then the group ids
+# setpriv --reuid keeps its capabilities across the uid change (keep-caps,
+# then capset) to change the group ids after it. glibc makes every thread
+# take each id change and aborts the process if one fails; capabilities
+# are per thread, so kiln's collector takes on the caller's first
+# (kiln_collector_share_creds), in cpu and in alloc mode.
+if [ $root = 1 ] && command -v setpriv >/dev/null; then
+  for mode in cpu cpu,alloc; do
+    d="$T/setpriv-$mode"
+    want=$(setpriv --reuid=65534 --regid=65534 --clear-groups id 2>&1; echo "rc=$?")
+    got=$(KILN_MODE=$mode KILN_OUT="$d" LD_PRELOAD=$LIBKILN setpriv --reuid=65534 --regid=65534 --clear-groups id 2>"$T/sp.err"; echo "rc=$?")
+    check_eq "setpriv --reuid --regid ($mode): same output and status as unprofiled" "$want" "$got"
+    check_eq "setpriv ($mode): nothing on stderr, the profile written in uid-65534/" "0 1" \
+      "$(wc -c < "$T/sp.err") $(ls "$d/uid-65534" 2>/dev/null | grep -c '^setpriv\.[0-9]*\.meta\.json$')"
+  done
+else
+  echo "(not root, or no setpriv: the setpriv checks are skipped)"
+fi

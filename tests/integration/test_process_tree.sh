@@ -57,3 +57,37 @@ if grep -q "tree: 1 kiln message below (not shown on their stderr), the first: K
    [ "$(grep -c 'KILN_HZ=abc' "$T/warn.err")" = 1 ]; then
   pass "a warning of a process below: not on stderr, one line at the top"
 else fail "warning below" "$(cat "$T/warn.err")"; fi
+
+# A process below whose only samples are kiln's own (its start-up in the
+# constructor, the fork handlers: "[kiln]") recorded nothing of its own: no
+# files. 100 /bin/true from a shell, each about a millisecond.
+d="$T/trues"
+KILN_OUT=$d LD_PRELOAD=$LIBKILN bash -c 'for i in $(seq 100); do /bin/true; done' >/dev/null 2>"$T/trues.err"
+own=0
+for f in "$d"/*.cpu.folded; do
+  case "$f" in *"/bash.$(sed -n 's/^kiln: bash\[\([0-9]*\)\]: tree.*/\1/p' "$T/trues.err")."*) continue ;; esac
+  grep -qv ';\[kiln\] [0-9]*$' "$f" || own=$((own + 1))
+done
+check_eq "100 x /bin/true below bash: no profile of kiln's own samples only" 0 "$own"
+grep -q "tree: [0-9]* processes below: .* recorded nothing" "$T/trues.err" &&
+  pass "100 x /bin/true: the tree line counts those that recorded nothing" || fail "trues: tree line" "$(cat "$T/trues.err")"
+
+# Below the top, empty profiles are not written and meta.json lists what
+# was: 20 children that each leak one block (cpu,alloc mode).
+d="$T/forkleak"
+KILN_MODE=cpu,alloc KILN_OUT=$d LD_PRELOAD=$LIBKILN "$EX/proc_storm" forkleak 20 >/dev/null 2>"$T/fl.err"
+top=$(sed -n 's/^kiln: proc_storm\[\([0-9]*\)\]: tree.*/\1/p' "$T/fl.err")
+bad=0 children=0
+for m in "$d"/proc_storm.*.meta.json; do
+  pid=$(basename "$m" | cut -d. -f2)
+  [ "$pid" = "$top" ] && continue
+  children=$((children + 1))
+  listed=$($PY -c 'import json,sys; print(" ".join(sorted(json.load(open(sys.argv[1]))["files"])))' "$m")
+  present=$(cd "$d" && ls proc_storm."$pid".*.folded | sort | tr '\n' ' ')
+  [ "$listed " = "$present" ] || bad=$((bad + 1))
+  for f in "$d"/proc_storm."$pid".*.folded; do [ -s "$f" ] || bad=$((bad + 1)); done
+done
+check_eq "forkleak x20: 20 children's profiles, none empty, each meta.json lists exactly its files" "20 0" "$children $bad"
+# A fork child has one thread: one ring of its own, not one a CPU.
+rings=$(for m in "$d"/*.meta.json; do grep -q "\"pid\": $top," "$m" || meta_field "$m" perf_rings_opened; done | sort -u | tr '\n' ' ')
+check_eq "forkleak x20: each child (one thread) mapped one ring, not one a CPU" "1 " "$rings"

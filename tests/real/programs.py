@@ -49,6 +49,9 @@ class Program:
     setup: Optional[Callable] = None
     prepare: Optional[Callable] = None
     files: List[str] = field(default_factory=list)
+    # Of those, the files the program sends its stderr to (nginx's error
+    # log): compared like stderr, kiln's summary of the top process aside.
+    stderr_files: List[str] = field(default_factory=list)
     daemon: Optional[Daemon] = None
     stdin: Optional[str] = None      # a file fed to stdin ({data}/{progs} filled in)
     more_args: Optional[Callable] = None  # more_args(ctx): arguments appended to argv
@@ -167,7 +170,7 @@ PROGRAMS = [
             setup=_git_setup, prepare=_git_prepare, files=["repo/.git/objects/pack/*"], ci=False),
     Program("bash", ["bash", "{progs}/work.sh"], ci=False),
     Program("nginx", ["nginx", "-p", "{work}", "-c", "{work}/nginx.conf"], prepare=_nginx_prepare,
-            files=["logs/error.log"], ci=False,
+            files=["logs/error.log"], stderr_files=["logs/error.log"], ci=False,
             daemon=Daemon(ready="port",
                           clients=[["ab", "-q", "-n", "60000", "-c", "4", "http://127.0.0.1:{port}/index.html"]],
                           client_keep=r"^(Complete requests|Failed requests|Non-2xx responses|Document Length):",

@@ -40,6 +40,10 @@ static void options_accepted(void) {
   KT_CHECK(with("KILN_QUIET", "1", &c) == 0 && c.quiet);
   KT_CHECK(with("KILN_MODE", "cpu", &c) == 0 && c.mode == KILN_MODE_CPU_BIT);
   KT_CHECK(with("KILN_MODE", "off", &c) == 1);
+  KT_CHECK(with("KILN_MODE", "lock", &c) == 0 && c.mode == KILN_MODE_LOCK_BIT);
+  KT_CHECK(with("KILN_MODE", "cpu,lock", &c) == 0 && c.mode == (KILN_MODE_CPU_BIT | KILN_MODE_LOCK_BIT));
+  KT_CHECK(with("KILN_MODE", "cpu,alloc,lock", &c) == 0 &&
+           c.mode == (KILN_MODE_CPU_BIT | KILN_MODE_ALLOC_BIT | KILN_MODE_LOCK_BIT));
   KT_CHECK(with("KILN_OUT", "/abs/dir", &c) == 0 && strcmp(c.out_dir, "/abs/dir") == 0);
   char cwd[4096], want[4200];
   KT_CHECK(getcwd(cwd, sizeof cwd) != NULL);
@@ -53,7 +57,8 @@ static void options_refused(void) {
                           {"KILN_HZ", " 999"}, {"KILN_HZ", "-5"}, {"KILN_HZ", "99999999999999999999"},
                           {"KILN_MAX_DEPTH", "3"}, {"KILN_MAX_DEPTH", "1025"},
                           {"KILN_UNWIND", "dwarf"}, {"KILN_TIMER", "hpet"}, {"KILN_QUIET", "yes"},
-                          {"KILN_MODE", "cpu,"}, {"KILN_MODE", "gpu"}, {"KILN_MODE", ","}};
+                          {"KILN_MODE", "cpu,"}, {"KILN_MODE", "gpu"}, {"KILN_MODE", ","},
+                          {"KILN_MODE", "lock,"}, {"KILN_MODE", "locks"}};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) KT_CHECK(with(bad[i][0], bad[i][1], &c) < 0);
 }
 
