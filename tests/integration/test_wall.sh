@@ -187,11 +187,12 @@ fi
 # 10. perf's view of the same run: perf trace's per-thread summary of
 # system call times; the worker's poll time as a share of its life is
 # kiln's [wait: poll] share (kiln's [wait: cpu] after a wake-up included,
-# as perf counts a call until it returns).
+# as perf counts a call until it returns). Only poll is traced: tracing
+# every call slows kiln's own looks (clock reads, /proc) as well.
 if [ "$(id -u)" = 0 ] && command -v perf >/dev/null; then
   d="$T/peer"
   mkdir -p "$d"
-  perf trace -s -o "$T/trace.txt" -- env KILN_MODE=wall KILN_WALL_HZ=250 KILN_OUT="$d" LD_PRELOAD="$LIBKILN" \
+  perf trace -s -e poll -o "$T/trace.txt" -- env KILN_MODE=wall KILN_WALL_HZ=250 KILN_OUT="$d" LD_PRELOAD="$LIBKILN" \
     "$EX/wall_waits" split 2 >/dev/null 2>&1
   f=$(one "$d/wall_waits.*.wall.folded")
   if [ -n "$f" ] && [ -s "$T/trace.txt" ]; then
