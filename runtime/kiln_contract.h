@@ -29,7 +29,7 @@
 #define KILN_KIND_LEAK_COUNT "leak_count"
 #define KILN_KIND_PEAK_BYTES "peak_bytes"
 /* Wall-clock time of every thread, running or waiting, in samples at
- * KILN_WALL_HZ (meta "wall_hz"): a waiting stack ends in a KILN_MARK_WAIT
+ * KILN_WALL_HZ (meta "wall_hz"): a waiting stack ends in a KILN_MARK_WAIT_PREFIX
  * frame, a running one as in the cpu profile. */
 #define KILN_KIND_WALL "wall"
 /* KILN_MODE=lock: nanoseconds waited / waits, per stack of the waiter. */
