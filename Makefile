@@ -87,6 +87,16 @@ $(BUILD)/preload/%.o: preload/%.c | $(BUILD)/.deps-build
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(KILN_CFLAGS) -c $< -o $@
 
+# The system call names of wall mode's "[wait: NAME]" frames, from the
+# C library's headers (kiln_syscalls.c).
+$(BUILD)/gen/kiln_syscalls.inc: Makefile | $(BUILD)/.deps-build
+	@mkdir -p $(@D)
+	printf '#include <sys/syscall.h>\n' | $(CC) -E -dM - | \
+	  awk '$$2 ~ /^__NR_/ && $$3 ~ /^[0-9]+$$/ { n = $$2; sub(/^__NR_/, "", n); print $$3, n }' | \
+	  sort -n | awk '{ printf "    [%s] = \"%s\",\n", $$1, $$2 }' > $@.tmp && mv $@.tmp $@
+$(BUILD)/runtime/kiln_syscalls.o: $(BUILD)/gen/kiln_syscalls.inc
+$(BUILD)/runtime/kiln_syscalls.o: CFLAGS += -I$(BUILD)/gen
+
 # The interposers keep their frames (no tail calls), so that a CPU sample
 # inside the hooks names the call the program made (kiln_collector.c).
 $(BUILD)/preload/kiln_malloc.o: CFLAGS += -fno-optimize-sibling-calls

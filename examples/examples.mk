@@ -4,7 +4,7 @@ EXB := $(BUILD)/examples
 EX_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -pthread
 EX_CXXFLAGS := -O2 -g -std=c++17 -Wall -Wextra -pthread
 EX_C  := $(filter-out examples/plugin_%.c examples/late_start.c examples/check_%.c examples/region.c \
-           examples/symbolize_race.c,$(sort $(wildcard examples/*.c)))
+           examples/symbolize_race.c examples/wall_late.c,$(sort $(wildcard examples/*.c)))
 EX_CC := $(filter-out examples/check_%.cc,$(sort $(wildcard examples/*.cc)))
 EX_PLUGINS := $(patsubst examples/%.c,$(EXB)/%.so,$(sort $(wildcard examples/plugin_*.c)))
 EX_BINS := $(patsubst examples/%.c,$(EXB)/%,$(EX_C)) $(patsubst examples/%.cc,$(EXB)/%,$(EX_CC))
@@ -31,7 +31,7 @@ $(EXB)/plugin_%.so: examples/plugin_%.c examples/examples.mk | $(BUILD)/.deps-bu
 
 # Examples that link the runtime instead of preloading it.
 EX_LINKED := $(EXB)/late_start $(EXB)/late_start.fp $(EXB)/check_api $(EXB)/check_raii $(EXB)/region \
-             $(EXB)/symbolize_race
+             $(EXB)/symbolize_race $(EXB)/wall_late
 EX_ALL += $(EX_LINKED)
 examples: $(EX_LINKED)
 $(EXB)/late_start: examples/late_start.c $(BUILD)/libkiln.a examples/examples.mk
@@ -40,6 +40,9 @@ $(EXB)/late_start: examples/late_start.c $(BUILD)/libkiln.a examples/examples.mk
 $(EXB)/late_start.fp: examples/late_start.c $(BUILD)/libkiln.a examples/examples.mk
 	@mkdir -p $(@D)
 	$(CC) $(EX_CFLAGS) -fno-omit-frame-pointer -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm
+$(EXB)/wall_late: examples/wall_late.c $(BUILD)/libkiln.a include/kiln.h examples/examples.mk
+	@mkdir -p $(@D)
+	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm
 $(EXB)/check_api: examples/check_api.c $(BUILD)/libkiln.a include/kiln.h examples/examples.mk
 	@mkdir -p $(@D)
 	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm

@@ -29,6 +29,7 @@ extern "C" {
 
 /* Features, for kiln_options_t.mode. */
 #define KILN_MODE_CPU 1u
+#define KILN_MODE_WALL 4u  /* wall-clock time of every thread, waits included */
 #define KILN_MODE_ALLOC 2u /* every allocation, or sampled with KILN_ALLOC_SAMPLE */
 #define KILN_MODE_LOCK 8u  /* time waited for contended locks, per stack of the waiter */
 

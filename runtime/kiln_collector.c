@@ -311,6 +311,8 @@ static int kiln_collector_cut_kiln(uint64_t *pcs, int n) {
   return n;
 }
 
+int kiln_collector_cut(uint64_t *pcs, int n) { return kiln_collector_cut_kiln(pcs, n); }
+
 void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) {
   (void)ctx;
   if (s->tid == atomic_load_explicit(&kiln_collector.tid, memory_order_relaxed) && s->tid != 0) {
@@ -346,6 +348,7 @@ void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) {
   if (flags & KILN_STACK_TRUNCATED) atomic_fetch_add_explicit(&kiln_collector.truncated, 1, memory_order_relaxed);
   uint32_t id = kiln_stacktab_intern(pcs, (unsigned)n, flags & (KILN_STACK_TRUNCATED));
   kiln_stacktab_add(kiln_stacktab_get(id), KILN_COUNT_CPU, 1);
+  kiln_wall_cpu_sample(s->tid, id);
   kiln_tids_add(s->tid, s->kernel, 1, NULL);
 }
 
@@ -380,6 +383,7 @@ static void kiln_collector_drain_locked(bool reap, bool emergency) {
 void kiln_collector_drain(void) {
   pthread_mutex_lock(&kiln_collector_lock);
   kiln_collector_drain_locked(false, false);
+  kiln_wall_tick(true); /* wall time up to now, idle threads too */
   pthread_mutex_unlock(&kiln_collector_lock);
 }
 
@@ -509,6 +513,7 @@ static void *kiln_collector_main(void *arg) {
     bool reap = now >= next_reap;
     pthread_mutex_lock(&kiln_collector_lock);
     kiln_collector_drain_locked(reap, false);
+    kiln_wall_tick(false);
     pthread_mutex_unlock(&kiln_collector_lock);
     if (reap) {
       kiln_collector_reap_foreign();
@@ -525,6 +530,8 @@ static void *kiln_collector_main(void *arg) {
     now = kiln_collector_now();
     uint64_t wait = (uint64_t)kiln_collector.period_ns;
     if (next_dump > now && next_dump - now < wait) wait = next_dump - now;
+    uint64_t next_wall = kiln_wall_next_ns();
+    if (next_wall != UINT64_MAX) wait = next_wall > now ? (next_wall - now < wait ? next_wall - now : wait) : 0;
     struct timespec ts = {(time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull)};
     syscall(SYS_futex, &kiln_collector.stop, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
   }

@@ -28,6 +28,10 @@
 #define KILN_KIND_LEAK_BYTES "leak_bytes"
 #define KILN_KIND_LEAK_COUNT "leak_count"
 #define KILN_KIND_PEAK_BYTES "peak_bytes"
+/* Wall-clock time of every thread, running or waiting, in samples at
+ * KILN_WALL_HZ (meta "wall_hz"): a waiting stack ends in a KILN_MARK_WAIT_PREFIX
+ * frame, a running one as in the cpu profile. */
+#define KILN_KIND_WALL "wall"
 /* KILN_MODE=lock: nanoseconds waited / waits, per stack of the waiter. */
 #define KILN_KIND_LOCK_WAIT_NS "lock_wait_ns"
 #define KILN_KIND_LOCK_WAIT_COUNT "lock_wait_count"
@@ -43,8 +47,8 @@ static inline const char *const *kiln_contract_kinds(void)
     static const char *const kinds[] = {
         KILN_KIND_CPU,        KILN_KIND_ALLOC_BYTES, KILN_KIND_ALLOC_COUNT,
         KILN_KIND_LIVE_BYTES, KILN_KIND_LIVE_COUNT,  KILN_KIND_LEAK_BYTES,
-        KILN_KIND_LEAK_COUNT, KILN_KIND_PEAK_BYTES,  KILN_KIND_LOCK_WAIT_NS,
-        KILN_KIND_LOCK_WAIT_COUNT, NULL};
+        KILN_KIND_LEAK_COUNT, KILN_KIND_PEAK_BYTES,  KILN_KIND_WALL,
+        KILN_KIND_LOCK_WAIT_NS, KILN_KIND_LOCK_WAIT_COUNT, NULL};
     return kinds;
 }
 
@@ -84,6 +88,8 @@ static inline const char *const *kiln_contract_kinds(void)
 #define KILN_META_UNTIL_UNIX "until_unix"
 #define KILN_META_WALL_SECONDS "wall_seconds"
 #define KILN_META_HZ_REQUESTED "hz_requested"
+/* Wall mode: samples per thread-second of the wall kind. */
+#define KILN_META_WALL_HZ "wall_hz"
 /* "dump_reason" values. */
 #define KILN_REASON_EXIT "exit"
 #define KILN_REASON_INTERVAL "interval"
@@ -104,6 +110,10 @@ static inline const char *const *kiln_contract_kinds(void)
 #define KILN_MARK_ALLOC_TRACKING "[kiln: allocation tracking]"
 #define KILN_MARK_KERNEL "[kernel]"
 #define KILN_MARK_KERNEL_SUFFIX "_[k]"
+/* Wall mode: the leaf of a waiting stack, "[wait: futex]" (the system call
+ * the thread is blocked in), "[wait: cpu]" (runnable, waiting for a CPU),
+ * "[wait: kernel]" (blocked outside a system call), "[wait: unknown]". */
+#define KILN_MARK_WAIT_PREFIX "[wait: "
 /* Lock mode: the leaf frame of a wait says what was waited for. */
 #define KILN_MARK_LOCK_MUTEX "[lock: mutex]"
 #define KILN_MARK_LOCK_RDLOCK "[lock: rwlock read]"

@@ -71,7 +71,7 @@ static void kiln_health_warn(kiln_health_t *h, const char *fmt, ...) {
 void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
   memset(h, 0, sizeof *h);
   const kiln_config_t *c = in->cfg;
-  bool cpu = c->mode & KILN_MODE_CPU_BIT;
+  bool cpu = c->mode & (KILN_MODE_CPU_BIT | KILN_MODE_WALL_BIT);
   h->memory_bytes = in->memory_bytes + in->threads * (KILN_RING_WORDS * 8 + 8192);
   if (cpu) {
     h->expected_samples = in->counted_seconds * c->hz;
@@ -94,6 +94,13 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
       kiln_health_warn(h, "%.0f%% of this process's CPU time was in the kernel and is not in this profile: "
                           "run as root or with perf_event_paranoid <= 1",
                        100.0 * in->sys_seconds / cpu_seconds);
+    if ((c->mode & KILN_MODE_WALL_BIT) && in->wall_probe_failures) {
+      char e[64];
+      kiln_health_warn(h, "wall: %llu looks at a blocked thread failed (/proc/self/task/TID/syscall: %s): "
+                          "their waits are [wait: unknown], without stacks",
+                       (unsigned long long)in->wall_probe_failures,
+                       kiln_fmt_errno(in->wall_probe_errno, e, sizeof e));
+    }
     if (in->unsampled)
       kiln_health_warn(h, "%llu threads were not sampled (%.2f s of CPU time): %s",
                        (unsigned long long)in->unsampled, in->unsampled_seconds,

@@ -140,6 +140,11 @@ void kiln_options_defaults(kiln_config_t *cfg) KILN_INTERNAL;
 /* Makes cfg->out_dir absolute (against the current directory). */
 int kiln_options_resolve_out(kiln_config_t *cfg) KILN_INTERNAL;
 
+/* -------------------------------------------------------- kiln_syscalls.c */
+/* The name of system call nr on this machine ("futex"), or NULL. Any
+ * context (a constant table). */
+const char *kiln_syscalls_name(long nr) KILN_SIGNAL_SAFE KILN_INTERNAL;
+
 /* ------------------------------------------------------------ kiln_ring.c */
 typedef struct kiln_ring {
   _Atomic uint64_t head; /* next word the producer writes */
@@ -761,6 +766,10 @@ void kiln_collector_try_drain(void) KILN_INTERNAL;
 /* Unwinds and counts one raw sample (a kiln_perf_sink_fn). Reentrant;
  * normal context. */
 void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) KILN_INTERNAL;
+/* The collector's cut of kiln's own frames (see kiln_collector.c) on a
+ * stack unwound elsewhere (wall mode's blocked threads): the new depth.
+ * pcs has room for one more. Not signal-safe; any thread. */
+int kiln_collector_cut(uint64_t *pcs, int n) KILN_INTERNAL;
 /* The threads seen in samples, most sampled first; *count: how many. */
 typedef struct kiln_thread_seen {
   pid_t tid;
@@ -792,6 +801,36 @@ double kiln_collector_cpu_seconds(void) KILN_INTERNAL;
 void kiln_collector_fork_prepare(void) KILN_INTERNAL;
 void kiln_collector_fork_parent(void) KILN_INTERNAL;
 void kiln_collector_after_fork_child(void) KILN_INTERNAL;
+
+/* ------------------------------------------------------------ kiln_wall.c */
+/* Wall mode (see the file): every registered thread's wall time, running
+ * (from the CPU samples) or waiting (measured by the collector's ticks,
+ * with the stack the thread is blocked in), as KILN_COUNT_WALL samples at
+ * cfg->wall_hz. The collector and kiln_wall call each other: it drives the
+ * ticks and feeds the CPU samples, kiln_wall cuts kiln's frames with its
+ * rule. None of it is signal-safe. */
+int kiln_wall_start(const kiln_config_t *cfg) KILN_INTERNAL; /* normal; 0 / -ENOMEM */
+void kiln_wall_stop(void) KILN_INTERNAL;
+bool kiln_wall_on(void) KILN_INTERNAL;
+/* Collector thread, under the collector's lock: a tick when one is due
+ * (force: now, every thread looked at, idle ones too: before a dump). */
+void kiln_wall_tick(bool force) KILN_INTERNAL;
+/* When the next tick is due (CLOCK_MONOTONIC ns), UINT64_MAX when off. */
+uint64_t kiln_wall_next_ns(void) KILN_INTERNAL;
+/* A CPU sample of tid counted on stack_id (kiln_collector_sink). */
+void kiln_wall_cpu_sample(pid_t tid, uint32_t stack_id) KILN_INTERNAL;
+/* The calling thread ends (tid: its id): its wait since its last look is
+ * counted. Normal context, on the thread itself. */
+void kiln_wall_thread_exit(pid_t tid) KILN_INTERNAL;
+typedef struct kiln_wall_stats {
+  bool on, schedstat;
+  int hz, probe_errno;
+  uint64_t samples, wait_samples; /* wall samples counted; of them, off CPU */
+  uint64_t ticks, probes, probe_failures, moved, full;
+  uint64_t cpu_over; /* CPU samples beyond their thread's CPU clock, left out */
+} kiln_wall_stats_t;
+void kiln_wall_stats(kiln_wall_stats_t *out) KILN_INTERNAL;
+void kiln_wall_after_fork_child(void) KILN_INTERNAL;
 
 /* ------------------------------------------------------------ kiln_tree.c */
 /* One summary for a profiled process tree (see the file's comment and the
@@ -1025,6 +1064,8 @@ typedef struct kiln_health_input {
   double unsampled_seconds;
   const char *unsampled_names;
   uint64_t kiln_hook_samples; /* samples inside kiln's hooks */
+  uint64_t wall_probe_failures; /* wall mode: thread states that could not be read */
+  int wall_probe_errno;
 } kiln_health_input_t;
 typedef struct kiln_health {
   double expected_samples, delivered_share;

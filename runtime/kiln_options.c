@@ -15,6 +15,7 @@ void kiln_options_defaults(kiln_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->mode = KILN_MODE_CPU_BIT;
   cfg->hz = KILN_HZ_DEFAULT;
+  cfg->wall_hz = KILN_WALL_HZ_DEFAULT;
   cfg->max_depth = KILN_DEPTH_DEFAULT;
   cfg->unwind = KILN_UNWIND_LIBUNWIND;
   cfg->timer = KILN_TIMER_AUTO;
@@ -49,6 +50,8 @@ static int kiln_options_mode(const char *s, unsigned *mode) {
       m |= KILN_MODE_CPU_BIT;
     else if (strcmp(word, "alloc") == 0)
       m |= KILN_MODE_ALLOC_BIT;
+    else if (strcmp(word, "wall") == 0)
+      m |= KILN_MODE_WALL_BIT;
     else if (strcmp(word, "lock") == 0)
       m |= KILN_MODE_LOCK_BIT;
     else
@@ -88,7 +91,7 @@ int kiln_options_from_env(kiln_config_t *cfg) {
     int rc = kiln_options_mode(v, &cfg->mode);
     if (rc == 1) return 1;
     if (rc < 0) {
-      kiln_log("KILN_MODE=%s: expected a comma-separated list of cpu, alloc, lock, or off; profiling disabled", v);
+      kiln_log("KILN_MODE=%s: expected a comma-separated list of cpu, alloc, wall, lock, or off; profiling disabled", v);
       return -EINVAL;
     }
   }
@@ -96,6 +99,12 @@ int kiln_options_from_env(kiln_config_t *cfg) {
       !kiln_options_int(v, KILN_HZ_MIN, KILN_HZ_MAX, &cfg->hz)) {
     kiln_log("KILN_HZ=%s: expected a whole number from %d to %d; profiling disabled", v,
              KILN_HZ_MIN, KILN_HZ_MAX);
+    return -EINVAL;
+  }
+  if ((v = secure_getenv("KILN_WALL_HZ")) != NULL && *v &&
+      !kiln_options_int(v, KILN_WALL_HZ_MIN, KILN_WALL_HZ_MAX, &cfg->wall_hz)) {
+    kiln_log("KILN_WALL_HZ=%s: expected a whole number from %d to %d; profiling disabled", v,
+             KILN_WALL_HZ_MIN, KILN_WALL_HZ_MAX);
     return -EINVAL;
   }
   if ((v = secure_getenv("KILN_MAX_DEPTH")) != NULL && *v &&

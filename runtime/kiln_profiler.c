@@ -49,6 +49,11 @@ enum {
 };
 
 static pthread_mutex_t kiln_profiler_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The CPU sampler runs: for the cpu profile, and for wall mode's running
+ * stacks (KILN_MODE=wall alone samples CPU time but writes no cpu file). */
+static bool kiln_profiler_sampling(void) {
+  return kiln_profiler.cfg.mode & (KILN_MODE_CPU_BIT | KILN_MODE_WALL_BIT);
+}
 static void kiln_profiler_on_dump(kiln_dump_reason_t reason);
 static int kiln_profiler_dump_signal(void);
 static __thread sigset_t kiln_tls_fork_mask;
@@ -174,7 +179,8 @@ static void kiln_profiler_fork_child(void) {
     kiln_profiler.exec_quiesced = false;
     kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
-    kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) |
+    kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) | (1ull << KILN_COUNT_WALL) |
+                               (1ull << KILN_COUNT_MARK_WALL) |
                                (1u << KILN_COUNT_MARK_ALLOC_BYTES) | (1u << KILN_COUNT_MARK_ALLOC_COUNT) |
                                KILN_COUNTS_LOCK);
     kiln_lock_reset();
@@ -182,9 +188,10 @@ static void kiln_profiler_fork_child(void) {
     kiln_profiler.dump_seq = 0;
     kiln_modules_after_fork_child();
     kiln_collector_after_fork_child();
+    kiln_wall_after_fork_child();
     kiln_profiler_baseline();
     kiln_profiler.out_warned = false;
-    if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
+    if (kiln_profiler_sampling()) {
       kiln_sampler_resume(); /* perf: this thread's rings, inherited by its threads */
       kiln_profiler_add_self(false);
       kiln_profiler.collector_on = kiln_collector_start(&kiln_profiler.cfg, kiln_profiler.cfg.hz,
@@ -220,7 +227,7 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
     kiln_log("cannot map the profiler's memory; profiling disabled");
     goto out;
   }
-  bool cpu = kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT, alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
+  bool cpu = kiln_profiler_sampling(), alloc = kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT;
   bool lock = kiln_profiler.cfg.mode & KILN_MODE_LOCK_BIT;
   /* In-process unwinding serves the malloc and lock hooks; CPU samples are
    * unwound from their copies (kiln_unwind_copy.c). */
@@ -234,9 +241,15 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
         pthread_key_create(&kiln_profiler.thread_key, kiln_profiler_thread_key_dtor) == 0;
   if (cpu && (rc = kiln_sampler_start(&kiln_profiler.cfg)) < 0) {
     if (!alloc && !lock) goto out;
-    kiln_profiler.cfg.mode &= ~KILN_MODE_CPU_BIT; /* the heap and locks go on alone */
+    if (kiln_profiler.cfg.mode & KILN_MODE_WALL_BIT)
+      kiln_log("wall: the CPU sampler could not start, and wall mode needs it; wall profiling off");
+    kiln_profiler.cfg.mode &= ~(KILN_MODE_CPU_BIT | KILN_MODE_WALL_BIT); /* the heap and locks go on alone */
     cpu = false;
     rc = 0;
+  }
+  if ((kiln_profiler.cfg.mode & KILN_MODE_WALL_BIT) && kiln_wall_start(&kiln_profiler.cfg) < 0) {
+    kiln_log("wall: cannot map its memory; wall profiling off");
+    kiln_profiler.cfg.mode &= ~KILN_MODE_WALL_BIT;
   }
   kiln_profiler_baseline();
   atomic_store(&kiln_profiler.active, true);
@@ -311,7 +324,7 @@ void kiln_profiler_start_env(void) {
 bool kiln_profiler_active(void) { return atomic_load(&kiln_profiler.active); }
 
 void kiln_profiler_before_thread(void) {
-  if (!atomic_load(&kiln_profiler.active) || !(kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) || !kiln_sampler_solo())
+  if (!atomic_load(&kiln_profiler.active) || !kiln_profiler_sampling() || !kiln_sampler_solo())
     return;
   kiln_heap_guard_enter();
   kiln_collector_drain(); /* the solo ring's samples, before it goes */
@@ -320,7 +333,7 @@ void kiln_profiler_before_thread(void) {
 }
 
 void kiln_profiler_thread_begin(bool parent_covered) {
-  if (!atomic_load(&kiln_profiler.active) || !(kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) ||
+  if (!atomic_load(&kiln_profiler.active) || !kiln_profiler_sampling() ||
       kiln_sampler_stepped_aside())
     return;
   kiln_heap_guard_enter();
@@ -330,10 +343,11 @@ void kiln_profiler_thread_begin(bool parent_covered) {
 }
 
 void kiln_profiler_thread_end(void) {
-  if (atomic_load(&kiln_profiler.active) && (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT)) {
+  if (atomic_load(&kiln_profiler.active) && kiln_profiler_sampling()) {
     char name[17] = "";
     prctl(PR_GET_NAME, name, 0, 0, 0);
     kiln_collector_thread_exit((pid_t)syscall(SYS_gettid), name);
+    if (kiln_profiler.cfg.mode & KILN_MODE_WALL_BIT) kiln_wall_thread_exit((pid_t)syscall(SYS_gettid));
   }
   kiln_thread_t *t = kiln_tls_thread;
   /* The slot may have been retired by kiln_stop and reused since. */
@@ -358,7 +372,8 @@ typedef struct kiln_profiler_report {
   kiln_perf_stats_t perf;
   kiln_collector_stats_t coll;
   kiln_lock_stats_t lock;
-  uint64_t cpu_total;
+  uint64_t cpu_total, wall_total;
+  kiln_wall_stats_t wallstats;
   uint64_t samples, dropped, truncated, kernel_samples, threads_seen; /* over the run */
   uint64_t unsampled;        /* live threads with CPU time and no sample */
   double unsampled_seconds;  /* their CPU time */
@@ -443,6 +458,7 @@ static const struct {
   bool leak;
 } kiln_profiler_files[] = {
     {KILN_COUNT_CPU, KILN_MODE_CPU_BIT, "cpu", false},
+    {KILN_COUNT_WALL, KILN_MODE_WALL_BIT, "wall", false},
     {KILN_COUNT_ALLOC_BYTES, KILN_MODE_ALLOC_BIT, "alloc_bytes", false},
     {KILN_COUNT_ALLOC_COUNT, KILN_MODE_ALLOC_BIT, "alloc_count", false},
     {KILN_COUNT_LIVE_BYTES, KILN_MODE_ALLOC_BIT, "leak_bytes", false},
@@ -468,7 +484,7 @@ static const char *const kiln_profiler_reasons[] = {"exit", "interval", "signal"
 static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, char names[][320], int nfiles,
                                const kiln_profiler_set_t *set) {
   const kiln_config_t *c = &kiln_profiler.cfg;
-  bool cpu = c->mode & KILN_MODE_CPU_BIT, alloc = c->mode & KILN_MODE_ALLOC_BIT;
+  bool cpu = kiln_profiler_sampling(), alloc = c->mode & KILN_MODE_ALLOC_BIT;
   kiln_buf_printf(b, "{\n  \"kiln_version\": \"%s\",\n  \"prog\": \"%s\",\n  \"pid\": %d,\n",
                   KILN_VERSION, kiln_profiler.prog, (int)kiln_profiler.pid);
   kiln_buf_printf(b, "  \"dump_reason\": \"%s\",\n  \"dump_seq\": %u,\n", kiln_profiler_reasons[set->reason],
@@ -480,11 +496,27 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                     set->tag, set->delta ? "delta" : "cumulative", set->from_unix, set->until_unix);
   kiln_health_json(b, &set->health);
   bool lock = c->mode & KILN_MODE_LOCK_BIT;
-  char mode[32];
-  kiln_fmt(mode, sizeof mode, "%s%s%s%s%s", cpu ? "cpu" : "", cpu && alloc ? "," : "", alloc ? "alloc" : "",
-           lock && (cpu || alloc) ? "," : "", lock ? "lock" : "");
-  kiln_buf_printf(b, "  \"mode\": \"%s\",\n  \"unwinder\": \"%s\",\n  \"max_depth\": %d,\n", mode,
+  char mode[40];
+  kiln_fmt(mode, sizeof mode, "%s%s%s%s", c->mode & KILN_MODE_CPU_BIT ? ",cpu" : "", alloc ? ",alloc" : "",
+           c->mode & KILN_MODE_WALL_BIT ? ",wall" : "", lock ? ",lock" : "");
+  kiln_buf_printf(b, "  \"mode\": \"%s\",\n  \"unwinder\": \"%s\",\n  \"max_depth\": %d,\n", mode + (mode[0] == ','),
                   kiln_unwind_name(c->unwind), c->max_depth);
+  if (c->mode & KILN_MODE_WALL_BIT) {
+    const kiln_wall_stats_t *w = &r->wallstats;
+    char e[64] = "";
+    if (w->probe_errno) kiln_fmt_errno(w->probe_errno, e, sizeof e);
+    kiln_buf_printf(b, "  \"wall_hz\": %d,\n  \"wall_period_ns\": %lld,\n  \"wall_samples\": %llu,\n  \"wall_wait_samples\": %llu,\n"
+                       "  \"wall_samples_in_profile\": %llu,\n",
+                    w->hz, w->hz > 0 ? 1000000000LL / w->hz : 0, (unsigned long long)w->samples, (unsigned long long)w->wait_samples,
+                    (unsigned long long)r->wall_total);
+    kiln_buf_printf(b, "  \"wall_ticks\": %llu,\n  \"wall_probes\": %llu,\n  \"wall_probes_failed\": %llu,\n"
+                       "  \"wall_probe_error\": \"%s\",\n  \"wall_copies_moved\": %llu,\n"
+                       "  \"wall_threads_untracked\": %llu,\n  \"wall_run_queue_read\": %s,\n"
+                       "  \"wall_cpu_samples_over_clock\": %llu,\n",
+                    (unsigned long long)w->ticks, (unsigned long long)w->probes,
+                    (unsigned long long)w->probe_failures, e, (unsigned long long)w->moved,
+                    (unsigned long long)w->full, w->schedstat ? "true" : "false", (unsigned long long)w->cpu_over);
+  }
   if (cpu) {
     kiln_buf_printf(b, "  \"timer\": \"%s\",\n", kiln_sampler_timer_name(kiln_sampler_timer()));
     kiln_buf_printf(b, "  \"hz_requested\": %d,\n  \"sample_period_ns\": %lld,\n  \"hz_delivered\": %.1f,\n",
@@ -587,7 +619,11 @@ static void kiln_profiler_summary(const kiln_profiler_report_t *r, const kiln_sc
   const kiln_config_t *c = &kiln_profiler.cfg;
   char path[4096 + 256];
   kiln_fmt(path, sizeof path, "%s/%s", dir, first);
-  if (c->mode & KILN_MODE_CPU_BIT)
+  if (c->mode & KILN_MODE_WALL_BIT)
+    kiln_log("%s[%d]: wall: %llu samples at %d Hz a thread (%.0f%% waiting)", kiln_profiler.prog,
+             (int)kiln_profiler.pid, (unsigned long long)r->wall_total, r->wallstats.hz,
+             r->wallstats.samples ? 100.0 * (double)r->wallstats.wait_samples / (double)r->wallstats.samples : 0.0);
+  if (kiln_profiler_sampling())
     kiln_log("%s[%d]: %llu samples at %.0f Hz (%d requested; %s, %s), threads %llu, "
              "dropped %llu, truncated %llu%s%s",
              kiln_profiler.prog, (int)kiln_profiler.pid, (unsigned long long)r->samples, r->delivered_hz,
@@ -662,13 +698,13 @@ static void kiln_profiler_tree_summary(const char *dir, bool print) {
 static void kiln_profiler_delta_stack(kiln_stack_t *s, void *ctx) {
   bool commit = *(bool *)ctx;
   static const kiln_count_kind_t cur[] = {KILN_COUNT_CPU, KILN_COUNT_ALLOC_BYTES, KILN_COUNT_ALLOC_COUNT,
-                                          KILN_COUNT_LOCK_WAIT_NS, KILN_COUNT_LOCK_WAIT_COUNT};
+                                          KILN_COUNT_LOCK_WAIT_NS, KILN_COUNT_LOCK_WAIT_COUNT, KILN_COUNT_WALL};
   static const kiln_count_kind_t mark[] = {KILN_COUNT_MARK_CPU, KILN_COUNT_MARK_ALLOC_BYTES,
                                            KILN_COUNT_MARK_ALLOC_COUNT, KILN_COUNT_MARK_LOCK_WAIT_NS,
-                                           KILN_COUNT_MARK_LOCK_WAIT_COUNT};
+                                           KILN_COUNT_MARK_LOCK_WAIT_COUNT, KILN_COUNT_MARK_WALL};
   static const kiln_count_kind_t delta[] = {KILN_COUNT_DELTA_CPU, KILN_COUNT_DELTA_ALLOC_BYTES,
                                             KILN_COUNT_DELTA_ALLOC_COUNT, KILN_COUNT_DELTA_LOCK_WAIT_NS,
-                                            KILN_COUNT_DELTA_LOCK_WAIT_COUNT};
+                                            KILN_COUNT_DELTA_LOCK_WAIT_COUNT, KILN_COUNT_DELTA_WALL};
   for (int k = 0; k < (int)(sizeof cur / sizeof cur[0]); k++) {
     if (commit) {
       atomic_fetch_add(&s->counts[mark[k]], atomic_load(&s->counts[delta[k]]));
@@ -733,7 +769,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   kiln_heap_guard_enter();
   const kiln_config_t *c = &kiln_profiler.cfg;
   bool emergency = set->mode == KILN_DUMP_MODE_EMERGENCY;
-  if (c->mode & KILN_MODE_CPU_BIT) {
+  if (kiln_profiler_sampling()) {
     if (emergency) kiln_collector_try_drain();
     else kiln_collector_drain();
   }
@@ -777,6 +813,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
       if (kind == KILN_COUNT_LIVE_BYTES) suffix = "live_bytes";
       if (kind == KILN_COUNT_LIVE_COUNT) suffix = "live_count";
       if (set->delta && kind == KILN_COUNT_CPU) kind = KILN_COUNT_DELTA_CPU;
+      if (set->delta && kind == KILN_COUNT_WALL) kind = KILN_COUNT_DELTA_WALL;
       if (set->delta && kind == KILN_COUNT_ALLOC_BYTES) kind = KILN_COUNT_DELTA_ALLOC_BYTES;
       if (set->delta && kind == KILN_COUNT_ALLOC_COUNT) kind = KILN_COUNT_DELTA_ALLOC_COUNT;
       if (set->delta && kind == KILN_COUNT_LOCK_WAIT_NS) kind = KILN_COUNT_DELTA_LOCK_WAIT_NS;
@@ -828,10 +865,12 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   kiln_folded_render(kinds, suffixes, n, outs, totals, (set->mode == KILN_DUMP_MODE_EMERGENCY) ? NULL : &stacks);
   for (int i = 0; i < n; i++)
     if (kinds[i] == KILN_COUNT_CPU || kinds[i] == KILN_COUNT_DELTA_CPU) r.cpu_total = totals[i];
+    else if (kinds[i] == KILN_COUNT_WALL || kinds[i] == KILN_COUNT_DELTA_WALL) r.wall_total = totals[i];
   kiln_threads_totals(&r.threads);
   kiln_stacktab_stats(&r.table);
   kiln_perf_stats(&r.perf);
   kiln_collector_stats(&r.coll);
+  kiln_wall_stats(&r.wallstats);
   uint64_t own = r.coll.own_samples < r.perf.samples ? r.coll.own_samples : r.perf.samples;
   r.samples = r.perf.samples - own + r.threads.samples;
   r.kernel_samples = r.perf.kernel_samples;
@@ -848,7 +887,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   double counted = r.user + (counts_sys ? r.sys : 0) - r.profiler_cpu;
   if (counted < 0) counted = 0;
   r.delivered_hz = counted > 0.001 ? (double)r.samples / counted : 0;
-  if ((c->mode & KILN_MODE_CPU_BIT) && !(set->mode == KILN_DUMP_MODE_EMERGENCY)) kiln_profiler_unsampled(&r, c->hz);
+  if (kiln_profiler_sampling() && !(set->mode == KILN_DUMP_MODE_EMERGENCY)) kiln_profiler_unsampled(&r, c->hz);
 
   kiln_health_input_t hin = {.cfg = c,
                              .samples = r.samples,
@@ -858,11 +897,11 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
                              .skipped = r.threads.skipped,
                              .table_full = r.table.full_hits,
                              .memory_bytes = r.table.bytes + r.heap.map_bytes + r.perf.ring_bytes,
-                             .threads = (c->mode & KILN_MODE_CPU_BIT) ? r.threads_seen : 0,
+                             .threads = kiln_profiler_sampling() ? r.threads_seen : 0,
                              .stepped_aside = kiln_sampler_stepped_aside(),
                              .dump_signal_refused = c->dump_signal > 0 && !kiln_profiler.dump_signal_on,
                              .crash = emergency};
-  hin.kernel_missing = (c->mode & KILN_MODE_CPU_BIT) && kiln_sampler_timer() == KILN_TIMER_PERF &&
+  hin.kernel_missing = kiln_profiler_sampling() && kiln_sampler_timer() == KILN_TIMER_PERF &&
                        !kiln_sampler_kernel() && c->cpu_time != KILN_CPU_USER;
   hin.user_seconds = r.user;
   hin.sys_seconds = r.sys;
@@ -870,6 +909,8 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   hin.unsampled_seconds = r.unsampled_seconds;
   hin.unsampled_names = r.unsampled_names;
   hin.kiln_hook_samples = r.coll.kiln_frames;
+  hin.wall_probe_failures = r.wallstats.probe_failures;
+  hin.wall_probe_errno = r.wallstats.probe_errno;
   kiln_health_assess(&hin, &set->health);
 
   if (final && !kiln_tree_is_top()) {
@@ -954,7 +995,7 @@ static int kiln_profiler_dump_signal(void) {
  * Under the lock, the profiler just made inactive. */
 static void kiln_profiler_final_sets(kiln_dump_reason_t reason, int sig, kiln_dump_mode_t mode) {
   kiln_heap_guard_enter();
-  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) {
+  if (kiln_profiler_sampling()) {
     if (mode == KILN_DUMP_MODE_EMERGENCY) kiln_sampler_halt(); /* takes no lock */
     else kiln_sampler_stop(kiln_collector_sink, NULL);
   }
@@ -1082,7 +1123,7 @@ void kiln_profiler_at_exit(void) {
   }
   kiln_heap_guard_enter();
   /* The collector may be writing a set under the lock: stop it first. */
-  if (kiln_profiler.cfg.mode & KILN_MODE_CPU_BIT) kiln_sampler_stop(kiln_collector_sink, NULL);
+  if (kiln_profiler_sampling()) kiln_sampler_stop(kiln_collector_sink, NULL);
   kiln_collector_stop();
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_exchange(&kiln_profiler.active, false)) {
@@ -1150,6 +1191,7 @@ KILN_EXPORT int kiln_start(const kiln_options_t *opts) {
   if (opts != NULL) {
     if (opts->mode != 0)
       cfg.mode = (opts->mode & KILN_MODE_CPU ? KILN_MODE_CPU_BIT : 0) |
+                 (opts->mode & KILN_MODE_WALL ? KILN_MODE_WALL_BIT : 0) |
                  (opts->mode & KILN_MODE_ALLOC ? KILN_MODE_ALLOC_BIT : 0) |
                  (opts->mode & KILN_MODE_LOCK ? KILN_MODE_LOCK_BIT : 0);
     if (opts->hz != 0) {
@@ -1198,6 +1240,7 @@ KILN_EXPORT void kiln_stop(void) {
     kiln_heap_stop();
     kiln_lock_stop();
     kiln_sampler_stop(kiln_collector_sink, NULL);
+    kiln_wall_stop();
     int high = kiln_threads_high();
     for (int i = 0; i < high; i++) {
       kiln_thread_t *t = kiln_threads_slot(i);

@@ -536,7 +536,7 @@ void kiln_symbols_kernel_names(bool on) { atomic_store_explicit(&kiln_symbols_ke
 
 void kiln_symbols_lookup(kiln_symbols_t *sy, uint64_t pc, kiln_symbol_t *out) {
   memset(out, 0, sizeof *out);
-  if (pc < KILN_PC_MARKERS) { /* a frame of kiln's making */
+  if (pc < KILN_PC_MARKERS || kiln_pc_is_wait(pc)) { /* a frame of kiln's making */
     out->source = KILN_SYM_MARKER;
     out->offset = pc;
     return;
@@ -605,6 +605,15 @@ void kiln_symbols_format(kiln_symbols_t *sy, const kiln_symbol_t *s, kiln_buf_t 
     kiln_buf_puts(out, "[unknown]");
     return;
   case KILN_SYM_MARKER:
+    if (kiln_pc_is_wait(s->offset)) { /* wall mode: what the thread waits on */
+      const char *what = s->offset == KILN_PC_WAIT_CPU      ? "cpu"
+                         : s->offset == KILN_PC_WAIT_KERNEL  ? "kernel"
+                         : s->offset == KILN_PC_WAIT_UNKNOWN ? "unknown"
+                                                             : kiln_syscalls_name((long)(s->offset - KILN_PC_WAIT));
+      if (what != NULL) kiln_buf_printf(out, "[wait: %s]", what);
+      else kiln_buf_printf(out, "[wait: syscall %llu]", (unsigned long long)(s->offset - KILN_PC_WAIT));
+      return;
+    }
     kiln_buf_puts(out, s->offset == KILN_PC_KERNEL        ? "[kernel]"
                        : s->offset == KILN_PC_KILN_ALLOC ? "[kiln: allocation tracking]"
                        : s->offset == KILN_PC_LOCK_MUTEX  ? KILN_MARK_LOCK_MUTEX

@@ -55,6 +55,9 @@ enum {
   KILN_HZ_DEFAULT = 999,
   KILN_HZ_MIN = 99,
   KILN_HZ_MAX = 10000,
+  KILN_WALL_HZ_DEFAULT = 99,
+  KILN_WALL_HZ_MIN = 1,
+  KILN_WALL_HZ_MAX = 1000,
   KILN_DEPTH_DEFAULT = 256,
   KILN_DEPTH_MIN = 4,
   KILN_DEPTH_MAX = 1024,
@@ -104,6 +107,18 @@ enum {
   KILN_PC_LOCK_SEM = 12,     /* "[lock: sem]" */
   KILN_PC_MARKERS = 16,
 };
+/* Wall mode's wait markers, "[wait: NAME]" (kiln_wall.c): a pc per system
+ * call number from KILN_PC_WAIT, then the waits that are no system call.
+ * All inside the first page, which is never mapped, so never a real pc. */
+enum {
+  KILN_PC_WAIT = 0x100,                   /* + syscall number: "[wait: futex]" */
+  KILN_PC_WAIT_SYSCALLS = 0x600,          /* numbers below this are named */
+  KILN_PC_WAIT_CPU = KILN_PC_WAIT + 0x600, /* "[wait: cpu]": runnable, not running */
+  KILN_PC_WAIT_KERNEL,                    /* "[wait: kernel]": blocked outside a system call */
+  KILN_PC_WAIT_UNKNOWN,                   /* "[wait: unknown]": off CPU, where not seen */
+  KILN_PC_WAIT_END,
+};
+static inline bool kiln_pc_is_wait(uint64_t pc) { return pc >= KILN_PC_WAIT && pc < KILN_PC_WAIT_END; }
 #define KILN_PC_KERNEL_MIN 0xffff800000000000ull /* kernel code addresses */
 
 /* User registers of a sample, in libunwind's x86-64 order (RAX, RDX, RCX,
@@ -149,6 +164,11 @@ typedef enum {
   KILN_COUNT_DELTA_CPU,
   KILN_COUNT_DELTA_ALLOC_BYTES,
   KILN_COUNT_DELTA_ALLOC_COUNT,
+  /* Wall mode: samples at KILN_WALL_HZ of every thread, running or not
+   * (kiln_wall.c), and its interval marks. */
+  KILN_COUNT_WALL,
+  KILN_COUNT_MARK_WALL,
+  KILN_COUNT_DELTA_WALL,
   /* Lock mode: nanoseconds waited and waits, per stack of the waiter
    * (kiln_lock.c), with their interval marks and deltas. */
   KILN_COUNT_LOCK_WAIT_NS,
@@ -169,7 +189,7 @@ typedef enum {
   KILN_TIMER_ITIMER, /* process-wide setitimer(ITIMER_PROF) */
 } kiln_timer_kind_t;
 
-enum { KILN_MODE_CPU_BIT = 1u << 0, KILN_MODE_ALLOC_BIT = 1u << 1, KILN_MODE_LOCK_BIT = 1u << 3 };
+enum { KILN_MODE_CPU_BIT = 1u << 0, KILN_MODE_ALLOC_BIT = 1u << 1, KILN_MODE_WALL_BIT = 1u << 2, KILN_MODE_LOCK_BIT = 1u << 3 };
 
 /* Why a profile set is written (meta.json "dump_reason"). */
 typedef enum {
@@ -194,6 +214,7 @@ typedef enum {
 typedef struct kiln_config {
   unsigned mode;           /* KILN_MODE_*_BIT */
   int hz;                  /* requested samples per CPU-second */
+  int wall_hz;             /* KILN_WALL_HZ: wall samples per thread-second */
   int max_depth;           /* frames kept per stack */
   kiln_unwind_kind_t unwind;
   kiln_timer_kind_t timer;

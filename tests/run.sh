@@ -17,7 +17,7 @@ jobs=${KILN_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
 [ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
 # CPU-time ratios between processes, interval counts over a wall-clock span:
 # a loaded machine changes what they measure, so they run alone.
-KILN_SERIAL=${KILN_SERIAL:-'test_cpu_process.sh test_cpu_profile.sh test_cpu_linked.sh test_cpu_kernel.sh test_longrun.sh test_real.sh'}
+KILN_SERIAL=${KILN_SERIAL:-'test_cpu_process.sh test_cpu_profile.sh test_cpu_linked.sh test_cpu_kernel.sh test_longrun.sh test_real.sh test_wall.sh'}
 passed=0 failed=0
 log=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$log"' EXIT

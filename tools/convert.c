@@ -252,14 +252,16 @@ int kiln_convert_main(int argc, char **argv)
         kind = name_kind;
     if (!kind)
         kind = "cpu";
-    /* CPU samples as time: the sample period from the set's meta.json. */
+    /* CPU and wall samples as time: the sample period from the set's
+     * meta.json. */
     double period_ns = 0;
-    if (stacks && strcmp(kind, "cpu") == 0) {
+    bool wall = strcmp(kind, "wall") == 0;
+    if (stacks && (strcmp(kind, "cpu") == 0 || wall)) {
         size_t n = strlen(stacks);
         char *meta = kiln_util_xmalloc(n + 4);
         memcpy(meta, stacks, n - 6);
         memcpy(meta + n - 6, "meta.json", 10);
-        char *v = kiln_sets_meta_string(meta, "sample_period_ns");
+        char *v = kiln_sets_meta_string(meta, wall ? "wall_period_ns" : "sample_period_ns");
         if (v)
             period_ns = strtod(v, NULL);
         if (!(period_ns > 0 && period_ns < 1e12))

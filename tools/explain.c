@@ -692,7 +692,7 @@ size_t kiln_explain_profile(const kiln_profile_t *p, uint32_t skip, const char *
     c.depth = kiln_util_xcalloc(p->count, sizeof *c.depth);
     for (uint32_t i = 1; i < p->count; i++)
         c.depth[i] = c.depth[p->nodes[i].parent] + 1;
-    bool cpu = !kind || strcmp(kind, "cpu") == 0;
+    bool cpu = !kind || strcmp(kind, "cpu") == 0 || strcmp(kind, "wall") == 0; /* time, running or not */
     if (cpu) {
         double *self = kiln_util_xcalloc(p->names.count, sizeof *self);
         double *total = kiln_util_xcalloc(p->names.count, sizeof *total);

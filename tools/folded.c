@@ -93,7 +93,7 @@ const char *kiln_folded_parse_line(const char *line, size_t len, size_t *stack_l
 const char *const kiln_folded_kinds[] = {
     KILN_KIND_CPU,        KILN_KIND_ALLOC_BYTES, KILN_KIND_ALLOC_COUNT,
     KILN_KIND_LIVE_BYTES, KILN_KIND_LIVE_COUNT,  KILN_KIND_LEAK_BYTES,
-    KILN_KIND_LEAK_COUNT, KILN_KIND_PEAK_BYTES,  "temp_count",
+    KILN_KIND_LEAK_COUNT, KILN_KIND_PEAK_BYTES,  "temp_count", KILN_KIND_WALL,
     KILN_KIND_LOCK_WAIT_NS, KILN_KIND_LOCK_WAIT_COUNT, NULL};
 
 const char *kiln_folded_opt_kind(const char *cmd, const char *arg)
@@ -102,7 +102,7 @@ const char *kiln_folded_opt_kind(const char *cmd, const char *arg)
         if (strcmp(arg, kiln_folded_kinds[i]) == 0)
             return kiln_folded_kinds[i];
     kiln_util_usage_error(cmd, "unknown kind '%s' (cpu, alloc_bytes, alloc_count, live_bytes, "
-                          "live_count, leak_bytes, leak_count, peak_bytes, temp_count, "
+                          "live_count, leak_bytes, leak_count, peak_bytes, temp_count, wall, "
                           "lock_wait_ns, lock_wait_count)", arg);
 }
 

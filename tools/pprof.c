@@ -96,6 +96,7 @@ static void kiln_pprof_type(const char *kind, const char **type, const char **un
         {"live_bytes", "inuse_space", "bytes"},
         {"live_count", "inuse_objects", "count"},  {"leak_bytes", "leak_space", "bytes"},
         {"leak_count", "leak_objects", "count"},   {"peak_bytes", "peak_space", "bytes"},
+        {"wall", "samples", "count"},
         /* Go's mutex and block profiles' names. */
         {"lock_wait_ns", "delay", "nanoseconds"},  {"lock_wait_count", "contentions", "count"},
     };
@@ -238,8 +239,9 @@ static void kiln_pprof_value_types(kiln_names_t *st, kiln_buf_t *b, const char *
     const char *type, *unit;
     kiln_pprof_type(kind, &type, &unit);
     kiln_pprof_value_type(b, KILN_PB_SAMPLE_TYPE, kiln_pprof_str(st, type), kiln_pprof_str(st, unit));
-    if (ns)
-        kiln_pprof_value_type(b, KILN_PB_SAMPLE_TYPE, kiln_pprof_str(st, "cpu"),
+    if (ns) /* "wall" is Go's and async-profiler's name for wall-clock time */
+        kiln_pprof_value_type(b, KILN_PB_SAMPLE_TYPE,
+                              kiln_pprof_str(st, strcmp(kind, "wall") == 0 ? "wall" : "cpu"),
                               kiln_pprof_str(st, "nanoseconds"));
 }
 
@@ -249,7 +251,7 @@ static void kiln_pprof_value_types(kiln_names_t *st, kiln_buf_t *b, const char *
 static int kiln_pprof_write_stacks(FILE *out, const kiln_profile_t *p, const char *kind,
                                    double period_ns)
 {
-    bool ns = period_ns > 0 && kind && strcmp(kind, "cpu") == 0;
+    bool ns = period_ns > 0 && kind && (strcmp(kind, "cpu") == 0 || strcmp(kind, "wall") == 0);
     kiln_pprof_t *w = kiln_util_xcalloc(1, sizeof *w);
     w->out = out;
     if (deflateInit2(&w->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
@@ -354,7 +356,8 @@ static int kiln_pprof_write_stacks(FILE *out, const kiln_profile_t *p, const cha
     snprintf(comment, sizeof comment, "kiln %s: %s profile", KILN_VERSION, kind ? kind : "cpu");
     uint64_t comment_id = kiln_pprof_str(&st, comment);
     if (ns) {
-        kiln_pprof_value_type(&b, KILN_PB_PERIOD_TYPE, kiln_pprof_str(&st, "cpu"),
+        kiln_pprof_value_type(&b, KILN_PB_PERIOD_TYPE,
+                              kiln_pprof_str(&st, strcmp(kind, "wall") == 0 ? "wall" : "cpu"),
                               kiln_pprof_str(&st, "nanoseconds"));
         kiln_pprof_uint(&b, KILN_PB_PERIOD, (uint64_t)llround(period_ns));
     } else {

@@ -453,6 +453,7 @@ static const char *kiln_push_type(const char *kind, const char **label, const ch
 {
     static const char *const map[][5] = {
         {"cpu", "cpu", "", "samples", "sum"},
+        {"wall", "wall", "", "samples", "sum"},
         {"alloc_bytes", "alloc_space", "", "bytes", "sum"},
         {"alloc_count", "alloc_objects", "", "objects", "sum"},
         {"live_bytes", "inuse_space", "", "bytes", "average"},
@@ -508,7 +509,7 @@ static int kiln_push_file(const kiln_push_opts_t *o, const char *path)
     struct stat st;
     long until = o->until_set ? o->until : stat(path, &st) == 0 ? (long)st.st_mtime
                                                                  : (long)time(NULL);
-    double wall = 0, hz = 0, set_from = 0, set_until = 0;
+    double wall = 0, hz = 0, wall_hz = 0, set_from = 0, set_until = 0;
     if (prefix) {
         kiln_buf_t meta_path = {0};
         kiln_buf_printf(&meta_path, "%s.meta.json", prefix);
@@ -519,6 +520,7 @@ static int kiln_push_file(const kiln_push_opts_t *o, const char *path)
         if (lstat(meta_path.data, &mst) == 0 && kiln_meta_read(&meta, meta_path.data, false) == 0) {
             kiln_meta_seconds(&meta, KILN_META_WALL_SECONDS, &wall);
             kiln_meta_seconds(&meta, KILN_META_HZ_REQUESTED, &hz);
+            kiln_meta_seconds(&meta, KILN_META_WALL_HZ, &wall_hz);
             /* A dump's set says the span it covers. */
             if (kiln_meta_seconds(&meta, KILN_META_FROM_UNIX, &set_from) != 0 ||
                 kiln_meta_seconds(&meta, KILN_META_UNTIL_UNIX, &set_until) != 0 ||
@@ -550,6 +552,8 @@ static int kiln_push_file(const kiln_push_opts_t *o, const char *path)
     if (!pprof) {
         if (hz >= 1 && strcmp(type, "cpu") == 0)
             kiln_buf_printf(&target, "&sampleRate=%.0f", hz);
+        else if (wall_hz >= 1 && strcmp(type, "wall") == 0)
+            kiln_buf_printf(&target, "&sampleRate=%.0f", wall_hz);
         kiln_buf_printf(&target, "&units=%s&aggregationType=%s", units, aggregation);
     }
     const char *payload = pprof ? data : body.data;

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 static const char kiln_record_usage[] =
-    "usage: kiln record [-F HZ] [-o DIR] [--unwind fp|libunwind] [--alloc] [--lock] -- CMD [ARGS...]\n"
+    "usage: kiln record [-F HZ] [-o DIR] [--unwind fp|libunwind] [--alloc] [--wall] [--lock] -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD with libkiln.so preloaded (prepended to any LD_PRELOAD), waits for\n"
     "it, lists the profiles written and prints the top functions of each CPU\n"
@@ -35,6 +35,9 @@ static const char kiln_record_usage[] =
     "  --alloc             profile allocations too (KILN_MODE=cpu,alloc); the\n"
     "                      summary adds the top allocating functions and the\n"
     "                      leak report's top 5 sites per process\n"
+    "  --wall              profile wall-clock time too (KILN_MODE=cpu,wall): every\n"
+    "                      thread, running or waiting ([wait: futex], ...); the\n"
+    "                      summary adds the top functions of the wall profile\n"
     "  --lock              time lock waits too (KILN_MODE=...,lock): contended\n"
     "                      mutexes, rwlocks, semaphores and condition waits; the\n"
     "                      summary adds what was waited for and the functions\n"
@@ -233,16 +236,17 @@ static size_t kiln_record_group_end(char **names, size_t n, size_t i)
     return end;
 }
 
-/* The top table of the CPU profiles among NAMES[i .. end): one file as it
- * is, several processes of one program merged. */
-static void kiln_record_cpu_top(const char *dir, char **names, size_t i, size_t end, size_t procs)
+/* The top table of the KIND profiles (cpu, wall) among NAMES[i .. end):
+ * one file as it is, several processes of one program merged. */
+static void kiln_record_kind_top(const char *dir, char **names, size_t i, size_t end, size_t procs,
+                                 const char *want)
 {
     const char **paths = kiln_util_xmalloc((end - i) * sizeof *paths);
     kiln_buf_t *bufs = kiln_util_xmalloc((end - i) * sizeof *bufs);
     int np = 0;
     for (size_t k = i; k < end; k++) {
         const char *kind = kiln_folded_kind(names[k]);
-        if (!kind || strcmp(kind, "cpu") != 0)
+        if (!kind || strcmp(kind, want) != 0)
             continue;
         kiln_buf_t path = {0};
         kiln_buf_printf(&path, "%s/%s", dir, names[k]);
@@ -263,7 +267,8 @@ static void kiln_record_cpu_top(const char *dir, char **names, size_t i, size_t 
         else {
             long pid;
             int plen = (int)kiln_record_prog(names[i], &pid);
-            snprintf(what, sizeof what, "%s/%.*s.*.cpu.folded (%d processes)", dir, plen, names[i], np);
+            snprintf(what, sizeof what, "%s/%.*s.*.%s.folded (%d processes)", dir, plen, names[i], want,
+                     np);
         }
         fprintf(stderr, "\n%s: top functions by self\n", what);
         if (kiln_top_print(stderr, paths, np, 10, 0, NULL) == 0) {
@@ -309,7 +314,7 @@ static void kiln_record_lock_summary(const char *dir, char **names, size_t n)
  * allocation summary with --alloc, the lock summary with --lock). A program that ran as one process has
  * its files listed; one that ran as many (a shell script's commands, a
  * forking server) gets one line and one merged table. */
-static void kiln_record_summary(const char *dir, bool alloc, bool lock)
+static void kiln_record_summary(const char *dir, bool alloc, bool wall, bool lock)
 {
     long stale = kiln_sets_clean_stale(dir);
     if (stale > 0)
@@ -378,7 +383,9 @@ static void kiln_record_summary(const char *dir, bool alloc, bool lock)
                 procs++;
             last = pid;
         }
-        kiln_record_cpu_top(dir, names, i, end, procs);
+        kiln_record_kind_top(dir, names, i, end, procs, "cpu");
+        if (wall)
+            kiln_record_kind_top(dir, names, i, end, procs, "wall");
         i = end;
     }
     if (alloc)
@@ -409,12 +416,13 @@ int kiln_record_main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"unwind", required_argument, NULL, 'u'},
         {"alloc", no_argument, NULL, 'a'},
+        {"wall", no_argument, NULL, 'w'},
         {"lock", no_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *hz = NULL, *dir = NULL, *unwind = NULL;
-    bool alloc = false, lock = false;
+    bool alloc = false, wall = false, lock = false;
     long v;
     int c;
     /* '+': stop at the first non-option, so CMD's own options stay its own. */
@@ -437,6 +445,7 @@ int kiln_record_main(int argc, char **argv)
             unwind = optarg;
             break;
         case 'a': alloc = true; break;
+        case 'w': wall = true; break;
         case 'l': lock = true; break;
         }
     }
@@ -468,7 +477,11 @@ int kiln_record_main(int argc, char **argv)
         kiln_buf_printf(&preload, " %s", old);
     setenv("LD_PRELOAD", preload.data, 1);
     setenv("KILN_OUT", dir, 1);
-    setenv("KILN_MODE", alloc && lock ? "cpu,alloc,lock" : alloc ? "cpu,alloc" : lock ? "cpu,lock" : "cpu", 1);
+    {
+        char mode[32];
+        snprintf(mode, sizeof mode, "cpu%s%s%s", alloc ? ",alloc" : "", wall ? ",wall" : "", lock ? ",lock" : "");
+        setenv("KILN_MODE", mode, 1);
+    }
     if (hz)
         setenv("KILN_HZ", hz, 1);
     if (unwind)
@@ -535,7 +548,7 @@ int kiln_record_main(int argc, char **argv)
     } else {
         rc = 1;
     }
-    kiln_record_summary(dir, alloc, lock);
+    kiln_record_summary(dir, alloc, wall, lock);
     kiln_record_report(dir, cmd[0]);
     free(lib);
     free(owned_dir);

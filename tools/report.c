@@ -38,6 +38,7 @@ static const char kiln_report_usage[] =
 
 static const kiln_report_kindinfo_t kiln_report_kinds[] = {
     {"cpu", "CPU", "samples", true},
+    {"wall", "wall clock (running and waiting)", "samples", true},
     {"alloc_bytes", "allocated bytes", "bytes", true},
     {"alloc_count", "allocations", "calls", true},
     {"temp_count", "temporary allocations", "calls", true},

@@ -109,7 +109,7 @@ void kiln_sets_list_free(char **names, size_t count)
  * are snapshots, where only the latest set counts. */
 static bool kiln_sets_additive(const char *kind)
 {
-    return strcmp(kind, "cpu") == 0 || strcmp(kind, "alloc_bytes") == 0 ||
+    return strcmp(kind, "cpu") == 0 || strcmp(kind, "wall") == 0 || strcmp(kind, "alloc_bytes") == 0 ||
            strcmp(kind, "alloc_count") == 0 || strcmp(kind, "lock_wait_ns") == 0 ||
            strcmp(kind, "lock_wait_count") == 0;
 }

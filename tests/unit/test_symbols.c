@@ -17,6 +17,7 @@
 #include <link.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int main(void);
@@ -44,6 +45,13 @@ static void symbols_program(void) {
   KT_CHECK(strcmp(name_of((uint64_t)(uintptr_t)&main + 1), "main") == 0);
   KT_CHECK(strcmp(name_of((uint64_t)(uintptr_t)&getpid + 1), "getpid") == 0);
   KT_CHECK(strcmp(name_of(0x10), "[unknown]") == 0);
+  /* Wall mode's wait markers: the system call by its number here. */
+  KT_CHECK(strcmp(name_of(KILN_PC_WAIT + SYS_futex), "[wait: futex]") == 0);
+  KT_CHECK(strcmp(name_of(KILN_PC_WAIT + SYS_epoll_wait), "[wait: epoll_wait]") == 0);
+  KT_CHECK(strcmp(name_of(KILN_PC_WAIT + SYS_read), "[wait: read]") == 0);
+  KT_CHECK(strcmp(name_of(KILN_PC_WAIT_CPU), "[wait: cpu]") == 0);
+  KT_CHECK(strcmp(name_of(KILN_PC_WAIT_KERNEL), "[wait: kernel]") == 0);
+  KT_CHECK(strcmp(name_of(KILN_PC_WAIT + 0x5ff), "[wait: syscall 1535]") == 0);
   kiln_symbols_close(sy);
 }
 
