@@ -54,7 +54,7 @@ KILN_SIGNAL_SAFE static void kiln_sampler_on_signal(int sig, siginfo_t *si, void
   atomic_fetch_add_explicit(&kiln_sampler.handlers, 1, memory_order_acquire);
   if (!atomic_load_explicit(&kiln_sampler.running, memory_order_acquire)) goto out;
   kiln_thread_t *t = kiln_threads_self();
-  if (t == NULL) goto out;
+  if (t == NULL || t->scratch == NULL) goto out;
   kiln_tls_in_handler = 1;
   const greg_t *g = ((const ucontext_t *)ucv)->uc_mcontext.gregs;
   uint64_t *w = t->scratch;
@@ -197,6 +197,7 @@ int kiln_sampler_start(const kiln_config_t *cfg) {
     return 0;
   }
   if (atomic_load(&kiln_sampler.stepped_aside)) return -EBUSY;
+  kiln_threads_want_rings(true); /* the handler writes each thread's ring */
   int rc = kiln_sampler_install();
   if (rc < 0) return rc;
   kiln_unwind_copy_init();
