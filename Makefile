@@ -46,7 +46,7 @@ TOOLS_OBJ   := $(TOOLS_SRC:%.c=$(BUILD)/%.o)
 PRELOAD_START_OBJ := $(BUILD)/preload/kiln_preload.o
 LINK_OBJ    := $(RUNTIME_OBJ) $(filter-out $(PRELOAD_START_OBJ),$(PRELOAD_OBJ))
 
-.PHONY: all deps deps-test test demo bench install clean asan tsan
+.PHONY: all deps deps-test test demo bench install clean asan tsan check-contracts
 all: deps $(BUILD)/libkiln.so $(BUILD)/libkiln.a $(BUILD)/kiln
 
 # ---------------------------------------------------------------- deps
@@ -114,6 +114,11 @@ include tests/tests.mk
 
 test: all examples unit-tests $(BUILD)/.deps-test $(PEER_ALLOC_EX) $(RENDER_TEST_DEPS)
 	@KILN_BUILD=$(BUILD) tests/run.sh
+
+# The signal-context files' undefined symbols and the exported names
+# (also part of make test).
+check-contracts: all
+	@KILN_BUILD=$(BUILD) bash tests/integration/test_contracts.sh
 
 demo: all examples
 	@KILN_BUILD=$(BUILD) DEMO_HZ=$(DEMO_HZ) tests/demo.sh

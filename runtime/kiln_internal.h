@@ -616,6 +616,15 @@ void kiln_symbols_demangle(bool on) KILN_INTERNAL;
  * "[kernel]" frame stays. */
 void kiln_symbols_kernel_names(bool on) KILN_INTERNAL;
 
+/* --------------------------------------------------- kiln_sampler_signal.c */
+/* The SIGPROF handler of the signal timers: the registers and the top of
+ * the stack into the thread's ring. [signal] */
+void kiln_sampler_on_signal(int sig, siginfo_t *si, void *uc) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* Set while the sampler runs; handlers in flight, waited for by
+ * kiln_sampler_stop (acquire on entry, release on exit). */
+extern _Atomic bool kiln_sampler_running KILN_INTERNAL;
+extern _Atomic int kiln_sampler_handlers KILN_INTERNAL;
+
 /* ---------------------------------------------------------- kiln_sampler.c */
 /* Picks the timer (cfg->timer, or the best that works: perf, posix,
  * itimer) and starts it; perf opens the inherited rings on the calling
@@ -958,6 +967,16 @@ typedef struct kiln_health {
 /* Dump time (symbolizes, except in crash mode). */
 void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *out) KILN_INTERNAL;
 void kiln_health_json(kiln_buf_t *b, const kiln_health_t *h) KILN_INTERNAL;
+
+/* ---------------------------------------------------- kiln_crash_signal.c */
+/* The handlers kiln_crash.c claims (what each does: kiln_crash.c). The dump
+ * signal's and the exit signals' are [signal]; the fatal one runs the
+ * emergency dump (kiln_profiler_emergency), then the program's action. */
+void kiln_crash_on_dump_signal(int sig, siginfo_t *si, void *uc) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void kiln_crash_on_fatal(int sig, siginfo_t *si, void *uc) KILN_INTERNAL;
+void kiln_crash_on_exit_signal(int sig, siginfo_t *si, void *uc) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* The exit signals whose handler is kiln's now. */
+extern _Atomic bool kiln_crash_exit_held[65] KILN_INTERNAL;
 
 /* ----------------------------------------------------------- kiln_crash.c */
 /* The dump signal and the fatal signals (SIGSEGV, SIGABRT, SIGBUS, SIGFPE,
