@@ -162,10 +162,10 @@ endif
 SAN_SUB = $(MAKE) --no-print-directory SAN_PLAIN_CFLAGS="-O1 -g -fno-optimize-sibling-calls"
 .PHONY: san-build asan-build tsan-build
 asan-build: $(BUILD)/.deps-build
-	@$(SAN_SUB) BUILD=build/asan CFLAGS="$(ASAN_FLAGS)" EX_CFLAGS="$(EX_CFLAGS) $(ASAN_FLAGS)" \
+	+@$(SAN_SUB) BUILD=build/asan CFLAGS="$(ASAN_FLAGS)" EX_CFLAGS="$(EX_CFLAGS) $(ASAN_FLAGS)" \
 	  $(SAN_UNITS:%=build/asan/tests/unit/%) $(SAN_LINKED:%=build/asan/examples/%) build/asan/kiln
 tsan-build: $(BUILD)/.deps-build
-	@$(SAN_SUB) BUILD=build/tsan CFLAGS="$(TSAN_FLAGS)" EX_CFLAGS="$(EX_CFLAGS) $(TSAN_FLAGS)" \
+	+@$(SAN_SUB) BUILD=build/tsan CFLAGS="$(TSAN_FLAGS)" EX_CFLAGS="$(EX_CFLAGS) $(TSAN_FLAGS)" \
 	  $(TSAN_UNITS:%=build/tsan/tests/unit/%) $(SAN_LINKED:%=build/tsan/examples/%)
 san-build: asan-build tsan-build
 asan: all asan-build

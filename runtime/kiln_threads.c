@@ -20,7 +20,11 @@ static __thread pid_t kiln_tls_tid __attribute__((tls_model("initial-exec"))) = 
 static kiln_chunks_t kiln_threads_slots; /* KILN_THREADS_MAX, mapped as threads come */
 static bool kiln_threads_ready;
 static _Atomic int kiln_threads_high_water;
-static kiln_thread_totals_t kiln_threads_retired; /* collector only */
+/* Counters of released slots: added by the collector, read by any dump
+ * (kiln_dump from a program thread): atomics. */
+static struct {
+  _Atomic uint64_t samples, dropped, truncated, skipped, threads;
+} kiln_threads_retired;
 static _Atomic uint64_t kiln_threads_unregistered; /* registry full */
 
 /* The ring, then the handler's record: registers, length, stack copy.
@@ -114,11 +118,15 @@ void kiln_threads_retire(kiln_thread_t *t) {
 }
 
 void kiln_threads_release(kiln_thread_t *t) {
-  kiln_threads_retired.samples += atomic_load_explicit(&t->samples, memory_order_relaxed);
-  kiln_threads_retired.dropped += atomic_load_explicit(&t->dropped, memory_order_relaxed);
-  kiln_threads_retired.truncated += atomic_load_explicit(&t->truncated, memory_order_relaxed);
-  kiln_threads_retired.skipped += atomic_load_explicit(&t->skipped, memory_order_relaxed);
-  kiln_threads_retired.threads++;
+  atomic_fetch_add_explicit(&kiln_threads_retired.samples, atomic_load_explicit(&t->samples, memory_order_relaxed),
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_threads_retired.dropped, atomic_load_explicit(&t->dropped, memory_order_relaxed),
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_threads_retired.truncated,
+                            atomic_load_explicit(&t->truncated, memory_order_relaxed), memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_threads_retired.skipped, atomic_load_explicit(&t->skipped, memory_order_relaxed),
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_threads_retired.threads, 1, memory_order_relaxed);
   atomic_store_explicit(&t->state, KILN_SLOT_FREE, memory_order_release);
 }
 
@@ -147,7 +155,12 @@ KILN_SIGNAL_SAFE kiln_thread_t *kiln_threads_self(void) {
 }
 
 void kiln_threads_totals(kiln_thread_totals_t *out) {
-  *out = kiln_threads_retired;
+  memset(out, 0, sizeof *out);
+  out->samples = atomic_load_explicit(&kiln_threads_retired.samples, memory_order_relaxed);
+  out->dropped = atomic_load_explicit(&kiln_threads_retired.dropped, memory_order_relaxed);
+  out->truncated = atomic_load_explicit(&kiln_threads_retired.truncated, memory_order_relaxed);
+  out->skipped = atomic_load_explicit(&kiln_threads_retired.skipped, memory_order_relaxed);
+  out->threads = atomic_load_explicit(&kiln_threads_retired.threads, memory_order_relaxed);
   int high = kiln_threads_high();
   for (int i = 0; i < high; i++) {
     kiln_thread_t *t = kiln_threads_slot(i);
@@ -168,7 +181,11 @@ void kiln_threads_after_fork_child(void) {
     kiln_thread_t *t = kiln_threads_slot(i);
     atomic_store_explicit(&t->state, KILN_SLOT_FREE, memory_order_relaxed);
   }
-  memset(&kiln_threads_retired, 0, sizeof kiln_threads_retired);
+  atomic_store_explicit(&kiln_threads_retired.samples, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_threads_retired.dropped, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_threads_retired.truncated, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_threads_retired.skipped, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_threads_retired.threads, 0, memory_order_relaxed);
   atomic_store_explicit(&kiln_threads_unregistered, 0, memory_order_relaxed);
   atomic_store_explicit(&kiln_threads_high_water, 0, memory_order_relaxed);
   kiln_tls_thread = NULL;
