@@ -46,7 +46,7 @@ TOOLS_OBJ   := $(TOOLS_SRC:%.c=$(BUILD)/%.o)
 PRELOAD_START_OBJ := $(BUILD)/preload/kiln_preload.o
 LINK_OBJ    := $(RUNTIME_OBJ) $(filter-out $(PRELOAD_START_OBJ),$(PRELOAD_OBJ))
 
-.PHONY: all deps deps-test test demo bench install clean asan tsan
+.PHONY: all deps deps-test test demo bench install clean asan tsan check-contracts
 all: deps $(BUILD)/libkiln.so $(BUILD)/libkiln.a $(BUILD)/kiln
 
 # ---------------------------------------------------------------- deps
@@ -122,8 +122,13 @@ include examples/examples.mk
 include tests/tests.mk
 -include tools/render.mk
 
-test: all examples unit-tests $(BUILD)/.deps-test $(PEER_ALLOC_EX) $(RENDER_TEST_DEPS)
+test: all examples unit-tests $(BUILD)/.deps-test $(PEER_ALLOC_EX) $(RENDER_TEST_DEPS) san-build
 	@KILN_BUILD=$(BUILD) tests/run.sh
+
+# The signal-context files' undefined symbols and the exported names
+# (also part of make test).
+check-contracts: all
+	@KILN_BUILD=$(BUILD) bash tests/integration/test_contracts.sh
 
 demo: all examples
 	@KILN_BUILD=$(BUILD) DEMO_HZ=$(DEMO_HZ) tests/demo.sh
@@ -142,17 +147,41 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' kiln.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kiln.pc
 	sed -e 's|@PREFIX@|$(PREFIX)|g' kiln-static.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kiln-static.pc
 
-# Sanitizer builds of the unit tests (the lock-free ring and stack table
-# above all), each in its own build directory.
-SAN_UNITS := test_ring test_stacktab test_options test_symbols test_folded
-asan:
-	$(MAKE) BUILD=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  $(SAN_UNITS:%=build/asan/tests/unit/%)
-	@for t in $(SAN_UNITS); do build/asan/tests/unit/$$t || exit 1; done
-tsan:
-	$(MAKE) BUILD=build/tsan CFLAGS="-O1 -g -fsanitize=thread" \
-	  build/tsan/tests/unit/test_ring build/tsan/tests/unit/test_stacktab build/tsan/tests/unit/test_symbols
-	@for t in test_ring test_stacktab test_symbols; do build/tsan/tests/unit/$$t || exit 1; done
+# Sanitizer builds, each in its own build directory (build/asan: ASan +
+# UBSan; build/tsan: TSan): the unit tests, the tool (asan), and the
+# examples that link libkiln.a and call the API from threads
+# (symbolize_race, check_api). make test runs them
+# (tests/integration/test_sanitizers.sh); make asan / make tsan run them
+# alone. The interposers and what they call before the sanitizer's runtime
+# is initialised (it allocates and maps from its own constructor, and
+# before a new thread's state exists) stay uninstrumented (SAN_PLAIN);
+# KILN_SANITIZER_FORWARD routes kiln's mmap/munmap through the sanitizer's
+# and keeps a thread's hooks off until kiln starts it.
+SAN_PLAIN  := preload/kiln_malloc preload/kiln_interpose preload/kiln_preload runtime/kiln_libc \
+              runtime/kiln_allocmaps
+SAN_UNITS  := test_ring test_stacktab test_options test_symbols test_folded test_fmt test_suppress
+TSAN_UNITS := test_ring test_stacktab test_symbols test_folded
+SAN_LINKED := symbolize_race check_api
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+TSAN_FLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+ifneq ($(SAN_PLAIN_CFLAGS),)
+KILN_CFLAGS += -DKILN_SANITIZER_FORWARD
+$(addprefix $(BUILD)/,$(SAN_PLAIN:=.o)): override CFLAGS := $(SAN_PLAIN_CFLAGS)
+KILN_A_LINK = -Wl,--whole-archive $(BUILD)/libkiln.a -Wl,--no-whole-archive
+endif
+SAN_SUB = $(MAKE) --no-print-directory SAN_PLAIN_CFLAGS="-O1 -g -fno-optimize-sibling-calls"
+.PHONY: san-build asan-build tsan-build
+asan-build: $(BUILD)/.deps-build
+	+@$(SAN_SUB) BUILD=build/asan CFLAGS="$(ASAN_FLAGS)" EX_CFLAGS="$(EX_CFLAGS) $(ASAN_FLAGS)" \
+	  $(SAN_UNITS:%=build/asan/tests/unit/%) $(SAN_LINKED:%=build/asan/examples/%) build/asan/kiln
+tsan-build: $(BUILD)/.deps-build
+	+@$(SAN_SUB) BUILD=build/tsan CFLAGS="$(TSAN_FLAGS)" EX_CFLAGS="$(EX_CFLAGS) $(TSAN_FLAGS)" \
+	  $(TSAN_UNITS:%=build/tsan/tests/unit/%) $(SAN_LINKED:%=build/tsan/examples/%)
+san-build: asan-build tsan-build
+asan: all asan-build
+	@KILN_BUILD=$(BUILD) KILN_SAN=asan bash tests/integration/test_sanitizers.sh
+tsan: all tsan-build
+	@KILN_BUILD=$(BUILD) KILN_SAN=tsan bash tests/integration/test_sanitizers.sh
 
 clean:
 	rm -rf $(BUILD)

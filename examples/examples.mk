@@ -1,6 +1,8 @@
 # Examples: each built twice, without frame pointers (NAME) and with (NAME.fp),
 # so both unwinders are tested on both kinds of binary.
 EXB := $(BUILD)/examples
+# How examples link libkiln.a (sanitizer builds take all of it: Makefile).
+KILN_A_LINK ?= $(BUILD)/libkiln.a
 EX_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -pthread
 EX_CXXFLAGS := -O2 -g -std=c++17 -Wall -Wextra -pthread
 EX_C  := $(filter-out examples/plugin_%.c examples/late_start.c examples/check_%.c examples/region.c \
@@ -45,7 +47,7 @@ $(EXB)/wall_late: examples/wall_late.c $(BUILD)/libkiln.a include/kiln.h example
 	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm
 $(EXB)/check_api: examples/check_api.c $(BUILD)/libkiln.a include/kiln.h examples/examples.mk
 	@mkdir -p $(@D)
-	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm
+	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(KILN_A_LINK) -lunwind -ldl -lm
 $(EXB)/check_raii: examples/check_raii.cc $(BUILD)/libkiln.a include/kiln.h examples/examples.mk
 	@mkdir -p $(@D)
 	$(CXX) $(EX_CXXFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm
@@ -54,4 +56,4 @@ $(EXB)/region: examples/region.c $(BUILD)/libkiln.a include/kiln.h examples/exam
 	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm
 $(EXB)/symbolize_race: examples/symbolize_race.c $(BUILD)/libkiln.a include/kiln.h examples/examples.mk
 	@mkdir -p $(@D)
-	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libkiln.a -lunwind -ldl -lm
+	$(CC) $(EX_CFLAGS) -Iinclude -o $@ $< $(KILN_A_LINK) -lunwind -ldl -lm

@@ -61,21 +61,43 @@ static kiln_start_rec_t *kiln_interpose_rec_claim(void) {
   return NULL;
 }
 
+#ifdef KILN_SANITIZER_FORWARD
+/* Sanitizer builds: a thread's hooks are off until its start routine runs
+ * (kiln_tls_hook_guard starts at 1, see kiln_heap.c): the sanitizer sets
+ * a new thread up (pthread_getattr_np, which allocates) before its own
+ * state exists, and instrumented hook code would crash there. The main
+ * thread's are turned on once the sanitizer is initialised. */
+__attribute__((constructor)) static void kiln_interpose_san_main(void) { kiln_tls_hook_guard = 0; }
+#endif
+
 KILN_PASS_TEXT static void *kiln_interpose_thread_start(void *p) {
+#ifdef KILN_SANITIZER_FORWARD
+  kiln_tls_hook_guard = 0;
+#endif
   kiln_start_rec_t *rec = p;
   void *(*fn)(void *) = rec->fn;
   void *arg = rec->arg;
   bool covered = rec->covered;
   atomic_store_explicit(&rec->used, 0, memory_order_release);
   kiln_profiler_thread_begin(covered);
+#ifdef KILN_SANITIZER_FORWARD
+  /* ...and off again once it returns: the thread's exit (glibc's freeres,
+   * key destructors) runs after the sanitizer let go of its state. */
+  void *ret = fn(arg);
+  kiln_tls_hook_guard++;
+  return ret;
+#else
   return fn(arg);
+#endif
 }
 
 KILN_EXPORT KILN_PASS_TEXT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
                                void *(*start)(void *), void *arg) {
   kiln_libc_resolve();
   if (kiln_libc.pthread_create == NULL) return ENOSYS;
+#ifndef KILN_SANITIZER_FORWARD /* there every thread starts through kiln (above) */
   if (!kiln_profiler_active()) return kiln_libc.pthread_create(thread, attr, start, arg);
+#endif
   kiln_profiler_before_thread();
   kiln_start_rec_t *rec = kiln_interpose_rec_claim();
   if (rec == NULL) return kiln_libc.pthread_create(thread, attr, start, arg);
@@ -128,8 +150,35 @@ KILN_EXPORT KILN_PASS_TEXT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, 
 /* Forwarded as the system call itself: an allocator maps memory before
  * anything is resolved (jemalloc in its constructor), and dlsym there
  * could re-enter it. */
+#ifdef KILN_SANITIZER_FORWARD
+/* Sanitizer builds (make asan, make tsan): mappings go through the
+ * sanitizer's own mmap and munmap, which reset its shadow memory (with
+ * the raw system calls, ThreadSanitizer takes a reused address for a race).
+ * Resolved at first use; while resolving, the system call. */
+static __thread int kiln_interpose_san_resolving __attribute__((tls_model("initial-exec")));
+static void *(*kiln_interpose_san_mmap)(void *, size_t, int, int, int, off_t);
+static int (*kiln_interpose_san_munmap)(void *, size_t);
+static void kiln_interpose_san_resolve(void) {
+  if (kiln_interpose_san_munmap != NULL || kiln_interpose_san_resolving) return;
+  kiln_interpose_san_resolving = 1;
+  *(void **)&kiln_interpose_san_mmap = dlsym(RTLD_NEXT, "mmap");
+  *(void **)&kiln_interpose_san_munmap = dlsym(RTLD_NEXT, "munmap");
+  kiln_interpose_san_resolving = 0;
+}
+#define KILN_SYS_MMAP(a, l, p, f, fd, o)                                                            \
+  (kiln_interpose_san_resolve(), kiln_interpose_san_mmap != NULL                                    \
+                                     ? (long)kiln_interpose_san_mmap(a, l, p, f, fd, o)             \
+                                     : syscall(SYS_mmap, a, l, p, f, fd, o))
+#define KILN_SYS_MUNMAP(a, l)                                                                       \
+  (kiln_interpose_san_resolve(), kiln_interpose_san_munmap != NULL ? kiln_interpose_san_munmap(a, l) \
+                                                                   : (int)syscall(SYS_munmap, a, l))
+#else
+#define KILN_SYS_MMAP(a, l, p, f, fd, o) syscall(SYS_mmap, a, l, p, f, fd, o)
+#define KILN_SYS_MUNMAP(a, l) ((int)syscall(SYS_munmap, a, l))
+#endif
+
 KILN_PASS_TEXT static void *kiln_interpose_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void *caller) {
-  long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+  long r = KILN_SYS_MMAP(addr, len, prot, flags, fd, off);
   if (r < 0 && r > -4096) return MAP_FAILED; /* syscall() set errno */
   kiln_allocmaps_on_mmap((void *)r, len, prot, flags, caller);
   return (void *)r;
@@ -144,7 +193,7 @@ KILN_EXPORT KILN_PASS_TEXT void *mmap64(void *addr, size_t len, int prot, int fl
 }
 
 KILN_EXPORT KILN_PASS_TEXT int munmap(void *addr, size_t len) {
-  int rc = (int)syscall(SYS_munmap, addr, len);
+  int rc = KILN_SYS_MUNMAP(addr, len);
   if (rc == 0) kiln_allocmaps_on_munmap(addr, len);
   return rc;
 }

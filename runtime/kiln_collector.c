@@ -9,6 +9,8 @@
  * rings' only consumers; kiln_collector_sink is reentrant. */
 #include "kiln_internal.h"
 
+enum { KILN_COLLECTOR_STACK = 1 << 20 };
+
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -571,7 +573,14 @@ int kiln_collector_start(const kiln_config_t *cfg, int hz, uint64_t interval_ns,
   /* Every signal blocked in the collector, but the dump signal: sent to
    * this thread (tgkill), it interrupts no thread of the program. */
   pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited: no signal ever runs there */
-  int rc = kiln_libc.pthread_create(&kiln_collector.thread, NULL, kiln_collector_main, NULL);
+  /* 1 MiB of stack, not the 8 MiB default (RLIMIT_STACK): address space
+   * the program may need under ulimit -v. The collector's deepest path, an
+   * interval dump, needs far less. */
+  pthread_attr_t attr;
+  bool attr_ok = pthread_attr_init(&attr) == 0;
+  if (attr_ok) pthread_attr_setstacksize(&attr, KILN_COLLECTOR_STACK);
+  int rc = kiln_libc.pthread_create(&kiln_collector.thread, attr_ok ? &attr : NULL, kiln_collector_main, NULL);
+  if (attr_ok) pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) return -rc;
   if (pthread_getcpuclockid(kiln_collector.thread, &kiln_collector.cpu_clock) != 0)

@@ -13,7 +13,8 @@
  *     SIG_IGN the program sets is installed as it is (SIG_IGN must stay
  *     SIG_IGN in the kernel: it survives exec, nohup relies on it).
  * The handlers are installed through the sampler (the runtime's only
- * sigaction); they run in signal context. */
+ * sigaction); they run in signal context and live in kiln_crash_signal.c,
+ * where the build checks what they call. */
 #include "kiln_internal.h"
 
 #include <errno.h>
@@ -27,70 +28,10 @@ static const int kiln_crash_exit[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 /* Exit signals kiln watches (not the dump signal), and of those the ones
  * whose handler is kiln's now. */
 static bool kiln_crash_exit_watched[65];
-static _Atomic bool kiln_crash_exit_held[65];
-static _Atomic bool kiln_crash_dumped;
 static bool kiln_crash_dump_on;
-
-KILN_SIGNAL_SAFE static void kiln_crash_on_dump_signal(int sig, siginfo_t *si, void *uc) {
-  (void)sig;
-  (void)si;
-  (void)uc;
-  int saved = errno;
-  kiln_collector_request_dump();
-  errno = saved;
-}
-
-/* Not async-signal-safe in the strict sense (it writes files and reads
- * ELF symbol tables), but it takes no lock that may be held and allocates
- * with mmap only: the best that can be done for a process about to die. */
-static void kiln_crash_on_fatal(int sig, siginfo_t *si, void *uc) {
-  int saved = errno;
-  if (!atomic_exchange(&kiln_crash_dumped, true)) kiln_profiler_emergency(KILN_DUMP_FATAL, sig);
-  const struct sigaction *prog = kiln_sampler_program_action(sig);
-  errno = saved;
-  if (prog->sa_flags & SA_SIGINFO) {
-    if (prog->sa_sigaction != NULL) {
-      if (prog->sa_flags & SA_RESETHAND) kiln_sampler_unclaim(sig);
-      prog->sa_sigaction(sig, si, uc);
-      return;
-    }
-  } else if (prog->sa_handler == SIG_IGN) {
-    return;
-  } else if (prog->sa_handler != SIG_DFL) {
-    if (prog->sa_flags & SA_RESETHAND) kiln_sampler_unclaim(sig);
-    prog->sa_handler(sig);
-    return;
-  }
-  /* The default action: put it back. A fault re-executes the faulting
-   * instruction on return and dies of it; a signal that was sent (kill,
-   * raise, abort) is raised again, delivered when this handler returns. */
-  kiln_sampler_unclaim(sig);
-  if (si == NULL || si->si_code <= 0 || sig == SIGABRT) raise(sig);
-}
 
 static bool kiln_crash_is_default(const struct sigaction *sa) {
   return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == SIG_DFL;
-}
-
-KILN_SIGNAL_SAFE static void kiln_crash_on_exit_signal(int sig, siginfo_t *si, void *uc) {
-  (void)si;
-  (void)uc;
-  int saved = errno;
-  if (!kiln_profiler_is_self()) {
-    /* A vfork child shares kiln's memory: touch nothing, just end. */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    kiln_libc.sigaction(sig, &dfl, NULL);
-  } else {
-    if (!atomic_exchange(&kiln_crash_dumped, true)) kiln_profiler_exit_signal(sig);
-    atomic_store(&kiln_crash_exit_held[sig], false);
-    kiln_sampler_unclaim(sig); /* SIG_DFL, as the program left it */
-  }
-  /* Blocked while this handler runs: delivered, with its default action,
-   * as soon as it returns. */
-  syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
-  errno = saved;
 }
 
 /* Takes an exit signal if its action is the default one now. */

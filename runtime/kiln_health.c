@@ -72,7 +72,14 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
   memset(h, 0, sizeof *h);
   const kiln_config_t *c = in->cfg;
   bool cpu = c->mode & (KILN_MODE_CPU_BIT | KILN_MODE_WALL_BIT);
-  h->memory_bytes = in->memory_bytes + in->threads * (KILN_RING_WORDS * 8 + 8192);
+  h->memory_bytes = in->memory_bytes +
+                    in->threads * ((kiln_sampler_timer() == KILN_TIMER_PERF ? 0 : KILN_RING_WORDS * 8) + 8192);
+  /* First: the summary line shows the first warning, and this one says
+   * the rest of the profile cannot be trusted whole. */
+  if (in->mem_refused)
+    kiln_health_warn(h, "out of address space: %llu of kiln's memory maps were refused (ulimit -v?); "
+                        "this profile is partial",
+                     (unsigned long long)in->mem_refused);
   if (cpu) {
     h->expected_samples = in->counted_seconds * c->hz;
     h->delivered_share = h->expected_samples > 0 ? (double)in->samples / h->expected_samples : 0;

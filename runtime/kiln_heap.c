@@ -52,7 +52,12 @@ typedef struct kiln_heap_tls {
 enum { KILN_HEAP_FLUSH = 256 * 1024 };
 
 static __thread kiln_heap_tls_t kiln_heap_tls __attribute__((tls_model("initial-exec")));
+#ifdef KILN_SANITIZER_FORWARD
+/* Sanitizer builds: hooks off in a thread until kiln starts it (kiln_interpose.c). */
+__thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec"))) = 1;
+#else
 __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec"))) = 0;
+#endif
 __thread int64_t kiln_tls_alloc_countdown __attribute__((tls_model("initial-exec"))) = 0;
 __thread uintptr_t kiln_tls_last_alloc __attribute__((tls_model("initial-exec"))) = 0;
 _Atomic uint8_t *kiln_heap_filter;

@@ -47,7 +47,9 @@ typedef struct kiln_hl_table {
 static __thread kiln_hl_table_t *kiln_tls_hl __attribute__((tls_model("initial-exec")));
 static __thread bool kiln_tls_hl_tried __attribute__((tls_model("initial-exec")));
 static __thread bool kiln_tls_hl_evicting __attribute__((tls_model("initial-exec"))); /* holds its table's lock */
-static kiln_hl_table_t *kiln_hl_tables[KILN_HL_TABLES];
+/* A slot is claimed (kiln_hl_ntables) before its table is published in it:
+ * readers load it with acquire and skip a NULL. */
+static _Atomic(kiln_hl_table_t *) kiln_hl_tables[KILN_HL_TABLES];
 static _Atomic int kiln_hl_ntables;
 static atomic_flag kiln_hl_stripes[KILN_HL_STRIPES];
 static _Atomic uint64_t *kiln_hl_epoch;
@@ -136,7 +138,7 @@ static kiln_hl_table_t *kiln_hl_table_new(void) {
   kiln_tls_hl_tried = true;
   int n = atomic_load_explicit(&kiln_hl_ntables, memory_order_acquire);
   for (int i = 0; i < n; i++) { /* a table a finished thread left */
-    kiln_hl_table_t *t = kiln_hl_tables[i];
+    kiln_hl_table_t *t = atomic_load_explicit(&kiln_hl_tables[i], memory_order_acquire);
     bool expect = false;
     if (t != NULL && !atomic_load_explicit(&t->owned, memory_order_relaxed) &&
         atomic_compare_exchange_strong(&t->owned, &expect, true))
@@ -152,7 +154,7 @@ static kiln_hl_table_t *kiln_hl_table_new(void) {
     kiln_mem_unmap(t, sizeof *t);
     return NULL;
   }
-  kiln_hl_tables[at] = t;
+  atomic_store_explicit(&kiln_hl_tables[at], t, memory_order_release);
   return kiln_tls_hl = t;
 }
 
@@ -201,7 +203,7 @@ void kiln_heaplocal_merge_all(void) {
   int n = atomic_load_explicit(&kiln_hl_ntables, memory_order_acquire);
   long spin = 0;
   for (int i = 0; i < n; i++) {
-    kiln_hl_table_t *t = kiln_hl_tables[i];
+    kiln_hl_table_t *t = atomic_load_explicit(&kiln_hl_tables[i], memory_order_acquire);
     if (t == NULL) continue;
     /* A fatal signal inside this thread's own eviction: its table's lock
      * is held below us. */
@@ -219,7 +221,7 @@ void kiln_heaplocal_merge_all(void) {
 void kiln_heaplocal_discard_all(void) {
   int n = atomic_load_explicit(&kiln_hl_ntables, memory_order_acquire);
   for (int i = 0; i < n; i++) {
-    kiln_hl_table_t *t = kiln_hl_tables[i];
+    kiln_hl_table_t *t = atomic_load_explicit(&kiln_hl_tables[i], memory_order_acquire);
     if (t == NULL) continue;
     kiln_hl_lock(&t->lock, 0);
     for (int k = 0; k < KILN_HL_ENTRIES; k++) {

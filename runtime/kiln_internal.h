@@ -24,16 +24,54 @@ void kiln_mem_unmap(void *p, size_t bytes) KILN_INTERNAL;
  * program's memory. Normal context. */
 size_t kiln_mem_regions_list(uintptr_t *lo, uintptr_t *hi, size_t max) KILN_INTERNAL;
 
-/* A lock-free bump arena reserved up front (MAP_NORESERVE); pages are touched
- * only as they are used. Nothing is freed but the whole arena. */
+/* Address space runs out (ulimit -v, a full 47-bit space): a small
+ * reserve mapped at start (PROT_NONE) is given back at the first mmap of
+ * kiln's that fails, and tried again, so that the dump still has room;
+ * every refusal after that is counted, and the profile says it is partial.
+ * Normal context; 0 / -errno. */
+int kiln_mem_reserve_init(size_t bytes) KILN_INTERNAL;
+uint64_t kiln_mem_refused(void) KILN_INTERNAL; /* mmaps of kiln's that failed */
+/* A file read whole (PROT_READ, private) the same way; munmap it. NULL on failure. */
+void *kiln_mem_map_file(int fd, size_t bytes) KILN_INTERNAL;
+
+/* A lock-free bump arena that grows in chunks of doubling size, each
+ * mapped (MAP_NORESERVE) by the first allocation that needs it: address
+ * space in proportion to use, up to cap bytes; pointers never move.
+ * Offsets (kiln_arena_alloc_at) stay valid for the arena's life. Nothing
+ * is freed but the whole arena. */
+enum { KILN_ARENA_CHUNKS = 40 };
 typedef struct kiln_arena {
-  char *base;
-  size_t cap;
-  _Atomic size_t used; /* bytes handed out (may pass cap when full) */
+  _Atomic(char *) chunks[KILN_ARENA_CHUNKS];
+  size_t first;          /* bytes of chunk 0 and 1 (a power of two) */
+  size_t cap;            /* offsets stay below */
+  _Atomic size_t used;   /* bytes handed out (may pass cap when full) */
+  _Atomic size_t mapped; /* bytes of the chunks mapped */
 } kiln_arena_t;
-int kiln_arena_init(kiln_arena_t *a, size_t cap) KILN_INTERNAL; /* 0 / -errno */
-void *kiln_arena_alloc(kiln_arena_t *a, size_t bytes) KILN_INTERNAL; /* [signal] NULL when full */
+/* Maps the first chunk (first bytes, rounded up to a power of two). */
+int kiln_arena_init(kiln_arena_t *a, size_t first, size_t cap) KILN_INTERNAL; /* 0 / -errno */
+/* NULL when full or when no chunk could be mapped (counted). [signal] */
+void *kiln_arena_alloc(kiln_arena_t *a, size_t bytes) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void *kiln_arena_alloc_at(kiln_arena_t *a, size_t bytes, size_t *offset) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* The memory at an offset handed out, and back (SIZE_MAX: not the arena's). */
+void *kiln_arena_at(const kiln_arena_t *a, size_t offset) KILN_INTERNAL;
+size_t kiln_arena_offset(const kiln_arena_t *a, const void *p) KILN_INTERNAL;
 void kiln_arena_destroy(kiln_arena_t *a) KILN_INTERNAL;
+
+/* A table of count fixed-size elements, zeroed, whose memory is mapped one
+ * chunk (a 64th) at a time, when an element in it is first wanted: the
+ * module list and the thread slots cost address space as they fill.
+ * Elements never move. A zeroed struct is uninitialised. */
+enum { KILN_CHUNKS_MAX = 64 };
+typedef struct kiln_chunks {
+  _Atomic(char *) chunk[KILN_CHUNKS_MAX];
+  size_t elem, per_chunk, count;
+} kiln_chunks_t;
+void kiln_chunks_init(kiln_chunks_t *c, size_t elem, size_t count) KILN_INTERNAL; /* once; normal */
+/* Element i, or NULL while its chunk is not mapped. [signal] */
+void *kiln_chunks_at(const kiln_chunks_t *c, size_t i) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* Element i, its chunk mapped if need be; NULL when that fails. Any thread. */
+void *kiln_chunks_get(kiln_chunks_t *c, size_t i) KILN_INTERNAL;
+size_t kiln_chunks_index(const kiln_chunks_t *c, const void *p) KILN_INTERNAL; /* SIZE_MAX: not one */
 
 /* A growable byte buffer on mmap (mremap), for dump-time text. */
 typedef struct kiln_buf {
@@ -177,7 +215,7 @@ typedef struct kiln_thread {
   bool own;                   /* registered by the thread itself (TLS set) */
   uintptr_t stack_lo, stack_hi; /* for the fp walker; 0,0 when unknown */
   kiln_ring_t ring;
-  uint64_t *scratch;          /* the handler's record (KILN_REGS + 1 + KILN_STACK_COPY / 8 words) */
+  uint64_t *scratch;          /* the handler's record (KILN_REGS + 1 + KILN_STACK_COPY / 8 words); NULL with perf */
   /* Written by the thread's handler, read by the collector. */
   _Atomic uint64_t samples, dropped, truncated, skipped;
 } kiln_thread_t;
@@ -185,6 +223,9 @@ typedef struct kiln_thread {
 extern __thread kiln_thread_t *kiln_tls_thread __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
 
 int kiln_threads_init(void) KILN_INTERNAL; /* 0 / -ENOMEM */
+/* Slots registered from now on get a ring and a scratch record (the
+ * signal timers' handler needs them; perf does not). Normal context. */
+void kiln_threads_want_rings(bool on) KILN_INTERNAL;
 /* Claims a slot for tid; self: the calling thread (TLS set, stack bounds
  * known). NULL when KILN_THREADS_MAX are live (counted). */
 kiln_thread_t *kiln_threads_register(pid_t tid, bool self) KILN_INTERNAL;
@@ -685,6 +726,15 @@ void kiln_symbols_demangle(bool on) KILN_INTERNAL;
  * "[kernel]" frame stays. */
 void kiln_symbols_kernel_names(bool on) KILN_INTERNAL;
 
+/* --------------------------------------------------- kiln_sampler_signal.c */
+/* The SIGPROF handler of the signal timers: the registers and the top of
+ * the stack into the thread's ring. [signal] */
+void kiln_sampler_on_signal(int sig, siginfo_t *si, void *uc) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* Set while the sampler runs; handlers in flight, waited for by
+ * kiln_sampler_stop (acquire on entry, release on exit). */
+extern _Atomic bool kiln_sampler_running KILN_INTERNAL;
+extern _Atomic int kiln_sampler_handlers KILN_INTERNAL;
+
 /* ---------------------------------------------------------- kiln_sampler.c */
 /* Picks the timer (cfg->timer, or the best that works: perf, posix,
  * itimer) and starts it; perf opens the inherited rings on the calling
@@ -1066,6 +1116,7 @@ typedef struct kiln_health_input {
   uint64_t kiln_hook_samples; /* samples inside kiln's hooks */
   uint64_t wall_probe_failures; /* wall mode: thread states that could not be read */
   int wall_probe_errno;
+  uint64_t mem_refused;       /* kiln's mmaps refused (kiln_mem_refused) */
 } kiln_health_input_t;
 typedef struct kiln_health {
   double expected_samples, delivered_share;
@@ -1079,6 +1130,16 @@ typedef struct kiln_health {
 /* Dump time (symbolizes, except in crash mode). */
 void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *out) KILN_INTERNAL;
 void kiln_health_json(kiln_buf_t *b, const kiln_health_t *h) KILN_INTERNAL;
+
+/* ---------------------------------------------------- kiln_crash_signal.c */
+/* The handlers kiln_crash.c claims (what each does: kiln_crash.c). The dump
+ * signal's and the exit signals' are [signal]; the fatal one runs the
+ * emergency dump (kiln_profiler_emergency), then the program's action. */
+void kiln_crash_on_dump_signal(int sig, siginfo_t *si, void *uc) KILN_SIGNAL_SAFE KILN_INTERNAL;
+void kiln_crash_on_fatal(int sig, siginfo_t *si, void *uc) KILN_INTERNAL;
+void kiln_crash_on_exit_signal(int sig, siginfo_t *si, void *uc) KILN_SIGNAL_SAFE KILN_INTERNAL;
+/* The exit signals whose handler is kiln's now. */
+extern _Atomic bool kiln_crash_exit_held[65] KILN_INTERNAL;
 
 /* ----------------------------------------------------------- kiln_crash.c */
 /* The dump signal and the fatal signals (SIGSEGV, SIGABRT, SIGBUS, SIGFPE,

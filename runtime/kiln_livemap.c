@@ -323,7 +323,13 @@ void kiln_livemap_clear(kiln_livemap_t *m) {
 
 void kiln_livemap_stats(kiln_livemap_t *m, uint64_t *entries, uint64_t *bytes) {
   uint64_t n = 0;
-  for (int k = 0; k < KILN_LIVEMAP_SHARDS; k++) n += m->shards[k].used;
+  /* Each shard's count under its lock: hooks change it meanwhile (a
+   * plain read would be a data race; TSan in make test says so). */
+  for (int k = 0; k < KILN_LIVEMAP_SHARDS; k++) {
+    kiln_livemap_lock(&m->shards[k]);
+    n += m->shards[k].used;
+    kiln_livemap_unlock(&m->shards[k]);
+  }
   *entries = n;
   *bytes = atomic_load(&m->bytes);
 }

@@ -80,8 +80,61 @@ size_t kiln_mem_regions_list(uintptr_t *lo, uintptr_t *hi, size_t max) {
   return n;
 }
 
+/* A small mapping taken at start and given back the first time an mmap of
+ * kiln's fails (the address space is full, e.g. under ulimit -v): the dump
+ * then still has room for its buffers. Each refusal is counted, so that
+ * the profile says it is partial. */
+static _Atomic(void *) kiln_mem_reserve;
+static size_t kiln_mem_reserve_bytes;
+static _Atomic uint64_t kiln_mem_refusals;
+
+int kiln_mem_reserve_init(size_t bytes) {
+  if (atomic_load_explicit(&kiln_mem_reserve, memory_order_acquire) != NULL) return 0;
+  void *p = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return -errno;
+  void *expect = NULL;
+  kiln_mem_reserve_bytes = bytes;
+  if (!atomic_compare_exchange_strong_explicit(&kiln_mem_reserve, &expect, p, memory_order_acq_rel,
+                                               memory_order_acquire))
+    munmap(p, bytes);
+  return 0;
+}
+
+/* True when the reserve was there to give back (then try again). */
+static bool kiln_mem_reserve_release(void) {
+  void *p = atomic_exchange_explicit(&kiln_mem_reserve, NULL, memory_order_acq_rel);
+  if (p == NULL) return false;
+  munmap(p, kiln_mem_reserve_bytes);
+  return true;
+}
+
+uint64_t kiln_mem_refused(void) { return atomic_load_explicit(&kiln_mem_refusals, memory_order_relaxed); }
+
+/* mmap; with reserve, once more after giving the reserve back. Only the
+ * dump's text buffers take the reserve: the symbol files, the leak scan
+ * and the tables do without (names, categories or stacks missing, said in
+ * the profile), so that what is left is spent on writing it. */
+KILN_SIGNAL_SAFE static void *kiln_mem_mmap_fd(size_t bytes, int prot, int flags, int fd, bool reserve) {
+  void *p = mmap(NULL, bytes, prot, flags, fd, 0);
+  if (p == MAP_FAILED && errno == ENOMEM && reserve && kiln_mem_reserve_release())
+    p = mmap(NULL, bytes, prot, flags, fd, 0);
+  if (p == MAP_FAILED && errno == ENOMEM) atomic_fetch_add_explicit(&kiln_mem_refusals, 1, memory_order_relaxed);
+  return p;
+}
+
+KILN_SIGNAL_SAFE static void *kiln_mem_mmap(size_t bytes, int prot, int flags) {
+  return kiln_mem_mmap_fd(bytes, prot, flags, -1, false);
+}
+
+void *kiln_mem_map_file(int fd, size_t bytes) {
+  void *p = kiln_mem_mmap_fd(bytes, PROT_READ, MAP_PRIVATE, fd, false);
+  return p == MAP_FAILED ? NULL : p;
+}
+
 void *kiln_mem_map(size_t bytes) {
-  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  int e = errno;
+  void *p = kiln_mem_mmap(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  errno = e;
   if (p == MAP_FAILED) return NULL;
   kiln_mem_note(p, bytes);
   return p;
@@ -93,39 +146,154 @@ void kiln_mem_unmap(void *p, size_t bytes) {
   munmap(p, bytes);
 }
 
-int kiln_arena_init(kiln_arena_t *a, size_t cap) {
-  /* Reserve without committing: the kernel backs pages on first touch. */
-  void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
-  if (p == MAP_FAILED) return -errno;
-  kiln_mem_note(p, cap);
-  a->base = p;
+/* The arena's offsets live in chunks of doubling size: chunk 0 holds
+ * [0, first), chunk k >= 1 holds [first << (k - 1), first << k). A chunk is
+ * mapped by the first allocation that lands in it (a CAS publishes it; a
+ * thread that lost the race unmaps its own), so an arena costs address
+ * space in proportion to what it holds, and its pointers never move. */
+static size_t kiln_arena_chunk(const kiln_arena_t *a, size_t off) {
+  size_t q = off / a->first;
+  return q == 0 ? 0 : (size_t)(64 - __builtin_clzll((unsigned long long)q));
+}
+static size_t kiln_arena_chunk_start(const kiln_arena_t *a, size_t k) {
+  return k == 0 ? 0 : a->first << (k - 1);
+}
+static size_t kiln_arena_chunk_bytes(const kiln_arena_t *a, size_t k) {
+  return k == 0 ? a->first : a->first << (k - 1);
+}
+
+static char *kiln_arena_map_chunk(kiln_arena_t *a, size_t k);
+
+int kiln_arena_init(kiln_arena_t *a, size_t first, size_t cap) {
+  size_t f = 4096;
+  while (f < first) f <<= 1;
+  a->first = f;
   a->cap = cap;
+  for (size_t k = 0; k < KILN_ARENA_CHUNKS; k++) atomic_store_explicit(&a->chunks[k], NULL, memory_order_relaxed);
   atomic_store_explicit(&a->used, 0, memory_order_relaxed);
-  return 0;
+  atomic_store_explicit(&a->mapped, 0, memory_order_relaxed);
+  /* Chunk 0 now: a failure shows at start, not in the first hook. */
+  return kiln_arena_map_chunk(a, 0) == NULL ? -ENOMEM : 0;
+}
+
+KILN_SIGNAL_SAFE static char *kiln_arena_map_chunk(kiln_arena_t *a, size_t k) {
+  char *c = atomic_load_explicit(&a->chunks[k], memory_order_acquire);
+  if (c != NULL) return c;
+  size_t bytes = kiln_arena_chunk_bytes(a, k);
+  int e = errno;
+  void *p = kiln_mem_mmap(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+  errno = e;
+  if (p == MAP_FAILED) return NULL;
+  char *expect = NULL;
+  if (!atomic_compare_exchange_strong_explicit(&a->chunks[k], &expect, (char *)p, memory_order_acq_rel,
+                                               memory_order_acquire)) {
+    munmap(p, bytes);
+    return expect;
+  }
+  kiln_mem_note(p, bytes);
+  atomic_fetch_add_explicit(&a->mapped, bytes, memory_order_relaxed);
+  return p;
+}
+
+KILN_SIGNAL_SAFE void *kiln_arena_alloc_at(kiln_arena_t *a, size_t bytes, size_t *offset) {
+  bytes = (bytes + 15) & ~(size_t)15;
+  if (bytes == 0 || bytes > a->cap) return NULL;
+  /* An allocation that would straddle two chunks is skipped over (its
+   * bytes stay unused) and drawn again, at the start of the next chunk. */
+  for (int tries = 0; tries < 2 * KILN_ARENA_CHUNKS; tries++) {
+    size_t at = atomic_fetch_add_explicit(&a->used, bytes, memory_order_relaxed);
+    if (at + bytes > a->cap || at + bytes < at) return NULL;
+    size_t k = kiln_arena_chunk(a, at);
+    if (k >= KILN_ARENA_CHUNKS) return NULL;
+    if (kiln_arena_chunk(a, at + bytes - 1) != k) continue;
+    char *c = kiln_arena_map_chunk(a, k);
+    if (c == NULL) return NULL;
+    if (offset != NULL) *offset = at;
+    return c + (at - kiln_arena_chunk_start(a, k));
+  }
+  return NULL;
 }
 
 KILN_SIGNAL_SAFE void *kiln_arena_alloc(kiln_arena_t *a, size_t bytes) {
-  bytes = (bytes + 15) & ~(size_t)15;
-  size_t at = atomic_fetch_add_explicit(&a->used, bytes, memory_order_relaxed);
-  if (at + bytes > a->cap || at + bytes < at) return NULL;
-  return a->base + at;
+  return kiln_arena_alloc_at(a, bytes, NULL);
+}
+
+void *kiln_arena_at(const kiln_arena_t *a, size_t offset) {
+  size_t k = kiln_arena_chunk(a, offset);
+  if (k >= KILN_ARENA_CHUNKS) return NULL;
+  char *c = atomic_load_explicit(&((kiln_arena_t *)a)->chunks[k], memory_order_acquire);
+  return c == NULL ? NULL : c + (offset - kiln_arena_chunk_start(a, k));
+}
+
+size_t kiln_arena_offset(const kiln_arena_t *a, const void *p) {
+  for (size_t k = 0; k < KILN_ARENA_CHUNKS; k++) {
+    const char *c = atomic_load_explicit(&((kiln_arena_t *)a)->chunks[k], memory_order_acquire);
+    if (c != NULL && (const char *)p >= c && (const char *)p < c + kiln_arena_chunk_bytes(a, k))
+      return kiln_arena_chunk_start(a, k) + (size_t)((const char *)p - c);
+  }
+  return SIZE_MAX;
 }
 
 void kiln_arena_destroy(kiln_arena_t *a) {
-  if (a->base != NULL) kiln_mem_unmap(a->base, a->cap);
-  a->base = NULL;
-  a->cap = 0;
+  for (size_t k = 0; k < KILN_ARENA_CHUNKS; k++) {
+    char *c = atomic_exchange_explicit(&a->chunks[k], NULL, memory_order_acq_rel);
+    if (c != NULL) kiln_mem_unmap(c, kiln_arena_chunk_bytes(a, k));
+  }
   atomic_store_explicit(&a->used, 0, memory_order_relaxed);
+  atomic_store_explicit(&a->mapped, 0, memory_order_relaxed);
+}
+
+void kiln_chunks_init(kiln_chunks_t *c, size_t elem, size_t count) {
+  if (c->elem != 0) return;
+  c->per_chunk = (count + KILN_CHUNKS_MAX - 1) / KILN_CHUNKS_MAX;
+  c->count = c->per_chunk * KILN_CHUNKS_MAX;
+  c->elem = elem;
+}
+
+KILN_SIGNAL_SAFE void *kiln_chunks_at(const kiln_chunks_t *c, size_t i) {
+  if (i >= c->count) return NULL;
+  char *k = atomic_load_explicit(&((kiln_chunks_t *)c)->chunk[i / c->per_chunk], memory_order_acquire);
+  return k == NULL ? NULL : k + (i % c->per_chunk) * c->elem;
+}
+
+void *kiln_chunks_get(kiln_chunks_t *c, size_t i) {
+  void *p = kiln_chunks_at(c, i);
+  if (p != NULL || i >= c->count) return p;
+  size_t bytes = c->per_chunk * c->elem;
+  char *mem = kiln_mem_map(bytes), *expect = NULL;
+  if (mem == NULL) return NULL;
+  if (!atomic_compare_exchange_strong_explicit(&c->chunk[i / c->per_chunk], &expect, mem, memory_order_acq_rel,
+                                               memory_order_acquire))
+    kiln_mem_unmap(mem, bytes);
+  return kiln_chunks_at(c, i);
+}
+
+size_t kiln_chunks_index(const kiln_chunks_t *c, const void *p) {
+  size_t bytes = c->per_chunk * c->elem;
+  for (size_t k = 0; k < KILN_CHUNKS_MAX; k++) {
+    const char *m = atomic_load_explicit(&((kiln_chunks_t *)c)->chunk[k], memory_order_acquire);
+    if (m != NULL && (const char *)p >= m && (const char *)p < m + bytes)
+      return k * c->per_chunk + (size_t)((const char *)p - m) / c->elem;
+  }
+  return SIZE_MAX;
 }
 
 static bool kiln_buf_grow(kiln_buf_t *b, size_t need) {
   if (b->failed) return false;
   if (b->len + need <= b->cap) return true;
-  size_t cap = b->cap ? b->cap : 1 << 16;
+  /* 16 KiB first: a dump has a buffer per file, and under a full address
+   * space the reserve must hold them all. */
+  size_t cap = b->cap ? b->cap : 1 << 14;
   while (cap < b->len + need) cap *= 2;
-  void *p = b->data == NULL ? mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                            : mremap(b->data, b->cap, cap, MREMAP_MAYMOVE);
+  void *p;
+  if (b->data == NULL) {
+    p = kiln_mem_mmap_fd(cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, true);
+  } else {
+    p = mremap(b->data, b->cap, cap, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED && errno == ENOMEM && kiln_mem_reserve_release())
+      p = mremap(b->data, b->cap, cap, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) atomic_fetch_add_explicit(&kiln_mem_refusals, 1, memory_order_relaxed);
+  }
   if (p == MAP_FAILED) {
     b->failed = true;
     return false;

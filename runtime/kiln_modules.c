@@ -13,7 +13,9 @@
 enum { KILN_MODULES_MAX = 8192 };
 
 static pthread_mutex_t kiln_modules_lock = PTHREAD_MUTEX_INITIALIZER;
-static kiln_module_t *kiln_modules;
+static kiln_chunks_t kiln_modules_list; /* KILN_MODULES_MAX, mapped as modules come */
+static bool kiln_modules_ready;
+#define kiln_modules_get(i) ((kiln_module_t *)kiln_chunks_at(&kiln_modules_list, (i)))
 static _Atomic size_t kiln_modules_n;
 static kiln_arena_t kiln_modules_names;
 static uint64_t kiln_modules_gen;
@@ -22,12 +24,14 @@ static bool *kiln_modules_seen;
 int kiln_modules_init(void) {
   pthread_mutex_lock(&kiln_modules_lock);
   int rc = 0;
-  if (kiln_modules == NULL) {
-    kiln_modules = kiln_mem_map(sizeof(kiln_module_t) * KILN_MODULES_MAX);
-    kiln_modules_seen = kiln_mem_map(KILN_MODULES_MAX);
-    if (kiln_modules == NULL || kiln_modules_seen == NULL ||
-        kiln_arena_init(&kiln_modules_names, 16u << 20) < 0)
+  if (!kiln_modules_ready) {
+    kiln_chunks_init(&kiln_modules_list, sizeof(kiln_module_t), KILN_MODULES_MAX);
+    if (kiln_modules_seen == NULL) kiln_modules_seen = kiln_mem_map(KILN_MODULES_MAX);
+    if (kiln_chunks_get(&kiln_modules_list, 0) == NULL || kiln_modules_seen == NULL ||
+        (kiln_modules_names.first == 0 && kiln_arena_init(&kiln_modules_names, 16u << 10, 16u << 20) < 0))
       rc = -1;
+    else
+      kiln_modules_ready = true;
   }
   pthread_mutex_unlock(&kiln_modules_lock);
   if (rc == 0) kiln_modules_refresh();
@@ -92,14 +96,14 @@ static int kiln_modules_visit(struct dl_phdr_info *info, size_t size, void *ctx)
   const char *path = info->dlpi_name ? info->dlpi_name : "";
   size_t n = atomic_load_explicit(&kiln_modules_n, memory_order_relaxed);
   for (size_t i = 0; i < n; i++) {
-    kiln_module_t *m = &kiln_modules[i];
+    kiln_module_t *m = kiln_modules_get(i);
     if (!m->closed && m->base == info->dlpi_addr && m->lo == lo && m->hi == hi) {
       kiln_modules_seen[i] = true;
       return 0;
     }
   }
-  if (n >= KILN_MODULES_MAX) return 0;
-  kiln_module_t *m = &kiln_modules[n];
+  kiln_module_t *m = n < KILN_MODULES_MAX ? kiln_chunks_get(&kiln_modules_list, n) : NULL;
+  if (m == NULL) return 0;
   memset(m, 0, sizeof *m);
   uintptr_t vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
   char exe[4096];
@@ -130,7 +134,7 @@ static int kiln_modules_visit(struct dl_phdr_info *info, size_t size, void *ctx)
 }
 
 void kiln_modules_refresh(void) {
-  if (kiln_modules == NULL) return;
+  if (!kiln_modules_ready) return;
   pthread_mutex_lock(&kiln_modules_lock);
   size_t n = atomic_load_explicit(&kiln_modules_n, memory_order_relaxed);
   memset(kiln_modules_seen, 0, KILN_MODULES_MAX);
@@ -138,7 +142,7 @@ void kiln_modules_refresh(void) {
   bool first = true;
   dl_iterate_phdr(kiln_modules_visit, &first);
   for (size_t i = 0; i < n; i++)
-    if (!kiln_modules_seen[i]) kiln_modules[i].closed = true;
+    if (!kiln_modules_seen[i]) kiln_modules_get(i)->closed = true;
   pthread_mutex_unlock(&kiln_modules_lock);
 }
 
@@ -148,7 +152,7 @@ const kiln_module_t *kiln_modules_find(uintptr_t pc) {
   /* Newest first: an address reused after dlclose names the newer module
    * among the open ones, else the most recently closed. */
   for (size_t i = n; i-- > 0;) {
-    const kiln_module_t *m = &kiln_modules[i];
+    const kiln_module_t *m = kiln_modules_get(i);
     if (pc < m->lo || pc >= m->hi) continue;
     if (!m->closed) return m;
     if (closed == NULL) closed = m;
@@ -166,9 +170,9 @@ size_t kiln_modules_count(void) {
 }
 
 const kiln_module_t *kiln_modules_at(size_t i) {
-  return i < kiln_modules_count() ? &kiln_modules[i] : NULL;
+  return i < kiln_modules_count() ? kiln_modules_get(i) : NULL;
 }
 
 size_t kiln_modules_index(const kiln_module_t *m) {
-  return m != NULL && kiln_modules != NULL ? (size_t)(m - kiln_modules) : (size_t)-1;
+  return m != NULL ? kiln_chunks_index(&kiln_modules_list, m) : (size_t)-1;
 }

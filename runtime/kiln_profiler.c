@@ -40,6 +40,10 @@ static struct {
   int exit_sig;
 } kiln_profiler;
 
+/* Address space kept back for the dump (kiln_mem_reserve_init): enough
+ * for the folded, stacks and meta buffers of a small profile. */
+enum { KILN_PROFILER_RESERVE = 2 << 20 };
+
 enum {
   KILN_PROFILER_EXIT_IDLE = 0,
   KILN_PROFILER_EXIT_REQUESTED, /* the collector has been woken */
@@ -222,6 +226,9 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
    * first write. */
   kiln_out_open(kiln_profiler.cfg.out_dir);
   kiln_tree_start(kiln_profiler.cfg.out_dir);
+  /* The room the dump keeps for itself when the program fills the
+   * address space (kiln_mem.c). */
+  kiln_mem_reserve_init(KILN_PROFILER_RESERVE);
   if ((rc = kiln_threads_init()) < 0 || (rc = kiln_stacktab_init(1u << 18)) < 0 ||
       (rc = kiln_modules_init()) < 0) {
     kiln_log("cannot map the profiler's memory; profiling disabled");
@@ -595,6 +602,7 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
   kiln_buf_printf(b, "  \"stacks\": %llu,\n  \"table_full\": %llu,\n  \"table_bytes\": %llu,\n",
                   (unsigned long long)r->table.stacks, (unsigned long long)r->table.full_hits,
                   (unsigned long long)r->table.bytes);
+  kiln_buf_printf(b, "  \"memory_refusals\": %llu,\n", (unsigned long long)kiln_mem_refused());
   kiln_buf_printf(b, "  \"user_seconds\": %.3f,\n  \"system_seconds\": %.3f,\n  \"wall_seconds\": %.3f,\n",
                   r->user, r->sys, r->wall);
   kiln_buf_printf(b, "  \"profiler_cpu_seconds\": %.3f,\n  \"files\": [", r->profiler_cpu);
@@ -911,6 +919,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   hin.kiln_hook_samples = r.coll.kiln_frames;
   hin.wall_probe_failures = r.wallstats.probe_failures;
   hin.wall_probe_errno = r.wallstats.probe_errno;
+  hin.mem_refused = kiln_mem_refused();
   kiln_health_assess(&hin, &set->health);
 
   if (final && !kiln_tree_is_top()) {

@@ -11,8 +11,9 @@
  *   itimer  setitimer(ITIMER_PROF), process-wide, SIGPROF.
  * With the signal timers the handler only copies the registers and the top
  * of the stack into the thread's ring; the collector unwinds the copy, as
- * it does perf's. This is the runtime's only sigaction (with the leak
- * scan's stop signal and the claimed signals, installed here too). */
+ * it does perf's (the handler: kiln_sampler_signal.c, where the build
+ * checks what it calls). This is the runtime's only sigaction (with the
+ * leak scan's stop signal and the claimed signals, installed here too). */
 #include "kiln_internal.h"
 
 #include <errno.h>
@@ -33,54 +34,13 @@ static struct {
   bool inherited;              /* perf: per-CPU inherited rings are open */
   _Atomic pid_t solo;          /* perf: the one thread, followed by a ring of its own */
   bool kernel;                 /* perf: kernel time is sampled */
-  _Atomic bool running;
   _Atomic bool stepped_aside;
-  _Atomic int handlers;        /* handlers running now (kiln_sampler_stop waits) */
   struct sigaction program_action; /* what the program last set for SIGPROF */
   struct sigaction kiln_action;
 } kiln_sampler;
 
-static __thread int kiln_tls_in_handler __attribute__((tls_model("initial-exec")));
 /* perf: this thread's samples are taken (an inherited event, or its own). */
 static __thread bool kiln_tls_covered __attribute__((tls_model("initial-exec")));
-
-KILN_SIGNAL_SAFE bool kiln_sampler_in_handler(void) { return kiln_tls_in_handler != 0; }
-
-/* The fallback handler: registers and up to KILN_STACK_COPY bytes of the
- * stack from the interrupted stack pointer, read through the kernel (a
- * short stack or an unmapped page ends the copy, never faults), pushed to
- * the thread's ring as one record. Touches only the thread's own slot. */
-KILN_SIGNAL_SAFE static void kiln_sampler_on_signal(int sig, siginfo_t *si, void *ucv) {
-  (void)sig;
-  (void)si;
-  int saved_errno = errno;
-  atomic_fetch_add_explicit(&kiln_sampler.handlers, 1, memory_order_acquire);
-  if (!atomic_load_explicit(&kiln_sampler.running, memory_order_acquire)) goto out;
-  kiln_thread_t *t = kiln_threads_self();
-  if (t == NULL) goto out;
-  kiln_tls_in_handler = 1;
-  const greg_t *g = ((const ucontext_t *)ucv)->uc_mcontext.gregs;
-  uint64_t *w = t->scratch;
-  static const uint8_t greg_of[KILN_REGS] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI,
-                                             REG_RBP, REG_RSP, REG_R8,  REG_R9,  REG_R10, REG_R11,
-                                             REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
-  for (int r = 0; r < KILN_REGS; r++) w[r] = (uint64_t)g[greg_of[r]];
-  uint64_t sp = w[KILN_REG_RSP];
-  size_t want = KILN_STACK_COPY;
-  if (t->stack_hi > sp && t->stack_hi - sp < want) want = (size_t)(t->stack_hi - sp);
-  struct iovec local = {&w[KILN_REGS + 1], want}, remote = {(void *)(uintptr_t)sp, want};
-  ssize_t got = syscall(SYS_process_vm_readv, getpid(), &local, 1, &remote, 1, 0);
-  w[KILN_REGS] = got > 0 ? (uint64_t)got : 0;
-  unsigned words = KILN_REGS + 1 + (unsigned)((w[KILN_REGS] + 7) / 8);
-  if (kiln_ring_push(&t->ring, kiln_ring_header(words, KILN_RING_RAW, 1), w, words))
-    atomic_fetch_add_explicit(&t->samples, 1, memory_order_relaxed);
-  else
-    atomic_fetch_add_explicit(&t->dropped, 1, memory_order_relaxed);
-  kiln_tls_in_handler = 0;
-out:
-  atomic_fetch_sub_explicit(&kiln_sampler.handlers, 1, memory_order_release);
-  errno = saved_errno;
-}
 
 static int kiln_sampler_posix_arm(kiln_thread_t *t, bool self, int hz) {
   struct sigevent sev;
@@ -113,11 +73,11 @@ bool kiln_sampler_covered(void) { return kiln_tls_covered; }
 
 void kiln_sampler_thread_inherit(bool parent_covered) {
   kiln_tls_covered = parent_covered && kiln_sampler.timer == KILN_TIMER_PERF && kiln_sampler.inherited &&
-                     atomic_load(&kiln_sampler.running);
+                     atomic_load(&kiln_sampler_running);
 }
 
 int kiln_sampler_thread_arm(kiln_thread_t *t) {
-  if (!atomic_load(&kiln_sampler.running)) return 0;
+  if (!atomic_load(&kiln_sampler_running)) return 0;
   bool self = t->own && t->tid == (pid_t)syscall(SYS_gettid);
   switch (kiln_sampler.timer) {
   case KILN_TIMER_PERF: {
@@ -222,7 +182,7 @@ bool kiln_sampler_solo(void) { return atomic_load_explicit(&kiln_sampler.solo, m
 void kiln_sampler_leave_solo(void) {
   pid_t solo = atomic_load(&kiln_sampler.solo);
   if (solo == 0 || !atomic_compare_exchange_strong(&kiln_sampler.solo, &solo, 0)) return;
-  if (!atomic_load(&kiln_sampler.running) || kiln_perf_open_inherited() != 0) {
+  if (!atomic_load(&kiln_sampler_running) || kiln_perf_open_inherited() != 0) {
     /* No inherited rings: each new thread gets its own (thread_arm). */
     if (solo == (pid_t)syscall(SYS_gettid)) kiln_tls_covered = true;
     return;
@@ -241,17 +201,18 @@ int kiln_sampler_start(const kiln_config_t *cfg) {
   kiln_sampler.timer = kiln_sampler_pick(cfg);
   if (kiln_sampler.timer == KILN_TIMER_PERF) {
     kiln_unwind_copy_init();
-    atomic_store(&kiln_sampler.running, true);
+    atomic_store(&kiln_sampler_running, true);
     if (kiln_sampler_open_solo()) return 0;
     kiln_sampler.inherited = kiln_perf_open_inherited() == 0;
     kiln_tls_covered = kiln_sampler.inherited;
     return 0;
   }
   if (atomic_load(&kiln_sampler.stepped_aside)) return -EBUSY;
+  kiln_threads_want_rings(true); /* the handler writes each thread's ring */
   int rc = kiln_sampler_install();
   if (rc < 0) return rc;
   kiln_unwind_copy_init();
-  atomic_store(&kiln_sampler.running, true);
+  atomic_store(&kiln_sampler_running, true);
   if (kiln_sampler.timer == KILN_TIMER_ITIMER) return kiln_sampler_itimer(cfg->hz);
   return 0;
 }
@@ -271,7 +232,7 @@ static void kiln_sampler_disarm_all(void) {
 }
 
 void kiln_sampler_stop(kiln_perf_sink_fn sink, void *ctx) {
-  atomic_store_explicit(&kiln_sampler.running, false, memory_order_release);
+  atomic_store_explicit(&kiln_sampler_running, false, memory_order_release);
   if (kiln_sampler.timer == KILN_TIMER_PERF) {
     kiln_perf_close_all(sink, ctx);
     kiln_sampler.inherited = false;
@@ -282,13 +243,13 @@ void kiln_sampler_stop(kiln_perf_sink_fn sink, void *ctx) {
   kiln_sampler_disarm_all();
   /* A handler that saw running before the store may still be writing its
    * thread's ring: let it finish (it never blocks, so this is short). */
-  for (int spins = 0; atomic_load_explicit(&kiln_sampler.handlers, memory_order_acquire) > 0 && spins < 100000;
+  for (int spins = 0; atomic_load_explicit(&kiln_sampler_handlers, memory_order_acquire) > 0 && spins < 100000;
        spins++)
     sched_yield();
 }
 
 void kiln_sampler_halt(void) {
-  atomic_store_explicit(&kiln_sampler.running, false, memory_order_release);
+  atomic_store_explicit(&kiln_sampler_running, false, memory_order_release);
   if (kiln_sampler.timer != KILN_TIMER_PERF) kiln_sampler_disarm_all();
 }
 
@@ -321,7 +282,7 @@ void kiln_sampler_quiesce(void) {
 }
 
 void kiln_sampler_resume(void) {
-  if (!atomic_load(&kiln_sampler.running)) return;
+  if (!atomic_load(&kiln_sampler_running)) return;
   if (kiln_sampler.timer == KILN_TIMER_PERF) {
     /* After fork, in the child: rings of its own, following its threads
      * (one thread: one ring, until it creates another). After a failed

@@ -770,6 +770,10 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   memset(&kiln_scan_last, 0, sizeof kiln_scan_last);
   kiln_scan_t sc;
   memset(&sc, 0, sizeof sc);
+  /* A map refused during the scan (the address space is full) leaves out
+   * a root list or an exclusion, and the categories would be wrong: then
+   * there are none (below). */
+  uint64_t refused0 = kiln_mem_refused();
   uint64_t entries, map_bytes;
   kiln_livemap_stats(&kiln_livemap_main, &entries, &map_bytes);
   /* Room for what other threads add before they are parked. */
@@ -865,6 +869,12 @@ int kiln_scan_run(const kiln_config_t *cfg) {
   }
   kiln_stopworld_release();
 
+  if (kiln_mem_refused() != refused0) {
+    kiln_log("leak scan: out of address space (ulimit -v?); no leak categories");
+    kiln_scan_free(&sc);
+    memset(&kiln_scan_last, 0, sizeof kiln_scan_last);
+    return -ENOMEM;
+  }
   kiln_scan_attribute(&sc);
   kiln_scan_last.blocks = sc.n;
   kiln_scan_last.ran = true;

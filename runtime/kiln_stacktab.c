@@ -44,7 +44,7 @@ static uint64_t kiln_stacktab_hash(const uint64_t *pcs, unsigned depth, unsigned
 }
 
 static kiln_stack_t *kiln_stacktab_entry(uint32_t ref) {
-  return (kiln_stack_t *)(kiln_stacktab.arena.base + (size_t)ref * 16);
+  return kiln_arena_at(&kiln_stacktab.arena, (size_t)ref * 16);
 }
 
 static uint32_t kiln_stacktab_insert(const uint64_t *pcs, unsigned depth, unsigned flags,
@@ -58,9 +58,10 @@ int kiln_stacktab_init(size_t max_stacks) {
   size_t nslots = 1;
   while (nslots < max_stacks * 2) nslots <<= 1;
   /* Room for max_stacks entries of up to ~64 frames on average; the arena
-   * is reserved, not committed. Refs are 32-bit in 16-byte units: 64 GiB. */
+   * grows in chunks as stacks come (256 KiB first), so a short run maps
+   * little. Refs are 32-bit in 16-byte units: 64 GiB. */
   size_t arena = max_stacks * (sizeof(kiln_stack_t) + 64 * 8);
-  int rc = kiln_arena_init(&st->arena, arena);
+  int rc = kiln_arena_init(&st->arena, 256u << 10, arena);
   if (rc < 0) return rc;
   kiln_arena_alloc(&st->arena, 16); /* offset 0 means empty */
   st->slots = kiln_mem_map(nslots * sizeof *st->slots);
@@ -112,14 +113,15 @@ static uint32_t kiln_stacktab_insert(const uint64_t *pcs, unsigned depth, unsign
         if (counted && atomic_load_explicit(&st->count, memory_order_relaxed) >= st->max_stacks)
           goto full;
         size_t bytes = sizeof(kiln_stack_t) + (size_t)depth * 8;
-        kiln_stack_t *e = kiln_arena_alloc(&st->arena, bytes);
+        size_t off = 0;
+        kiln_stack_t *e = kiln_arena_alloc_at(&st->arena, bytes, &off);
         if (e == NULL) goto full;
         e->hash = h;
         e->depth = depth;
         e->flags = flags;
         for (int k = 0; k < KILN_COUNT_KINDS; k++) atomic_store_explicit(&e->counts[k], 0, memory_order_relaxed);
         if (depth) memcpy(e->pcs, pcs, (size_t)depth * 8);
-        mine = (uint32_t)(((char *)e - st->arena.base) / 16);
+        mine = (uint32_t)(off / 16);
       }
       uint32_t expect = 0;
       if (atomic_compare_exchange_strong_explicit(&st->slots[i], &expect, mine,
@@ -148,7 +150,8 @@ uint32_t kiln_stacktab_intern(const uint64_t *pcs, unsigned depth, unsigned flag
 kiln_stack_t *kiln_stacktab_get(uint32_t id) { return kiln_stacktab_entry(id); }
 
 uint32_t kiln_stacktab_id(const kiln_stack_t *s) {
-  return (uint32_t)(((const char *)s - kiln_stacktab.arena.base) / 16);
+  size_t off = kiln_arena_offset(&kiln_stacktab.arena, s);
+  return off == SIZE_MAX ? 0 : (uint32_t)(off / 16);
 }
 
 void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) {
@@ -174,7 +177,6 @@ void kiln_stacktab_clear_counts(uint64_t mask) { kiln_stacktab_foreach(kiln_stac
 void kiln_stacktab_stats(kiln_stacktab_stats_t *out) {
   out->stacks = atomic_load_explicit(&kiln_stacktab.count, memory_order_relaxed);
   out->full_hits = atomic_load_explicit(&kiln_stacktab.full_hits, memory_order_relaxed);
-  size_t used = atomic_load_explicit(&kiln_stacktab.arena.used, memory_order_relaxed);
-  out->bytes = (used < kiln_stacktab.arena.cap ? used : kiln_stacktab.arena.cap) +
+  out->bytes = atomic_load_explicit(&kiln_stacktab.arena.mapped, memory_order_relaxed) +
                kiln_stacktab.nslots * sizeof(uint32_t);
 }

@@ -5,8 +5,8 @@
  * blocks that signal is not waited for, and it and any that does not park
  * within one bounded wait (1 s for all threads together) are stopped by a
  * short-lived ptrace helper process instead. Normal context, one caller at
- * a time; the stop handler is async-signal-safe. */
-#include "kiln_internal.h"
+ * a time; the stop handler (kiln_stopworld_signal.c) is async-signal-safe. */
+#include "kiln_stopworld.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,91 +31,6 @@ static int64_t kiln_stopworld_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
-/* Another thread of the process, as its stop handler saw it. */
-enum {
-  KILN_STOPWORLD_SIGNALED = 1, /* sent the stop signal, not parked yet */
-  KILN_STOPWORLD_STOPPED,      /* parked in the stop handler */
-  KILN_STOPWORLD_RESUMED,      /* released (or gone) */
-  KILN_STOPWORLD_BLOCKED,      /* blocks the stop signal: never sent */
-  KILN_STOPWORLD_TRACED,       /* stopped by the ptrace helper instead */
-};
-typedef struct kiln_stopworld_slot {
-  _Atomic pid_t tid;
-  _Atomic int state; /* KILN_STOPWORLD_SIGNALED .. TRACED */
-  uintptr_t sp, tp;  /* interrupted stack pointer; thread pointer (its TCB) */
-  greg_t regs[NGREG];
-} kiln_stopworld_slot_t;
-
-#define KILN_STOPWORLD_STOP_NS 1000000000ll /* waiting for threads to park, in all */
-#define KILN_STOPWORLD_PARK_NS 10000000000ll /* a parked thread gives up after this */
-
-/* The parking lot: shared with the stop handler, mapped once, never freed
- * (a late signal may still find it). */
-static struct {
-  kiln_stopworld_slot_t *threads;
-  _Atomic int nthreads;
-  _Atomic int stopping;     /* handlers park only while set */
-  _Atomic uint32_t stopped; /* futex: threads parked */
-  _Atomic uint32_t gen;     /* futex: bumped to release them */
-  uint64_t overflow;        /* threads beyond KILN_STOPWORLD_THREADS */
-  int sig;                  /* the stop signal */
-  uint64_t traced;          /* stopped by the helper */
-} kiln_stopworld_lot;
-
-static void kiln_stopworld_futex_wait(_Atomic uint32_t *word, uint32_t val, int64_t ns) {
-  struct timespec ts = {(time_t)(ns / 1000000000ll), (long)(ns % 1000000000ll)};
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
-}
-
-static void kiln_stopworld_futex_wake(_Atomic uint32_t *word) {
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
-
-/* ------------------------------------------------------- stopping threads */
-
-static inline uintptr_t kiln_stopworld_tp(void) {
-  uintptr_t tp;
-  __asm__("mov %%fs:0, %0" : "=r"(tp)); /* the TCB's self pointer (x86-64) */
-  return tp;
-}
-
-/* The stop handler: saves the interrupted registers, says "parked", and
- * waits until released (bounded). Only atomics, memcpy and system calls. */
-KILN_SIGNAL_SAFE static void kiln_stopworld_on_stop(int sig, siginfo_t *si, void *ucv) {
-  (void)sig;
-  (void)si;
-  int saved_errno = errno;
-  if (!atomic_load_explicit(&kiln_stopworld_lot.stopping, memory_order_acquire)) goto out;
-  uint32_t gen = atomic_load_explicit(&kiln_stopworld_lot.gen, memory_order_acquire);
-  pid_t tid = (pid_t)syscall(SYS_gettid);
-  int n = atomic_load_explicit(&kiln_stopworld_lot.nthreads, memory_order_acquire);
-  kiln_stopworld_slot_t *r = NULL;
-  for (int i = 0; i < n; i++) {
-    if (atomic_load_explicit(&kiln_stopworld_lot.threads[i].tid, memory_order_relaxed) == tid) {
-      r = &kiln_stopworld_lot.threads[i];
-      break;
-    }
-  }
-  if (r == NULL || atomic_load_explicit(&r->state, memory_order_acquire) != KILN_STOPWORLD_SIGNALED) goto out;
-  const ucontext_t *uc = ucv;
-  memcpy(r->regs, uc->uc_mcontext.gregs, sizeof r->regs);
-  r->sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-  r->tp = kiln_stopworld_tp();
-  int expect = KILN_STOPWORLD_SIGNALED; /* the ptrace helper may have taken it meanwhile */
-  if (!atomic_compare_exchange_strong_explicit(&r->state, &expect, KILN_STOPWORLD_STOPPED, memory_order_acq_rel,
-                                               memory_order_acquire))
-    goto out;
-  atomic_fetch_add_explicit(&kiln_stopworld_lot.stopped, 1, memory_order_acq_rel);
-  kiln_stopworld_futex_wake(&kiln_stopworld_lot.stopped);
-  for (int64_t waited = 0; atomic_load_explicit(&kiln_stopworld_lot.gen, memory_order_acquire) == gen &&
-                           waited < KILN_STOPWORLD_PARK_NS;
-       waited += 100000000ll)
-    kiln_stopworld_futex_wait(&kiln_stopworld_lot.gen, gen, 100000000ll);
-  atomic_store_explicit(&r->state, KILN_STOPWORLD_RESUMED, memory_order_release);
-out:
-  errno = saved_errno;
 }
 
 /* Whether thread tid blocks sig, from its SigBlk line in /proc (raw reads). */

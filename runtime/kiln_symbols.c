@@ -105,8 +105,7 @@ static void *kiln_symbols_map_file(const char *path, size_t *len) {
   struct stat st;
   void *p = NULL;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= (off_t)sizeof(Elf64_Ehdr)) {
-    p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) p = NULL;
+    p = kiln_mem_map_file(fd, (size_t)st.st_size);
     *len = (size_t)st.st_size;
   }
   close(fd);

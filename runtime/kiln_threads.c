@@ -17,18 +17,30 @@ __thread kiln_thread_t *kiln_tls_thread __attribute__((tls_model("initial-exec")
  * thread after a stop) is recognised by its tid. */
 static __thread pid_t kiln_tls_tid __attribute__((tls_model("initial-exec"))) = 0;
 
-static kiln_thread_t *kiln_threads_slots;
+static kiln_chunks_t kiln_threads_slots; /* KILN_THREADS_MAX, mapped as threads come */
+static bool kiln_threads_ready;
 static _Atomic int kiln_threads_high_water;
-static kiln_thread_totals_t kiln_threads_retired; /* collector only */
+/* Counters of released slots: added by the collector, read by any dump
+ * (kiln_dump from a program thread): atomics. */
+static struct {
+  _Atomic uint64_t samples, dropped, truncated, skipped, threads;
+} kiln_threads_retired;
 static _Atomic uint64_t kiln_threads_unregistered; /* registry full */
 
-/* The ring, then the handler's record: registers, length, stack copy. */
+/* The ring, then the handler's record: registers, length, stack copy.
+ * Mapped only for the signal timers, whose handler writes it: with perf
+ * the kernel's rings take the samples, and a thread costs no 272 KiB. */
 enum { KILN_SLOT_MEM = KILN_RING_WORDS * 8 + (KILN_REGS + 1 + KILN_STACK_COPY / 8 + 8) * 8 };
+static bool kiln_threads_rings;
+
+void kiln_threads_want_rings(bool on) { kiln_threads_rings = on; }
 
 int kiln_threads_init(void) {
-  if (kiln_threads_slots != NULL) return 0;
-  kiln_threads_slots = kiln_mem_map(sizeof(kiln_thread_t) * KILN_THREADS_MAX);
-  return kiln_threads_slots == NULL ? -ENOMEM : 0;
+  if (kiln_threads_ready) return 0;
+  kiln_chunks_init(&kiln_threads_slots, sizeof(kiln_thread_t), KILN_THREADS_MAX);
+  if (kiln_chunks_get(&kiln_threads_slots, 0) == NULL) return -ENOMEM;
+  kiln_threads_ready = true;
+  return 0;
 }
 
 /* The calling thread's stack, asked once a thread: for the main thread
@@ -56,15 +68,16 @@ static void kiln_threads_stack_bounds(kiln_thread_t *t) {
 }
 
 kiln_thread_t *kiln_threads_register(pid_t tid, bool self) {
-  if (kiln_threads_slots == NULL) return NULL;
+  if (!kiln_threads_ready) return NULL;
   for (int i = 0; i < KILN_THREADS_MAX; i++) {
-    kiln_thread_t *t = &kiln_threads_slots[i];
+    kiln_thread_t *t = kiln_chunks_get(&kiln_threads_slots, (size_t)i);
+    if (t == NULL) break; /* no memory for more slots: counted below */
     int expect = KILN_SLOT_FREE;
     if (atomic_load_explicit(&t->state, memory_order_relaxed) != KILN_SLOT_FREE ||
         !atomic_compare_exchange_strong_explicit(&t->state, &expect, KILN_SLOT_CLAIMED,
                                                  memory_order_acquire, memory_order_relaxed))
       continue;
-    if (t->ring.words == NULL) {
+    if (t->ring.words == NULL && kiln_threads_rings) {
       char *mem = kiln_mem_map(KILN_SLOT_MEM);
       if (mem == NULL) {
         atomic_store_explicit(&t->state, KILN_SLOT_FREE, memory_order_release);
@@ -73,7 +86,7 @@ kiln_thread_t *kiln_threads_register(pid_t tid, bool self) {
       t->ring.words = (uint64_t *)mem;
       t->scratch = (uint64_t *)(mem + KILN_RING_WORDS * 8);
     }
-    kiln_ring_init(&t->ring, t->ring.words, KILN_RING_WORDS);
+    kiln_ring_init(&t->ring, t->ring.words, t->ring.words != NULL ? KILN_RING_WORDS : 1);
     t->tid = tid;
     atomic_store(&t->has_timer, false);
     t->own = self;
@@ -105,11 +118,15 @@ void kiln_threads_retire(kiln_thread_t *t) {
 }
 
 void kiln_threads_release(kiln_thread_t *t) {
-  kiln_threads_retired.samples += atomic_load_explicit(&t->samples, memory_order_relaxed);
-  kiln_threads_retired.dropped += atomic_load_explicit(&t->dropped, memory_order_relaxed);
-  kiln_threads_retired.truncated += atomic_load_explicit(&t->truncated, memory_order_relaxed);
-  kiln_threads_retired.skipped += atomic_load_explicit(&t->skipped, memory_order_relaxed);
-  kiln_threads_retired.threads++;
+  atomic_fetch_add_explicit(&kiln_threads_retired.samples, atomic_load_explicit(&t->samples, memory_order_relaxed),
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_threads_retired.dropped, atomic_load_explicit(&t->dropped, memory_order_relaxed),
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_threads_retired.truncated,
+                            atomic_load_explicit(&t->truncated, memory_order_relaxed), memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_threads_retired.skipped, atomic_load_explicit(&t->skipped, memory_order_relaxed),
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&kiln_threads_retired.threads, 1, memory_order_relaxed);
   atomic_store_explicit(&t->state, KILN_SLOT_FREE, memory_order_release);
 }
 
@@ -117,7 +134,8 @@ KILN_SIGNAL_SAFE int kiln_threads_high(void) {
   return atomic_load_explicit(&kiln_threads_high_water, memory_order_acquire);
 }
 
-KILN_SIGNAL_SAFE kiln_thread_t *kiln_threads_slot(int i) { return &kiln_threads_slots[i]; }
+/* Below kiln_threads_high(), every slot's chunk is mapped. */
+KILN_SIGNAL_SAFE kiln_thread_t *kiln_threads_slot(int i) { return kiln_chunks_at(&kiln_threads_slots, (size_t)i); }
 
 KILN_SIGNAL_SAFE kiln_thread_t *kiln_threads_self(void) {
   kiln_thread_t *t = kiln_tls_thread;
@@ -129,7 +147,7 @@ KILN_SIGNAL_SAFE kiln_thread_t *kiln_threads_self(void) {
   pid_t tid = (pid_t)syscall(SYS_gettid);
   int high = kiln_threads_high();
   for (int i = 0; i < high; i++) {
-    t = &kiln_threads_slots[i];
+    t = kiln_threads_slot(i);
     if (atomic_load_explicit(&t->state, memory_order_acquire) == KILN_SLOT_ACTIVE && t->tid == tid)
       return t;
   }
@@ -137,10 +155,15 @@ KILN_SIGNAL_SAFE kiln_thread_t *kiln_threads_self(void) {
 }
 
 void kiln_threads_totals(kiln_thread_totals_t *out) {
-  *out = kiln_threads_retired;
+  memset(out, 0, sizeof *out);
+  out->samples = atomic_load_explicit(&kiln_threads_retired.samples, memory_order_relaxed);
+  out->dropped = atomic_load_explicit(&kiln_threads_retired.dropped, memory_order_relaxed);
+  out->truncated = atomic_load_explicit(&kiln_threads_retired.truncated, memory_order_relaxed);
+  out->skipped = atomic_load_explicit(&kiln_threads_retired.skipped, memory_order_relaxed);
+  out->threads = atomic_load_explicit(&kiln_threads_retired.threads, memory_order_relaxed);
   int high = kiln_threads_high();
   for (int i = 0; i < high; i++) {
-    kiln_thread_t *t = &kiln_threads_slots[i];
+    kiln_thread_t *t = kiln_threads_slot(i);
     int st = atomic_load_explicit(&t->state, memory_order_acquire);
     if (st != KILN_SLOT_ACTIVE && st != KILN_SLOT_EXITED) continue;
     out->samples += atomic_load_explicit(&t->samples, memory_order_relaxed);
@@ -155,10 +178,14 @@ void kiln_threads_totals(kiln_thread_totals_t *out) {
 void kiln_threads_after_fork_child(void) {
   int high = kiln_threads_high();
   for (int i = 0; i < high; i++) {
-    kiln_thread_t *t = &kiln_threads_slots[i];
+    kiln_thread_t *t = kiln_threads_slot(i);
     atomic_store_explicit(&t->state, KILN_SLOT_FREE, memory_order_relaxed);
   }
-  memset(&kiln_threads_retired, 0, sizeof kiln_threads_retired);
+  atomic_store_explicit(&kiln_threads_retired.samples, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_threads_retired.dropped, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_threads_retired.truncated, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_threads_retired.skipped, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_threads_retired.threads, 0, memory_order_relaxed);
   atomic_store_explicit(&kiln_threads_unregistered, 0, memory_order_relaxed);
   atomic_store_explicit(&kiln_threads_high_water, 0, memory_order_relaxed);
   kiln_tls_thread = NULL;

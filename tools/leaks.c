@@ -294,7 +294,8 @@ static int kiln_leaks_part(kiln_leaks_t *lk, const kiln_leaks_proc_t *proc, int 
                                               count_path ? nc : KILN_LEAKS_UNKNOWN};
     }
     kiln_walk_free(&w);
-    qsort(sites, nsites, sizeof *sites, kiln_leaks_cmp_site);
+    if (nsites > 1) /* qsort wants a non-null base, even for 0 */
+        qsort(sites, nsites, sizeof *sites, kiln_leaks_cmp_site);
 
     size_t shown = lk->o->max_sites > 0 && (size_t)lk->o->max_sites < nsites
                        ? (size_t)lk->o->max_sites : nsites;
