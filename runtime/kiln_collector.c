@@ -389,6 +389,12 @@ void kiln_collector_drain(void) {
   pthread_mutex_unlock(&kiln_collector_lock);
 }
 
+void kiln_collector_drain_if_free(void) {
+  if (pthread_mutex_trylock(&kiln_collector_lock) != 0) return;
+  kiln_collector_drain_locked(false, false);
+  pthread_mutex_unlock(&kiln_collector_lock);
+}
+
 void kiln_collector_try_drain(void) {
   if (pthread_mutex_trylock(&kiln_collector_lock) != 0) return;
   kiln_collector_drain_locked(false, true);

@@ -173,6 +173,7 @@ static void kiln_folded_count_pcs(kiln_stack_t *s, void *ctx) {
 
 static void kiln_folded_stack(kiln_stack_t *s, void *vctx) {
   kiln_folded_ctx_t *c = vctx;
+  kiln_symbols_maybe_tick();
   uint64_t count = atomic_load_explicit(&s->counts[c->kind], memory_order_relaxed);
   /* Zero, or below zero for a moment while another thread was in a hook. */
   if (count == 0 || (int64_t)count < 0) return;

@@ -811,8 +811,12 @@ void kiln_collector_request_dump(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
 void kiln_collector_stop(void) KILN_INTERNAL; /* joins; drains what is left */
 /* Drains every ring into the stack table now (any thread but the handler). */
 void kiln_collector_drain(void) KILN_INTERNAL;
-/* The same, unless another consumer holds the rings (emergencies). */
+/* The thread rings only, unless another consumer holds them (emergencies:
+ * perf samples would need libunwind, whose locks a dying thread may hold). */
 void kiln_collector_try_drain(void) KILN_INTERNAL;
+/* Every ring, perf's too, unless another consumer holds them (a dump's
+ * drains while it names stacks: kiln_symbols_set_tick). Normal context. */
+void kiln_collector_drain_if_free(void) KILN_INTERNAL;
 /* Unwinds and counts one raw sample (a kiln_perf_sink_fn). Reentrant;
  * normal context. */
 void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) KILN_INTERNAL;
@@ -959,6 +963,11 @@ bool kiln_out_secure(void) KILN_INTERNAL;
  * and, per kind (named by kind_names[k]), every stack as frame ids with
  * each frame's module and address, so that the tool can add source lines
  * and inlined frames offline (format in kiln_folded.c). */
+/* While a dump names stacks (kiln_folded_render, kiln_pprof, reading
+ * kallsyms), fn is called every few milliseconds (NULL: never): the
+ * profiler drains the sampler's rings there. */
+void kiln_symbols_set_tick(void (*fn)(void)) KILN_INTERNAL;
+void kiln_symbols_maybe_tick(void) KILN_INTERNAL;
 void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_names, int nkinds,
                         kiln_buf_t *outs, uint64_t *totals, kiln_buf_t *stacks) KILN_INTERNAL;
 

@@ -227,6 +227,7 @@ static uint64_t kiln_pprof_location(kiln_pprof_ctx_t *c, uint64_t pc, bool *wrap
 
 static void kiln_pprof_stack(kiln_stack_t *s, void *vctx) {
   kiln_pprof_ctx_t *c = vctx;
+  kiln_symbols_maybe_tick();
   bool any = false;
   for (int k = 0; k < c->nkinds; k++) {
     uint64_t v = atomic_load_explicit(&s->counts[c->kinds[k]], memory_order_relaxed);

@@ -870,6 +870,11 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   /* The stacks file (addresses and module map, for the tool's source
    * lines): not in an emergency, where less is more. */
   kiln_buf_t stacks = {0};
+  /* Samples keep coming while the stacks are named: drain them meanwhile
+   * (not in an emergency: no locks there). */
+  void (*tick)(void) =
+      set->mode == KILN_DUMP_MODE_EMERGENCY || !kiln_profiler_sampling() ? NULL : kiln_collector_drain_if_free;
+  kiln_symbols_set_tick(tick);
   kiln_folded_render(kinds, suffixes, n, outs, totals, (set->mode == KILN_DUMP_MODE_EMERGENCY) ? NULL : &stacks);
   for (int i = 0; i < n; i++)
     if (kinds[i] == KILN_COUNT_CPU || kinds[i] == KILN_COUNT_DELTA_CPU) r.cpu_total = totals[i];
@@ -945,6 +950,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   }
   int rc = kiln_out_mkdirs(dir, emergency);
   for (int i = 0; i < n && rc == 0; i++) {
+    kiln_symbols_maybe_tick(); /* each file takes a while on a slow disk */
     if (outs[i].failed) rc = -ENOMEM;
     else rc = kiln_out_write_file(dir, names[i], outs[i].data ? outs[i].data : "", outs[i].len, emergency);
   }
@@ -955,6 +961,7 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   }
   kiln_buf_free(&stacks);
   if (rc == 0 && c->pprof && set->tagged) rc = kiln_profiler_pprof(dir, base, set);
+  kiln_symbols_set_tick(NULL);
   /* The meta file last: when it is there, the whole set is. */
   kiln_buf_t meta = {0};
   char meta_name[300];

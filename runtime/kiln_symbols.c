@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct kiln_sym {
@@ -208,6 +209,7 @@ static size_t kiln_symbols_read(kiln_symtab_t *t, const char *img, size_t len, u
     size_t count = sh[i].sh_size / sizeof(Elf64_Sym);
     if (kiln_symbols_tab_room(t, count) == NULL) return added;
     for (size_t k = 0; k < count; k++) {
+      if ((k & 4095) == 4095) kiln_symbols_maybe_tick();
       unsigned st = ELF64_ST_TYPE(sym[k].st_info);
       if ((st != STT_FUNC && st != STT_GNU_IFUNC) || sym[k].st_shndx == SHN_UNDEF ||
           sym[k].st_value == 0 || sym[k].st_name >= strs->sh_size)
@@ -487,13 +489,48 @@ static const kiln_sym_t *kiln_symbols_jit(kiln_symbols_t *sy, uint64_t addr) {
   return s != NULL && addr - s->addr < s->size ? s : NULL;
 }
 
+/* The kernel's symbols, read once for the process (every dump named them
+ * again: 200,000 lines, tens of milliseconds each time, twice a set with
+ * pprof on) and kept: the table does not change while the system runs.
+ * state: 0 not read, 1 being read (by one thread; others name no kernel
+ * frame meanwhile, which also holds in a fork child that inherited a read
+ * in progress), 2 read. */
+static struct {
+  _Atomic int state;
+  kiln_symtab_t tab;
+  kiln_buf_t text;
+} kiln_symbols_kern;
+
+/* Called every few milliseconds while a dump names its stacks: the
+ * sampler's rings keep filling meanwhile, and a dump that takes longer
+ * than they hold (about 30 ms at 999 Hz) lost the samples of that time
+ * when the collector thread was the one dumping. */
+static void (*kiln_symbols_tick)(void);
+static struct timespec kiln_symbols_tick_last;
+
+void kiln_symbols_set_tick(void (*fn)(void)) { kiln_symbols_tick = fn; }
+
+void kiln_symbols_maybe_tick(void) {
+  if (kiln_symbols_tick == NULL) return;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  long ms = (long)(now.tv_sec - kiln_symbols_tick_last.tv_sec) * 1000 +
+            (now.tv_nsec - kiln_symbols_tick_last.tv_nsec) / 1000000;
+  if (ms < 4) return;
+  kiln_symbols_tick_last = now;
+  kiln_symbols_tick();
+}
+
 /* /proc/kallsyms: "ADDR TYPE NAME [module]"; text symbols only. All
  * addresses read as 0 when kptr_restrict hides them: then none. */
-static void kiln_symbols_load_kernel(kiln_symbols_t *sy) {
-  sy->kernel_loaded = true;
-  if (kiln_symbols_slurp("/proc/kallsyms", &sy->kernel_text, false) < 0) return;
-  char *p = sy->kernel_text.data, *end = p + sy->kernel_text.len - 1;
+static void kiln_symbols_load_kernel(void) {
+  kiln_symtab_t *t = &kiln_symbols_kern.tab;
+  if (kiln_symbols_slurp("/proc/kallsyms", &kiln_symbols_kern.text, false) < 0) return;
+  char *p = kiln_symbols_kern.text.data, *end = p + kiln_symbols_kern.text.len - 1;
+  unsigned lines = 0;
   while (p < end) {
+    /* The sampler's rings fill while this runs (kiln_symbols_set_tick). */
+    if ((++lines & 4095) == 0) kiln_symbols_maybe_tick();
     char *nl = memchr(p, '\n', (size_t)(end - p));
     if (nl == NULL) nl = end;
     *nl = '\0';
@@ -502,8 +539,8 @@ static void kiln_symbols_load_kernel(kiln_symbols_t *sy) {
     if (a != 0 && q[0] == ' ' && strchr("tTwW", q[1]) != NULL && q[1] != '\0' && q[2] == ' ') {
       char *name = q + 3, *tab = strchr(name, '\t');
       if (tab != NULL) *tab = '\0'; /* "\t[module]" */
-      if (*name != '\0' && kiln_symbols_tab_room(&sy->kernel, 1) != NULL) {
-        kiln_sym_t *s = &sy->kernel.syms[sy->kernel.n++];
+      if (*name != '\0' && kiln_symbols_tab_room(t, 1) != NULL) {
+        kiln_sym_t *s = &t->syms[t->n++];
         s->addr = a;
         s->size = 0;
         s->name = name;
@@ -512,15 +549,26 @@ static void kiln_symbols_load_kernel(kiln_symbols_t *sy) {
     }
     p = nl + 1;
   }
-  kiln_symbols_tab_sort(&sy->kernel);
+  kiln_symbols_tab_sort(t);
 }
 
 int kiln_symbols_kernel(kiln_symbols_t *sy, uint64_t addr, kiln_buf_t *out) {
-  if (!sy->kernel_loaded) kiln_symbols_load_kernel(sy);
+  (void)sy;
+  int state = atomic_load_explicit(&kiln_symbols_kern.state, memory_order_acquire);
+  if (state == 0) {
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&kiln_symbols_kern.state, &expect, 1)) {
+      kiln_symbols_load_kernel();
+      atomic_store_explicit(&kiln_symbols_kern.state, 2, memory_order_release);
+    }
+    state = atomic_load_explicit(&kiln_symbols_kern.state, memory_order_acquire);
+  }
+  if (state != 2) return -ENOENT;
+  const kiln_symtab_t *t = &kiln_symbols_kern.tab;
   /* No size in kallsyms: a symbol ends where the next begins, and the last
    * one ends the table. */
-  const kiln_sym_t *s = kiln_symbols_find(&sy->kernel, addr, false);
-  if (s == NULL || s == &sy->kernel.syms[sy->kernel.n - 1]) return -ENOENT;
+  const kiln_sym_t *s = kiln_symbols_find(t, addr, false);
+  if (s == NULL || s == &t->syms[t->n - 1]) return -ENOENT;
   kiln_buf_puts(out, s->name);
   kiln_buf_puts(out, "_[k]");
   return 0;
