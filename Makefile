@@ -95,7 +95,7 @@ $(BUILD)/gen/kiln_syscalls.inc: Makefile | $(BUILD)/.deps-build
 	  awk '$$2 ~ /^__NR_/ && $$3 ~ /^[0-9]+$$/ { n = $$2; sub(/^__NR_/, "", n); print $$3, n }' | \
 	  sort -n | awk '{ printf "    [%s] = \"%s\",\n", $$1, $$2 }' > $@.tmp && mv $@.tmp $@
 $(BUILD)/runtime/kiln_syscalls.o: $(BUILD)/gen/kiln_syscalls.inc
-$(BUILD)/runtime/kiln_syscalls.o: CFLAGS += -I$(BUILD)/gen
+$(BUILD)/runtime/kiln_syscalls.o: KILN_CFLAGS += -I$(BUILD)/gen # (CFLAGS is set on the sanitizer builds' command line)
 
 # The interposers keep their frames (no tail calls), so that a CPU sample
 # inside the hooks names the call the program made (kiln_collector.c).
