@@ -963,7 +963,7 @@ bool kiln_out_secure(void) KILN_INTERNAL;
  * and, per kind (named by kind_names[k]), every stack as frame ids with
  * each frame's module and address, so that the tool can add source lines
  * and inlined frames offline (format in kiln_folded.c). */
-/* While a dump names stacks (kiln_folded_render, kiln_pprof, reading
+/* While this thread dumps and names stacks (kiln_folded_render, kiln_pprof, reading
  * kallsyms), fn is called every few milliseconds (NULL: never): the
  * profiler drains the sampler's rings there. */
 void kiln_symbols_set_tick(void (*fn)(void)) KILN_INTERNAL;

@@ -505,8 +505,10 @@ static struct {
  * sampler's rings keep filling meanwhile, and a dump that takes longer
  * than they hold (about 30 ms at 999 Hz) lost the samples of that time
  * when the collector thread was the one dumping. */
-static void (*kiln_symbols_tick)(void);
-static struct timespec kiln_symbols_tick_last;
+/* Per thread: the dumping thread's own drains (another thread naming
+ * stacks at the same time, kiln_check's, has none). */
+static __thread void (*kiln_symbols_tick)(void) __attribute__((tls_model("initial-exec")));
+static __thread struct timespec kiln_symbols_tick_last __attribute__((tls_model("initial-exec")));
 
 void kiln_symbols_set_tick(void (*fn)(void)) { kiln_symbols_tick = fn; }
 
