@@ -547,35 +547,11 @@ static void kiln_explain_depths(kiln_explain_ctx_t *c)
     free(deep);
 }
 
-/* Heap profiles: the sites (first frame above the allocator) by share. */
-static void kiln_explain_sites(kiln_explain_ctx_t *c, const char *kind)
+/* The five sites with the most of by[] (indexed by name), each a finding
+ * with the places it is called from; by[] is used up. */
+static void kiln_explain_top_sites(kiln_explain_ctx_t *c, double *by, const char *what, const char *advice)
 {
     const kiln_profile_t *p = c->p;
-    bool *alloc = kiln_explain_match(p, kiln_explain_alloc_re);
-    double *by = kiln_util_xcalloc(p->names.count, sizeof *by);
-    for (uint32_t i = 1; i < p->count; i++) {
-        if (p->nodes[i].self == 0)
-            continue;
-        uint32_t a = i;
-        while (a != 0 && c->depth[a] > c->skip + 1 && alloc[p->nodes[a].name])
-            a = p->nodes[a].parent;
-        if (a != 0 && c->depth[a] > c->skip)
-            by[p->nodes[a].name] += p->nodes[i].self;
-    }
-    bool leak = strstr(kind, "leak") || strstr(kind, "definite") || strstr(kind, "possible") ||
-                strstr(kind, "indirect") || strstr(kind, "reachable");
-    bool temp = strncmp(kind, "temp", 4) == 0;
-    bool live = strncmp(kind, "peak", 4) == 0 || strncmp(kind, "live", 4) == 0;
-    const char *what = leak ? "leaking site" : temp ? "temporary allocations"
-                       : live ? "heap holder" : "allocating site";
-    const char *advice = leak ? "free what this site allocates (or keep a reference on purpose "
-                                "and say so in a suppression)"
-                         : temp ? "allocated and freed almost at once: keep the buffer on the "
-                                  "stack, reuse it, or reserve once"
-                         : live ? "this site holds the memory: shrink the structure, release it "
-                                  "earlier, or bound the cache"
-                                : "allocates the most: pre-allocate, reuse buffers, pools or "
-                                  "arenas, reserve() containers";
     for (int k = 0; k < 5; k++) {
         uint32_t best = 0;
         for (uint32_t i = 1; i < p->names.count; i++)
@@ -605,6 +581,38 @@ static void kiln_explain_sites(kiln_explain_ctx_t *c, const char *kind)
         free(w);
         by[best] = 0;
     }
+}
+
+/* Heap profiles: the sites (first frame above the allocator) by share. */
+static void kiln_explain_sites(kiln_explain_ctx_t *c, const char *kind)
+{
+    const kiln_profile_t *p = c->p;
+    bool *alloc = kiln_explain_match(p, kiln_explain_alloc_re);
+    double *by = kiln_util_xcalloc(p->names.count, sizeof *by);
+    for (uint32_t i = 1; i < p->count; i++) {
+        if (p->nodes[i].self == 0)
+            continue;
+        uint32_t a = i;
+        while (a != 0 && c->depth[a] > c->skip + 1 && alloc[p->nodes[a].name])
+            a = p->nodes[a].parent;
+        if (a != 0 && c->depth[a] > c->skip)
+            by[p->nodes[a].name] += p->nodes[i].self;
+    }
+    bool leak = strstr(kind, "leak") || strstr(kind, "definite") || strstr(kind, "possible") ||
+                strstr(kind, "indirect") || strstr(kind, "reachable");
+    bool temp = strncmp(kind, "temp", 4) == 0;
+    bool live = strncmp(kind, "peak", 4) == 0 || strncmp(kind, "live", 4) == 0;
+    const char *what = leak ? "leaking site" : temp ? "temporary allocations"
+                       : live ? "heap holder" : "allocating site";
+    const char *advice = leak ? "free what this site allocates (or keep a reference on purpose "
+                                "and say so in a suppression)"
+                         : temp ? "allocated and freed almost at once: keep the buffer on the "
+                                  "stack, reuse it, or reserve once"
+                         : live ? "this site holds the memory: shrink the structure, release it "
+                                  "earlier, or bound the cache"
+                                : "allocates the most: pre-allocate, reuse buffers, pools or "
+                                  "arenas, reserve() containers";
+    kiln_explain_top_sites(c, by, what, advice);
     free(by);
     free(alloc);
 }
@@ -637,38 +645,8 @@ static void kiln_explain_locks(kiln_explain_ctx_t *c)
         "threads wait here for a signal: mostly idle time (no work for them yet), not contention; "
         "if throughput is low, look at whoever should signal (the producer) or at the queue's "
         "lock"};
-    for (int kind = 0; kind < 2; kind++) {
-        double *b = by[kind];
-        for (int k = 0; k < 5; k++) {
-            uint32_t best = 0;
-            for (uint32_t i = 1; i < p->names.count; i++)
-                if (b[i] > b[best])
-                    best = i;
-            if (!(b[best] > 0) || b[best] / c->all < KILN_EXPLAIN_SITE)
-                break;
-            const kiln_name_t *nm = &p->names.names[best];
-            uint32_t *hits = NULL;
-            double *w = NULL;
-            size_t n = 0;
-            for (uint32_t i = 1; i < p->count; i++) {
-                if (p->nodes[i].name != best || c->depth[i] <= c->skip)
-                    continue;
-                hits = kiln_util_xrealloc(hits, (n + 1) * sizeof *hits);
-                w = kiln_util_xrealloc(w, (n + 1) * sizeof *w);
-                hits[n] = i;
-                w[n++] = p->nodes[i].total;
-            }
-            kiln_finding_t *f = kiln_explain_add(c, b[best] / c->all, "site", advice[kind]);
-            f->title = kiln_explain_printf("%s: %.*s, %.1f%% of the total", what[kind],
-                                           (int)kiln_color_strip(nm->str, nm->len), nm->str,
-                                           100 * b[best] / c->all);
-            f->where = kiln_explain_where(c, hits, w, n, NULL);
-            f->frame = strndup(nm->str, kiln_color_strip(nm->str, nm->len));
-            free(hits);
-            free(w);
-            b[best] = 0;
-        }
-    }
+    for (int kind = 0; kind < 2; kind++)
+        kiln_explain_top_sites(c, by[kind], what[kind], advice[kind]);
     free(by[0]);
     free(by[1]);
     free(lockfn);
