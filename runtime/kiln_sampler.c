@@ -168,8 +168,11 @@ static int kiln_sampler_nthreads(void) {
  * clears every ring when it is mapped, and for a short process that was
  * most of what kiln cost it (2 MB a CPU). Its first pthread_create turns
  * to the per-CPU inherited rings (kiln_sampler_leave_solo). */
-static bool kiln_sampler_open_solo(void) {
-  if (kiln_sampler_nthreads() != 1) return false;
+/* Set in a fork child until it resumes sampling: it has one thread. */
+static bool kiln_sampler_fork_child;
+
+static bool kiln_sampler_open_solo(bool one_thread) {
+  if (!one_thread && kiln_sampler_nthreads() != 1) return false;
   pid_t self = (pid_t)syscall(SYS_gettid);
   if (kiln_perf_open_thread(self) != 0) return false;
   atomic_store(&kiln_sampler.solo, self);
@@ -202,7 +205,7 @@ int kiln_sampler_start(const kiln_config_t *cfg) {
   if (kiln_sampler.timer == KILN_TIMER_PERF) {
     kiln_unwind_copy_init();
     atomic_store(&kiln_sampler_running, true);
-    if (kiln_sampler_open_solo()) return 0;
+    if (kiln_sampler_open_solo(false)) return 0;
     kiln_sampler.inherited = kiln_perf_open_inherited() == 0;
     kiln_tls_covered = kiln_sampler.inherited;
     return 0;
@@ -287,7 +290,9 @@ void kiln_sampler_resume(void) {
     /* After fork, in the child: rings of its own, following its threads
      * (one thread: one ring, until it creates another). After a failed
      * exec the rings are still there. */
-    if (!kiln_sampler.inherited && !kiln_sampler_solo() && !kiln_sampler_open_solo()) {
+    bool one_thread = kiln_sampler_fork_child; /* a fork child's, not after a failed exec */
+    kiln_sampler_fork_child = false;
+    if (!kiln_sampler.inherited && !kiln_sampler_solo() && !kiln_sampler_open_solo(one_thread)) {
       kiln_sampler.inherited = kiln_perf_open_inherited() == 0;
       kiln_tls_covered = kiln_sampler.inherited;
     }
@@ -333,6 +338,7 @@ void kiln_sampler_after_fork_child(void) {
   if (kiln_sampler.timer == KILN_TIMER_PERF) {
     kiln_perf_after_fork_child();
     kiln_sampler.inherited = false;
+    kiln_sampler_fork_child = true;
     atomic_store(&kiln_sampler.solo, 0);
     return;
   }

@@ -114,6 +114,24 @@ static int kiln_record_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Whether NAME (in DIR) is a profile of kind WANT that the runtime wrote
+ * (a regular file, not a link planted there): then its path and size. */
+static bool kiln_record_kind_file(const char *dir, const char *name, const char *want, kiln_buf_t *path,
+                                  off_t *size)
+{
+    const char *kind = kiln_folded_kind(name);
+    if (!kind || strcmp(kind, want) != 0)
+        return false;
+    kiln_buf_printf(path, "%s/%s", dir, name);
+    struct stat st;
+    if (lstat(path->data, &st) != 0 || !S_ISREG(st.st_mode)) {
+        kiln_buf_free(path);
+        return false;
+    }
+    *size = st.st_size;
+    return true;
+}
+
 /* With --alloc: the leak report's headers and top 5 sites, the top
  * allocating functions of each alloc_bytes profile, and the top 5 by
  * temporary allocations. */
@@ -121,19 +139,13 @@ static void kiln_record_alloc_summary(const char *dir, char **names, size_t n)
 {
     bool any = false;
     for (size_t i = 0; i < n; i++) {
-        const char *kind = kiln_folded_kind(names[i]);
-        if (!kind || strcmp(kind, "alloc_bytes") != 0)
-            continue;
         kiln_buf_t path = {0};
-        kiln_buf_printf(&path, "%s/%s", dir, names[i]);
-        const char *one[] = {path.data};
-        struct stat st;
-        if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
-            kiln_buf_free(&path); /* not a profile the runtime wrote */
+        off_t size;
+        if (!kiln_record_kind_file(dir, names[i], "alloc_bytes", &path, &size))
             continue;
-        }
+        const char *one[] = {path.data};
         any = true;
-        if (st.st_size == 0) {
+        if (size == 0) {
             fprintf(stderr, "\n%s: no allocations\n", path.data);
         } else {
             fprintf(stderr, "\n%s: top allocating functions by self (bytes)\n", path.data);
@@ -144,14 +156,12 @@ static void kiln_record_alloc_summary(const char *dir, char **names, size_t n)
     /* Temporary allocations: blocks freed before their thread allocated
      * again, the buffers a program could reuse. */
     for (size_t i = 0; i < n; i++) {
-        const char *kind = kiln_folded_kind(names[i]);
-        if (!kind || strcmp(kind, "temp_count") != 0)
-            continue;
         kiln_buf_t path = {0};
-        kiln_buf_printf(&path, "%s/%s", dir, names[i]);
+        off_t size;
+        if (!kiln_record_kind_file(dir, names[i], "temp_count", &path, &size))
+            continue;
         const char *one[] = {path.data};
-        struct stat st;
-        if (stat(path.data, &st) == 0 && st.st_size > 0) {
+        if (size > 0) {
             fprintf(stderr, "\n%s: top functions by temporary allocations (blocks freed before "
                     "the thread's next allocation)\n", path.data);
             kiln_top_print(stderr, one, 1, 5, 0, NULL);
@@ -287,18 +297,12 @@ static void kiln_record_kind_top(const char *dir, char **names, size_t i, size_t
 static void kiln_record_lock_summary(const char *dir, char **names, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *kind = kiln_folded_kind(names[i]);
-        if (!kind || strcmp(kind, KILN_KIND_LOCK_WAIT_NS) != 0)
-            continue;
         kiln_buf_t path = {0};
-        kiln_buf_printf(&path, "%s/%s", dir, names[i]);
-        const char *one[] = {path.data};
-        struct stat st;
-        if (lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
-            kiln_buf_free(&path);
+        off_t size;
+        if (!kiln_record_kind_file(dir, names[i], KILN_KIND_LOCK_WAIT_NS, &path, &size))
             continue;
-        }
-        if (st.st_size == 0) {
+        const char *one[] = {path.data};
+        if (size == 0) {
             fprintf(stderr, "\n%s: no lock waits\n", path.data);
         } else {
             fprintf(stderr, "\n%s: time waited (ns) by what was waited for\n", path.data);
