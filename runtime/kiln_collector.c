@@ -537,6 +537,7 @@ static void *kiln_collector_main(void *arg) {
     }
     now = kiln_collector_now();
     uint64_t wait = (uint64_t)kiln_collector.period_ns;
+    if (wait > 4000000 && kiln_perf_first_live()) wait = 4000000; /* a first ring holds 14 ms */
     if (next_dump > now && next_dump - now < wait) wait = next_dump - now;
     uint64_t next_wall = kiln_wall_next_ns();
     if (next_wall != UINT64_MAX) wait = next_wall > now ? (next_wall - now < wait ? next_wall - now : wait) : 0;

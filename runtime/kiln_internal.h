@@ -610,6 +610,12 @@ int kiln_perf_open_inherited(void) KILN_INTERNAL;
 /* One thread's own event (threads not covered by inheritance). Normal
  * context, any thread. */
 int kiln_perf_open_thread(pid_t tid) KILN_INTERNAL;
+/* A process's first ring, for its one thread: small (16 KiB stack copies,
+ * 14 ms of them), grown to a full one by the drain once it is 10 ms old.
+ * A process that lives a millisecond pays for 256 KiB, not 2 MB a ring. */
+int kiln_perf_open_first(pid_t tid) KILN_INTERNAL;
+/* Whether a first ring is live: the collector drains every 4 ms then. */
+bool kiln_perf_first_live(void) KILN_INTERNAL;
 /* Closes tid's own rings (what they hold undrained is lost). */
 void kiln_perf_close_thread(pid_t tid) KILN_INTERNAL;
 /* Reads every ring into sink (reap: close the rings of threads that are

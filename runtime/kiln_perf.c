@@ -18,12 +18,16 @@
 #include <linux/perf_event.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
   KILN_PERF_RINGS_MAX = 4096,
+  KILN_PERF_FIRST_COPY = 16384,     /* stack bytes a first ring's samples copy */
+  KILN_PERF_FIRST_NS = 10000000,    /* a first ring grows when this old (10 ms) */
   KILN_PERF_REGS_MASK = 0xff01ff, /* AX..SP, IP, R8..R15 in perf's x86 numbering */
 };
 
@@ -33,7 +37,8 @@ typedef struct kiln_perf_ring {
   _Atomic int state;
   struct perf_event_mmap_page *page;
   size_t map_bytes;
-  pid_t tid; /* per-thread ring: its thread; 0: a per-CPU ring */
+  pid_t tid;          /* per-thread ring: its thread; 0: a per-CPU ring */
+  uint64_t small_ns;  /* a first ring (kiln_perf_open_first): when it opened; 0 for others */
 } kiln_perf_ring_t;
 
 static struct {
@@ -43,6 +48,8 @@ static struct {
   bool kernel;       /* kernel time is sampled */
   bool inherit;      /* per-CPU inherited events work here */
   size_t pages;      /* data pages a ring asks for */
+  size_t first_pages; /* and a process's first ring */
+  _Atomic int small;  /* first rings live */
   pid_t pid;
   _Atomic uint64_t lost, samples, kernel_samples, open_failures, opened;
   size_t ring_bytes_peak;
@@ -56,7 +63,7 @@ static const uint8_t kiln_perf_reg_of[KILN_REGS] = {0 /*ax*/,  3 /*dx*/,  2 /*cx
                                                     6 /*bp*/,  7 /*sp*/,  16,        17,        18,       19,
                                                     20,        21,        22,        23,        8 /*ip*/};
 
-static void kiln_perf_attr(struct perf_event_attr *a, int hz, bool kernel, bool inherit) {
+static void kiln_perf_attr(struct perf_event_attr *a, int hz, bool kernel, bool inherit, uint64_t copy_max) {
   memset(a, 0, sizeof *a);
   a->type = PERF_TYPE_SOFTWARE;
   a->size = sizeof *a;
@@ -68,7 +75,7 @@ static void kiln_perf_attr(struct perf_event_attr *a, int hz, bool kernel, bool 
   /* The whole record at the usual rates; less at high rates, where the
    * copying (~64 MB/s a busy CPU at 999 Hz) would cost the program. */
   uint64_t copy = 65536ull * 1000 / (unsigned)hz;
-  a->sample_stack_user = copy > KILN_STACK_COPY_PERF ? KILN_STACK_COPY_PERF : copy < 8192 ? 8192 : copy & ~7ull;
+  a->sample_stack_user = copy > copy_max ? copy_max : copy < 8192 ? 8192 : copy & ~7ull;
   a->exclude_kernel = !kernel;
   a->exclude_callchain_user = 1; /* the user stack is unwound from the copy */
   a->exclude_hv = 1;
@@ -78,26 +85,29 @@ static void kiln_perf_attr(struct perf_event_attr *a, int hz, bool kernel, bool 
   a->inherit_thread = inherit;
 }
 
-static int kiln_perf_open_fd(pid_t tid, int cpu, bool kernel, bool inherit) {
+static int kiln_perf_open_attr(pid_t tid, int cpu, bool kernel, bool inherit, uint64_t copy_max, bool disabled) {
   struct perf_event_attr a;
-  kiln_perf_attr(&a, kiln_perf.hz, kernel, inherit);
+  kiln_perf_attr(&a, kiln_perf.hz, kernel, inherit, copy_max);
+  a.disabled = disabled;
   int fd = (int)syscall(SYS_perf_event_open, &a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
   return fd < 0 ? -errno : fd;
 }
 
+static int kiln_perf_open_fd(pid_t tid, int cpu, bool kernel, bool inherit) {
+  return kiln_perf_open_attr(tid, cpu, kernel, inherit, KILN_STACK_COPY_PERF, false);
+}
+
 /* Maps fd's ring (as large as the locked-memory limit allows) and closes
  * fd: the mapping holds the event from now on. */
-static int kiln_perf_add_ring(int fd, pid_t tid) {
+static int kiln_perf_map_ring(int fd, pid_t tid, size_t want_pages, uint64_t small_ns) {
   long page = sysconf(_SC_PAGESIZE);
   void *map = MAP_FAILED;
   size_t bytes = 0;
-  for (size_t pages = kiln_perf.pages; pages >= 2 && map == MAP_FAILED; pages /= 2) {
+  for (size_t pages = want_pages; pages >= 2 && map == MAP_FAILED; pages /= 2) {
     bytes = (pages + 1) * (size_t)page;
     map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   }
-  int e = errno;
-  close(fd);
-  if (map == MAP_FAILED) return -e;
+  if (map == MAP_FAILED) return -errno;
   for (int i = 0; i < KILN_PERF_RINGS_MAX; i++) {
     kiln_perf_ring_t *r = &kiln_perf.rings[i];
     int expect = KILN_PERF_FREE;
@@ -108,16 +118,24 @@ static int kiln_perf_add_ring(int fd, pid_t tid) {
     r->page = map;
     r->map_bytes = bytes;
     r->tid = tid;
+    r->small_ns = small_ns;
+    if (small_ns) atomic_fetch_add_explicit(&kiln_perf.small, 1, memory_order_relaxed);
     int high = atomic_load_explicit(&kiln_perf.high, memory_order_relaxed);
     while (high < i + 1 && !atomic_compare_exchange_weak_explicit(&kiln_perf.high, &high, i + 1,
                                                                   memory_order_release, memory_order_relaxed)) {
     }
     atomic_store_explicit(&r->state, KILN_PERF_LIVE, memory_order_release);
     atomic_fetch_add_explicit(&kiln_perf.opened, 1, memory_order_relaxed);
-    return 0;
+    return i;
   }
   munmap(map, bytes);
   return -ENOSPC;
+}
+
+static int kiln_perf_add_ring(int fd, pid_t tid) {
+  int rc = kiln_perf_map_ring(fd, tid, kiln_perf.pages, 0);
+  close(fd);
+  return rc < 0 ? rc : 0;
 }
 
 int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) {
@@ -134,6 +152,13 @@ int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) {
   size_t want = (size_t)hz * (KILN_STACK_COPY_PERF + 512) / 40 / 4096, pages = 8;
   while (pages < want && pages < 2048) pages *= 2;
   kiln_perf.pages = pages;
+  /* A process's first ring (kiln_perf_open_first) holds 14 ms of 16 KiB
+   * copies, 256 KiB at 999 Hz: what a process that lives a millisecond
+   * pays, not 2 MB. */
+  want = (size_t)hz * (KILN_PERF_FIRST_COPY + 1536) / 70 / 4096;
+  size_t first = 8;
+  while (first < want && first < pages) first *= 2;
+  kiln_perf.first_pages = first;
   int fd = -1;
   kiln_perf.kernel = false;
   if (want_kernel) {
@@ -177,6 +202,25 @@ int kiln_perf_open_inherited(void) {
   }
   return 0;
 }
+
+static uint64_t kiln_perf_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int kiln_perf_open_first(pid_t tid) {
+  int fd = kiln_perf_open_attr(tid, -1, kiln_perf.kernel, false, KILN_PERF_FIRST_COPY, false);
+  if (fd >= 0) {
+    int slot = kiln_perf_map_ring(fd, tid, kiln_perf.first_pages, kiln_perf_now());
+    close(fd);
+    fd = slot < 0 ? slot : 0;
+  }
+  if (fd < 0) atomic_fetch_add_explicit(&kiln_perf.open_failures, 1, memory_order_relaxed);
+  return fd < 0 ? fd : 0;
+}
+
+bool kiln_perf_first_live(void) { return atomic_load_explicit(&kiln_perf.small, memory_order_relaxed) > 0; }
 
 int kiln_perf_open_thread(pid_t tid) {
   int fd = kiln_perf_open_fd(tid, -1, kiln_perf.kernel, false);
@@ -264,19 +308,51 @@ static void kiln_perf_drain_ring(kiln_perf_ring_t *r, kiln_perf_sink_fn sink, vo
   __atomic_store_n(&pg->data_tail, head, __ATOMIC_RELEASE);
 }
 
+static void kiln_perf_not_first(kiln_perf_ring_t *r) {
+  if (r->small_ns == 0) return;
+  r->small_ns = 0;
+  atomic_fetch_sub_explicit(&kiln_perf.small, 1, memory_order_relaxed);
+}
+
 static void kiln_perf_close_ring(kiln_perf_ring_t *r) {
+  kiln_perf_not_first(r);
   munmap(r->page, r->map_bytes);
   r->page = NULL;
   atomic_store_explicit(&r->state, KILN_PERF_FREE, memory_order_release);
 }
 
+/* A first ring that has lived 10 ms gives way to a full one: its event's
+ * successor is opened disabled and mapped (the clearing takes a while)
+ * before the old ring's last samples are read, then enabled just before
+ * the old one is unmapped, which stops it. What is lost is the old
+ * event's part-elapsed period, under one sample; the rest is seamless. If
+ * the full ring cannot be had, the first one stays. Under kiln_perf_lock. */
+static void kiln_perf_grow(kiln_perf_ring_t *r, kiln_perf_sink_fn sink, void *ctx) {
+  int fd = kiln_perf_open_attr(r->tid, -1, kiln_perf.kernel, false, KILN_STACK_COPY_PERF, true);
+  int slot = fd < 0 ? fd : kiln_perf_map_ring(fd, r->tid, kiln_perf.pages, 0);
+  if (slot < 0) {
+    if (fd >= 0) close(fd);
+    kiln_perf_not_first(r);
+    return;
+  }
+  kiln_perf_drain_ring(r, sink, ctx);
+  ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+  close(fd);
+  kiln_perf_close_ring(r);
+}
+
 void kiln_perf_drain(kiln_perf_sink_fn sink, void *ctx, bool reap) {
   pthread_mutex_lock(&kiln_perf_lock);
   int high = atomic_load_explicit(&kiln_perf.high, memory_order_acquire);
+  uint64_t now = atomic_load_explicit(&kiln_perf.small, memory_order_relaxed) > 0 ? kiln_perf_now() : 0;
   for (int i = 0; i < high; i++) {
     kiln_perf_ring_t *r = &kiln_perf.rings[i];
     if (atomic_load_explicit(&r->state, memory_order_acquire) != KILN_PERF_LIVE) continue;
     kiln_perf_drain_ring(r, sink, ctx);
+    if (r->small_ns && now - r->small_ns >= KILN_PERF_FIRST_NS) {
+      kiln_perf_grow(r, sink, ctx);
+      continue;
+    }
     /* A thread's own ring outlives the thread: close it once it is gone. */
     if (reap && r->tid > 0 && syscall(SYS_tgkill, kiln_perf.pid, r->tid, 0) < 0 && errno == ESRCH)
       kiln_perf_close_ring(r);
@@ -351,6 +427,7 @@ void kiln_perf_after_fork_child(void) {
     atomic_store_explicit(&kiln_perf.rings[i].state, KILN_PERF_FREE, memory_order_relaxed);
   }
   atomic_store_explicit(&kiln_perf.high, 0, memory_order_relaxed);
+  atomic_store_explicit(&kiln_perf.small, 0, memory_order_relaxed);
   atomic_store_explicit(&kiln_perf.samples, 0, memory_order_relaxed);
   atomic_store_explicit(&kiln_perf.kernel_samples, 0, memory_order_relaxed);
   atomic_store_explicit(&kiln_perf.lost, 0, memory_order_relaxed);

@@ -174,7 +174,7 @@ static bool kiln_sampler_fork_child;
 static bool kiln_sampler_open_solo(bool one_thread) {
   if (!one_thread && kiln_sampler_nthreads() != 1) return false;
   pid_t self = (pid_t)syscall(SYS_gettid);
-  if (kiln_perf_open_thread(self) != 0) return false;
+  if (kiln_perf_open_first(self) != 0) return false;
   atomic_store(&kiln_sampler.solo, self);
   kiln_tls_covered = true; /* its ring follows it; its threads are not covered by it */
   return true;

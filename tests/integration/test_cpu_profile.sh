@@ -20,6 +20,10 @@ for variant in "libunwind cpu_split" "libunwind cpu_split.fp" "fp cpu_split.fp";
   if within "$hz" 999 100; then pass "cpu_split ($1, $2): delivered $hz Hz of 999 (>= 90%)"
   else fail "cpu_split ($1, $2): delivered rate" "$hz Hz of 999"; fi
   check_eq "cpu_split ($1, $2): no drops" 0 "$(meta_field "$m" dropped)"
+  # Its one thread starts on a small first ring, which gives way to a
+  # full one at 10 ms (the rate above spans the switch).
+  grep -q '"timer": "perf cpu-clock"' "$m" &&
+    check_eq "cpu_split ($1, $2): rings opened: a first one, then a full one" 2 "$(meta_field "$m" perf_rings_opened)"
   samples=$(meta_field "$m" samples)
   check_eq "cpu_split ($1, $2): folded total = samples counted" "$samples" "$(folded_total "$f")"
 done
