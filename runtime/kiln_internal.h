@@ -603,7 +603,9 @@ typedef struct kiln_raw_sample {
 } kiln_raw_sample_t;
 typedef void (*kiln_perf_sink_fn)(const kiln_raw_sample_t *s, void *ctx);
 /* Whether perf ring sampling works here (with kernel time if want_kernel
- * and allowed: *kernel). Normal context. 0 / -errno. */
+ * and allowed: *kernel). On success the calling thread is followed by its
+ * first ring (kiln_perf_open_first), which kiln_perf_close_thread undoes.
+ * Normal context. 0 / -errno. */
 int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) KILN_INTERNAL;
 /* Per-CPU events inherited by every thread the calling thread creates. */
 int kiln_perf_open_inherited(void) KILN_INTERNAL;
@@ -614,6 +616,8 @@ int kiln_perf_open_thread(pid_t tid) KILN_INTERNAL;
  * 14 ms of them), grown to a full one by the drain once it is 10 ms old.
  * A process that lives a millisecond pays for 256 KiB, not 2 MB a ring. */
 int kiln_perf_open_first(pid_t tid) KILN_INTERNAL;
+/* Whether tid has a ring of its own. */
+bool kiln_perf_has_ring(pid_t tid) KILN_INTERNAL;
 /* Whether a first ring is live: the collector drains every 4 ms then. */
 bool kiln_perf_first_live(void) KILN_INTERNAL;
 /* Closes tid's own rings (what they hold undrained is lost). */

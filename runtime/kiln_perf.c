@@ -47,6 +47,7 @@ static struct {
   int hz;
   bool kernel;       /* kernel time is sampled */
   bool inherit;      /* per-CPU inherited events work here */
+  bool inherit_asked; /* and that has been asked */
   size_t pages;      /* data pages a ring asks for */
   size_t first_pages; /* and a process's first ring */
   _Atomic int small;  /* first rings live */
@@ -138,6 +139,12 @@ static int kiln_perf_add_ring(int fd, pid_t tid) {
   return rc < 0 ? rc : 0;
 }
 
+static uint64_t kiln_perf_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) {
   if (kiln_perf.rings == NULL) {
     kiln_perf.rings = kiln_mem_map(sizeof(kiln_perf_ring_t) * KILN_PERF_RINGS_MAX);
@@ -159,24 +166,24 @@ int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) {
   size_t first = 8;
   while (first < want && first < pages) first *= 2;
   kiln_perf.first_pages = first;
+  /* The probe is the calling thread's first ring: if its event opens and
+   * its ring maps, perf sampling works here, and a process that stays
+   * with one thread keeps it (kiln_perf_open_first); else it is closed.
+   * Whether per-CPU inherited events work is asked when they are first
+   * wanted (kiln_perf_open_inherited). Each of these is a system call
+   * that interrupts every CPU: a short process felt them. */
   int fd = -1;
   kiln_perf.kernel = false;
   if (want_kernel) {
-    fd = kiln_perf_open_fd(0, -1, true, false);
+    fd = kiln_perf_open_attr(0, -1, true, false, KILN_PERF_FIRST_COPY, false);
     kiln_perf.kernel = fd >= 0;
   }
-  if (fd < 0) fd = kiln_perf_open_fd(0, -1, false, false);
+  if (fd < 0) fd = kiln_perf_open_attr(0, -1, false, false, KILN_PERF_FIRST_COPY, false);
   if (fd < 0) return fd;
-  /* A ring of the smallest size must map, or this is no use. */
-  void *map = mmap(NULL, 3 * (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  int e = errno;
+  int slot = kiln_perf_map_ring(fd, (pid_t)syscall(SYS_gettid), kiln_perf.first_pages, kiln_perf_now());
   close(fd);
-  if (map == MAP_FAILED) return -e;
-  munmap(map, 3 * (size_t)sysconf(_SC_PAGESIZE));
-  /* Inheritance without fork children needs inherit_thread (Linux 5.13). */
-  fd = kiln_perf_open_fd(0, 0, kiln_perf.kernel, true);
-  kiln_perf.inherit = fd >= 0;
-  if (fd >= 0) close(fd);
+  if (slot < 0) return slot;
+  kiln_perf.inherit_asked = false;
   *kernel = kiln_perf.kernel;
   return 0;
 }
@@ -184,6 +191,13 @@ int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) {
 bool kiln_perf_kernel(void) { return kiln_perf.kernel; }
 
 int kiln_perf_open_inherited(void) {
+  if (!kiln_perf.inherit_asked) {
+    /* Inheritance without fork children needs inherit_thread (Linux 5.13). */
+    int fd = kiln_perf_open_fd(0, 0, kiln_perf.kernel, true);
+    kiln_perf.inherit = fd >= 0;
+    kiln_perf.inherit_asked = true;
+    if (fd >= 0) close(fd);
+  }
   if (!kiln_perf.inherit) return -ENOTSUP;
   long ncpu = sysconf(_SC_NPROCESSORS_CONF);
   int opened = 0, err = 0;
@@ -203,13 +217,8 @@ int kiln_perf_open_inherited(void) {
   return 0;
 }
 
-static uint64_t kiln_perf_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int kiln_perf_open_first(pid_t tid) {
+  if (kiln_perf_has_ring(tid)) return 0; /* the probe's */
   int fd = kiln_perf_open_attr(tid, -1, kiln_perf.kernel, false, KILN_PERF_FIRST_COPY, false);
   if (fd >= 0) {
     int slot = kiln_perf_map_ring(fd, tid, kiln_perf.first_pages, kiln_perf_now());
@@ -218,6 +227,15 @@ int kiln_perf_open_first(pid_t tid) {
   }
   if (fd < 0) atomic_fetch_add_explicit(&kiln_perf.open_failures, 1, memory_order_relaxed);
   return fd < 0 ? fd : 0;
+}
+
+bool kiln_perf_has_ring(pid_t tid) {
+  int high = atomic_load_explicit(&kiln_perf.high, memory_order_acquire);
+  for (int i = 0; i < high; i++)
+    if (atomic_load_explicit(&kiln_perf.rings[i].state, memory_order_acquire) == KILN_PERF_LIVE &&
+        kiln_perf.rings[i].tid == tid)
+      return true;
+  return false;
 }
 
 bool kiln_perf_first_live(void) { return atomic_load_explicit(&kiln_perf.small, memory_order_relaxed) > 0; }

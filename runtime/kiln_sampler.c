@@ -206,6 +206,7 @@ int kiln_sampler_start(const kiln_config_t *cfg) {
     kiln_unwind_copy_init();
     atomic_store(&kiln_sampler_running, true);
     if (kiln_sampler_open_solo(false)) return 0;
+    kiln_perf_close_thread((pid_t)syscall(SYS_gettid)); /* the probe's ring */
     kiln_sampler.inherited = kiln_perf_open_inherited() == 0;
     kiln_tls_covered = kiln_sampler.inherited;
     return 0;

@@ -166,10 +166,13 @@ void kiln_stacktab_foreach(void (*fn)(kiln_stack_t *s, void *ctx), void *ctx) {
 
 _Static_assert(KILN_COUNT_KINDS <= 64, "count masks are 64-bit");
 
+/* Only counters that are not zero are written: in a fork child, a page of
+ * the table it inherited is copied on its first write. */
 static void kiln_stacktab_zero(kiln_stack_t *s, void *ctx) {
   uint64_t mask = *(uint64_t *)ctx;
   for (int k = 0; k < KILN_COUNT_KINDS; k++)
-    if (mask & (1ull << k)) atomic_store_explicit(&s->counts[k], 0, memory_order_relaxed);
+    if (mask & (1ull << k) && atomic_load_explicit(&s->counts[k], memory_order_relaxed) != 0)
+      atomic_store_explicit(&s->counts[k], 0, memory_order_relaxed);
 }
 
 void kiln_stacktab_clear_counts(uint64_t mask) { kiln_stacktab_foreach(kiln_stacktab_zero, &mask); }
