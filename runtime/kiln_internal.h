@@ -694,6 +694,17 @@ bool kiln_ehframe_find(const kiln_ehframe_t *t, uint64_t vaddr, uint64_t *start,
  * context only: not in the handler, not in a crash. */
 typedef struct kiln_symbols kiln_symbols_t;
 kiln_symbols_t *kiln_symbols_open(void) KILN_INTERNAL; /* NULL when out of memory */
+/* Between hold and release (nested: the outermost counts), this thread's
+ * opens share one session, and its closes leave it open: a dump reads
+ * each module's symbols once. Normal context. */
+void kiln_symbols_hold(void) KILN_INTERNAL;
+void kiln_symbols_release(void) KILN_INTERNAL;
+/* Around fork, from the profiler's handlers: the kept session is not being
+ * changed at the fork (else the child reads its own); warm: first read the
+ * symbols of the modules the stacks so far are in, for the child to find. */
+void kiln_symbols_fork_prepare(bool warm) KILN_INTERNAL;
+void kiln_symbols_fork_parent(void) KILN_INTERNAL;
+void kiln_symbols_fork_child(void) KILN_INTERNAL;
 void kiln_symbols_close(kiln_symbols_t *sy) KILN_INTERNAL;
 void kiln_symbols_name(kiln_symbols_t *sy, uint64_t pc, kiln_buf_t *out) KILN_INTERNAL;
 /* Addresses from here up are the kernel's (x86-64). */

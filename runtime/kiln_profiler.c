@@ -133,11 +133,21 @@ static void kiln_profiler_add_existing(void) {
   closedir(d);
 }
 
+static _Atomic unsigned kiln_profiler_forks; /* this process's, through the handlers */
+
 static void kiln_profiler_fork_prepare(void) {
   sigset_t prof;
   sigemptyset(&prof);
   sigaddset(&prof, SIGPROF);
   pthread_sigmask(SIG_BLOCK, &prof, &kiln_tls_fork_mask);
+  /* From the second fork on, the children find the symbols of the modules
+   * the stacks so far are in already read (a storm of children read them
+   * once each: most of what each cost at its exit). First, while no lock
+   * of kiln's is taken: reading them may allocate. */
+  bool active = atomic_load(&kiln_profiler.active);
+  kiln_heap_guard_enter();
+  kiln_symbols_fork_prepare(active && atomic_fetch_add(&kiln_profiler_forks, 1) >= 1);
+  kiln_heap_guard_leave();
   /* The child's thread is this one: its unwinder state is set up here, in
    * the parent, where nothing is held by a thread that will not exist.
    * Then no thread may be inside libunwind at the fork (its locks), nor
@@ -156,6 +166,7 @@ static void kiln_profiler_fork_prepare(void) {
 }
 
 static void kiln_profiler_fork_parent(void) {
+  kiln_symbols_fork_parent();
   if (kiln_tls_fork_locked) kiln_collector_fork_parent();
   kiln_tls_fork_locked = false;
   if (kiln_tls_fork_heap) kiln_heap_fork_release();
@@ -164,6 +175,8 @@ static void kiln_profiler_fork_parent(void) {
 }
 
 static void kiln_profiler_fork_child(void) {
+  kiln_symbols_fork_child();
+  atomic_store(&kiln_profiler_forks, 0);
   if (kiln_tls_fork_heap) kiln_heap_fork_release();
   kiln_unwind_fork_done();
   pthread_mutex_init(&kiln_profiler_lock, NULL);
@@ -773,7 +786,21 @@ static int kiln_profiler_pprof(const char *dir, const char *base, kiln_profiler_
   return rc;
 }
 
+static int kiln_profiler_dump_set_names(const char *dir, kiln_profiler_set_t *set, bool summary);
+
+/* One set: a symbol session held through it (not in an emergency). */
 static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, bool summary) {
+  bool hold = set->mode != KILN_DUMP_MODE_EMERGENCY;
+  if (hold) {
+    kiln_symbols_demangle(true);
+    kiln_symbols_hold();
+  }
+  int rc = kiln_profiler_dump_set_names(dir, set, summary);
+  if (hold) kiln_symbols_release();
+  return rc;
+}
+
+static int kiln_profiler_dump_set_names(const char *dir, kiln_profiler_set_t *set, bool summary) {
   kiln_heap_guard_enter();
   const kiln_config_t *c = &kiln_profiler.cfg;
   bool emergency = set->mode == KILN_DUMP_MODE_EMERGENCY;
@@ -1143,6 +1170,8 @@ void kiln_profiler_at_exit(void) {
   kiln_collector_stop();
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_exchange(&kiln_profiler.active, false)) {
+    kiln_symbols_demangle(true);
+    kiln_symbols_hold(); /* one reading of each module's symbols for all of the below */
     if (kiln_profiler.cfg.interval_ns) /* the last interval: the sets add up to the whole run */
       kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_INTERVAL, false);
     if (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) {
@@ -1150,6 +1179,7 @@ void kiln_profiler_at_exit(void) {
       kiln_scan_run(&kiln_profiler.cfg); /* leak categories, when asked */
     }
     kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_EXIT, true);
+    kiln_symbols_release();
   }
   pthread_mutex_unlock(&kiln_profiler_lock);
   kiln_heap_guard_leave();

@@ -55,6 +55,7 @@ struct kiln_symbols {
   size_t last; /* index + 1 of the file of the last lookup */
   char *(*demangle)(const char *, char *, size_t *, int *);
   bool crash; /* opened with demangling off (a crash): no dlopen, no malloc */
+  unsigned warmed; /* stacks kiln_symbols_fork_prepare has read the modules of */
   bool jit_loaded, kernel_loaded;
   kiln_symtab_t jit, kernel; /* perf map, kallsyms */
   kiln_buf_t jit_text, kernel_text;
@@ -67,7 +68,7 @@ void kiln_symbols_demangle(bool on) {
   atomic_store_explicit(&kiln_symbols_no_demangle, !on, memory_order_relaxed);
 }
 
-kiln_symbols_t *kiln_symbols_open(void) {
+static kiln_symbols_t *kiln_symbols_open_new(void) {
   kiln_symbols_t *sy = kiln_mem_map(sizeof *sy);
   if (sy == NULL) return NULL;
   sy->crash = atomic_load_explicit(&kiln_symbols_no_demangle, memory_order_relaxed);
@@ -80,7 +81,7 @@ static void kiln_symbols_tab_free(kiln_symtab_t *t) {
   memset(t, 0, sizeof *t);
 }
 
-void kiln_symbols_close(kiln_symbols_t *sy) {
+static void kiln_symbols_close_now(kiln_symbols_t *sy) {
   if (sy == NULL) return;
   for (size_t i = 0; i < sy->nfiles; i++) {
     kiln_symfile_t *f = &sy->files[i];
@@ -96,6 +97,94 @@ void kiln_symbols_close(kiln_symbols_t *sy) {
   kiln_buf_free(&sy->kernel_text);
   kiln_buf_free(&sy->raw);
   kiln_mem_unmap(sy, sizeof *sy);
+}
+
+/* A dump names the same stacks several times (the release of glibc's
+ * buffers, the leak scan's suppressions, health, each profile file, pprof),
+ * and a process may dump many times: while a thread holds the process's
+ * kept session, every open on that thread returns it, and each module's
+ * symbols are read once for the process (modules are never reused, so what
+ * was read stays true). A fork child inherits what its parent read; the
+ * parent reads the modules of its stacks before its second fork
+ * (kiln_symbols_fork_prepare), so that a storm of children does not read
+ * them once each. Per thread: another thread's kiln_check opens its own.
+ * Not in a crash (no demangling then). */
+static __thread kiln_symbols_t *kiln_symbols_held __attribute__((tls_model("initial-exec")));
+static __thread int kiln_symbols_hold_depth __attribute__((tls_model("initial-exec")));
+static pthread_mutex_t kiln_symbols_kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static kiln_symbols_t *kiln_symbols_kept;
+static bool kiln_symbols_fork_locked;
+
+void kiln_symbols_hold(void) {
+  if (kiln_symbols_hold_depth++ > 0 || atomic_load_explicit(&kiln_symbols_no_demangle, memory_order_relaxed)) return;
+  pthread_mutex_lock(&kiln_symbols_kept_lock);
+  if (kiln_symbols_kept == NULL) kiln_symbols_kept = kiln_symbols_open_new();
+  kiln_symbols_held = kiln_symbols_kept;
+  if (kiln_symbols_held == NULL) pthread_mutex_unlock(&kiln_symbols_kept_lock);
+}
+
+void kiln_symbols_release(void) {
+  if (kiln_symbols_hold_depth == 0 || --kiln_symbols_hold_depth > 0 || kiln_symbols_held == NULL) return;
+  kiln_symbols_held = NULL;
+  pthread_mutex_unlock(&kiln_symbols_kept_lock);
+}
+
+static kiln_symfile_t *kiln_symbols_file(kiln_symbols_t *sy, const kiln_module_t *m);
+
+static void kiln_symbols_warm_stack(kiln_stack_t *s, void *ctx) {
+  kiln_symbols_t *sy = ctx;
+  if (sy->warmed++ >= 4096) return; /* the first stacks name the modules that matter; a bound on the cost */
+  const kiln_module_t *last = NULL;
+  for (uint32_t i = 0; i < s->depth; i++) {
+    uint64_t pc = s->pcs[i];
+    if (pc < KILN_PC_MARKERS || kiln_pc_is_wait(pc)) continue;
+    const kiln_module_t *m = kiln_modules_find((uintptr_t)pc - 1);
+    if (m == NULL || m == last) continue;
+    last = m;
+    kiln_symbols_file(sy, m);
+  }
+}
+
+void kiln_symbols_fork_prepare(bool warm) {
+  kiln_symbols_fork_locked = kiln_symbols_hold_depth == 0 && pthread_mutex_trylock(&kiln_symbols_kept_lock) == 0;
+  if (!kiln_symbols_fork_locked || !warm || atomic_load_explicit(&kiln_symbols_no_demangle, memory_order_relaxed))
+    return;
+  if (kiln_symbols_kept == NULL) kiln_symbols_kept = kiln_symbols_open_new();
+  kiln_symbols_t *sy = kiln_symbols_kept;
+  if (sy == NULL || sy->warmed > 0) return;
+  /* The program and libc are in nearly every stack of every child, even
+   * before the parent has stacks of its own. */
+  if (kiln_modules_count() > 0) kiln_symbols_file(sy, kiln_modules_at(0));
+  const kiln_module_t *libc = kiln_modules_find((uintptr_t)&getpid);
+  if (libc != NULL) kiln_symbols_file(sy, libc);
+  sy->warmed = 1;
+  kiln_stacktab_foreach(kiln_symbols_warm_stack, sy);
+}
+
+void kiln_symbols_fork_parent(void) {
+  if (kiln_symbols_fork_locked) pthread_mutex_unlock(&kiln_symbols_kept_lock);
+  kiln_symbols_fork_locked = false;
+}
+
+void kiln_symbols_fork_child(void) {
+  /* A session another thread was using at the fork may be half updated:
+   * the child reads its own. */
+  if (!kiln_symbols_fork_locked) kiln_symbols_kept = NULL;
+  kiln_symbols_fork_locked = false;
+  kiln_symbols_held = NULL;
+  kiln_symbols_hold_depth = 0;
+  pthread_mutex_init(&kiln_symbols_kept_lock, NULL);
+}
+
+kiln_symbols_t *kiln_symbols_open(void) {
+  kiln_symbols_t *sy = kiln_symbols_held;
+  if (sy != NULL && sy->crash == atomic_load_explicit(&kiln_symbols_no_demangle, memory_order_relaxed)) return sy;
+  return kiln_symbols_open_new();
+}
+
+void kiln_symbols_close(kiln_symbols_t *sy) {
+  if (sy != NULL && sy == kiln_symbols_held) return;
+  kiln_symbols_close_now(sy);
 }
 
 /* ------------------------------------------------------------ ELF files */

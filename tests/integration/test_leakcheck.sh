@@ -54,6 +54,30 @@ $(site "$(one "$d/*.reachable_bytes.folded")" keep_global) $(site "$(one "$d/*.r
 done
 [ $have_vg = 1 ] || fail "valgrind comparisons" "valgrind is not installed"
 
+# Pointers in anonymous memory read in place: one touched page of a 64 MiB
+# mapping, and in a fork child the pages it still shares with its parent.
+# Equal to valgrind for both processes; the pages never touched are not
+# read (the child's own faults stay far below the mapping's 16,384 pages).
+d="$T/scan_anon"
+run_pair "scan_anon" "$d" "$EX/scan_anon"
+top=""; child=""
+for m in "$d"/scan_anon.*.meta.json; do
+  if [ "$(meta_field "$m" definite_bytes)" = 555 ]; then child=$m; else top=$m; fi
+done
+check_eq "scan_anon: parent's categories (reachable through a page amid untouched ones)" \
+  "222 1 0 0 0 0 111 1" "$([ -n "$top" ] && cats "$top")"
+check_eq "scan_anon: fork child's categories (reachable through a page shared with the parent)" \
+  "555 2 0 0 0 0 111 1" "$([ -n "$child" ] && cats "$child")"
+if [ $have_vg = 1 ]; then
+  vg=$(timeout 300 valgrind --leak-check=full --show-leak-kinds=all "$EX/scan_anon" 2>&1 >/dev/null | tr -d , |
+    awk '/definitely lost:/ { print "definite", $4, $7 } /still reachable:/ { print "reachable", $4, $7 }' | sort | tr '\n' ' ')
+  check_eq "scan_anon: valgrind sees the same in both processes" \
+    "definite 222 1 definite 555 2 reachable 111 1 reachable 111 1 " "$vg"
+fi
+faults=$(KILN_OUT="$T/scan_anon_faults" LD_PRELOAD=$LIBKILN "$EX/scan_anon" faults | sed -n 's/^child minflt //p')
+[ -n "$faults" ] && [ "$faults" -lt 8192 ] && pass "scan_anon: the child's scan maps no untouched page ($faults faults)" ||
+  fail "scan_anon: the child's scan maps no untouched page" "$faults faults (the mapping has 16384 pages)"
+
 # The kiln leaks report: definitely lost first, fails on definite only.
 out=$("$KILN" leaks --error-exitcode 9 "$T/leakcheck" 2>&1); rc=$?
 check_eq "kiln leaks: --error-exitcode on definite leaks" 9 "$rc"
