@@ -171,7 +171,14 @@ static int kiln_sampler_nthreads(void) {
 /* Set in a fork child until it resumes sampling: it has one thread. */
 static bool kiln_sampler_fork_child;
 
+/* glibc's own "no thread was ever created" (2.32 and later): when set,
+ * this process has one thread, without a read of /proc (threads made with
+ * a raw clone are not counted, but threads there before the start get rings
+ * of their own anyway, kiln_profiler_add_existing). */
+extern char __libc_single_threaded __attribute__((weak));
+
 static bool kiln_sampler_open_solo(bool one_thread) {
+  if (!one_thread && &__libc_single_threaded != NULL && __libc_single_threaded) one_thread = true;
   if (!one_thread && kiln_sampler_nthreads() != 1) return false;
   pid_t self = (pid_t)syscall(SYS_gettid);
   if (kiln_perf_open_first(self) != 0) return false;
