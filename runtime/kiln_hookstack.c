@@ -65,6 +65,7 @@ typedef struct kiln_hs_rule {
 } kiln_hs_rule_t;
 
 static kiln_hs_rule_t *kiln_hs_rules;
+static _Atomic uint64_t kiln_hs_rules_gen; /* bumped when every rule is forgotten */
 static _Atomic uint64_t kiln_hs_rules_used, kiln_hs_rules_full;
 
 static inline size_t kiln_hs_rule_slot(uint64_t pc) {
@@ -112,7 +113,9 @@ enum {
   KILN_HS_IDS = 1024,             /* stack cache entries */
   KILN_HS_LOG = 48,               /* words of a walk that can be cached */
   KILN_HS_WALKS = 64,             /* cached walks (about 50 KiB) */
-  KILN_HS_LEARN_STACK = 32 * 1024 /* where libunwind's unw_step runs */
+  KILN_HS_LEARN_STACK = 32 * 1024, /* where libunwind's unw_step runs */
+  KILN_HS_TRACE = 256,             /* frames of a walk kept for the next one */
+  KILN_HS_TRACE_LOG = 2 * KILN_HS_TRACE
 };
 
 /* A word a walk read, and a finished walk: where it started (the hook
@@ -128,6 +131,22 @@ typedef struct kiln_hs_walk {
   kiln_hs_read_t log[KILN_HS_LOG];
 } kiln_hs_walk_t;
 
+/* A rule walk as the next one may reuse it: at each frame, the state the
+ * walk was in (ip, rsp, rbp), where its reads from that frame on begin in
+ * the log, and whether the rest of the walk used that rbp. */
+typedef struct kiln_hs_frame {
+  uintptr_t ip, rsp, rbp;
+  uint32_t log;
+  uint8_t kind, saves, needs_rbp, pad;
+} kiln_hs_frame_t;
+typedef struct kiln_hs_trace {
+  int n;         /* frames; the walk ended by itself (not cut, not libunwind's) */
+  uint64_t gen;  /* of the rules it followed (kiln_hs_rules_gen) */
+  unsigned nlog; /* its reads (at most KILN_HS_TRACE_LOG, else not kept) */
+  kiln_hs_frame_t fr[KILN_HS_TRACE];
+  kiln_hs_read_t log[KILN_HS_TRACE_LOG];
+} kiln_hs_trace_t;
+
 typedef struct kiln_hs_thread {
   struct kiln_hs_thread *next_free;
   uintptr_t stack_hi; /* frames of this thread's own stack are below */
@@ -137,7 +156,10 @@ typedef struct kiln_hs_thread {
   unsigned nlog; /* words the current walk read (may pass KILN_HS_LOG) */
   uint64_t hits; /* walks answered by the cache */
   bool uses_bp;  /* the current walk used the program's rbp at the call */
-  kiln_hs_read_t log[KILN_HS_LOG];
+  uint64_t reused; /* walks that took their outer frames from the last one */
+  kiln_hs_read_t *log; /* the current walk's reads: tr[cur].log */
+  int cur;             /* tr[cur] is being walked, tr[cur ^ 1] is the last walk */
+  kiln_hs_trace_t tr[2];
   kiln_hs_walk_t walks[KILN_HS_WALKS];
   struct { uint64_t hash; uint32_t id, pad; } ids[KILN_HS_IDS];
   unw_context_t uc;
@@ -172,9 +194,12 @@ static kiln_hs_thread_t *kiln_hs_thread_new(void) {
   if (t != NULL) {
     memset(t->ids, 0, sizeof t->ids); /* a recycled one: another thread's caches */
     memset(t->walks, 0, sizeof t->walks);
+    t->tr[0].n = t->tr[1].n = 0;
   } else if ((t = kiln_mem_map(sizeof *t)) == NULL) {
     return NULL;
   }
+  t->cur = 0;
+  t->log = t->tr[0].log;
   t->next_free = NULL;
   t->gen = kiln_stacktab_generation();
   /* Where this thread's frames end (see the file comment). */
@@ -213,6 +238,7 @@ int kiln_hookstack_init(kiln_unwind_kind_t kind, bool verify) {
  * through code that is still mapped. */
 void kiln_hookstack_forget_rules(void) {
   if (kiln_hs_rules == NULL) return;
+  atomic_fetch_add_explicit(&kiln_hs_rules_gen, 1, memory_order_release); /* and every kept walk */
   madvise(kiln_hs_rules, KILN_HS_RULES * sizeof *kiln_hs_rules, MADV_DONTNEED);
   atomic_store_explicit(&kiln_hs_rules_used, 0, memory_order_relaxed);
 }
@@ -348,7 +374,7 @@ KILN_HOOK_TEXT static const uintptr_t *kiln_hs_hook_frame(void) {
  * function of where it starts (ip, rsp, rbp) and of these words, so the
  * same start and the same words mean the same stack. */
 static inline bool kiln_hs_log(kiln_hs_thread_t *t, uintptr_t at, uintptr_t v) {
-  if (t->nlog < KILN_HS_LOG) {
+  if (t->nlog < KILN_HS_TRACE_LOG) {
     t->log[t->nlog].addr = at;
     t->log[t->nlog].value = v;
   }
@@ -369,8 +395,37 @@ static inline bool kiln_hs_same_reads(const kiln_hs_read_t *r, unsigned n) {
   return r == end || *(const uintptr_t *)r->addr == r->value;
 }
 
+/* The last walk's frames from prev->fr[j] on, for the walk now at frame n
+ * in the same state: its pcs, frames and reads appended. */
+static int kiln_hs_take_rest(kiln_hs_thread_t *t, const kiln_hs_trace_t *prev, int j, uint64_t *pcs, int n, int max,
+                             unsigned *flags) {
+  kiln_hs_trace_t *cur = &t->tr[t->cur];
+  int m = prev->n - j;
+  if (n + m > max) {
+    m = max - n;
+    *flags |= KILN_STACK_TRUNCATED;
+  }
+  unsigned from = prev->fr[j].log;
+  for (int k = 0; k < m; k++) {
+    pcs[n + k] = prev->fr[j + k].ip;
+    if (n + k < KILN_HS_TRACE) {
+      cur->fr[n + k] = prev->fr[j + k];
+      cur->fr[n + k].log = prev->fr[j + k].log - from + t->nlog;
+    }
+  }
+  for (unsigned k = from; k < prev->nlog; k++) kiln_hs_log(t, prev->log[k].addr, prev->log[k].value);
+  t->reused++;
+  return n + m;
+}
+
 /* The rule walk from the program's first frame. -1: libunwind must
- * answer (a rule it cannot give, a walk that leaves the stack). */
+ * answer (a rule it cannot give, a walk that leaves the stack).
+ * Successive allocations of a thread share most of their outer frames: at
+ * each frame, if the last walk passed the same frame in the same state
+ * (ip, rsp, and rbp if the rest of it used rbp) and every word it read
+ * from there on still holds what it read, the rest of the walk is the
+ * same (a walk is a function of its state and of the words it reads), and
+ * is taken from it. Nothing of the program is changed. */
 KILN_HOOK_TEXT static int kiln_hs_walk(kiln_hs_thread_t *t, const uintptr_t *f, uint64_t *pcs, int max,
                                        unsigned *flags) {
   uintptr_t ip = f[1], rsp = (uintptr_t)(f + 2), rbp = f[0];
@@ -378,10 +433,30 @@ KILN_HOOK_TEXT static int kiln_hs_walk(kiln_hs_thread_t *t, const uintptr_t *f, 
    * coroutine's, the signal stack) they follow the chain libunwind would. */
   uintptr_t hi = t->stack_hi;
   if (!(rsp < hi && hi - rsp < (1ull << 32))) hi = UINTPTR_MAX;
-  int n = 0;
+  kiln_hs_trace_t *cur = &t->tr[t->cur];
+  const kiln_hs_trace_t *prev = &t->tr[t->cur ^ 1];
+  uint64_t gen = atomic_load_explicit(&kiln_hs_rules_gen, memory_order_acquire);
+  cur->gen = gen;
+  int n = 0, j = prev->gen == gen ? 0 : INT32_MAX;
   bool learned = false, bp_loaded = false;
   uintptr_t bp_at = 0; /* where rbp was last loaded from */
   for (;;) {
+    if (j < prev->n) {
+      while (j < prev->n && prev->fr[j].rsp < rsp) j++;
+      const kiln_hs_frame_t *p = &prev->fr[j];
+      if (j < prev->n && p->rsp == rsp && p->ip == ip && (!p->needs_rbp || p->rbp == rbp) &&
+          kiln_hs_same_reads(prev->log + p->log, prev->nlog - p->log)) {
+        if (p->needs_rbp) { /* as the walk would have logged it */
+          if (!bp_loaded) t->uses_bp = true;
+          else if (bp_at != 0) kiln_hs_log(t, bp_at, rbp);
+        }
+        n = kiln_hs_take_rest(t, prev, j, pcs, n, max, flags);
+        bool keep = !(*flags & KILN_STACK_TRUNCATED) && n <= KILN_HS_TRACE && t->nlog <= KILN_HS_TRACE_LOG;
+        cur->n = keep ? n : 0;
+        cur->nlog = t->nlog;
+        return n;
+      }
+    }
     uint64_t rule = kiln_hs_rule_get(ip);
     if (rule == 0) {
       if (learned) return -1;
@@ -395,8 +470,17 @@ KILN_HOOK_TEXT static int kiln_hs_walk(kiln_hs_thread_t *t, const uintptr_t *f, 
       *flags |= KILN_STACK_TRUNCATED;
       return n;
     }
+    if (n < KILN_HS_TRACE) {
+      kiln_hs_frame_t *fr = &cur->fr[n];
+      fr->ip = ip;
+      fr->rsp = rsp;
+      fr->rbp = rbp;
+      fr->log = t->nlog;
+      fr->kind = (uint8_t)kind;
+      fr->saves = (rule & 8) != 0;
+    }
     pcs[n++] = ip;
-    if (kind == KILN_HS_END) return n;
+    if (kind == KILN_HS_END) break;
     int32_t off = (int32_t)(uint32_t)(rule >> 16);
     /* rbp only matters to the result where a frame's CFA is computed from
      * it: only then is the word it came from part of the walk's input. */
@@ -420,9 +504,23 @@ KILN_HOOK_TEXT static int kiln_hs_walk(kiln_hs_thread_t *t, const uintptr_t *f, 
     }
     rsp = cfa;
     ip = ret;
-    if (ip == 0) return n;
+    if (ip == 0) break;
     learned = false;
   }
+  /* Ended by itself: kept for the next walk, with what each frame's rest
+   * needed of rbp (a frame whose CFA is rbp-based, or that leaves rbp to
+   * a caller that needs it). */
+  if (n <= KILN_HS_TRACE && t->nlog <= KILN_HS_TRACE_LOG) {
+    bool needs = false;
+    for (int k = n - 1; k >= 0; k--) {
+      kiln_hs_frame_t *fr = &cur->fr[k];
+      needs = fr->kind == KILN_HS_RBP || (fr->kind != KILN_HS_END && !fr->saves && needs);
+      fr->needs_rbp = needs;
+    }
+    cur->n = n;
+    cur->nlog = t->nlog;
+  }
+  return n;
 }
 
 /* Frame pointers: the runtime is built with them, so the chain runs
@@ -539,6 +637,7 @@ KILN_HOOK_TEXT uint32_t kiln_hookstack_id(kiln_unwind_kind_t kind, int max) {
   int n;
   t->nlog = 0;
   t->uses_bp = false;
+  t->tr[t->cur].n = 0; /* kept only if this walk ends by itself */
   if (rules) {
     n = f != NULL && kiln_hs_rules != NULL ? kiln_hs_walk(t, f, t->pcs, max, &flags) : -1;
     if (n < 0) {
@@ -562,6 +661,10 @@ KILN_HOOK_TEXT uint32_t kiln_hookstack_id(kiln_unwind_kind_t kind, int max) {
     w->id = id;
     w->nlog = t->nlog;
     memcpy(w->log, t->log, t->nlog * sizeof *t->log);
+  }
+  if (t->tr[t->cur].n > 0) { /* this walk is the next one's last */
+    t->cur ^= 1;
+    t->log = t->tr[t->cur].log;
   }
   return id;
 }

@@ -855,6 +855,11 @@ static int kiln_profiler_dump_set_names(const char *dir, kiln_profiler_set_t *se
       if (set->delta && kind == KILN_COUNT_LOCK_WAIT_COUNT) kind = KILN_COUNT_DELTA_LOCK_WAIT_COUNT;
     } else if (kiln_profiler_files[i].leak && !leaks.files) {
       continue;
+    } else if (set->reason == KILN_DUMP_EXEC && (kind == KILN_COUNT_LIVE_BYTES || kind == KILN_COUNT_LIVE_COUNT)) {
+      /* exec gives every block back: what is live then did not leak (nor
+       * does valgrind say so), and naming the blocks a shell's fork child
+       * inherited cost each of its commands more than the command. */
+      continue;
     }
     kinds[n] = kind;
     suffixes[n] = suffix;

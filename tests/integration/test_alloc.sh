@@ -94,6 +94,18 @@ run_pair "forkexec (cpu,alloc)" "$T/fe" "$EX/forkexec"
 # (It leaks nothing: below the top, its empty leak profile is not written.)
 [ -s "$(one "$T/fe/cpu_split.*.alloc_count.folded")" ] && [ -z "$(one "$T/fe/cpu_split.*.leak_bytes.folded")" ] &&
   pass "forkexec (cpu,alloc): exec'd program tracked (allocations; no empty leak file)" || fail "forkexec (cpu,alloc)" "$(ls "$T/fe")"
+# A shell's fork children exec commands: at exec every block is given
+# back, so what the child inherited and had live then is no leak (valgrind
+# says none either): no leak files for the exec set, only what it did.
+run_pair "bash pipelines in command substitutions (cpu,alloc)" "$T/sh" bash -c 'for i in 1 2 3; do v=$(echo $i | cat); done; echo $v'
+bad=0; execs=0
+for m in "$T"/sh/bash.*.meta.json; do
+  grep -q '"dump_reason": "exec"' "$m" || continue
+  execs=$((execs + 1))
+  [ "$(meta_field "$m" live_count)" -gt 0 ] || bad=$((bad + 1))
+  grep -o '"files": .*' "$m" | grep -q 'leak_' && bad=$((bad + 1))
+done
+check_eq "bash: each of the 3 fork children that exec cat had live blocks and wrote no leak file" "3 0" "$execs $bad"
 run_pair "plugin (cpu,alloc)" "$T/p" "$EX/plugin"
 run_pair "threads (cpu,alloc)" "$T/t" "$EX/threads"
 run_pair "shapes (cpu,alloc)" "$T/s" "$EX/shapes"
