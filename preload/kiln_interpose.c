@@ -306,11 +306,12 @@ KILN_EXPORT int pipe(int fds[2]) { return pipe2(fds, 0); }
 
 /* libunwind blocks every signal around its unwind-info cache, two system
  * calls per frame. On kiln's collector thread, inside kiln_unwind_copy,
- * every signal is blocked already: the calls would change nothing and cost
- * most of the unwind, so they are answered without the kernel. Everywhere
- * else this forwards. */
+ * and in a hook's call into libunwind (kiln_unwind_sigs_hold), every
+ * signal is blocked already: the calls would change nothing and cost most
+ * of the unwind, so they are answered without the kernel. Everywhere else
+ * this forwards. */
 KILN_EXPORT KILN_PASS_TEXT int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
-  if (kiln_unwind_copy_active()) {
+  if (kiln_unwind_copy_active() || kiln_tls_sigs_held) {
     if (old != NULL) sigfillset(old);
     return 0;
   }

@@ -329,10 +329,13 @@ static void kiln_hs_call_on(void (*fn)(void *), void *arg, void *top) {
 
 KILN_HOOK_TEXT static void kiln_hs_learn(kiln_hs_thread_t *t) {
   kiln_unwind_unsafe_enter(); /* the handler must not unwind across the switch */
+  sigset_t old;
+  kiln_unwind_sigs_hold(&old);
   if (kiln_hs_unw.getcontext(&t->uc) == 0) {
     kiln_hs_call_on(kiln_hs_learn_on_stack, t, t->learn_stack + sizeof t->learn_stack);
     atomic_fetch_add_explicit(&kiln_hs_learned, 1, memory_order_relaxed);
   }
+  kiln_unwind_sigs_release(&old);
   kiln_unwind_unsafe_leave();
 }
 
@@ -342,7 +345,10 @@ KILN_HOOK_TEXT static void kiln_hs_learn(kiln_hs_thread_t *t) {
 KILN_HOOK_TEXT static int kiln_hs_backtrace(uint64_t *pcs, int max, unsigned *flags) {
   int cap = max + KILN_UNWIND_SLACK;
   kiln_unwind_unsafe_enter();
+  sigset_t old;
+  kiln_unwind_sigs_hold(&old);
   int got = kiln_hs_unw.backtrace((void **)pcs, cap);
+  kiln_unwind_sigs_release(&old);
   kiln_unwind_unsafe_leave();
   /* Cut libunwind's own frame, then the leading run of hook frames (a
    * kiln frame further up, e.g. the pthread_create wrapper, stays). */

@@ -255,6 +255,14 @@ void kiln_threads_after_fork_child(void) KILN_INTERNAL;
 extern __thread int kiln_tls_unsafe __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
 static inline void kiln_unwind_unsafe_enter(void) { kiln_tls_unsafe++; }
 static inline void kiln_unwind_unsafe_leave(void) { kiln_tls_unsafe--; }
+/* Around a call into libunwind from a hook (learning rules, a backtrace):
+ * every signal blocked once, and libunwind's own sigprocmask calls, two a
+ * frame, answered without the kernel meanwhile (kiln's sigprocmask). What
+ * libunwind blocks signals for (no handler entering it while it holds its
+ * cache's lock) still holds, at two system calls a walk. */
+extern __thread bool kiln_tls_sigs_held __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
+void kiln_unwind_sigs_hold(sigset_t *old) KILN_INTERNAL;
+void kiln_unwind_sigs_release(const sigset_t *old) KILN_INTERNAL;
 
 /* Loads in-process libunwind for the malloc hooks (CPU samples are
  * unwound from their copies: kiln_unwind_copy.c); a missing libunwind

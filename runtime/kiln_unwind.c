@@ -14,6 +14,28 @@
 #include <unistd.h>
 
 __thread int kiln_tls_unsafe __attribute__((tls_model("initial-exec"))) = 0;
+__thread bool kiln_tls_sigs_held __attribute__((tls_model("initial-exec"))) = false;
+
+void kiln_unwind_sigs_hold(sigset_t *old) {
+  /* All but the faults, which only this thread's own code raises: a fault
+   * in there still reaches the crash handler instead of killing outright. */
+  sigset_t all;
+  sigfillset(&all);
+  static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGSYS};
+  for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) sigdelset(&all, faults[i]);
+  kiln_libc_resolve();
+  if (kiln_libc.sigprocmask == NULL || kiln_libc.sigprocmask(SIG_SETMASK, &all, old) != 0) {
+    sigemptyset(old);
+    return; /* not held: libunwind's calls go to the kernel */
+  }
+  kiln_tls_sigs_held = true;
+}
+
+void kiln_unwind_sigs_release(const sigset_t *old) {
+  if (!kiln_tls_sigs_held) return;
+  kiln_tls_sigs_held = false;
+  kiln_libc.sigprocmask(SIG_SETMASK, old, NULL);
+}
 
 static int (*kiln_unw_backtrace)(void **buffer, int size);
 
