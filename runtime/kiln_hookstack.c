@@ -248,6 +248,7 @@ void kiln_hookstack_stats(kiln_hookstack_stats_t *out) {
   out->mismatches = atomic_load_explicit(&kiln_hs_mismatches, memory_order_relaxed);
   out->fallbacks = atomic_load_explicit(&kiln_hs_fallbacks, memory_order_relaxed);
   out->rules = atomic_load_explicit(&kiln_hs_rules_used, memory_order_relaxed);
+  out->learns = atomic_load_explicit(&kiln_hs_learned, memory_order_relaxed);
   out->verify = kiln_hs_verify;
 }
 

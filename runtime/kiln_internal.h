@@ -361,6 +361,7 @@ typedef struct kiln_hookstack_stats {
   bool verify;
   uint64_t verified, mismatches; /* verify mode: walks checked, differing */
   uint64_t fallbacks, rules;     /* unwound by unw_backtrace; rules learned */
+  uint64_t learns;               /* walks of libunwind's that learned them */
 } kiln_hookstack_stats_t;
 void kiln_hookstack_stats(kiln_hookstack_stats_t *out) KILN_INTERNAL;
 /* After dlclose (normal context): the learned unwind rules are dropped. */

@@ -38,6 +38,25 @@ v=$(grep -ho '"alloc_verify": {"checked": [0-9]*, "mismatches": [0-9]*}' "$d"/py
 case "$v" in *'"mismatches": 0}'*) pass "verify (python3, sqlite3): no stack differs from libunwind's ($v)" ;;
   *) fail "verify (python3, sqlite3)" "$v" ;; esac
 
+# libunwind blocks signals twice a frame; a hook's call into it blocks them
+# once and answers those calls without the kernel: the program's
+# rt_sigprocmask calls, plus two a walk that learned rules.
+if command -v strace > /dev/null; then
+  d="$T/sigmask"
+  py='import json; print(len(json.dumps([str(i) * 3 for i in range(50000)])))'
+  strace -f -qq -e trace=rt_sigprocmask -o "$d.plain" /usr/bin/python3 -c "$py" > /dev/null
+  strace -f -qq -e trace=rt_sigprocmask -o "$d.kiln" env KILN_OUT="$d" LD_PRELOAD="$LIBKILN" /usr/bin/python3 -c "$py" > /dev/null
+  base=$(grep -c rt_sigprocmask "$d.plain"); calls=$(grep -c rt_sigprocmask "$d.kiln")
+  learns=$(meta "$d" alloc_unwind_learns python3); fb=$(meta "$d" alloc_unwind_fallbacks python3)
+  if [ -n "$learns" ] && [ "$learns" -gt 0 ] && [ "$calls" -le $((base + 2 * learns + 2 * fb + 100)) ]; then
+    pass "sigprocmask: $calls calls under kiln for $learns learning walks ($base unprofiled)"
+  else
+    fail "sigprocmask: at most two system calls a learning walk" "$calls calls, $learns learns, $fb fallbacks, $base unprofiled"
+  fi
+else
+  fail "sigprocmask calls" "strace is not installed"
+fi
+
 # --- temporary allocations, by construction (see examples/temp_allocs.c) --
 for unwind in libunwind fp; do
   d="$T/temp-$unwind"
