@@ -166,9 +166,22 @@ static void kiln_folded_name(kiln_folded_ctx_t *c, uint64_t pc, const char **s, 
   *id = nm->ids[i];
 }
 
+typedef struct kiln_folded_count {
+  const kiln_count_kind_t *kinds;
+  int nkinds;
+  size_t pcs;
+} kiln_folded_count_t;
+
+/* The pcs of the stacks some kind will name: a fork child's table holds
+ * every stack its parent made, and a names table sized for all of them
+ * (several MB, touched all over by the hash) cost it more than naming. */
 static void kiln_folded_count_pcs(kiln_stack_t *s, void *ctx) {
-  size_t *total = ctx;
-  *total += s->depth;
+  kiln_folded_count_t *c = ctx;
+  for (int k = 0; k < c->nkinds; k++)
+    if (atomic_load_explicit(&s->counts[c->kinds[k]], memory_order_relaxed) != 0) {
+      c->pcs += s->depth;
+      return;
+    }
 }
 
 static void kiln_folded_stack(kiln_stack_t *s, void *vctx) {
@@ -259,10 +272,10 @@ void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_
                         kiln_buf_t *outs, uint64_t *totals, kiln_buf_t *stacks) {
   kiln_folded_ctx_t c;
   memset(&c, 0, sizeof c);
-  size_t npcs = 0;
-  kiln_stacktab_foreach(kiln_folded_count_pcs, &npcs);
+  kiln_folded_count_t count = {kinds, nkinds, 0};
+  kiln_stacktab_foreach(kiln_folded_count_pcs, &count);
   size_t cap = 1024;
-  while (cap < npcs * 2) cap <<= 1;
+  while (cap < count.pcs * 2) cap <<= 1;
   for (int k = 0; k < nkinds; k++) totals[k] = 0;
   c.sy = kiln_symbols_open(); /* one name cache for every kind */
   if (!kiln_folded_names_alloc(&c.names, cap) || c.sy == NULL) {

@@ -709,9 +709,12 @@ kiln_symbols_t *kiln_symbols_open(void) KILN_INTERNAL; /* NULL when out of memor
 void kiln_symbols_hold(void) KILN_INTERNAL;
 void kiln_symbols_release(void) KILN_INTERNAL;
 /* Around fork, from the profiler's handlers: the kept session is not being
- * changed at the fork (else the child reads its own); warm: first read the
- * symbols of the modules the stacks so far are in, for the child to find. */
-void kiln_symbols_fork_prepare(bool warm) KILN_INTERNAL;
+ * changed at the fork (else the child reads its own). warm: read the
+ * program's and libc's symbols into it, for the child to find; true when
+ * that was done now, and the caller may add the modules of its stacks with
+ * kiln_symbols_warm until the fork. */
+bool kiln_symbols_fork_prepare(bool warm) KILN_INTERNAL;
+void kiln_symbols_warm(const kiln_module_t *m) KILN_INTERNAL;
 void kiln_symbols_fork_parent(void) KILN_INTERNAL;
 void kiln_symbols_fork_child(void) KILN_INTERNAL;
 void kiln_symbols_close(kiln_symbols_t *sy) KILN_INTERNAL;

@@ -135,6 +135,22 @@ static void kiln_profiler_add_existing(void) {
 
 static _Atomic unsigned kiln_profiler_forks; /* this process's, through the handlers */
 
+/* The modules of a stack, for the symbols a fork child will need. The
+ * first 4096 stacks name the modules that matter; a bound on the cost. */
+static void kiln_profiler_warm_stack(kiln_stack_t *s, void *ctx) {
+  unsigned *seen = ctx;
+  if ((*seen)++ >= 4096) return;
+  const kiln_module_t *last = NULL;
+  for (uint32_t i = 0; i < s->depth; i++) {
+    uint64_t pc = s->pcs[i];
+    if (pc < KILN_PC_MARKERS || kiln_pc_is_wait(pc)) continue;
+    const kiln_module_t *m = kiln_modules_find((uintptr_t)pc - 1);
+    if (m == NULL || m == last) continue;
+    last = m;
+    kiln_symbols_warm(m);
+  }
+}
+
 static void kiln_profiler_fork_prepare(void) {
   sigset_t prof;
   sigemptyset(&prof);
@@ -146,7 +162,10 @@ static void kiln_profiler_fork_prepare(void) {
    * of kiln's is taken: reading them may allocate. */
   bool active = atomic_load(&kiln_profiler.active);
   kiln_heap_guard_enter();
-  kiln_symbols_fork_prepare(active && atomic_fetch_add(&kiln_profiler_forks, 1) >= 1);
+  if (kiln_symbols_fork_prepare(active && atomic_fetch_add(&kiln_profiler_forks, 1) >= 1)) {
+    unsigned stacks = 0;
+    kiln_stacktab_foreach(kiln_profiler_warm_stack, &stacks);
+  }
   kiln_heap_guard_leave();
   /* The child's thread is this one: its unwinder state is set up here, in
    * the parent, where nothing is held by a thread that will not exist.

@@ -55,7 +55,7 @@ struct kiln_symbols {
   size_t last; /* index + 1 of the file of the last lookup */
   char *(*demangle)(const char *, char *, size_t *, int *);
   bool crash; /* opened with demangling off (a crash): no dlopen, no malloc */
-  unsigned warmed; /* stacks kiln_symbols_fork_prepare has read the modules of */
+  unsigned warmed; /* kiln_symbols_fork_prepare has read modules into it */
   bool jit_loaded, kernel_loaded;
   kiln_symtab_t jit, kernel; /* perf map, kallsyms */
   kiln_buf_t jit_text, kernel_text;
@@ -131,34 +131,24 @@ void kiln_symbols_release(void) {
 
 static kiln_symfile_t *kiln_symbols_file(kiln_symbols_t *sy, const kiln_module_t *m);
 
-static void kiln_symbols_warm_stack(kiln_stack_t *s, void *ctx) {
-  kiln_symbols_t *sy = ctx;
-  if (sy->warmed++ >= 4096) return; /* the first stacks name the modules that matter; a bound on the cost */
-  const kiln_module_t *last = NULL;
-  for (uint32_t i = 0; i < s->depth; i++) {
-    uint64_t pc = s->pcs[i];
-    if (pc < KILN_PC_MARKERS || kiln_pc_is_wait(pc)) continue;
-    const kiln_module_t *m = kiln_modules_find((uintptr_t)pc - 1);
-    if (m == NULL || m == last) continue;
-    last = m;
-    kiln_symbols_file(sy, m);
-  }
+void kiln_symbols_warm(const kiln_module_t *m) {
+  if (kiln_symbols_fork_locked && kiln_symbols_kept != NULL && m != NULL) kiln_symbols_file(kiln_symbols_kept, m);
 }
 
-void kiln_symbols_fork_prepare(bool warm) {
+bool kiln_symbols_fork_prepare(bool warm) {
   kiln_symbols_fork_locked = kiln_symbols_hold_depth == 0 && pthread_mutex_trylock(&kiln_symbols_kept_lock) == 0;
   if (!kiln_symbols_fork_locked || !warm || atomic_load_explicit(&kiln_symbols_no_demangle, memory_order_relaxed))
-    return;
+    return false;
   if (kiln_symbols_kept == NULL) kiln_symbols_kept = kiln_symbols_open_new();
   kiln_symbols_t *sy = kiln_symbols_kept;
-  if (sy == NULL || sy->warmed > 0) return;
+  if (sy == NULL || sy->warmed > 0) return false;
+  sy->warmed = 1;
   /* The program and libc are in nearly every stack of every child, even
    * before the parent has stacks of its own. */
   if (kiln_modules_count() > 0) kiln_symbols_file(sy, kiln_modules_at(0));
   const kiln_module_t *libc = kiln_modules_find((uintptr_t)&getpid);
   if (libc != NULL) kiln_symbols_file(sy, libc);
-  sy->warmed = 1;
-  kiln_stacktab_foreach(kiln_symbols_warm_stack, sy);
+  return true;
 }
 
 void kiln_symbols_fork_parent(void) {
