@@ -402,6 +402,18 @@ static inline bool kiln_hs_same_reads(const kiln_hs_read_t *r, unsigned n) {
   return r == end || *(const uintptr_t *)r->addr == r->value;
 }
 
+/* For frames [0, n) of a kept walk, whether the rest of the walk from each
+ * used the rbp it had there: a frame whose CFA is rbp-based, or one that
+ * leaves rbp to a caller that needs it (above: whether frame n needs it). */
+static void kiln_hs_needs_rbp(kiln_hs_trace_t *tr, int n, bool above) {
+  bool needs = above;
+  for (int k = n - 1; k >= 0; k--) {
+    kiln_hs_frame_t *fr = &tr->fr[k];
+    needs = fr->kind == KILN_HS_RBP || (fr->kind != KILN_HS_END && !fr->saves && needs);
+    fr->needs_rbp = needs;
+  }
+}
+
 /* The last walk's frames from prev->fr[j] on, for the walk now at frame n
  * in the same state: its pcs, frames and reads appended. */
 static int kiln_hs_take_rest(kiln_hs_thread_t *t, const kiln_hs_trace_t *prev, int j, uint64_t *pcs, int n, int max,
@@ -457,8 +469,10 @@ KILN_HOOK_TEXT static int kiln_hs_walk(kiln_hs_thread_t *t, const uintptr_t *f, 
           if (!bp_loaded) t->uses_bp = true;
           else if (bp_at != 0) kiln_hs_log(t, bp_at, rbp);
         }
+        int own = n; /* frames this walk made itself */
         n = kiln_hs_take_rest(t, prev, j, pcs, n, max, flags);
         bool keep = !(*flags & KILN_STACK_TRUNCATED) && n <= KILN_HS_TRACE && t->nlog <= KILN_HS_TRACE_LOG;
+        if (keep) kiln_hs_needs_rbp(cur, own, p->needs_rbp);
         cur->n = keep ? n : 0;
         cur->nlog = t->nlog;
         return n;
@@ -515,15 +529,9 @@ KILN_HOOK_TEXT static int kiln_hs_walk(kiln_hs_thread_t *t, const uintptr_t *f, 
     learned = false;
   }
   /* Ended by itself: kept for the next walk, with what each frame's rest
-   * needed of rbp (a frame whose CFA is rbp-based, or that leaves rbp to
-   * a caller that needs it). */
+   * needed of rbp. */
   if (n <= KILN_HS_TRACE && t->nlog <= KILN_HS_TRACE_LOG) {
-    bool needs = false;
-    for (int k = n - 1; k >= 0; k--) {
-      kiln_hs_frame_t *fr = &cur->fr[k];
-      needs = fr->kind == KILN_HS_RBP || (fr->kind != KILN_HS_END && !fr->saves && needs);
-      fr->needs_rbp = needs;
-    }
+    kiln_hs_needs_rbp(cur, n, false);
     cur->n = n;
     cur->nlog = t->nlog;
   }
