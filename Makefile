@@ -19,7 +19,7 @@ DEMO_HZ    ?= 999
 WARN       := -Wall -Wextra -Wpedantic
 KILN_CFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -fno-omit-frame-pointer -D_GNU_SOURCE \
                -Iinclude -Iruntime -MMD -MP
-LIBS_RT    := -lunwind -lpthread -ldl -lm
+LIBS_RT    := -lunwind -lpthread -ldl
 # The tool: zlib (pprof), libdw (source lines, inlined frames), libstdc++'s
 # demangler for DWARF's linkage names.
 LIBS_TOOL  := -lz -lm -ldw -lelf -lstdc++

@@ -50,6 +50,16 @@ KILN_SIGNAL_SAFE static char *kiln_fmt_digits(char *end, unsigned long long v, u
 /* %.Nf: the value rounded to N decimals (N <= 9), as integer and fraction
  * digits; exact below 2^64 (the magnitudes the runtime prints), larger
  * values clamped; NaN and infinities get printf's words. */
+
+/* a * b - p exactly, p being a * b rounded (Dekker's product with
+ * Veltkamp's split; a < 1 and b <= 1e9 here, far from overflow): what fma
+ * gives, without libm, whose fma is a call where the CPU has no FMA. */
+KILN_SIGNAL_SAFE static double kiln_fmt_product_error(double a, double b, double p) {
+  double ca = 134217729.0 * a, cb = 134217729.0 * b;
+  double ah = ca - (ca - a), al = a - ah, bh = cb - (cb - b), bl = b - bh;
+  return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+}
+
 KILN_SIGNAL_SAFE static void kiln_fmt_double(kiln_fmt_out_t *o, double v, int prec, int width, bool left,
                                              bool zero, const char *sign_pos) {
   char buf[64];
@@ -76,7 +86,7 @@ KILN_SIGNAL_SAFE static void kiln_fmt_double(kiln_fmt_out_t *o, double v, int pr
    * glibc rounds the exact binary value. */
   unsigned long long ip = (unsigned long long)v, fp;
   double frac = v - (double)ip, x = frac * (double)scale;
-  double err = __builtin_fma(frac, (double)scale, -x); /* what the product rounded off */
+  double err = kiln_fmt_product_error(frac, (double)scale, x); /* what the product rounded off */
   fp = (unsigned long long)x;
   double rest = x - (double)fp;
   bool odd = prec == 0 ? (ip & 1) : (fp & 1);

@@ -19,7 +19,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +94,32 @@ static void kiln_heap_thread_exit(void *unused);
 
 _Atomic bool kiln_heap_on, kiln_heap_ever;
 
+/* libm, for sampled mode only: loaded when that mode starts, so that no
+ * process pays for mapping it (it is not among the libraries most
+ * programs load, and kiln is loaded into every process of a tree). */
+static struct {
+  double (*log)(double);
+  double (*expm1)(double);
+  long long (*llround)(double);
+} kiln_heap_m;
+
+static bool kiln_heap_load_libm(void) {
+  if (kiln_heap_m.log != NULL) return true;
+  void *h = dlopen("libm.so.6", RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) return false;
+  *(void **)&kiln_heap_m.expm1 = dlsym(h, "expm1");
+  *(void **)&kiln_heap_m.llround = dlsym(h, "llround");
+  *(void **)&kiln_heap_m.log = dlsym(h, "log");
+  return kiln_heap_m.log != NULL && kiln_heap_m.expm1 != NULL && kiln_heap_m.llround != NULL;
+}
+
 int kiln_heap_start(const kiln_config_t *cfg) {
+  if (cfg->alloc_sample != 0 && !kiln_heap_load_libm()) {
+    kiln_log("KILN_ALLOC_SAMPLE: libm.so.6 cannot be loaded; allocations tracked exactly");
+    kiln_config_t exact = *cfg;
+    exact.alloc_sample = 0;
+    return kiln_heap_start(&exact);
+  }
   if (kiln_heap.slots == NULL) {
     kiln_heap.slots = kiln_mem_map(KILN_HEAP_TOTALS * sizeof(kiln_heap_totals_t));
     if (kiln_heap.slots == NULL) return -ENOMEM;
@@ -151,14 +175,14 @@ static uint64_t kiln_heap_rand(kiln_heap_tls_t *t) {
 /* Bytes to the next sampled byte: exponential with mean R. */
 static int64_t kiln_heap_next_sample(kiln_heap_tls_t *t) {
   double u = ((double)(kiln_heap_rand(t) >> 11) + 0.5) / 9007199254740992.0;
-  double d = -log(u) * kiln_heap.sample_d;
+  double d = -kiln_heap_m.log(u) * kiln_heap.sample_d;
   return d < 1 ? 1 : d > 4e18 ? (int64_t)4e18 : (int64_t)d;
 }
 
 /* How many blocks a sampled block of size stands for. */
 static double kiln_heap_weight(uint64_t size) {
   if (kiln_heap.sample == 0) return 1;
-  double p = -expm1(-(double)size / kiln_heap.sample_d);
+  double p = -kiln_heap_m.expm1(-(double)size / kiln_heap.sample_d);
   return p > 0 ? 1 / p : 1;
 }
 
@@ -174,7 +198,7 @@ static void kiln_heap_weigh(uint64_t size, bool up, int64_t *bytes, int64_t *cou
     return;
   }
   double w = kiln_heap_weight(size);
-  *bytes = llround((double)size * w);
+  *bytes = kiln_heap_m.llround((double)size * w);
   *count = (int64_t)w + (up ? 1 : 0);
 }
 
@@ -304,7 +328,7 @@ KILN_HOOK_TEXT void kiln_heap_on_alloc(void *p, size_t size) {
     /* The countdown crossed zero inside this block: sampled; draw anew. */
     kiln_tls_alloc_countdown = kiln_heap_next_sample(t);
     double w = kiln_heap_weight(size);
-    up = ((double)(kiln_heap_rand(t) >> 11) + 0.5) * 0x1p-53 < w - floor(w);
+    up = ((double)(kiln_heap_rand(t) >> 11) + 0.5) * 0x1p-53 < w - (double)(int64_t)w; /* w >= 1 */
   }
   kiln_livemap_prefetch(&kiln_livemap_main, (uint64_t)(uintptr_t)p); /* loads while the stack is walked */
   uint32_t id = kiln_hookstack_id(kiln_heap.unwind, kiln_heap.max_depth);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -35,6 +36,20 @@ static void test_integers(void) {
 static void test_doubles(void) {
   double v[] = {0, 0.5, 1.5, 2.5, 0.0004, 0.0005, 1.23456, 999.95, 12345.678, 1e9 + 0.25, -3.25, 1e15};
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) SAME("%.0f|%.1f|%.3f|%.6f|", v[i], v[i], v[i], v[i]);
+  /* Many values, and ties at every precision (k + 0.5 ulp of the last
+   * digit, as binary fractions), for the rounding's exact product error. */
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  int bad = 0;
+  for (int i = 0; i < 200000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double d = (double)(x >> 11) / 9007199254740992.0 * (i % 3 == 0 ? 1e6 : i % 3 == 1 ? 1000 : 1);
+    if (i % 5 == 0) d = (double)(x % 100000) / 8.0; /* exact binary ties */
+    char a[128], b[128];
+    kiln_fmt(a, sizeof a, "%.0f|%.1f|%.2f|%.3f|%.6f|%.9f", d, d, d, d, d, d);
+    snprintf(b, sizeof b, "%.0f|%.1f|%.2f|%.3f|%.6f|%.9f", d, d, d, d, d, d);
+    if (strcmp(a, b) != 0 && bad++ < 5) fprintf(stderr, "kiln_fmt %s, snprintf %s\n", a, b);
+  }
+  KT_CHECK(bad == 0);
 }
 
 static void test_truncation(void) {
