@@ -40,6 +40,10 @@ static struct {
   kiln_unwind_kind_t unwind;
   int max_depth;
   _Atomic uint64_t own_samples, truncated, kiln_frames, kiln_own;
+  /* kiln's own start on this thread ended then (CLOCK_MONOTONIC ns):
+   * its samples from before are kiln's, counted without unwinding. */
+  _Atomic pid_t own_tid;
+  _Atomic uint64_t own_until;
   uint64_t record[KILN_REGS + 1 + KILN_STACK_COPY / 8 + 8]; /* a raw ring record */
   /* Credentials to take on (kiln_collector_share_creds): asked by a
    * program thread, done by the collector (a futex word). */
@@ -322,6 +326,19 @@ void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) {
     return;
   }
   if (s->pid != 0 && s->pid != kiln_collector.pid) return;
+  if (s->has_time && s->tid == atomic_load_explicit(&kiln_collector.own_tid, memory_order_relaxed) &&
+      s->time < atomic_load_explicit(&kiln_collector.own_until, memory_order_relaxed)) {
+    /* In kiln's own start (its constructor, a fork child's set-up): "[kiln]",
+     * as the unwind would have named it, with no need of libunwind, which
+     * a short process then never loads. */
+    static const uint64_t own = KILN_PC_KILN;
+    atomic_fetch_add_explicit(&kiln_collector.kiln_own, 1, memory_order_relaxed);
+    uint32_t id = kiln_stacktab_intern(&own, 1, 0);
+    kiln_stacktab_add(kiln_stacktab_get(id), KILN_COUNT_CPU, 1);
+    kiln_wall_cpu_sample(s->tid, id);
+    kiln_tids_add(s->tid, s->kernel, 1, NULL);
+    return;
+  }
   uint64_t pcs[KILN_DEPTH_MAX + 8];
   int max = kiln_collector.max_depth > 0 ? kiln_collector.max_depth : KILN_DEPTH_DEFAULT, n = 0;
   unsigned flags = 0;
@@ -399,6 +416,11 @@ void kiln_collector_try_drain(void) {
   if (pthread_mutex_trylock(&kiln_collector_lock) != 0) return;
   kiln_collector_drain_locked(false, true);
   pthread_mutex_unlock(&kiln_collector_lock);
+}
+
+void kiln_collector_own_until(pid_t tid, uint64_t ns) {
+  atomic_store_explicit(&kiln_collector.own_until, ns, memory_order_relaxed);
+  atomic_store_explicit(&kiln_collector.own_tid, tid, memory_order_release);
 }
 
 void kiln_collector_stats(kiln_collector_stats_t *out) {

@@ -282,6 +282,10 @@ const char *kiln_unwind_name(kiln_unwind_kind_t kind) KILN_INTERNAL;
  * regs->r[RSP], len bytes): pcs leaf first, pcs[0] the interrupted pc + 1.
  * Collector context only (any thread but never a handler or hook). */
 int kiln_unwind_copy_init(void) KILN_INTERNAL; /* 0, or -ENOENT: fp only */
+/* Whether libunwind was loaded for the copies (it is loaded at the first
+ * sample that needs it: a process whose samples are all kiln's own never
+ * maps it). */
+bool kiln_unwind_copy_loaded(void) KILN_INTERNAL;
 int kiln_unwind_copy(kiln_unwind_kind_t kind, const kiln_regs_t *regs, const uint8_t *stack, size_t len,
                      uint64_t *pcs, int max, unsigned *flags) KILN_INTERNAL;
 /* True on a thread while it is inside kiln_unwind_copy (libunwind's signal
@@ -603,6 +607,8 @@ size_t kiln_freeres_hidden_words(uintptr_t *lo, uintptr_t *hi, size_t max) KILN_
 typedef struct kiln_raw_sample {
   pid_t pid, tid;
   bool kernel;              /* taken in the kernel */
+  bool has_time;            /* time is CLOCK_MONOTONIC ns */
+  uint64_t time;
   bool has_regs;            /* regs and stack are the user context */
   kiln_regs_t regs;
   const uint8_t *stack;     /* copy of [regs.r[RSP], + stack_len) */
@@ -881,6 +887,9 @@ typedef struct kiln_collector_stats {
   uint64_t kiln_frames; /* samples inside kiln's hooks, named as kiln's */
   uint64_t kiln_own;    /* samples in kiln's own code ("[kiln]": start-up, dumps) */
 } kiln_collector_stats_t;
+/* kiln's own start on thread tid ended at ns (CLOCK_MONOTONIC): its
+ * samples from before are kiln's, "[kiln]", not unwound. */
+void kiln_collector_own_until(pid_t tid, uint64_t ns) KILN_INTERNAL;
 void kiln_collector_stats(kiln_collector_stats_t *out) KILN_INTERNAL;
 double kiln_collector_cpu_seconds(void) KILN_INTERNAL;
 /* Around fork: no drain (no unwinding) under way in another thread while

@@ -48,6 +48,7 @@ static struct {
   bool kernel;       /* kernel time is sampled */
   bool inherit;      /* per-CPU inherited events work here */
   bool inherit_asked; /* and that has been asked */
+  bool monotonic;     /* sample times are CLOCK_MONOTONIC (use_clockid works) */
   size_t pages;      /* data pages a ring asks for */
   size_t first_pages; /* and a process's first ring */
   _Atomic int small;  /* first rings live */
@@ -70,8 +71,11 @@ static void kiln_perf_attr(struct perf_event_attr *a, int hz, bool kernel, bool 
   a->size = sizeof *a;
   a->config = PERF_COUNT_SW_CPU_CLOCK;
   a->sample_period = 1000000000ull / (unsigned)hz; /* cpu-clock counts ns */
-  a->sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER |
-                   (kernel ? PERF_SAMPLE_CALLCHAIN : 0);
+  a->sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER |
+                   PERF_SAMPLE_STACK_USER | (kernel ? PERF_SAMPLE_CALLCHAIN : 0);
+  /* Times on CLOCK_MONOTONIC, comparable with kiln's own (Linux 4.1). */
+  a->use_clockid = kiln_perf.monotonic;
+  a->clockid = CLOCK_MONOTONIC;
   a->sample_regs_user = KILN_PERF_REGS_MASK;
   /* The whole record at the usual rates; less at high rates, where the
    * copying (~64 MB/s a busy CPU at 999 Hz) would cost the program. */
@@ -174,11 +178,15 @@ int kiln_perf_probe(int hz, bool want_kernel, bool *kernel) {
    * that interrupts every CPU: a short process felt them. */
   int fd = -1;
   kiln_perf.kernel = false;
-  if (want_kernel) {
-    fd = kiln_perf_open_attr(0, -1, true, false, KILN_PERF_FIRST_COPY, false);
-    kiln_perf.kernel = fd >= 0;
+  kiln_perf.monotonic = true;
+  for (int tries = 0; tries < 2 && fd < 0; tries++) {
+    if (tries == 1) kiln_perf.monotonic = false; /* before Linux 4.1: times are perf's own */
+    if (want_kernel) {
+      fd = kiln_perf_open_attr(0, -1, true, false, KILN_PERF_FIRST_COPY, false);
+      kiln_perf.kernel = fd >= 0;
+    }
+    if (fd < 0) fd = kiln_perf_open_attr(0, -1, false, false, KILN_PERF_FIRST_COPY, false);
   }
-  if (fd < 0) fd = kiln_perf_open_attr(0, -1, false, false, KILN_PERF_FIRST_COPY, false);
   if (fd < 0) return fd;
   int slot = kiln_perf_map_ring(fd, (pid_t)syscall(SYS_gettid), kiln_perf.first_pages, kiln_perf_now());
   close(fd);
@@ -257,6 +265,9 @@ static void kiln_perf_sample(const uint64_t *w, size_t n, kiln_perf_sink_fn sink
   s.pid = (pid_t)(uint32_t)w[i];
   s.tid = (pid_t)(uint32_t)(w[i] >> 32);
   i++;
+  if (i >= nw) return;
+  s.time = w[i++];
+  s.has_time = kiln_perf.monotonic;
   s.kernel = ip >= 0xffff800000000000ull;
   if (kiln_perf.kernel) {
     if (i >= nw) return;

@@ -193,6 +193,13 @@ static void kiln_profiler_fork_parent(void) {
   pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
 }
 
+/* The samples this thread took so far were of kiln's own start. */
+static void kiln_profiler_own_start_done(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  kiln_collector_own_until((pid_t)syscall(SYS_gettid), (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+}
+
 static void kiln_profiler_fork_child(void) {
   kiln_symbols_fork_child();
   atomic_store(&kiln_profiler_forks, 0);
@@ -237,6 +244,7 @@ static void kiln_profiler_fork_child(void) {
       kiln_profiler.collector_on = kiln_collector_start(&kiln_profiler.cfg, 0, kiln_profiler.cfg.interval_ns,
                                                         kiln_profiler_dump_signal(), kiln_profiler_on_dump) == 0;
     }
+    kiln_profiler_own_start_done(); /* the child's set-up */
     kiln_heap_guard_leave();
   }
   pthread_sigmask(SIG_SETMASK, &kiln_tls_fork_mask, NULL);
@@ -318,6 +326,7 @@ static int kiln_profiler_start_cfg(const kiln_config_t *cfg) {
   if (!kiln_profiler.atfork_registered)
     kiln_profiler.atfork_registered = pthread_atfork(kiln_profiler_fork_prepare, kiln_profiler_fork_parent,
                                                      kiln_profiler_fork_child) == 0;
+  kiln_profiler_own_start_done();
   rc = 0;
 out:
   pthread_mutex_unlock(&kiln_profiler_lock);
@@ -573,6 +582,7 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                     (unsigned long long)r->coll.kiln_frames, (unsigned long long)r->coll.own_samples);
     kiln_buf_printf(b, "  \"kiln_own_samples\": %llu,\n  \"perf_rings_opened\": %llu,\n",
                     (unsigned long long)r->coll.kiln_own, (unsigned long long)r->perf.opened);
+    kiln_buf_printf(b, "  \"copy_unwinder_loaded\": %s,\n", kiln_unwind_copy_loaded() ? "true" : "false");
     kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n"
                        "  \"threads_unsampled_cpu_seconds\": %.3f,\n",
                     (unsigned long long)r->threads_seen, (unsigned long long)(r->unsampled + r->threads.unregistered),
