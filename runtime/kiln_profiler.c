@@ -822,12 +822,14 @@ static int kiln_profiler_dump_set_names(const char *dir, kiln_profiler_set_t *se
 /* One set: a symbol session held through it (not in an emergency). */
 static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, bool summary) {
   bool hold = set->mode != KILN_DUMP_MODE_EMERGENCY;
+  kiln_heap_guard_enter();
   if (hold) {
     kiln_symbols_demangle(true);
     kiln_symbols_hold();
   }
   int rc = kiln_profiler_dump_set_names(dir, set, summary);
   if (hold) kiln_symbols_release();
+  kiln_heap_guard_leave();
   return rc;
 }
 

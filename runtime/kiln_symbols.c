@@ -72,6 +72,8 @@ static kiln_symbols_t *kiln_symbols_open_new(void) {
   kiln_symbols_t *sy = kiln_mem_map(sizeof *sy);
   if (sy == NULL) return NULL;
   sy->crash = atomic_load_explicit(&kiln_symbols_no_demangle, memory_order_relaxed);
+  /* (dlsym of a name the program lacks, a C program's __cxa_demangle, has
+   * the loader allocate its error: callers open under kiln's heap guard.) */
   if (!sy->crash) *(void **)&sy->demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
   return sy;
 }
