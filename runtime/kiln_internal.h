@@ -282,9 +282,7 @@ const char *kiln_unwind_name(kiln_unwind_kind_t kind) KILN_INTERNAL;
  * regs->r[RSP], len bytes): pcs leaf first, pcs[0] the interrupted pc + 1.
  * Collector context only (any thread but never a handler or hook). */
 int kiln_unwind_copy_init(void) KILN_INTERNAL; /* 0, or -ENOENT: fp only */
-/* Whether libunwind was loaded for the copies (it is loaded at the first
- * sample that needs it: a process whose samples are all kiln's own never
- * maps it). */
+/* Whether libunwind was loaded for the copies (else frame pointers). */
 bool kiln_unwind_copy_loaded(void) KILN_INTERNAL;
 int kiln_unwind_copy(kiln_unwind_kind_t kind, const kiln_regs_t *regs, const uint8_t *stack, size_t len,
                      uint64_t *pcs, int max, unsigned *flags) KILN_INTERNAL;

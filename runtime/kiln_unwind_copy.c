@@ -372,13 +372,6 @@ bool kiln_unwind_copy_loaded(void) { return kiln_ucopy.ok; }
 int kiln_unwind_copy(kiln_unwind_kind_t kind, const kiln_regs_t *regs, const uint8_t *stack, size_t len,
                      uint64_t *pcs, int max, unsigned *flags) {
   if (max < 1) return 0;
-  /* Loaded at the first copy that needs it (normal context: the collector,
-   * a dump's drain, the wall tick; never a signal handler). */
-  if (kind == KILN_UNWIND_LIBUNWIND && !kiln_ucopy.tried) {
-    kiln_heap_guard_enter(); /* what the loader allocates is kiln's */
-    kiln_unwind_copy_init();
-    kiln_heap_guard_leave();
-  }
   kiln_ucopy.pid = getpid();
   if (kind == KILN_UNWIND_LIBUNWIND && kiln_ucopy.ok) return kiln_ucopy_libunwind(regs, stack, len, pcs, max, flags);
   return kiln_ucopy_fp(regs, stack, len, pcs, max, flags);

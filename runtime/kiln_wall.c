@@ -480,6 +480,10 @@ int kiln_wall_start(const kiln_config_t *cfg) {
   kiln_wall.cpu_period_ns = 1000000000ull / (unsigned)kiln_wall.cpu_hz;
   kiln_wall.generation = UINT64_MAX; /* ids to be made */
   kiln_wall_check_generation();
+  /* The blocked stacks are unwound with libunwind, loaded here on the
+   * starting thread (on the collector, glibc would give that thread an
+   * arena of its own: 64 MiB of address space). */
+  kiln_unwind_copy_init();
   /* Can this process read its threads' states? Asked of the calling
    * thread (the answer is the same for all). */
   char buf[320];
