@@ -329,8 +329,7 @@ void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) {
   if (s->has_time && s->tid == atomic_load_explicit(&kiln_collector.own_tid, memory_order_relaxed) &&
       s->time < atomic_load_explicit(&kiln_collector.own_until, memory_order_relaxed)) {
     /* In kiln's own start (its constructor, a fork child's set-up): "[kiln]",
-     * as the unwind would have named it, with no need of libunwind, which
-     * a short process then never loads. */
+     * as the unwind would have named it, without one. */
     static const uint64_t own = KILN_PC_KILN;
     atomic_fetch_add_explicit(&kiln_collector.kiln_own, 1, memory_order_relaxed);
     uint32_t id = kiln_stacktab_intern(&own, 1, 0);
