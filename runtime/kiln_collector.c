@@ -39,7 +39,7 @@ static struct {
   pid_t pid;
   kiln_unwind_kind_t unwind;
   int max_depth;
-  _Atomic uint64_t own_samples, truncated, kiln_frames, kiln_own;
+  _Atomic uint64_t own_samples, truncated, copy_ended, kiln_frames, kiln_own;
   /* kiln's own start on this thread ended then (CLOCK_MONOTONIC ns):
    * its samples from before are kiln's, counted without unwinding. */
   _Atomic pid_t own_tid;
@@ -363,7 +363,10 @@ void kiln_collector_sink(const kiln_raw_sample_t *s, void *ctx) {
   n = kiln_collector_cut_kiln(pcs, n);
   if (n == 1 && pcs[0] < KILN_PC_MARKERS) flags &= ~KILN_STACK_TRUNCATED; /* kiln's time, whole */
   if (n > max) n = max, flags |= KILN_STACK_TRUNCATED;
-  if (flags & KILN_STACK_TRUNCATED) atomic_fetch_add_explicit(&kiln_collector.truncated, 1, memory_order_relaxed);
+  if (flags & KILN_STACK_TRUNCATED) {
+    atomic_fetch_add_explicit(&kiln_collector.truncated, 1, memory_order_relaxed);
+    if (flags & KILN_STACK_COPY_ENDED) atomic_fetch_add_explicit(&kiln_collector.copy_ended, 1, memory_order_relaxed);
+  }
   uint32_t id = kiln_stacktab_intern(pcs, (unsigned)n, flags & (KILN_STACK_TRUNCATED));
   kiln_stacktab_add(kiln_stacktab_get(id), KILN_COUNT_CPU, 1);
   kiln_wall_cpu_sample(s->tid, id);
@@ -425,6 +428,7 @@ void kiln_collector_own_until(pid_t tid, uint64_t ns) {
 void kiln_collector_stats(kiln_collector_stats_t *out) {
   out->own_samples = atomic_load_explicit(&kiln_collector.own_samples, memory_order_relaxed);
   out->truncated = atomic_load_explicit(&kiln_collector.truncated, memory_order_relaxed);
+  out->copy_ended = atomic_load_explicit(&kiln_collector.copy_ended, memory_order_relaxed);
   out->kiln_frames = atomic_load_explicit(&kiln_collector.kiln_frames, memory_order_relaxed);
   out->kiln_own = atomic_load_explicit(&kiln_collector.kiln_own, memory_order_relaxed);
 }
@@ -666,6 +670,7 @@ void kiln_collector_after_fork_child(void) {
   atomic_store(&kiln_collector.tid, 0);
   atomic_store(&kiln_collector.own_samples, 0);
   atomic_store(&kiln_collector.truncated, 0);
+  atomic_store(&kiln_collector.copy_ended, 0);
   atomic_store(&kiln_collector.kiln_frames, 0);
   atomic_store(&kiln_collector.kiln_own, 0);
   kiln_collector.started = false;

@@ -90,9 +90,16 @@ void kiln_health_assess(const kiln_health_input_t *in, kiln_health_t *h) {
                        kiln_sampler_timer_name(kiln_sampler_timer()));
     if (in->dropped)
       kiln_health_warn(h, "%llu samples dropped: a thread's ring was full", (unsigned long long)in->dropped);
-    if (in->samples && in->truncated * 100 > in->samples)
+    uint64_t copy_ended = in->copy_ended < in->truncated ? in->copy_ended : in->truncated;
+    uint64_t too_deep = in->truncated - copy_ended;
+    if (in->samples && too_deep * 100 > in->samples)
       kiln_health_warn(h, "%.0f%% of stacks deeper than KILN_MAX_DEPTH=%d: raise it",
-                       100.0 * (double)in->truncated / (double)in->samples, c->max_depth);
+                       100.0 * (double)too_deep / (double)in->samples, c->max_depth);
+    if (in->samples && copy_ended * 100 > in->samples)
+      kiln_health_warn(h, "%.0f%% of stacks went on past the %llu KiB of stack a sample copies (a frame that large: "
+                          "a big local array?): their outer frames are not known ([kiln: truncated])",
+                       100.0 * (double)copy_ended / (double)in->samples,
+                       (unsigned long long)((in->copy_bytes + 1023) / 1024));
     if (in->samples && in->skipped * 20 > in->samples)
       kiln_health_warn(h, "%.0f%% of samples fell inside the dynamic loader and kept only their leaf",
                        100.0 * (double)in->skipped / (double)in->samples);

@@ -882,6 +882,7 @@ void kiln_collector_share_creds(void) KILN_INTERNAL;
 typedef struct kiln_collector_stats {
   uint64_t own_samples; /* of the collector thread itself, dropped */
   uint64_t truncated;   /* stacks cut (depth limit, or deeper than the copy) */
+  uint64_t copy_ended;  /* of them, cut where the stack copy ended */
   uint64_t kiln_frames; /* samples inside kiln's hooks, named as kiln's */
   uint64_t kiln_own;    /* samples in kiln's own code ("[kiln]": start-up, dumps) */
 } kiln_collector_stats_t;
@@ -1156,6 +1157,8 @@ typedef struct kiln_health_input {
   uint64_t samples;
   double counted_seconds; /* CPU time the timer counts, the profiler's own out */
   uint64_t dropped, truncated, skipped, table_full, memory_bytes, threads;
+  uint64_t copy_ended;    /* of truncated: cut where the stack copy ended */
+  uint64_t copy_bytes;    /* the largest stack copy a sample takes */
   bool stepped_aside, dump_signal_refused, crash;
   bool kernel_missing;        /* kernel time could not be sampled */
   double user_seconds, sys_seconds;

@@ -972,6 +972,8 @@ static int kiln_profiler_dump_set_names(const char *dir, kiln_profiler_set_t *se
                              .counted_seconds = counted,
                              .dropped = r.dropped,
                              .truncated = r.truncated,
+                             .copy_ended = r.coll.copy_ended,
+                             .copy_bytes = kiln_sampler_timer() == KILN_TIMER_PERF ? KILN_STACK_COPY_PERF : KILN_STACK_COPY,
                              .skipped = r.threads.skipped,
                              .table_full = r.table.full_hits,
                              .memory_bytes = r.table.bytes + r.heap.map_bytes + r.perf.ring_bytes,

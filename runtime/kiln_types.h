@@ -84,6 +84,9 @@ enum {
   KILN_STACK_SKIPPED = 1u << 1,   /* unwinding was unsafe here: leaf only */
   KILN_STACK_FULL = 1u << 2,      /* the table was full: counts land here */
 };
+/* A sample's only, never interned: with KILN_STACK_TRUNCATED, the unwind
+ * ran out of the stack copy (a frame larger than the copy), not of depth. */
+enum { KILN_STACK_COPY_ENDED = 1u << 3 };
 /* Flags of a ring record only. */
 enum {
   KILN_RING_RAW = 1u << 7, /* registers, a length and a stack copy, not pcs */

@@ -320,7 +320,7 @@ static int kiln_ucopy_libunwind(const kiln_regs_t *regs, const uint8_t *stack, s
     }
   }
   kiln_tls_in_copy_unwind = 0;
-  if (a.beyond) *flags |= KILN_STACK_TRUNCATED;
+  if (a.beyond) *flags |= KILN_STACK_TRUNCATED | KILN_STACK_COPY_ENDED;
   return n;
 }
 
@@ -350,7 +350,8 @@ static int kiln_ucopy_fp(const kiln_regs_t *regs, const uint8_t *stack, size_t l
   if (leaf_ret != 0 && max > 1) pcs[n++] = leaf_ret;
   while (!(fp & 7) && fp >= sp) {
     if (len < 16 || fp - sp > len - 16) {
-      if (fp - sp < (64u << 20)) *flags |= KILN_STACK_TRUNCATED; /* the chain goes on past the copy */
+      if (fp - sp < (64u << 20)) /* the chain goes on past the copy */
+        *flags |= KILN_STACK_TRUNCATED | KILN_STACK_COPY_ENDED;
       break;
     }
     uint64_t frame[2];

@@ -56,6 +56,22 @@ run_pair "blocking_read (no EINTR from kiln's signals)" "$d" "$EX/blocking_read"
 f=$(one "$d/blocking_read*.cpu.folded")
 share_ok "blocking_read: the busy thread is sampled" "$f" "burner$" 100 2
 
+# Preloaded under another name (a copy, a bare name the loader searches
+# for): it profiles.
+mkdir -p "$T/renamed-lib"
+cp "$LIBKILN" "$T/renamed-lib/kiln-copy.so"
+for how in path bare; do
+  d="$T/renamed-$how"
+  if [ $how = path ]; then
+    KILN_OUT=$d LD_PRELOAD="$T/renamed-lib/kiln-copy.so" "$EX/cpu_split" >/dev/null 2>&1
+  else
+    KILN_OUT=$d LD_LIBRARY_PATH="$T/renamed-lib" LD_PRELOAD="kiln-copy.so" "$EX/cpu_split" >/dev/null 2>&1
+  fi
+  f=$(one "$d/cpu_split.*.cpu.folded")
+  if [ -n "$f" ]; then share_ok "preloaded as kiln-copy.so ($how): profiled (work60)" "$f" ";work60;spin$" 60 4
+  else fail "preloaded as kiln-copy.so ($how): profiled" "no profile in $d"; fi
+done
+
 # Bad configuration: one kiln: line, the program runs on, nothing written.
 for bad in "KILN_HZ=abc" "KILN_HZ=50" "KILN_HZ=10001" "KILN_MAX_DEPTH=0" "KILN_UNWIND=dwarf" \
            "KILN_MODE=gpu" "KILN_TIMER=hpet" "KILN_QUIET=yes"; do
