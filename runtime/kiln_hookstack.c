@@ -112,7 +112,7 @@ enum {
   KILN_HS_PCS = KILN_DEPTH_MAX + KILN_UNWIND_SLACK,
   KILN_HS_IDS = 1024,             /* stack cache entries */
   KILN_HS_LOG = 48,               /* words of a walk that can be cached */
-  KILN_HS_WALKS = 64,             /* cached walks (about 50 KiB) */
+  KILN_HS_WALKS = 64,             /* cached walks (about 50 KiB), in pairs: 2-way sets */
   KILN_HS_LEARN_STACK = 32 * 1024, /* where libunwind's unw_step runs */
   KILN_HS_TRACE = 256,             /* frames of a walk kept for the next one */
   KILN_HS_TRACE_LOG = 2 * KILN_HS_TRACE
@@ -161,6 +161,7 @@ typedef struct kiln_hs_thread {
   int cur;             /* tr[cur] is being walked, tr[cur ^ 1] is the last walk */
   kiln_hs_trace_t tr[2];
   kiln_hs_walk_t walks[KILN_HS_WALKS];
+  uint8_t walk_mru[KILN_HS_WALKS / 2]; /* the way of each set used last */
   struct { uint64_t hash; uint32_t id, pad; } ids[KILN_HS_IDS];
   unw_context_t uc;
   unw_cursor_t cursor;
@@ -631,21 +632,34 @@ KILN_HOOK_TEXT uint32_t kiln_hookstack_id(kiln_unwind_kind_t kind, int max) {
   kiln_tls_hook_frame = NULL;
   if (f == NULL || kiln_hs_in_hooks(f[1])) f = kiln_hs_hook_frame();
   kiln_hs_walk_t *w = NULL;
+  size_t set = 0;
   if (f != NULL) {
     /* A walk from the same start that would read the same words: its
      * stack, without walking. Reads in order, so that each address read
      * is one the walk itself would read. */
     uint64_t key = (f[1] ^ ((uintptr_t)f * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-    w = &t->walks[(key >> 40) & (KILN_HS_WALKS - 1)];
-    if (w->ip == f[1] && w->sp == (uintptr_t)f && (!w->uses_bp || w->bp == f[0]) && w->max == max) {
-      if (kiln_hs_same_reads(w->log, w->nlog)) {
-        t->hits++;
-        if (kiln_hs_verify) {
-          kiln_stack_t *s = kiln_stacktab_get(w->id);
-          kiln_hs_check(t, s->pcs, (int)s->depth, s->flags & KILN_STACK_TRUNCATED, max);
+    set = (size_t)(key >> 40) & (KILN_HS_WALKS / 2 - 1);
+    /* Two ways a set: a thread's few hot call sites (their start frames
+     * hashed) collide in a direct-mapped table often enough to matter
+     * (churn: one thread of two missed a third of its walks). */
+    for (int way = 0; way < 2; way++) {
+      kiln_hs_walk_t *c = &t->walks[2 * set + (size_t)way];
+      if (c->ip == f[1] && c->sp == (uintptr_t)f && (!c->uses_bp || c->bp == f[0]) && c->max == max) {
+        if (kiln_hs_same_reads(c->log, c->nlog)) {
+          t->hits++;
+          t->walk_mru[set] = (uint8_t)way;
+          if (kiln_hs_verify) {
+            kiln_stack_t *s = kiln_stacktab_get(c->id);
+            kiln_hs_check(t, s->pcs, (int)s->depth, s->flags & KILN_STACK_TRUNCATED, max);
+          }
+          return c->id;
         }
-        return w->id;
+        w = c; /* the same start, other reads: replaced */
       }
+    }
+    if (w == NULL) { /* an empty way, else the one used less lately */
+      size_t way = t->walks[2 * set].ip == 0 ? 0 : t->walks[2 * set + 1].ip == 0 ? 1 : 1u - t->walk_mru[set];
+      w = &t->walks[2 * set + way];
     }
   }
   unsigned flags = 0;
@@ -676,6 +690,7 @@ KILN_HOOK_TEXT uint32_t kiln_hookstack_id(kiln_unwind_kind_t kind, int max) {
     w->id = id;
     w->nlog = t->nlog;
     memcpy(w->log, t->log, t->nlog * sizeof *t->log);
+    t->walk_mru[set] = (uint8_t)(w - &t->walks[2 * set]);
   }
   if (t->tr[t->cur].n > 0) { /* this walk is the next one's last */
     t->cur ^= 1;

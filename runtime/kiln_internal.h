@@ -375,9 +375,14 @@ void kiln_hookstack_forget_rules(void) KILN_INTERNAL;
  * malloc hooks; never the signal handler. kiln_livemap_main holds every
  * tracked block; a second map serves leak scopes. Zeroed = empty. Stack
  * ids are below 2^31; the top bit (KILN_LIVEMAP_UP) is the heap's. */
-/* 32 shards: their headers stay in L1 (each call touches one header and
- * one slot line), while two threads rarely meet on one lock. */
-enum { KILN_LIVEMAP_SHARDS = 32 };
+/* 64 shards in 8 groups of 8. The group is the block's 64 MiB region of
+ * the address space (a glibc arena heap is one such region, and each
+ * thread allocates from an arena of its own), the shard in the group a
+ * hash of the address: a thread's hooks write shard locks and slot lines
+ * that another thread writes only when it frees that thread's blocks (with
+ * 32 shards by hash alone, two threads' churn missed on every call on lines
+ * the other had written: 3.3x against 2.2x). The headers (4 KiB) stay in L1. */
+enum { KILN_LIVEMAP_SHARDS = 64 };
 #define KILN_LIVEMAP_UP 0x80000000u
 typedef struct kiln_livemap_shard kiln_livemap_shard_t;
 struct kiln_livemap_shard {
@@ -396,13 +401,15 @@ extern kiln_livemap_t kiln_livemap_main KILN_INTERNAL;
 
 int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t stack_id) KILN_INTERNAL; /* 0 / -ENOMEM */
 /* One multiply (Fibonacci hashing): its top bits are well mixed even for
- * addresses that differ only in a few middle bits. The top 5 pick the
- * shard, the bits below them the home slot (scaled to the shard's size,
- * any size, not only powers of two, so that growth can be by a quarter). */
+ * addresses that differ only in a few middle bits. Bits 59..61 pick the
+ * shard in the region's group, bits 58 and down the home slot (scaled to
+ * the shard's size, any size, not only powers of two, so that growth can
+ * be by a quarter). */
 static inline uint64_t kiln_livemap_hash(uint64_t a) { return a * 0x9e3779b97f4a7c15ull; }
-static inline kiln_livemap_shard_t *kiln_livemap_shard(kiln_livemap_t *m, uint64_t h) {
-  _Static_assert(KILN_LIVEMAP_SHARDS == 32, "the shard takes the hash's top 5 bits");
-  return &m->shards[h >> 59];
+static inline kiln_livemap_shard_t *kiln_livemap_shard(kiln_livemap_t *m, uint64_t addr, uint64_t h) {
+  _Static_assert(KILN_LIVEMAP_SHARDS == 64, "8 groups of 8 shards");
+  uint64_t group = ((addr >> 26) * 0x9e3779b97f4a7c15ull) >> 61;
+  return &m->shards[group * 8 + ((h >> 59) & 7)];
 }
 static inline size_t kiln_livemap_home(uint64_t h, size_t cap) {
   __extension__ typedef unsigned __int128 kiln_u128;
@@ -413,7 +420,7 @@ static inline size_t kiln_livemap_home(uint64_t h, size_t cap) {
  * is 16 bytes). Inline: it is on every hook's path. */
 static inline void kiln_livemap_prefetch(kiln_livemap_t *m, uint64_t addr) {
   uint64_t h = kiln_livemap_hash(addr);
-  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
+  kiln_livemap_shard_t *s = kiln_livemap_shard(m, addr, h);
   char *slots = (char *)s->slots;
   size_t cap = s->cap;
   if (slots != NULL) __builtin_prefetch(slots + kiln_livemap_home(h, cap) * 16, 1);

@@ -1,5 +1,6 @@
 /* kiln_livemap.c — the live-allocation map: block address -> (requested
- * size, stack_id), for every block kiln tracks. Sharded by address hash;
+ * size, stack_id), for every block kiln tracks. Sharded by the address's
+ * 64 MiB region (a glibc arena's heap: one thread's blocks), then its hash;
  * each shard is a Robin Hood table (linear probing where an entry far from
  * its home slot takes the place of one nearer to its own) under a spinlock
  * held only for one probe (tens of nanoseconds). Each entry keeps its
@@ -157,7 +158,7 @@ static inline kiln_livemap_entry_t *kiln_livemap_probe(kiln_livemap_shard_t *s, 
 int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t stack_id) {
   if (addr == 0 || addr > KILN_LIVEMAP_ADDR) return -EINVAL;
   uint64_t h = kiln_livemap_hash(addr);
-  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
+  kiln_livemap_shard_t *s = kiln_livemap_shard(m, addr, h);
   int rc = 0;
   kiln_livemap_lock(s);
   if ((s->used + 1) * 5 > s->cap * 4 &&
@@ -189,22 +190,33 @@ int kiln_livemap_put(kiln_livemap_t *m, uint64_t addr, uint64_t size, uint32_t s
   }
   /* ... then the insertion from where it stopped, Robin Hood's way. */
   s->used++;
-  kiln_livemap_entry_t n = {want, stack_id, small};
+  /* The entry being placed in three scalars, not a struct: a 16-byte copy
+   * of one whose key was just stored as 8 bytes waits for the store
+   * (a failed store forward, a quarter of this function's samples). */
+  uint64_t nkey = want;
+  uint32_t nid = stack_id, nsize = small;
   for (;;) {
     uint64_t k = slots[i].key;
     if (k == 0) {
-      slots[i] = n;
+      slots[i].key = nkey;
+      slots[i].stack_id = nid;
+      slots[i].size = nsize;
       goto out;
     }
-    if (kiln_livemap_dist(k) < kiln_livemap_dist(n.key)) { /* the nearer one moves on */
-      kiln_livemap_entry_t t = slots[i];
-      slots[i] = n;
-      n = t;
+    if (kiln_livemap_dist(k) < kiln_livemap_dist(nkey)) { /* the nearer one moves on */
+      uint32_t tid = slots[i].stack_id, tsize = slots[i].size;
+      slots[i].key = nkey;
+      slots[i].stack_id = nid;
+      slots[i].size = nsize;
+      nkey = k;
+      nid = tid;
+      nsize = tsize;
     }
-    if (kiln_livemap_dist(n.key) == KILN_LIVEMAP_DIST_MAX) break;
-    n.key += KILN_LIVEMAP_DIST1;
+    if (kiln_livemap_dist(nkey) == KILN_LIVEMAP_DIST_MAX) break;
+    nkey += KILN_LIVEMAP_DIST1;
     if (++i == cap) i = 0;
   }
+  kiln_livemap_entry_t n = {nkey, nid, nsize};
   /* A run too long for its byte (never seen at 80%): grow; n, displaced,
    * goes in again. Should even that fail, n (perhaps an older block than
    * the new one) is lost, and the caller counts a map failure. */
@@ -240,7 +252,7 @@ static void kiln_livemap_erase(kiln_livemap_shard_t *s, size_t i) {
 bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id, bool remove) {
   if (addr == 0 || addr > KILN_LIVEMAP_ADDR) return false;
   uint64_t h = kiln_livemap_hash(addr);
-  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
+  kiln_livemap_shard_t *s = kiln_livemap_shard(m, addr, h);
   bool found = false;
   kiln_livemap_lock(s);
   size_t at;
@@ -261,7 +273,7 @@ bool kiln_livemap_find(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_
 bool kiln_livemap_remove(kiln_livemap_t *m, uint64_t addr, uint64_t *size, uint32_t *stack_id) {
   if (addr - 1 >= KILN_LIVEMAP_ADDR) return false; /* 0, or above what a key holds */
   uint64_t h = kiln_livemap_hash(addr);
-  kiln_livemap_shard_t *s = kiln_livemap_shard(m, h);
+  kiln_livemap_shard_t *s = kiln_livemap_shard(m, addr, h);
   bool found = false;
   kiln_livemap_lock(s);
   kiln_livemap_entry_t *slots = s->slots;
