@@ -72,6 +72,10 @@ static struct {
   double sample_d;
   kiln_heap_totals_t shared;  /* threads without a slot */
   kiln_heap_totals_t *slots; /* KILN_HEAP_TOTALS of them */
+  /* Slots below this were ever claimed (they are never given back): sums
+   * and clears stop here, not at the 512 KiB end, whose untouched pages a
+   * read would map (a fork child's every stats call faulted them in). */
+  _Atomic int slots_high;
   /* Written by the hooks of every thread (a flush, a new peak): a cache
    * line apart from the fields above, which every hook reads, so that one
    * thread's flush does not make the next hook of another miss on them. */
@@ -259,8 +263,12 @@ static kiln_heap_totals_t *kiln_heap_my_totals(void) {
     for (int i = 0; i < KILN_HEAP_TOTALS; i++) {
       int expect = 0;
       if (atomic_load_explicit(&kiln_heap.slots[i].in_use, memory_order_relaxed) == 0 &&
-          atomic_compare_exchange_strong(&kiln_heap.slots[i].in_use, &expect, 1))
+          atomic_compare_exchange_strong(&kiln_heap.slots[i].in_use, &expect, 1)) {
+        int high = atomic_load(&kiln_heap.slots_high);
+        while (high < i + 1 && !atomic_compare_exchange_weak(&kiln_heap.slots_high, &high, i + 1)) {
+        }
         return t->totals = &kiln_heap.slots[i];
+      }
     }
   }
   return &kiln_heap.shared;
@@ -440,7 +448,8 @@ void kiln_heap_settle(void) {
 
 static void kiln_heap_sum(kiln_heap_totals_t *sum) {
   uint64_t v[4] = {0, 0, 0, 0};
-  for (int i = -1; i < KILN_HEAP_TOTALS; i++) {
+  int high = atomic_load(&kiln_heap.slots_high);
+  for (int i = -1; i < high; i++) {
     kiln_heap_totals_t *c = i < 0 ? &kiln_heap.shared : kiln_heap.slots ? &kiln_heap.slots[i] : NULL;
     if (c == NULL) break;
     v[0] += atomic_load(&c->alloc_bytes);
@@ -455,7 +464,8 @@ static void kiln_heap_sum(kiln_heap_totals_t *sum) {
 }
 
 static void kiln_heap_totals_clear(void) {
-  for (int i = -1; i < KILN_HEAP_TOTALS; i++) {
+  int high = atomic_load(&kiln_heap.slots_high);
+  for (int i = -1; i < high; i++) {
     kiln_heap_totals_t *c = i < 0 ? &kiln_heap.shared : kiln_heap.slots ? &kiln_heap.slots[i] : NULL;
     if (c == NULL) break;
     /* Read first: in a fork child, a store to a page nobody used would
