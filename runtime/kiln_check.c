@@ -318,7 +318,7 @@ KILN_EXPORT int kiln_budget_end(kiln_budget_t *b, size_t max_allocs, size_t max_
     kiln_buf_free(&d.out);
   }
   if (b->snapshot != NULL) {
-    kiln_buf_t snap = {b->snapshot, b->snapshot_size, b->snapshot_size, false};
+    kiln_buf_t snap = {b->snapshot, b->snapshot_size, b->snapshot_size, false, b->snapshot_size};
     kiln_buf_free(&snap);
   }
   b->snapshot = NULL;

@@ -78,6 +78,7 @@ typedef struct kiln_buf {
   char *data;
   size_t len, cap;
   bool failed; /* an allocation failed: contents incomplete */
+  size_t hi;   /* the largest len it had: what was written (kiln_buf_free clears it) */
 } kiln_buf_t;
 void kiln_buf_put(kiln_buf_t *b, const char *s, size_t n) KILN_INTERNAL;
 void kiln_buf_puts(kiln_buf_t *b, const char *s) KILN_INTERNAL;
@@ -982,6 +983,10 @@ int kiln_out_open(const char *dir) KILN_INTERNAL;
 /* dir held open (walked, made if need be). emergency: from an emergency
  * dump (no stdio, no malloc; the lock is only taken when free). */
 int kiln_out_mkdirs(const char *dir, bool emergency) KILN_INTERNAL;
+/* Between kiln_out_batch(true) and (false), a directory walked stays open:
+ * a dump's files reach it with one walk, not one each (a fork child that
+ * wrote 9 files walked /, dev, shm, out 9 times). Normal context; nests. */
+void kiln_out_batch(bool on) KILN_INTERNAL;
 /* Writes data to dir/name whole: a temporary with an unpredictable name
  * (getrandom; drawn again if taken), created O_CREAT|O_EXCL|O_NOFOLLOW
  * (0644), then renamed. 0 / -errno; nothing left on failure. emergency:

@@ -50,9 +50,10 @@ static struct {
   kiln_out_dir_t main;  /* the run's output directory (kiln_out_open) */
   kiln_out_dir_t other; /* the last other one (kiln_dump(dir)) */
   bool atfork;
+  unsigned batch;       /* kiln_out_batch: descriptors stay open meanwhile */
   char detail[600];     /* the last failure, in words, for kiln_out_error */
   char errbuf[32];
-} kiln_out = {0, 0, {"", -1, "", 0, 0, false}, {"", -1, "", 0, 0, false}, false, "", ""};
+} kiln_out = {0, 0, {"", -1, "", 0, 0, false}, {"", -1, "", 0, 0, false}, false, 0, "", ""};
 
 /* Takes the lock (waiting for another thread to let go), or, in an
  * emergency, only when free or already ours: false then. */
@@ -215,9 +216,20 @@ static kiln_out_dir_t *kiln_out_dir_of(const char *dir) {
 /* After a use: the descriptor is closed again unless kept, so that a
  * program that counts or closes its descriptors sees none of kiln's. */
 static void kiln_out_let_go(kiln_out_dir_t *d) {
-  if (d->keep || d->fd < 0) return;
+  if (d->keep || d->fd < 0 || kiln_out.batch > 0) return;
   close(d->fd);
   d->fd = -1;
+}
+
+void kiln_out_batch(bool on) {
+  kiln_out_lock(false);
+  if (on) {
+    kiln_out.batch++;
+  } else if (kiln_out.batch > 0 && --kiln_out.batch == 0) {
+    kiln_out_let_go(&kiln_out.main);
+    kiln_out_let_go(&kiln_out.other);
+  }
+  kiln_out_unlock();
 }
 
 static void kiln_out_fork_prepare(void) { kiln_out_lock(false); }

@@ -826,9 +826,13 @@ static int kiln_profiler_dump_set(const char *dir, kiln_profiler_set_t *set, boo
   if (hold) {
     kiln_symbols_demangle(true);
     kiln_symbols_hold();
+    kiln_out_batch(true);
   }
   int rc = kiln_profiler_dump_set_names(dir, set, summary);
-  if (hold) kiln_symbols_release();
+  if (hold) {
+    kiln_out_batch(false);
+    kiln_symbols_release();
+  }
   kiln_heap_guard_leave();
   return rc;
 }
