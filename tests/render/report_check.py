@@ -193,12 +193,15 @@ def check_run(p):
     report("report_tree_is_kiln_tree", len(trows) > 3 and not missing, "missing %s" % missing[:3])
     shot(p.cdp, "report_tree")
 
-    # Icicle: the root at the top.
-    p.click("button[data-view=icicle]")
-    # The view is redrawn on the next animation frame: wait for it (a
-    # loaded machine can be slow to get there).
+    # Icicle: the root at the top. The view is redrawn on the next animation
+    # frame: wait for it (a loaded machine can be slow to get there), and
+    # click again if the browser missed the click (seen once under make
+    # test's parallel load: the root stayed at y 208 for the whole wait).
     root_y = "window.kilnReport.flame().rects.filter(function (R) { return R.c === 0; })[0].y"
-    wait_for(p.cdp, "(%s) === 0" % root_y, 20)
+    for _ in range(3):
+        p.click("button[data-view=icicle]")
+        if wait_for(p.cdp, "(%s) === 0" % root_y, 10):
+            break
     y0 = p.js(root_y)
     report("report_icicle_root_on_top", y0 == 0, "root y %s" % y0)
     shot(p.cdp, "report_icicle")
