@@ -86,6 +86,9 @@ typedef struct kiln_scan {
   uintptr_t hidden_lo[64], hidden_hi[64]; /* root words read as 0 (kiln_freeres_hidden_words) */
   size_t nhidden;
   int pagemap; /* /proc/self/pagemap, or -1 */
+  uintptr_t pm_base; /* pagemap entries of [pm_base, pm_base + pm_n pages) */
+  size_t pm_n;
+  uint64_t pm_ent[512];
 } kiln_scan_t;
 
 kiln_count_kind_t kiln_scan_kind_bytes(kiln_leak_kind_t k) {
@@ -365,40 +368,50 @@ static void kiln_scan_root_copy(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
   }
 }
 
-/* [lo, hi) of an anonymous private mapping: only its pages that are in
- * memory or swapped out are read. The others were never written, or were
- * given back (MADV_DONTNEED): zeros. Reading them made the kernel map each
- * one (a page at a time, through process_vm_readv): 1.2 us a page, 76 ms
- * for an untouched 256 MiB reservation, and most of a fork child's scan. */
-static void kiln_scan_root_anon(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
-  uint64_t ent[512];
+/* [lo, hi) of a private mapping, page by page as /proc/self/pagemap tells.
+ * Anonymous: only its pages that are in memory or swapped out are read;
+ * the others were never written, or were given back (MADV_DONTNEED):
+ * zeros. Reading them made the kernel map each one (a page at a time,
+ * through process_vm_readv): 1.2 us a page, 76 ms for an untouched 256 MiB
+ * reservation, and most of a fork child's scan. File-backed (a module's
+ * data): its pages in memory are read in place, the others (still the
+ * file's) through the kernel. With every thread stopped nothing unmaps
+ * them, and a page in memory cannot fault; process_vm_readv pins each page
+ * it reads, and a page a fork child still shares with its parent is copied
+ * to be pinned. The pagemap window last read is kept for the next piece
+ * (kiln's own regions cut a mapping into many). */
+static void kiln_scan_root_paged(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi, bool anon) {
   while (lo < hi) {
     uintptr_t page = lo & ~(uintptr_t)4095;
-    size_t want = (size_t)(((hi - 1) >> 12) - (page >> 12) + 1);
-    if (want > 512) want = 512;
-    ssize_t got = pread(sc->pagemap, ent, want * 8, (off_t)(page >> 12) * 8);
-    if (got < 8) {
-      kiln_scan_root_copy(sc, lo, hi);
-      return;
-    }
-    size_t n = (size_t)got / 8;
-    for (size_t i = 0; i < n;) {
-      if ((ent[i] >> 62) == 0) { /* neither present (bit 63) nor swapped (62) */
-        i++;
-        continue;
+    if (!(sc->pm_n > 0 && page >= sc->pm_base && page < sc->pm_base + sc->pm_n * 4096)) {
+      size_t want = (size_t)(((hi - 1) >> 12) - (page >> 12) + 1);
+      if (want < 64) want = 64; /* the next pieces are likely just above */
+      if (want > 512) want = 512;
+      ssize_t got = pread(sc->pagemap, sc->pm_ent, want * 8, (off_t)(page >> 12) * 8);
+      if (got < 8) {
+        sc->pm_n = 0;
+        kiln_scan_root_copy(sc, lo, hi);
+        return;
       }
+      sc->pm_base = page;
+      sc->pm_n = (size_t)got / 8;
+    }
+    const uint64_t *ent = sc->pm_ent;
+    size_t first = (size_t)((page - sc->pm_base) >> 12), n = sc->pm_n;
+    uintptr_t window_end = sc->pm_base + n * 4096;
+    for (size_t i = first; i < n && sc->pm_base + i * 4096 < hi;) {
+      /* A run of pages alike: in memory (or swapped, anonymous), or not. */
+      bool in = anon ? (ent[i] >> 62) != 0 : (ent[i] >> 63) != 0;
       size_t j = i + 1;
-      while (j < n && (ent[j] >> 62) != 0) j++;
-      uintptr_t a = page + i * 4096, b = page + j * 4096;
+      while (j < n && sc->pm_base + j * 4096 < hi && (anon ? (ent[j] >> 62) != 0 : (ent[j] >> 63) != 0) == in) j++;
+      uintptr_t a = sc->pm_base + i * 4096, b = sc->pm_base + j * 4096;
       a = a > lo ? a : lo;
       b = b < hi ? b : hi;
-      if (sc->check_blocks) {
+      if (!in) {
+        if (!anon) kiln_scan_root_copy(sc, a, b);
+      } else if (sc->check_blocks) {
         kiln_scan_root_copy(sc, a, b);
       } else {
-        /* Every thread is stopped: nothing unmaps this private anonymous
-         * memory, which cannot fault but to swap in. Read it in place:
-         * process_vm_readv pins each page, and a page a fork child still
-         * shares with its parent is copied to be pinned. */
         a = (a + 7) & ~(uintptr_t)7;
         b &= ~(uintptr_t)7;
         while (a < b) {
@@ -411,7 +424,7 @@ static void kiln_scan_root_anon(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
       }
       i = j;
     }
-    lo = page + n * 4096;
+    lo = window_end < hi ? window_end : hi;
   }
 }
 
@@ -434,7 +447,8 @@ static void kiln_scan_root(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
     uintptr_t end = m->hi < hi ? m->hi : hi;
     /* Never kiln's own module. */
     if (!(lo < sc->self_mod_hi && end > sc->self_mod_lo)) {
-      if ((m->flags & KILN_SCAN_MAP_ANON) && sc->pagemap >= 0) kiln_scan_root_anon(sc, lo, end);
+      if (sc->pagemap >= 0 && (m->flags & (KILN_SCAN_MAP_ANON | KILN_SCAN_MAP_WRITABLE)))
+        kiln_scan_root_paged(sc, lo, end, (m->flags & KILN_SCAN_MAP_ANON) != 0);
       else kiln_scan_root_copy(sc, lo, end);
     }
     lo = end;
