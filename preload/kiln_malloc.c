@@ -35,6 +35,50 @@ static inline bool kiln_boot_owns(const void *p) {
   return (const char *)p >= kiln_boot_arena && (const char *)p < kiln_boot_arena + KILN_BOOT_BYTES;
 }
 
+/* ----------------------------------------------------- kiln's own pool
+ * While kiln_tls_own_pool is set, this thread's allocations come from a
+ * region of kiln's own, and its frees are dropped: kiln loads libunwind
+ * at the first sample that needs it, perhaps on its collector thread, and
+ * glibc gives a thread's first malloc (or free: its tcache) an arena of
+ * its own, 64 MiB of the program's address space. What a load allocates
+ * lives as long as the library: the pool is never reused. */
+enum { KILN_POOL_BYTES = 1 << 20 };
+static char *_Atomic kiln_pool_base;
+static _Atomic size_t kiln_pool_used;
+__thread int kiln_tls_own_pool __attribute__((tls_model("initial-exec")));
+
+static void *kiln_pool_alloc(size_t size, size_t align) {
+  char *base = atomic_load_explicit(&kiln_pool_base, memory_order_acquire);
+  if (base == NULL) {
+    char *m = kiln_mem_map(KILN_POOL_BYTES);
+    if (m == NULL) return NULL;
+    char *expect = NULL;
+    if (!atomic_compare_exchange_strong(&kiln_pool_base, &expect, m)) {
+      kiln_mem_unmap(m, KILN_POOL_BYTES);
+      m = expect;
+    }
+    base = m;
+  }
+  if (align < 16) align = 16;
+  if (size > KILN_POOL_BYTES || align > 4096) return NULL;
+  size_t need = size + align + 16;
+  size_t at = atomic_fetch_add(&kiln_pool_used, need);
+  if (at + need > KILN_POOL_BYTES) return NULL;
+  uintptr_t p = ((uintptr_t)base + at + 16 + align - 1) & ~(uintptr_t)(align - 1);
+  ((size_t *)p)[-1] = size;
+  return (void *)p; /* fresh pages: zero, never reused */
+}
+
+static inline bool kiln_pool_owns(const void *p) {
+  const char *b = atomic_load_explicit(&kiln_pool_base, memory_order_relaxed);
+  return b != NULL && (const char *)p >= b && (const char *)p < b + KILN_POOL_BYTES;
+}
+
+size_t kiln_pool_bytes(void) {
+  size_t used = atomic_load_explicit(&kiln_pool_used, memory_order_relaxed);
+  return used < KILN_POOL_BYTES ? used : KILN_POOL_BYTES;
+}
+
 /* True when the real functions are there; false while resolving them. */
 static inline bool kiln_malloc_ready(void) {
   if (KILN_LIKELY(kiln_libc.malloc != NULL)) return true;
@@ -62,7 +106,7 @@ static inline bool kiln_malloc_enter(size_t size) {
 
 KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *malloc(size_t size) {
   if (!kiln_malloc_ready()) return kiln_boot_alloc(size, 16);
-  if (!kiln_malloc_enter(size)) return kiln_libc.malloc(size);
+  if (!kiln_malloc_enter(size)) return KILN_UNLIKELY(kiln_tls_own_pool) ? kiln_pool_alloc(size, 16) : kiln_libc.malloc(size);
   void *p = kiln_libc.malloc(size);
   int e = errno;
   kiln_tls_hook_frame = __builtin_frame_address(0); /* the stack walk starts here */
@@ -80,7 +124,8 @@ KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *calloc(size_t n, size_t size) {
     return kiln_boot_alloc(n * size, 16);
   }
   size_t total;
-  if (__builtin_mul_overflow(n, size, &total) || !kiln_malloc_enter(total)) return kiln_libc.calloc(n, size);
+  if (__builtin_mul_overflow(n, size, &total) || !kiln_malloc_enter(total))
+    return KILN_UNLIKELY(kiln_tls_own_pool) && total == n * size ? kiln_pool_alloc(total, 16) : kiln_libc.calloc(n, size);
   void *p = kiln_libc.calloc(n, size);
   int e = errno;
   kiln_heap_on_alloc(p, total);
@@ -90,7 +135,7 @@ KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *calloc(size_t n, size_t size) {
 }
 
 KILN_EXPORT KILN_HOOK_ENTRY_TEXT void free(void *p) {
-  if (p == NULL || kiln_boot_owns(p)) return;
+  if (p == NULL || kiln_boot_owns(p) || kiln_pool_owns(p)) return;
   if (!kiln_malloc_ready()) return; /* cannot happen: p came from somewhere */
   if (kiln_tls_hook_guard == 0 && kiln_heap_started() && kiln_heap_may_track(p)) {
     /* The allocator reads the block's header after kiln's map lookup:
@@ -103,13 +148,22 @@ KILN_EXPORT KILN_HOOK_ENTRY_TEXT void free(void *p) {
     kiln_heap_guard_leave();
     errno = e;
   }
+  if (KILN_UNLIKELY(kiln_tls_own_pool)) return; /* glibc's free would set up this thread's tcache */
   kiln_libc.free(p);
 }
 
 /* realloc and reallocarray: the old block leaves the accounting before the
  * call and comes back if the call fails. */
 KILN_HOOK_ENTRY_TEXT static void *kiln_malloc_realloc(void *p, size_t n, size_t size, bool array) {
-  if (kiln_boot_owns(p)) {
+  if (KILN_UNLIKELY(kiln_tls_own_pool) && p != NULL && !kiln_boot_owns(p) && !kiln_pool_owns(p)) {
+    /* One of glibc's, grown in the pool (and left to glibc, unfreed). */
+    if (array && size != 0 && n > SIZE_MAX / size) return errno = ENOMEM, NULL;
+    size_t old = kiln_libc.malloc_usable_size != NULL ? kiln_libc.malloc_usable_size(p) : 0;
+    void *q = kiln_pool_alloc(n * size, 16);
+    if (q != NULL) memcpy(q, p, old < n * size ? old : n * size);
+    return q;
+  }
+  if (kiln_boot_owns(p) || kiln_pool_owns(p)) {
     size_t old = ((size_t *)p)[-1];
     if (array && size != 0 && n > SIZE_MAX / size) {
       errno = ENOMEM;
@@ -164,7 +218,10 @@ KILN_EXPORT KILN_HOOK_ENTRY_TEXT int posix_memalign(void **out, size_t align, si
     *out = p;
     return 0;
   }
-  if (!kiln_malloc_enter(size)) return kiln_libc.posix_memalign(out, align, size);
+  if (!kiln_malloc_enter(size)) {
+    if (KILN_UNLIKELY(kiln_tls_own_pool)) return (*out = kiln_pool_alloc(size, align)) != NULL ? 0 : ENOMEM;
+    return kiln_libc.posix_memalign(out, align, size);
+  }
   int e = errno;
   int rc = kiln_libc.posix_memalign(out, align, size);
   if (rc == 0) {
@@ -181,7 +238,8 @@ KILN_EXPORT KILN_HOOK_ENTRY_TEXT int posix_memalign(void **out, size_t align, si
 #define KILN_MALLOC_ALIGNED(call, align, size)                        \
   do {                                                                \
     if (!kiln_malloc_ready()) return kiln_boot_alloc(size, align);    \
-    if (!kiln_malloc_enter(size)) return call;                        \
+    if (!kiln_malloc_enter(size))                                     \
+      return KILN_UNLIKELY(kiln_tls_own_pool) ? kiln_pool_alloc(size, align) : call; \
     void *p_ = call;                                                  \
     int e_ = errno;                                                   \
     kiln_heap_on_alloc(p_, size);                                     \

@@ -134,6 +134,7 @@ typedef struct kiln_libc {
   void *(*memalign)(size_t, size_t);
   void *(*valloc)(size_t);
   void *(*pvalloc)(size_t);
+  size_t (*malloc_usable_size)(void *);
   int (*setuid)(uid_t);
   int (*seteuid)(uid_t);
   int (*setreuid)(uid_t, uid_t);
@@ -470,6 +471,11 @@ uint64_t kiln_heaplocal_skipped(void) KILN_INTERNAL;
 /* The hook guard: while above 0 in a thread, its malloc hooks forward to
  * the real allocator and record nothing (kiln's own calls, nested calls). */
 extern __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
+/* Set around a load of libunwind off the starting thread: the thread's
+ * allocations come from kiln's own pool, its frees are dropped
+ * (kiln_malloc.c; glibc would give the thread an arena of its own). */
+extern __thread int kiln_tls_own_pool __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
+size_t kiln_pool_bytes(void) KILN_INTERNAL; /* of the pool, used */
 /* Sampled mode's fast paths, inlined into the hooks. The countdown of
  * bytes to the next sample (0: not drawn yet in this thread); the filter:
  * counters of sampled live blocks per address hash (16 KiB: it stays in

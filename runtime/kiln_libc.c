@@ -86,6 +86,7 @@ void kiln_libc_resolve(void) {
   *(void **)&l.memalign = kiln_libc_sym("memalign");
   *(void **)&l.valloc = kiln_libc_sym("valloc");
   *(void **)&l.pvalloc = kiln_libc_sym("pvalloc");
+  *(void **)&l.malloc_usable_size = kiln_libc_sym("malloc_usable_size");
   /* dlsym found nothing (a loader that does not know RTLD_NEXT): glibc's
    * own entry points for what it has them. */
   if (l.malloc == NULL) l.malloc = __libc_malloc;

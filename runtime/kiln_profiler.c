@@ -583,6 +583,7 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
     kiln_buf_printf(b, "  \"kiln_own_samples\": %llu,\n  \"perf_rings_opened\": %llu,\n",
                     (unsigned long long)r->coll.kiln_own, (unsigned long long)r->perf.opened);
     kiln_buf_printf(b, "  \"copy_unwinder_loaded\": %s,\n", kiln_unwind_copy_loaded() ? "true" : "false");
+    kiln_buf_printf(b, "  \"unwinder_pool_bytes\": %llu,\n", (unsigned long long)kiln_pool_bytes());
     kiln_buf_printf(b, "  \"threads\": %llu,\n  \"threads_unsampled\": %llu,\n"
                        "  \"threads_unsampled_cpu_seconds\": %.3f,\n",
                     (unsigned long long)r->threads_seen, (unsigned long long)(r->unsampled + r->threads.unregistered),

@@ -210,10 +210,8 @@ int kiln_sampler_start(const kiln_config_t *cfg) {
   kiln_sampler.max_depth = cfg->max_depth;
   kiln_sampler.timer = kiln_sampler_pick(cfg);
   if (kiln_sampler.timer == KILN_TIMER_PERF) {
-    /* Here, on the starting thread: loaded later by the collector, what
-     * the loader and libunwind allocate would make glibc give that thread
-     * an arena of its own, 64 MiB of the program's address space. */
-    kiln_unwind_copy_init();
+    /* libunwind comes with the first sample that needs it (kiln_unwind_copy):
+     * the samples of kiln's own start are counted without it. */
     atomic_store(&kiln_sampler_running, true);
     if (kiln_sampler_open_solo(false)) return 0;
     kiln_perf_close_thread((pid_t)syscall(SYS_gettid)); /* the probe's ring */

@@ -24,7 +24,7 @@
 
 /* libunwind-x86_64's entry points, resolved once. */
 static struct {
-  bool tried, ok;
+  bool ok;
   unw_addr_space_t (*create_addr_space)(unw_accessors_t *, int);
   int (*set_caching_policy)(unw_addr_space_t, unw_caching_policy_t);
   void (*flush_cache)(unw_addr_space_t, unw_word_t, unw_word_t);
@@ -263,9 +263,7 @@ static unw_accessors_t kiln_ucopy_accessors = {
 static int kiln_ucopy_libunwind(const kiln_regs_t *regs, const uint8_t *stack, size_t len, uint64_t *pcs,
                                 int max, unsigned *flags);
 
-int kiln_unwind_copy_init(void) {
-  if (kiln_ucopy.tried) return kiln_ucopy.ok ? 0 : -ENOENT;
-  kiln_ucopy.tried = true;
+static int kiln_ucopy_load(void) {
   void *h = kiln_libc.dlopen != NULL ? kiln_libc.dlopen("libunwind-x86_64.so.8", RTLD_NOW | RTLD_LOCAL)
                                      : dlopen("libunwind-x86_64.so.8", RTLD_NOW | RTLD_LOCAL);
   if (h == NULL) return -ENOENT;
@@ -298,6 +296,28 @@ int kiln_unwind_copy_init(void) {
   }
   kiln_unwind_refuse_pipes(false);
   return kiln_ucopy.ok ? 0 : -ENOMEM;
+}
+
+/* The load happens once, whichever thread asks first (the starting thread
+ * for wall mode and the signal timers, the collector or a dump's drain for
+ * perf samples); the others wait for it. */
+static pthread_mutex_t kiln_ucopy_load_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool kiln_ucopy_tried; /* the load is over: kiln_ucopy.ok says how */
+static __thread bool kiln_tls_ucopy_loading __attribute__((tls_model("initial-exec")));
+
+int kiln_unwind_copy_init(void) {
+  if (!atomic_load_explicit(&kiln_ucopy_tried, memory_order_acquire)) {
+    if (kiln_tls_ucopy_loading) return -EBUSY; /* asked again from inside this thread's own load */
+    pthread_mutex_lock(&kiln_ucopy_load_lock);
+    if (!atomic_load_explicit(&kiln_ucopy_tried, memory_order_relaxed)) {
+      kiln_tls_ucopy_loading = true;
+      kiln_ucopy_load();
+      kiln_tls_ucopy_loading = false;
+      atomic_store_explicit(&kiln_ucopy_tried, true, memory_order_release);
+    }
+    pthread_mutex_unlock(&kiln_ucopy_load_lock);
+  }
+  return kiln_ucopy.ok ? 0 : -ENOENT;
 }
 
 static int kiln_ucopy_libunwind(const kiln_regs_t *regs, const uint8_t *stack, size_t len, uint64_t *pcs,
@@ -373,6 +393,17 @@ bool kiln_unwind_copy_loaded(void) { return kiln_ucopy.ok; }
 int kiln_unwind_copy(kiln_unwind_kind_t kind, const kiln_regs_t *regs, const uint8_t *stack, size_t len,
                      uint64_t *pcs, int max, unsigned *flags) {
   if (max < 1) return 0;
+  /* Loaded at the first copy that needs it (normal context: the collector,
+   * a dump's drain; never a signal handler): a short process whose samples
+   * are all kiln's own start never maps it (0.3 ms a process). What the
+   * loader and libunwind allocate is kiln's, from kiln's pool. */
+  if (kind == KILN_UNWIND_LIBUNWIND && !atomic_load_explicit(&kiln_ucopy_tried, memory_order_acquire)) {
+    kiln_heap_guard_enter();
+    kiln_tls_own_pool++;
+    kiln_unwind_copy_init();
+    kiln_tls_own_pool--;
+    kiln_heap_guard_leave();
+  }
   kiln_ucopy.pid = getpid();
   if (kind == KILN_UNWIND_LIBUNWIND && kiln_ucopy.ok) return kiln_ucopy_libunwind(regs, stack, len, pcs, max, flags);
   return kiln_ucopy_fp(regs, stack, len, pcs, max, flags);
@@ -380,5 +411,7 @@ int kiln_unwind_copy(kiln_unwind_kind_t kind, const kiln_regs_t *regs, const uin
 
 void kiln_unwind_copy_after_fork_child(void) {
   /* The per-thread cache was the parent collector's thread's: this child's
-   * collector is a new thread with an empty one. Nothing else to do. */
+   * collector is a new thread with an empty one. The load's lock is new
+   * (a load another thread had under way is not this child's). */
+  pthread_mutex_init(&kiln_ucopy_load_lock, NULL);
 }

@@ -74,6 +74,29 @@ nothing=$(sed -n 's/.*tree: [0-9]* processes below: .*, \([0-9]*\) recorded noth
   pass "100 x /bin/true: the tree line counts the $nothing that recorded nothing (the others wrote profiles)" ||
   fail "trues: tree line" "$(cat "$T/trues.err")"
 
+# libunwind is loaded at the first sample that needs unwinding: a process
+# whose samples are all kiln's own start never maps it (and one that loads
+# it off the starting thread does so from kiln's own pool, test_aspace: no
+# glibc arena for the collector). Under strace, the
+# /bin/true processes that opened libunwind-x86_64 are at most those that
+# wrote a profile (the others recorded nothing of their own).
+if command -v strace > /dev/null; then
+  d="$T/trues-lazy"
+  strace -f -qq -e trace=openat,execve -o "$T/trues.strace" \
+    env KILN_OUT="$d" LD_PRELOAD="$LIBKILN" bash -c 'for i in $(seq 60); do /bin/true; done' >/dev/null 2>&1
+  trues=$(awk '/execve\("\/bin\/true"/ { t[$1] = 1 } END { print length(t) }' "$T/trues.strace")
+  opened=$(awk '/execve\("\/bin\/true"/ { t[$1] = 1 } /libunwind-x86_64/ && ($1 in t) { o[$1] = 1 } END { print length(o) }' "$T/trues.strace")
+  wrote=$(ls "$d"/true.*.meta.json 2>/dev/null | wc -l)
+  { [ "$trues" = 60 ] && [ "$opened" -le "$wrote" ]; } &&
+    pass "60 x /bin/true: libunwind loaded by $opened, the ones with samples to unwind ($wrote wrote profiles)" ||
+    fail "lazy libunwind" "$trues /bin/true, $opened opened libunwind, $wrote wrote profiles"
+  m=$(ls "$d"/true.*.meta.json 2>/dev/null | head -1)
+  [ -z "$m" ] || grep -q '"copy_unwinder_loaded": true' "$m" &&
+    pass "lazy libunwind: a /bin/true with program samples has it loaded" || fail "lazy libunwind: meta" "$m"
+else
+  fail "lazy libunwind" "strace is not installed"
+fi
+
 # Below the top, empty profiles are not written and meta.json lists what
 # was: 20 children that each leak one block (cpu,alloc mode).
 d="$T/forkleak"
