@@ -35,50 +35,6 @@ static inline bool kiln_boot_owns(const void *p) {
   return (const char *)p >= kiln_boot_arena && (const char *)p < kiln_boot_arena + KILN_BOOT_BYTES;
 }
 
-/* ----------------------------------------------------- kiln's own pool
- * While kiln_tls_own_pool is set, this thread's allocations come from a
- * region of kiln's own, and its frees are dropped: kiln loads libunwind
- * at the first sample that needs it, perhaps on its collector thread, and
- * glibc gives a thread's first malloc (or free: its tcache) an arena of
- * its own, 64 MiB of the program's address space. What a load allocates
- * lives as long as the library: the pool is never reused. */
-enum { KILN_POOL_BYTES = 1 << 20 };
-static char *_Atomic kiln_pool_base;
-static _Atomic size_t kiln_pool_used;
-__thread int kiln_tls_own_pool __attribute__((tls_model("initial-exec")));
-
-static void *kiln_pool_alloc(size_t size, size_t align) {
-  char *base = atomic_load_explicit(&kiln_pool_base, memory_order_acquire);
-  if (base == NULL) {
-    char *m = kiln_mem_map(KILN_POOL_BYTES);
-    if (m == NULL) return NULL;
-    char *expect = NULL;
-    if (!atomic_compare_exchange_strong(&kiln_pool_base, &expect, m)) {
-      kiln_mem_unmap(m, KILN_POOL_BYTES);
-      m = expect;
-    }
-    base = m;
-  }
-  if (align < 16) align = 16;
-  if (size > KILN_POOL_BYTES || align > 4096) return NULL;
-  size_t need = size + align + 16;
-  size_t at = atomic_fetch_add(&kiln_pool_used, need);
-  if (at + need > KILN_POOL_BYTES) return NULL;
-  uintptr_t p = ((uintptr_t)base + at + 16 + align - 1) & ~(uintptr_t)(align - 1);
-  ((size_t *)p)[-1] = size;
-  return (void *)p; /* fresh pages: zero, never reused */
-}
-
-static inline bool kiln_pool_owns(const void *p) {
-  const char *b = atomic_load_explicit(&kiln_pool_base, memory_order_relaxed);
-  return b != NULL && (const char *)p >= b && (const char *)p < b + KILN_POOL_BYTES;
-}
-
-size_t kiln_pool_bytes(void) {
-  size_t used = atomic_load_explicit(&kiln_pool_used, memory_order_relaxed);
-  return used < KILN_POOL_BYTES ? used : KILN_POOL_BYTES;
-}
-
 /* True when the real functions are there; false while resolving them. */
 static inline bool kiln_malloc_ready(void) {
   if (KILN_LIKELY(kiln_libc.malloc != NULL)) return true;

@@ -471,11 +471,22 @@ uint64_t kiln_heaplocal_skipped(void) KILN_INTERNAL;
 /* The hook guard: while above 0 in a thread, its malloc hooks forward to
  * the real allocator and record nothing (kiln's own calls, nested calls). */
 extern __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
-/* Set around a load of libunwind off the starting thread: the thread's
- * allocations come from kiln's own pool, its frees are dropped
- * (kiln_malloc.c; glibc would give the thread an arena of its own). */
+/* kiln's own pool. While kiln_tls_own_pool is set, the thread's
+ * allocations come from it and its frees are dropped (kiln_malloc.c): kiln
+ * loads libunwind at the first sample that needs it, perhaps on its
+ * collector thread, and glibc gives a thread's first malloc (or free: its
+ * tcache) an arena of its own, 64 MiB of the program's address space. A
+ * block is never reused: what a load allocates lives as long as the
+ * library. Blocks keep their size in the 8 bytes before them. */
+enum { KILN_POOL_BYTES = 1 << 20 };
 extern __thread int kiln_tls_own_pool __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
-size_t kiln_pool_bytes(void) KILN_INTERNAL; /* of the pool, used */
+extern char *_Atomic kiln_pool_base KILN_INTERNAL;
+void *kiln_pool_alloc(size_t size, size_t align) KILN_INTERNAL; /* NULL when full */
+size_t kiln_pool_bytes(void) KILN_INTERNAL;                    /* of the pool, used */
+static inline bool kiln_pool_owns(const void *p) {
+  const char *b = atomic_load_explicit(&kiln_pool_base, memory_order_relaxed);
+  return b != NULL && (const char *)p >= b && (const char *)p < b + KILN_POOL_BYTES;
+}
 /* Sampled mode's fast paths, inlined into the hooks. The countdown of
  * bytes to the next sample (0: not drawn yet in this thread); the filter:
  * counters of sampled live blocks per address hash (16 KiB: it stays in

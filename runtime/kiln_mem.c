@@ -108,6 +108,39 @@ static bool kiln_mem_reserve_release(void) {
   return true;
 }
 
+/* kiln's own pool (kiln_internal.h): bump-allocated from one mapping,
+ * made at its first use; never reused. */
+char *_Atomic kiln_pool_base;
+static _Atomic size_t kiln_pool_used;
+__thread int kiln_tls_own_pool __attribute__((tls_model("initial-exec")));
+
+void *kiln_pool_alloc(size_t size, size_t align) {
+  char *base = atomic_load_explicit(&kiln_pool_base, memory_order_acquire);
+  if (base == NULL) {
+    char *m = kiln_mem_map(KILN_POOL_BYTES);
+    if (m == NULL) return NULL;
+    char *expect = NULL;
+    if (!atomic_compare_exchange_strong(&kiln_pool_base, &expect, m)) {
+      kiln_mem_unmap(m, KILN_POOL_BYTES);
+      m = expect;
+    }
+    base = m;
+  }
+  if (align < 16) align = 16;
+  if (size > KILN_POOL_BYTES || align > 4096) return NULL;
+  size_t need = size + align + 16;
+  size_t at = atomic_fetch_add(&kiln_pool_used, need);
+  if (at + need > KILN_POOL_BYTES) return NULL;
+  uintptr_t p = ((uintptr_t)base + at + 16 + align - 1) & ~(uintptr_t)(align - 1);
+  ((size_t *)p)[-1] = size; /* for realloc */
+  return (void *)p; /* fresh pages: zero */
+}
+
+size_t kiln_pool_bytes(void) {
+  size_t used = atomic_load_explicit(&kiln_pool_used, memory_order_relaxed);
+  return used < KILN_POOL_BYTES ? used : KILN_POOL_BYTES;
+}
+
 uint64_t kiln_mem_refused(void) { return atomic_load_explicit(&kiln_mem_refusals, memory_order_relaxed); }
 
 /* mmap; with reserve, once more after giving the reserve back. Only the
