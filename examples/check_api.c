@@ -40,7 +40,7 @@ static void *scoped_worker(void *arg) {
   kiln_leak_scope_t outer = kiln_leak_begin();
   kiln_leak_scope_t inner = kiln_leak_begin();
   for (int i = 0; i < 1000; i++) free(malloc(64));
-  if (leak) keep = malloc(77);
+  if (leak) __atomic_store_n(&keep, malloc(77), __ATOMIC_RELAXED); /* four threads store here */
   int inner_n = kiln_leak_end(inner, NULL);
   int outer_n = kiln_leak_end(outer, NULL);
   return (void *)(size_t)(inner_n * 10 + outer_n);

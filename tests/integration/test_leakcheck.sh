@@ -184,7 +184,18 @@ with cf.ThreadPoolExecutor(4) as ex: print(sum(ex.map(lambda x: len(json.dumps(l
     m=$(one "$d/*.meta.json")
     set -- $(cats "$m")
     check_eq "$name: nothing lost" "0 0 0 0 0 0" "$1 $2 $3 $4 $5 $6"
-    [ $have_vg = 1 ] && check_eq "$name: valgrind's LEAK SUMMARY" "$(vg_summary "$PY" -c "$script")" "$(cats "$m")"
+    if [ $have_vg = 1 ]; then
+      # valgrind's own answer for the thread pool varies under load (once
+      # in a make test run: a pool thread's 272-byte block possibly lost,
+      # 0 in every run alone): kiln's must be one valgrind gives, of 3 runs.
+      want=$(cats "$m") seen=""
+      for try in 1 2 3; do
+        vg=$(vg_summary "$PY" -c "$script")
+        seen="$seen${seen:+ | }$vg"
+        [ "$vg" = "$want" ] && break
+      done
+      check_eq "$name: valgrind's LEAK SUMMARY (valgrind: $seen)" "$vg" "$want"
+    fi
     je=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
     if [ -e "$je" ]; then
       d=$(mktemp -d "$T/pyje.XXXXXX")
