@@ -284,7 +284,12 @@ if command -v strace > /dev/null; then
     END { printf "%d %.0f\n", n, t * 1e9 }' "$d.trace")"
   kn=$(folded_total "$(prof "$d" lock_wait_count)") kt=$(folded_total "$(prof "$d" lock_wait_ns)")
   check_eq "strace: as many futex waits on the mutex as kiln's waits" "$sn" "$kn"
-  if [ "${st:-0}" -gt 0 ] && within "$kt" "$st" "$(awk -v m="$st" 'BEGIN { print m * 0.05 }')"; then
-    pass "strace: their time ($st ns) within 5% of kiln's lock_wait_ns ($kt)"
-  else fail "strace: futex wait time" "strace $st, kiln $kt"; fi
+  # kiln times the whole pthread_mutex_lock call, strace the futex system
+  # call inside it: kiln's also holds the tracer's two stops a wait, which a
+  # loaded machine (make test) stretches to milliseconds (158 vs 150 ms over
+  # 4 waits once). So: no less than strace's less 5%, no more than 5% plus
+  # 5 ms a wait.
+  if [ "${st:-0}" -gt 0 ] && awk -v k="$kt" -v s="$st" -v n="$sn" 'BEGIN { exit !(k >= s * 0.95 && k <= s * 1.05 + n * 5e6) }'; then
+    pass "strace: their time ($st ns) and kiln's lock_wait_ns ($kt) agree (5%, and the tracer's stops)"
+  else fail "strace: futex wait time" "strace $st, kiln $kt ($sn waits)"; fi
 fi
