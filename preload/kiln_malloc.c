@@ -19,16 +19,9 @@ static _Alignas(64) char kiln_boot_arena[KILN_BOOT_BYTES];
 static _Atomic size_t kiln_boot_used;
 static __thread int kiln_tls_resolving __attribute__((tls_model("initial-exec")));
 
-/* A block: its size in the 16 bytes before it, for realloc. */
+/* Static storage: already zero, never reused. */
 static void *kiln_boot_alloc(size_t size, size_t align) {
-  if (align < 16) align = 16;
-  if (size > KILN_BOOT_BYTES || align > 4096) return NULL;
-  size_t need = size + align + 16;
-  size_t at = atomic_fetch_add(&kiln_boot_used, need);
-  if (at + need > KILN_BOOT_BYTES) return NULL;
-  uintptr_t p = ((uintptr_t)kiln_boot_arena + at + 16 + align - 1) & ~(uintptr_t)(align - 1);
-  ((size_t *)p)[-1] = size;
-  return (void *)p; /* static storage: already zero, never reused */
+  return kiln_bump_alloc(kiln_boot_arena, KILN_BOOT_BYTES, &kiln_boot_used, size, align);
 }
 
 static inline bool kiln_boot_owns(const void *p) {

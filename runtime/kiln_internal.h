@@ -479,6 +479,19 @@ extern __thread int kiln_tls_hook_guard __attribute__((tls_model("initial-exec")
  * block is never reused: what a load allocates lives as long as the
  * library. Blocks keep their size in the 8 bytes before them. */
 enum { KILN_POOL_BYTES = 1 << 20 };
+/* A block of a region handed out front to back and never reused (the pool,
+ * the interposers' bootstrap arena): its size in the 8 bytes before it, for
+ * realloc; NULL once the region is used up. Any thread; signal-safe. */
+static inline void *kiln_bump_alloc(char *base, size_t cap, _Atomic size_t *used, size_t size, size_t align) {
+  if (align < 16) align = 16;
+  if (size > cap || align > 4096) return NULL;
+  size_t need = size + align + 16;
+  size_t at = atomic_fetch_add(used, need);
+  if (at + need > cap) return NULL;
+  uintptr_t p = ((uintptr_t)base + at + 16 + align - 1) & ~(uintptr_t)(align - 1);
+  ((size_t *)p)[-1] = size;
+  return (void *)p;
+}
 extern __thread int kiln_tls_own_pool __attribute__((tls_model("initial-exec"))) KILN_INTERNAL;
 extern char *_Atomic kiln_pool_base KILN_INTERNAL;
 void *kiln_pool_alloc(size_t size, size_t align) KILN_INTERNAL; /* NULL when full */

@@ -126,14 +126,7 @@ void *kiln_pool_alloc(size_t size, size_t align) {
     }
     base = m;
   }
-  if (align < 16) align = 16;
-  if (size > KILN_POOL_BYTES || align > 4096) return NULL;
-  size_t need = size + align + 16;
-  size_t at = atomic_fetch_add(&kiln_pool_used, need);
-  if (at + need > KILN_POOL_BYTES) return NULL;
-  uintptr_t p = ((uintptr_t)base + at + 16 + align - 1) & ~(uintptr_t)(align - 1);
-  ((size_t *)p)[-1] = size; /* for realloc */
-  return (void *)p; /* fresh pages: zero */
+  return kiln_bump_alloc(base, KILN_POOL_BYTES, &kiln_pool_used, size, align); /* fresh pages: zero */
 }
 
 size_t kiln_pool_bytes(void) {
