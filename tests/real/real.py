@@ -63,6 +63,13 @@ SOVERSION_RE = re.compile(r"\.so(\.[0-9]+)*$")
 PROGRAM_MARKERS = ("[kiln: unwind skipped]", "[kiln: truncated]", "[kiln: table full]")
 KILN_DSOS = ("libkiln.so",)
 UNWIND_DSOS = ("libunwind.so", "libunwind-x86_64.so")
+# kiln's own start and exit on a program's thread (its constructor, a fork
+# child's set-up, the final dumps): perf sees them, no kiln sample can. A
+# thread or process is "seen" by its other samples: a bash fork child whose
+# 20 samples were all its exit dump (leak scan and names of the heap it
+# inherited) used no CPU of the program's.
+KILN_OWN_FUNCS = ("kiln_preload_init", "kiln_profiler_start_env", "kiln_profiler_fork_child",
+                  "kiln_profiler_final_sets", "kiln_profiler_at_exit")
 
 
 COUNTS = collections.Counter()
@@ -284,8 +291,9 @@ def parse_perf(text, event=None, synth=None):
         if synth is not None:
             fold_like_kiln(synth, comm, pid, tid, frames)
         p.total += 1
-        p.pids[pid] += 1
-        p.tids[tid] += 1
+        if not any(s in KILN_OWN_FUNCS for _, s, _ in frames):
+            p.pids[pid] += 1
+            p.tids[tid] += 1
         p.tid_comm[tid] = comm
         if not frames:
             p.add(("?", None), 1, False)
