@@ -73,8 +73,11 @@ KILN_EXPORT KILN_HOOK_ENTRY_TEXT void *calloc(size_t n, size_t size) {
     return kiln_boot_alloc(n * size, 16);
   }
   size_t total;
-  if (__builtin_mul_overflow(n, size, &total) || !kiln_malloc_enter(total))
-    return KILN_UNLIKELY(kiln_tls_own_pool) && total == n * size ? kiln_pool_alloc(total, 16) : kiln_libc.calloc(n, size);
+  bool overflow = __builtin_mul_overflow(n, size, &total);
+  if (overflow || !kiln_malloc_enter(total)) {
+    if (KILN_UNLIKELY(kiln_tls_own_pool)) return overflow ? (errno = ENOMEM, NULL) : kiln_pool_alloc(total, 16);
+    return kiln_libc.calloc(n, size);
+  }
   void *p = kiln_libc.calloc(n, size);
   int e = errno;
   kiln_heap_on_alloc(p, total);
