@@ -100,7 +100,13 @@ KILN_EXPORT KILN_HOOK_ENTRY_TEXT void free(void *p) {
     kiln_heap_guard_leave();
     errno = e;
   }
-  if (KILN_UNLIKELY(kiln_tls_own_pool)) return; /* glibc's free would set up this thread's tcache */
+  if (KILN_UNLIKELY(kiln_tls_own_pool)) {
+    /* Kept from glibc, whose free would set up this thread's tcache; but
+     * freed for kiln's accounting (a block the loader frees may be one it
+     * allocated for the program). */
+    if (kiln_heap_started()) kiln_heap_on_free(p, NULL);
+    return;
+  }
   kiln_libc.free(p);
 }
 
@@ -108,11 +114,15 @@ KILN_EXPORT KILN_HOOK_ENTRY_TEXT void free(void *p) {
  * call and comes back if the call fails. */
 KILN_HOOK_ENTRY_TEXT static void *kiln_malloc_realloc(void *p, size_t n, size_t size, bool array) {
   if (KILN_UNLIKELY(kiln_tls_own_pool) && p != NULL && !kiln_boot_owns(p) && !kiln_pool_owns(p)) {
-    /* One of glibc's, grown in the pool (and left to glibc, unfreed). */
+    /* One of glibc's, grown in the pool (and left to glibc, unfreed, but
+     * freed for kiln's accounting, as in free). */
     if (array && size != 0 && n > SIZE_MAX / size) return errno = ENOMEM, NULL;
     size_t old = kiln_libc.malloc_usable_size != NULL ? kiln_libc.malloc_usable_size(p) : 0;
     void *q = kiln_pool_alloc(n * size, 16);
-    if (q != NULL) memcpy(q, p, old < n * size ? old : n * size);
+    if (q != NULL) {
+      memcpy(q, p, old < n * size ? old : n * size);
+      if (kiln_heap_started()) kiln_heap_on_free(p, NULL);
+    }
     return q;
   }
   if (kiln_boot_owns(p) || kiln_pool_owns(p)) {
