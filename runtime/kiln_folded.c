@@ -24,9 +24,12 @@
 
 #include <string.h>
 
+/* A stack's line, named once for every kind of a render (the kinds that
+ * share its trimming): the line's text, and its frame ids for the stacks
+ * file, without the count. */
 typedef struct kiln_line {
-  size_t off, len; /* in the lines buffer, without the count */
-  uint64_t count;
+  size_t off, len;         /* in the set's lines buffer */
+  size_t ids_off, ids_len; /* in its ids buffer: "ID ID ... " */
 } kiln_line_t;
 
 /* pc -> (frame id, name), open addressing; names live in one buffer. The
@@ -84,21 +87,30 @@ static bool kiln_folded_names_grow(kiln_names_t *nm) {
   return true;
 }
 
+/* The lines of the kinds that name a stack alike: CPU samples keep their
+ * frames whole, every other kind ends at the caller of the allocator. */
+typedef struct kiln_folded_set {
+  const kiln_count_kind_t *kinds[KILN_COUNT_KINDS];
+  int nkinds, which[KILN_COUNT_KINDS]; /* the caller's index of each */
+  bool trim;                          /* allocation wrappers left out */
+  kiln_buf_t lines, ids;
+  kiln_buf_t recs;   /* kiln_line_t, in the stack table's order */
+  kiln_buf_t counts; /* uint64_t[nkinds] a record */
+  uint32_t *order;   /* records sorted by line */
+  size_t n, order_bytes;
+} kiln_folded_set_t;
+
 typedef struct kiln_folded_ctx {
-  kiln_count_kind_t kind;
   kiln_symbols_t *sy;
   kiln_names_t names;
-  kiln_buf_t lines;
-  kiln_buf_t recs;   /* kiln_line_t array */
-  kiln_buf_t *stacks; /* the stacks file, or NULL */
-  kiln_buf_t frames;  /* its frame lines, written as frames are named */
+  kiln_folded_set_t *set;
+  bool stacks;       /* the stacks file is written */
+  kiln_buf_t frames; /* its frame lines, written as frames are named */
   kiln_buf_t raw;
 } kiln_folded_ctx_t;
 
 enum { KILN_FOLDED_FRAME_FULL = 1, KILN_FOLDED_FRAME_TRUNCATED, KILN_FOLDED_FRAME_SKIPPED,
        KILN_FOLDED_FRAME_UNKNOWN, KILN_FOLDED_FIRST_ID };
-
-static const char *kiln_folded_lines_base;
 
 /* Numbers for the stacks file, without printf (the file has one number a
  * frame of every stack: formatting is most of its cost). */
@@ -158,7 +170,7 @@ static void kiln_folded_name(kiln_folded_ctx_t *c, uint64_t pc, const char **s, 
     nm->ids[i] = (uint32_t)(KILN_FOLDED_FIRST_ID + nm->count++);
     /* A frame left out (no name: kernel names not read) has no line, and
      * no stack lists it. */
-    if (c->stacks != NULL && !nm->text.failed && nm->len[i] > 0)
+    if (c->stacks && !nm->text.failed && nm->len[i] > 0)
       kiln_folded_frame_line(c, nm->ids[i], &sym, nm->text.data + nm->off[i], nm->len[i]);
   }
   *s = nm->text.data + nm->off[i];
@@ -186,67 +198,107 @@ static void kiln_folded_count_pcs(kiln_stack_t *s, void *ctx) {
 
 static void kiln_folded_stack(kiln_stack_t *s, void *vctx) {
   kiln_folded_ctx_t *c = vctx;
+  kiln_folded_set_t *set = c->set;
   kiln_symbols_maybe_tick();
-  uint64_t count = atomic_load_explicit(&s->counts[c->kind], memory_order_relaxed);
-  /* Zero, or below zero for a moment while another thread was in a hook. */
-  if (count == 0 || (int64_t)count < 0) return;
+  /* Zero, or below zero for a moment while another thread was in a hook:
+   * not in that kind's file. A stack in none of the set's is not named. */
+  uint64_t counts[KILN_COUNT_KINDS];
+  bool any = false;
+  for (int k = 0; k < set->nkinds; k++) {
+    uint64_t v = atomic_load_explicit(&s->counts[*set->kinds[k]], memory_order_relaxed);
+    counts[k] = (int64_t)v > 0 ? v : 0;
+    any |= counts[k] != 0;
+  }
+  if (!any) return;
   const char *name;
   size_t n;
   uint32_t id;
   /* Allocation stacks end at the caller of operator new, not inside it. */
   uint32_t lo = 0;
-  if (c->kind != KILN_COUNT_CPU) {
+  if (set->trim) {
     while (lo + 1 < s->depth) {
       kiln_folded_name(c, s->pcs[lo], &name, &n, &id);
       if (!kiln_symbols_is_alloc_wrapper(name, n)) break;
       lo++;
     }
   }
-  kiln_buf_t *st = c->stacks;
-  if (st != NULL) kiln_folded_put_num(st, count, 10, '\t');
-  size_t start = c->lines.len, ids = st ? st->len : 0;
+  kiln_buf_t *lines = &set->lines, *st = c->stacks ? &set->ids : NULL;
+  size_t start = lines->len, ids = set->ids.len;
   if (s->flags & KILN_STACK_FULL) {
-    kiln_buf_puts(&c->lines, "[kiln: table full]");
+    kiln_buf_puts(lines, "[kiln: table full]");
     if (st) kiln_buf_puts(st, "1 ");
   }
   if (s->flags & KILN_STACK_TRUNCATED) {
-    if (c->lines.len > start) kiln_buf_put(&c->lines, ";", 1);
-    kiln_buf_puts(&c->lines, "[kiln: truncated]");
+    if (lines->len > start) kiln_buf_put(lines, ";", 1);
+    kiln_buf_puts(lines, "[kiln: truncated]");
     if (st) kiln_buf_puts(st, "2 ");
   }
   if (s->flags & KILN_STACK_SKIPPED) {
-    if (c->lines.len > start) kiln_buf_put(&c->lines, ";", 1);
-    kiln_buf_puts(&c->lines, "[kiln: unwind skipped]");
+    if (lines->len > start) kiln_buf_put(lines, ";", 1);
+    kiln_buf_puts(lines, "[kiln: unwind skipped]");
     if (st) kiln_buf_puts(st, "3 ");
   }
   for (uint32_t i = s->depth; i-- > lo;) {
     kiln_folded_name(c, s->pcs[i], &name, &n, &id);
     if (n == 0) continue; /* a frame the symbolizer leaves out (kernel names not read) */
-    if (c->lines.len > start) kiln_buf_put(&c->lines, ";", 1);
-    kiln_buf_put(&c->lines, name, n);
+    if (lines->len > start) kiln_buf_put(lines, ";", 1);
+    kiln_buf_put(lines, name, n);
     if (st) kiln_folded_put_num(st, id, 10, ' ');
   }
-  if (c->lines.len == start) {
-    kiln_buf_puts(&c->lines, "[unknown]");
+  if (lines->len == start) {
+    kiln_buf_puts(lines, "[unknown]");
     if (st) kiln_buf_puts(st, "4 ");
   }
-  if (st != NULL && !st->failed) {
-    if (st->len > ids) st->data[st->len - 1] = '\n';
-    else kiln_buf_put(st, "\n", 1);
-  }
-  kiln_line_t *rec = kiln_buf_reserve(&c->recs, sizeof *rec);
-  if (rec == NULL) return;
+  kiln_line_t *rec = kiln_buf_reserve(&set->recs, sizeof *rec);
+  uint64_t *cs = kiln_buf_reserve(&set->counts, (size_t)set->nkinds * sizeof *cs);
+  if (rec == NULL || cs == NULL) return;
   rec->off = start;
-  rec->len = c->lines.len - start;
-  rec->count = count;
+  rec->len = lines->len - start;
+  rec->ids_off = ids;
+  rec->ids_len = set->ids.len - ids;
+  memcpy(cs, counts, (size_t)set->nkinds * sizeof *cs);
+  set->n++;
 }
 
-static int kiln_folded_cmp(const void *a, const void *b) {
-  const kiln_line_t *x = a, *y = b;
+static int kiln_folded_cmp(const kiln_folded_set_t *set, uint32_t a, uint32_t b) {
+  const kiln_line_t *recs = (const kiln_line_t *)set->recs.data, *x = &recs[a], *y = &recs[b];
   size_t n = x->len < y->len ? x->len : y->len;
-  int r = memcmp(kiln_folded_lines_base + x->off, kiln_folded_lines_base + y->off, n);
+  int r = memcmp(set->lines.data + x->off, set->lines.data + y->off, n);
   if (r != 0) return r;
   return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/* The records in line order: a bottom-up merge sort (lines of one program
+ * share long prefixes, and a merge compares about half as often as the
+ * heapsort kiln_sort is). False when memory is short. */
+static bool kiln_folded_sort(kiln_folded_set_t *set) {
+  size_t n = set->n;
+  set->order_bytes = 2 * (n ? n : 1) * sizeof(uint32_t);
+  set->order = kiln_mem_map(set->order_bytes);
+  if (set->order == NULL) return false;
+  uint32_t *a = set->order, *b = set->order + n;
+  for (size_t i = 0; i < n; i++) a[i] = (uint32_t)i;
+  for (size_t w = 1; w < n; w *= 2) {
+    for (size_t lo = 0; lo < n; lo += 2 * w) {
+      size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n, i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) b[k++] = kiln_folded_cmp(set, a[j], a[i]) < 0 ? a[j++] : a[i++];
+      while (i < mid) b[k++] = a[i++];
+      while (j < hi) b[k++] = a[j++];
+    }
+    uint32_t *t = a;
+    a = b;
+    b = t;
+  }
+  if (a != set->order) memcpy(set->order, a, n * sizeof *a);
+  return true;
+}
+
+static void kiln_folded_set_free(kiln_folded_set_t *set) {
+  kiln_buf_free(&set->lines);
+  kiln_buf_free(&set->ids);
+  kiln_buf_free(&set->recs);
+  kiln_buf_free(&set->counts);
+  if (set->order != NULL) kiln_mem_unmap(set->order, set->order_bytes);
 }
 
 /* The stacks file's head: its version and the module map. */
@@ -292,33 +344,62 @@ void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_
                              "frame\t3\t0\t0\t-\t[kiln: unwind skipped]\nframe\t4\t0\t0\t-\t[unknown]\n");
   }
 
+  /* Each stack named once for all the kinds of its set, the lines sorted
+   * once; then each kind's file from them. */
+  kiln_folded_set_t sets[2];
+  memset(sets, 0, sizeof sets);
   for (int k = 0; k < nkinds; k++) {
-    c.kind = kinds[k];
-    c.lines.len = c.recs.len = 0;
-    kiln_buf_t kind_stacks = {0}; /* after its header, which needs the total */
-    if (stacks != NULL) c.stacks = &kind_stacks;
+    kiln_folded_set_t *set = &sets[kinds[k] != KILN_COUNT_CPU];
+    set->trim = kinds[k] != KILN_COUNT_CPU;
+    set->which[set->nkinds] = k;
+    set->kinds[set->nkinds++] = &kinds[k];
+  }
+  c.stacks = stacks != NULL;
+  bool sorted[2] = {false, false};
+  for (int i = 0; i < 2; i++) {
+    if (sets[i].nkinds == 0) continue;
+    c.set = &sets[i];
     kiln_stacktab_foreach(kiln_folded_stack, &c);
-    kiln_line_t *recs = (kiln_line_t *)c.recs.data;
-    size_t n = c.recs.len / sizeof(kiln_line_t);
-    kiln_folded_lines_base = c.lines.data;
-    kiln_sort(recs, n, sizeof *recs, kiln_folded_cmp);
-    for (size_t i = 0; i < n;) {
-      uint64_t count = recs[i].count;
-      size_t j = i + 1;
-      while (j < n && kiln_folded_cmp(&recs[i], &recs[j]) == 0) count += recs[j++].count;
-      kiln_buf_put(&outs[k], c.lines.data + recs[i].off, recs[i].len);
-      kiln_buf_printf(&outs[k], " %llu\n", (unsigned long long)count);
-      totals[k] += count;
-      i = j;
+    sorted[i] = kiln_folded_sort(&sets[i]);
+  }
+  for (int k = 0; k < nkinds; k++) {
+    kiln_folded_set_t *set = &sets[kinds[k] != KILN_COUNT_CPU];
+    int j = 0;
+    while (set->which[j] != k) j++;
+    const kiln_line_t *recs = (const kiln_line_t *)set->recs.data;
+    const uint64_t *counts = (const uint64_t *)set->counts.data;
+    size_t nk = (size_t)set->nkinds;
+    const uint32_t *order = set->order;
+    for (size_t i = 0; sorted[set->trim] && i < set->n;) {
+      uint64_t count = counts[order[i] * nk + j];
+      size_t e = i + 1;
+      while (e < set->n && kiln_folded_cmp(set, order[i], order[e]) == 0) count += counts[order[e++] * nk + j];
+      if (count != 0) {
+        kiln_buf_put(&outs[k], set->lines.data + recs[order[i]].off, recs[order[i]].len);
+        kiln_buf_printf(&outs[k], " %llu\n", (unsigned long long)count);
+        totals[k] += count;
+      }
+      i = e;
     }
     if (stacks != NULL) {
       kiln_buf_printf(&kinds_text, "kind\t%s\t%llu\n", kind_names[k], (unsigned long long)totals[k]);
-      kiln_buf_put(&kinds_text, kind_stacks.data ? kind_stacks.data : "", kind_stacks.len);
-      if (kind_stacks.failed) kinds_text.failed = true;
-      kiln_buf_free(&kind_stacks);
+      for (size_t r = 0; r < set->n; r++) { /* the stack table's order */
+        uint64_t count = counts[r * nk + j];
+        if (count == 0) continue;
+        kiln_folded_put_num(&kinds_text, count, 10, '\t');
+        if (recs[r].ids_len > 0) {
+          kiln_buf_put(&kinds_text, set->ids.data + recs[r].ids_off, recs[r].ids_len - 1);
+          kiln_buf_put(&kinds_text, "\n", 1);
+        } else {
+          kiln_buf_put(&kinds_text, "\n", 1);
+        }
+      }
+      if (set->ids.failed) kinds_text.failed = true;
     }
-    if (c.lines.failed || c.recs.failed || c.names.text.failed) outs[k].failed = true;
+    if (!sorted[set->trim] || set->lines.failed || set->recs.failed || set->counts.failed || c.names.text.failed)
+      outs[k].failed = true;
   }
+  for (int i = 0; i < 2; i++) kiln_folded_set_free(&sets[i]);
   if (stacks != NULL) {
     kiln_buf_put(stacks, c.frames.data ? c.frames.data : "", c.frames.len);
     kiln_buf_put(stacks, kinds_text.data ? kinds_text.data : "", kinds_text.len);
@@ -328,8 +409,6 @@ void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_
   kiln_buf_free(&kinds_text);
   kiln_buf_free(&c.frames);
   kiln_buf_free(&c.raw);
-  kiln_buf_free(&c.lines);
-  kiln_buf_free(&c.recs);
   kiln_buf_free(&c.names.text);
   kiln_mem_unmap(c.names.mem, c.names.bytes);
 }
