@@ -37,7 +37,18 @@ static struct {
   uint64_t lost;       /* the table was full */
   kiln_allocmaps_range_t maps[KILN_ALLOCMAPS];
   uintptr_t callers[KILN_ALLOCMAPS];
+  /* kiln's own libraries (libunwind's two), whose mappings are recorded
+   * in every mode: read without the lock (set before their first call). */
+  _Atomic int nkiln;
+  kiln_allocmaps_range_t kiln[4];
 } kiln_allocmaps_state;
+
+static bool kiln_allocmaps_by_kiln(uintptr_t c) {
+  int n = atomic_load_explicit(&kiln_allocmaps_state.nkiln, memory_order_acquire);
+  for (int i = 0; i < n; i++)
+    if (c >= kiln_allocmaps_state.kiln[i].lo && c < kiln_allocmaps_state.kiln[i].hi) return true;
+  return false;
+}
 
 static void kiln_allocmaps_lock(void) {
   while (atomic_flag_test_and_set_explicit(&kiln_allocmaps_state.lock, memory_order_acquire)) {
@@ -49,8 +60,11 @@ void kiln_allocmaps_on_mmap(void *addr, size_t len, int prot, int flags, void *c
   (void)prot; /* a reservation made PROT_NONE and opened later is the allocator's too */
   int mode = atomic_load_explicit(&kiln_allocmaps_state.mode, memory_order_acquire);
   uintptr_t c = (uintptr_t)caller;
-  if (mode == KILN_ALLOCMAPS_NONE || (flags & MAP_SHARED) || !(flags & MAP_ANONYMOUS) || len == 0) return;
-  if (mode == KILN_ALLOCMAPS_LIBRARY && (c < kiln_allocmaps_state.lo || c >= kiln_allocmaps_state.hi)) return;
+  if ((flags & MAP_SHARED) || !(flags & MAP_ANONYMOUS) || len == 0) return;
+  if ((mode == KILN_ALLOCMAPS_NONE || (mode == KILN_ALLOCMAPS_LIBRARY &&
+                                       (c < kiln_allocmaps_state.lo || c >= kiln_allocmaps_state.hi))) &&
+      !kiln_allocmaps_by_kiln(c))
+    return;
   kiln_allocmaps_lock();
   if (kiln_allocmaps_state.n < KILN_ALLOCMAPS) {
     kiln_allocmaps_state.maps[kiln_allocmaps_state.n].lo = (uintptr_t)addr;
@@ -64,7 +78,9 @@ void kiln_allocmaps_on_mmap(void *addr, size_t len, int prot, int flags, void *c
 }
 
 void kiln_allocmaps_on_munmap(void *addr, size_t len) {
-  if (atomic_load_explicit(&kiln_allocmaps_state.mode, memory_order_acquire) == KILN_ALLOCMAPS_NONE) return;
+  if (atomic_load_explicit(&kiln_allocmaps_state.mode, memory_order_acquire) == KILN_ALLOCMAPS_NONE &&
+      atomic_load_explicit(&kiln_allocmaps_state.nkiln, memory_order_acquire) == 0)
+    return;
   uintptr_t lo = (uintptr_t)addr, hi = lo + ((len + 4095) & ~(size_t)4095);
   kiln_allocmaps_lock();
   for (size_t i = 0; i < kiln_allocmaps_state.n; i++) {
@@ -131,21 +147,40 @@ void kiln_allocmaps_prepare(void) {
   memset(&m, 0, sizeof m);
   m.addr = (uintptr_t) * (void **)&kiln_libc.malloc;
   if (m.addr != 0 && kiln_libc.dl_iterate_phdr != NULL) kiln_libc.dl_iterate_phdr(kiln_allocmaps_module_of_phdr, &m);
+  bool none = !m.found || m.main || m.libc;
   kiln_allocmaps_lock();
-  if (!m.found || m.main || m.libc) {
-    kiln_allocmaps_state.n = 0;
-    atomic_store_explicit(&kiln_allocmaps_state.mode, KILN_ALLOCMAPS_NONE, memory_order_release);
-  } else {
+  if (!none) {
     kiln_allocmaps_state.lo = m.lo;
     kiln_allocmaps_state.hi = m.hi;
-    size_t n = 0;
-    for (size_t i = 0; i < kiln_allocmaps_state.n; i++) {
-      if (kiln_allocmaps_state.callers[i] < m.lo || kiln_allocmaps_state.callers[i] >= m.hi) continue;
-      kiln_allocmaps_state.maps[n] = kiln_allocmaps_state.maps[i];
-      kiln_allocmaps_state.callers[n++] = kiln_allocmaps_state.callers[i];
-    }
-    kiln_allocmaps_state.n = n;
-    atomic_store_explicit(&kiln_allocmaps_state.mode, KILN_ALLOCMAPS_LIBRARY, memory_order_release);
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < kiln_allocmaps_state.n; i++) {
+    uintptr_t c = kiln_allocmaps_state.callers[i];
+    if (!kiln_allocmaps_by_kiln(c) && (none || c < m.lo || c >= m.hi)) continue;
+    kiln_allocmaps_state.maps[n] = kiln_allocmaps_state.maps[i];
+    kiln_allocmaps_state.callers[n++] = c;
+  }
+  kiln_allocmaps_state.n = n;
+  atomic_store_explicit(&kiln_allocmaps_state.mode, none ? KILN_ALLOCMAPS_NONE : KILN_ALLOCMAPS_LIBRARY,
+                        memory_order_release);
+  kiln_allocmaps_unlock();
+}
+
+void kiln_allocmaps_kiln_library(const void *addr) {
+  kiln_allocmaps_module_of_t m;
+  memset(&m, 0, sizeof m);
+  m.addr = (uintptr_t)addr;
+  if (m.addr == 0 || kiln_libc.dl_iterate_phdr == NULL) return;
+  kiln_libc.dl_iterate_phdr(kiln_allocmaps_module_of_phdr, &m);
+  if (!m.found || m.main || m.libc) return;
+  kiln_allocmaps_lock();
+  int n = atomic_load_explicit(&kiln_allocmaps_state.nkiln, memory_order_relaxed);
+  bool known = false;
+  for (int i = 0; i < n; i++) known |= kiln_allocmaps_state.kiln[i].lo == m.lo;
+  if (!known && n < (int)(sizeof kiln_allocmaps_state.kiln / sizeof kiln_allocmaps_state.kiln[0])) {
+    kiln_allocmaps_state.kiln[n].lo = m.lo;
+    kiln_allocmaps_state.kiln[n].hi = m.hi;
+    atomic_store_explicit(&kiln_allocmaps_state.nkiln, n + 1, memory_order_release);
   }
   kiln_allocmaps_unlock();
 }

@@ -233,6 +233,7 @@ int kiln_hookstack_init(kiln_unwind_kind_t kind, bool verify) {
   *(void **)&kiln_hs_unw.get_save_loc = dlsym(h, "_ULx86_64_get_save_loc");
   *(void **)&kiln_hs_unw.is_signal_frame = dlsym(h, "_ULx86_64_is_signal_frame");
   if (kiln_hs_unw.backtrace == NULL) return -ENOENT;
+  kiln_allocmaps_kiln_library(*(void **)&kiln_hs_unw.backtrace);
   if (kiln_hs_rules == NULL) kiln_hs_rules = kiln_mem_map(KILN_HS_RULES * sizeof *kiln_hs_rules);
   kiln_hs_unw.ok = true;
   return 0;

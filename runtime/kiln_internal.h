@@ -1085,6 +1085,11 @@ void kiln_allocmaps_on_munmap(void *addr, size_t len) KILN_INTERNAL;
 /* At start (normal context): keeps only the allocator library's records
  * (none for glibc's malloc, or for one linked into the program). */
 void kiln_allocmaps_prepare(void) KILN_INTERNAL;
+/* After kiln loads libunwind (normal context): the anonymous mappings the
+ * library containing addr makes from now on (libunwind's caches, 256 KiB
+ * and more) are kiln's, recorded here too, whatever the allocator: never
+ * the program's roots. */
+void kiln_allocmaps_kiln_library(const void *addr) KILN_INTERNAL;
 /* Calls fn for each recorded mapping, under the table's lock. */
 void kiln_allocmaps_foreach(void (*fn)(uintptr_t lo, uintptr_t hi, void *ctx), void *ctx) KILN_INTERNAL;
 

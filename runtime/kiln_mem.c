@@ -47,7 +47,8 @@ static void kiln_mem_note(void *p, size_t bytes) {
     if (atomic_load_explicit(&t[i].lo, memory_order_relaxed) != 0 ||
         !atomic_compare_exchange_strong_explicit(&t[i].lo, &expect, 1, memory_order_acq_rel, memory_order_relaxed))
       continue;
-    atomic_store_explicit(&t[i].hi, (uintptr_t)p + bytes, memory_order_relaxed);
+    /* To the end of the page: the mapping's tail is kiln's too. */
+    atomic_store_explicit(&t[i].hi, ((uintptr_t)p + bytes + 4095) & ~(uintptr_t)4095, memory_order_relaxed);
     atomic_store_explicit(&t[i].lo, (uintptr_t)p, memory_order_release);
     size_t high = atomic_load_explicit(&kiln_mem_regions_high, memory_order_relaxed);
     while (high < i + 1 && !atomic_compare_exchange_weak_explicit(&kiln_mem_regions_high, &high, i + 1,

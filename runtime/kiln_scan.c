@@ -35,6 +35,7 @@ enum {
   KILN_SCAN_MAP_WRITABLE = 1, /* rw-p: private and writable, a candidate root */
   KILN_SCAN_MAP_NAMED = 2,    /* [stack], [heap], [vvar]...: never a root as a whole */
   KILN_SCAN_MAP_ANON = 4,     /* private, no file: a page never touched is zeros */
+  KILN_SCAN_MAP_PRIVATE = 8,  /* private (a module's RELRO part is r--p) */
 };
 typedef struct kiln_scan_map {
   uintptr_t lo, hi;
@@ -190,15 +191,18 @@ static void kiln_scan_read_maps(kiln_scan_t *sc) {
   sc->maps_text.len = 0;
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
+  /* 16 KiB at a time: most processes' maps fit in one of kiln's spare
+   * buffers (a mapping, a move and an unmapping saved in a fork child). */
+  enum { KILN_SCAN_MAPS_READ = 16384 };
   for (;;) {
-    char *p = kiln_buf_reserve(&sc->maps_text, 65536);
+    char *p = kiln_buf_reserve(&sc->maps_text, KILN_SCAN_MAPS_READ);
     if (p == NULL) break;
-    ssize_t got = read(fd, p, 65536);
+    ssize_t got = read(fd, p, KILN_SCAN_MAPS_READ);
     if (got <= 0) {
-      sc->maps_text.len -= 65536;
+      sc->maps_text.len -= KILN_SCAN_MAPS_READ;
       break;
     }
-    sc->maps_text.len -= 65536 - (size_t)got;
+    sc->maps_text.len -= KILN_SCAN_MAPS_READ - (size_t)got;
   }
   close(fd);
   size_t lines = 0;
@@ -212,7 +216,8 @@ static void kiln_scan_read_maps(kiln_scan_t *sc) {
     for (; s < end && *s != '-'; s++) lo = lo * 16 + (uintptr_t)(*s <= '9' ? *s - '0' : (*s | 32) - 'a' + 10);
     for (s++; s < end && *s != ' '; s++) hi = hi * 16 + (uintptr_t)(*s <= '9' ? *s - '0' : (*s | 32) - 'a' + 10);
     bool readable = s + 1 < end && s[1] == 'r';
-    bool writable_private = s + 4 < end && s[2] == 'w' && s[4] == 'p';
+    bool private_map = s + 4 < end && s[4] == 'p';
+    bool writable_private = private_map && s[2] == 'w';
     /* Device mappings are never read (valgrind skips them too). */
     bool device = false;
     const char *eol = memchr(s, '\n', (size_t)(end - s));
@@ -230,6 +235,7 @@ static void kiln_scan_read_maps(kiln_scan_t *sc) {
       sc->maps[sc->nmaps].lo = lo;
       sc->maps[sc->nmaps].hi = hi;
       sc->maps[sc->nmaps].flags = (writable_private ? KILN_SCAN_MAP_WRITABLE : 0) | (anon ? KILN_SCAN_MAP_ANON : 0) |
+                                  (private_map ? KILN_SCAN_MAP_PRIVATE : 0) |
                                   (eol[-1] == ']' && memmem(s, (size_t)(eol - s), " [", 2) != NULL ? KILN_SCAN_MAP_NAMED : 0);
       sc->nmaps++;
     }
@@ -447,7 +453,10 @@ static void kiln_scan_root(kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
     uintptr_t end = m->hi < hi ? m->hi : hi;
     /* Never kiln's own module. */
     if (!(lo < sc->self_mod_hi && end > sc->self_mod_lo)) {
-      if (sc->pagemap >= 0 && (m->flags & (KILN_SCAN_MAP_ANON | KILN_SCAN_MAP_WRITABLE)))
+      /* A module's RELRO part too: written at relocation, then made
+       * read-only, its pages are private copies (in a fork child, shared
+       * with the parent: process_vm_readv would copy each to pin it). */
+      if (sc->pagemap >= 0 && (m->flags & (KILN_SCAN_MAP_ANON | KILN_SCAN_MAP_WRITABLE | KILN_SCAN_MAP_PRIVATE)))
         kiln_scan_root_paged(sc, lo, end, (m->flags & KILN_SCAN_MAP_ANON) != 0);
       else kiln_scan_root_copy(sc, lo, end);
     }
@@ -592,6 +601,17 @@ static void kiln_scan_skip_sort(kiln_scan_t *sc) {
   sc->nskip = n;
 }
 
+/* Whether the (sorted, merged) skip list covers all of [lo, hi). */
+static bool kiln_scan_skipped_whole(const kiln_scan_t *sc, uintptr_t lo, uintptr_t hi) {
+  size_t a = 0, b = sc->nskip; /* first skipped range ending above lo */
+  while (a < b) {
+    size_t mid = (a + b) / 2;
+    if (sc->skip[mid].hi <= lo) a = mid + 1;
+    else b = mid;
+  }
+  return a < sc->nskip && sc->skip[a].lo <= lo && sc->skip[a].hi >= hi;
+}
+
 /* A root piece of an anonymous mapping, less the tracked blocks in it
  * (glibc's mmapped chunks, which the kernel may merge with the mapping
  * beside them): a block is scanned as a block, never as a root. */
@@ -686,6 +706,7 @@ static void kiln_scan_mappings(kiln_scan_t *sc, pid_t self, const uintptr_t *tps
   for (size_t i = 0; i < sc->nmaps; i++) {
     const kiln_scan_map_t *m = &sc->maps[i];
     if ((m->flags & (KILN_SCAN_MAP_WRITABLE | KILN_SCAN_MAP_NAMED)) != KILN_SCAN_MAP_WRITABLE) continue;
+    if (kiln_scan_skipped_whole(sc, m->lo, m->hi)) continue; /* kiln's: no need to read its top */
     pid_t owner = kiln_scan_stack_owner(sc, m);
     if (owner == 0 || owner == self) continue;
     if (owner > 0) {

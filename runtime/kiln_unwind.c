@@ -82,6 +82,7 @@ int kiln_unwind_init(kiln_unwind_kind_t *kind) {
   if (kiln_unw_backtrace == NULL) {
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (h != NULL) *(void **)&kiln_unw_backtrace = dlsym(h, "unw_backtrace");
+    if (kiln_unw_backtrace != NULL) kiln_allocmaps_kiln_library(*(void **)&kiln_unw_backtrace);
     if (kiln_unw_backtrace == NULL) {
       kiln_log("libunwind.so.8 not found; unwinding with frame pointers (KILN_UNWIND=fp)");
       *kind = KILN_UNWIND_FP;

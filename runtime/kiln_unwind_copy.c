@@ -277,6 +277,7 @@ static int kiln_ucopy_load(void) {
   if (!kiln_ucopy.create_addr_space || !kiln_ucopy.set_caching_policy || !kiln_ucopy.flush_cache ||
       !kiln_ucopy.init_remote || !kiln_ucopy.step || !kiln_ucopy.get_reg || !kiln_ucopy.search_table)
     return -ENOENT;
+  kiln_allocmaps_kiln_library(*(void **)&kiln_ucopy.step);
   kiln_unwind_refuse_pipes(true);
   kiln_ucopy.as = kiln_ucopy.create_addr_space(&kiln_ucopy_accessors, 0);
   if (kiln_ucopy.as != NULL) {
