@@ -118,6 +118,7 @@ KILN_EXPORT KILN_PASS_TEXT void *dlopen(const char *file, int mode) {
   void *h = kiln_libc.dlopen(file, mode);
   kiln_unwind_unsafe_leave();
   atomic_fetch_add_explicit(&kiln_unwind_copy_loader_gen, 1, memory_order_release);
+  if (h != NULL && kiln_hookstack_guessed_outside()) kiln_hookstack_forget_rules();
   if (h != NULL && kiln_profiler_active()) kiln_modules_refresh();
   return h;
 }

@@ -47,6 +47,8 @@ static struct {
   int (*is_signal_frame)(unw_cursor_t *);
   bool ok;
 } kiln_hs_unw;
+static int (*kiln_hs_find_object)(void *, struct dl_find_object *);
+static _Atomic bool kiln_hs_guessed_outside; /* a GUESS rule for code outside every file */
 
 /* ------------------------------------------------------------- rules */
 
@@ -233,6 +235,7 @@ int kiln_hookstack_init(kiln_unwind_kind_t kind, bool verify) {
   *(void **)&kiln_hs_unw.get_save_loc = dlsym(h, "_ULx86_64_get_save_loc");
   *(void **)&kiln_hs_unw.is_signal_frame = dlsym(h, "_ULx86_64_is_signal_frame");
   if (kiln_hs_unw.backtrace == NULL) return -ENOENT;
+  *(void **)&kiln_hs_find_object = dlsym(RTLD_DEFAULT, "_dl_find_object");
   kiln_allocmaps_kiln_library(*(void **)&kiln_hs_unw.backtrace);
   if (kiln_hs_rules == NULL) kiln_hs_rules = kiln_mem_map(KILN_HS_RULES * sizeof *kiln_hs_rules);
   kiln_hs_unw.ok = true;
@@ -246,6 +249,7 @@ int kiln_hookstack_init(kiln_unwind_kind_t kind, bool verify) {
 void kiln_hookstack_forget_rules(void) {
   if (kiln_hs_rules == NULL) return;
   atomic_fetch_add_explicit(&kiln_hs_rules_gen, 1, memory_order_release); /* and every kept walk */
+  atomic_store_explicit(&kiln_hs_guessed_outside, false, memory_order_relaxed);
   madvise(kiln_hs_rules, KILN_HS_RULES * sizeof *kiln_hs_rules, MADV_DONTNEED);
   atomic_store_explicit(&kiln_hs_rules_used, 0, memory_order_relaxed);
 }
@@ -272,6 +276,16 @@ extern const char __stop_kiln_hooks_entry[] __attribute__((weak)) KILN_INTERNAL;
 static inline bool kiln_hs_in_hooks(uintptr_t pc) {
   return (pc > (uintptr_t)__start_kiln_hooks && pc <= (uintptr_t)__stop_kiln_hooks) ||
          (pc > (uintptr_t)__start_kiln_hooks_entry && pc <= (uintptr_t)__stop_kiln_hooks_entry);
+}
+
+/* Whether pc is in a loaded file's mapping: glibc's _dl_find_object
+ * (2.35), lock-free, meant for unwinders; without it, never. */
+static bool kiln_hs_in_module(uintptr_t pc) {
+  struct dl_find_object o;
+  return kiln_hs_find_object != NULL && kiln_hs_find_object((void *)pc, &o) == 0;
+}
+bool kiln_hookstack_guessed_outside(void) {
+  return atomic_load_explicit(&kiln_hs_guessed_outside, memory_order_relaxed);
 }
 
 /* Walks t->uc with unw_step and writes a rule for every frame. Runs on the
@@ -318,7 +332,10 @@ __attribute__((section("kiln_learn"), noinline)) static void kiln_hs_learn_on_st
       else if (rbp_ok)
         rule = kiln_hs_rule_make(KILN_HS_RSP, saved, (int64_t)(cfa - sp), rbp_off);
     }
-    /* Code without unwind tables (V8's builtins, hand-written assembly):
+    /* Code without unwind tables (V8's builtins and JIT code in node,
+     * hand-written assembly; a rule for code outside any loaded file, a
+     * JIT's, is dropped with all the others when a library is loaded,
+     * which may be mapped where that code was):
      * libunwind 1.6 takes the caller's ip and rbp from the frame-pointer
      * chain at rbp, but reports the caller's rsp as this frame's rsp + 16,
      * not rbp + 16, so the check above failed on every such frame with
@@ -331,8 +348,10 @@ __attribute__((section("kiln_learn"), noinline)) static void kiln_hs_learn_on_st
         kiln_hs_unw.get_reg(c, UNW_X86_64_RBP, &bp2) == 0 && kiln_hs_unw.get_save_loc(c, UNW_X86_64_RBP, &loc) == 0 &&
         loc.type == UNW_SLT_MEMORY && loc.u.addr == bp && !(before.type == UNW_SLT_MEMORY && before.u.addr == bp) &&
         bp > sp && bp - sp < (1u << 30) && (bp & 7) == 0 && ((const uint64_t *)(uintptr_t)bp)[0] == bp2 &&
-        ((const uint64_t *)(uintptr_t)bp)[1] == ip2)
+        ((const uint64_t *)(uintptr_t)bp)[1] == ip2) {
       rule = kiln_hs_rule_make(KILN_HS_RBP, true, 16, -16) | KILN_HS_GUESS;
+      if (!kiln_hs_in_module(ip)) atomic_store_explicit(&kiln_hs_guessed_outside, true, memory_order_relaxed);
+    }
     if (!kiln_hs_in_hooks(ip)) kiln_hs_rule_put(ip, rule);
   }
 }

@@ -370,6 +370,10 @@ typedef struct kiln_hookstack_stats {
 void kiln_hookstack_stats(kiln_hookstack_stats_t *out) KILN_INTERNAL;
 /* After dlclose (normal context): the learned unwind rules are dropped. */
 void kiln_hookstack_forget_rules(void) KILN_INTERNAL;
+/* Whether a rule was learned for code outside every loaded file (a JIT's):
+ * then a dlopen forgets them all, since the new library may be mapped
+ * where that code was. */
+bool kiln_hookstack_guessed_outside(void) KILN_INTERNAL;
 
 /* -------------------------------------------------------- kiln_livemap.c */
 /* Address -> (requested size, stack_id) of tracked live blocks: sharded,

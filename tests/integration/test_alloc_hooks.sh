@@ -74,6 +74,26 @@ check_eq "no unwind tables: every stack walked and equal to libunwind's" \
   '"alloc_verify": {"checked": 100001, "mismatches": 0}' "$v"
 check_eq "no unwind tables: the leak's stack through the frame" "4096" \
   "$(grep -h '[;]main;run;nocfi_call;leaf_alloc [0-9]*$' "$d"/no_cfi.fp.[0-9]*.leak_bytes.folded | awk '{ print $NF }')"
+# The same frame run from anonymous executable memory (a JIT's code), with
+# a library loaded half way: the rules learned for code outside every file
+# are dropped then (the library could be mapped where such code was), so
+# fewer rules are left at exit than with the frame in the program's file.
+for where in jit file; do
+  d="$T/nocfi-$where"
+  KILN_ALLOC_VERIFY=1 KILN_OUT="$d" LD_PRELOAD="$LIBKILN" "$EX/no_cfi.fp" 100000 $where "$EX/plugin_work.so" > /dev/null
+  check_eq "no unwind tables ($where): program ran" "0" "$?"
+  check_eq "no unwind tables ($where): no allocation sent to unw_backtrace" "0" "$(meta "$d" alloc_unwind_fallbacks no_cfi.fp)"
+  v=$(grep -ho '"alloc_verify": {"checked": [0-9]*, "mismatches": [0-9]*}' "$d"/no_cfi.fp.[0-9]*.meta.json)
+  checked=$(echo "$v" | sed 's/.*"checked": \([0-9]*\).*/\1/')
+  if [ -n "$checked" ] && [ "$checked" -gt 100000 ]; then pass "no unwind tables ($where): $checked stacks checked"
+  else fail "no unwind tables ($where): stacks checked" "$v"; fi
+  check_eq "no unwind tables ($where): none differs from libunwind's" "0" "$(echo "$v" | sed 's/.*"mismatches": \([0-9]*\).*/\1/')"
+done
+frame=$(grep -h ' 4096$' "$T"/nocfi-jit/no_cfi.fp.[0-9]*.leak_bytes.folded | sed 's/.*;main;run;\(.*\);leaf_alloc 4096$/\1/')
+check_eq "no unwind tables (jit): the leak's stack through the frame" "[unknown]" "$frame"
+rj=$(meta "$T/nocfi-jit" alloc_unwind_rules no_cfi.fp); rf=$(meta "$T/nocfi-file" alloc_unwind_rules no_cfi.fp)
+if [ -n "$rj" ] && [ -n "$rf" ] && [ "$rj" -lt "$rf" ]; then pass "no unwind tables: dlopen drops the rules once a JIT's code has one ($rj rules left, $rf without)"
+else fail "no unwind tables: dlopen drops the rules once a JIT's code has one" "$rj rules left, $rf without"; fi
 
 # --- temporary allocations, by construction (see examples/temp_allocs.c) --
 for unwind in libunwind fp; do
