@@ -512,6 +512,7 @@ void kiln_heap_stats(kiln_heap_stats_t *out) {
   out->map_failures = atomic_load(&kiln_heap.map_failures);
   out->sample = kiln_heap.sample;
   kiln_livemap_stats(&kiln_livemap_main, &out->tracked_blocks, &out->map_bytes);
+  out->map_peak_bytes = kiln_livemap_peak_bytes(&kiln_livemap_main);
   kiln_hookstack_stats(&out->unwind);
 }
 

@@ -401,7 +401,8 @@ struct kiln_livemap_shard {
 };
 typedef struct kiln_livemap {
   kiln_livemap_shard_t shards[KILN_LIVEMAP_SHARDS];
-  _Atomic uint64_t bytes; /* memory the map holds */
+  _Atomic uint64_t bytes;      /* memory the map holds */
+  _Atomic uint64_t bytes_peak; /* and the most it held */
 } kiln_livemap_t;
 extern kiln_livemap_t kiln_livemap_main KILN_INTERNAL;
 
@@ -444,6 +445,7 @@ void kiln_livemap_foreach(kiln_livemap_t *m,
                           void *ctx) KILN_INTERNAL;
 void kiln_livemap_clear(kiln_livemap_t *m) KILN_INTERNAL;
 void kiln_livemap_stats(kiln_livemap_t *m, uint64_t *entries, uint64_t *bytes) KILN_INTERNAL;
+uint64_t kiln_livemap_peak_bytes(kiln_livemap_t *m) KILN_INTERNAL;
 /* Around fork: every shard locked (prepare), then released (parent, child). */
 void kiln_livemap_fork_prepare(kiln_livemap_t *m) KILN_INTERNAL;
 void kiln_livemap_fork_release(kiln_livemap_t *m) KILN_INTERNAL;
@@ -545,7 +547,7 @@ typedef struct kiln_heap_block {
 typedef struct kiln_heap_stats {
   uint64_t alloc_bytes, alloc_count, freed_bytes, freed_count;
   int64_t live_bytes, live_count, peak_bytes;
-  uint64_t untracked_frees, map_failures, tracked_blocks, map_bytes, sample;
+  uint64_t untracked_frees, map_failures, tracked_blocks, map_bytes, map_peak_bytes, sample;
   kiln_hookstack_stats_t unwind;
 } kiln_heap_stats_t;
 

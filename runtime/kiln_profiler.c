@@ -609,6 +609,7 @@ static void kiln_profiler_meta(kiln_buf_t *b, const kiln_profiler_report_t *r, c
                     (unsigned long long)h->tracked_blocks, (unsigned long long)h->untracked_frees,
                     (unsigned long long)h->map_failures);
     kiln_buf_printf(b, "  \"live_map_bytes\": %llu,\n", (unsigned long long)h->map_bytes);
+    kiln_buf_printf(b, "  \"live_map_peak_bytes\": %llu,\n", (unsigned long long)h->map_peak_bytes);
     kiln_buf_printf(b, "  \"alloc_unwind_fallbacks\": %llu,\n  \"alloc_unwind_rules\": %llu,\n"
                        "  \"alloc_unwind_learns\": %llu,\n",
                     (unsigned long long)h->unwind.fallbacks, (unsigned long long)h->unwind.rules,

@@ -75,7 +75,7 @@ def main():
                 res[name]["rss"].append(rss)
                 for f in os.listdir(out):
                     if f.endswith(".meta.json"):
-                        m = re.search(r'"live_map_bytes": (\d+)', open(os.path.join(out, f)).read())
+                        m = re.search(r'"live_map_peak_bytes": (\d+)', open(os.path.join(out, f)).read())
                         if m:
                             res[name]["bpb"].append(int(m.group(1)) / (10000 * int(targs[0])))
                 subprocess.run(["rm", "-rf", out])

@@ -6,7 +6,8 @@
  * steps) and ones it would not; foreach visits each live entry once; four
  * threads putting and taking their own blocks while freeing each other's
  * leave nothing behind; addresses that all hash to one slot end in failed
- * puts, not in a table that grows for ever. */
+ * puts, not in a table that grows for ever; a map mostly emptied
+ * shrinks. */
 #include "kiln_internal.h"
 #include "kt.h"
 
@@ -174,10 +175,35 @@ static void livemap_collisions(void) {
   KT_CHECK(kiln_livemap_remove(m, 0x555555560000ull, &size, &id) && size == 7 && id == 3);
 }
 
+/* A map filled then mostly emptied gives its room back (a shard under
+ * half full shrinks): what is left is still found, the peak stays known. */
+static void livemap_shrink(void) {
+  static kiln_livemap_t m;
+  uint64_t n, full, peak, size;
+  uint32_t id;
+  for (int k = 0; k < KEYS; k++) KT_CHECK(kiln_livemap_put(&m, key_addr(k), (uint64_t)k + 1, (uint32_t)k) == 0);
+  kiln_livemap_stats(&m, &n, &full);
+  KT_CHECK(n == KEYS && full <= (uint64_t)KEYS * 16 * 100 / 60);
+  for (int k = 0; k < KEYS; k++)
+    if (k % 10 != 0) KT_CHECK(kiln_livemap_remove(&m, key_addr(k), &size, &id) && size == (uint64_t)k + 1);
+  uint64_t left;
+  kiln_livemap_stats(&m, &n, &left);
+  peak = kiln_livemap_peak_bytes(&m);
+  KT_CHECK(n == KEYS / 10);
+  KT_CHECK(left * 3 < full); /* 90% gone: at most a third of the room kept */
+  KT_CHECK(peak >= full);
+  for (int k = 0; k < KEYS; k += 10)
+    KT_CHECK(kiln_livemap_find(&m, key_addr(k), &size, &id, false) && size == (uint64_t)k + 1 && id == (uint32_t)k);
+  for (int k = 0; k < KEYS; k += 10) KT_CHECK(kiln_livemap_remove(&m, key_addr(k), &size, &id));
+  kiln_livemap_stats(&m, &n, &left);
+  KT_CHECK(n == 0 && left < full / 10);
+}
+
 int main(void) {
   KT_RUN(livemap_random);
   KT_RUN(livemap_foreach);
   KT_RUN(livemap_threads);
   KT_RUN(livemap_collisions);
+  KT_RUN(livemap_shrink);
   return kt_failed_tests != 0;
 }
