@@ -171,6 +171,9 @@ PROGRAMS = [
                     "--window=100", "--depth=50"],
             setup=_git_setup, prepare=_git_prepare, files=["repo/.git/objects/pack/*"], ci=False),
     Program("bash", ["bash", "{progs}/work.sh"], ci=False),
+    # A C++ program whose hot code is a JIT's (V8: no unwind tables, frame
+    # pointers kept) and whose allocations come from below JIT frames.
+    Program("node", ["node", "{progs}/work.js"], ci=False),
     Program("nginx", ["nginx", "-p", "{work}", "-c", "{work}/nginx.conf"], prepare=_nginx_prepare,
             files=["logs/error.log"], stderr_files=["logs/error.log"], ci=False,
             daemon=Daemon(ready="port",

@@ -53,6 +53,8 @@ MIN_PERF = 2000      # perf samples below which an entry is too short to judge
 COLLECTOR = "kiln-collector"
 KILN_MODULE = "[kiln]"
 KERNEL = "[kernel]"
+UNMATCHED = "(a name perf never gave)"
+PERF_MAP_RE = re.compile(r"^(/tmp/)?perf-\d+\.map$")
 # kiln's summary lines: "kiln: prog[pid]: ..."
 SUMMARY_RE = re.compile(rb"^kiln: [^\s\[]+\[(\d+)\]: ")
 MODFRAME_RE = re.compile(r"^(.+)\+0x[0-9a-fA-F]+$")
@@ -258,6 +260,10 @@ def canon_module(name):
 def perf_module(dso):
     if dso.startswith("[kernel") or dso.startswith("[vdso"):
         return dso
+    # A JIT's code (anonymous executable memory): perf names it after the
+    # perf map it would read (/tmp/perf-PID.map), kiln "[unknown]".
+    if PERF_MAP_RE.match(dso):
+        return "?"
     return canon_module(dso) if dso not in ("[unknown]", "") else "?"
 
 
@@ -428,7 +434,9 @@ def kiln_unit(frames, modmap):
     if m:
         return (canon_module(m.group(1)), None)
     fn = norm_name(leaf)
-    return (modmap.get(fn, "?"), fn)
+    # A name perf never gave (spelt otherwise): its own unit, not the
+    # unnamed code's ("?"), which is compared with perf's unnamed code.
+    return (modmap.get(fn, UNMATCHED), fn)
 
 
 # ---------------------------------------------------------------- comparing
@@ -440,10 +448,17 @@ def compare_unit(unit, kp, pp):
     kiln by the start of the function its unwind tables give).
     Returns (key, label, note, kiln share, perf share)."""
     mod, fn = unit
-    if fn is not None and fn in kp.names and fn in pp.names:
+    # Kernel functions: kiln names them only where the process may read
+    # kernel addresses (not an nginx worker after it became nobody), so
+    # by function only when kiln named most of its kernel leaves.
+    kernel_named = sum(n for (m, f), n in kp.units.items() if m == KERNEL and f is not None)
+    few = mod == KERNEL and 2 * kernel_named < kp.module_samples(KERNEL)
+    if fn is not None and fn in kp.names and fn in pp.names and not few:
         return ("fn", fn), fn, "", kp.share(kp.function_samples(fn)), pp.share(pp.function_samples(fn))
     note = ""
-    if fn is not None:
+    if few and fn is not None:
+        note = " (kiln names %d of its %d kernel leaves)" % (kernel_named, kp.module_samples(KERNEL))
+    elif fn is not None:
         note = " (%s never names %s)" % ("kiln" if fn not in kp.names else "perf", fn)
     return (("mod", mod), "module " + mod, note, kp.share(kp.module_samples(mod)),
             pp.share(pp.module_samples(mod)))
