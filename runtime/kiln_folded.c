@@ -249,9 +249,14 @@ static void kiln_folded_stack(kiln_stack_t *s, void *vctx) {
     kiln_buf_puts(lines, "[unknown]");
     if (st) kiln_buf_puts(st, "4 ");
   }
-  kiln_line_t *rec = kiln_buf_reserve(&set->recs, sizeof *rec);
+  /* A record and its counts, or neither (the two arrays stay in step). */
   uint64_t *cs = kiln_buf_reserve(&set->counts, (size_t)set->nkinds * sizeof *cs);
-  if (rec == NULL || cs == NULL) return;
+  if (cs == NULL) return;
+  kiln_line_t *rec = kiln_buf_reserve(&set->recs, sizeof *rec);
+  if (rec == NULL) {
+    set->counts.len -= (size_t)set->nkinds * sizeof *cs;
+    return;
+  }
   rec->off = start;
   rec->len = lines->len - start;
   rec->ids_off = ids;
@@ -348,7 +353,7 @@ void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_
    * once; then each kind's file from them. */
   kiln_folded_set_t sets[2];
   memset(sets, 0, sizeof sets);
-  for (int k = 0; k < nkinds; k++) {
+  for (int k = 0; k < nkinds && k < KILN_COUNT_KINDS; k++) {
     kiln_folded_set_t *set = &sets[kinds[k] != KILN_COUNT_CPU];
     set->trim = kinds[k] != KILN_COUNT_CPU;
     set->which[set->nkinds] = k;
@@ -360,9 +365,9 @@ void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_
     if (sets[i].nkinds == 0) continue;
     c.set = &sets[i];
     kiln_stacktab_foreach(kiln_folded_stack, &c);
-    sorted[i] = kiln_folded_sort(&sets[i]);
+    sorted[i] = !sets[i].recs.failed && !sets[i].counts.failed && !sets[i].lines.failed && kiln_folded_sort(&sets[i]);
   }
-  for (int k = 0; k < nkinds; k++) {
+  for (int k = 0; k < nkinds && k < KILN_COUNT_KINDS; k++) {
     kiln_folded_set_t *set = &sets[kinds[k] != KILN_COUNT_CPU];
     int j = 0;
     while (set->which[j] != k) j++;
@@ -383,7 +388,7 @@ void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_
     }
     if (stacks != NULL) {
       kiln_buf_printf(&kinds_text, "kind\t%s\t%llu\n", kind_names[k], (unsigned long long)totals[k]);
-      for (size_t r = 0; r < set->n; r++) { /* the stack table's order */
+      for (size_t r = 0; sorted[set->trim] && r < set->n; r++) { /* the stack table's order */
         uint64_t count = counts[r * nk + j];
         if (count == 0) continue;
         kiln_folded_put_num(&kinds_text, count, 10, '\t');
@@ -394,7 +399,7 @@ void kiln_folded_render(const kiln_count_kind_t *kinds, const char *const *kind_
           kiln_buf_put(&kinds_text, "\n", 1);
         }
       }
-      if (set->ids.failed) kinds_text.failed = true;
+      if (set->ids.failed || !sorted[set->trim]) kinds_text.failed = true;
     }
     if (!sorted[set->trim] || set->lines.failed || set->recs.failed || set->counts.failed || c.names.text.failed)
       outs[k].failed = true;

@@ -115,7 +115,11 @@ for m in "$d"/proc_storm.*.meta.json; do
   [ "$listed " = "$present" ] || bad=$((bad + 1))
   for f in "$d"/proc_storm."$pid".*.folded; do [ -s "$f" ] || bad=$((bad + 1)); done
 done
-check_eq "forkleak x20: 20 children's profiles, none empty, each meta.json lists exactly its files" "20 0" "$children $bad"
+if [ "$children $bad" = "20 0" ]; then pass "forkleak x20: 20 children's profiles, none empty, each meta.json lists exactly its files"
+else # what the top printed, and the tree file if it is still there, so that a failure says why
+  fail "forkleak x20: 20 children's profiles, none empty, each meta.json lists exactly its files" \
+    "expected '20 0', got '$children $bad'; top '$top'; its stderr: $(head -c 1500 "$T/fl.err" | tr '\n' '|'); tree files: $(ls -a "$d" | grep -c kiln-tree)"
+fi
 # A fork child has one thread: one ring of its own, not one a CPU.
 rings=$(for m in "$d"/*.meta.json; do grep -q "\"pid\": $top," "$m" || meta_field "$m" perf_rings_opened; done | sort -u | tr '\n' ' ')
 check_eq "forkleak x20: each child (one thread) mapped one ring, not one a CPU" "1 " "$rings"
