@@ -37,8 +37,8 @@ static struct {
   uint64_t lost;       /* the table was full */
   kiln_allocmaps_range_t maps[KILN_ALLOCMAPS];
   uintptr_t callers[KILN_ALLOCMAPS];
-  /* kiln's own libraries (libunwind's two), whose mappings are recorded
-   * in every mode: read without the lock (set before their first call). */
+  /* kiln's own libraries (libunwind's two), whose mappings are kiln's
+   * memory (kiln_mem_note_region): read without the lock. */
   _Atomic int nkiln;
   kiln_allocmaps_range_t kiln[4];
 } kiln_allocmaps_state;
@@ -61,9 +61,12 @@ void kiln_allocmaps_on_mmap(void *addr, size_t len, int prot, int flags, void *c
   int mode = atomic_load_explicit(&kiln_allocmaps_state.mode, memory_order_acquire);
   uintptr_t c = (uintptr_t)caller;
   if ((flags & MAP_SHARED) || !(flags & MAP_ANONYMOUS) || len == 0) return;
-  if ((mode == KILN_ALLOCMAPS_NONE || (mode == KILN_ALLOCMAPS_LIBRARY &&
-                                       (c < kiln_allocmaps_state.lo || c >= kiln_allocmaps_state.hi))) &&
-      !kiln_allocmaps_by_kiln(c))
+  if (kiln_allocmaps_by_kiln(c)) { /* no lock: libunwind maps inside the signal handler too */
+    kiln_mem_note_region(addr, len);
+    return;
+  }
+  if (mode == KILN_ALLOCMAPS_NONE || (mode == KILN_ALLOCMAPS_LIBRARY &&
+                                      (c < kiln_allocmaps_state.lo || c >= kiln_allocmaps_state.hi)))
     return;
   kiln_allocmaps_lock();
   if (kiln_allocmaps_state.n < KILN_ALLOCMAPS) {
@@ -78,10 +81,9 @@ void kiln_allocmaps_on_mmap(void *addr, size_t len, int prot, int flags, void *c
 }
 
 void kiln_allocmaps_on_munmap(void *addr, size_t len) {
-  if (atomic_load_explicit(&kiln_allocmaps_state.mode, memory_order_acquire) == KILN_ALLOCMAPS_NONE &&
-      atomic_load_explicit(&kiln_allocmaps_state.nkiln, memory_order_acquire) == 0)
-    return;
   uintptr_t lo = (uintptr_t)addr, hi = lo + ((len + 4095) & ~(size_t)4095);
+  if (atomic_load_explicit(&kiln_allocmaps_state.nkiln, memory_order_acquire) > 0) kiln_mem_forget_within(lo, hi);
+  if (atomic_load_explicit(&kiln_allocmaps_state.mode, memory_order_acquire) == KILN_ALLOCMAPS_NONE) return;
   kiln_allocmaps_lock();
   for (size_t i = 0; i < kiln_allocmaps_state.n; i++) {
     kiln_allocmaps_range_t *r = &kiln_allocmaps_state.maps[i];
@@ -147,22 +149,22 @@ void kiln_allocmaps_prepare(void) {
   memset(&m, 0, sizeof m);
   m.addr = (uintptr_t) * (void **)&kiln_libc.malloc;
   if (m.addr != 0 && kiln_libc.dl_iterate_phdr != NULL) kiln_libc.dl_iterate_phdr(kiln_allocmaps_module_of_phdr, &m);
-  bool none = !m.found || m.main || m.libc;
   kiln_allocmaps_lock();
-  if (!none) {
+  if (!m.found || m.main || m.libc) {
+    kiln_allocmaps_state.n = 0;
+    atomic_store_explicit(&kiln_allocmaps_state.mode, KILN_ALLOCMAPS_NONE, memory_order_release);
+  } else {
     kiln_allocmaps_state.lo = m.lo;
     kiln_allocmaps_state.hi = m.hi;
+    size_t n = 0;
+    for (size_t i = 0; i < kiln_allocmaps_state.n; i++) {
+      if (kiln_allocmaps_state.callers[i] < m.lo || kiln_allocmaps_state.callers[i] >= m.hi) continue;
+      kiln_allocmaps_state.maps[n] = kiln_allocmaps_state.maps[i];
+      kiln_allocmaps_state.callers[n++] = kiln_allocmaps_state.callers[i];
+    }
+    kiln_allocmaps_state.n = n;
+    atomic_store_explicit(&kiln_allocmaps_state.mode, KILN_ALLOCMAPS_LIBRARY, memory_order_release);
   }
-  size_t n = 0;
-  for (size_t i = 0; i < kiln_allocmaps_state.n; i++) {
-    uintptr_t c = kiln_allocmaps_state.callers[i];
-    if (!kiln_allocmaps_by_kiln(c) && (none || c < m.lo || c >= m.hi)) continue;
-    kiln_allocmaps_state.maps[n] = kiln_allocmaps_state.maps[i];
-    kiln_allocmaps_state.callers[n++] = c;
-  }
-  kiln_allocmaps_state.n = n;
-  atomic_store_explicit(&kiln_allocmaps_state.mode, none ? KILN_ALLOCMAPS_NONE : KILN_ALLOCMAPS_LIBRARY,
-                        memory_order_release);
   kiln_allocmaps_unlock();
 }
 
