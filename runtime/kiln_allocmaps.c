@@ -3,7 +3,9 @@
  * bookkeeping, which points at the blocks it manages (a large block's
  * extent record holds its address), so never the program's roots for the
  * leak scan. Recorded by the mmap and munmap interposers (any thread, from
- * process start: a spinlock held for one table update, no allocation). */
+ * process start: a spinlock held for one table update, no allocation).
+ * Beside them, and never under that lock, the mappings of the libraries
+ * kiln loads (libunwind's caches): kiln's memory, not the program's. */
 #include "kiln_internal.h"
 
 #include <dlfcn.h>
@@ -29,6 +31,7 @@ static bool kiln_allocmaps_is_libc(const char *path) {
  * these allocators do not use it. */
 enum { KILN_ALLOCMAPS = 8192 };
 enum { KILN_ALLOCMAPS_ALL = 0, KILN_ALLOCMAPS_LIBRARY, KILN_ALLOCMAPS_NONE };
+enum { KILN_ALLOCMAPS_KILN = 64 }; /* libunwind makes a few, and keeps them */
 static struct {
   atomic_flag lock;
   _Atomic int mode;    /* KILN_ALLOCMAPS_*: whose mappings are recorded */
@@ -37,10 +40,12 @@ static struct {
   uint64_t lost;       /* the table was full */
   kiln_allocmaps_range_t maps[KILN_ALLOCMAPS];
   uintptr_t callers[KILN_ALLOCMAPS];
-  /* kiln's own libraries (libunwind's two), whose mappings are kiln's
-   * memory (kiln_mem_note_region): read without the lock. */
+  /* kiln's own libraries (libunwind's two), and their mappings: slots
+   * claimed and cleared with atomics (lo 0: free, 1: being written), for
+   * libunwind maps inside the signal handler too. */
   _Atomic int nkiln;
   kiln_allocmaps_range_t kiln[4];
+  struct { _Atomic uintptr_t lo, hi; } kiln_maps[KILN_ALLOCMAPS_KILN];
 } kiln_allocmaps_state;
 
 static bool kiln_allocmaps_by_kiln(uintptr_t c) {
@@ -62,8 +67,17 @@ void kiln_allocmaps_on_mmap(void *addr, size_t len, int prot, int flags, void *c
   uintptr_t c = (uintptr_t)caller;
   if ((flags & MAP_SHARED) || !(flags & MAP_ANONYMOUS) || len == 0) return;
   if (kiln_allocmaps_by_kiln(c)) { /* no lock: libunwind maps inside the signal handler too */
-    kiln_mem_note_region(addr, len);
-    return;
+    for (int i = 0; i < KILN_ALLOCMAPS_KILN; i++) {
+      uintptr_t expect = 0;
+      if (atomic_load_explicit(&kiln_allocmaps_state.kiln_maps[i].lo, memory_order_relaxed) != 0 ||
+          !atomic_compare_exchange_strong_explicit(&kiln_allocmaps_state.kiln_maps[i].lo, &expect, 1,
+                                                   memory_order_acq_rel, memory_order_relaxed))
+        continue;
+      atomic_store_explicit(&kiln_allocmaps_state.kiln_maps[i].hi, (uintptr_t)addr + len, memory_order_relaxed);
+      atomic_store_explicit(&kiln_allocmaps_state.kiln_maps[i].lo, (uintptr_t)addr, memory_order_release);
+      return;
+    }
+    return; /* full: that one is scanned as the program's, as before libunwind was known */
   }
   if (mode == KILN_ALLOCMAPS_NONE || (mode == KILN_ALLOCMAPS_LIBRARY &&
                                       (c < kiln_allocmaps_state.lo || c >= kiln_allocmaps_state.hi)))
@@ -82,7 +96,11 @@ void kiln_allocmaps_on_mmap(void *addr, size_t len, int prot, int flags, void *c
 
 void kiln_allocmaps_on_munmap(void *addr, size_t len) {
   uintptr_t lo = (uintptr_t)addr, hi = lo + ((len + 4095) & ~(size_t)4095);
-  if (atomic_load_explicit(&kiln_allocmaps_state.nkiln, memory_order_acquire) > 0) kiln_mem_forget_within(lo, hi);
+  if (atomic_load_explicit(&kiln_allocmaps_state.nkiln, memory_order_acquire) > 0)
+    for (int i = 0; i < KILN_ALLOCMAPS_KILN; i++) {
+      uintptr_t l = atomic_load_explicit(&kiln_allocmaps_state.kiln_maps[i].lo, memory_order_acquire);
+      if (l > 1 && l >= lo && l < hi) atomic_store_explicit(&kiln_allocmaps_state.kiln_maps[i].lo, 0, memory_order_release);
+    }
   if (atomic_load_explicit(&kiln_allocmaps_state.mode, memory_order_acquire) == KILN_ALLOCMAPS_NONE) return;
   kiln_allocmaps_lock();
   for (size_t i = 0; i < kiln_allocmaps_state.n; i++) {
@@ -190,5 +208,9 @@ void kiln_allocmaps_kiln_library(const void *addr) {
 void kiln_allocmaps_foreach(void (*fn)(uintptr_t lo, uintptr_t hi, void *ctx), void *ctx) {
   kiln_allocmaps_lock();
   for (size_t i = 0; i < kiln_allocmaps_state.n; i++) fn(kiln_allocmaps_state.maps[i].lo, kiln_allocmaps_state.maps[i].hi, ctx);
+  for (int i = 0; i < KILN_ALLOCMAPS_KILN; i++) {
+    uintptr_t l = atomic_load_explicit(&kiln_allocmaps_state.kiln_maps[i].lo, memory_order_acquire);
+    if (l > 1) fn(l, atomic_load_explicit(&kiln_allocmaps_state.kiln_maps[i].hi, memory_order_relaxed), ctx);
+  }
   kiln_allocmaps_unlock();
 }

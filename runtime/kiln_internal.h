@@ -23,12 +23,6 @@ void kiln_mem_unmap(void *p, size_t bytes) KILN_INTERNAL;
  * [lo, hi) pairs, for the leak scan, which must never take them for the
  * program's memory. Normal context. */
 size_t kiln_mem_regions_list(uintptr_t *lo, uintptr_t *hi, size_t max) KILN_INTERNAL;
-/* A mapping of a library kiln loaded (libunwind's caches), noted as kiln's
- * memory, and the notes of mappings starting in [lo, hi) dropped at an
- * munmap: lock-free, for the mmap and munmap interposers in any context
- * (libunwind maps memory inside the signal handler too). */
-void kiln_mem_note_region(void *p, size_t bytes) KILN_INTERNAL;
-void kiln_mem_forget_within(uintptr_t lo, uintptr_t hi) KILN_INTERNAL;
 
 /* Address space runs out (ulimit -v, a full 47-bit space): a small
  * reserve mapped at start (PROT_NONE) is given back at the first mmap of
@@ -1099,7 +1093,8 @@ void kiln_allocmaps_on_munmap(void *addr, size_t len) KILN_INTERNAL;
 void kiln_allocmaps_prepare(void) KILN_INTERNAL;
 /* After kiln loads libunwind (normal context): the anonymous mappings the
  * library containing addr makes from now on (libunwind's caches, 256 KiB
- * and more) are kiln's: noted among kiln's regions (lock-free), never the
+ * and more) are kiln's, recorded lock-free (libunwind maps inside the
+ * signal handler too) and listed by kiln_allocmaps_foreach: never the
  * program's roots. */
 void kiln_allocmaps_kiln_library(const void *addr) KILN_INTERNAL;
 /* Calls fn for each recorded mapping, under the table's lock. */

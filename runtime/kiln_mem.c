@@ -68,17 +68,6 @@ static void kiln_mem_forget(void *p) {
     }
 }
 
-void kiln_mem_note_region(void *p, size_t bytes) { kiln_mem_note(p, bytes); }
-
-void kiln_mem_forget_within(uintptr_t lo, uintptr_t hi) {
-  kiln_mem_region_t *t = atomic_load_explicit(&kiln_mem_regions, memory_order_acquire);
-  size_t high = atomic_load_explicit(&kiln_mem_regions_high, memory_order_acquire);
-  for (size_t i = 0; t != NULL && i < high; i++) {
-    uintptr_t l = atomic_load_explicit(&t[i].lo, memory_order_acquire);
-    if (l > 1 && l >= lo && l < hi) atomic_store_explicit(&t[i].lo, 0, memory_order_release);
-  }
-}
-
 size_t kiln_mem_regions_list(uintptr_t *lo, uintptr_t *hi, size_t max) {
   kiln_mem_region_t *t = atomic_load_explicit(&kiln_mem_regions, memory_order_acquire);
   size_t high = atomic_load_explicit(&kiln_mem_regions_high, memory_order_acquire), n = 0;

@@ -92,7 +92,7 @@ if command -v strace > /dev/null; then
   # all 60 would open it.
   { [ "$trues" = 60 ] && [ "$opened" -le 30 ]; } &&
     pass "60 x /bin/true: libunwind loaded by $opened, the ones with samples to unwind ($wrote wrote profiles)" ||
-    fail "lazy libunwind" "$trues /bin/true, $opened opened libunwind, $wrote wrote profiles"
+    fail "lazy libunwind" "$trues /bin/true, $opened opened libunwind, $wrote wrote profiles; execve lines: $(grep -c 'execve("/bin/true"' "$T/trues.strace"), of which = 0: $(grep 'execve("/bin/true"' "$T/trues.strace" | grep -c '= 0$'); first of each pid past 60: $(awk '/execve\("\/bin\/true"/ && !($1 in t) { t[$1] = 1; if (++n > 60) print }' "$T/trues.strace" | head -3 | cut -c1-200 | tr '\n' '|')"
   m=$(ls "$d"/true.*.meta.json 2>/dev/null | head -1)
   [ -z "$m" ] || grep -q '"copy_unwinder_loaded": true' "$m" &&
     pass "lazy libunwind: a /bin/true with program samples has it loaded" || fail "lazy libunwind: meta" "$m"
