@@ -54,7 +54,10 @@ grep -q '"stepped_aside": true' "$(one "$d/own_sigprof*.meta.json")" && pass "ow
 d="$T/blocking"
 run_pair "blocking_read (no EINTR from kiln's signals)" "$d" "$EX/blocking_read"
 f=$(one "$d/blocking_read*.cpu.folded")
-share_ok "blocking_read: the busy thread is sampled" "$f" "burner$" 100 2
+# The main thread's own work is real and small (40 wakeups from read and
+# nanosleep, the fork, the thread's start, exit): 1-3% of the samples
+# here, 2.7% once on a loaded CI machine. The burner keeps at least 90%.
+share_ok "blocking_read: the busy thread is sampled" "$f" "burner$" 95 5
 
 # Preloaded under another name (a copy, a bare name the loader searches
 # for): it profiles.
