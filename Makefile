@@ -103,7 +103,7 @@ $(BUILD)/preload/kiln_malloc.o: CFLAGS += -fno-optimize-sibling-calls
 
 $(BUILD)/libkiln.so: $(RUNTIME_OBJ) $(PRELOAD_OBJ) preload/kiln.map
 	$(CC) -shared -o $@ $(RUNTIME_OBJ) $(PRELOAD_OBJ) \
-	  -Wl,--version-script=preload/kiln.map -Wl,-z,now $(LIBS_RT)
+	  -Wl,--version-script=preload/kiln.map -Wl,-z,now -Wl,-z,nodelete $(LIBS_RT)
 $(BUILD)/libkiln.a: $(LINK_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

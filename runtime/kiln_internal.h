@@ -890,6 +890,9 @@ int kiln_collector_start(const kiln_config_t *cfg, int hz, uint64_t interval_ns,
  * handler calls it). */
 void kiln_collector_request_dump(void) KILN_SIGNAL_SAFE KILN_INTERNAL;
 void kiln_collector_stop(void) KILN_INTERNAL; /* joins; drains what is left */
+/* At process exit: tells the collector to stop, without waiting for it
+ * (exit_group ends it), and drains what is left. */
+void kiln_collector_abandon(void) KILN_INTERNAL;
 /* Drains every ring into the stack table now (any thread but the handler). */
 void kiln_collector_drain(void) KILN_INTERNAL;
 /* The thread rings only, unless another consumer holds them (emergencies:

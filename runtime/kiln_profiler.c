@@ -34,6 +34,7 @@ static struct {
   bool dump_signal_on;       /* KILN_DUMP_SIGNAL is ours */
   bool collector_on;         /* the collector thread runs: dumps can be handed to it */
   bool exec_quiesced;        /* the sampler was quiesced for an exec */
+  bool exec_collector;       /* and the collector stopped, to start again if it fails */
   /* An exit signal's dump, handed from the signal's thread to the
    * collector (KILN_PROFILER_EXIT_*); a futex word. */
   _Atomic int exit_state;
@@ -200,6 +201,18 @@ static void kiln_profiler_own_start_done(void) {
   kiln_collector_own_until((pid_t)syscall(SYS_gettid), (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
 }
 
+/* In a fork child or after a failed exec: the collector again, when this
+ * profile needs one (samples, interval dumps, the dump signal). */
+static void kiln_profiler_collector_start(void) {
+  if (kiln_profiler_sampling())
+    kiln_profiler.collector_on = kiln_collector_start(&kiln_profiler.cfg, kiln_profiler.cfg.hz,
+                                                      kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(),
+                                                      kiln_profiler_on_dump) == 0;
+  else if (kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on)
+    kiln_profiler.collector_on = kiln_collector_start(&kiln_profiler.cfg, 0, kiln_profiler.cfg.interval_ns,
+                                                      kiln_profiler_dump_signal(), kiln_profiler_on_dump) == 0;
+}
+
 static void kiln_profiler_fork_child(void) {
   kiln_symbols_fork_child();
   atomic_store(&kiln_profiler_forks, 0);
@@ -220,6 +233,7 @@ static void kiln_profiler_fork_child(void) {
     atomic_store(&kiln_profiler.exit_state, KILN_PROFILER_EXIT_IDLE);
     kiln_profiler.collector_on = false;
     kiln_profiler.exec_quiesced = false;
+    kiln_profiler.exec_collector = false;
     kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
     kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) | (1ull << KILN_COUNT_WALL) |
@@ -237,13 +251,8 @@ static void kiln_profiler_fork_child(void) {
     if (kiln_profiler_sampling()) {
       kiln_sampler_resume(); /* perf: this thread's rings, inherited by its threads */
       kiln_profiler_add_self(false);
-      kiln_profiler.collector_on = kiln_collector_start(&kiln_profiler.cfg, kiln_profiler.cfg.hz,
-                                                        kiln_profiler.cfg.interval_ns, kiln_profiler_dump_signal(),
-                                                        kiln_profiler_on_dump) == 0;
-    } else if (kiln_profiler.cfg.interval_ns || kiln_profiler.dump_signal_on) {
-      kiln_profiler.collector_on = kiln_collector_start(&kiln_profiler.cfg, 0, kiln_profiler.cfg.interval_ns,
-                                                        kiln_profiler_dump_signal(), kiln_profiler_on_dump) == 0;
     }
+    kiln_profiler_collector_start();
     kiln_profiler_own_start_done(); /* the child's set-up */
     kiln_heap_guard_leave();
   }
@@ -1211,9 +1220,12 @@ void kiln_profiler_at_exit(void) {
     return;
   }
   kiln_heap_guard_enter();
-  /* The collector may be writing a set under the lock: stop it first. */
+  /* The collector may be writing a set under the lock: stop it first.
+   * Joined when the leak scan follows (it would have to pause it, a thread
+   * that blocks every signal: a ptrace helper); else left to the exit. */
   if (kiln_profiler_sampling()) kiln_sampler_stop(kiln_collector_sink, NULL);
-  kiln_collector_stop();
+  if (kiln_profiler.cfg.mode & KILN_MODE_ALLOC_BIT) kiln_collector_stop();
+  else kiln_collector_abandon();
   pthread_mutex_lock(&kiln_profiler_lock);
   if (atomic_exchange(&kiln_profiler.active, false)) {
     kiln_symbols_demangle(true);
@@ -1266,12 +1278,24 @@ void kiln_profiler_before_exec(const char *file, bool search) {
   kiln_sampler_quiesce();
   kiln_profiler.exec_quiesced = true;
   pthread_mutex_unlock(&kiln_profiler_lock);
+  /* The collector ends before the exec, outside the lock (it may be
+   * waiting on it for a dump): exec would kill it, but waits longer for
+   * that than a join takes (0.15 ms more a fork-and-exec here). */
+  if (kiln_profiler.collector_on) {
+    kiln_collector_stop();
+    kiln_profiler.collector_on = false;
+    kiln_profiler.exec_collector = true;
+  }
 }
 
 void kiln_profiler_exec_failed(void) {
   if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid || !kiln_profiler.exec_quiesced) return;
   kiln_profiler.exec_quiesced = false;
   kiln_sampler_resume();
+  if (kiln_profiler.exec_collector) {
+    kiln_profiler.exec_collector = false;
+    kiln_profiler_collector_start();
+  }
 }
 
 /* ------------------------------------------------------------ public API */

@@ -140,3 +140,14 @@ else fail "loader_busy: samples in dl_iterate_phdr callbacks whole" "$whole% of 
 # A program that closes every fd and reuses the numbers keeps its files.
 d="$T/daemon"
 run_pair "daemon_fds (kiln never closes the program's files)" "$d" "$EX/daemon_fds"
+
+# An exec that is tried and fails (a script whose interpreter is missing):
+# kiln wrote the exec's profile and stopped its collector; the program goes
+# on, and its next 0.3 s of CPU are all sampled (one ring alone holds some
+# thirty samples: without a collector again, the rest would be lost).
+d="$T/execbad"
+run_pair "execbad (3 failed execs, then 0.3 s of CPU)" "$d" "$EX/proc_storm" execbad 3
+f=$(one "$d/proc_storm.*.cpu.folded")
+n=$(awk '/;after_exec_spin[^;]*( |;\[kernel\])/ { s += $NF } END { print s + 0 }' "$f")
+[ "$n" -ge 250 ] && pass "execbad: the CPU after the failed execs is sampled ($n samples for 300 ms)" ||
+  fail "execbad: the CPU after the failed execs is sampled" "$n samples in after_exec_spin for 300 ms of CPU, expected >= 250"
