@@ -22,9 +22,12 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <link.h>
 #include <linux/capability.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -372,11 +375,84 @@ KILN_EXPORT KILN_PASS_TEXT int execve(const char *path, char *const argv[], char
   return kiln_interpose_exec_done(kiln_libc.execve(path, argv, envp));
 }
 
+/* A file without an executable format (ENOEXEC), run by the shell as
+ * glibc's execvp does: /bin/sh, the file, then the arguments after the
+ * first (none: just the two). */
+static void kiln_interpose_exec_script(const char *file, char *const argv[], char *const envp[]) {
+  size_t argc = 0;
+  while (argv[argc] != NULL) argc++;
+  if (argc >= INT_MAX - 1) {
+    errno = E2BIG;
+    return;
+  }
+  char *sh[argc > 1 ? argc + 2 : 3];
+  sh[0] = (char *)"/bin/sh";
+  sh[1] = (char *)file;
+  size_t n = 2;
+  for (size_t i = 1; i < argc; i++) sh[n++] = argv[i];
+  sh[n] = NULL;
+  kiln_libc.execve(sh[0], sh, envp);
+}
+
+/* execvp's search of PATH, done here: kiln must know before an exec
+ * whether it can work (the profile so far is written then), and asking
+ * access(2) in every directory first, then letting libc try execve in each
+ * again, doubled the system calls of every search (1,000 failed execvp:
+ * 38 us a call against 21 unprofiled). Each directory is asked once here:
+ * faccessat with the effective ids (as execve checks them); only where it
+ * says yes is the profile written and execve tried. The order, the
+ * default path, the errors that go on to the next directory (EACCES
+ * remembered), the empty entry (the current directory) and the shell for
+ * a file of no known format are glibc's; a name or PATH past glibc's
+ * limits is left to glibc whole. */
 KILN_EXPORT KILN_PASS_TEXT int execvpe(const char *file, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
-  if (kiln_libc.execvpe == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec(file, true);
-  return kiln_interpose_exec_done(kiln_libc.execvpe(file, argv, envp));
+  if (kiln_libc.execvpe == NULL || kiln_libc.execve == NULL) return errno = ENOSYS, -1;
+  const char *path = getenv("PATH");
+  if (path == NULL) path = "/bin:/usr/bin"; /* glibc's default (confstr's _CS_PATH) */
+  size_t flen = strnlen(file, NAME_MAX), plen = strnlen(path, PATH_MAX);
+  if (!kiln_profiler_exec_watched() || flen == 0 || flen >= NAME_MAX || plen >= PATH_MAX - 1 ||
+      strchr(file, '/') != NULL) {
+    kiln_profiler_before_exec(file, flen != 0 && strchr(file, '/') == NULL);
+    return kiln_interpose_exec_done(kiln_libc.execvpe(file, argv, envp));
+  }
+  char cand[PATH_MAX + NAME_MAX + 2];
+  bool eacces = false;
+  int err = ENOENT;
+  for (const char *p = path;; p++) {
+    const char *end = strchrnul(p, ':');
+    size_t dl = (size_t)(end - p);
+    memcpy(cand, p, dl);
+    if (dl > 0) cand[dl++] = '/';
+    memcpy(cand + dl, file, flen + 1);
+    if (faccessat(AT_FDCWD, cand, X_OK, AT_EACCESS) != 0) {
+      err = errno;
+    } else {
+      kiln_profiler_exec_dump();
+      kiln_libc.execve(cand, argv, envp);
+      if (errno == ENOEXEC) kiln_interpose_exec_script(cand, argv, envp);
+      err = errno;
+      kiln_profiler_exec_failed();
+    }
+    switch (err) {
+    case EACCES:
+      eacces = true;
+      break;
+    case ENOENT:
+    case ESTALE:
+    case ENOTDIR:
+    case ENODEV:
+    case ETIMEDOUT:
+      break;
+    default:
+      errno = err;
+      return -1;
+    }
+    if (*end == '\0') break;
+    p = end;
+  }
+  errno = eacces ? EACCES : err;
+  return -1;
 }
 
 KILN_EXPORT KILN_PASS_TEXT int fexecve(int fd, char *const argv[], char *const envp[]) {

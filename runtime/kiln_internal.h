@@ -1298,6 +1298,10 @@ void kiln_profiler_thread_end(void) KILN_INTERNAL;
  * (search: looked up in PATH; NULL for fexecve); an exec that cannot
  * succeed (no executable file found) skips the dump. */
 void kiln_profiler_before_exec(const char *file, bool search) KILN_INTERNAL;
+/* Whether this process's execs are kiln's to prepare (active, not a vfork
+ * child); the preparation itself, for an exec the caller knows may work. */
+bool kiln_profiler_exec_watched(void) KILN_INTERNAL;
+void kiln_profiler_exec_dump(void) KILN_INTERNAL;
 void kiln_profiler_exec_failed(void) KILN_INTERNAL;
 bool kiln_profiler_active(void) KILN_INTERNAL;
 

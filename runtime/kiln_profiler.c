@@ -1269,10 +1269,17 @@ static bool kiln_profiler_exec_may_work(const char *file, bool search) {
   }
 }
 
-void kiln_profiler_before_exec(const char *file, bool search) {
+bool kiln_profiler_exec_watched(void) {
   /* A vfork child shares our memory but is another process: hands off. */
-  if (!atomic_load(&kiln_profiler.active) || getpid() != kiln_profiler.pid) return;
-  if (!kiln_profiler_exec_may_work(file, search)) return;
+  return atomic_load(&kiln_profiler.active) && getpid() == kiln_profiler.pid;
+}
+
+void kiln_profiler_before_exec(const char *file, bool search) {
+  if (kiln_profiler_exec_watched() && kiln_profiler_exec_may_work(file, search)) kiln_profiler_exec_dump();
+}
+
+void kiln_profiler_exec_dump(void) {
+  if (!kiln_profiler_exec_watched()) return;
   pthread_mutex_lock(&kiln_profiler_lock);
   kiln_profiler_dump_locked(kiln_profiler.cfg.out_dir, KILN_DUMP_EXEC, true);
   kiln_sampler_quiesce();

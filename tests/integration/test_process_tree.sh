@@ -123,3 +123,45 @@ fi
 # A fork child has one thread: one ring of its own, not one a CPU.
 rings=$(for m in "$d"/*.meta.json; do grep -q "\"pid\": $top," "$m" || meta_field "$m" perf_rings_opened; done | sort -u | tr '\n' ' ')
 check_eq "forkleak x20: each child (one thread) mapped one ring, not one a CPU" "1 " "$rings"
+
+# execvp's PATH search is kiln's (each directory asked once, the profile
+# written before the exec that can work): it finds, runs and fails as
+# libc's does. Each case: the same output and status unprofiled and under
+# kiln.
+P="$T/paths"
+mkdir -p "$P/empty" "$P/noexec" "$P/bin" "$P/noformat" "$P/dirs/tool2" "$P/cwd"
+printf '#!/bin/sh\necho noexec tool "$@"\n' > "$P/noexec/tool"; chmod 644 "$P/noexec/tool"
+printf '#!/bin/sh\necho bin tool "$@"\n' > "$P/bin/tool"; chmod 755 "$P/bin/tool"
+printf 'echo noformat ran "$0" "$@"\n' > "$P/noformat/plain"; chmod 755 "$P/noformat/plain"
+printf '#!/bin/sh\necho here ran\n' > "$P/cwd/here"; chmod 755 "$P/cwd/here"
+: > "$P/afile"
+long=$(printf 'x%.0s' $(seq 1 300))
+while IFS='|' read -r name path args; do
+  run_pair "execvp $name" "$T/paths-out" env PATH="$path" "$EX/execvp_paths" $args
+done <<CASES
+past a directory without it and a file without x|$P/empty:$P/noexec:$P/bin|tool a b
+only a file without x: EACCES|$P/empty:$P/noexec|tool
+nowhere: ENOENT|$P/empty|tool
+a file of no format: /bin/sh runs it|$P/noformat|plain x y
+past a PATH entry that is a file: ENOTDIR goes on|$P/afile:$P/bin|tool c
+a directory of that name: EACCES|$P/dirs|tool2
+a name past NAME_MAX|$P/bin|$long
+CASES
+( cd "$P/cwd" && run_pair "execvp: an empty PATH entry is the current directory" "$T/paths-out" env PATH=":$P/empty" "$EX/execvp_paths" here )
+run_pair "execvp: no PATH, glibc's default (/bin:/usr/bin)" "$T/paths-out" env -u PATH "$EX/execvp_paths" true
+# One system call a directory of a failed search, as unprofiled (execve
+# there; faccessat under kiln), not two.
+if command -v strace >/dev/null 2>&1; then
+  dirs="$P/empty:$P/dirs:$P/noformat:$P/cwd:$P/empty/x"
+  count() { grep -cE '^[0-9]+ +(execve|access|faccessat|faccessat2)\(' "$1"; }
+  st=$(command -v strace)
+  PATH="$dirs" "$st" -f -o "$T/px.plain" "$EX/execvp_paths" tool >/dev/null 2>&1
+  KILN_OUT="$T/paths-out" LD_PRELOAD=$LIBKILN PATH="$dirs" "$st" -f -o "$T/px.kiln" "$EX/execvp_paths" tool >/dev/null 2>&1
+  # In both: strace's execve of the program, the loader's access of
+  # /etc/ld.so.preload: 7 unprofiled (12 when kiln probed each directory first).
+  n=$(count "$T/px.plain")
+  if [ "$n" = 7 ]; then
+    check_eq "execvp: a failed search of 5 directories costs the system calls it costs unprofiled (7)" \
+      "$n" "$(count "$T/px.kiln")"
+  else fail "execvp: system calls of a failed search" "$n unprofiled, expected 7"; fi
+fi
