@@ -334,6 +334,11 @@ void kiln_stacktab_clear_counts(uint64_t mask) KILN_INTERNAL;
    (1ull << KILN_COUNT_DELTA_LOCK_WAIT_NS) | (1ull << KILN_COUNT_DELTA_LOCK_WAIT_COUNT))
 /* Drops everything: after fork in the child, or on reset. */
 int kiln_stacktab_reset(void) KILN_INTERNAL;
+/* A new empty table for a fork child that keeps nothing referring to the
+ * parent's stacks (single-threaded): the parent's pages are let go, not
+ * written. If the new one cannot be mapped, the old one stays with the
+ * counts in mask zeroed (-ENOMEM). */
+int kiln_stacktab_renew(uint64_t mask) KILN_INTERNAL;
 void kiln_stacktab_destroy(void) KILN_INTERNAL;
 typedef struct kiln_stacktab_stats { uint64_t stacks, full_hits, bytes; } kiln_stacktab_stats_t;
 /* Bumped by every reset: ids of an older generation are meaningless. */

@@ -236,10 +236,16 @@ static void kiln_profiler_fork_child(void) {
     kiln_profiler.exec_collector = false;
     kiln_sampler_after_fork_child();
     kiln_threads_after_fork_child();
-    kiln_stacktab_clear_counts(KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) | (1ull << KILN_COUNT_WALL) |
-                               (1ull << KILN_COUNT_MARK_WALL) |
-                               (1u << KILN_COUNT_MARK_ALLOC_BYTES) | (1u << KILN_COUNT_MARK_ALLOC_COUNT) |
-                               KILN_COUNTS_LOCK);
+    uint64_t fresh = KILN_COUNTS_CPU | (1u << KILN_COUNT_MARK_CPU) | (1ull << KILN_COUNT_WALL) |
+                     (1ull << KILN_COUNT_MARK_WALL) | (1u << KILN_COUNT_MARK_ALLOC_BYTES) |
+                     (1u << KILN_COUNT_MARK_ALLOC_COUNT) | KILN_COUNTS_LOCK;
+    /* With no live blocks or lock sites tracked, nothing the child keeps
+     * names a stack of the parent's (the wall profiler's ids go with the
+     * table's generation): a new table, not the parent's with its counts
+     * zeroed, which copied every page of it into the child (a bash of 438
+     * stacks: some 50 page copies a fork, more as the parent runs). */
+    if (kiln_profiler.cfg.mode & (KILN_MODE_ALLOC_BIT | KILN_MODE_LOCK_BIT)) kiln_stacktab_clear_counts(fresh);
+    else kiln_stacktab_renew(fresh);
     kiln_lock_reset();
     kiln_heap_after_fork_child();
     kiln_profiler.dump_seq = 0;

@@ -83,8 +83,7 @@ int kiln_stacktab_init(size_t max_stacks) {
   return 0;
 }
 
-void kiln_stacktab_destroy(void) {
-  kiln_stacktab_t *st = &kiln_stacktab;
+static void kiln_stacktab_free(kiln_stacktab_t *st) {
   if (st->slots != NULL) {
     kiln_mem_unmap((void *)st->slots, st->nslots * sizeof *st->slots);
     kiln_mem_unmap((void *)st->dense, st->dense_cap * sizeof *st->dense);
@@ -92,6 +91,21 @@ void kiln_stacktab_destroy(void) {
     st->slots = NULL;
     st->dense = NULL;
   }
+}
+
+void kiln_stacktab_destroy(void) { kiln_stacktab_free(&kiln_stacktab); }
+
+int kiln_stacktab_renew(uint64_t mask) {
+  kiln_stacktab_t old = kiln_stacktab;
+  memset(&kiln_stacktab, 0, sizeof kiln_stacktab);
+  if (kiln_stacktab_init(kiln_stacktab_max_request) < 0) {
+    kiln_stacktab = old;
+    kiln_stacktab_clear_counts(mask);
+    return -ENOMEM;
+  }
+  atomic_fetch_add_explicit(&kiln_stacktab_gen, 1, memory_order_acq_rel);
+  kiln_stacktab_free(&old);
+  return 0;
 }
 
 int kiln_stacktab_reset(void) {
