@@ -27,6 +27,7 @@ enum { KILN_COLLECTOR_STACK = 1 << 20 };
 static struct {
   pthread_t thread;
   bool started;
+  bool abandoned; /* told to stop at exit, not joined (kiln_collector_abandon) */
   _Atomic int stop; /* futex word (also woken for a dump request) */
   _Atomic int dump_requested;
   long period_ns;
@@ -588,6 +589,10 @@ int kiln_collector_start(const kiln_config_t *cfg, int hz, uint64_t interval_ns,
   kiln_collector.max_depth = cfg->max_depth;
   kiln_collector.pid = getpid();
   if (kiln_collector.started) return 0;
+  if (kiln_collector.abandoned) { /* started again after the exit's dump: the old one ends first */
+    kiln_collector.abandoned = false;
+    pthread_join(kiln_collector.thread, NULL);
+  }
   /* Drain well before a ring could fill with stack copies (a perf ring
    * holds 50 ms of one CPU's samples, a thread's ring about 15 copies);
    * with no sampling (hz 0), only wake for dumps. */
@@ -653,6 +658,7 @@ void kiln_collector_abandon(void) {
     atomic_store_explicit(&kiln_collector.stop, 1, memory_order_release);
     kiln_collector.cpu_seconds += cpu;
     kiln_collector.started = false;
+    kiln_collector.abandoned = true;
   }
   kiln_collector_drain();
 }
@@ -691,6 +697,7 @@ void kiln_collector_after_fork_child(void) {
   atomic_store(&kiln_collector.kiln_frames, 0);
   atomic_store(&kiln_collector.kiln_own, 0);
   kiln_collector.started = false;
+  kiln_collector.abandoned = false;
   kiln_collector.cpu_seconds = 0;
   atomic_store(&kiln_collector.dump_requested, 0);
 }
