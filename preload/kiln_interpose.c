@@ -371,7 +371,7 @@ static int kiln_interpose_exec_done(int rc) {
 KILN_EXPORT KILN_PASS_TEXT int execve(const char *path, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.execve == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec(path, false);
+  kiln_profiler_before_exec(path);
   return kiln_interpose_exec_done(kiln_libc.execve(path, argv, envp));
 }
 
@@ -400,28 +400,36 @@ static void kiln_interpose_exec_script(const char *file, char *const argv[], cha
  * again, doubled the system calls of every search (1,000 failed execvp:
  * 38 us a call against 21 unprofiled). Each directory is asked once here:
  * faccessat with the effective ids (as execve checks them); only where it
- * says yes is the profile written and execve tried. The order, the
- * default path, the errors that go on to the next directory (EACCES
- * remembered), the empty entry (the current directory) and the shell for
- * a file of no known format are glibc's; a name or PATH past glibc's
- * limits is left to glibc whole. */
+ * says yes is the profile written and execve tried. As glibc's: the order,
+ * the default path, an entry as long as PATH_MAX skipped, the errors that
+ * go on to the next directory (EACCES remembered), the empty entry (the
+ * current directory) and the shell for a file of no known format. A name
+ * without a slash longer than NAME_MAX can be exec'd nowhere: glibc's
+ * call, no dump; a path (a slash) is not searched: glibc's, after the
+ * dump if it may work. */
 KILN_EXPORT KILN_PASS_TEXT int execvpe(const char *file, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.execvpe == NULL || kiln_libc.execve == NULL) return errno = ENOSYS, -1;
-  const char *path = getenv("PATH");
-  if (path == NULL) path = "/bin:/usr/bin"; /* glibc's default (confstr's _CS_PATH) */
-  size_t flen = strnlen(file, NAME_MAX), plen = strnlen(path, PATH_MAX);
-  if (!kiln_profiler_exec_watched() || flen == 0 || flen >= NAME_MAX || plen >= PATH_MAX - 1 ||
-      strchr(file, '/') != NULL) {
-    kiln_profiler_before_exec(file, flen != 0 && strchr(file, '/') == NULL);
+  bool slash = strchr(file, '/') != NULL; /* a path: no search */
+  size_t flen = slash ? 0 : strnlen(file, NAME_MAX + 1);
+  if (!kiln_profiler_exec_watched() || slash || flen == 0 || flen > NAME_MAX) {
+    if (slash) kiln_profiler_before_exec(file);
     return kiln_interpose_exec_done(kiln_libc.execvpe(file, argv, envp));
   }
+  const char *path = getenv("PATH");
+  if (path == NULL) path = "/bin:/usr/bin"; /* glibc's default (confstr's _CS_PATH) */
+  size_t longest = strnlen(path, PATH_MAX - 1); /* an entry longer is skipped */
   char cand[PATH_MAX + NAME_MAX + 2];
   bool eacces = false;
   int err = ENOENT;
   for (const char *p = path;; p++) {
     const char *end = strchrnul(p, ':');
     size_t dl = (size_t)(end - p);
+    if (dl > longest) {
+      if (*end == '\0') break;
+      p = end;
+      continue;
+    }
     memcpy(cand, p, dl);
     if (dl > 0) cand[dl++] = '/';
     memcpy(cand + dl, file, flen + 1);
@@ -458,7 +466,7 @@ KILN_EXPORT KILN_PASS_TEXT int execvpe(const char *file, char *const argv[], cha
 KILN_EXPORT KILN_PASS_TEXT int fexecve(int fd, char *const argv[], char *const envp[]) {
   kiln_libc_resolve();
   if (kiln_libc.fexecve == NULL) return errno = ENOSYS, -1;
-  kiln_profiler_before_exec(NULL, false);
+  kiln_profiler_before_exec(NULL);
   return kiln_interpose_exec_done(kiln_libc.fexecve(fd, argv, envp));
 }
 

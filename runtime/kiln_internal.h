@@ -1299,10 +1299,10 @@ void kiln_profiler_at_exit(void) KILN_INTERNAL;
 void kiln_profiler_before_thread(void) KILN_INTERNAL;
 void kiln_profiler_thread_begin(bool parent_covered) KILN_INTERNAL;
 void kiln_profiler_thread_end(void) KILN_INTERNAL;
-/* exec wrappers: dump, quiesce; on failure, resume. file: what is exec'd
- * (search: looked up in PATH; NULL for fexecve); an exec that cannot
- * succeed (no executable file found) skips the dump. */
-void kiln_profiler_before_exec(const char *file, bool search) KILN_INTERNAL;
+/* exec wrappers: dump, quiesce; on failure, resume. path: what is exec'd
+ * (NULL for fexecve); an exec that cannot succeed (no executable file
+ * there) skips the dump. */
+void kiln_profiler_before_exec(const char *path) KILN_INTERNAL;
 /* Whether this process's execs are kiln's to prepare (active, not a vfork
  * child); the preparation itself, for an exec the caller knows may work. */
 bool kiln_profiler_exec_watched(void) KILN_INTERNAL;

@@ -1249,30 +1249,12 @@ void kiln_profiler_at_exit(void) {
   kiln_heap_guard_leave();
 }
 
-/* Whether exec of file can succeed: an executable file there (path), or in
- * a directory of PATH (search, as execvp looks). An exec that surely fails
- * (the usual ENOENT of a PATH search, a shell probing commands) costs no
- * dump. */
-static bool kiln_profiler_exec_may_work(const char *file, bool search) {
-  if (file == NULL || *file == '\0') return file == NULL; /* fexecve: unknown */
-  if (!search || strchr(file, '/') != NULL) return access(file, X_OK) == 0;
-  const char *path = getenv("PATH");
-  if (path == NULL) path = "/bin:/usr/bin"; /* glibc's default */
-  char cand[4096];
-  size_t fl = strlen(file);
-  for (const char *p = path;; p++) {
-    const char *end = strchr(p, ':');
-    size_t dl = end ? (size_t)(end - p) : strlen(p);
-    if (dl + fl + 2 <= sizeof cand) {
-      if (dl == 0) cand[0] = '.', dl = 1; /* an empty entry is the current directory */
-      else memcpy(cand, p, dl);
-      cand[dl] = '/';
-      memcpy(cand + dl + 1, file, fl + 1);
-      if (access(cand, X_OK) == 0) return true;
-    }
-    if (end == NULL) return false;
-    p = end;
-  }
+/* Whether exec of path can succeed: an executable file there. An exec
+ * that surely fails costs no dump. (execvp's search asks each directory
+ * itself: kiln_interpose.c.) */
+static bool kiln_profiler_exec_may_work(const char *path) {
+  if (path == NULL) return true; /* fexecve: unknown */
+  return *path != '\0' && access(path, X_OK) == 0;
 }
 
 bool kiln_profiler_exec_watched(void) {
@@ -1280,8 +1262,8 @@ bool kiln_profiler_exec_watched(void) {
   return atomic_load(&kiln_profiler.active) && getpid() == kiln_profiler.pid;
 }
 
-void kiln_profiler_before_exec(const char *file, bool search) {
-  if (kiln_profiler_exec_watched() && kiln_profiler_exec_may_work(file, search)) kiln_profiler_exec_dump();
+void kiln_profiler_before_exec(const char *path) {
+  if (kiln_profiler_exec_watched() && kiln_profiler_exec_may_work(path)) kiln_profiler_exec_dump();
 }
 
 void kiln_profiler_exec_dump(void) {

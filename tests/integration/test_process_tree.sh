@@ -136,6 +136,8 @@ printf 'echo noformat ran "$0" "$@"\n' > "$P/noformat/plain"; chmod 755 "$P/nofo
 printf '#!/bin/sh\necho here ran\n' > "$P/cwd/here"; chmod 755 "$P/cwd/here"
 : > "$P/afile"
 long=$(printf 'x%.0s' $(seq 1 300))
+name255=$(printf 'y%.0s' $(seq 1 255))
+printf '#!/bin/sh\necho 255 ran "$@"\n' > "$P/bin/$name255"; chmod 755 "$P/bin/$name255"
 while IFS='|' read -r name path args; do
   run_pair "execvp $name" "$T/paths-out" env PATH="$path" "$EX/execvp_paths" $args
 done <<CASES
@@ -146,12 +148,22 @@ a file of no format: /bin/sh runs it|$P/noformat|plain x y
 past a PATH entry that is a file: ENOTDIR goes on|$P/afile:$P/bin|tool c
 a directory of that name: EACCES|$P/dirs|tool2
 a name past NAME_MAX|$P/bin|$long
+a name of NAME_MAX characters|$P/empty:$P/bin|$name255 z
 CASES
+# A path (a slash) is not searched, however long: the profile so far is
+# written before it runs (the top's summary for that image).
+deep="$P/deep/$(printf 'a%.0s' $(seq 1 120))/$(printf 'b%.0s' $(seq 1 120))/$(printf 'c%.0s' $(seq 1 120))"
+mkdir -p "$deep" && cp "$P/bin/tool" "$deep/tool"
+run_pair "execvp: a path of ${#deep} characters" "$T/paths-out" "$EX/execvp_paths" "$deep/tool" d
+grep -q '^kiln: execvp_paths\[' "$ERR" && pass "execvp: a long path's exec is prepared (the profile so far written)" ||
+  fail "execvp: a long path's exec is prepared" "no summary of execvp_paths on stderr: $(head -c 600 "$ERR" | tr '\n' '|')"
 ( cd "$P/cwd" && run_pair "execvp: an empty PATH entry is the current directory" "$T/paths-out" env PATH=":$P/empty" "$EX/execvp_paths" here )
 run_pair "execvp: no PATH, glibc's default (/bin:/usr/bin)" "$T/paths-out" env -u PATH "$EX/execvp_paths" true
 # One system call a directory of a failed search, as unprofiled (execve
 # there; faccessat under kiln), not two.
-if command -v strace >/dev/null 2>&1; then
+if ! command -v strace >/dev/null 2>&1; then
+  fail "execvp: system calls of a failed search" "strace is not installed"
+else
   dirs="$P/empty:$P/dirs:$P/noformat:$P/cwd:$P/empty/x"
   count() { grep -cE '^[0-9]+ +(execve|access|faccessat|faccessat2)\(' "$1"; }
   st=$(command -v strace)
